@@ -1,0 +1,91 @@
+# The appliance: UEFI loader, kernel, host tools and tests.
+#   make            build loader, kernel and the ESP tree
+#   make run        boot it in qemu+OVMF (TCG) with default disks and network
+#   make test       host unit tests + qemu integration tests
+#   make image      GPT disk image for a USB stick
+#   make deps       install missing Debian packages, fetch lwIP source
+
+BUILD   := build
+CC      := gcc
+NASM    := nasm
+LD      := ld
+OBJCOPY := objcopy
+PYTHON  := python3
+
+WARN    := -Wall -Wextra -Werror
+KCFLAGS := -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-stack-protector -fno-pic \
+	   -fno-pie -mcmodel=kernel -mno-red-zone -mgeneral-regs-only \
+	   -fno-omit-frame-pointer -fno-asynchronous-unwind-tables \
+	   -fno-strict-aliasing -I. -MMD -MP
+KLDFLAGS := -nostdlib -static -z max-page-size=4096 -z noexecstack -T linker.ld
+
+EFI_INC := /usr/include/efi
+EFI_LIB := /usr/lib
+ECFLAGS := -std=gnu11 -O2 $(WARN) -Wno-unused-parameter -fpic -ffreestanding \
+	   -fno-stack-protector -fshort-wchar -mno-red-zone -maccumulate-outgoing-args \
+	   -I$(EFI_INC) -I$(EFI_INC)/x86_64 -I. -DEFI_FUNCTION_WRAPPER -MMD -MP
+
+KERNEL_C   := $(wildcard kernel/*.c) $(wildcard drivers/*/*.c) $(wildcard drivers/*.c)
+KERNEL_ASM := $(wildcard kernel/*.asm)
+KERNEL_OBJ := $(KERNEL_C:%.c=$(BUILD)/k/%.o) $(KERNEL_ASM:%.asm=$(BUILD)/k/%.asm.o)
+BOOT_C     := $(wildcard boot/*.c)
+BOOT_OBJ   := $(BOOT_C:%.c=$(BUILD)/efi/%.o)
+
+KERNEL := $(BUILD)/kernel.elf
+LOADER := $(BUILD)/BOOTX64.EFI
+ESP    := $(BUILD)/esp
+IMAGE  := $(BUILD)/appliance.img
+DEPS_STAMP := third_party/lwip.stamp
+
+.PHONY: all deps run test test-host test-qemu image esp clean
+all: esp
+
+deps:
+	@bash tools/deps.sh
+
+$(DEPS_STAMP): tools/deps.sh
+	@bash tools/deps.sh
+
+$(BUILD)/k/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) -c $< -o $@
+
+$(BUILD)/k/%.asm.o: %.asm | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 -g -I kernel/ $< -o $@
+
+$(KERNEL): $(KERNEL_OBJ) linker.ld
+	$(LD) $(KLDFLAGS) -o $@ $(KERNEL_OBJ)
+
+$(BUILD)/efi/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ECFLAGS) -c $< -o $@
+
+$(BUILD)/loader.so: $(BOOT_OBJ)
+	$(LD) -nostdlib -znocombreloc -shared -Bsymbolic -T $(EFI_LIB)/elf_x86_64_efi.lds \
+		$(EFI_LIB)/crt0-efi-x86_64.o $(BOOT_OBJ) -o $@ -L$(EFI_LIB) -lgnuefi -lefi
+
+$(LOADER): $(BUILD)/loader.so
+	$(OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel \
+		-j .rela -j .rel.* -j .rela.* -j .reloc --target efi-app-x86_64 $< $@
+
+# The ESP as a directory: qemu can serve it as a FAT drive, and the image
+# builder copies it verbatim.
+esp: $(LOADER) $(KERNEL) tools/config.default.txt
+	@mkdir -p $(ESP)/EFI/BOOT $(ESP)/appliance
+	cp $(LOADER) $(ESP)/EFI/BOOT/BOOTX64.EFI
+	cp $(KERNEL) $(ESP)/appliance/kernel.elf
+	cp tools/config.default.txt $(ESP)/appliance/config.txt
+
+image: esp
+	bash tools/mkimage.sh $(ESP) $(IMAGE)
+
+run: esp
+	$(PYTHON) tools/vm.py run
+
+include tests/tests.mk
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(KERNEL_OBJ:.o=.d) $(BOOT_OBJ:.o=.d)

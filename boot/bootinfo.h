@@ -1,0 +1,94 @@
+/*
+ * The contract between the UEFI loader and the kernel.
+ *
+ * The loader calls the kernel's ELF entry point as
+ *     void kernel_entry(struct boot_info *bi)      (System V ABI, bi in %rdi)
+ * with interrupts disabled, boot services exited, a 64 KiB stack and CR3
+ * pointing at page tables that map:
+ *   - every kernel PT_LOAD segment at its linked virtual address
+ *     (the whole image span is one physically contiguous allocation);
+ *   - [0, max(top of RAM, 4 GiB)) identity-mapped and again at BOOT_HHDM_BASE
+ *     (the "direct map"), writable, 2 MiB pages.
+ * Every pointer inside boot_info is a direct-map virtual address, except the
+ * fields named *_phys.  The kernel is expected to build its own page tables
+ * early and must not rely on the identity map after that.
+ *
+ * Versioning: the kernel refuses a boot_info whose magic differs or whose
+ * version is older than BOOT_INFO_VERSION; fields are only ever appended.
+ */
+#ifndef BOOT_BOOTINFO_H
+#define BOOT_BOOTINFO_H
+
+#include <stdint.h>
+
+#define BOOT_INFO_MAGIC   0x4f464e49544f4f42ULL /* "BOOTINFO" */
+#define BOOT_INFO_VERSION 1
+#define BOOT_HHDM_BASE    0xffff800000000000ULL
+
+enum boot_mem_type {
+	BOOT_MEM_USABLE = 1,    /* free for the kernel */
+	BOOT_MEM_RESERVED,      /* firmware, holes, anything unknown */
+	BOOT_MEM_ACPI_RECLAIM,  /* ACPI tables: usable once parsed */
+	BOOT_MEM_ACPI_NVS,
+	BOOT_MEM_MMIO,
+	BOOT_MEM_LOADER,        /* kernel image, boot info, stack, page tables */
+	BOOT_MEM_BAD,
+	BOOT_MEM_RUNTIME,       /* UEFI runtime services code/data */
+};
+
+struct boot_mem_range {
+	uint64_t base_phys;
+	uint64_t pages;         /* 4 KiB pages */
+	uint32_t type;          /* enum boot_mem_type */
+	uint32_t reserved;
+};
+
+enum boot_net_mode {
+	BOOT_NET_NONE = 0,
+	BOOT_NET_DHCP,
+	BOOT_NET_STATIC,
+};
+
+/* Parsed, validated /appliance/config.txt (defaults where a key is absent). */
+struct boot_config {
+	uint32_t net_mode;      /* enum boot_net_mode */
+	uint8_t  ip[4], netmask[4], gateway[4];
+	uint32_t console_baud;  /* default 115200 */
+	char     disks[128];    /* comma-separated device names, "all" by default */
+	char     token[128];    /* access token for the file protocol, may be "" */
+	char     cmdline[256];  /* kernel arguments, space separated */
+};
+
+struct boot_framebuffer {
+	uint64_t base_phys;     /* 0 when there is no framebuffer */
+	uint32_t width, height;
+	uint32_t pitch;         /* bytes per scan line */
+	uint32_t bpp;
+	uint32_t red_mask, green_mask, blue_mask;
+	uint32_t reserved;
+};
+
+struct boot_info {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t size;                  /* sizeof(struct boot_info) as built */
+
+	struct boot_mem_range *mem_map; /* sorted by base, non-overlapping */
+	uint64_t mem_map_count;
+
+	uint64_t rsdp_phys;             /* ACPI 2.0+ RSDP, or 1.0 if no 2.0 */
+	uint64_t hhdm_base;             /* == BOOT_HHDM_BASE */
+
+	uint64_t kernel_phys;           /* physical base of the image span */
+	uint64_t kernel_virt;           /* lowest linked address of the span */
+	uint64_t kernel_size;
+	const void *kernel_elf;         /* the whole ELF file, for symbols */
+	uint64_t kernel_elf_size;
+
+	uint64_t loader_tsc;            /* TSC when the loader started */
+
+	struct boot_framebuffer fb;
+	struct boot_config config;
+};
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * ACPI tables (kernel/acpi.c): parsed once at boot from the RSDP.
+ * Everything found is kept in `acpi`, read-only after acpi_init().
+ */
+#ifndef KERNEL_ACPI_H
+#define KERNEL_ACPI_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+#define ACPI_MAX_CPUS 64
+#define ACPI_MAX_IOAPICS 8
+#define ACPI_MAX_OVERRIDES 16
+#define ACPI_MAX_ECAM 4
+
+struct acpi_info {
+	char oem[7];
+	unsigned ncpus;
+	struct { uint32_t apic_id; bool enabled; } cpus[ACPI_MAX_CPUS];
+	uint64_t lapic_phys;
+	unsigned nioapics;
+	struct { uint32_t id; uint64_t phys; uint32_t gsi_base; } ioapics[ACPI_MAX_IOAPICS];
+	unsigned noverrides;   /* ISA IRQ -> GSI with polarity/trigger flags */
+	struct { uint8_t isa_irq; uint32_t gsi; uint16_t flags; } overrides[ACPI_MAX_OVERRIDES];
+	unsigned necam;        /* from MCFG */
+	struct { uint64_t phys; uint16_t segment; uint8_t bus_start, bus_end; } ecam[ACPI_MAX_ECAM];
+	uint64_t hpet_phys;    /* 0 when absent */
+	/* FADT power management */
+	uint32_t pm1a_cnt, pm1b_cnt;   /* I/O ports, 0 when absent */
+	uint16_t slp_typa, slp_typb;   /* \_S5 sleep types, valid if s5_valid */
+	bool s5_valid;
+	struct { uint8_t space; uint64_t addr; uint8_t value; bool valid; } reset;
+	uint16_t smi_cmd; uint8_t acpi_enable;
+};
+
+extern struct acpi_info acpi;
+
+/* 0 or -errno; prints one line per table found. */
+int acpi_init(uint64_t rsdp_phys);
+/* Map an ISA IRQ to its GSI and redirection flags (identity if no override). */
+uint32_t acpi_isa_irq_to_gsi(uint8_t irq, uint16_t *flags);
+
+#endif

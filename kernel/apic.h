@@ -1,0 +1,34 @@
+/*
+ * Local APIC and IOAPIC (kernel/apic.c, kernel/ioapic.c).
+ *
+ * lapic_init_cpu() runs on every CPU (xAPIC MMIO, or x2APIC when present);
+ * ioapic_init() once, masking every pin.  ioapic_route() steers a GSI to a
+ * vector on a CPU.
+ */
+#ifndef KERNEL_APIC_H
+#define KERNEL_APIC_H
+
+#include <stdint.h>
+
+#define VEC_SPURIOUS 0xff
+#define VEC_TIMER    0xf0
+#define VEC_IPI_RESCHED 0xf1
+#define VEC_IPI_HALT 0xf2
+
+void lapic_init_cpu(void);
+uint32_t lapic_id(void);
+void lapic_eoi(void);
+void lapic_send_ipi(uint32_t apic_id, uint8_t vector);
+void lapic_send_init(uint32_t apic_id);
+void lapic_send_startup(uint32_t apic_id, uint8_t page);
+/* One-shot timer interrupt on VEC_TIMER after `ns` (0 cancels). */
+void lapic_timer_oneshot(uint64_t ns);
+/* Ticks per second of the LAPIC timer as calibrated by time_init(). */
+void lapic_timer_set_hz(uint64_t hz);
+
+void ioapic_init(void);
+/* ISA-style flags from MADT overrides are honoured; returns 0 or -errno. */
+int ioapic_route(uint32_t gsi, uint8_t vector, uint32_t dest_apic_id, uint16_t flags);
+void ioapic_mask(uint32_t gsi);
+
+#endif

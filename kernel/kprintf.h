@@ -1,0 +1,31 @@
+/*
+ * Console output and the kernel log.
+ *
+ * kprintf() formats into the kernel log ring (kernel/log.c) and writes the
+ * same bytes to the serial console.  Supported conversions: %d %i %u %x %X
+ * %p %s %c %%, with l/ll/z length modifiers, '-', '0' flags, width and
+ * precision ("%.*s" included).  Safe from any context, including interrupt
+ * handlers and the fault path: output is serialised by an IRQ-saving
+ * spinlock, and panic() takes it over by force.
+ */
+#ifndef KERNEL_KPRINTF_H
+#define KERNEL_KPRINTF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void kvprintf(const char *fmt, va_list ap);
+
+/* Kernel log ring: the last LOG_RING_SIZE bytes printed since boot. */
+#define LOG_RING_SIZE (64 * 1024)
+/* Copy out the ring, oldest first; returns bytes copied. */
+size_t log_read(char *buf, size_t size);
+
+/* Called by panic(): lets the faulting CPU print even if another CPU holds
+ * the console lock. */
+void kprintf_force_unlock(void);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * Kernel main: bring the machine up in dependency order, then hand the boot
+ * thread to the serial shell.  Each step prints what it found; a failure that
+ * leaves the machine unusable panics with the reason.
+ */
+#include "kernel/kernel.h"
+#include "kernel/cpu.h"
+#include "kernel/kprintf.h"
+#include "kernel/panic.h"
+#include "kernel/serial.h"
+#include "kernel/trap.h"
+#include "kernel/mm.h"
+#include "kernel/acpi.h"
+#include "kernel/apic.h"
+#include "kernel/time.h"
+#include "kernel/smp.h"
+#include "kernel/sched.h"
+#include "kernel/pci.h"
+#include "kernel/shell.h"
+#include "kernel/selftest.h"
+#include "kernel/power.h"
+#include "kernel/errno.h"
+
+const struct boot_info *boot_info;
+uint64_t boot_ready_ns;
+
+static void kmain_check_boot_info(const struct boot_info *bi)
+{
+	if (bi == NULL || bi->magic != BOOT_INFO_MAGIC)
+		panic("boot info missing or bad magic: was the kernel started by boot/?");
+	if (bi->version < BOOT_INFO_VERSION)
+		panic("boot info version %u is older than the kernel's %u: rebuild the loader",
+		      bi->version, BOOT_INFO_VERSION);
+}
+
+static void kmain_banner(void)
+{
+	kprintf("\nappliance kernel %s (built " __DATE__ " " __TIME__ ")\n", KERNEL_VERSION);
+}
+
+static void kmain_report(void)
+{
+	kprintf("cpus: %u online\n", ncpus_online);
+	kprintf("memory: %llu MiB total, %llu MiB free\n",
+		(unsigned long long)(pmm_total_bytes() >> 20),
+		(unsigned long long)(pmm_free_bytes() >> 20));
+	kprintf("pci: %u functions\n", pci_count());
+}
+
+void kmain(const struct boot_info *bi)
+{
+	time_early_init();
+	boot_info = bi;
+	serial_init(bi && bi->magic == BOOT_INFO_MAGIC ? bi->config.console_baud : 115200);
+	kmain_banner();
+	kmain_check_boot_info(bi);
+
+	gdt_init_cpu(0);
+	idt_init();
+	idt_load();
+	symbols_init(bi);
+	pmm_init(bi);
+	vmm_init(bi);
+	heap_init();
+	percpu_init_bsp();
+
+	int err = acpi_init(bi->rsdp_phys);
+	if (err)
+		panic("ACPI tables unusable (%s): cannot find CPUs and interrupt controllers",
+		      strerror(err));
+	lapic_init_cpu();
+	ioapic_init();
+	if ((err = time_init()) != 0)
+		panic("timer calibration failed: %s", strerror(err));
+	sched_init();
+	cpu_sti();
+	smp_init();
+	pci_init();
+	if ((err = serial_enable_irq()) != 0)
+		kprintf("serial: interrupt input unavailable (%s), polling\n", strerror(err));
+
+	kmain_report();
+	boot_ready_ns = time_ns();
+	kprintf("ready in %llu ms\n", (unsigned long long)(boot_ready_ns / NS_PER_MS));
+
+	if (arg_present("selftest")) {
+		int failed = selftest_run(NULL);
+		power_off(failed ? 1 : 0);
+	}
+	shell_run();
+}

@@ -1,0 +1,57 @@
+/*
+ * Memory: physical pages, kernel page tables, kernel heap.
+ *
+ * Call order at boot: pmm_init(bi) -> vmm_init(bi) -> heap_init().
+ * After vmm_init the kernel runs on its own page tables:
+ *   - kernel text read-only + executable, rodata read-only + NX, data/bss
+ *     writable + NX (sections from linker.ld symbols);
+ *   - all RAM at PHYS_TO_VIRT(phys), writable, NX, write-back cached;
+ *   - no identity map (low 1 MiB is mapped only while APs start, see smp.c);
+ *   - device memory only through vmm_map_mmio(): uncached, NX.
+ */
+#ifndef KERNEL_MM_H
+#define KERNEL_MM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include "boot/bootinfo.h"
+
+#define PAGE_SIZE 4096ULL
+#define PAGE_SHIFT 12
+#define PHYS_TO_VIRT(p) ((void *)((uint64_t)(p) + BOOT_HHDM_BASE))
+#define VIRT_TO_PHYS(v) ((uint64_t)(v) - BOOT_HHDM_BASE) /* direct map only */
+
+/* Physical page allocator (kernel/pmm.c).  Thread and IRQ safe. */
+void pmm_init(const struct boot_info *bi);
+/* 2^order contiguous pages, naturally aligned; 0 when out of memory.
+ * The pages are not zeroed. */
+uint64_t pmm_alloc_pages(unsigned order);
+void pmm_free_pages(uint64_t phys, unsigned order);
+/* Contiguous pages below `limit` (e.g. 1 MiB for the SMP trampoline). */
+uint64_t pmm_alloc_below(uint64_t limit, size_t pages);
+uint64_t pmm_total_bytes(void);
+uint64_t pmm_free_bytes(void);
+
+/* Kernel page tables (kernel/vmm.c). */
+void vmm_init(const struct boot_info *bi);
+/* Map [phys, phys+size) uncached (PCD|PWT), NX, writable; returns the
+ * virtual address or NULL.  Repeated calls for the same range are cheap. */
+void *vmm_map_mmio(uint64_t phys, size_t size);
+/* Identity-map [phys, phys+size) executable (for the AP trampoline) and
+ * remove it again. */
+int vmm_identity_map(uint64_t phys, size_t size);
+void vmm_identity_unmap(uint64_t phys, size_t size);
+/* Physical address of a mapped kernel virtual address, or 0 if unmapped. */
+uint64_t vmm_virt_to_phys(const void *va);
+uint64_t vmm_kernel_cr3(void);
+
+/* Kernel heap (kernel/heap.c).  Thread safe, not for IRQ context. */
+void heap_init(void);
+void *kmalloc(size_t size);              /* 16-byte aligned */
+void *kzalloc(size_t size);
+void *kmalloc_aligned(size_t size, size_t align);
+void *krealloc(void *p, size_t size);
+void kfree(void *p);
+size_t heap_used_bytes(void);
+
+#endif

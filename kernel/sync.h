@@ -1,0 +1,58 @@
+/*
+ * Locks and waiting (kernel/sync.c).
+ *
+ * spinlock: IRQ-saving, for short sections and anything an interrupt
+ *   handler touches.  Never sleep while holding one.
+ * mutex: sleeping lock, owner recorded; must not be taken in IRQ context.
+ * waitq: a queue of sleeping threads.  waitq_wait_until() sleeps until
+ *   cond(arg) is true or the deadline (absolute time_ns()) passes; every
+ *   wait in the kernel has a deadline.  waitq_wake_*() may be called from
+ *   interrupt handlers.
+ */
+#ifndef KERNEL_SYNC_H
+#define KERNEL_SYNC_H
+
+#include <stdint.h>
+#include <stdbool.h>
+
+typedef struct spinlock {
+	volatile uint32_t locked;
+	uint32_t owner_cpu;
+	const char *name;
+} spinlock_t;
+
+#define SPINLOCK_INIT(n) { 0, 0xffffffffu, (n) }
+
+void spin_init(spinlock_t *l, const char *name);
+/* Returns the saved flags for spin_unlock_irqrestore. */
+uint64_t spin_lock_irqsave(spinlock_t *l);
+void spin_unlock_irqrestore(spinlock_t *l, uint64_t flags);
+bool spin_trylock_irqsave(spinlock_t *l, uint64_t *flags);
+
+struct thread;
+struct waitq {
+	spinlock_t lock;
+	struct thread *head, *tail;
+};
+#define WAITQ_INIT(n) { SPINLOCK_INIT(n), 0, 0 }
+
+void waitq_init(struct waitq *q, const char *name);
+/* 0 when cond became true, -ETIMEDOUT at the deadline (0 = no deadline is
+ * NOT allowed: pass UINT64_MAX explicitly to wait forever). */
+int waitq_wait_until(struct waitq *q, bool (*cond)(void *), void *arg, uint64_t deadline_ns);
+void waitq_wake_one(struct waitq *q);
+void waitq_wake_all(struct waitq *q);
+
+struct mutex {
+	spinlock_t lock;
+	struct thread *owner;
+	struct waitq waiters;
+	const char *name;
+};
+void mutex_init(struct mutex *m, const char *name);
+void mutex_lock(struct mutex *m);
+bool mutex_trylock(struct mutex *m);
+void mutex_unlock(struct mutex *m);
+bool mutex_held(struct mutex *m);      /* by the current thread */
+
+#endif

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Install what the build and tests need from Debian packages, and fetch lwIP
+# from Debian's source package into third_party/ (git-ignored).
+#
+# Idempotent: packages already installed are skipped and an lwIP tree whose
+# stamp matches the pinned version is kept.  Needs root or sudo only when
+# something is actually missing.
+set -euo pipefail
+
+PACKAGES=(gcc make binutils nasm gnu-efi qemu-system-x86 ovmf mtools gdisk
+          dosfstools python3 dpkg-dev)
+LWIP_VERSION="2.1.3+dfsg1-2"
+LWIP_ORIG_SHA256="0a8276d09fc4e97bbba2f953d74af2388fc2195ea156be9d7589e297a68fde24"
+top=$(cd "$(dirname "$0")/.." && pwd)
+dest="$top/third_party"
+
+as_root() {
+	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	as_root apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+stamp="$dest/lwip.stamp"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$LWIP_VERSION" ] && [ -d "$dest/lwip/src/core" ]; then
+	exit 0
+fi
+
+# apt-get source needs deb-src entries.  When the machine has none, derive
+# them from its own binary entries so the same mirror is used.
+if ! apt-get source --print-uris "lwip=$LWIP_VERSION" >/dev/null 2>&1; then
+	echo "deps: adding deb-src entries derived from the configured deb entries"
+	if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+		sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources |
+			as_root tee /etc/apt/sources.list.d/appliance-deb-src.sources >/dev/null
+	else
+		grep -h '^deb ' /etc/apt/sources.list 2>/dev/null | sed 's/^deb /deb-src /' |
+			as_root tee /etc/apt/sources.list.d/appliance-deb-src.list >/dev/null
+	fi
+	as_root apt-get update -q
+fi
+
+work=$(mktemp -d)
+chmod 755 "$work"
+trap 'rm -rf "$work"' EXIT
+(cd "$work" && apt-get source --download-only -q "lwip=$LWIP_VERSION" >/dev/null)
+orig=$(ls "$work"/lwip_*.orig.tar.* | head -n 1)
+sum=$(sha256sum "$orig" | cut -d' ' -f1)
+if [ "$sum" != "$LWIP_ORIG_SHA256" ]; then
+	echo "deps: lwIP source checksum mismatch: got $sum, want $LWIP_ORIG_SHA256" >&2
+	exit 1
+fi
+(cd "$work" && dpkg-source -q -x lwip_*.dsc lwip >/dev/null)
+rm -rf "$dest/lwip"
+mkdir -p "$dest"
+mv "$work/lwip" "$dest/lwip"
+echo "$LWIP_VERSION" > "$stamp"
+echo "deps: lwIP $LWIP_VERSION unpacked in third_party/lwip"
