@@ -29,7 +29,7 @@ struct test_case {
 
 static struct test_case *test_cases_head, **test_cases_tail = &test_cases_head;
 static bool test_current_failed;
-static char test_current_reason[512];
+static char test_current_reason[640];
 
 static inline void test_register(struct test_case *tc)
 {
@@ -64,17 +64,17 @@ static inline void test_fail_at(const char *file, int line, const char *what)
 			test_fail_at(__FILE__, __LINE__, test_m_);              \
 		}                                                               \
 	} while (0)
-#define EXPECT_STREQ(a, b)                                                      \
-	do {                                                                    \
-		const char *test_a_ = (a), *test_b_ = (b);                      \
-		if (!test_a_ || !test_b_ || strcmp(test_a_, test_b_) != 0) {    \
-			char test_m_[256];                                      \
-			snprintf(test_m_, sizeof(test_m_), "%s == %s: \"%s\" != \"%s\"", \
-				 #a, #b, test_a_ ? test_a_ : "(null)",          \
-				 test_b_ ? test_b_ : "(null)");                 \
-			test_fail_at(__FILE__, __LINE__, test_m_);              \
-		}                                                               \
-	} while (0)
+static inline void test_check_streq(const char *file, int line, const char *ea, const char *eb,
+				    const char *a, const char *b)
+{
+	char m[480];
+	if (a && b && strcmp(a, b) == 0)
+		return;
+	snprintf(m, sizeof(m), "%.60s == %.60s: \"%.160s\" != \"%.160s\"", ea, eb,
+		 a ? a : "(null)", b ? b : "(null)");
+	test_fail_at(file, line, m);
+}
+#define EXPECT_STREQ(a, b) test_check_streq(__FILE__, __LINE__, #a, #b, (a), (b))
 
 static inline int test_main(void)
 {
