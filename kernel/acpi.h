@@ -40,4 +40,15 @@ int acpi_init(uint64_t rsdp_phys);
 /* Map an ISA IRQ to its GSI and redirection flags (identity if no override). */
 uint32_t acpi_isa_irq_to_gsi(uint8_t irq, uint16_t *flags);
 
+/* Checksum-verified tables, in RSDT/XSDT order (the DSDT included).
+ * acpi_find_table returns the index'th table with that signature, or NULL. */
+const void *acpi_find_table(const char *sig, unsigned index);
+unsigned acpi_table_count(void);
+const void *acpi_table_at(unsigned i);
+/* True when the bytes sum to zero modulo 256. */
+bool acpi_checksum_ok(const void *p, uint32_t len);
+/* Decode \_S5 from AML (kernel/acpi_aml.c): 0, -ENOENT when absent,
+ * -EINVAL when malformed.  Never reads outside [aml, aml+len). */
+int acpi_aml_find_s5(const uint8_t *aml, uint32_t len, uint16_t *typa, uint16_t *typb);
+
 #endif

@@ -9,6 +9,7 @@
 #define KERNEL_APIC_H
 
 #include <stdint.h>
+#include <stdbool.h>
 
 #define VEC_SPURIOUS 0xff
 #define VEC_TIMER    0xf0
@@ -25,6 +26,13 @@ void lapic_send_startup(uint32_t apic_id, uint8_t page);
 void lapic_timer_oneshot(uint64_t ns);
 /* Ticks per second of the LAPIC timer as calibrated by time_init(). */
 void lapic_timer_set_hz(uint64_t hz);
+uint64_t lapic_timer_hz(void);
+/* One-shot on an arbitrary vector (self-tests); 0 ns cancels. */
+void lapic_timer_oneshot_vector(uint64_t ns, uint8_t vector);
+/* Calibration (time.c): free-run masked from 0xffffffff, divide 16. */
+void lapic_timer_calibrate_start(void);
+uint32_t lapic_timer_count(void);
+bool lapic_is_x2apic(void);
 
 void ioapic_init(void);
 /* ISA-style flags from MADT overrides are honoured; returns 0 or -errno. */

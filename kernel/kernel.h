@@ -9,6 +9,8 @@
 #define KERNEL_VERSION "0.1.0"
 
 extern const struct boot_info *boot_info;
+/* time_ns() when kmain finished bring-up ("ready in N ms"); 0 before. */
+extern uint64_t boot_ready_ns;
 
 /* Boot arguments from config.txt's "args" line: "key" or "key=value".
  * arg_get returns the value ("" for a bare key) or NULL when absent. */

@@ -44,11 +44,23 @@ void vmm_identity_unmap(uint64_t phys, size_t size);
 /* Physical address of a mapped kernel virtual address, or 0 if unmapped. */
 uint64_t vmm_virt_to_phys(const void *va);
 uint64_t vmm_kernel_cr3(void);
+/* Page-table entry bits, and the leaf entry mapping va in the current
+ * tables (level 1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB), 0 if unmapped.  Walking
+ * never faults, so it is safe on garbage addresses (backtraces, tests). */
+#define PTE_P   (1ULL << 0)
+#define PTE_W   (1ULL << 1)
+#define PTE_PWT (1ULL << 3)
+#define PTE_PCD (1ULL << 4)
+#define PTE_PS  (1ULL << 7)
+#define PTE_NX  (1ULL << 63)
+#define PTE_ADDR 0x000ffffffffff000ULL
+uint64_t vmm_query_pte(const void *va, unsigned *level);
 
 /* Kernel heap (kernel/heap.c).  Thread safe, not for IRQ context. */
 void heap_init(void);
 void *kmalloc(size_t size);              /* 16-byte aligned */
 void *kzalloc(size_t size);
+/* align: a power of two up to 8 KiB (use pmm_alloc_pages beyond). */
 void *kmalloc_aligned(size_t size, size_t align);
 void *krealloc(void *p, size_t size);
 void kfree(void *p);

@@ -31,6 +31,8 @@ struct pci_dev {
 	uint8_t msi_cap, msix_cap;   /* config-space offsets, 0 if absent */
 	uint16_t msix_table_size;
 	volatile uint32_t *cfg;      /* mapped ECAM window, NULL if legacy */
+	uint8_t pcie_cap;            /* PCI Express capability offset, 0 if absent */
+	volatile uint32_t *msix_table; /* mapped by pci_msix_enable, else NULL */
 };
 
 int pci_init(void);
@@ -40,6 +42,12 @@ struct pci_dev *pci_get(unsigned index);
  * pass -1 to match any value. */
 struct pci_dev *pci_find_class(struct pci_dev *from, int class_code, int subclass, int prog_if);
 const char *pci_class_name(uint8_t class_code, uint8_t subclass);
+/* Like pci_class_name, refined by prog-if ("USB xHCI"). */
+const char *pci_dev_name(const struct pci_dev *d);
+/* First capability with this ID (legacy list), or 0. */
+uint8_t pci_find_cap(struct pci_dev *d, uint8_t id);
+/* Find by vendor/device ID (after `from`, NULL = first). */
+struct pci_dev *pci_find_id(struct pci_dev *from, uint16_t vendor, uint16_t device);
 
 uint32_t pci_read32(struct pci_dev *d, uint16_t off);
 uint16_t pci_read16(struct pci_dev *d, uint16_t off);
@@ -60,5 +68,11 @@ int pci_msix_enable(struct pci_dev *d, unsigned count, const uint8_t *vectors,
 		    const uint32_t *dest_apic_ids);
 void pci_msix_mask(struct pci_dev *d, unsigned entry, bool masked);
 int pci_msi_enable(struct pci_dev *d, uint8_t vector, uint32_t dest_apic_id);
+/* Program one MSI-X table entry and leave it masked (enables MSI-X with the
+ * function masked if it was off); 0 or -errno. */
+int pci_msix_set_entry(struct pci_dev *d, unsigned entry, uint8_t vector, uint32_t dest_apic_id);
+/* Turn MSI-X (or MSI) off again; the device falls back to INTx (disabled). */
+void pci_msix_disable(struct pci_dev *d);
+void pci_msi_disable(struct pci_dev *d);
 
 #endif

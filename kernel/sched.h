@@ -41,4 +41,81 @@ unsigned sched_nthreads(void);
 /* Print one line per thread (id, name, state, cpu). */
 void sched_dump(void);
 
+/* Called by the interrupt dispatcher after VEC_TIMER and VEC_IPI_RESCHED,
+ * AFTER lapic_eoi(): may switch to another thread and returns when this one
+ * runs again. */
+void sched_preempt_check(void);
+
+/* ---- Scheduler internals: kernel/thread.c, sched.c, sync.c, smp.c only ---- */
+#include <stddef.h>
+struct percpu;
+struct waitq;
+
+enum thread_state {
+	THREAD_RUNNABLE = 0,   /* on a run queue */
+	THREAD_RUNNING,        /* some CPU's current thread */
+	THREAD_BLOCKED,        /* on a wait queue and/or a sleep list */
+	THREAD_DEAD,           /* exited; stack freed once `reaped` */
+};
+
+struct thread {
+	uint64_t rsp;                  /* offset 0: saved by switch.asm */
+	unsigned id;
+	char name[24];
+	volatile int state;            /* enum thread_state; changed under the rq lock */
+	int pinned;                    /* CPU index or THREAD_ANY_CPU */
+	volatile unsigned cpu;         /* CPU whose run queue / sleep list holds it */
+	bool is_idle;
+	volatile bool reaped;          /* stack freed; thread_join may free the struct */
+	uint8_t *stack;                /* lowest address; NULL for the boot stack */
+	uint64_t stack_phys;           /* pmm pages to free at exit, 0 = not ours */
+	size_t stack_size;
+	struct thread *rq_next;        /* run queue link */
+	struct thread *sleep_next;     /* per-CPU deadline-ordered sleep list */
+	uint64_t wake_ns;
+	bool sleeping;                 /* on its CPU's sleep list */
+	struct waitq *wq;              /* wait queue it is linked on, or NULL */
+	struct thread *wq_next;
+	struct thread *all_next;       /* global thread list (thread.c) */
+	uint64_t switches_in;
+};
+
+#define THREAD_STACK_ORDER 2           /* 16 KiB */
+#define THREAD_STACK_SIZE (4096u << THREAD_STACK_ORDER)
+
+/* switch.asm: save callee-saved registers of prev, resume next; returns the
+ * thread that switched to us.  New threads start in sched_thread_trampoline. */
+struct thread *sched_switch_to(struct thread *prev, struct thread *next);
+void sched_thread_trampoline(void);
+/* First thing after every switch, on the new thread: drop the run queue lock
+ * carried across the switch and reap prev if it died. */
+void sched_finish_switch(struct thread *prev);
+
+/* True once this CPU schedules threads (after sched_init / sched_start_cpu). */
+bool sched_active(void);
+/* With IRQs off and current->state == THREAD_BLOCKED: switch away until woken
+ * or until deadline_ns (UINT64_MAX = none).  Returns at once if a wake-up
+ * already happened. */
+void sched_block(uint64_t deadline_ns);
+/* Undo a THREAD_BLOCKED set by current that turned out unnecessary. */
+void sched_unblock_self(void);
+/* Make a BLOCKED thread runnable; false if it was not blocked. IRQ safe. */
+bool sched_wake(struct thread *t);
+/* Queue a new RUNNABLE thread on t->cpu; 0 or -errno. */
+int sched_enqueue_new(struct thread *t);
+/* current thread dies (state DEAD, switch away forever). */
+__attribute__((noreturn)) void sched_exit_current(void);
+/* BSP, before starting an AP: run queue and idle thread running on `stack`
+ * (the AP's boot stack). */
+int sched_cpu_prepare(struct percpu *p, void *stack, size_t size);
+/* Least loaded online CPU, preferring `prefer` on ties. */
+unsigned sched_pick_cpu(unsigned prefer);
+
+/* thread.c */
+struct thread *thread_boot(void);      /* the static "main" thread */
+struct thread *thread_alloc(const char *name, thread_fn fn, void *arg, int cpu);
+struct thread *thread_adopt(const char *name, void *stack, size_t size, int cpu);
+void thread_reap(struct thread *t);    /* free the stack of a DEAD thread */
+void thread_check_stack(struct thread *t);
+
 #endif

@@ -17,13 +17,15 @@
 struct selftest {
 	const char *suite, *name;
 	void (*fn)(bool *failed);
+	int line;                /* runs go in source order: the compiler may
+				    emit a file's tests in any order */
 };
 
 #define SELFTEST(suite, name)                                                     \
 	static void selftest_##suite##_##name(bool *st_failed);                   \
 	static const struct selftest selftest_desc_##suite##_##name               \
 		__attribute__((used, section(".selftests"), aligned(8))) =        \
-		{ #suite, #name, selftest_##suite##_##name };                     \
+		{ #suite, #name, selftest_##suite##_##name, __LINE__ };           \
 	static void selftest_##suite##_##name(bool *st_failed)
 
 void selftest_fail(bool *failed, const char *file, int line, const char *expr);

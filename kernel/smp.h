@@ -30,6 +30,9 @@ struct percpu {
 
 extern struct percpu *cpus[MAX_CPUS];
 extern unsigned ncpus_online;
+/* GS base is valid on the boot CPU (set by percpu_init_bsp); before that
+ * this_cpu() must not be used. */
+extern bool smp_percpu_ready;
 
 static inline struct percpu *this_cpu(void)
 {

@@ -38,4 +38,23 @@ typedef void (*irq_handler_t)(void *arg);
 int irq_alloc_vector(irq_handler_t handler, void *arg);
 void irq_free_vector(int vector);
 
+/* IST slots in every CPU's TSS (kernel/gdt.c); each has its own 16 KiB stack. */
+#define IST_DOUBLE_FAULT 1
+#define IST_NMI          2
+#define IST_MACHINE_CHECK 3
+/* This CPU's TSS (for percpu->tss). */
+void *gdt_tss(unsigned cpu);
+
+/* Fatal exception report and panic (kernel/trap.c), called by idt.c. */
+__attribute__((noreturn)) void trap_fatal(struct trap_frame *f);
+/* Deliberately fault, for the shell and tests: "pf" (write to an unmapped
+ * address), "ud" (ud2), "gp" (non-canonical access), "de" (divide by zero),
+ * "df" (double fault: exception with an unmapped stack, handled on IST1).
+ * Returns only for an unknown kind. */
+void trap_trigger_fault(const char *kind);
+/* Exception name for vectors 0..31, "?" otherwise. */
+const char *trap_name(unsigned vector);
+/* Number of symbols loaded by symbols_init(). */
+unsigned symbols_count(void);
+
 #endif

@@ -1,0 +1,30 @@
+/* Human-readable names for kernel error numbers. */
+#include "kernel/errno.h"
+
+const char *strerror(int err)
+{
+	if (err < 0)
+		err = -err;
+	switch (err) {
+	case 0:         return "success";
+	case EPERM:     return "operation not permitted";
+	case ENOENT:    return "no such file or entry";
+	case EINTR:     return "interrupted";
+	case EIO:       return "I/O error";
+	case ENXIO:     return "no such device or address";
+	case E2BIG:     return "argument list too long";
+	case EAGAIN:    return "try again";
+	case ENOMEM:    return "out of memory";
+	case EFAULT:    return "bad address";
+	case EBUSY:     return "device or resource busy";
+	case EEXIST:    return "already exists";
+	case ENODEV:    return "no such device";
+	case EINVAL:    return "invalid argument";
+	case ENOSPC:    return "no space left";
+	case ERANGE:    return "out of range";
+	case ENOSYS:    return "not implemented";
+	case ENOTSUP:   return "not supported";
+	case ETIMEDOUT: return "timed out";
+	default:        return "unknown error";
+	}
+}

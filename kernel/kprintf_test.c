@@ -1,0 +1,119 @@
+/* Self-tests for formatting, the log ring, string helpers and strerror. */
+#include "kernel/selftest.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/errno.h"
+#include "kernel/kernel.h"
+#include <stdint.h>
+
+static bool kprintf_test_is(const char *fmt_result, const char *want)
+{
+	return strcmp(fmt_result, want) == 0;
+}
+
+#define FMT_EXPECT(want, ...)                                  \
+	do {                                                   \
+		char b_[96];                                   \
+		ksnprintf(b_, sizeof(b_), __VA_ARGS__);        \
+		if (!kprintf_test_is(b_, want))                \
+			kprintf("  got '%s' want '%s'\n", b_, want); \
+		ST_EXPECT(kprintf_test_is(b_, want));          \
+	} while (0)
+
+SELFTEST(kprintf, integers)
+{
+	FMT_EXPECT("deadbeefcafef00d", "%llx", 0xdeadbeefcafef00dULL);
+	FMT_EXPECT("DEADBEEF", "%X", 0xdeadbeefu);
+	FMT_EXPECT("00001234", "%08x", 0x1234u);
+	FMT_EXPECT("-2147483648", "%d", (int)(-2147483647 - 1));
+	FMT_EXPECT("-9223372036854775808", "%lld", (long long)(-9223372036854775807LL - 1));
+	FMT_EXPECT("18446744073709551615", "%llu", ~0ULL);
+	FMT_EXPECT("123456789012", "%zu", (size_t)123456789012ULL);
+	FMT_EXPECT("  -42", "%5d", -42);
+	FMT_EXPECT("-0042", "%05d", -42);
+	FMT_EXPECT("7    |", "%-5d|", 7);
+	FMT_EXPECT("0", "%x", 0u);
+	FMT_EXPECT("", "%.0d", 0);
+	FMT_EXPECT("   007", "%6.3d", 7);
+	FMT_EXPECT("0x1f", "%#x", 0x1fu);
+	FMT_EXPECT("4294967295", "%lu", 4294967295UL);
+}
+
+SELFTEST(kprintf, strings_pointers)
+{
+	FMT_EXPECT("ab      |", "%-8s|", "ab");
+	FMT_EXPECT("      ab", "%8s", "ab");
+	FMT_EXPECT("abc", "%.3s", "abcdef");
+	FMT_EXPECT("xy", "%.*s", 2, "xyz");
+	FMT_EXPECT("   xy", "%*.*s", 5, 2, "xyz");
+	const char *volatile null_str = NULL;   /* hidden from -Wformat */
+	FMT_EXPECT("(null)", "%s", null_str);
+	FMT_EXPECT("A%", "%c%%", 'A');
+	FMT_EXPECT("0x0000000000001000", "%p", (void *)0x1000);
+	FMT_EXPECT("0xffffffff80100000", "%p", (void *)0xffffffff80100000ULL);
+}
+
+SELFTEST(kprintf, truncation)
+{
+	char b[4];
+	ST_EXPECT(ksnprintf(b, sizeof(b), "abcdef") == 6);
+	ST_EXPECT(strcmp(b, "abc") == 0);
+	ST_EXPECT(ksnprintf(NULL, 0, "%d", 12345) == 5);
+	b[0] = 'z';
+	ST_EXPECT(ksnprintf(b, 1, "q") == 1 && b[0] == '\0');
+}
+
+SELFTEST(kprintf, log_ring)
+{
+	static char buf[256];
+	kprintf("kprintf-test marker %d\n", 4242);
+	size_t n = log_read(buf, sizeof(buf) - 1);
+	buf[n] = '\0';
+	ST_EXPECT(n == sizeof(buf) - 1);
+	/* The newest bytes come last, so the marker ends the copy. */
+	const char *want = "kprintf-test marker 4242\n";
+	size_t wl = strlen(want);
+	ST_EXPECT(n >= wl && strcmp(buf + n - wl, want) == 0);
+}
+
+SELFTEST(kstring, parse_u64)
+{
+	unsigned long long v = 0;
+	ST_EXPECT(parse_u64("4k", &v) == 0 && v == 4096);
+	ST_EXPECT(parse_u64("0x10", &v) == 0 && v == 16);
+	ST_EXPECT(parse_u64("16G", &v) == 0 && v == (16ULL << 30));
+	ST_EXPECT(parse_u64("18446744073709551615", &v) == 0 && v == ~0ULL);
+	ST_EXPECT(parse_u64("18446744073709551616", &v) == -EINVAL);
+	ST_EXPECT(parse_u64("0x", &v) == -EINVAL);
+	ST_EXPECT(parse_u64("12q", &v) == -EINVAL);
+	ST_EXPECT(parse_u64("", &v) == -EINVAL);
+	ST_EXPECT(parse_u64("0x100000000000000g", &v) == -EINVAL);
+}
+
+SELFTEST(kstring, memory)
+{
+	char a[32];
+	memset(a, 'x', sizeof(a));
+	memcpy(a, "0123456789", 10);
+	memmove(a + 2, a, 8);           /* overlapping, forwards */
+	ST_EXPECT(memcmp(a, "0101234567", 10) == 0);
+	memmove(a, a + 2, 8);           /* overlapping, backwards */
+	ST_EXPECT(memcmp(a, "0123456767", 10) == 0);
+	ST_EXPECT(strlcpy(a, "hello world", 6) == 11 && strcmp(a, "hello") == 0);
+	ST_EXPECT(strncmp("abcd", "abce", 3) == 0 && strncmp("abcd", "abce", 4) < 0);
+	ST_EXPECT(strchr("abc", 'c') != NULL && strchr("abc", 'z') == NULL);
+	ST_EXPECT(strcmp(strerror(-ENOMEM), "out of memory") == 0);
+	ST_EXPECT(strcmp(strerror(ETIMEDOUT), "timed out") == 0);
+}
+
+SELFTEST(kstring, boot_args)
+{
+	ST_EXPECT(arg_get("no-such-boot-argument") == NULL);
+	ST_EXPECT(!arg_present("no-such-boot-argument"));
+	if (arg_present("selftest")) {   /* set when tests run at boot */
+		ST_EXPECT(strcmp(arg_get("selftest"), "") == 0);
+		ST_EXPECT(!arg_present("selftest=yes"));
+	}
+	if (arg_get("panic"))
+		ST_EXPECT(arg_present("panic=poweroff") == (strcmp(arg_get("panic"), "poweroff") == 0));
+}

@@ -1,0 +1,351 @@
+/*
+ * Built-in shell commands.  Each checks its arguments strictly: a missing,
+ * extra or malformed argument returns -EINVAL so the shell prints the usage.
+ */
+#include "kernel/shell.h"
+#include "kernel/kernel.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/serial.h"
+#include "kernel/mm.h"
+#include "kernel/smp.h"
+#include "kernel/sched.h"
+#include "kernel/pci.h"
+#include "kernel/time.h"
+#include "kernel/power.h"
+#include "kernel/selftest.h"
+#include "kernel/trap.h"
+#include "kernel/errno.h"
+
+/* ---- formatting helpers ---- */
+
+/* "512 B", "4 KiB", "1.5 MiB": one decimal only when it is not .0. */
+static void cmd_fmt_size(char *buf, size_t size, uint64_t bytes)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	uint64_t scale = 1;
+
+	while (u + 1 < ARRAY_SIZE(units) && bytes >= scale * 1024)
+		scale *= 1024, u++;
+	uint64_t whole = bytes / scale;
+	uint64_t tenth = (bytes % scale) * 10 / scale;
+	if (tenth)
+		ksnprintf(buf, size, "%llu.%llu %s", (unsigned long long)whole,
+			  (unsigned long long)tenth, units[u]);
+	else
+		ksnprintf(buf, size, "%llu %s", (unsigned long long)whole, units[u]);
+}
+
+/* Append to a line buffer, silently truncating: a long `pci` line is still
+ * worth printing cut short. */
+struct cmd_line {
+	char buf[256];
+	size_t len;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void cmd_line_add(struct cmd_line *l, const char *fmt, ...)
+{
+	va_list ap;
+	if (l->len >= sizeof(l->buf) - 1)
+		return;
+	va_start(ap, fmt);
+	int n = kvsnprintf(l->buf + l->len, sizeof(l->buf) - l->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		l->len = MIN(l->len + (size_t)n, sizeof(l->buf) - 1);
+}
+
+static int cmd_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	if (parse_u64(s, out) != 0 || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- help ---- */
+
+static int cmd_help(int argc, char **argv)
+{
+	const struct shell_cmd *c;
+
+	if (argc > 2)
+		return -EINVAL;
+	if (argc == 2) {
+		c = shell_find(argv[1]);
+		if (!c) {
+			kprintf("unknown command '%s': type 'help'\n", argv[1]);
+			return 1;
+		}
+		kprintf("usage: %s\n  %s\n", c->usage, c->help);
+		return 0;
+	}
+
+	/* Alphabetical, by insertion sort into a bounded table. */
+	const struct shell_cmd *sorted[128];
+	unsigned n = 0;
+	for (unsigned i = 0; (c = shell_cmd_at(i)) != NULL && n < ARRAY_SIZE(sorted); i++) {
+		unsigned j = n++;
+		while (j > 0 && strcmp(sorted[j - 1]->name, c->name) > 0) {
+			sorted[j] = sorted[j - 1];
+			j--;
+		}
+		sorted[j] = c;
+	}
+	for (unsigned i = 0; i < n; i++)
+		kprintf("  %-28s %s\n", sorted[i]->usage, sorted[i]->help);
+	return 0;
+}
+SHELL_COMMAND(help, "help [CMD]", "list commands, or show one command's usage", cmd_help);
+
+/* ---- mem ---- */
+
+static int cmd_mem(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -EINVAL;
+	uint64_t total = pmm_total_bytes(), free = pmm_free_bytes();
+	char t[24], f[24], h[24];
+	cmd_fmt_size(t, sizeof(t), total);
+	cmd_fmt_size(f, sizeof(f), free);
+	cmd_fmt_size(h, sizeof(h), heap_used_bytes());
+	kprintf("physical: %s total, %s free (%llu%%)\n", t, f,
+		(unsigned long long)(total ? free * 100 / total : 0));
+	kprintf("heap: %s used\n", h);
+	return 0;
+}
+SHELL_COMMAND(mem, "mem", "physical memory and kernel heap usage", cmd_mem);
+
+/* ---- cpus ---- */
+
+static int cmd_cpus(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "threads") == 0) {
+		sched_dump();
+		return 0;
+	}
+	if (argc != 1)
+		return -EINVAL;
+
+	/* Idle share is against total uptime, so an AP that started late reads
+	 * slightly low; good enough to spot a busy CPU. */
+	uint64_t now = time_ns();
+	kprintf("cpu  apic  switches      idle    irqs\n");
+	for (unsigned i = 0; i < MAX_CPUS; i++) {
+		struct percpu *p = cpus[i];
+		if (!p || !p->online)
+			continue;
+		uint64_t idle = sched_idle_ns(i);
+		uint64_t permille = now ? MIN(idle / (now / 1000 + 1), 1000ULL) : 0;
+		kprintf("%-4u %-5u %-13llu %3llu.%llu%% %llu\n", i, p->apic_id,
+			(unsigned long long)sched_switches(i),
+			(unsigned long long)(permille / 10), (unsigned long long)(permille % 10),
+			(unsigned long long)p->irq_count);
+	}
+	kprintf("%u online, %u threads\n", ncpus_online, sched_nthreads());
+	return 0;
+}
+SHELL_COMMAND(cpus, "cpus [threads]", "per-CPU switches, idle time and IRQs; or list threads",
+	      cmd_cpus);
+
+/* ---- pci ---- */
+
+static void cmd_pci_line(struct pci_dev *d)
+{
+	struct cmd_line l = { .len = 0 };
+	char sz[24];
+
+	cmd_line_add(&l, "%04x:%02x:%02x.%u %04x:%04x %02x%02x%02x %s",
+		     d->segment, d->bus, d->dev, d->fn, d->vendor, d->device,
+		     d->class_code, d->subclass, d->prog_if,
+		     pci_class_name(d->class_code, d->subclass));
+	for (unsigned b = 0; b < PCI_MAX_BARS; b++) {
+		const struct pci_bar *bar = &d->bars[b];
+		if (bar->size == 0)
+			continue;
+		cmd_fmt_size(sz, sizeof(sz), bar->size);
+		cmd_line_add(&l, " bar%u=%s%s%s:%llx(%s)", b,
+			     bar->is_io ? "io" : "mem", bar->is_64 ? "64" : "",
+			     bar->prefetchable ? "pf" : "", (unsigned long long)bar->phys, sz);
+	}
+	if (d->msi_cap)
+		cmd_line_add(&l, " msi");
+	if (d->msix_cap)
+		cmd_line_add(&l, " msix(%u)", d->msix_table_size);
+	kprintf("%s\n", l.buf);
+}
+
+static int cmd_pci(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -EINVAL;
+	unsigned n = pci_count();
+	for (unsigned i = 0; i < n; i++) {
+		struct pci_dev *d = pci_get(i);
+		if (d)
+			cmd_pci_line(d);
+	}
+	kprintf("%u functions\n", n);
+	return 0;
+}
+SHELL_COMMAND(pci, "pci", "PCI functions: address, IDs, class, BARs, MSI/MSI-X", cmd_pci);
+
+/* ---- uptime ---- */
+
+static int cmd_uptime(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -EINVAL;
+	uint64_t ms = time_ns() / NS_PER_MS;
+	uint64_t s = ms / 1000;
+	kprintf("up %llu:%02llu:%02llu.%03llu, ready in %llu ms\n",
+		(unsigned long long)(s / 3600), (unsigned long long)(s / 60 % 60),
+		(unsigned long long)(s % 60), (unsigned long long)(ms % 1000),
+		(unsigned long long)(boot_ready_ns / NS_PER_MS));
+	return 0;
+}
+SHELL_COMMAND(uptime, "uptime", "time since kernel entry and boot time", cmd_uptime);
+
+/* ---- log ---- */
+
+/* Start of the last `lines` lines in buf[0..n); a final unterminated line
+ * counts as one. */
+static size_t cmd_log_tail(const char *buf, size_t n, unsigned long long lines)
+{
+	size_t i = n;
+	if (i > 0 && buf[i - 1] == '\n')
+		i--;
+	while (i > 0) {
+		if (buf[i - 1] == '\n' && --lines == 0)
+			return i;
+		i--;
+	}
+	return 0;
+}
+
+/* The dump goes straight to the UART: through kprintf it would copy the
+ * log into itself. */
+static void cmd_log_write(const char *s, size_t n)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '\n')
+			continue;
+		serial_write(s + start, i - start);
+		serial_write("\r\n", 2);
+		start = i + 1;
+	}
+	if (start < n) {
+		serial_write(s + start, n - start);
+		serial_write("\r\n", 2);
+	}
+}
+
+static int cmd_log(int argc, char **argv)
+{
+	unsigned long long lines = 0;
+
+	if (argc > 2)
+		return -EINVAL;
+	if (argc == 2 && (cmd_parse_uint(argv[1], 1ULL << 20, &lines) || lines == 0))
+		return -EINVAL;
+
+	char *buf = kmalloc(LOG_RING_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	size_t n = log_read(buf, LOG_RING_SIZE);
+	size_t start = 0;
+	/* A full ring has most likely wrapped mid-line: drop the fragment. */
+	if (n == LOG_RING_SIZE) {
+		while (start < n && buf[start] != '\n')
+			start++;
+		if (start < n)
+			start++;
+	}
+	if (lines)
+		start = MAX(start, cmd_log_tail(buf, n, lines));
+	cmd_log_write(buf + start, n - start);
+	kfree(buf);
+	return 0;
+}
+SHELL_COMMAND(log, "log [N]", "print the kernel log, or its last N lines", cmd_log);
+
+/* ---- power ---- */
+
+static int cmd_reboot(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -EINVAL;
+	kprintf("rebooting\n");
+	power_reset();
+}
+SHELL_COMMAND(reboot, "reboot", "reset the machine", cmd_reboot);
+
+static int cmd_poweroff(int argc, char **argv)
+{
+	unsigned long long status = 0;
+
+	if (argc > 2)
+		return -EINVAL;
+	if (argc == 2 && cmd_parse_uint(argv[1], 255, &status))
+		return -EINVAL;
+	kprintf("powering off (status %llu)\n", status);
+	power_off((int)status);
+}
+SHELL_COMMAND(poweroff, "poweroff [STATUS]", "power off; STATUS 0-255 is the exit code under qemu",
+	      cmd_poweroff);
+
+/* ---- tests and debugging ---- */
+
+static int cmd_selftest(int argc, char **argv)
+{
+	if (argc > 2)
+		return -EINVAL;
+	/* selftest_run() reports everything itself, including a bad suite. */
+	return selftest_run(argc == 2 ? argv[1] : NULL) != 0 ? 1 : 0;
+}
+SHELL_COMMAND(selftest, "selftest [SUITE|SUITE.NAME]", "run in-kernel self-tests", cmd_selftest);
+
+static int cmd_fault(int argc, char **argv)
+{
+	static const char *const kinds[] = { "pf", "ud", "gp", "de" };
+
+	if (argc != 2)
+		return -EINVAL;
+	for (unsigned i = 0; i < ARRAY_SIZE(kinds); i++) {
+		if (strcmp(argv[1], kinds[i]) != 0)
+			continue;
+		kprintf("fault: triggering '%s' on purpose\n", kinds[i]);
+		trap_trigger_fault(kinds[i]);
+		kprintf("fault: '%s' did not fault\n", kinds[i]);
+		return -EIO;
+	}
+	return -EINVAL;
+}
+SHELL_COMMAND(fault, "fault pf|ud|gp|de", "crash on purpose to show the exception report",
+	      cmd_fault);
+
+static int cmd_echo(int argc, char **argv)
+{
+	struct cmd_line l = { .len = 0 };
+	for (int i = 1; i < argc; i++)
+		cmd_line_add(&l, i > 1 ? " %s" : "%s", argv[i]);
+	kprintf("%s\n", l.buf);
+	return 0;
+}
+SHELL_COMMAND(echo, "echo [ARGS...]", "print the arguments", cmd_echo);
+
+static int cmd_version(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -EINVAL;
+	kprintf("appliance kernel %s, built " __DATE__ " " __TIME__ "\n", KERNEL_VERSION);
+	return 0;
+}
+SHELL_COMMAND(version, "version", "kernel version and build time", cmd_version);

@@ -1,0 +1,40 @@
+"""Boot media: the GPT image as a USB stick; reboot and power-off status."""
+import re
+
+from harness import (IMAGE, PROMPT, BOOT_TIMEOUT, qemu_test, boot_to_prompt, shell,
+                     check)
+
+
+@qemu_test(weight=2)
+def boot_usb_image(ctx):
+    """`make image` output attached as USB mass storage on qemu-xhci."""
+    m = ctx.machine()
+    boot_to_prompt(m, image=IMAGE, smp=1)
+    out = shell(m, "echo from usb")
+    check(out.strip() == "from usb", f"echo after USB boot: {out!r}")
+    m.sendline("poweroff")
+    status = m.wait_exit(60)
+    check(status == 1, f"qemu exit status {status}, expected 1")
+
+
+@qemu_test(weight=3)
+def reboot_and_poweroff_status(ctx):
+    """reboot comes back to the prompt (qemu runs without -no-reboot here,
+    so a reset restarts the firmware instead of ending qemu); then
+    `poweroff 5` must surface as isa-debug-exit status (5 << 1) | 1."""
+    m = ctx.machine()
+    with ctx.subtest("first_boot"):
+        boot_to_prompt(m, smp=2, no_reboot=False)
+    with ctx.subtest("reboot"):
+        m.sendline("reboot")
+        m.expect(r"^rebooting", 30)
+        m.expect(r"^appliance kernel \d", BOOT_TIMEOUT)    # the banner, a second time
+        m.expect(r"^ready in \d+ ms", BOOT_TIMEOUT)
+        m.expect(r"^" + re.escape(PROMPT), 30)
+        banners = len(re.findall(r"^appliance kernel \d", m.output(), re.M))
+        check(banners == 2, f"expected the banner twice, saw it {banners} times")
+    with ctx.subtest("poweroff_status"):
+        m.sendline("poweroff 5")
+        m.expect(r"status 5", 30)
+        status = m.wait_exit(60)
+        check(status == (5 << 1) | 1, f"qemu exit status {status}, expected {(5 << 1) | 1}")

@@ -1,0 +1,152 @@
+"""Boot from the ESP directory to the prompt, then every shell command on
+the same machine (one boot keeps the suite fast under TCG)."""
+import re
+import time
+
+from harness import (PROMPT, BOOT_TIMEOUT, qemu_test, shell, lines_of, check,
+                     kernel_version, strip_ansi)
+
+COMMANDS = ["help", "mem", "cpus", "pci", "uptime", "log", "reboot", "poweroff",
+            "selftest", "fault", "echo", "version"]
+SMP = 2
+
+
+def uptime_ms(out):
+    """"up H:MM:SS.mmm" -> milliseconds, None if absent."""
+    m = re.search(r"up (\d+):(\d+):(\d+)\.(\d+)", out)
+    if not m:
+        return None
+    h, mi, s, ms = (int(x) for x in m.groups())
+    return ((h * 60 + mi) * 60 + s) * 1000 + ms
+
+
+def expect_in(out, regex, what):
+    check(re.search(regex, out, re.MULTILINE), f"{what}: no /{regex}/ in output:\n{out[-1500:]}")
+
+
+@qemu_test(weight=5)
+def shell_session(ctx):
+    m = ctx.machine()
+    m.start(smp=SMP, disks=["nvme", "sata"])
+    with ctx.subtest("boot_banner"):
+        m.expect(r"^appliance kernel \d+\.\d+", BOOT_TIMEOUT)
+    with ctx.subtest("boot_ready"):
+        ms = int(m.expect(r"^ready in (\d+) ms$", BOOT_TIMEOUT).group(1))
+        ctx.note(f"ready in {ms} ms")
+    with ctx.subtest("boot_prompt"):
+        m.expect(r"^" + re.escape(PROMPT), 30)
+
+    with ctx.subtest("help"):
+        out = shell(m, "help")
+        missing = [c for c in COMMANDS if not re.search(rf"^\s*{c}\b", out, re.M)]
+        check(not missing, f"help does not list {missing}:\n{out}")
+    with ctx.subtest("help_one"):
+        out = shell(m, "help mem")
+        expect_in(out, r"usage: mem\b", "help mem")
+        out = shell(m, "help nosuchcmd")
+        expect_in(out, r"unknown command 'nosuchcmd'", "help nosuchcmd")
+
+    with ctx.subtest("mem"):
+        out = shell(m, "mem")
+        m_total = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(KiB|MiB|GiB)\s+total", out)
+        check(m_total, f"mem: no total:\n{out}")
+        mib = float(m_total.group(1)) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[m_total.group(2)]
+        # -m 512M minus firmware reservations: anything from 300 to 512 MiB.
+        check(300 <= mib <= 512, f"mem: total {mib} MiB is implausible for -m 512M:\n{out}")
+        expect_in(out, r"\bfree\b", "mem")
+        expect_in(out, r"^heap: .*used", "mem")
+
+    with ctx.subtest("cpus"):
+        out = shell(m, "cpus")
+        rows = [ln for ln in lines_of(out) if re.match(r"^\d+\s+\d+\s", ln)]
+        check(len(rows) == SMP, f"cpus: expected {SMP} CPU rows:\n{out}")
+        check([int(r.split()[0]) for r in rows] == list(range(SMP)), f"cpus: indexes:\n{out}")
+        expect_in(out, rf"^{SMP} online", "cpus")
+    with ctx.subtest("cpus_threads"):
+        out = shell(m, "cpus threads")
+        expect_in(out, r"\bmain\b|\bshell\b", "cpus threads (boot thread)")
+        expect_in(out, r"\bidle", "cpus threads (idle threads)")
+
+    with ctx.subtest("pci"):
+        out = shell(m, "pci")
+        expect_in(out, r"8086:29c0", "pci (q35 host bridge)")
+        expect_in(out, r"1b36:0010", "pci (NVMe controller)")
+        expect_in(out, r"^\d+ functions", "pci")
+
+    with ctx.subtest("uptime"):
+        out1 = shell(m, "uptime")
+        expect_in(out1, r"ready in \d+ ms", "uptime")
+        time.sleep(1.0)
+        out2 = shell(m, "uptime")
+        t1, t2 = (uptime_ms(o) for o in (out1, out2))
+        check(t1 is not None and t2 is not None, f"uptime format: {out1!r} {out2!r}")
+        # One host second: the guest clock must agree roughly (TCG and a
+        # busy host stretch it, so only gross errors fail).
+        check(700 <= t2 - t1 <= 5000,
+              f"uptime advanced {t2 - t1} ms over ~1000 ms: {out1!r} then {out2!r}")
+
+    with ctx.subtest("log"):
+        out = shell(m, "log")
+        expect_in(out, r"appliance kernel", "log (boot banner in the ring)")
+        expect_in(out, r"ready in \d+ ms", "log")
+        out = shell(m, "log 2")
+        n = len(lines_of(out))
+        check(1 <= n <= 2, f"log 2 printed {n} lines:\n{out}")
+
+    with ctx.subtest("echo"):
+        out = shell(m, 'echo hello   "big  world"')
+        check(lines_of(out) == ["hello big  world"], f"echo: {out!r}")
+
+    with ctx.subtest("version"):
+        out = shell(m, "version")
+        expect_in(out, r"appliance kernel " + re.escape(kernel_version() or "?"), "version")
+
+    with ctx.subtest("unknown_command"):
+        out = shell(m, "frobnicate now")
+        expect_in(out, r"unknown command 'frobnicate': type 'help'", "unknown command")
+
+    with ctx.subtest("bad_args_usage"):
+        for line, usage in (("mem extra", "mem"), ("cpus bogus", "cpus"),
+                            ("fault nosuch", "fault"), ("log x", "log"),
+                            ("poweroff notanumber", "poweroff"), ("version 1", "version")):
+            out = shell(m, line)
+            expect_in(out, rf"^usage: {usage}\b", f"'{line}'")
+
+    with ctx.subtest("line_editing"):
+        # Typo fixed with backspace (DEL and BS), then a word inserted after
+        # moving left over the last one.
+        m.send("echo hellp\x7fo wrx\x08ld")
+        m.send("\x1b[D\x1b[D\x1b[D" + "o")      # cursor back 3: "w|rld" -> "world"
+        m.send("\x1b[D\x1b[D" + "big ")        # "hello wo|rld" -> "hello |world"
+        m.send("\r")
+        m.expect(r"\n", 30)
+        start = m.mark()
+        m.expect(r"^" + re.escape(PROMPT), 30)
+        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
+        check(lines_of(out) == ["hello big world"], f"edited line ran as {out!r}")
+    with ctx.subtest("history"):
+        m.send("\x1b[A\r")                       # up arrow: previous line again
+        m.expect(r"\n", 30)
+        start = m.mark()
+        m.expect(r"^" + re.escape(PROMPT), 30)
+        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
+        check(lines_of(out) == ["hello big world"], f"history recall ran {out!r}")
+        # Two back: the recall above added no duplicate, so this is the
+        # last bad-args line, "version 1".
+        m.send("\x1b[A\x1b[A\r")
+        m.expect(r"\n", 30)
+        start = m.mark()
+        m.expect(r"^" + re.escape(PROMPT), 30)
+        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
+        expect_in(out, r"^usage: version\b", "history two back")
+
+    with ctx.subtest("selftest_command"):
+        out = shell(m, "selftest", timeout=600)
+        expect_in(out, r"selftest: \d+ passed, 0 failed", "selftest")
+        fails = [ln for ln in lines_of(out) if " FAIL" in ln]
+        check(not fails, "selftest failures:\n" + "\n".join(fails))
+
+    with ctx.subtest("poweroff"):
+        m.sendline("poweroff")
+        status = m.wait_exit(60)
+        check(status == 1, f"poweroff: qemu exit status {status}, expected 1 (isa-debug-exit 0)")

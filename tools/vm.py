@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""The one place that knows how to start qemu for this project.
+
+  vm.py run [options]    boot interactively (serial on this terminal;
+                         Ctrl-A X quits, Ctrl-A C toggles the qemu monitor)
+  vm.py cmd [options]    print the qemu command line instead
+
+Options select the boot medium (--esp DIR, default build/esp, or --image IMG
+attached as USB mass storage on qemu-xhci), CPUs and memory, the boot
+arguments (--args, written into a temporary copy of the ESP's config.txt),
+and whether to attach the default disks (disks/nvme0.img, disks/sata0.img,
+1 GiB sparse, created on first use) and the e1000e NIC forwarding
+127.0.0.1:2049 to the guest's NFS port.
+
+Tests use the Machine class (Python 3 stdlib only): see tests/qemu/.
+"""
+import argparse
+import codecs
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OVMF = "/usr/share/ovmf/OVMF.fd"
+QEMU = "qemu-system-x86_64"
+DEFAULT_ESP = os.path.join(REPO, "build", "esp")
+DEFAULT_IMAGE = os.path.join(REPO, "build", "appliance.img")
+DISK_DIR = os.path.join(REPO, "disks")
+LOG_DIR = os.path.join(REPO, "build", "test-logs")
+TMP_DIR = os.path.join(REPO, "build", "test-tmp")
+NFS_FORWARD = "hostfwd=tcp:127.0.0.1:2049-:2049"
+
+
+def vm_disk_args(kind, path, index=0):
+    """qemu arguments attaching the raw disk `path` as NVMe or AHCI (SATA)."""
+    if kind == "nvme":
+        drive = f"nvm{index}"
+        return ["-drive", f"if=none,id={drive},file={path},format=raw",
+                "-device", f"nvme,serial=nvme{index},drive={drive}"]
+    if kind == "sata":
+        # q35's ICH9 AHCI controller has six ports, ide.0 .. ide.5.
+        drive = f"sata{index}"
+        return ["-drive", f"if=none,id={drive},file={path},format=raw",
+                "-device", f"ide-hd,drive={drive},bus=ide.{index}"]
+    raise ValueError(f"unknown disk kind {kind!r} (nvme or sata)")
+
+
+def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
+               disks=(), nic=None, no_reboot=True, debug_exit=True, extra=()):
+    """Build the qemu command line.
+
+    esp: ESP directory served as a FAT drive; image: GPT image attached as
+    USB mass storage on qemu-xhci (exactly one of them).  disks: list of
+    (kind, path).  nic: None for no network, else a -nic option value.
+    """
+    if (esp is None) == (image is None):
+        raise ValueError("boot from exactly one of esp= or image=")
+    cmd = [QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", "max",
+           "-m", str(mem), "-smp", str(smp), "-bios", OVMF,
+           "-display", "none", "-serial", serial]
+    if esp is not None:
+        # The ESP directory is not on the AHCI controller (the default for
+        # a bare -drive on q35) so the first SATA port stays free for the
+        # data disk; OVMF boots from USB mass storage just as well, and the
+        # kernel has no USB storage driver that could mistake it for data.
+        cmd += ["-device", "qemu-xhci,id=xhci",
+                "-drive", f"if=none,id=esp,format=raw,file=fat:rw:{esp}",
+                "-device", "usb-storage,bus=xhci.0,drive=esp,bootindex=0"]
+    else:
+        cmd += ["-device", "qemu-xhci,id=xhci",
+                "-drive", f"if=none,id=usbdisk,format=raw,file={image}",
+                "-device", "usb-storage,bus=xhci.0,drive=usbdisk,bootindex=0"]
+    counts = {}
+    for kind, path in disks:
+        cmd += vm_disk_args(kind, path, counts.get(kind, 0))
+        counts[kind] = counts.get(kind, 0) + 1
+    if nic:
+        cmd += ["-nic", nic]
+    else:
+        cmd += ["-net", "none"]
+    if debug_exit:
+        cmd += ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    if no_reboot:
+        cmd += ["-no-reboot"]
+    cmd += list(extra)
+    return cmd
+
+
+def vm_ensure_disk(path, size="1G"):
+    """Create a sparse raw disk on first use; existing contents are kept."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        subprocess.run(["truncate", "-s", size, path], check=True)
+    return path
+
+
+def vm_config_text(base, args=None, lines=()):
+    """config.txt text with the args line replaced and extra lines appended.
+
+    An extra line whose key already appears replaces that line in place (so
+    "net = none" overrides the default rather than duplicating the key);
+    lines without a "key =" shape are appended verbatim, which is how tests
+    write deliberately malformed files.
+    """
+    out = base.splitlines()
+    if args is not None:
+        lines = [f"args = {args}"] + list(lines)
+    for extra in lines:
+        m = re.match(r"\s*([a-z_]+)\s*=", extra)
+        idx = None
+        if m:
+            for i, cur in enumerate(out):
+                cm = re.match(r"\s*([a-z_]+)\s*=", cur)
+                if cm and cm.group(1) == m.group(1):
+                    idx = i
+                    break
+        if idx is None:
+            out.append(extra)
+        else:
+            out[idx] = extra
+    return "\n".join(out) + "\n"
+
+
+def vm_esp_copy(src, dest, args=None, config=(), remove=()):
+    """Copy the ESP tree to dest with config.txt rewritten (see above) and
+    the relative paths in `remove` deleted.  Returns dest."""
+    if os.path.exists(dest):
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest)
+    cfg = os.path.join(dest, "appliance", "config.txt")
+    if args is not None or config:
+        with open(cfg, encoding="utf-8") as f:
+            text = f.read()
+        with open(cfg, "w", encoding="utf-8") as f:
+            f.write(vm_config_text(text, args, config))
+    for rel in remove:
+        os.remove(os.path.join(dest, rel))
+    return dest
+
+
+class MachineError(AssertionError):
+    """A failed expectation; the message carries the recent serial output."""
+
+
+class Machine:
+    """One qemu run with its serial console on a pipe.
+
+    A reader thread collects serial output into a buffer (CRLF folded to LF)
+    and into build/test-logs/<name>.log.  expect() searches forward from the
+    end of the previous match, so a sequence of expects reads the console in
+    order.  Always use as a context manager (or call kill() in a finally):
+    qemu must never outlive its test.
+    """
+
+    def __init__(self, name, log_dir=LOG_DIR, tmp_dir=TMP_DIR):
+        self.name = name
+        self.log_path = os.path.join(log_dir, f"{name}.log")
+        self.tmp = os.path.join(tmp_dir, name)
+        self.proc = None
+        self.buf = ""
+        self.pos = 0
+        self.cond = threading.Condition()
+        self.eof = False
+        self.threads = []
+        self.log = None
+        self.cmd = None
+        self.hung = False      # an expect() timed out: callers may resync
+        self.stderr_text = ""
+        self.started_at = None
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self, esp=None, image=None, smp=2, args=None, config=(), remove=(),
+              disks=(), mem="512M", no_reboot=True, nic=None, extra=()):
+        """Boot.  esp defaults to build/esp unless image is given; args and
+        config rewrite a private copy of the ESP; disks is a list of "nvme" /
+        "sata" (fresh 64 MiB scratch disks) or (kind, path) pairs."""
+        if self.proc:
+            raise RuntimeError("machine already started")
+        os.makedirs(self.tmp, exist_ok=True)
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        if image is None:
+            src = esp or DEFAULT_ESP
+            if not os.path.isfile(os.path.join(src, "EFI", "BOOT", "BOOTX64.EFI")):
+                raise MachineError(f"{src} is not an ESP tree (run make esp)")
+            # Always a private copy: fat:rw lets qemu write into the tree.
+            esp = vm_esp_copy(src, os.path.join(self.tmp, "esp"), args, config, remove)
+        elif args is not None or config or remove:
+            raise ValueError("args/config/remove need an ESP directory, not an image")
+        disk_list = []
+        for i, d in enumerate(disks):
+            if isinstance(d, str):
+                path = os.path.join(self.tmp, f"disk{i}-{d}.img")
+                if os.path.exists(path):
+                    os.remove(path)
+                d = (d, vm_ensure_disk(path, "64M"))
+            disk_list.append(d)
+        self.cmd = vm_command(esp=esp, image=image, smp=smp, mem=mem, serial="stdio",
+                              disks=disk_list, nic=nic, no_reboot=no_reboot, extra=extra)
+        self.log = open(self.log_path, "w", encoding="utf-8", errors="replace")
+        self.log.write("# " + " ".join(self.cmd) + "\n")
+        self.log.flush()
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, start_new_session=True)
+        for stream, is_err in ((self.proc.stdout, False), (self.proc.stderr, True)):
+            t = threading.Thread(target=self._reader, args=(stream, is_err), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def _reader(self, stream, is_err):
+        dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        held_cr = ""
+        while True:
+            try:
+                chunk = os.read(stream.fileno(), 4096)
+            except OSError:
+                chunk = b""
+            text = dec.decode(chunk, final=not chunk)
+            if is_err:
+                # qemu's own diagnostics: into the log, marked, not the console.
+                if text:
+                    with self.cond:
+                        for line in text.splitlines():
+                            self._log_write(f"[qemu stderr] {line}\n")
+                        self.stderr_text += text
+                if not chunk:
+                    return
+                continue
+            # Fold CRLF to LF; a CR at the end of a chunk waits for the next.
+            text = held_cr + text
+            held_cr = ""
+            if text.endswith("\r") and chunk:
+                text, held_cr = text[:-1], "\r"
+            text = text.replace("\r\n", "\n")
+            with self.cond:
+                if text:
+                    self.buf += text
+                    self._log_write(text)
+                if not chunk:
+                    self.eof = True
+                self.cond.notify_all()
+            if not chunk:
+                return
+
+    def _log_write(self, text):
+        if self.log and not self.log.closed:
+            self.log.write(text)
+            self.log.flush()
+
+    def kill(self):
+        """Stop qemu (if running) and close the log.  Safe to call twice."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        for t in self.threads:
+            t.join(timeout=5)
+        if self.proc and self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if self.log and not self.log.closed:
+            if self.proc is not None:
+                self.log.write(f"\n# qemu exit status {self.proc.returncode} after "
+                               f"{time.monotonic() - self.started_at:.1f} s\n")
+            self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+    # -- console ----------------------------------------------------------
+    def tail(self, n=2048):
+        with self.cond:
+            return self.buf[-n:]
+
+    def _fail(self, what):
+        status = self.proc.poll() if self.proc else None
+        state = "qemu still running" if status is None else f"qemu exited with status {status}"
+        err = self.stderr_text.strip()
+        msg = f"{what} ({state}); log {self.log_path}\n--- last output ---\n{self.tail()}"
+        if err:
+            msg += f"\n--- qemu stderr ---\n{err[-1000:]}"
+        raise MachineError(msg)
+
+    def expect(self, regex, timeout=60, flags=re.MULTILINE):
+        """Wait for regex in the output after the previous match; return the
+        match and move past it.  Raises MachineError with the last 2 KiB of
+        output on timeout or if qemu exits first."""
+        pat = re.compile(regex, flags)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                m = pat.search(self.buf, self.pos)
+                if m:
+                    self.pos = m.end()
+                    return m
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    break
+                self.cond.wait(min(left, 0.5))
+        if not self.eof:
+            self.hung = True
+        why = "qemu exited" if self.eof else f"timed out after {timeout} s"
+        self._fail(f"{self.name}: {why} waiting for /{regex}/")
+
+    def expect_not(self, regex, since=0, flags=re.MULTILINE):
+        """Fail if regex occurs in the output from offset `since`."""
+        with self.cond:
+            m = re.compile(regex, flags).search(self.buf, since)
+        if m:
+            self._fail(f"{self.name}: unexpected /{regex}/: {m.group(0)!r}")
+
+    def mark(self):
+        """Current read position, for output() and expect_not()."""
+        with self.cond:
+            return self.pos
+
+    def output(self, since=0, until=None):
+        with self.cond:
+            return self.buf[since:until if until is not None else self.pos]
+
+    def send(self, data):
+        """Type raw characters on the serial console."""
+        if isinstance(data, str):
+            data = data.encode()
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            self._fail(f"{self.name}: cannot send {data!r}: {e}")
+
+    def sendline(self, line):
+        self.send(line + "\r")
+
+    def wait_exit(self, timeout=60):
+        """Wait for qemu to exit; returns its status.  isa-debug-exit makes
+        it (value << 1) | 1."""
+        try:
+            status = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._fail(f"{self.name}: qemu did not exit within {timeout} s")
+        # Let the readers drain the pipes so output() holds everything.
+        for t in self.threads:
+            t.join(timeout=5)
+        return status
+
+
+def vm_main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("action", choices=["run", "cmd"])
+    ap.add_argument("--esp", help="ESP directory (default build/esp)")
+    ap.add_argument("--image", help="boot this GPT image as a USB stick instead")
+    ap.add_argument("--smp", type=int, default=2)
+    ap.add_argument("--mem", default="512M")
+    ap.add_argument("--args", help="kernel arguments (rewrites a copy of config.txt)")
+    ap.add_argument("--no-disks", action="store_true", help="no NVMe/SATA disks")
+    ap.add_argument("--no-net", action="store_true", help="no network card")
+    ap.add_argument("--reboot", action="store_true", help="let the guest reboot (no -no-reboot)")
+    argv = sys.argv[1:]
+    extra = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
+    ap.epilog = "Arguments after -- go to qemu unchanged (e.g. -- -s -S for gdb)."
+    a = ap.parse_args(argv)
+    a.extra = extra
+
+    esp = image = None
+    if a.image:
+        image = a.image
+    else:
+        esp = a.esp or DEFAULT_ESP
+        if not os.path.isdir(esp):
+            sys.exit(f"vm.py: {esp} does not exist: run make esp")
+        # A copy: fat:rw lets qemu write into the tree it serves.
+        esp = vm_esp_copy(esp, os.path.join(REPO, "build", "run-esp"), a.args)
+    disks = []
+    if not a.no_disks:
+        disks = [("nvme", vm_ensure_disk(os.path.join(DISK_DIR, "nvme0.img"))),
+                 ("sata", vm_ensure_disk(os.path.join(DISK_DIR, "sata0.img")))]
+    nic = None if a.no_net else f"user,model=e1000e,{NFS_FORWARD}"
+    # mon:stdio multiplexes the monitor on the terminal (Ctrl-A C) and lets
+    # Ctrl-C reach the guest instead of killing qemu.
+    cmd = vm_command(esp=esp, image=image, smp=a.smp, mem=a.mem, serial="mon:stdio",
+                     disks=disks, nic=nic, no_reboot=not a.reboot, extra=a.extra)
+    if a.action == "cmd":
+        print(" ".join(cmd))
+        return 0
+    print("vm.py: " + " ".join(cmd), file=sys.stderr)
+    print("vm.py: Ctrl-A X quits, Ctrl-A C toggles the qemu monitor", file=sys.stderr)
+    try:
+        rc = subprocess.call(cmd)
+    except FileNotFoundError:
+        sys.exit(f"vm.py: {cmd[0]} not found (run make deps)")
+    # isa-debug-exit turns the guest's power-off status N into (N << 1) | 1;
+    # give the guest's own status back so `poweroff` is a clean exit.
+    return rc >> 1 if rc & 1 else rc
+
+
+if __name__ == "__main__":
+    sys.exit(vm_main())
