@@ -24,6 +24,30 @@
 const struct boot_info *boot_info;
 uint64_t boot_ready_ns;
 
+/* Boot phase marks: raw TSC values, converted once the TSC is calibrated,
+ * so the phases before time_init() are measured too. */
+static struct { const char *name; uint64_t tsc; } kmain_marks[16];
+static unsigned kmain_nmarks;
+
+static void kmain_mark(const char *name)
+{
+	if (kmain_nmarks < ARRAY_SIZE(kmain_marks))
+		kmain_marks[kmain_nmarks++] = (typeof(kmain_marks[0])){ name, rdtsc() };
+}
+
+static void kmain_print_phases(void)
+{
+	uint64_t prev = time_entry_tsc(), khz = time_tsc_hz() / 1000;
+	kprintf("boot phases (ms):");
+	for (unsigned i = 0; i < kmain_nmarks && khz; i++) {
+		uint64_t us = (kmain_marks[i].tsc - prev) * 1000 / khz;
+		kprintf(" %s %llu.%01llu", kmain_marks[i].name, (unsigned long long)(us / 1000),
+			(unsigned long long)(us % 1000 / 100));
+		prev = kmain_marks[i].tsc;
+	}
+	kprintf("\n");
+}
+
 static void kmain_check_boot_info(const struct boot_info *bi)
 {
 	if (bi == NULL || bi->magic != BOOT_INFO_MAGIC)
@@ -58,28 +82,39 @@ void kmain(const struct boot_info *bi)
 	gdt_init_cpu(0);
 	idt_init();
 	idt_load();
+	kmain_mark("console");
 	symbols_init(bi);
+	kmain_mark("symbols");
 	pmm_init(bi);
+	kmain_mark("pmm");
 	vmm_init(bi);
+	kmain_mark("vmm");
 	heap_init();
 	percpu_init_bsp();
+	kmain_mark("heap");
 
 	int err = acpi_init(bi->rsdp_phys);
 	if (err)
 		panic("ACPI tables unusable (%s): cannot find CPUs and interrupt controllers",
 		      strerror(err));
+	kmain_mark("acpi");
 	lapic_init_cpu();
 	ioapic_init();
 	if ((err = time_init()) != 0)
 		panic("timer calibration failed: %s", strerror(err));
+	kmain_mark("time");
 	sched_init();
 	cpu_sti();
 	smp_init();
+	kmain_mark("smp");
 	pci_init();
+	kmain_mark("pci");
 	if ((err = serial_enable_irq()) != 0)
 		kprintf("serial: interrupt input unavailable (%s), polling\n", strerror(err));
 
 	kmain_report();
+	kmain_mark("report");
+	kmain_print_phases();
 	boot_ready_ns = time_ns();
 	kprintf("ready in %llu ms\n", (unsigned long long)(boot_ready_ns / NS_PER_MS));
 

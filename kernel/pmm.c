@@ -2,9 +2,13 @@
  * Physical page allocator: a binary buddy allocator over the USABLE ranges
  * of the loader's memory map.
  *
- * Free blocks are kept on one doubly linked list per order, the links
- * living inside the free pages themselves (through the direct map).  One
- * state byte per page frame records what the page heads:
+ * Free blocks are kept on one doubly linked list per order.  The links
+ * live in a side array indexed by page frame, not inside the free pages:
+ * writing into every free block at boot would touch all of RAM, which is
+ * slow wherever first touch is expensive (under qemu each first write to
+ * 2 MiB of guest RAM costs milliseconds when the host backs it with huge
+ * pages).  8 bytes per page frame, 0.2% of RAM.  One state byte per page
+ * frame records what the page heads:
  *   PMM_FREE  | order   head of a free block of 2^order pages
  *   PMM_ALLOC | order   head of an allocated block
  *   PMM_LOW   | ...     page of the low pool (see below)
@@ -31,12 +35,15 @@
 #define PMM_LOW_PAGES 16
 #define PMM_LOW_LIMIT_PFN 256   /* 1 MiB */
 
-struct pmm_node {
-	struct pmm_node *next, *prev;
+#define PMM_NIL UINT32_MAX
+
+struct pmm_link {
+	uint32_t next, prev;        /* page frames, PMM_NIL at the ends */
 };
 
 static spinlock_t pmm_lock = SPINLOCK_INIT("pmm");
-static struct pmm_node *pmm_lists[PMM_MAX_ORDER + 1];
+static uint32_t pmm_lists[PMM_MAX_ORDER + 1];
+static struct pmm_link *pmm_links;
 static uint8_t *pmm_state;
 static uint64_t pmm_npages;              /* frames covered by pmm_state */
 static uint64_t pmm_total, pmm_free;     /* in pages */
@@ -44,36 +51,26 @@ static uint64_t pmm_low_base, pmm_low_count;   /* pfns of the low pool */
 static uint8_t pmm_low_len[PMM_LOW_PAGES];     /* run length at a run head */
 static uint32_t pmm_low_used;                  /* bitmap over the pool */
 
-static inline struct pmm_node *pmm_node(uint64_t pfn)
-{
-	return PHYS_TO_VIRT(pfn << PAGE_SHIFT);
-}
-
-static inline uint64_t pmm_pfn(struct pmm_node *n)
-{
-	return VIRT_TO_PHYS(n) >> PAGE_SHIFT;
-}
-
 static void pmm_list_push(uint64_t pfn, unsigned order)
 {
-	struct pmm_node *n = pmm_node(pfn);
-	n->prev = NULL;
+	struct pmm_link *n = &pmm_links[pfn];
+	n->prev = PMM_NIL;
 	n->next = pmm_lists[order];
-	if (n->next)
-		n->next->prev = n;
-	pmm_lists[order] = n;
+	if (n->next != PMM_NIL)
+		pmm_links[n->next].prev = (uint32_t)pfn;
+	pmm_lists[order] = (uint32_t)pfn;
 	pmm_state[pfn] = PMM_FREE | order;
 }
 
 static void pmm_list_remove(uint64_t pfn, unsigned order)
 {
-	struct pmm_node *n = pmm_node(pfn);
-	if (n->prev)
-		n->prev->next = n->next;
+	struct pmm_link *n = &pmm_links[pfn];
+	if (n->prev != PMM_NIL)
+		pmm_links[n->prev].next = n->next;
 	else
 		pmm_lists[order] = n->next;
-	if (n->next)
-		n->next->prev = n->prev;
+	if (n->next != PMM_NIL)
+		pmm_links[n->next].prev = n->prev;
 	pmm_state[pfn] = 0;
 }
 
@@ -128,8 +125,14 @@ void pmm_init(const struct boot_info *bi)
 			top = MAX(top, (mm[i].base_phys >> PAGE_SHIFT) + mm[i].pages);
 	if (top == 0)
 		panic("pmm: the memory map has no usable RAM");
+	if (top >= PMM_NIL)
+		panic("pmm: %llu page frames do not fit the 32-bit free-list links",
+		      (unsigned long long)top);
 	pmm_npages = top;
-	arr_pages = (top + PAGE_SIZE - 1) / PAGE_SIZE;
+	/* State bytes, then the links (8-byte aligned); links need no
+	 * zeroing: they are read only for free-block heads. */
+	uint64_t state_bytes = ALIGN_UP(top, 8ULL);
+	arr_pages = (state_bytes + top * sizeof(struct pmm_link) + PAGE_SIZE - 1) / PAGE_SIZE;
 
 	/* The state array and the low pool come out of usable RAM first. */
 	for (uint64_t i = 0; i < bi->mem_map_count && !arr_pfn; i++) {
@@ -139,10 +142,13 @@ void pmm_init(const struct boot_info *bi)
 			arr_pfn = s;
 	}
 	if (!arr_pfn)
-		panic("pmm: no usable range above 1 MiB holds the %llu-page state array",
+		panic("pmm: no usable range above 1 MiB holds the %llu-page state and link arrays",
 		      (unsigned long long)arr_pages);
 	pmm_state = PHYS_TO_VIRT(arr_pfn << PAGE_SHIFT);
-	memset(pmm_state, 0, arr_pages * PAGE_SIZE);
+	memset(pmm_state, 0, state_bytes);
+	pmm_links = (struct pmm_link *)(pmm_state + state_bytes);
+	for (unsigned o = 0; o <= PMM_MAX_ORDER; o++)
+		pmm_lists[o] = PMM_NIL;
 
 	for (uint64_t i = 0; i < bi->mem_map_count && !pmm_low_count; i++) {
 		uint64_t s = mm[i].base_phys >> PAGE_SHIFT, e = s + mm[i].pages;
@@ -179,8 +185,8 @@ void pmm_init(const struct boot_info *bi)
 static uint64_t pmm_take(unsigned order, uint64_t limit_pfn)
 {
 	for (unsigned o = order; o <= PMM_MAX_ORDER; o++) {
-		for (struct pmm_node *n = pmm_lists[o]; n; n = n->next) {
-			uint64_t pfn = pmm_pfn(n);
+		for (uint32_t p = pmm_lists[o]; p != PMM_NIL; p = pmm_links[p].next) {
+			uint64_t pfn = p;
 			if (pfn + (1ULL << o) > limit_pfn)
 				continue;
 			pmm_list_remove(pfn, o);
