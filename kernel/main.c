@@ -20,6 +20,7 @@
 #include "kernel/selftest.h"
 #include "kernel/power.h"
 #include "kernel/errno.h"
+#include "drivers/driver.h"
 
 const struct boot_info *boot_info;
 uint64_t boot_ready_ns;
@@ -111,6 +112,8 @@ void kmain(const struct boot_info *bi)
 	kmain_mark("pci");
 	if ((err = serial_enable_irq()) != 0)
 		kprintf("serial: interrupt input unavailable (%s), polling\n", strerror(err));
+	drivers_init();
+	kmain_mark("drivers");
 
 	kmain_report();
 	kmain_mark("report");

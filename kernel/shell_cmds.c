@@ -132,14 +132,14 @@ static int cmd_cpus(int argc, char **argv)
 	/* Idle share is against total uptime, so an AP that started late reads
 	 * slightly low; good enough to spot a busy CPU. */
 	uint64_t now = time_ns();
-	kprintf("cpu  apic  switches      idle    irqs\n");
+	kprintf("cpu  apic  switches       idle  irqs\n");
 	for (unsigned i = 0; i < MAX_CPUS; i++) {
 		struct percpu *p = cpus[i];
 		if (!p || !p->online)
 			continue;
 		uint64_t idle = sched_idle_ns(i);
 		uint64_t permille = now ? MIN(idle / (now / 1000 + 1), 1000ULL) : 0;
-		kprintf("%-4u %-5u %-13llu %3llu.%llu%% %llu\n", i, p->apic_id,
+		kprintf("%-4u %-5u %-12llu %5llu.%llu%%  %llu\n", i, p->apic_id,
 			(unsigned long long)sched_switches(i),
 			(unsigned long long)(permille / 10), (unsigned long long)(permille % 10),
 			(unsigned long long)p->irq_count);

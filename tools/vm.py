@@ -12,23 +12,37 @@ and whether to attach the default disks (disks/nvme0.img, disks/sata0.img,
 1 GiB sparse, created on first use) and the e1000e NIC forwarding
 127.0.0.1:2049 to the guest's NFS port.
 
+Disks beyond the defaults: --disk SPEC (repeatable), SPEC being a kind and
+comma-separated options, e.g.
+  --disk nvme,file=disks/a.img,lba=4096       NVMe controller, namespace 1
+  --disk nvme-ns,file=disks/b.img,lba=512     another namespace on it
+  --disk sata,file=disks/c.img,port=2         AHCI disk on ICH9 port 2
+  --disk cdrom                                empty ATAPI drive (ide-cd)
+  options: size= (for new files), blkdebug=CONF (rerror/werror=report),
+  iops=N (throttling.iops-total), bps=N, serial=, opts= (raw qemu -device)
+Omitting --disk keeps the default nvme0.img + sata0.img; --no-disks drops them.
+
 Tests use the Machine class (Python 3 stdlib only): see tests/qemu/.
 """
 import argparse
 import codecs
+import json
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVMF = "/usr/share/ovmf/OVMF.fd"
 QEMU = "qemu-system-x86_64"
-DEFAULT_ESP = os.path.join(REPO, "build", "esp")
+# VM_ESP boots another build (e.g. a private `make esp BUILD=build/mine`).
+DEFAULT_ESP = os.environ.get("VM_ESP") or os.path.join(REPO, "build", "esp")
 DEFAULT_IMAGE = os.path.join(REPO, "build", "appliance.img")
 DISK_DIR = os.path.join(REPO, "disks")
 LOG_DIR = os.path.join(REPO, "build", "test-logs")
@@ -36,18 +50,11 @@ TMP_DIR = os.path.join(REPO, "build", "test-tmp")
 NFS_FORWARD = "hostfwd=tcp:127.0.0.1:2049-:2049"
 
 
-def vm_disk_args(kind, path, index=0):
-    """qemu arguments attaching the raw disk `path` as NVMe or AHCI (SATA)."""
-    if kind == "nvme":
-        drive = f"nvm{index}"
-        return ["-drive", f"if=none,id={drive},file={path},format=raw",
-                "-device", f"nvme,serial=nvme{index},drive={drive}"]
-    if kind == "sata":
-        # q35's ICH9 AHCI controller has six ports, ide.0 .. ide.5.
-        drive = f"sata{index}"
-        return ["-drive", f"if=none,id={drive},file={path},format=raw",
-                "-device", f"ide-hd,drive={drive},bus=ide.{index}"]
-    raise ValueError(f"unknown disk kind {kind!r} (nvme or sata)")
+# Disk specifications (NVMe namespaces, AHCI ports, ATAPI, blkdebug,
+# throttling) live in vm_disks.py; re-exported here for callers of vm.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vm_disks import (AHCI_PORTS, vm_disk_args, vm_disk_parse, vm_disks_args,  # noqa: E402,F401
+                      vm_disks_prepare, vm_drive_opt, vm_ensure_disk)
 
 
 def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
@@ -56,7 +63,7 @@ def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
 
     esp: ESP directory served as a FAT drive; image: GPT image attached as
     USB mass storage on qemu-xhci (exactly one of them).  disks: list of
-    (kind, path).  nic: None for no network, else a -nic option value.
+    (kind, path) or spec dicts with paths (see vm_disks_args).  nic: None for no network, else a -nic option value.
     """
     if (esp is None) == (image is None):
         raise ValueError("boot from exactly one of esp= or image=")
@@ -75,10 +82,7 @@ def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
         cmd += ["-device", "qemu-xhci,id=xhci",
                 "-drive", f"if=none,id=usbdisk,format=raw,file={image}",
                 "-device", "usb-storage,bus=xhci.0,drive=usbdisk,bootindex=0"]
-    counts = {}
-    for kind, path in disks:
-        cmd += vm_disk_args(kind, path, counts.get(kind, 0))
-        counts[kind] = counts.get(kind, 0) + 1
+    cmd += vm_disks_args(list(disks))[0]
     if nic:
         cmd += ["-nic", nic]
     else:
@@ -89,14 +93,6 @@ def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
         cmd += ["-no-reboot"]
     cmd += list(extra)
     return cmd
-
-
-def vm_ensure_disk(path, size="1G"):
-    """Create a sparse raw disk on first use; existing contents are kept."""
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        subprocess.run(["truncate", "-s", size, path], check=True)
-    return path
 
 
 def vm_config_text(base, args=None, lines=()):
@@ -172,13 +168,18 @@ class Machine:
         self.hung = False      # an expect() timed out: callers may resync
         self.stderr_text = ""
         self.started_at = None
+        self.disks = []
+        self.qmp_path = None
+        self.qmp_file = None
 
     # -- lifecycle --------------------------------------------------------
     def start(self, esp=None, image=None, smp=2, args=None, config=(), remove=(),
-              disks=(), mem="512M", no_reboot=True, nic=None, extra=()):
+              disks=(), mem="512M", no_reboot=True, nic=None, extra=(), qmp=False):
         """Boot.  esp defaults to build/esp unless image is given; args and
         config rewrite a private copy of the ESP; disks is a list of "nvme" /
-        "sata" (fresh 64 MiB scratch disks) or (kind, path) pairs."""
+        "sata" (fresh 64 MiB scratch disks), (kind, path) pairs or spec dicts
+        (see vm_disks_args; self.disks then lists name, drive id and path of
+        every image).  qmp: open a QMP socket for self.qmp()."""
         if self.proc:
             raise RuntimeError("machine already started")
         os.makedirs(self.tmp, exist_ok=True)
@@ -191,14 +192,14 @@ class Machine:
             esp = vm_esp_copy(src, os.path.join(self.tmp, "esp"), args, config, remove)
         elif args is not None or config or remove:
             raise ValueError("args/config/remove need an ESP directory, not an image")
-        disk_list = []
-        for i, d in enumerate(disks):
-            if isinstance(d, str):
-                path = os.path.join(self.tmp, f"disk{i}-{d}.img")
-                if os.path.exists(path):
-                    os.remove(path)
-                d = (d, vm_ensure_disk(path, "64M"))
-            disk_list.append(d)
+        disk_list = vm_disks_prepare(list(disks), self.tmp)
+        self.disks = vm_disks_args(disk_list)[1]
+        extra = list(extra)
+        if qmp:
+            self.qmp_path = os.path.join(self.tmp, "qmp.sock")
+            if os.path.exists(self.qmp_path):
+                os.remove(self.qmp_path)
+            extra += ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         self.cmd = vm_command(esp=esp, image=image, smp=smp, mem=mem, serial="stdio",
                               disks=disk_list, nic=nic, no_reboot=no_reboot, extra=extra)
         self.log = open(self.log_path, "w", encoding="utf-8", errors="replace")
@@ -253,8 +254,59 @@ class Machine:
             self.log.write(text)
             self.log.flush()
 
+    def qmp(self, command, timeout=30, **arguments):
+        """Run one QMP command (start(qmp=True)); returns its "return" value,
+        raises MachineError on an error reply.  Events are skipped."""
+        if not self.qmp_path:
+            raise RuntimeError("machine started without qmp=True")
+        deadline = time.monotonic() + timeout
+        if self.qmp_file is None:
+            while True:
+                try:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.connect(self.qmp_path)
+                    break
+                except OSError as e:
+                    sock.close()
+                    if time.monotonic() > deadline:
+                        self._fail(f"{self.name}: cannot connect to QMP: {e}")
+                    time.sleep(0.2)
+            sock.settimeout(timeout)
+            self.qmp_sock = sock
+            self.qmp_file = sock.makefile("rw", encoding="utf-8")
+            self.qmp_file.readline()                       # greeting
+            self._qmp_send("qmp_capabilities", {})
+        return self._qmp_send(command, arguments)
+
+    def _qmp_send(self, command, arguments):
+        msg = {"execute": command}
+        if arguments:
+            msg["arguments"] = arguments
+        try:
+            self.qmp_file.write(json.dumps(msg) + "\n")
+            self.qmp_file.flush()
+            while True:
+                line = self.qmp_file.readline()
+                if not line:
+                    self._fail(f"{self.name}: QMP closed during {command}")
+                reply = json.loads(line)
+                if "event" in reply:
+                    continue
+                if "error" in reply:
+                    self._fail(f"{self.name}: QMP {command}: {reply['error'].get('desc')}")
+                return reply.get("return")
+        except (OSError, ValueError) as e:
+            self._fail(f"{self.name}: QMP {command}: {e}")
+
     def kill(self):
         """Stop qemu (if running) and close the log.  Safe to call twice."""
+        if self.qmp_file is not None:
+            try:
+                self.qmp_file.close()
+                self.qmp_sock.close()
+            except OSError:
+                pass
+            self.qmp_file = None
         if self.proc and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -370,6 +422,9 @@ def vm_main():
     ap.add_argument("--no-disks", action="store_true", help="no NVMe/SATA disks")
     ap.add_argument("--no-net", action="store_true", help="no network card")
     ap.add_argument("--reboot", action="store_true", help="let the guest reboot (no -no-reboot)")
+    ap.add_argument("--disk", action="append", default=[], metavar="SPEC",
+                    help="kind[,key=val...]: nvme, nvme-ns, sata, cdrom (see above); "
+                         "replaces the default disks")
     argv = sys.argv[1:]
     extra = []
     if "--" in argv:
@@ -389,7 +444,31 @@ def vm_main():
         # A copy: fat:rw lets qemu write into the tree it serves.
         esp = vm_esp_copy(esp, os.path.join(REPO, "build", "run-esp"), a.args)
     disks = []
-    if not a.no_disks:
+    if a.disk:
+        for text in a.disk:
+            d = vm_disk_parse(text)
+            if d["kind"] == "nvme-ns":
+                if not disks or disks[-1]["kind"] != "nvme":
+                    sys.exit("vm.py: --disk nvme-ns must follow an nvme disk")
+                last = disks[-1]
+                if "ns" not in last:
+                    # The controller's own image becomes namespace 1.
+                    ctrl_keys = ("kind", "serial", "opts")
+                    ns0 = {k: v for k, v in last.items() if k not in ctrl_keys}
+                    for k in list(last):
+                        if k not in ctrl_keys:
+                            del last[k]
+                    last["ns"] = [ns0]
+                d.pop("kind")
+                last["ns"].append(d)
+            else:
+                disks.append(d)
+        for d in disks:
+            for img in (d.get("ns") or [d]):
+                if d["kind"] != "cdrom" and not img.get("path"):
+                    sys.exit(f"vm.py: --disk {d['kind']} needs file=PATH")
+        disks = vm_disks_prepare(disks, os.path.join(REPO, "build", "run-disks"))
+    elif not a.no_disks:
         disks = [("nvme", vm_ensure_disk(os.path.join(DISK_DIR, "nvme0.img"))),
                  ("sata", vm_ensure_disk(os.path.join(DISK_DIR, "sata0.img")))]
     nic = None if a.no_net else f"user,model=e1000e,{NFS_FORWARD}"

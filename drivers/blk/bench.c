@@ -1,0 +1,407 @@
+/*
+ * Block benchmark: `bench blk DEV WORKLOAD bs=N qd=N secs=N [poll|irq]
+ * [size=BYTES] [threads=N]`.
+ *
+ * Each submitter thread is pinned to its own CPU (thread i on CPU
+ * (cpu + i) % ncpus, cpu=N defaulting to 0: the CPU the disks interrupt,
+ * because cross-CPU wake-ups are expensive under TCG) and keeps qd requests in
+ * flight, each with its own preallocated, page-aligned buffer.  The
+ * completion callback only pushes the request on the thread's lock-free
+ * done list (and wakes the thread if it sleeps); the thread takes one
+ * timestamp per batch of completions, records latencies (submit to reap,
+ * like fio's completion latency) and resubmits.  In polling mode the thread
+ * polls its own hardware queue; in interrupt mode it sleeps until woken.
+ * The first second is warm-up and not counted.
+ *
+ * Output, one line per run (parsed by tools/peer and the tests):
+ *   bench blk dev=nvme0n1 workload=randread bs=4096 qd=32 secs=10 mode=poll
+ *   threads=1 ops=.. iops=.. mbps=48.2 lat_p50_us=.. lat_p99_us=..
+ *   lat_p999_us=.. errors=0
+ */
+#include "drivers/blk/blk.h"
+#include "drivers/blk/pattern.h"
+#include "kernel/shell.h"
+#include "kernel/kernel.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/errno.h"
+#include "kernel/mm.h"
+#include "kernel/sync.h"
+#include "kernel/sched.h"
+#include "kernel/smp.h"
+#include "kernel/time.h"
+#include "kernel/cpu.h"
+
+#define BENCH_WARMUP_NS  NS_PER_S
+#define BENCH_MAX_QD     256
+#define BENCH_MAX_BS     (4u << 20)
+/* Latency histogram: 1 us buckets below 1 ms, 10 us to 10 ms, 1 ms to 1 s. */
+#define BENCH_H1   1000
+#define BENCH_H2   (BENCH_H1 + 900)
+#define BENCH_H3   (BENCH_H2 + 990)
+#define BENCH_HBUCKETS (BENCH_H3 + 1)
+
+enum bench_wl { BW_RANDREAD, BW_RANDWRITE, BW_READ, BW_WRITE, BW_MIXED };
+static const char *const bench_wl_names[] = { "randread", "randwrite", "read", "write", "mixed" };
+
+struct bench_thr;
+
+struct bench_io {
+	struct blk_req req;
+	struct blk_seg seg;
+	struct bench_thr *t;
+	struct bench_io *next_done;
+};
+
+struct bench_thr {
+	struct blk_dev *dev;
+	enum bench_wl wl;
+	uint32_t bs, qd, blocks_per_io;
+	bool poll;
+	uint64_t nslots;               /* bs-sized slots in the tested range */
+	uint64_t seq_slot, rnd;
+	uint64_t warm_end, end;
+	struct bench_io *ios;
+	struct bench_io *done_list;    /* pushed by completions */
+	volatile int sleeping;
+	struct waitq wq;
+	uint32_t *hist;
+	uint64_t ops, bytes, errors, inflight;
+	char first_error[128];
+	bool timed_out, setup_failed;
+};
+
+static void bench_done(struct blk_req *req)
+{
+	struct bench_io *io = req->priv;
+	struct bench_thr *t = io->t;
+	struct bench_io *head = __atomic_load_n(&t->done_list, __ATOMIC_RELAXED);
+	do
+		io->next_done = head;
+	while (!__atomic_compare_exchange_n(&t->done_list, &head, io, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+	if (__atomic_load_n(&t->sleeping, __ATOMIC_SEQ_CST))
+		waitq_wake_one(&t->wq);
+}
+
+static bool bench_has_done(void *arg)
+{
+	return __atomic_load_n(&((struct bench_thr *)arg)->done_list, __ATOMIC_SEQ_CST) != NULL;
+}
+
+static unsigned bench_bucket(uint64_t us)
+{
+	if (us < 1000)
+		return (unsigned)us;
+	if (us < 10000)
+		return BENCH_H1 + (unsigned)((us - 1000) / 10);
+	if (us < 1000000)
+		return BENCH_H2 + (unsigned)((us - 10000) / 1000);
+	return BENCH_H3;
+}
+
+static uint64_t bench_bucket_us(unsigned b)
+{
+	if (b < BENCH_H1)
+		return b;
+	if (b < BENCH_H2)
+		return 1000 + (uint64_t)(b - BENCH_H1) * 10;
+	if (b < BENCH_H3)
+		return 10000 + (uint64_t)(b - BENCH_H2) * 1000;
+	return 1000000;
+}
+
+static int bench_issue(struct bench_thr *t, struct bench_io *io)
+{
+	uint64_t slot;
+	uint8_t op;
+
+	t->rnd = t->rnd * 6364136223846793005ull + 1442695040888963407ull;   /* LCG: cheap */
+	uint64_t r = t->rnd >> 16;
+	switch (t->wl) {
+	case BW_READ:
+	case BW_WRITE:
+		slot = t->seq_slot++;
+		if (t->seq_slot >= t->nslots)
+			t->seq_slot = 0;
+		op = t->wl == BW_READ ? BLK_OP_READ : BLK_OP_WRITE;
+		break;
+	default:
+		slot = r % t->nslots;
+		op = t->wl == BW_RANDREAD ? BLK_OP_READ : t->wl == BW_RANDWRITE ? BLK_OP_WRITE
+			: ((r >> 32) % 10 < 7 ? BLK_OP_READ : BLK_OP_WRITE);
+		break;
+	}
+	io->req.op = op;
+	io->req.flags = 0;
+	io->req.lba = slot * t->blocks_per_io;
+	io->req.nblocks = t->blocks_per_io;
+	io->req.segs = &io->seg;
+	io->req.nsegs = 1;
+	int rc = blk_submit(t->dev, &io->req);
+	if (rc) {
+		t->errors++;
+		if (!t->first_error[0])
+			ksnprintf(t->first_error, sizeof(t->first_error), "%s lba %llu: %s", blk_op_name(op),
+				  (unsigned long long)io->req.lba, blk_req_reason(&io->req));
+		return rc;
+	}
+	t->inflight++;
+	return 0;
+}
+
+static void bench_thread(void *arg)
+{
+	struct bench_thr *t = arg;
+	unsigned queue = blk_queue_of_cpu(t->dev);
+
+	for (unsigned i = 0; i < t->qd; i++)
+		if (bench_issue(t, &t->ios[i]))
+			break;
+	for (;;) {
+		uint64_t now = time_ns();
+		if (now >= t->end && t->inflight == 0)
+			break;
+		if (now >= t->end + 30 * NS_PER_S) {
+			t->timed_out = true;   /* requests still out: the caller leaks them */
+			break;
+		}
+		if (t->poll) {
+			blk_poll_queue(t->dev, queue);
+			if (!__atomic_load_n(&t->done_list, __ATOMIC_SEQ_CST))
+				continue;    /* our requests are all on our queue */
+		} else if (!__atomic_load_n(&t->done_list, __ATOMIC_SEQ_CST)) {
+			__atomic_store_n(&t->sleeping, 1, __ATOMIC_SEQ_CST);
+			if (waitq_wait_until(&t->wq, bench_has_done, t, now + 100 * NS_PER_MS) < 0)
+				blk_kick(t->dev);   /* parked requests with nothing to restart them */
+			__atomic_store_n(&t->sleeping, 0, __ATOMIC_SEQ_CST);
+		}
+		struct bench_io *io = __atomic_exchange_n(&t->done_list, NULL, __ATOMIC_SEQ_CST);
+		now = time_ns();
+		bool count = now >= t->warm_end && now < t->end;
+		while (io) {
+			struct bench_io *next = io->next_done;
+			t->inflight--;
+			if (io->req.status) {
+				t->errors++;
+				if (!t->first_error[0])
+					ksnprintf(t->first_error, sizeof(t->first_error), "%s lba %llu: %s",
+						  blk_op_name(io->req.op), (unsigned long long)io->req.lba,
+						  blk_req_reason(&io->req));
+			} else if (count && io->req.submit_ns >= t->warm_end) {
+				t->ops++;
+				t->bytes += t->bs;
+				t->hist[bench_bucket((now - io->req.submit_ns) / NS_PER_US)]++;
+			}
+			if (now < t->end)
+				bench_issue(t, io);
+			io = next;
+		}
+	}
+}
+
+static uint64_t bench_percentile(const uint32_t *h, uint64_t total, uint64_t num, uint64_t den)
+{
+	uint64_t want = (total * num + den - 1) / den, acc = 0;
+	if (!total)
+		return 0;
+	for (unsigned b = 0; b < BENCH_HBUCKETS; b++) {
+		acc += h[b];
+		if (acc >= want)
+			return bench_bucket_us(b);
+	}
+	return bench_bucket_us(BENCH_H3);
+}
+
+static unsigned bench_order(uint32_t bytes)
+{
+	unsigned o = 0;
+	while ((PAGE_SIZE << o) < bytes)
+		o++;
+	return o;
+}
+
+static void bench_free_thr(struct bench_thr *t)
+{
+	if (!t->ios)
+		return;
+	for (unsigned i = 0; i < t->qd; i++)
+		if (t->ios[i].seg.buf)
+			pmm_free_pages(VIRT_TO_PHYS(t->ios[i].seg.buf), bench_order(t->bs));
+	kfree(t->ios);
+	kfree(t->hist);
+}
+
+static int bench_setup_thr(struct bench_thr *t, unsigned idx, uint64_t size)
+{
+	t->blocks_per_io = t->bs / t->dev->lba_size;
+	t->nslots = size / t->bs;
+	t->rnd = pattern_splitmix64(0xbe7c + idx + time_ns());
+	waitq_init(&t->wq, "bench");
+	t->ios = kzalloc(sizeof(*t->ios) * t->qd);
+	t->hist = kzalloc(sizeof(uint32_t) * BENCH_HBUCKETS);
+	if (!t->ios || !t->hist)
+		return -ENOMEM;
+	for (unsigned i = 0; i < t->qd; i++) {
+		uint64_t p = pmm_alloc_pages(bench_order(t->bs));
+		if (!p)
+			return -ENOMEM;
+		t->ios[i].seg.buf = PHYS_TO_VIRT(p);
+		t->ios[i].seg.len = t->bs;
+		t->ios[i].t = t;
+		t->ios[i].req.done = bench_done;
+		t->ios[i].req.priv = &t->ios[i];
+		pattern_fill(t->ios[i].seg.buf, 0, t->bs, idx);   /* writes carry data, not zeros */
+	}
+	return 0;
+}
+
+static int bench_blk(int argc, char **argv)
+{
+	unsigned long long bs = 4096, qd = 1, secs = 10, size = 0, threads = 1, cpu = ~0ull;
+	int mode = -1;     /* -1: the device's current mode */
+	enum bench_wl wl = BW_RANDREAD;
+	unsigned i;
+
+	if (argc < 4)
+		return -EINVAL;
+	struct blk_dev *dev = blk_find(argv[2]);
+	if (!dev) {
+		kprintf("bench: no device '%s' (see lsblk)\n", argv[2]);
+		return 1;
+	}
+	for (i = 0; i < ARRAY_SIZE(bench_wl_names); i++)
+		if (!strcmp(argv[3], bench_wl_names[i]))
+			break;
+	if (i == ARRAY_SIZE(bench_wl_names))
+		return -EINVAL;
+	wl = (enum bench_wl)i;
+	for (int a = 4; a < argc; a++) {
+		const char *s = argv[a];
+		unsigned long long *dst = NULL;
+		if (!strcmp(s, "poll") || !strcmp(s, "irq")) {
+			mode = s[0] == 'p';
+			continue;
+		}
+		if (!strncmp(s, "bs=", 3)) dst = &bs, s += 3;
+		else if (!strncmp(s, "qd=", 3)) dst = &qd, s += 3;
+		else if (!strncmp(s, "secs=", 5)) dst = &secs, s += 5;
+		else if (!strncmp(s, "size=", 5)) dst = &size, s += 5;
+		else if (!strncmp(s, "threads=", 8)) dst = &threads, s += 8;
+		else if (!strncmp(s, "cpu=", 4)) dst = &cpu, s += 4;
+		if (!dst || parse_u64(s, dst))
+			return -EINVAL;
+	}
+	uint64_t devbytes = dev->nblocks * dev->lba_size;
+	if (!size)
+		size = MIN(devbytes, 1ull << 30);
+	if (!bs || bs % dev->lba_size || bs > BENCH_MAX_BS || !qd || qd > BENCH_MAX_QD || !secs ||
+	    secs > 3600 || !threads || threads > ncpus_online || size > devbytes || size < bs) {
+		kprintf("bench: bs must be a multiple of %u up to %u, qd 1..%u, secs 1..3600, threads 1..%u, "
+			"size %llu..%llu\n", dev->lba_size, BENCH_MAX_BS, BENCH_MAX_QD, ncpus_online,
+			bs, (unsigned long long)devbytes);
+		return -EINVAL;
+	}
+	bool was_polling = dev->polling;
+	bool poll = mode < 0 ? was_polling : mode == 1;
+	if (poll != was_polling) {
+		int rc = blk_set_polling(dev, poll);
+		if (rc) {
+			kprintf("bench: %s: cannot switch to %s mode: %s\n", dev->name, poll ? "poll" : "irq", strerror(rc));
+			return 1;
+		}
+	}
+
+	struct bench_thr *ts = kzalloc(sizeof(*ts) * threads);
+	struct thread **th = kzalloc(sizeof(*th) * threads);
+	int rc = 0;
+	if (!ts || !th) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	uint64_t start = time_ns() + 10 * NS_PER_MS;
+	for (i = 0; i < threads; i++) {
+		struct bench_thr *t = &ts[i];
+		t->dev = dev;
+		t->wl = wl;
+		t->bs = (uint32_t)bs;
+		t->qd = (uint32_t)qd;
+		t->poll = poll;
+		if (bench_setup_thr(t, i, size)) {
+			kprintf("bench: out of memory for %llu buffers of %llu bytes\n", qd * threads, bs);
+			rc = 1;
+			goto out;
+		}
+		t->seq_slot = t->nslots * i / threads;
+	}
+	start = time_ns();
+	for (i = 0; i < threads; i++) {
+		ts[i].warm_end = start + BENCH_WARMUP_NS;
+		ts[i].end = ts[i].warm_end + secs * NS_PER_S;
+		unsigned first = cpu < ncpus_online ? (unsigned)cpu : 0;
+		th[i] = thread_create("bench", bench_thread, &ts[i], (int)((i + first) % ncpus_online));
+		if (!th[i])
+			kprintf("bench: cannot start thread %u\n", i);
+	}
+	uint64_t ops = 0, bytes = 0, errors = 0;
+	bool leak = false;
+	for (i = 0; i < threads; i++) {
+		if (!th[i]) {
+			errors++;
+			continue;
+		}
+		if (thread_join(th[i], (secs + 60) * NS_PER_S) != 0 || ts[i].timed_out) {
+			kprintf("bench: thread %u: timed out after %llu s waiting for %llu requests on %s\n", i,
+				secs + 31, (unsigned long long)ts[i].inflight, dev->name);
+			leak = true;
+		}
+		ops += ts[i].ops;
+		bytes += ts[i].bytes;
+		errors += ts[i].errors;
+		if (ts[i].first_error[0])
+			kprintf("bench: %s: first error: %s\n", dev->name, ts[i].first_error);
+	}
+	/* A completion callback may still be returning from its wake-up of a
+	 * thread that already reaped it: give it time before freeing. */
+	thread_sleep_ns(20 * NS_PER_MS);
+	uint32_t *h = kzalloc(sizeof(uint32_t) * BENCH_HBUCKETS);
+	if (h) {
+		for (i = 0; i < threads; i++)
+			for (unsigned b = 0; b < BENCH_HBUCKETS && ts[i].hist; b++)
+				h[b] += ts[i].hist[b];
+	}
+	uint64_t us = secs * 1000000ull;
+	uint64_t mbps10 = bytes * 10 / us;
+	kprintf("bench blk dev=%s workload=%s bs=%llu qd=%llu secs=%llu mode=%s threads=%llu ops=%llu iops=%llu "
+		"mbps=%llu.%llu lat_p50_us=%llu lat_p99_us=%llu lat_p999_us=%llu errors=%llu\n",
+		dev->name, bench_wl_names[wl], bs, qd, secs, poll ? "poll" : "irq", threads,
+		(unsigned long long)ops, (unsigned long long)(ops / secs), (unsigned long long)(mbps10 / 10),
+		(unsigned long long)(mbps10 % 10),
+		(unsigned long long)(h ? bench_percentile(h, ops, 50, 100) : 0),
+		(unsigned long long)(h ? bench_percentile(h, ops, 99, 100) : 0),
+		(unsigned long long)(h ? bench_percentile(h, ops, 999, 1000) : 0), (unsigned long long)errors);
+	kfree(h);
+	rc = errors ? 1 : 0;
+	if (leak) {
+		rc = 1;
+		ts = NULL;      /* requests may still complete into them */
+	}
+out:
+	if (ts) {
+		for (i = 0; i < threads; i++)
+			bench_free_thr(&ts[i]);
+		kfree(ts);
+	}
+	kfree(th);
+	if (poll != was_polling)
+		blk_set_polling(dev, was_polling);
+	return rc;
+}
+
+static int cmd_bench(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "blk"))
+		return bench_blk(argc, argv);
+	return -EINVAL;
+}
+SHELL_COMMAND(bench, "bench blk DEV randread|randwrite|read|write|mixed [bs=N] [qd=N] [secs=N] [poll|irq] "
+	      "[size=BYTES] [threads=N] [cpu=N]", "storage benchmarks (one result line per run)", cmd_bench);

@@ -1,0 +1,175 @@
+/*
+ * Block layer: registry of devices, boot arguments, names (see blk.h).
+ * The request path lives in blk_submit.c (validation, splitting) and
+ * blk_queue.c (software queues, completion, polling).
+ */
+#include <stdarg.h>
+#include "drivers/blk/blk.h"
+#include "drivers/blk/blk_internal.h"
+#include "kernel/kernel.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/errno.h"
+#include "kernel/mm.h"
+#include "kernel/sync.h"
+#include "kernel/sched.h"
+#include "kernel/smp.h"
+#include "kernel/time.h"
+#include "kernel/cpu.h"
+
+static spinlock_t blk_reg_lock = SPINLOCK_INIT("blk-reg");
+static struct blk_dev *blk_devs[BLK_MAX_DEVS];
+static unsigned blk_ndevs;
+void *blk_zero_buf;
+static uint32_t blk_timeout;
+
+static const char *const blk_op_names[] = { "read", "write", "flush", "discard", "write-zeroes" };
+
+const char *blk_op_name(enum blk_op op)
+{
+	return (unsigned)op < ARRAY_SIZE(blk_op_names) ? blk_op_names[op] : "?";
+}
+
+uint32_t blk_timeout_ms(void)
+{
+	return blk_timeout ? blk_timeout : 5000;
+}
+
+const char *blk_req_reason(const struct blk_req *req)
+{
+	return req->error[0] ? req->error : strerror(req->status);
+}
+
+void blk_init(void)
+{
+	const char *t = arg_get("blk_timeout_ms");
+	unsigned long long v;
+
+	if (t && parse_u64(t, &v) == 0 && v > 0 && v < 3600000)
+		blk_timeout = (uint32_t)v;
+	if (!blk_zero_buf) {
+		uint64_t p = pmm_alloc_pages(4);     /* 64 KiB */
+		if (p) {
+			blk_zero_buf = PHYS_TO_VIRT(p);
+			memset(blk_zero_buf, 0, BLK_ZERO_BYTES);
+		} else {
+			kprintf("blk: no memory for the zero buffer: write-zeroes emulation disabled\n");
+		}
+	}
+}
+
+/* ---- registry ---- */
+
+bool blk_selected(const struct blk_dev *dev)
+{
+	const char *s = boot_info ? boot_info->config.disks : "";
+	size_t n = strlen(dev->name);
+
+	if (!s[0] || strcmp(s, "all") == 0)
+		return true;
+	while (*s) {
+		const char *e = strchr(s, ',');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		if (len == n && strncmp(s, dev->name, n) == 0)
+			return true;
+		if (!e)
+			break;
+		s = e + 1;
+	}
+	return false;
+}
+
+int blk_register(struct blk_dev *dev)
+{
+	struct blk_priv *p;
+	uint64_t fl;
+
+	if (!dev->name[0] || !dev->ops || !dev->ops->submit || !dev->lba_size ||
+	    (dev->lba_size & (dev->lba_size - 1)) || dev->lba_size < 512 || !dev->nblocks) {
+		kprintf("blk: %s: refusing to register: incomplete description\n", dev->name);
+		return -EINVAL;
+	}
+	if (!dev->nqueues)
+		dev->nqueues = 1;
+	if (!dev->queue_depth)
+		dev->queue_depth = 1;
+	if (dev->max_transfer < dev->lba_size)
+		dev->max_transfer = 128 * 1024;
+	if (!dev->max_segments)
+		dev->max_segments = 1;
+	if (dev->virt_boundary & (dev->virt_boundary - 1)) {
+		kprintf("blk: %s: virt_boundary %u is not a power of two\n", dev->name, dev->virt_boundary);
+		return -EINVAL;
+	}
+	p = kzalloc(sizeof(*p));
+	struct blk_piece *pieces = kzalloc(sizeof(*pieces) * BLK_POOL_PIECES);
+	struct blk_swq *swq = kzalloc(sizeof(*swq) * dev->nqueues);
+	if (!p || !pieces || !swq) {
+		kfree(p);
+		kfree(pieces);
+		kfree(swq);
+		kprintf("blk: %s: out of memory registering\n", dev->name);
+		return -ENOMEM;
+	}
+	spin_init(&p->pool_lock, "blk-pool");
+	waitq_init(&p->pool_wq, "blk-pool");
+	for (unsigned i = 0; i < BLK_POOL_PIECES; i++) {
+		pieces[i].free_next = p->free;
+		p->free = &pieces[i];
+	}
+	p->nfree = BLK_POOL_PIECES;
+	for (unsigned i = 0; i < dev->nqueues; i++)
+		spin_init(&swq[i].lock, "blk-swq");
+	p->swq = swq;
+	dev->blk_private = p;
+	dev->dead = false;
+	memset(&dev->stats, 0, sizeof(dev->stats));
+
+	fl = spin_lock_irqsave(&blk_reg_lock);
+	int rc = 0;
+	if (blk_ndevs == BLK_MAX_DEVS)
+		rc = -ENOSPC;
+	for (unsigned i = 0; i < blk_ndevs && !rc; i++)
+		if (strcmp(blk_devs[i]->name, dev->name) == 0)
+			rc = -EEXIST;
+	if (!rc)
+		blk_devs[blk_ndevs++] = dev;
+	spin_unlock_irqrestore(&blk_reg_lock, fl);
+	if (rc) {
+		kprintf("blk: %s: cannot register: %s\n", dev->name, strerror(rc));
+		dev->blk_private = NULL;
+		kfree(p);
+		kfree(pieces);
+		kfree(swq);
+	}
+	return rc;
+}
+
+unsigned blk_count(void)
+{
+	return blk_ndevs;
+}
+
+struct blk_dev *blk_get(unsigned index)
+{
+	return index < blk_ndevs ? blk_devs[index] : NULL;
+}
+
+struct blk_dev *blk_find(const char *name)
+{
+	for (unsigned i = 0; i < blk_ndevs; i++)
+		if (strcmp(blk_devs[i]->name, name) == 0)
+			return blk_devs[i];
+	return NULL;
+}
+
+void blk_stats_reset(struct blk_dev *dev)
+{
+	memset(&dev->stats, 0, sizeof(dev->stats));
+}
+
+unsigned blk_queue_of_cpu(const struct blk_dev *dev)
+{
+	return smp_percpu_ready ? this_cpu()->index % dev->nqueues : 0;
+}
+

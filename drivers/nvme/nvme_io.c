@@ -1,0 +1,478 @@
+/*
+ * NVMe I/O path: queue memory, command building with PRP lists, submission,
+ * completion (interrupt or polling), and the timeout watchdog's scan.
+ *
+ * The fast path is one queue lock (uncontended with one queue per CPU), one
+ * SQE written in place, one SQ doorbell per submission, and one CQ doorbell
+ * per batch of completions.  Completions are handed to the block layer after
+ * the lock is dropped, because blk_complete() may submit again.
+ */
+#include "drivers/nvme/nvme_var.h"
+#include "kernel/mm.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/errno.h"
+#include "kernel/kernel.h"
+#include "kernel/time.h"
+
+#define NVME_PAGE 4096u
+#define NVME_PRP_ENTRIES (NVME_PAGE / 8)
+#define NVME_KERNEL_IMAGE_BASE 0xffffffff80000000ULL
+
+int nvme_queue_alloc(struct nvme_ctrl *c, struct nvme_queue *q, uint16_t id, uint16_t depth)
+{
+	size_t sq_bytes = (size_t)depth * sizeof(struct nvme_sqe);
+	size_t cq_bytes = (size_t)depth * sizeof(struct nvme_cqe);
+	unsigned sq_order = 0, cq_order = 0;
+
+	while ((NVME_PAGE << sq_order) < sq_bytes)
+		sq_order++;
+	while ((NVME_PAGE << cq_order) < cq_bytes)
+		cq_order++;
+	memset(q, 0, sizeof(*q));
+	spin_init(&q->lock, id ? "nvme-ioq" : "nvme-adminq");
+	q->ctrl = c;
+	q->id = id;
+	q->depth = depth;
+	q->vector = -1;
+	q->sq_phys = pmm_alloc_pages(sq_order);
+	if (!q->sq_phys)
+		goto fail;
+	q->cq_phys = pmm_alloc_pages(cq_order);
+	if (!q->cq_phys)
+		goto fail_sq;
+	q->sq = PHYS_TO_VIRT(q->sq_phys);
+	q->cq = PHYS_TO_VIRT(q->cq_phys);
+	q->sq_db = (volatile uint32_t *)(c->regs + NVME_DB_BASE + (2u * id) * c->dstrd);
+	q->cq_db = (volatile uint32_t *)(c->regs + NVME_DB_BASE + (2u * id + 1) * c->dstrd);
+	if (id == 0) {                  /* admin: polled synchronously, no slots */
+		nvme_queue_reset_ring(q);
+		return 0;
+	}
+	q->cmds = kzalloc(depth * sizeof(*q->cmds));
+	q->free_ids = kmalloc(depth * sizeof(*q->free_ids));
+	if (!q->cmds || !q->free_ids)
+		goto fail_cmds;
+	/* depth - 1 usable ids: an in-flight command holds its SQ slot at most
+	 * until it completes, so the ring can never overrun. */
+	for (unsigned i = 0; i < depth - 1u; i++) {
+		struct nvme_cmd *cmd = &q->cmds[i];
+		cmd->prp_phys = pmm_alloc_pages(0);
+		if (!cmd->prp_phys)
+			goto fail_prp;
+		cmd->prp = PHYS_TO_VIRT(cmd->prp_phys);
+		q->free_ids[q->nfree++] = (uint16_t)(depth - 2 - i);
+	}
+	nvme_queue_reset_ring(q);
+	return 0;
+
+fail_prp:
+	for (unsigned i = 0; i < depth; i++)
+		if (q->cmds[i].prp_phys)
+			pmm_free_pages(q->cmds[i].prp_phys, 0);
+fail_cmds:
+	kfree(q->cmds);
+	kfree(q->free_ids);
+	pmm_free_pages(q->cq_phys, cq_order);
+fail_sq:
+	pmm_free_pages(q->sq_phys, sq_order);
+fail:
+	kprintf("%s: out of memory for queue %u (depth %u)\n", c->name, id, depth);
+	return -ENOMEM;
+}
+
+/* Empty rings, as after Create I/O SQ/CQ (or AQA/ASQ/ACQ) on a fresh enable. */
+void nvme_queue_reset_ring(struct nvme_queue *q)
+{
+	memset((void *)q->cq, 0, q->depth * sizeof(struct nvme_cqe));
+	q->sq_tail = 0;
+	q->cq_head = 0;
+	q->phase = 1;
+}
+
+static inline uint64_t nvme_phys(uint64_t va)
+{
+	if (va >= BOOT_HHDM_BASE && va < NVME_KERNEL_IMAGE_BASE)
+		return va - BOOT_HHDM_BASE;
+	return vmm_virt_to_phys((const void *)va);
+}
+
+/* PRP1/PRP2 (and the list page) for the request's segments.  The block
+ * layer's virt_boundary of 4096 guarantees only the first page may start
+ * at an offset and only the last may end early. */
+static int nvme_build_prps(struct nvme_cmd *cmd, const struct blk_req *req, struct nvme_sqe *sqe)
+{
+	unsigned n = 0;
+	uint64_t prp1 = 0;
+
+	for (unsigned s = 0; s < req->nsegs; s++) {
+		uint64_t va = (uint64_t)req->segs[s].buf, end = va + req->segs[s].len;
+		while (va < end) {
+			uint64_t pa = nvme_phys(va);
+			if (!pa && va)
+				return -EFAULT;
+			if (n == 0)
+				prp1 = pa;
+			else if (n <= NVME_PRP_ENTRIES)
+				cmd->prp[n - 1] = pa;
+			else
+				return -E2BIG;
+			n++;
+			va = (va & ~(uint64_t)(NVME_PAGE - 1)) + NVME_PAGE;
+		}
+	}
+	sqe->prp1 = prp1;
+	sqe->prp2 = n == 2 ? cmd->prp[0] : n > 2 ? cmd->prp_phys : 0;
+	return 0;
+}
+
+/* Fill the SQE in place for req (command id cid). */
+static int nvme_build(struct nvme_ns *ns, struct blk_req *req, uint16_t cid, struct nvme_cmd *cmd,
+		      struct nvme_sqe *sqe)
+{
+	uint64_t *w = (uint64_t *)sqe;
+
+	for (unsigned i = 0; i < 8; i++)
+		w[i] = 0;
+	sqe->cid = cid;
+	sqe->nsid = ns->nsid;
+	switch (req->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		sqe->opcode = req->op == BLK_OP_READ ? NVME_CMD_READ : NVME_CMD_WRITE;
+		sqe->cdw10 = (uint32_t)req->lba;
+		sqe->cdw11 = (uint32_t)(req->lba >> 32);
+		sqe->cdw12 = (req->nblocks - 1) | ((req->flags & BLK_F_FUA) ? NVME_RW_FUA : 0);
+		return nvme_build_prps(cmd, req, sqe);
+	case BLK_OP_FLUSH:
+		sqe->opcode = NVME_CMD_FLUSH;
+		return 0;
+	case BLK_OP_WRITE_ZEROES:
+		if (req->nblocks > 65536)
+			return -E2BIG;
+		sqe->opcode = NVME_CMD_WRITE_ZEROES;
+		sqe->cdw10 = (uint32_t)req->lba;
+		sqe->cdw11 = (uint32_t)(req->lba >> 32);
+		sqe->cdw12 = req->nblocks - 1;
+		return 0;
+	case BLK_OP_DISCARD: {
+		struct nvme_dsm_range *r = (struct nvme_dsm_range *)cmd->prp;
+		r->cattr = 0;
+		r->nlb = req->nblocks;
+		r->slba = req->lba;
+		sqe->opcode = NVME_CMD_DSM;
+		sqe->prp1 = cmd->prp_phys;
+		sqe->cdw10 = 0;                 /* one range */
+		sqe->cdw11 = NVME_DSM_AD;
+		return 0;
+	}
+	}
+	return -ENOTSUP;
+}
+
+static int nvme_submit(struct blk_dev *dev, struct blk_req *req, unsigned queue)
+{
+	struct nvme_ns *ns = dev->driver_data;
+	struct nvme_ctrl *c = ns->ctrl;
+	struct nvme_queue *q = &c->io[queue < c->nqueues ? queue : queue % c->nqueues];
+	if (__builtin_expect(c->state == NVME_DEAD, 0))
+		return -EIO;                    /* blk_set_dead() already said why */
+	uint64_t fl = spin_lock_irqsave(&q->lock);
+
+	if (__builtin_expect(q->nfree == 0, 0)) {
+		spin_unlock_irqrestore(&q->lock, fl);
+		return -EBUSY;
+	}
+	uint16_t cid = q->free_ids[--q->nfree];
+	struct nvme_cmd *cmd = &q->cmds[cid];
+	cmd->req = req;
+	cmd->ticks = 0;
+	cmd->aborted = cmd->expired = false;
+	if (__builtin_expect(q->held, 0)) {
+		/* Controller resetting: nvme_queue_resubmit() builds it later. */
+		spin_unlock_irqrestore(&q->lock, fl);
+		return 0;
+	}
+	int err = nvme_build(ns, req, cid, cmd, &q->sq[q->sq_tail]);
+	if (__builtin_expect(err, 0)) {
+		cmd->req = NULL;
+		q->free_ids[q->nfree++] = cid;
+		spin_unlock_irqrestore(&q->lock, fl);
+		return err;
+	}
+	if (++q->sq_tail == q->depth)
+		q->sq_tail = 0;
+	__asm__ volatile("" ::: "memory");   /* SQE before doorbell (x86: stores ordered) */
+	*q->sq_db = q->sq_tail;
+	q->submits++;
+	spin_unlock_irqrestore(&q->lock, fl);
+	return 0;
+}
+
+static void nvme_complete_one(struct nvme_queue *q, struct blk_req *req, uint16_t sf, bool aborted)
+{
+	char why[96];
+
+	if (__builtin_expect(sf == 0, 1)) {
+		blk_complete(req, 0, NULL);
+		return;
+	}
+	nvme_status_decode(why, sizeof(why), sf);
+	if (aborted && NVME_SF_SCT(sf) == NVME_SCT_GENERIC && NVME_SF_SC(sf) == NVME_SC_ABORT_REQ) {
+		char tmp[96];
+		ksnprintf(tmp, sizeof(tmp), "timed out after %llu ms, aborted: %s",
+			  (unsigned long long)(q->ctrl->timeout_ns / NS_PER_MS), why);
+		blk_complete(req, -ETIMEDOUT, tmp);
+		return;
+	}
+	blk_complete(req, nvme_status_errno(sf), why);
+}
+
+#define NVME_REAP_BATCH 32
+
+int nvme_queue_reap(struct nvme_queue *q)
+{
+	struct blk_req *reqs[NVME_REAP_BATCH];
+	uint16_t sfs[NVME_REAP_BATCH];
+	uint8_t aborted[NVME_REAP_BATCH];
+	int total = 0;
+
+	for (;;) {
+		unsigned n = 0;
+		uint64_t fl = spin_lock_irqsave(&q->lock);
+		if (q->held) {
+			spin_unlock_irqrestore(&q->lock, fl);
+			return total;
+		}
+		while (n < NVME_REAP_BATCH) {
+			volatile struct nvme_cqe *cqe = &q->cq[q->cq_head];
+			uint16_t st = cqe->status;
+			if ((st & 1) != q->phase)
+				break;
+			__asm__ volatile("" ::: "memory");  /* status before the rest */
+			uint16_t cid = cqe->cid;
+			if (++q->cq_head == q->depth) {
+				q->cq_head = 0;
+				q->phase ^= 1;
+			}
+			if (cid >= q->depth - 1u || !q->cmds[cid].req) {
+				kprintf("%s: queue %u: completion for unknown command id %u ignored\n",
+					q->ctrl->name, q->id, cid);
+				continue;
+			}
+			struct nvme_cmd *cmd = &q->cmds[cid];
+			reqs[n] = cmd->req;
+			sfs[n] = st >> 1;
+			aborted[n] = cmd->aborted;
+			n++;
+			cmd->req = NULL;
+			q->free_ids[q->nfree++] = cid;
+		}
+		if (n) {
+			*q->cq_db = q->cq_head;
+			q->completions += n;
+		}
+		spin_unlock_irqrestore(&q->lock, fl);
+		for (unsigned i = 0; i < n; i++)
+			nvme_complete_one(q, reqs[i], sfs[i], aborted[i]);
+		total += (int)n;
+		if (n < NVME_REAP_BATCH)
+			return total;
+	}
+}
+
+void nvme_intr(void *arg)
+{
+	struct nvme_queue *q = arg;
+	struct nvme_ctrl *c = q->ctrl;
+
+	q->irqs++;
+	if (c->shared_vector) {             /* MSI: one vector for every queue */
+		for (unsigned i = 0; i < c->nqueues; i++)
+			nvme_queue_reap(&c->io[i]);
+		return;
+	}
+	nvme_queue_reap(q);
+}
+
+void nvme_queue_resubmit(struct nvme_queue *q)
+{
+	struct nvme_ctrl *c = q->ctrl;
+	struct blk_req *failed[NVME_IO_DEPTH];
+	int failed_err[NVME_IO_DEPTH];
+	unsigned nfailed = 0, nre = 0;
+	uint64_t fl = spin_lock_irqsave(&q->lock);
+
+	for (unsigned cid = 0; cid < q->depth - 1u; cid++) {
+		struct nvme_cmd *cmd = &q->cmds[cid];
+		if (!cmd->req)
+			continue;
+		int err = cmd->expired ? -ETIMEDOUT
+					: nvme_build(cmd->req->dev->driver_data, cmd->req, (uint16_t)cid, cmd,
+						     &q->sq[q->sq_tail]);
+		if (err) {
+			failed[nfailed] = cmd->req;
+			failed_err[nfailed++] = err;
+			cmd->req = NULL;
+			q->free_ids[q->nfree++] = (uint16_t)cid;
+			continue;
+		}
+		cmd->ticks = 0;
+		cmd->aborted = false;
+		if (++q->sq_tail == q->depth)
+			q->sq_tail = 0;
+		nre++;
+	}
+	q->held = false;
+	if (nre)
+		*q->sq_db = q->sq_tail;
+	spin_unlock_irqrestore(&q->lock, fl);
+	if (nre || nfailed)
+		kprintf("%s: queue %u: %u commands resubmitted, %u failed\n", c->name, q->id, nre, nfailed);
+	for (unsigned i = 0; i < nfailed; i++) {
+		char why[96];
+		if (failed_err[i] == -ETIMEDOUT)
+			ksnprintf(why, sizeof(why), "command timed out after %llu ms; controller reset",
+				  (unsigned long long)(c->timeout_ns / NS_PER_MS));
+		else
+			ksnprintf(why, sizeof(why), "could not rebuild command after reset");
+		blk_complete(failed[i], failed_err[i], why);
+	}
+}
+
+void nvme_queue_fail_all(struct nvme_queue *q, const char *why)
+{
+	for (;;) {
+		struct blk_req *req = NULL;
+		uint64_t fl = spin_lock_irqsave(&q->lock);
+		for (unsigned cid = 0; cid < q->depth - 1u && !req; cid++) {
+			if (q->cmds[cid].req) {
+				req = q->cmds[cid].req;
+				q->cmds[cid].req = NULL;
+				q->free_ids[q->nfree++] = (uint16_t)cid;
+			}
+		}
+		spin_unlock_irqrestore(&q->lock, fl);
+		if (!req)
+			return;
+		blk_complete(req, -EIO, why);
+	}
+}
+
+static const char *nvme_op_word(uint8_t op)
+{
+	static const char *const w[] = { "read", "write", "flush", "discard", "write-zeroes" };
+	return op < ARRAY_SIZE(w) ? w[op] : "?";
+}
+
+/* One watchdog period: age in-flight commands; handle the first expired
+ * one with Abort, and reset when Abort does not complete it. */
+void nvme_watchdog_scan(struct nvme_ctrl *c)
+{
+	uint32_t limit = (uint32_t)((c->timeout_ns + c->tick_ns - 1) / c->tick_ns);
+	struct nvme_queue *eq = NULL;
+	struct blk_req *ereq = NULL;
+	uint16_t ecid = 0;
+	bool again = false;
+
+	uint32_t csts = nvme_read4(c, NVME_CSTS);
+	if (csts == 0xffffffffu) {
+		nvme_reset(c, "controller registers read all ones (device gone)");
+		return;
+	}
+	if (csts & NVME_CSTS_CFS) {
+		nvme_reset(c, "controller fatal status (CSTS.CFS)");
+		return;
+	}
+	for (unsigned i = 0; i < c->nqueues; i++) {
+		struct nvme_queue *q = &c->io[i];
+		uint64_t fl = spin_lock_irqsave(&q->lock);
+		for (unsigned cid = 0; cid < q->depth - 1u; cid++) {
+			struct nvme_cmd *cmd = &q->cmds[cid];
+			if (!cmd->req || ++cmd->ticks <= limit || eq)
+				continue;
+			eq = q;
+			ereq = cmd->req;
+			ecid = (uint16_t)cid;
+			again = cmd->aborted;
+		}
+		spin_unlock_irqrestore(&q->lock, fl);
+	}
+	if (!eq)
+		return;
+
+	c->timeouts++;
+	kprintf("%s: %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s\n", c->name,
+		nvme_op_word(ereq->op), (unsigned long long)ereq->lba, ereq->nblocks, eq->id, ecid,
+		(unsigned long long)(c->timeout_ns / NS_PER_MS),
+		again ? " again after Abort" : "; sending Abort");
+	if (!again) {
+		/* The spec's answer first: Abort.  Completion dw0 bit 0 clear
+		 * means the controller aborted it (the command then completes
+		 * with Command Abort Requested). */
+		struct nvme_sqe sqe = { .opcode = NVME_ADM_ABORT };
+		struct nvme_cqe cqe;
+		sqe.cdw10 = eq->id | ((uint32_t)ecid << 16);
+		c->aborts++;
+		int err = nvme_admin(c, &sqe, &cqe, "Abort");
+		if (!err && !(cqe.dw0 & 1)) {
+			uint64_t fl = spin_lock_irqsave(&eq->lock);
+			if (eq->cmds[ecid].req == ereq) {
+				eq->cmds[ecid].aborted = true;
+				eq->cmds[ecid].ticks = 0;
+			}
+			spin_unlock_irqrestore(&eq->lock, fl);
+			kprintf("%s: Abort accepted for command id %u\n", c->name, ecid);
+			return;
+		}
+		kprintf("%s: Abort %s; resetting the controller\n", c->name,
+			err ? "failed" : "not performed by the controller");
+	}
+	uint64_t fl = spin_lock_irqsave(&eq->lock);
+	bool still = eq->cmds[ecid].req == ereq;
+	if (still)
+		eq->cmds[ecid].expired = true;
+	spin_unlock_irqrestore(&eq->lock, fl);
+	if (still)
+		nvme_reset(c, "command timeout");
+	else
+		kprintf("%s: command id %u completed meanwhile; no reset\n", c->name, ecid);
+}
+
+static int nvme_poll(struct blk_dev *dev, unsigned queue)
+{
+	struct nvme_ns *ns = dev->driver_data;
+	struct nvme_ctrl *c = ns->ctrl;
+
+	return nvme_queue_reap(&c->io[queue < c->nqueues ? queue : queue % c->nqueues]);
+}
+
+static int nvme_set_interrupts(struct blk_dev *dev, bool on)
+{
+	struct nvme_ns *ns = dev->driver_data;
+	struct nvme_ctrl *c = ns->ctrl;
+
+	/* No vector at all: polling is the only mode.  Not -ENOTSUP, which
+	 * the block layer reads as "interrupts cannot be turned off". */
+	if (c->nvec == 0)
+		return on ? -ENXIO : 0;
+	/* Queues are shared by the controller's namespaces: the vectors stay
+	 * on until every namespace polls. */
+	if (!on && !ns->polling)
+		c->npolling++;
+	else if (on && ns->polling)
+		c->npolling--;
+	ns->polling = !on;
+	nvme_mask_irqs(c, c->npolling == c->nns);
+	if (on)
+		for (unsigned i = 0; i < c->nqueues; i++)
+			nvme_queue_reap(&c->io[i]);   /* anything that finished while masked */
+	return 0;
+}
+
+const struct blk_ops nvme_blk_ops = {
+	.submit = nvme_submit,
+	.poll = nvme_poll,
+	.set_interrupts = nvme_set_interrupts,
+	.describe = nvme_describe,
+};

@@ -1,0 +1,270 @@
+/*
+ * NVMe self-tests.  Status decoding needs no hardware; the rest run on every
+ * attached namespace and say "skipped" when there is none.  They write the
+ * last 4 MiB of each namespace (scratch disks only).
+ */
+#include "kernel/selftest.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/errno.h"
+#include "kernel/kernel.h"
+#include "kernel/mm.h"
+#include "kernel/sched.h"
+#include "kernel/smp.h"
+#include "kernel/time.h"
+#include "drivers/nvme/nvme_var.h"
+#include "drivers/blk/pattern.h"
+
+SELFTEST(nvme, status_decode)
+{
+	char buf[96];
+
+	nvme_status_decode(buf, sizeof(buf), 0x0281);
+	ST_EXPECT(strcmp(buf, "Unrecovered Read Error (media, status 0x0281)") == 0);
+	nvme_status_decode(buf, sizeof(buf), 0x4002);        /* DNR + Invalid Field */
+	ST_EXPECT(strcmp(buf, "Invalid Field in Command (generic, status 0x0002, do not retry)") == 0);
+	nvme_status_decode(buf, sizeof(buf), 0x0080);
+	ST_EXPECT(strcmp(buf, "LBA Out of Range (generic, status 0x0080)") == 0);
+	ST_EXPECT(strcmp(nvme_status_name(NVME_SCT_CMD, 0x01), "Invalid Queue Identifier") == 0);
+	ST_EXPECT(strcmp(nvme_status_name(NVME_SCT_PATH, 0x71), "Command Aborted By Host") == 0);
+	ST_EXPECT(strcmp(nvme_status_name(NVME_SCT_MEDIA, 0x7f), "Unknown Status") == 0);
+	ST_EXPECT(nvme_status_errno(0) == 0);
+	ST_EXPECT(nvme_status_errno(0x0080) == -ERANGE);
+	ST_EXPECT(nvme_status_errno(0x0281) == -EIO);
+	ST_EXPECT(nvme_status_errno(0x0001) == -ENOTSUP);
+}
+
+static unsigned nvme_test_namespaces(void)
+{
+	unsigned n = 0;
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next)
+		n += c->nns;
+	if (!n)
+		kprintf("selftest: nvme: skipped: no NVMe namespace attached\n");
+	return n;
+}
+
+SELFTEST(nvme, identify)
+{
+	if (!nvme_test_namespaces())
+		return;
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
+		ST_EXPECT(c->state == NVME_LIVE);
+		ST_EXPECT(c->model[0] != 0 && c->serial[0] != 0);
+		ST_EXPECT(c->max_transfer >= 4096 && c->max_transfer <= NVME_MAX_XFER);
+		ST_EXPECT(c->nqueues >= 1 && c->nqueues <= NVME_MAX_QUEUES);
+		for (unsigned i = 0; i < c->nns; i++) {
+			struct blk_dev *b = &c->ns[i]->blk;
+			ST_EXPECT(b->lba_size == 512 || b->lba_size == 4096);
+			ST_EXPECT(b->nblocks > 0);
+			ST_EXPECT(blk_find(b->name) == b);
+		}
+	}
+}
+
+static uint64_t nvme_test_irqs(struct nvme_ctrl *c)
+{
+	uint64_t n = 0;
+	for (unsigned i = 0; i < c->nqueues; i++)
+		n += c->io[i].irqs;
+	return n;
+}
+
+#define NVME_TEST_BYTES (1u << 20)
+
+/* Write a pattern from a buffer starting `woff` bytes into a page (PRP1
+ * offset + PRP list), read it back at another offset, check it. */
+static bool nvme_test_rw(struct blk_dev *b, uint64_t seed, unsigned woff, unsigned roff)
+{
+	uint64_t wp = pmm_alloc_pages(9), rp = pmm_alloc_pages(9);
+	bool ok = false;
+	char err[96] = "";
+
+	if (!wp || !rp)
+		goto out;
+	uint32_t nblk = NVME_TEST_BYTES / b->lba_size;
+	uint64_t lba = b->nblocks - 2 * nblk;
+	uint8_t *w = (uint8_t *)PHYS_TO_VIRT(wp) + woff, *r = (uint8_t *)PHYS_TO_VIRT(rp) + roff;
+	pattern_fill(w, lba * b->lba_size, NVME_TEST_BYTES, seed);
+	memset(r, 0xa5, NVME_TEST_BYTES);
+	int rc = blk_write(b, lba, nblk, w, 0, err, sizeof(err));
+	if (rc) {
+		kprintf("nvme test: %s: write failed: %s\n", b->name, err);
+		goto out;
+	}
+	rc = blk_read(b, lba, nblk, r, err, sizeof(err));
+	if (rc) {
+		kprintf("nvme test: %s: read failed: %s\n", b->name, err);
+		goto out;
+	}
+	uint64_t got, want;
+	long bad = pattern_check(r, lba * b->lba_size, NVME_TEST_BYTES, seed, &got, &want);
+	if (bad >= 0)
+		kprintf("nvme test: %s: mismatch at byte %ld: got %llx want %llx\n", b->name, bad,
+			(unsigned long long)got, (unsigned long long)want);
+	ok = bad < 0;
+out:
+	if (wp)
+		pmm_free_pages(wp, 9);
+	if (rp)
+		pmm_free_pages(rp, 9);
+	return ok;
+}
+
+SELFTEST(nvme, rw_interrupts)
+{
+	if (!nvme_test_namespaces())
+		return;
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
+		for (unsigned i = 0; i < c->nns; i++) {
+			struct blk_dev *b = &c->ns[i]->blk;
+			if (c->nvec == 0) {
+				kprintf("selftest: nvme: %s polls only, interrupt test skipped\n", b->name);
+				continue;
+			}
+			ST_EXPECT(blk_set_polling(b, false) == 0);
+			uint64_t before = nvme_test_irqs(c);
+			ST_EXPECT(nvme_test_rw(b, 0x11 + i, 0, 0));
+			ST_EXPECT(nvme_test_rw(b, 0x21 + i, 512, 4));   /* PRP1 with offsets */
+			ST_EXPECT(nvme_test_irqs(c) > before);
+		}
+	}
+}
+
+SELFTEST(nvme, rw_polling)
+{
+	if (!nvme_test_namespaces())
+		return;
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
+		for (unsigned i = 0; i < c->nns; i++) {
+			struct blk_dev *b = &c->ns[i]->blk;
+			bool was = b->polling;
+			for (unsigned j = 0; j < c->nns; j++)
+				ST_EXPECT(blk_set_polling(&c->ns[j]->blk, true) == 0);
+			uint64_t before = nvme_test_irqs(c);
+			ST_EXPECT(nvme_test_rw(b, 0x31 + i, 2048, 0));
+			ST_EXPECT(nvme_test_irqs(c) == before);     /* vectors masked */
+			if (!was)
+				for (unsigned j = 0; j < c->nns; j++)
+					blk_set_polling(&c->ns[j]->blk, false);
+		}
+	}
+}
+
+SELFTEST(nvme, zeroes_trim_flush)
+{
+	if (!nvme_test_namespaces())
+		return;
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
+		for (unsigned i = 0; i < c->nns; i++) {
+			struct blk_dev *b = &c->ns[i]->blk;
+			char err[96] = "";
+			uint64_t p = pmm_alloc_pages(4);      /* 64 KiB */
+			ST_EXPECT(p != 0);
+			if (!p)
+				return;
+			uint8_t *buf = PHYS_TO_VIRT(p);
+			uint32_t nblk = 65536 / b->lba_size;
+			uint64_t lba = b->nblocks - 3 * (NVME_TEST_BYTES / b->lba_size);
+			pattern_fill(buf, lba * b->lba_size, 65536, 7);
+			ST_EXPECT(blk_write(b, lba, nblk, buf, BLK_F_FUA, err, sizeof(err)) == 0);
+			ST_EXPECT(blk_write_zeroes(b, lba, nblk, err, sizeof(err)) == 0);
+			memset(buf, 0x5a, 65536);
+			ST_EXPECT(blk_read(b, lba, nblk, buf, err, sizeof(err)) == 0);
+			bool zero = true;
+			for (unsigned k = 0; k < 65536; k++)
+				zero &= buf[k] == 0;
+			ST_EXPECT(zero);
+			ST_EXPECT(blk_discard(b, lba, nblk, err, sizeof(err)) == 0);
+			ST_EXPECT(blk_flush(b, err, sizeof(err)) == 0);
+			/* Past the end: rejected before the device sees it. */
+			ST_EXPECT(blk_read(b, b->nblocks - 1, 2, buf, err, sizeof(err)) == -ERANGE);
+			pmm_free_pages(p, 4);
+		}
+	}
+}
+
+struct nvme_test_worker {
+	struct blk_dev *b;
+	uint64_t lba;
+	unsigned iters;
+	volatile int failures;
+};
+
+static void nvme_test_worker_fn(void *arg)
+{
+	struct nvme_test_worker *w = arg;
+	uint64_t p = pmm_alloc_pages(4);
+	char err[96];
+
+	if (!p) {
+		w->failures++;
+		return;
+	}
+	uint8_t *buf = PHYS_TO_VIRT(p);
+	uint32_t nblk = 65536 / w->b->lba_size;
+	for (unsigned it = 0; it < w->iters; it++) {
+		uint64_t seed = 0x100 + it, off = w->lba * w->b->lba_size;
+		pattern_fill(buf, off, 65536, seed);
+		if (blk_write(w->b, w->lba, nblk, buf, 0, err, sizeof(err)) ||
+		    (memset(buf, 0, 65536), blk_read(w->b, w->lba, nblk, buf, err, sizeof(err))) ||
+		    pattern_check(buf, off, 65536, seed, NULL, NULL) >= 0)
+			w->failures++;
+	}
+	pmm_free_pages(p, 4);
+}
+
+SELFTEST(nvme, concurrent)
+{
+	if (!nvme_test_namespaces())
+		return;
+	struct blk_dev *b = &nvme_ctrls->ns[0]->blk;
+	struct nvme_test_worker w[4];
+	struct thread *t[4];
+	unsigned n = MIN(ncpus_online * 2, 4u);
+	uint64_t base = b->nblocks - 4 * (NVME_TEST_BYTES / b->lba_size);
+
+	for (unsigned i = 0; i < n; i++) {
+		w[i] = (struct nvme_test_worker){ b, base + i * (65536 / b->lba_size), 20, 0 };
+		t[i] = thread_create("nvme-st", nvme_test_worker_fn, &w[i], (int)(i % ncpus_online));
+		ST_EXPECT(t[i] != NULL);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!t[i])
+			continue;
+		ST_EXPECT(thread_join(t[i], 30 * NS_PER_S) == 0);
+		ST_EXPECT(w[i].failures == 0);
+	}
+}
+
+/* Reset the controller under load: every in-flight command must be
+ * resubmitted and complete correctly (nothing expired, so nothing fails). */
+SELFTEST(nvme, reset_under_load)
+{
+	if (!nvme_test_namespaces())
+		return;
+	struct nvme_ctrl *c = nvme_ctrls;
+	struct blk_dev *b = &c->ns[0]->blk;
+	struct nvme_test_worker w[2];
+	struct thread *t[2];
+	uint64_t base = b->nblocks - 4 * (NVME_TEST_BYTES / b->lba_size), resets = c->resets;
+
+	for (unsigned i = 0; i < 2; i++) {
+		w[i] = (struct nvme_test_worker){ b, base + (4 + i) * (65536 / b->lba_size), 30, 0 };
+		t[i] = thread_create("nvme-st", nvme_test_worker_fn, &w[i], (int)(i % ncpus_online));
+		ST_EXPECT(t[i] != NULL);
+	}
+	for (unsigned k = 0; k < 3; k++) {
+		thread_sleep_ns(20 * NS_PER_MS);
+		ST_EXPECT(nvme_reset(c, "self-test") == 0);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		if (!t[i])
+			continue;
+		ST_EXPECT(thread_join(t[i], 30 * NS_PER_S) == 0);
+		ST_EXPECT(w[i].failures == 0);
+	}
+	ST_EXPECT(c->resets == resets + 3);
+	ST_EXPECT(c->state == NVME_LIVE);
+	ST_EXPECT(nvme_test_rw(b, 0x77, 0, 0));
+}
