@@ -1,0 +1,312 @@
+/*
+ * Buffered read path: readahead, single-folio read, file read.
+ *
+ * Holes, unwritten extents, delalloc ranges without cached data and
+ * blocks past EOF are zero-filled in the folio without any I/O (COW-21,
+ * EXT-32).  MAPPED blocks are read with bios merged across blocks and
+ * folios while the disk addresses stay contiguous.  A folio stays locked
+ * while its reads are in flight; io_pending counts the bios touching it
+ * plus one bias held by the submitter, and the last one unlocks it.
+ */
+#include "iomap/buffered_io.h"
+
+#define IOMAP_READ_VECS 64
+#define IOMAP_READ_MAX_BIO (4ull << 20)
+#define IOMAP_RA_MIN (128ull << 10)
+
+struct iomap_read_bio {
+	struct plat_bio bio;
+	struct plat_bvec vecs[IOMAP_READ_VECS];
+	struct folio *folios[IOMAP_READ_VECS];
+	uint32_t offs[IOMAP_READ_VECS];
+};
+
+#define IOMAP_RA_FOLIOS 64
+
+struct iomap_read_ctx {
+	struct folio *ra[IOMAP_RA_FOLIOS];   /* locked, bias held, file order */
+	unsigned nra, cur;
+	struct iomap_read_bio *rb;
+	int err;
+};
+
+static void iomap_read_folio_done(struct folio *f)
+{
+	if (plat_sub(&f->io_pending, 1) == 0)
+		folio_unlock(f);
+}
+
+static void iomap_read_end_io(struct plat_bio *bio)
+{
+	struct iomap_read_bio *rb = (struct iomap_read_bio *)bio;
+	for (unsigned i = 0; i < bio->nvec; i++) {
+		struct folio *f = rb->folios[i];
+		if (!bio->status)
+			folio_set_range_uptodate(f, rb->offs[i], rb->vecs[i].len);
+		else
+			plat_or(&f->flags, FOLIO_ERROR);
+		iomap_read_folio_done(f);
+	}
+	plat_free(rb);
+}
+
+static void iomap_read_submit(struct iomap_read_ctx *ctx)
+{
+	if (ctx->rb) {
+		plat_bdev_submit(&ctx->rb->bio);
+		ctx->rb = NULL;
+	}
+}
+
+static void iomap_read_add(struct iomap_read_ctx *ctx, struct folio *f, uint64_t off,
+			   struct plat_bdev *bdev, uint64_t dev, uint64_t len)
+{
+	struct iomap_read_bio *rb = ctx->rb;
+	if (rb && rb->bio.bdev == bdev && rb->bio.dev_off + rb->bio.len == dev &&
+	    rb->bio.len + len <= IOMAP_READ_MAX_BIO) {
+		unsigned last = rb->bio.nvec - 1;
+		if (rb->folios[last] == f && rb->offs[last] + rb->vecs[last].len == off) {
+			rb->vecs[last].len += (uint32_t)len;
+			rb->bio.len += len;
+			return;
+		}
+		if (rb->bio.nvec < IOMAP_READ_VECS)
+			goto add_vec;
+	}
+	iomap_read_submit(ctx);
+	rb = plat_zalloc(sizeof(*rb));
+	if (!rb) {
+		/* Leave the blocks not uptodate: the reader sees -EIO. */
+		plat_or(&f->flags, FOLIO_ERROR);
+		ctx->err = -IOMAP_ENOMEM;
+		return;
+	}
+	rb->bio.bdev = bdev;
+	rb->bio.op = PLAT_BIO_READ;
+	rb->bio.dev_off = dev;
+	rb->bio.vec = rb->vecs;
+	rb->bio.maxvec = IOMAP_READ_VECS;
+	rb->bio.end_io = iomap_read_end_io;
+	ctx->rb = rb;
+add_vec:;
+	unsigned i = rb->bio.nvec++;
+	rb->vecs[i].buf = f->data + off;
+	rb->vecs[i].len = (uint32_t)len;
+	rb->folios[i] = f;
+	rb->offs[i] = (uint32_t)off;
+	rb->bio.len += len;
+	plat_add(&f->io_pending, 1);
+}
+
+static void iomap_read_blocks(struct iomap_iter *it, struct iomap_read_ctx *ctx, struct folio *f,
+			      uint64_t pos, uint64_t n)
+{
+	const struct iomap *map = &it->iomap;
+	uint64_t bs = 1ull << it->inode->blkbits, fpos = folio_pos(f);
+	uint64_t eof = (iomap_isize(it->inode) + bs - 1) & ~(bs - 1);
+	for (uint64_t b = pos; b < pos + n; b += bs) {
+		uint64_t off = b - fpos;
+		if (folio_range_uptodate(f, off, bs))
+			continue;
+		if (b >= eof || map->type == IOMAP_HOLE || map->type == IOMAP_UNWRITTEN ||
+		    map->type == IOMAP_DELALLOC) {
+			plat_memset(f->data + off, 0, bs);
+		} else if (map->type == IOMAP_INLINE) {
+			uint64_t io = b - map->offset, c = map->length > io ? map->length - io : 0;
+			c = iomap_min(c, bs);
+			plat_memcpy(f->data + off, (const uint8_t *)map->inline_data + io, c);
+			plat_memset(f->data + off + c, 0, bs - c);
+		} else {
+			iomap_read_add(ctx, f, off, map->bdev, iomap_sector_addr(map, b), bs);
+			continue;
+		}
+		folio_set_range_uptodate(f, off, bs);
+	}
+}
+
+/*
+ * Folios are created, locked and inserted *before* the filesystem is asked
+ * for the mapping.  A direct write completes by converting/remapping and
+ * then invalidating the cache (DIO-13): if the invalidation comes first it
+ * must wait for our folio lock and then drops what we read; if it came
+ * earlier, the conversion did too, and our begin sees it.  Either way
+ * zeros read from a just-converted unwritten extent never stay cached
+ * (DIO-T19).
+ */
+static void iomap_read_release_all(struct iomap_read_ctx *ctx)
+{
+	for (unsigned i = 0; i < ctx->nra; i++) {
+		iomap_read_folio_done(ctx->ra[i]);   /* drop the submitter's bias */
+		folio_put(ctx->ra[i]);
+	}
+	ctx->nra = 0;
+}
+
+/* Create the locked folios for [pos, end); stops at a cached folio after
+ * the first, when memory is short or the array is full. */
+static void iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode, uint64_t pos, uint64_t end)
+{
+	while (pos < end && ctx->nra < IOMAP_RA_FOLIOS) {
+		uint64_t index = pos >> PLAT_PAGE_SHIFT;
+		struct folio *f = pcache_lookup(&inode->mapping, index);
+		if (f) {
+			pos = folio_pos(f) + folio_size(f);
+			folio_put(f);
+			continue;
+		}
+		uint64_t pages = (end - pos + PLAT_PAGE_SIZE - 1) >> PLAT_PAGE_SHIFT;
+		unsigned order = 0;
+		while (order < PCACHE_MAX_ORDER && (2ull << order) <= pages && !(index & ((2ull << order) - 1)))
+			order++;
+		if (pcache_get_folio(&inode->mapping, index, order, PCACHE_CREAT | PCACHE_LOCK | PCACHE_NOWAIT, &f))
+			return;   /* memory is short (or contended): read what we have */
+		pos = folio_pos(f) + folio_size(f);
+		if (folio_test(f, FOLIO_UPTODATE)) {
+			folio_unlock(f);
+			folio_put(f);
+			continue;
+		}
+		plat_store(&f->io_pending, 1);
+		ctx->ra[ctx->nra++] = f;
+	}
+}
+
+static int64_t iomap_read_iter(struct iomap_iter *it, struct iomap_read_ctx *ctx)
+{
+	uint64_t pos = it->pos, end = pos + iomap_length(it);
+	while (pos < end && ctx->cur < ctx->nra) {
+		struct folio *f = ctx->ra[ctx->cur];
+		uint64_t fend = folio_pos(f) + folio_size(f);
+		if (fend <= pos) {
+			ctx->cur++;
+			continue;
+		}
+		if (folio_pos(f) > pos) {
+			pos = iomap_min(folio_pos(f), end);   /* cached by others: skip */
+			continue;
+		}
+		uint64_t n = iomap_min(end, fend) - pos;
+		iomap_read_blocks(it, ctx, f, pos, n);
+		pos += n;
+	}
+	return (int64_t)(end - it->pos);
+}
+
+static int iomap_read_run(struct iomap_inode *inode, uint64_t pos, uint64_t len,
+			  struct iomap_read_ctx *ctx, const struct iomap_ops *ops)
+{
+	struct iomap_iter it = { .inode = inode, .pos = pos, .len = len, .flags = IOMAP_READ };
+	int ret;
+	const struct iomap_hooks *h = inode->hooks;
+	while ((ret = iomap_iter(&it, ops)) > 0) {
+		if (h && h->after_read_begin)
+			h->after_read_begin(&it);
+		it.processed = iomap_read_iter(&it, ctx);
+	}
+	iomap_read_submit(ctx);
+	return ret ? ret : ctx->err;
+}
+
+void iomap_readahead(struct iomap_inode *inode, uint64_t pos, uint64_t len, const struct iomap_ops *ops)
+{
+	uint64_t bs = 1ull << inode->blkbits, align = bs > PLAT_PAGE_SIZE ? bs : PLAT_PAGE_SIZE;
+	uint64_t eof = (iomap_isize(inode) + align - 1) & ~(align - 1);
+	uint64_t start = pos & ~(align - 1), end = iomap_min(pos + len, eof);
+	struct iomap_read_ctx ctx = { 0 };
+	if (start >= end)
+		return;
+	iomap_ra_alloc(&ctx, inode, start, end);
+	if (!ctx.nra)
+		return;
+	struct folio *first = ctx.ra[0], *last = ctx.ra[ctx.nra - 1];
+	uint64_t s = folio_pos(first), e = iomap_min(folio_pos(last) + folio_size(last), eof);
+	if (e > s)
+		iomap_read_run(inode, s, e - s, &ctx, ops);
+	iomap_read_release_all(&ctx);
+}
+
+int iomap_read_folio(struct folio *f, const struct iomap_ops *ops)
+{
+	struct iomap_inode *inode = f->mapping->host;
+	uint64_t bs = 1ull << inode->blkbits, fpos = folio_pos(f);
+	uint64_t eof = (iomap_isize(inode) + bs - 1) & ~(bs - 1);
+	struct iomap_read_ctx ctx = { 0 };
+	int ret = 0;
+	folio_get(f);
+	plat_store(&f->io_pending, 1);
+	ctx.ra[0] = f;
+	ctx.nra = 1;
+	if (eof > fpos)
+		ret = iomap_read_run(inode, fpos, iomap_min(folio_size(f), eof - fpos), &ctx, ops);
+	if (eof < fpos + folio_size(f)) {
+		/* Past EOF: zeros, no mapping call. */
+		uint64_t s = eof > fpos ? eof - fpos : 0;
+		for (uint64_t b = s; b < folio_size(f); b += bs) {
+			if (!folio_range_uptodate(f, b, bs)) {
+				plat_memset(f->data + b, 0, bs);
+				folio_set_range_uptodate(f, b, bs);
+			}
+		}
+	}
+	iomap_read_release_all(&ctx);
+	return ret;
+}
+
+/*
+ * Read into buf.  Cached uptodate data is copied directly; a miss starts
+ * readahead (at least IOMAP_RA_MIN) and then waits for the folio; a
+ * partially uptodate folio (left by a sub-folio write) is completed with
+ * iomap_read_folio.  A folio whose read failed yields -EIO.
+ */
+int64_t iomap_file_read(struct iomap_inode *inode, uint64_t pos, void *buf, uint64_t len,
+			const struct iomap_ops *ops)
+{
+	uint64_t isize = iomap_isize(inode), done = 0;
+	uint64_t deadline = plat_time_ns() + PCACHE_WAIT_NS;
+	int err = 0;
+	if (pos >= isize)
+		return 0;
+	len = iomap_min(len, isize - pos);
+	while (done < len && !err) {
+		uint64_t p = pos + done;
+		struct folio *f = pcache_lookup(&inode->mapping, p >> PLAT_PAGE_SHIFT);
+		if (!f) {
+			iomap_readahead(inode, p, iomap_min(len - done > IOMAP_RA_MIN ? len - done : IOMAP_RA_MIN,
+							    8ull << 20), ops);
+			f = pcache_lookup(&inode->mapping, p >> PLAT_PAGE_SHIFT);
+			if (!f) {
+				err = pcache_get_folio(&inode->mapping, p >> PLAT_PAGE_SHIFT, 0,
+						       PCACHE_CREAT | PCACHE_LOCK, &f);
+				if (err)
+					break;
+				err = iomap_read_folio(f, ops);   /* unlocks */
+			}
+		}
+		uint64_t off = p - folio_pos(f), n = iomap_min(folio_size(f) - off, len - done);
+		if (!folio_range_uptodate(f, off, n)) {
+			if (!err)
+				err = folio_wait_unlocked(f, deadline);
+			if (!err && !folio_range_uptodate(f, off, n)) {
+				err = folio_lock(f, deadline);
+				if (!err) {
+					if (!folio_range_uptodate(f, off, n)) {
+						plat_and(&f->flags, ~(uint32_t)FOLIO_ERROR);
+						err = iomap_read_folio(f, ops);
+					} else {
+						folio_unlock(f);
+					}
+				}
+				if (!err)
+					err = folio_wait_unlocked(f, deadline);
+				if (!err && !folio_range_uptodate(f, off, n))
+					err = -IOMAP_EIO;
+			}
+		}
+		if (!err) {
+			plat_memcpy((uint8_t *)buf + done, f->data + off, n);
+			done += n;
+		}
+		folio_put(f);
+	}
+	return done ? (int64_t)done : err;
+}

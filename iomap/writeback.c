@@ -1,0 +1,432 @@
+/*
+ * Writeback: dirty blocks -> map_blocks -> I/O units (ioends) -> completion
+ * hook -> on-disk size -> end of folio writeback.  Also fsync and the
+ * inode setup that ties a mapping to the background writeback threads.
+ */
+#include "iomap/buffered_io.h"
+#include "iomap/workq.h"
+
+#define IOMAP_IOEND_VECS 256
+#define IOMAP_IOEND_MAX (8ull << 20)
+#define IOMAP_MAP_HINT_MAX (64ull << 20)
+
+/*
+ * An ioend is one I/O unit: a run of dirty blocks contiguous in the file
+ * and on the device, from one mapping, possibly spanning folios (one bio
+ * segment per folio piece).  Every segment holds a folio reference and one
+ * count of the folio's wb_pending; the folio leaves writeback when its last
+ * ioend completed *and* the filesystem's end_io ran for it, so fsync,
+ * which waits for writeback, also waits for unwritten conversion and COW
+ * remapping (COW-23, EXT-29).
+ */
+struct iomap_ioend {
+	struct plat_bio bio;
+	struct iomap_ioend *next;       /* on the inode's completion list */
+	struct iomap_inode *inode;
+	struct iomap map;
+	uint64_t pos, len;
+	struct plat_bvec vecs[IOMAP_IOEND_VECS];
+	struct folio *folios[IOMAP_IOEND_VECS];
+};
+
+static void iomap_folio_wb_done(struct folio *f)
+{
+	if (plat_sub(&f->wb_pending, 1) == 0)
+		folio_end_writeback(f);
+}
+
+/* Folio side of a finished ioend: errors into folio state, end of
+ * writeback when this was the folio's last ioend. */
+static void iomap_ioend_finish(struct iomap_ioend *io, int err)
+{
+	for (unsigned i = 0; i < io->bio.nvec; i++) {
+		struct folio *f = io->folios[i];
+		if (err)
+			plat_or(&f->flags, FOLIO_ERROR);
+		iomap_folio_wb_done(f);
+		folio_put(f);
+	}
+	plat_free(io);
+}
+
+static bool iomap_ioend_can_merge(const struct iomap_ioend *a, const struct iomap_ioend *b)
+{
+	return a->pos + a->len == b->pos && a->map.type == b->map.type &&
+	       (a->map.flags & IOMAP_F_SHARED) == (b->map.flags & IOMAP_F_SHARED) &&
+	       !a->bio.status && !b->bio.status;
+}
+
+/*
+ * Completion, in thread context (EXT-27).  Finished ioends of an inode are
+ * collected on its list; one work item drains it, sorts by offset and
+ * merges adjacent ioends of the same kind (EXT-28), so the filesystem does
+ * its metadata work once per merged range.  Order per range (EXT-29/30):
+ * the filesystem hook (conversion / remap only when the data write
+ * succeeded), the on-disk size raise (monotonic, never past i_size, only
+ * on success), errors into the mapping (fsync reports the first) and
+ * folio state, then the end of writeback.
+ */
+static void iomap_ioend_drain(struct iomap_work *w)
+{
+	struct iomap_inode *inode = (struct iomap_inode *)((char *)w -
+		__builtin_offsetof(struct iomap_inode, ioend_work));
+	for (;;) {
+		plat_spin_lock(inode->ioend_lock);
+		struct iomap_ioend *list = inode->ioend_done;
+		inode->ioend_done = NULL;
+		if (!list)
+			inode->ioend_queued = 0;
+		plat_spin_unlock(inode->ioend_lock);
+		if (!list)
+			return;
+		/* Insertion sort by file offset (lists are short). */
+		struct iomap_ioend *sorted = NULL;
+		while (list) {
+			struct iomap_ioend *io = list, **pp = &sorted;
+			list = io->next;
+			while (*pp && (*pp)->pos < io->pos)
+				pp = &(*pp)->next;
+			io->next = *pp;
+			*pp = io;
+		}
+		while (sorted) {
+			struct iomap_ioend *first = sorted, *last = sorted;
+			uint64_t len = first->len;
+			while (last->next && iomap_ioend_can_merge(last, last->next)) {
+				last = last->next;
+				len += last->len;
+			}
+			sorted = last->next;
+			last->next = NULL;
+			int err = first->bio.status;
+			uint64_t new_disk = iomap_min(first->pos + len, iomap_isize(inode));
+			int ret = 0;
+			if (inode->wb_ops->end_io)
+				ret = inode->wb_ops->end_io(inode, first->pos, len, &first->map, err, new_disk);
+			if (!err && !ret)
+				iomap_raise(&inode->disk_size, new_disk);
+			if (!err)
+				err = ret;
+			if (err) {
+				plat_log(PLAT_LOG_ERR, "iomap: writeback of %llu+%llu failed: %d (potential data loss)",
+					 (unsigned long long)first->pos, (unsigned long long)len, err);
+				pcache_mapping_set_error(&inode->mapping, err);
+			}
+			plat_add(&inode->ioend_completions, 1);
+			while (first) {
+				struct iomap_ioend *next = first->next;
+				iomap_ioend_finish(first, err);
+				first = next;
+			}
+		}
+	}
+}
+
+unsigned iomap_ioends_completed(struct iomap_inode *inode)
+{
+	unsigned n = 0;
+	plat_spin_lock(inode->ioend_lock);
+	for (struct iomap_ioend *io = inode->ioend_done; io; io = io->next)
+		n++;
+	plat_spin_unlock(inode->ioend_lock);
+	return n;
+}
+
+static void iomap_ioend_end_io(struct plat_bio *bio)
+{
+	struct iomap_ioend *io = (struct iomap_ioend *)bio;
+	struct iomap_inode *inode = io->inode;
+	bool queue;
+	plat_spin_lock(inode->ioend_lock);
+	io->next = inode->ioend_done;
+	inode->ioend_done = io;
+	queue = !inode->ioend_queued;
+	inode->ioend_queued = 1;
+	plat_spin_unlock(inode->ioend_lock);
+	if (queue) {
+		inode->ioend_work.fn = iomap_ioend_drain;
+		iomap_workq_queue(inode->wq, &inode->ioend_work);
+	}
+}
+
+static void iomap_ioend_submit(struct iomap_writepage_ctx *wpc)
+{
+	if (wpc->ioend) {
+		wpc->nr_ioends++;
+		plat_bdev_submit(&wpc->ioend->bio);
+		wpc->ioend = NULL;
+	}
+}
+
+static int iomap_add_to_ioend(struct iomap_writepage_ctx *wpc, struct iomap_inode *inode,
+			      struct folio *f, uint64_t pos, uint64_t len)
+{
+	const struct iomap *map = &wpc->iomap;
+	uint64_t dev = iomap_sector_addr(map, pos), off = pos - folio_pos(f);
+	struct iomap_ioend *io = wpc->ioend;
+	/* Merge while type, COW-ness and device agree and the range stays
+	 * contiguous in the file and on the device, even across mappings
+	 * (a re-map after a cookie change must not split the I/O). */
+	if (io && io->map.bdev == map->bdev && io->map.type == map->type &&
+	    (io->map.flags & IOMAP_F_SHARED) == (map->flags & IOMAP_F_SHARED) &&
+	    io->pos + io->len == pos && io->bio.dev_off + io->len == dev &&
+	    io->len + len <= IOMAP_IOEND_MAX) {
+		unsigned last = io->bio.nvec - 1;
+		if (io->folios[last] == f &&
+		    (uint8_t *)io->vecs[last].buf + io->vecs[last].len == f->data + off) {
+			io->vecs[last].len += (uint32_t)len;
+			goto grow;
+		}
+		if (io->bio.nvec < IOMAP_IOEND_VECS)
+			goto add_vec;
+	}
+	iomap_ioend_submit(wpc);
+	io = plat_zalloc(sizeof(*io));
+	if (!io)
+		return -IOMAP_ENOMEM;
+	io->inode = inode;
+	io->map = *map;
+	io->pos = pos;
+	io->bio.bdev = map->bdev;
+	io->bio.op = PLAT_BIO_WRITE;
+	io->bio.dev_off = dev;
+	io->bio.vec = io->vecs;
+	io->bio.maxvec = IOMAP_IOEND_VECS;
+	io->bio.end_io = iomap_ioend_end_io;
+	wpc->ioend = io;
+add_vec:;
+	unsigned i = io->bio.nvec++;
+	io->vecs[i].buf = f->data + off;
+	io->vecs[i].len = (uint32_t)len;
+	io->folios[i] = f;
+	folio_get(f);
+	plat_add(&f->wb_pending, 1);
+grow:
+	io->len += len;
+	io->bio.len += len;
+	return 0;
+}
+
+/* DIO-37/EXT-4: the cached mapping is reused only while it covers pos and
+ * its validity cookie still matches. */
+static bool iomap_wpc_map_ok(struct iomap_writepage_ctx *wpc, struct iomap_inode *inode, uint64_t pos)
+{
+	const struct iomap *m = &wpc->iomap;
+	if (!wpc->have_map || pos < m->offset || pos >= m->offset + m->length)
+		return false;
+	if (inode->wb_ops->iomap_valid && !inode->wb_ops->iomap_valid(inode, m))
+		return false;
+	return true;
+}
+
+/* Write back the dirty blocks of one locked folio. */
+static int iomap_writepage(struct iomap_writepage_ctx *wpc, struct iomap_inode *inode, struct folio *f)
+{
+	uint64_t bs = 1ull << inode->blkbits, fpos = folio_pos(f);
+	uint64_t eof = (iomap_isize(inode) + bs - 1) & ~(bs - 1);
+	unsigned nb = f->nblocks, b = 0;
+	int err = 0;
+
+	folio_clear_dirty(f);
+	folio_start_writeback(f);
+	plat_store(&f->wb_pending, 1);
+	while (b < nb) {
+		if (!folio_block_dirty(f, b)) {
+			b++;
+			continue;
+		}
+		unsigned e = b;
+		while (e < nb && folio_block_dirty(f, e))
+			e++;
+		uint64_t pos = fpos + (uint64_t)b * bs, end = fpos + (uint64_t)e * bs;
+		folio_clear_range_dirty(f, pos - fpos, end - pos);
+		if (end > eof)          /* dirty past EOF: truncate raced; drop */
+			end = eof > pos ? eof : pos;
+		while (pos < end) {
+			const struct iomap_hooks *h = inode->hooks;
+			if (h && h->wb_map)
+				h->wb_map(inode, pos);   /* test delay/bump point */
+			if (!iomap_wpc_map_ok(wpc, inode, pos)) {
+				wpc->have_map = false;
+				plat_memset(&wpc->iomap, 0, sizeof(wpc->iomap));
+				/* Folio held: the filesystem may only try-lock
+				 * extent ranges here (COW-39). */
+				iomap_lockdep_acquire(IOMAP_LC_FOLIO, false);
+				/* EXT-25: ask for the rest of the writeback range so a
+				 * delalloc run is allocated in one go. */
+				uint64_t hint = wpc->range_end - pos;
+				if (hint > IOMAP_MAP_HINT_MAX)
+					hint = IOMAP_MAP_HINT_MAX;
+				if (hint < end - pos)
+					hint = end - pos;
+				int ret = inode->wb_ops->map_blocks(wpc, inode, pos, hint);
+				iomap_lockdep_release(IOMAP_LC_FOLIO);
+				wpc->nr_maps++;
+				if (ret == -IOMAP_EAGAIN) {
+					wpc->eagain++;
+					/* Redirty what is left of this folio, skip it. */
+					folio_set_range_dirty(f, pos - fpos, fpos + (uint64_t)e * bs - pos);
+					folio_mark_dirty(f);
+					goto out;
+				}
+				if (!ret && (wpc->iomap.length == 0 || pos < wpc->iomap.offset ||
+					     pos >= wpc->iomap.offset + wpc->iomap.length ||
+					     wpc->iomap.type == IOMAP_DELALLOC))
+					ret = -IOMAP_EIO;   /* map_blocks broke its contract */
+				if (ret) {
+					err = ret;
+					plat_or(&f->flags, FOLIO_ERROR);
+					if (inode->wb_ops->discard)
+						inode->wb_ops->discard(inode, pos, end - pos);
+					break;
+				}
+				wpc->have_map = true;
+			} else {
+				wpc->nr_map_reuse++;
+			}
+			uint64_t n = iomap_min(end, wpc->iomap.offset + wpc->iomap.length) - pos;
+			if (wpc->iomap.type == IOMAP_HOLE) {
+				plat_log(PLAT_LOG_WARN, "iomap: writeback found a hole at %llu",
+					 (unsigned long long)pos);
+			} else {
+				int ret = iomap_add_to_ioend(wpc, inode, f, pos, n);
+				if (ret) {
+					err = ret;
+					folio_set_range_dirty(f, pos - fpos, end - pos);
+					folio_mark_dirty(f);
+					break;
+				}
+			}
+			pos += n;
+		}
+		b = e;
+	}
+out:
+	iomap_folio_wb_done(f);   /* the bias */
+	return err;
+}
+
+int iomap_writepages(struct iomap_inode *inode, uint64_t start, uint64_t end, bool sync,
+		     struct iomap_writepage_ctx *stats_out)
+{
+	struct iomap_writepage_ctx wpc = { .sync = sync, .range_start = start, .range_end = end };
+	struct folio *batch[16];
+	uint64_t next = start >> PLAT_PAGE_SHIFT;
+	uint64_t last = end == UINT64_MAX ? UINT64_MAX : (end - 1) >> PLAT_PAGE_SHIFT;
+	uint64_t deadline = plat_time_ns() + PCACHE_WAIT_NS;
+	if (!inode->wb_ops || end <= start)
+		return 0;
+again:
+	for (;;) {
+		unsigned n = pcache_gang_lookup(&inode->mapping, next, last, PCACHE_TAG_DIRTY, batch, 16);
+		if (!n)
+			break;
+		for (unsigned i = 0; i < n; i++) {
+			struct folio *f = batch[i];
+			next = f->index + (1ull << f->order);
+			int ret = 0;
+			if (!sync) {
+				if (!folio_trylock(f)) {
+					folio_put(f);
+					continue;
+				}
+			} else {
+				ret = folio_lock(f, deadline);
+			}
+			if (!ret && folio_test(f, FOLIO_WRITEBACK)) {
+				if (sync)
+					ret = folio_wait_writeback(f, deadline);
+				else
+					ret = -IOMAP_EAGAIN;
+				if (ret)
+					folio_unlock(f);
+			}
+			if (!ret) {
+				if (folio_test(f, FOLIO_IN_INDEX) && folio_test(f, FOLIO_DIRTY))
+					ret = iomap_writepage(&wpc, inode, f);
+				folio_unlock(f);
+			}
+			if (ret && ret != -IOMAP_EAGAIN && !wpc.err)
+				wpc.err = ret;
+			folio_put(f);
+		}
+		if (next == 0 || next > last)
+			break;
+	}
+	iomap_ioend_submit(&wpc);
+	/* COW-39: folios skipped because map_blocks could not take the
+	 * extent range without blocking were redirtied; an integrity pass
+	 * (fsync) must come back for them, bounded by the deadline. */
+	if (sync && wpc.eagain && !wpc.err) {
+		if (plat_time_ns() > deadline) {
+			wpc.err = -IOMAP_ETIMEDOUT;
+		} else {
+			wpc.eagain = 0;
+			next = start >> PLAT_PAGE_SHIFT;
+			plat_sleep_ns(100000);
+			goto again;
+		}
+	}
+	if (stats_out)
+		*stats_out = wpc;
+	return wpc.err;
+}
+
+int iomap_fsync(struct iomap_inode *inode, uint64_t start, uint64_t end)
+{
+	int ret = iomap_writepages(inode, start, end, true, NULL);
+	int wret = pcache_wait_writeback_range(&inode->mapping, start, end, plat_time_ns() + PCACHE_WAIT_NS);
+	int err = pcache_mapping_take_error(&inode->mapping);
+	if (!err)
+		err = ret;
+	if (!err)
+		err = wret;
+	if (!err && inode->flush_bdev)
+		err = plat_bdev_flush(inode->flush_bdev);
+	return err;
+}
+
+static int iomap_mapping_writeback(struct pcache_mapping *m, bool sync)
+{
+	return iomap_writepages(m->host, 0, UINT64_MAX, sync, NULL);
+}
+
+int iomap_inode_init(struct iomap_inode *inode, struct pcache *pc, unsigned blkbits,
+		     unsigned max_folio_order, const struct iomap_writeback_ops *wb_ops)
+{
+	plat_memset(inode, 0, sizeof(*inode));
+	inode->blkbits = blkbits;
+	inode->wb_ops = wb_ops;
+	int ret = pcache_mapping_init(pc, &inode->mapping, blkbits, max_folio_order, inode,
+				      iomap_mapping_writeback);
+	if (!ret)
+		ret = iomap_rwsem_init(&inode->io_lock, "inode-io", IOMAP_LC_INODE);
+	if (!ret)
+		ret = iomap_rwsem_init(&inode->invalidate_lock, "inode-invalidate", IOMAP_LC_INVALIDATE);
+	if (!ret && !(inode->dio_wq = plat_waitq_new("dio")))
+		ret = -IOMAP_ENOMEM;
+	if (!ret && !(inode->ioend_lock = plat_spin_new("ioend")))
+		ret = -IOMAP_ENOMEM;
+	return ret;
+}
+
+static bool iomap_no_dio(void *arg)
+{
+	struct iomap_inode *inode = arg;
+	return plat_load(&inode->dio_count) == 0;
+}
+
+int iomap_inode_destroy(struct iomap_inode *inode)
+{
+	if (plat_wait_until(inode->dio_wq, iomap_no_dio, inode, plat_time_ns() + PCACHE_WAIT_NS))
+		plat_log(PLAT_LOG_ERR, "iomap: inode destroyed with direct I/O in flight");
+	while (plat_load(&inode->dio_wakers))
+		plat_yield();
+	int ret = iomap_fsync(inode, 0, UINT64_MAX);
+	pcache_mapping_destroy(&inode->mapping);
+	iomap_rwsem_destroy(&inode->io_lock);
+	iomap_rwsem_destroy(&inode->invalidate_lock);
+	plat_waitq_free(inode->dio_wq);
+	plat_spin_free(inode->ioend_lock);
+	return ret;
+}

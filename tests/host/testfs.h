@@ -1,0 +1,113 @@
+/*
+ * Test filesystem for the iomap host suite (tests/host/testfs.c).
+ *
+ * A per-block mapping table over a file-backed block device, with a data
+ * fork (HOLE / DELALLOC / MAPPED / UNWRITTEN per block) and a COW fork
+ * (NONE / DELALLOC / ALLOC) like XFS reflink:
+ *   - buffered writes reserve delalloc blocks (ENOSPC at write time);
+ *   - writes to blocks shared with another file (refcount > 1) reserve in
+ *     the COW fork and return srcmap = the old shared extent;
+ *   - writeback allocates: data-fork delalloc -> UNWRITTEN (converted to
+ *     MAPPED in end_io), COW delalloc -> ALLOC (remapped in end_io);
+ *   - a mapping sequence counter, bumped by every change, is the
+ *     validity cookie;
+ *   - fault injection: ENOSPC (free block limit), map_blocks errors and
+ *     EAGAIN, device EIO (plat_host_bdev_inject), delay hooks.
+ * One mutex (tfs->lock) protects all mapping state; it is a short leaf
+ * lock (never held across folio operations).
+ */
+#ifndef TESTS_HOST_TESTFS_H
+#define TESTS_HOST_TESTFS_H
+
+#include "iomap/buffered_io.h"
+#include "iomap/workq.h"
+#include "iomap/direct_io.h"
+#include "iomap/platform_host.h"
+
+enum { TFS_HOLE, TFS_DELALLOC, TFS_MAPPED, TFS_UNWRITTEN };
+enum { TFS_COW_NONE, TFS_COW_DELALLOC, TFS_COW_ALLOC };
+
+struct tfs_blk {
+	uint8_t state, cow;
+	uint64_t addr, cow_addr;    /* device block numbers */
+};
+
+struct tfs_stats {
+	uint64_t begins, ends, end_short, map_blocks, map_allocs, end_ios, end_io_errors;
+	uint64_t conversions, remaps, stale, punched, reserved_released;
+	uint64_t get_folio, put_folio;
+	uint64_t escalations, dio_fallbacks, dsync_flushes;
+};
+
+struct tfs_config {
+	uint64_t dev_bytes;
+	unsigned blkbits;
+	unsigned max_folio_order;
+	unsigned bdev_threads;      /* 0 = synchronous device */
+	unsigned wq_threads;        /* completion workers, 0 = inline */
+	uint64_t max_file_bytes;
+	bool polled;
+};
+
+struct tfs {
+	struct tfs_config cfg;
+	struct plat_bdev *bdev;
+	struct pcache *pc;
+	struct iomap_workq *wq;
+	struct plat_mutex *lock;
+	uint64_t nblocks;           /* device blocks */
+	uint16_t *refcnt;           /* per device block */
+	uint64_t used, reserved, free_limit;   /* free_limit: ENOSPC injection */
+	uint64_t cursor;
+	char path[128];
+	/* Fault injection. */
+	int map_err;                /* returned by map_blocks ... */
+	unsigned map_err_count;     /* ... this many times */
+	unsigned map_eagain_count;  /* map_blocks returns -EAGAIN this many times */
+	unsigned map_hole_count;    /* map_blocks reports a HOLE this many times */
+	struct tfs_stats st;
+};
+
+struct tfs_inode {
+	struct iomap_inode ino;
+	struct tfs *fs;
+	struct tfs_blk *blk;
+	uint64_t maxblk;
+	uint64_t seq;               /* mapping sequence (validity cookie) */
+	uint64_t persisted_size;    /* what end_io committed */
+	const struct iomap_folio_ops *folio_ops;   /* override for tests */
+	bool last_dio_shared;       /* lock mode of the last tfs_dio_write */
+};
+
+int tfs_create(const struct tfs_config *cfg, uint64_t cache_budget, unsigned wb_threads, struct tfs **out);
+void tfs_destroy(struct tfs *fs);
+struct tfs_inode *tfs_inode_new(struct tfs *fs);
+/* fsync + drop the cache + free blocks. */
+int tfs_inode_free(struct tfs_inode *ti);
+
+extern const struct iomap_ops tfs_write_ops, tfs_read_ops;
+extern const struct iomap_writeback_ops tfs_wb_ops;
+extern const struct iomap_folio_ops tfs_folio_ops;
+extern const struct iomap_dio_ops tfs_dio_ops;
+
+/* Direct I/O with the filesystem's locking and buffered fallback. */
+int64_t tfs_dio_write(struct tfs_inode *ti, uint64_t pos, void *buf, uint64_t len, unsigned flags);
+int64_t tfs_dio_read(struct tfs_inode *ti, uint64_t pos, void *buf, uint64_t len);
+
+int64_t tfs_write(struct tfs_inode *ti, uint64_t pos, const void *buf, uint64_t len);
+int64_t tfs_read(struct tfs_inode *ti, uint64_t pos, void *buf, uint64_t len);
+int tfs_fsync(struct tfs_inode *ti);
+int tfs_truncate(struct tfs_inode *ti, uint64_t size);
+
+/* Setup helpers (bypass the cache; state goes straight to "disk"). */
+int tfs_set_mapped(struct tfs_inode *ti, uint64_t off, uint64_t len, const void *data);
+int tfs_set_unwritten(struct tfs_inode *ti, uint64_t off, uint64_t len);
+/* Reflink [soff, soff+len) of src to doff of dst (blocks shared). */
+int tfs_clone(struct tfs_inode *dst, uint64_t doff, struct tfs_inode *src, uint64_t soff, uint64_t len);
+/* Read what the *disk* says through the data fork (holes/unwritten = 0). */
+int tfs_read_disk(struct tfs_inode *ti, uint64_t off, void *buf, uint64_t len);
+struct tfs_blk tfs_blk_get(struct tfs_inode *ti, uint64_t off);
+void tfs_bump_seq(struct tfs_inode *ti);
+uint64_t tfs_free_blocks(struct tfs *fs);
+
+#endif
