@@ -122,9 +122,10 @@ def vm_config_text(base, args=None, lines=()):
     return "\n".join(out) + "\n"
 
 
-def vm_esp_copy(src, dest, args=None, config=(), remove=()):
-    """Copy the ESP tree to dest with config.txt rewritten (see above) and
-    the relative paths in `remove` deleted.  Returns dest."""
+def vm_esp_copy(src, dest, args=None, config=(), remove=(), files=None):
+    """Copy the ESP tree to dest with config.txt rewritten (see above), the
+    relative paths in `remove` deleted and those in `files` ({path: bytes})
+    replaced.  Returns dest."""
     if os.path.exists(dest):
         shutil.rmtree(dest)
     shutil.copytree(src, dest)
@@ -136,6 +137,9 @@ def vm_esp_copy(src, dest, args=None, config=(), remove=()):
             f.write(vm_config_text(text, args, config))
     for rel in remove:
         os.remove(os.path.join(dest, rel))
+    for rel, data in (files or {}).items():
+        with open(os.path.join(dest, rel), "wb") as f:
+            f.write(data)
     return dest
 
 
@@ -174,12 +178,13 @@ class Machine:
 
     # -- lifecycle --------------------------------------------------------
     def start(self, esp=None, image=None, smp=2, args=None, config=(), remove=(),
-              disks=(), mem="512M", no_reboot=True, nic=None, extra=(), qmp=False):
+              disks=(), mem="512M", no_reboot=True, nic=None, extra=(), qmp=False, files=None):
         """Boot.  esp defaults to build/esp unless image is given; args and
         config rewrite a private copy of the ESP; disks is a list of "nvme" /
         "sata" (fresh 64 MiB scratch disks), (kind, path) pairs or spec dicts
         (see vm_disks_args; self.disks then lists name, drive id and path of
-        every image).  qmp: open a QMP socket for self.qmp()."""
+        every image).  qmp: open a QMP socket for self.qmp().  files:
+        {relative path: bytes} written into the private ESP copy."""
         if self.proc:
             raise RuntimeError("machine already started")
         os.makedirs(self.tmp, exist_ok=True)
@@ -189,9 +194,9 @@ class Machine:
             if not os.path.isfile(os.path.join(src, "EFI", "BOOT", "BOOTX64.EFI")):
                 raise MachineError(f"{src} is not an ESP tree (run make esp)")
             # Always a private copy: fat:rw lets qemu write into the tree.
-            esp = vm_esp_copy(src, os.path.join(self.tmp, "esp"), args, config, remove)
-        elif args is not None or config or remove:
-            raise ValueError("args/config/remove need an ESP directory, not an image")
+            esp = vm_esp_copy(src, os.path.join(self.tmp, "esp"), args, config, remove, files)
+        elif args is not None or config or remove or files:
+            raise ValueError("args/config/remove/files need an ESP directory, not an image")
         disk_list = vm_disks_prepare(list(disks), self.tmp)
         self.disks = vm_disks_args(disk_list)[1]
         extra = list(extra)

@@ -1,8 +1,9 @@
 """Loader errors: a bad config.txt line or a missing kernel.elf stops in
 the loader with a message naming the problem, and the kernel never runs."""
+import os
 import time
 
-from harness import qemu_test, default_config_lines
+from harness import ESP, qemu_test, default_config_lines
 
 
 def loader_stops(ctx, message_re, **start):
@@ -34,3 +35,26 @@ def loader_malformed_line(ctx):
 @qemu_test()
 def loader_missing_kernel(ctx):
     loader_stops(ctx, r".*kernel\.elf.*not found", remove=["appliance/kernel.elf"])
+
+
+@qemu_test()
+def loader_corrupt_kernel(ctx):
+    # A truncated kernel: a valid ELF header whose segments lie past the end.
+    with open(os.path.join(ESP, "appliance", "kernel.elf"), "rb") as f:
+        head = f.read(4096)
+    loader_stops(ctx, r"kernel\.elf segment \d+ lies outside the file \(truncated\?\)",
+                 files={"appliance/kernel.elf": head})
+
+
+@qemu_test()
+def loader_not_an_elf(ctx):
+    loader_stops(ctx, r"kernel\.elf is not an ELF file",
+                 files={"appliance/kernel.elf": b"MZ this is not a kernel\n" * 64})
+
+
+@qemu_test()
+def loader_bad_value(ctx):
+    # The console line is replaced in place, so the error names its line.
+    n = 1 + next(i for i, l in enumerate(default_config_lines()) if l.startswith("console"))
+    loader_stops(ctx, rf"config\.txt line {n}: console must be 9600, 19200, 38400, 57600 or 115200, not '12345'",
+                 config=["console = 12345"])
