@@ -89,3 +89,5 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(KERNEL_OBJ:.o=.d) $(BOOT_OBJ:.o=.d)
+
+-include tools/peer/peer.mk
