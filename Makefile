@@ -26,6 +26,8 @@ ECFLAGS := -std=gnu11 -O2 $(WARN) -Wno-unused-parameter -fpic -ffreestanding \
 	   -I$(EFI_INC) -I$(EFI_INC)/x86_64 -I. -DEFI_FUNCTION_WRAPPER -MMD -MP
 
 KERNEL_C   := $(wildcard kernel/*.c) $(wildcard drivers/*/*.c) $(wildcard drivers/*.c)
+# The portable iomap core and page cache, its kernel platform, users and self-tests.
+KERNEL_C   += $(filter-out $(wildcard iomap/*_host*.c),$(wildcard iomap/*.c))
 KERNEL_ASM := $(wildcard kernel/*.asm)
 KERNEL_OBJ := $(KERNEL_C:%.c=$(BUILD)/k/%.o) $(KERNEL_ASM:%.asm=$(BUILD)/k/%.asm.o)
 BOOT_C     := $(wildcard boot/*.c)

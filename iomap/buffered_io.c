@@ -4,6 +4,7 @@
  * and unshare use the same path.
  */
 #include "iomap/buffered_io.h"
+#include "iomap/xform.h"
 
 struct iomap_write_ctx {
 	const struct iomap_source *src;   /* NULL: write zeros */
@@ -83,6 +84,11 @@ static int iomap_fill_block(struct iomap_iter *it, struct folio *f, uint64_t b, 
 		n = iomap_min(n, bs);
 		plat_memcpy(dst, (const uint8_t *)src->inline_data + off, n);
 		plat_memset(dst + n, 0, bs - n);
+	} else if (iomap_xformed(it->inode, src)) {
+		/* COW-37: an encoded/transformed source is decoded first. */
+		int ret = iomap_xform_read(it->inode, src, b, dst, bs);
+		if (ret)
+			return ret;
 	} else {
 		int ret = plat_bdev_rw(src->bdev, PLAT_BIO_READ, iomap_sector_addr(src, b), dst, bs);
 		if (ret)

@@ -3,6 +3,7 @@
  */
 #include "iomap/direct_io.h"
 #include "iomap/buffered_io.h"
+#include "iomap/xform.h"
 #include "iomap/workq.h"
 
 #define IOMAP_DIO_MAX_BIO (1ull << 20)
@@ -29,6 +30,7 @@ struct iomap_dio {
 struct iomap_dio_bio {
 	struct plat_bio bio;
 	struct iomap_dio *dio;
+	uint8_t *bounce;          /* encoded data of a transformed write (COW-35) */
 };
 
 static void iomap_dio_set_error(struct iomap_dio *dio, int err)
@@ -62,6 +64,7 @@ static void iomap_dio_bio_end_io(struct plat_bio *bio)
 	struct iomap_dio *dio = db->dio;
 	if (bio->status)
 		iomap_dio_set_error(dio, bio->status);
+	plat_free(db->bounce);
 	plat_free(db);
 	iomap_dio_put(dio);
 }
@@ -85,6 +88,21 @@ static int iomap_dio_submit(struct iomap_dio *dio, const struct iomap *map, enum
 		db->bio.nvec = 1;
 		db->bio.vec[0].buf = buf;
 		db->bio.vec[0].len = (uint32_t)n;
+		if (op == PLAT_BIO_WRITE && iomap_xformed(dio->inode, map)) {
+			/* Size-preserving stages only: a direct write is never
+			 * compressed (the filesystem must not ask). */
+			struct iomap m = *map;
+			uint64_t stored;
+			uint16_t applied;
+			m.flags &= (uint16_t)~IOMAP_F_ENCODED;
+			int ret = iomap_xform_encode(dio->inode, &m, pos, db->bio.dev_off, buf, n,
+						     &db->bounce, &stored, &applied);
+			if (ret) {
+				plat_free(db);
+				return ret;
+			}
+			db->bio.vec[0].buf = db->bounce;
+		}
 		db->bio.end_io = iomap_dio_bio_end_io;
 		dio->bdev = map->bdev;
 		plat_add(&dio->ref, 1);
@@ -107,6 +125,12 @@ static int64_t iomap_dio_iter(struct iomap_iter *it, struct iomap_dio *dio, uint
 	uint8_t *p = buf + (it->pos - dio->pos);
 	bool write = dio->flags & IOMAP_DIO_WRITE;
 	if (!write) {
+		/* COW-35/36: transformed data is read and decoded here (a whole
+		 * extent when ENCODED), synchronously. */
+		if ((map->type == IOMAP_MAPPED || map->type == IOMAP_ENCODED) && iomap_xformed(it->inode, map)) {
+			int ret = iomap_xform_read(it->inode, map, it->pos, p, len);
+			return ret ? ret : (int64_t)len;
+		}
 		/* COW-21: holes (and unwritten/delalloc) read as zeros. */
 		if (map->type != IOMAP_MAPPED) {
 			plat_memset(p, 0, len);
@@ -181,6 +205,9 @@ static int64_t iomap_dio_finish(struct iomap_dio *dio)
 		plat_wake_all(inode->dio_wq);
 	plat_sub(&inode->dio_wakers, 1);
 	if (write && ret > 0 && dio->need_sync && !(dio->flags & IOMAP_DIO_DEFER_SYNC)) {
+		const struct iomap_hooks *h = inode->hooks;
+		if (h && h->dio_before_flush)
+			h->dio_before_flush(inode);   /* test pause point (DIO-T2) */
 		int r = plat_bdev_flush(dio->bdev);
 		if (r)
 			ret = r;

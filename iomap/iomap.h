@@ -43,6 +43,9 @@ enum iomap_type {
 	IOMAP_MAPPED = 3,
 	IOMAP_UNWRITTEN = 4,
 	IOMAP_INLINE = 5,
+	IOMAP_ENCODED = 6,   /* stored transformed (compressed): io_size stored bytes
+			      * at addr hold length logical bytes; whole-extent I/O
+			      * only (COW-36, iomap/xform.h) */
 };
 
 /* Mapping flags (struct iomap.flags). */
@@ -51,12 +54,20 @@ enum iomap_type {
 #define IOMAP_F_SHARED  0x0004u  /* destination's old extent is shared (COW) */
 #define IOMAP_F_MERGED  0x0008u  /* mapping merges several extents (fiemap) */
 #define IOMAP_F_STALE   0x0100u  /* core: validity lost, re-map from pos */
+/* Data transform stages the mapping's stored bytes go through (COW-35,
+ * iomap/xform.h).  ENCODED on a write map (writeback) asks the core to
+ * encode what it writes; a read map of encoded data has type ENCODED. */
+#define IOMAP_F_CSUM    0x0010u  /* stored bytes carry checksums */
+#define IOMAP_F_CRYPT   0x0020u  /* stored bytes are encrypted */
+#define IOMAP_F_ENCODED 0x0040u  /* stored bytes are compressed */
+#define IOMAP_F_XFORM   (IOMAP_F_CSUM | IOMAP_F_CRYPT | IOMAP_F_ENCODED)
 
 #define IOMAP_NULL_ADDR UINT64_MAX
 
 struct iomap_inode;
 struct iomap_iter;
 struct iomap_folio_ops;
+struct iomap_xform_ops;
 
 struct iomap {
 	uint64_t offset;            /* file offset of the mapping */
@@ -69,6 +80,7 @@ struct iomap {
 	void *inline_data;          /* IOMAP_INLINE */
 	void *private;              /* filesystem state, begin -> end (COW-6) */
 	const struct iomap_folio_ops *folio_ops;
+	uint64_t io_size;           /* ENCODED: stored bytes at addr (COW-36) */
 };
 
 /* Operation flags (iter.flags, passed to begin/end). */
@@ -172,6 +184,9 @@ struct iomap_hooks {
 	void (*after_valid)(struct iomap_iter *it, uint64_t pos);
 	void (*wb_map)(struct iomap_inode *inode, uint64_t pos);  /* before each cached-map check */
 	void (*after_read_begin)(struct iomap_iter *it);      /* buffered read, folios locked */
+	/* DIO-T2: an O_DSYNC direct write finished its I/O and dropped its
+	 * in-flight count, before its flush (caller's or worker thread). */
+	void (*dio_before_flush)(struct iomap_inode *inode);
 	void *arg;
 };
 
@@ -207,6 +222,7 @@ struct iomap_inode {
 	struct iomap_work ioend_work;
 	uint64_t ioend_completions;         /* filesystem end_io calls, atomic */
 	void *fs_private;
+	const struct iomap_xform_ops *xform;   /* data transform stages (COW-35), NULL = none */
 };
 
 int iomap_inode_init(struct iomap_inode *inode, struct pcache *pc, unsigned blkbits,

@@ -3,13 +3,14 @@
 # the micro-benchmark (make bench).
 IOMAP_CORE_SRCS := iomap/platform_common.c iomap/lock.c iomap/iter.c iomap/pc_index.c \
 	iomap/folio.c iomap/pagecache.c iomap/workq.c iomap/buffered_io.c iomap/readpage.c \
-	iomap/writeback.c iomap/direct_io.c iomap/report.c
+	iomap/writeback.c iomap/direct_io.c iomap/report.c iomap/xform.c
 IOMAP_HOST_SRCS := $(IOMAP_CORE_SRCS) iomap/platform_host.c iomap/platform_host_bdev.c tests/host/testfs.c \
-	tests/host/testfs_dio.c tests/host/testfs_setup.c
+	tests/host/testfs_dio.c tests/host/testfs_setup.c tests/host/testfs_xf.c \
+	tests/host/testfs_log.c
 
 IOMAP_TESTS := test_iomap_iter test_iomap_pcache test_iomap_buffered test_iomap_writeback \
 	test_iomap_zero test_iomap_stress test_iomap_dio test_iomap_report \
-	test_iomap_crash
+	test_iomap_crash test_iomap_xform test_iomap_dio_race
 HOST_TESTS += $(IOMAP_TESTS)
 $(foreach t,$(IOMAP_TESTS),$(eval $(t)_SRCS := $$(IOMAP_HOST_SRCS)))
 $(foreach t,$(IOMAP_TESTS),$(eval $(t)_LDLIBS := -lpthread))
@@ -25,8 +26,8 @@ IOMAP_TEST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fsanitize=address,
 
 # The portable core compiled with the kernel's flags (freestanding, no
 # SSE, kernel code model): proves it needs nothing but the platform
-# interface.  Until the kernel platform (iomap/platform_kernel.c) exists
-# the objects are only checked, not linked.
+# interface.  (The kernel itself links these with platform_kernel*.c: see
+# the top Makefile's KERNEL_C.)
 iomap-kcheck:
 	@mkdir -p $(BUILD)/iomap-k
 	@set -e; for f in $(IOMAP_CORE_SRCS); do \
@@ -53,3 +54,8 @@ iomap-bench:
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. -o $(BUILD)/iomap_bench tools/iomap_bench.c \
 		$(IOMAP_HOST_SRCS) -lpthread
 	$(BUILD)/iomap_bench
+
+# The block-device file (iomap/bdev_file.c, also linked into the kernel).
+test_iomap_bdev_SRCS := $(IOMAP_CORE_SRCS) iomap/bdev_file.c iomap/platform_host.c iomap/platform_host_bdev.c
+test_iomap_bdev_LDLIBS := -lpthread
+test_iomap_bdev_CFLAGS := -DIOMAP_DEBUG

@@ -12,7 +12,7 @@ const char *iomap_check_mapping(const struct iomap_iter *it)
 	const struct iomap *m = &it->iomap, *s = &it->srcmap;
 	uint64_t bmask = (1ull << it->inode->blkbits) - 1;
 
-	if (m->type < IOMAP_HOLE || m->type > IOMAP_INLINE)
+	if (m->type < IOMAP_HOLE || m->type > IOMAP_ENCODED)
 		return "type: unknown mapping type";
 	if (m->length == 0)
 		return "length: mapping length is zero";
@@ -25,6 +25,15 @@ const char *iomap_check_mapping(const struct iomap_iter *it)
 	if ((m->type == IOMAP_MAPPED || m->type == IOMAP_UNWRITTEN) &&
 	    (m->addr == IOMAP_NULL_ADDR || !m->bdev))
 		return "addr: mapped/unwritten mapping without address or device";
+	/* COW-36: encoded extents name their stored bytes; transforms need
+	 * stored bytes (no transform on holes/delalloc/inline). */
+	if (m->type == IOMAP_ENCODED && (m->addr == IOMAP_NULL_ADDR || !m->bdev || !m->io_size))
+		return "encoded: encoded mapping without address, device or io_size";
+	if ((m->flags & IOMAP_F_XFORM) && m->type != IOMAP_MAPPED && m->type != IOMAP_ENCODED &&
+	    m->type != IOMAP_UNWRITTEN && m->type != IOMAP_DELALLOC)
+		return "xform: transform flags on a mapping without stored data";
+	if (m->type == IOMAP_ENCODED && (it->flags & (IOMAP_WRITE | IOMAP_ZERO | IOMAP_UNSHARE)))
+		return "encoded: encoded extent as a write destination (COW it, COW-36)";
 	if (m->type == IOMAP_INLINE && !m->inline_data)
 		return "inline: inline mapping without data";
 	/* COW-8: block-rounded, except inline data. */
@@ -35,8 +44,10 @@ const char *iomap_check_mapping(const struct iomap_iter *it)
 	if (s->type != IOMAP_NONE) {
 		if (!(it->flags & (IOMAP_WRITE | IOMAP_ZERO | IOMAP_UNSHARE | IOMAP_FAULT)))
 			return "srcmap: source map on a read/report operation";
-		if (s->type < IOMAP_HOLE || s->type > IOMAP_INLINE)
+		if (s->type < IOMAP_HOLE || s->type > IOMAP_ENCODED)
 			return "srcmap: unknown source type";
+		if (s->type == IOMAP_ENCODED && (s->addr == IOMAP_NULL_ADDR || !s->bdev || !s->io_size))
+			return "srcmap: encoded source without address, device or io_size";
 		if (s->length == 0 || s->offset > it->pos || s->offset + s->length <= it->pos)
 			return "srcmap: source does not cover pos";
 		if (s->type == IOMAP_DELALLOC)

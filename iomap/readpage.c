@@ -9,6 +9,7 @@
  * plus one bias held by the submitter, and the last one unlocks it.
  */
 #include "iomap/buffered_io.h"
+#include "iomap/xform.h"
 
 #define IOMAP_READ_VECS 64
 #define IOMAP_READ_MAX_BIO (4ull << 20)
@@ -171,9 +172,75 @@ static void iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode
 	}
 }
 
+/* Fill the blocks of f inside [ds, de) that are not uptodate from data
+ * (data[0] is file offset ds); blocks at or past eof read as zeros. */
+static void iomap_read_fill(struct folio *f, const uint8_t *data, uint64_t ds, uint64_t de, uint64_t eof,
+			    uint64_t bs)
+{
+	uint64_t fpos = folio_pos(f), s = ds > fpos ? ds : fpos, e = iomap_min(de, fpos + folio_size(f));
+	for (uint64_t b = s; b < e; b += bs) {
+		if (folio_range_uptodate(f, b - fpos, bs))
+			continue;
+		if (b >= eof)
+			plat_memset(f->data + (b - fpos), 0, bs);
+		else
+			plat_memcpy(f->data + (b - fpos), data + (b - ds), bs);
+		folio_set_range_uptodate(f, b - fpos, bs);
+	}
+}
+
+/*
+ * A mapping with transform stages (COW-35/36): read and decode
+ * synchronously into a bounce, then fill the folios.  An ENCODED extent is
+ * always read whole and decoded into every logical page it covers: the
+ * folios of this read and, when they can be created without waiting, the
+ * other pages of the extent.  On failure the folios get FOLIO_ERROR and
+ * stay not uptodate: readers see -EIO, never undecoded bytes.
+ */
+static int64_t iomap_read_xform(struct iomap_iter *it, struct iomap_read_ctx *ctx)
+{
+	const struct iomap *map = &it->iomap;
+	struct iomap_inode *inode = it->inode;
+	uint64_t bs = 1ull << inode->blkbits, len = iomap_length(it);
+	uint64_t eof = (iomap_isize(inode) + bs - 1) & ~(bs - 1);
+	bool enc = map->type == IOMAP_ENCODED;
+	uint64_t s = enc ? map->offset : it->pos & ~(bs - 1);
+	uint64_t e = enc ? map->offset + map->length : (it->pos + len + bs - 1) & ~(bs - 1);
+	uint8_t *data = plat_alloc(e - s);
+	int ret = data ? iomap_xform_read(inode, map, s, data, e - s) : -IOMAP_ENOMEM;
+	for (unsigned i = 0; i < ctx->nra; i++) {
+		struct folio *f = ctx->ra[i];
+		if (folio_pos(f) >= e || folio_pos(f) + folio_size(f) <= s)
+			continue;
+		if (ret)
+			plat_or(&f->flags, FOLIO_ERROR);
+		else
+			iomap_read_fill(f, data, s, e, eof, bs);
+	}
+	if (!ret && enc) {
+		for (uint64_t p = s; p < iomap_min(e, eof); p += PLAT_PAGE_SIZE) {
+			struct folio *f;
+			if (pcache_get_folio(&inode->mapping, p >> PLAT_PAGE_SHIFT, 0,
+					     PCACHE_CREAT | PCACHE_LOCK | PCACHE_NOWAIT, &f))
+				continue;   /* ours (locked by this read), busy or no memory */
+			iomap_read_fill(f, data, s, e, eof, bs);
+			p = folio_pos(f) + folio_size(f) - PLAT_PAGE_SIZE;
+			folio_unlock(f);
+			folio_put(f);
+		}
+	}
+	plat_free(data);
+	if (ret && !ctx->err)
+		ctx->err = ret;
+	return (int64_t)len;
+}
+
 static int64_t iomap_read_iter(struct iomap_iter *it, struct iomap_read_ctx *ctx)
 {
 	uint64_t pos = it->pos, end = pos + iomap_length(it);
+	if ((it->iomap.type == IOMAP_MAPPED || it->iomap.type == IOMAP_ENCODED) &&
+	    iomap_xformed(it->inode, &it->iomap))
+		return iomap_read_xform(it, ctx);
 	while (pos < end && ctx->cur < ctx->nra) {
 		struct folio *f = ctx->ra[ctx->cur];
 		uint64_t fend = folio_pos(f) + folio_size(f);

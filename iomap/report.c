@@ -110,6 +110,8 @@ int iomap_fiemap(struct iomap_inode *inode, uint64_t start, uint64_t len, const 
 			fl |= IOMAP_FIEMAP_SHARED;
 		if (m->flags & IOMAP_F_MERGED)
 			fl |= IOMAP_FIEMAP_MERGED;
+		if (m->type == IOMAP_ENCODED)
+			fl |= IOMAP_FIEMAP_ENCODED;
 		struct iomap_fiemap_extent *prev = n ? &out[n - 1] : NULL;
 		if (prev && prev->flags == fl && prev->logical + prev->length == it.pos &&
 		    (!phys || prev->physical + prev->length == phys)) {

@@ -29,6 +29,7 @@ int64_t iomap_seek_hole(struct iomap_inode *inode, uint64_t pos, const struct io
 #define IOMAP_FIEMAP_MERGED    0x1000u
 #define IOMAP_FIEMAP_SHARED    0x2000u
 #define IOMAP_FIEMAP_INLINE    0x0200u
+#define IOMAP_FIEMAP_ENCODED   0x0008u   /* stored transformed (COW-36) */
 
 struct iomap_fiemap_extent {
 	uint64_t logical, physical, length;

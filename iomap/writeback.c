@@ -5,6 +5,7 @@
  */
 #include "iomap/buffered_io.h"
 #include "iomap/workq.h"
+#include "iomap/xform.h"
 
 #define IOMAP_IOEND_VECS 256
 #define IOMAP_IOEND_MAX (8ull << 20)
@@ -27,6 +28,10 @@ struct iomap_ioend {
 	uint64_t pos, len;
 	struct plat_bvec vecs[IOMAP_IOEND_VECS];
 	struct folio *folios[IOMAP_IOEND_VECS];
+	/* Transformed ioends (COW-35) write an encoded bounce buffer. */
+	uint8_t *bounce;
+	unsigned nfolio;
+	struct plat_bvec bounce_vec;
 };
 
 static void iomap_folio_wb_done(struct folio *f)
@@ -39,13 +44,15 @@ static void iomap_folio_wb_done(struct folio *f)
  * writeback when this was the folio's last ioend. */
 static void iomap_ioend_finish(struct iomap_ioend *io, int err)
 {
-	for (unsigned i = 0; i < io->bio.nvec; i++) {
+	unsigned nf = io->bounce ? io->nfolio : io->bio.nvec;
+	for (unsigned i = 0; i < nf; i++) {
 		struct folio *f = io->folios[i];
 		if (err)
 			plat_or(&f->flags, FOLIO_ERROR);
 		iomap_folio_wb_done(f);
 		folio_put(f);
 	}
+	plat_free(io->bounce);
 	plat_free(io);
 }
 
@@ -53,6 +60,10 @@ static bool iomap_ioend_can_merge(const struct iomap_ioend *a, const struct ioma
 {
 	return a->pos + a->len == b->pos && a->map.type == b->map.type &&
 	       (a->map.flags & IOMAP_F_SHARED) == (b->map.flags & IOMAP_F_SHARED) &&
+	       (a->map.flags & IOMAP_F_XFORM) == (b->map.flags & IOMAP_F_XFORM) &&
+	       !(a->map.flags & IOMAP_F_ENCODED) &&   /* one encoded extent per ioend */
+	       (!(a->map.flags & IOMAP_F_XFORM) ||    /* stages keyed by device address */
+		a->bio.dev_off + a->len == b->bio.dev_off) &&
 	       !a->bio.status && !b->bio.status;
 }
 
@@ -149,8 +160,53 @@ static void iomap_ioend_end_io(struct plat_bio *bio)
 	}
 }
 
+/*
+ * COW-35: encode the ioend's bytes into a bounce buffer and point the bio
+ * at it; the folios keep the plain data.  end_io sees the stored size in
+ * map.io_size and the stages really applied in map.flags.  A failed encode
+ * completes the ioend with the error (folios error, no metadata change).
+ */
+static bool iomap_ioend_encode(struct iomap_ioend *io)
+{
+	struct iomap_inode *inode = io->inode;
+	uint8_t *plain = plat_alloc(io->len), *out = NULL;
+	uint64_t done = 0, stored = 0;
+	uint16_t applied = 0;
+	int ret = -IOMAP_ENOMEM;
+	if (plain) {
+		for (unsigned i = 0; i < io->bio.nvec; i++) {
+			plat_memcpy(plain + done, io->vecs[i].buf, io->vecs[i].len);
+			done += io->vecs[i].len;
+		}
+		ret = iomap_xform_encode(inode, &io->map, io->pos, io->bio.dev_off, plain, io->len,
+					 &out, &stored, &applied);
+		plat_free(plain);
+	}
+	if (ret) {
+		io->bio.status = ret;
+		return false;
+	}
+	io->bounce = out;
+	io->nfolio = io->bio.nvec;
+	io->bounce_vec.buf = out;
+	io->bounce_vec.len = (uint32_t)stored;
+	io->bio.vec = &io->bounce_vec;
+	io->bio.nvec = 1;
+	io->bio.maxvec = 1;
+	io->bio.len = stored;
+	io->map.io_size = stored;
+	io->map.flags = (uint16_t)((io->map.flags & ~IOMAP_F_XFORM) | applied);
+	return true;
+}
+
 static void iomap_ioend_submit(struct iomap_writepage_ctx *wpc)
 {
+	struct iomap_ioend *xio = wpc->ioend;
+	if (xio && xio->inode->xform && (xio->map.flags & IOMAP_F_XFORM) && !iomap_ioend_encode(xio)) {
+		wpc->ioend = NULL;
+		iomap_ioend_end_io(&xio->bio);
+		return;
+	}
 	if (wpc->ioend) {
 		wpc->nr_ioends++;
 		plat_bdev_submit(&wpc->ioend->bio);
@@ -169,6 +225,8 @@ static int iomap_add_to_ioend(struct iomap_writepage_ctx *wpc, struct iomap_inod
 	 * (a re-map after a cookie change must not split the I/O). */
 	if (io && io->map.bdev == map->bdev && io->map.type == map->type &&
 	    (io->map.flags & IOMAP_F_SHARED) == (map->flags & IOMAP_F_SHARED) &&
+	    (io->map.flags & IOMAP_F_XFORM) == (map->flags & IOMAP_F_XFORM) &&
+	    (!(map->flags & IOMAP_F_ENCODED) || io->folios[io->bio.nvec - 1] == f) &&
 	    io->pos + io->len == pos && io->bio.dev_off + io->len == dev &&
 	    io->len + len <= IOMAP_IOEND_MAX) {
 		unsigned last = io->bio.nvec - 1;

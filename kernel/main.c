@@ -18,6 +18,7 @@
 #include "kernel/pci.h"
 #include "kernel/shell.h"
 #include "kernel/selftest.h"
+#include "iomap/iomap_kernel.h"
 #include "kernel/power.h"
 #include "kernel/errno.h"
 #include "drivers/driver.h"
@@ -114,6 +115,8 @@ void kmain(const struct boot_info *bi)
 		kprintf("serial: interrupt input unavailable (%s), polling\n", strerror(err));
 	drivers_init();
 	kmain_mark("drivers");
+	iomap_kernel_init();
+	kmain_mark("pcache");
 
 	kmain_report();
 	kmain_mark("report");

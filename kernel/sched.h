@@ -78,6 +78,8 @@ struct thread {
 	struct thread *wq_next;
 	struct thread *all_next;       /* global thread list (thread.c) */
 	uint64_t switches_in;
+	uint32_t lockdep_word;         /* per-thread word for debug lock-order checkers
+					 * (iomap/lock.c via plat_thread_lockdep) */
 };
 
 #define THREAD_STACK_ORDER 2           /* 16 KiB */

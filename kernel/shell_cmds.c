@@ -3,6 +3,7 @@
  * extra or malformed argument returns -EINVAL so the shell prints the usage.
  */
 #include "kernel/shell.h"
+#include "iomap/iomap_kernel.h"
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
 #include "kernel/kstring.h"
@@ -114,6 +115,7 @@ static int cmd_mem(int argc, char **argv)
 	kprintf("physical: %s total, %s free (%llu%%)\n", t, f,
 		(unsigned long long)(total ? free * 100 / total : 0));
 	kprintf("heap: %s used\n", h);
+	iomap_kernel_mem_line();
 	return 0;
 }
 SHELL_COMMAND(mem, "mem", "physical memory and kernel heap usage", cmd_mem);

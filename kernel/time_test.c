@@ -33,24 +33,67 @@ SELFTEST(time, monotonic)
 
 /* time_delay_us and time_ns share the TSC, so also measure the delay with
  * the HPET directly: that checks the calibration, not just consistency.
- * TCG is slow and noisy: accept 15..200 ms for 20 ms. */
-SELFTEST(time, delay_matches_clock)
+ * TCG is slow and noisy: accept 15..200 ms for 20 ms.
+ *
+ * Robust against host stalls without going blind: interrupts are off over
+ * the measured window (no preemption, no handlers), each clock pair is read
+ * back to back, and an attempt counts only if it agrees; a stalled host
+ * (our vCPU descheduled between two reads) spoils one attempt, not five.
+ * A bad calibration makes every attempt disagree, and then it fails. */
+#define TIME_DELAY_ATTEMPTS 5
+
+struct time_delay_sample {
+	uint64_t dt, hpet_ns;
+};
+
+static void time_delay_measure(volatile uint64_t *hpet, uint64_t period_fs, struct time_delay_sample *s)
 {
-	volatile uint64_t *hpet = acpi.hpet_phys ? vmm_map_mmio(acpi.hpet_phys, PAGE_SIZE) : NULL;
-	uint64_t period_fs = hpet ? hpet[0] >> 32 : 0;
+	uint64_t f = irq_save();
 	uint64_t h0 = hpet ? hpet[0xf0 / 8] : 0;
 	uint64_t t0 = time_ns();
 	time_delay_us(20000);
 	uint64_t t1 = time_ns();
 	uint64_t h1 = hpet ? hpet[0xf0 / 8] : 0;
-	uint64_t dt = t1 - t0;
-	ST_EXPECT(dt >= 15 * NS_PER_MS && dt <= 200 * NS_PER_MS);
-	if (hpet) {
-		uint64_t hpet_ns = (h1 - h0) * period_fs / 1000000;
-		ST_EXPECT(hpet_ns >= 15 * NS_PER_MS && hpet_ns <= 200 * NS_PER_MS);
-		/* The two clocks agree within 10% over the same interval. */
-		ST_EXPECT(dt * 10 >= hpet_ns * 9 && dt * 10 <= hpet_ns * 11);
+	irq_restore(f);
+	s->dt = t1 - t0;
+	s->hpet_ns = hpet ? (h1 - h0) * period_fs / 1000000 : 0;
+}
+
+static bool time_delay_agrees(bool have_hpet, const struct time_delay_sample *s)
+{
+	if (s->dt < 15 * NS_PER_MS || s->dt > 200 * NS_PER_MS)
+		return false;
+	if (!have_hpet)
+		return true;
+	if (s->hpet_ns < 15 * NS_PER_MS || s->hpet_ns > 200 * NS_PER_MS)
+		return false;
+	/* The two clocks agree within 10% over the same interval. */
+	return s->dt * 10 >= s->hpet_ns * 9 && s->dt * 10 <= s->hpet_ns * 11;
+}
+
+SELFTEST(time, delay_matches_clock)
+{
+	volatile uint64_t *hpet = acpi.hpet_phys ? vmm_map_mmio(acpi.hpet_phys, PAGE_SIZE) : NULL;
+	uint64_t period_fs = hpet ? hpet[0] >> 32 : 0;
+	struct time_delay_sample s[TIME_DELAY_ATTEMPTS];
+	unsigned n, good = 0;
+
+	for (n = 0; n < TIME_DELAY_ATTEMPTS && !good; n++) {
+		time_delay_measure(hpet, period_fs, &s[n]);
+		good = time_delay_agrees(hpet != NULL, &s[n]);
 	}
+	if (n > 1 || !good)
+		for (unsigned i = 0; i < n; i++)
+			kprintf("time: attempt %u: 20 ms delay took %llu us by the TSC, %llu us by the HPET%s\n",
+				i + 1, (unsigned long long)(s[i].dt / NS_PER_US),
+				(unsigned long long)(s[i].hpet_ns / NS_PER_US),
+				time_delay_agrees(hpet != NULL, &s[i]) ? "" : " (disagrees)");
+	ST_EXPECT(good);
+	/* The judge itself must be able to say no: a clock 20% fast fails. */
+	struct time_delay_sample bad = { 24 * NS_PER_MS, 20 * NS_PER_MS };
+	ST_EXPECT(!time_delay_agrees(true, &bad));
+	bad = (struct time_delay_sample){ 20 * NS_PER_MS, 20 * NS_PER_MS };
+	ST_EXPECT(time_delay_agrees(true, &bad));
 }
 
 struct time_test_irq {

@@ -198,6 +198,11 @@ int ahci_port_process(struct ahci_port *p)
 		p->err_is = is;
 		p->recovering = true;
 		p->need_recovery = true;
+		/* Mask the port until the reset: its error bits stay set in
+		 * PxIS, and qemu re-raises the MSI for them at every HBA IS
+		 * write, a storm that can starve the watchdog doing the
+		 * recovery (commands then outlive every deadline). */
+		ahci_pwr(p, AHCI_PxIE, 0);
 		spin_unlock_irqrestore(&p->lock, fl);
 		waitq_wake_all(&p->hba->wd_wait);
 		return 0;
@@ -258,7 +263,7 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 	struct ahci_done done[AHCI_MAX_SLOTS];
 	unsigned n = 0, nretry = 0, nfail = 0;
 	uint32_t is, tfd, serr, busy, active, guilty = 0, suspects = 0;
-	char why[96];
+	char why[96], why_late[96];
 	uint64_t fl;
 	int r;
 
@@ -271,10 +276,14 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 	active = p->ncq_active | (p->nq_active >= 0 ? 1u << p->nq_active : 0);
 	spin_unlock_irqrestore(&p->lock, fl);
 
+	/* Late commands are retried like innocent ones (a reset is often all
+	 * they needed); one late AHCI_MAX_RETRIES + 1 times fails. */
+	ksnprintf(why_late, sizeof why_late, "timed out after %llu ms, %u retries, port reset",
+		  (unsigned long long)(p->hba->timeout_ns / NS_PER_MS), AHCI_MAX_RETRIES);
 	if (timed_out) {
 		p->timeouts++;
-		guilty = timed_out;
-		ksnprintf(why, sizeof why, "command timed out after %llu ms (port reset)",
+		suspects = timed_out;
+		ksnprintf(why, sizeof why, "command timed out after %llu ms",
 			  (unsigned long long)(p->hba->timeout_ns / NS_PER_MS));
 	} else {
 		p->device_errors++;
@@ -313,7 +322,8 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 		if (fail) {
 			done[n].req = sl->req;
 			done[n].status = timed_out & (1u << s) ? -ETIMEDOUT : -EIO;
-			done[n].error = r < 0 ? "port reset failed, disk offline" : why;
+			done[n].error = r < 0 ? "port reset failed, disk offline" :
+					timed_out & (1u << s) ? why_late : why;
 			n++;
 			nfail++;
 			ahci_slot_free(p, s);
@@ -349,6 +359,10 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 		p->dead = true;
 	}
 	p->err_is = 0;
+	/* The reset restarted the port with PxIE from p->polling as it was
+	 * then; a mode switch during recovery did not write it. */
+	if (r >= 0)
+		ahci_pwr(p, AHCI_PxIE, p->polling ? 0 : AHCI_PxIE_DEFAULT);
 	p->last_done_ns = time_ns();
 	p->need_recovery = false;
 	p->recovering = false;
@@ -385,8 +399,10 @@ void ahci_port_watchdog(struct ahci_port *p)
 			uint32_t busy = ahci_prd(p, AHCI_PxCI) | ahci_prd(p, AHCI_PxSACT);
 			late &= busy;
 		}
-		if (late)
+		if (late) {
 			p->recovering = true;
+			ahci_pwr(p, AHCI_PxIE, 0);      /* as in process() */
+		}
 		/* Requests held but nothing finishing for two timeouts, and no
 		 * command late: say what the port looks like (should not happen). */
 		if (!late && p->used && !p->stall_reported &&

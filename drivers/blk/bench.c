@@ -13,6 +13,18 @@
  * polls its own hardware queue; in interrupt mode it sleeps until woken.
  * The first second is warm-up and not counted.
  *
+ * The window counts completions reaped in it, whenever they were submitted:
+ * a host stall (qemu's vCPU or I/O thread descheduled, host disk busy) can
+ * hold every request in flight across a short window, and counting only
+ * those submitted inside it then reported ops=0 for a device that worked.
+ * If the window still ends with nothing counted while requests were in
+ * flight, it starts again (once) at the first completion, which is counted,
+ * and runs for secs from there; a note says how late it started.
+ *
+ * Teardown: every completion callback counts itself in t->callbacks for its
+ * whole run; the caller frees the buffers only when, after the threads are
+ * joined, that count is back to zero (with a deadline).
+ *
  * Output, one line per run (parsed by tools/peer and the tests):
  *   bench blk dev=nvme0n1 workload=randread bs=4096 qd=32 secs=10 mode=poll
  *   threads=1 ops=.. iops=.. mbps=48.2 lat_p50_us=.. lat_p99_us=..
@@ -61,12 +73,16 @@ struct bench_thr {
 	uint64_t nslots;               /* bs-sized slots in the tested range */
 	uint64_t seq_slot, rnd;
 	uint64_t warm_end, end;
+	uint64_t window_end;           /* counting stopped (set once); 0: open */
+	uint64_t restart_late_ns;      /* window restarted after a stall */
+	bool restarted;
 	struct bench_io *ios;
 	struct bench_io *done_list;    /* pushed by completions */
 	volatile int sleeping;
 	struct waitq wq;
 	uint32_t *hist;
 	uint64_t ops, bytes, errors, inflight;
+	uint32_t callbacks;            /* completion callbacks still running */
 	char first_error[128];
 	bool timed_out, setup_failed;
 };
@@ -75,12 +91,29 @@ static void bench_done(struct blk_req *req)
 {
 	struct bench_io *io = req->priv;
 	struct bench_thr *t = io->t;
+	/* Counted before the push (the thread cannot reap io earlier), dropped
+	 * after the wake-up: the last touch of *t. */
+	__atomic_fetch_add(&t->callbacks, 1, __ATOMIC_SEQ_CST);
 	struct bench_io *head = __atomic_load_n(&t->done_list, __ATOMIC_RELAXED);
 	do
 		io->next_done = head;
 	while (!__atomic_compare_exchange_n(&t->done_list, &head, io, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
 	if (__atomic_load_n(&t->sleeping, __ATOMIC_SEQ_CST))
 		waitq_wake_one(&t->wq);
+	__atomic_fetch_sub(&t->callbacks, 1, __ATOMIC_RELEASE);
+}
+
+/* After the thread is joined: wait for callbacks still returning from their
+ * wake-up.  0, or -ETIMEDOUT after 1 s (then the memory must leak). */
+static int bench_callbacks_drain(struct bench_thr *t)
+{
+	uint64_t deadline = time_ns() + NS_PER_S;
+	while (__atomic_load_n(&t->callbacks, __ATOMIC_ACQUIRE)) {
+		if (time_ns() >= deadline)
+			return -ETIMEDOUT;
+		thread_yield();
+	}
+	return 0;
 }
 
 static bool bench_has_done(void *arg)
@@ -159,6 +192,9 @@ static void bench_thread(void *arg)
 			break;
 	for (;;) {
 		uint64_t now = time_ns();
+		if (now >= t->end && !t->window_end && (t->ops || !t->inflight ||
+							 now >= t->end + 30 * NS_PER_S))
+			t->window_end = t->ops ? t->end : now;
 		if (now >= t->end && t->inflight == 0)
 			break;
 		if (now >= t->end + 30 * NS_PER_S) {
@@ -177,7 +213,18 @@ static void bench_thread(void *arg)
 		}
 		struct bench_io *io = __atomic_exchange_n(&t->done_list, NULL, __ATOMIC_SEQ_CST);
 		now = time_ns();
-		bool count = now >= t->warm_end && now < t->end;
+		/* Past the end with nothing counted yet: a stall, not the
+		 * device, emptied the window; it restarts here, counting this
+		 * batch. */
+		bool count = now >= t->warm_end && !t->window_end && (now < t->end || !t->ops);
+		if (count && now >= t->end && io && !t->restarted) {
+			uint64_t len = t->end - t->warm_end;
+			t->restarted = true;
+			t->restart_late_ns = now - t->end;
+			t->warm_end = now;
+			t->end = now + len;
+		}
+		count = count && now < t->end;
 		while (io) {
 			struct bench_io *next = io->next_done;
 			t->inflight--;
@@ -187,7 +234,7 @@ static void bench_thread(void *arg)
 					ksnprintf(t->first_error, sizeof(t->first_error), "%s lba %llu: %s",
 						  blk_op_name(io->req.op), (unsigned long long)io->req.lba,
 						  blk_req_reason(&io->req));
-			} else if (count && io->req.submit_ns >= t->warm_end) {
+			} else if (count) {
 				t->ops++;
 				t->bytes += t->bs;
 				t->hist[bench_bucket((now - io->req.submit_ns) / NS_PER_US)]++;
@@ -349,7 +396,7 @@ static int bench_blk(int argc, char **argv)
 			errors++;
 			continue;
 		}
-		if (thread_join(th[i], (secs + 60) * NS_PER_S) != 0 || ts[i].timed_out) {
+		if (thread_join(th[i], (2 * secs + 90) * NS_PER_S) != 0 || ts[i].timed_out) {
 			kprintf("bench: thread %u: timed out after %llu s waiting for %llu requests on %s\n", i,
 				secs + 31, (unsigned long long)ts[i].inflight, dev->name);
 			leak = true;
@@ -361,15 +408,30 @@ static int bench_blk(int argc, char **argv)
 			kprintf("bench: %s: first error: %s\n", dev->name, ts[i].first_error);
 	}
 	/* A completion callback may still be returning from its wake-up of a
-	 * thread that already reaped it: give it time before freeing. */
-	thread_sleep_ns(20 * NS_PER_MS);
+	 * thread that already reaped it: wait until none is (microseconds). */
+	uint64_t late_ns = 0;
+	for (i = 0; i < threads; i++) {
+		if (!th[i])
+			continue;
+		if (!leak && bench_callbacks_drain(&ts[i]) < 0) {
+			kprintf("bench: thread %u: a completion callback still running after 1 s; "
+				"buffers not freed\n", i);
+			leak = true;
+		}
+		if (ts[i].restarted)
+			late_ns = MAX(late_ns, ts[i].restart_late_ns + 1);
+	}
+	if (late_ns)
+		kprintf("bench: %s: nothing completed inside the %llu s window (host stall?); "
+			"restarted it %llu ms late at the first completion\n", dev->name, secs,
+			(unsigned long long)(late_ns / NS_PER_MS));
 	uint32_t *h = kzalloc(sizeof(uint32_t) * BENCH_HBUCKETS);
 	if (h) {
 		for (i = 0; i < threads; i++)
 			for (unsigned b = 0; b < BENCH_HBUCKETS && ts[i].hist; b++)
 				h[b] += ts[i].hist[b];
 	}
-	uint64_t us = secs * 1000000ull;
+	uint64_t us = secs * 1000000ull;    /* a restarted window is as long */
 	uint64_t mbps10 = bytes * 10 / us;
 	kprintf("bench blk dev=%s workload=%s bs=%llu qd=%llu secs=%llu mode=%s threads=%llu ops=%llu iops=%llu "
 		"mbps=%llu.%llu lat_p50_us=%llu lat_p99_us=%llu lat_p999_us=%llu errors=%llu\n",

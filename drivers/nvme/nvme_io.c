@@ -188,6 +188,7 @@ static int nvme_submit(struct blk_dev *dev, struct blk_req *req, unsigned queue)
 	cmd->req = req;
 	cmd->ticks = 0;
 	cmd->aborted = cmd->expired = false;
+	cmd->retries = 0;
 	if (__builtin_expect(q->held, 0)) {
 		/* Controller resetting: nvme_queue_resubmit() builds it later. */
 		spin_unlock_irqrestore(&q->lock, fl);
@@ -307,9 +308,19 @@ void nvme_queue_resubmit(struct nvme_queue *q)
 		struct nvme_cmd *cmd = &q->cmds[cid];
 		if (!cmd->req)
 			continue;
-		int err = cmd->expired ? -ETIMEDOUT
-					: nvme_build(cmd->req->dev->driver_data, cmd->req, (uint16_t)cid, cmd,
-						     &q->sq[q->sq_tail]);
+		/* The command that timed out is retried too (a reset often is
+		 * all it needed), at most NVME_MAX_RETRIES times. */
+		int err = 0;
+		if (cmd->expired) {
+			if (cmd->retries >= NVME_MAX_RETRIES)
+				err = -ETIMEDOUT;
+			else
+				cmd->retries++;
+			cmd->expired = false;
+		}
+		if (!err)
+			err = nvme_build(cmd->req->dev->driver_data, cmd->req, (uint16_t)cid, cmd,
+					 &q->sq[q->sq_tail]);
 		if (err) {
 			failed[nfailed] = cmd->req;
 			failed_err[nfailed++] = err;
@@ -332,8 +343,8 @@ void nvme_queue_resubmit(struct nvme_queue *q)
 	for (unsigned i = 0; i < nfailed; i++) {
 		char why[96];
 		if (failed_err[i] == -ETIMEDOUT)
-			ksnprintf(why, sizeof(why), "command timed out after %llu ms; controller reset",
-				  (unsigned long long)(c->timeout_ns / NS_PER_MS));
+			ksnprintf(why, sizeof(why), "timed out after %llu ms, %u retries, controller reset",
+				  (unsigned long long)(c->timeout_ns / NS_PER_MS), NVME_MAX_RETRIES);
 		else
 			ksnprintf(why, sizeof(why), "could not rebuild command after reset");
 		blk_complete(failed[i], failed_err[i], why);
@@ -373,6 +384,7 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 	struct nvme_queue *eq = NULL;
 	struct blk_req *ereq = NULL;
 	uint16_t ecid = 0;
+	unsigned eretries = 0;
 	bool again = false;
 
 	uint32_t csts = nvme_read4(c, NVME_CSTS);
@@ -395,6 +407,7 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 			ereq = cmd->req;
 			ecid = (uint16_t)cid;
 			again = cmd->aborted;
+			eretries = cmd->retries;
 		}
 		spin_unlock_irqrestore(&q->lock, fl);
 	}
@@ -402,9 +415,9 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 		return;
 
 	c->timeouts++;
-	kprintf("%s: %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s\n", c->name,
+	kprintf("%s: %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s%s\n", c->name,
 		nvme_op_word(ereq->op), (unsigned long long)ereq->lba, ereq->nblocks, eq->id, ecid,
-		(unsigned long long)(c->timeout_ns / NS_PER_MS),
+		(unsigned long long)(c->timeout_ns / NS_PER_MS), eretries ? " (after a retry)" : "",
 		again ? " again after Abort" : "; sending Abort");
 	if (!again) {
 		/* The spec's answer first: Abort.  Completion dw0 bit 0 clear
@@ -430,9 +443,19 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 	}
 	uint64_t fl = spin_lock_irqsave(&eq->lock);
 	bool still = eq->cmds[ecid].req == ereq;
-	if (still)
-		eq->cmds[ecid].expired = true;
 	spin_unlock_irqrestore(&eq->lock, fl);
+	if (still) {
+		/* Every command past its deadline uses up one retry at this
+		 * reset, not just the one reported: none can cycle forever. */
+		for (unsigned i = 0; i < c->nqueues; i++) {
+			struct nvme_queue *q = &c->io[i];
+			fl = spin_lock_irqsave(&q->lock);
+			for (unsigned cid = 0; cid < q->depth - 1u; cid++)
+				if (q->cmds[cid].req && q->cmds[cid].ticks > limit)
+					q->cmds[cid].expired = true;
+			spin_unlock_irqrestore(&q->lock, fl);
+		}
+	}
 	if (still)
 		nvme_reset(c, "command timeout");
 	else

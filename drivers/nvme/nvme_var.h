@@ -29,6 +29,7 @@
 #define NVME_ADMIN_DEPTH 32
 #define NVME_IO_DEPTH    256         /* entries; one stays free (full != empty) */
 #define NVME_MAX_XFER    (1u << 20)  /* one PRP list page covers it */
+#define NVME_MAX_RETRIES 2           /* resubmissions of a timed-out command */
 
 enum nvme_state { NVME_ENABLING, NVME_LIVE, NVME_RESETTING, NVME_DEAD };
 
@@ -40,7 +41,8 @@ struct nvme_cmd {
 	uint64_t prp_phys;
 	uint32_t ticks;               /* watchdog periods in flight */
 	bool aborted;                 /* an Abort was sent for it */
-	bool expired;                 /* fail it at the next reset */
+	bool expired;                 /* timed out: retry or fail at the reset */
+	uint8_t retries;              /* times resubmitted after timing out */
 };
 
 struct nvme_queue {

@@ -520,6 +520,7 @@ void tfs_destroy(struct tfs *fs)
 	iomap_workq_destroy(fs->wq);
 	plat_mutex_free(fs->lock);
 	free(fs->refcnt);
+	free(fs->log);
 	free(fs);
 }
 
@@ -578,9 +579,24 @@ int64_t tfs_read(struct tfs_inode *ti, uint64_t pos, void *buf, uint64_t len)
 	return iomap_file_read(&ti->ino, pos, buf, len, &tfs_read_ops);
 }
 
+/* fsync (DIO-T9): the log records whose data completed before this point
+ * are committed only after the data flush. */
 int tfs_fsync(struct tfs_inode *ti)
 {
-	return iomap_fsync(&ti->ino, 0, UINT64_MAX);
+	struct tfs *fs = ti->fs;
+	plat_mutex_lock(fs->lock);
+	unsigned n = fs->nlog;
+	plat_mutex_unlock(fs->lock);
+	int ret = iomap_fsync(&ti->ino, 0, UINT64_MAX);
+	if (fs->fsync_after_flush)
+		fs->fsync_after_flush(fs, fs->fsync_arg);
+	plat_mutex_lock(fs->lock);
+	if (fs->log_bug_late_snapshot)
+		n = fs->nlog;   /* wrong: records whose data the flush missed */
+	if (!ret && n > fs->committed)
+		fs->committed = n;
+	plat_mutex_unlock(fs->lock);
+	return ret;
 }
 
 /* Truncate (DIO-8, EXT-35): exclusive I/O lock, zero the tail of the new

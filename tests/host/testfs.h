@@ -66,6 +66,23 @@ struct tfs {
 	unsigned map_eagain_count;  /* map_blocks returns -EAGAIN this many times */
 	unsigned map_hole_count;    /* map_blocks reports a HOLE this many times */
 	struct tfs_stats st;
+	/* Metadata log / crash model (testfs_log.c, DIO-T9).  While log_on,
+	 * every unwritten->written conversion and COW remap done by direct
+	 * I/O completion appends a record naming the device block and the CRC
+	 * of the data it then holds; fsync commits records; a power cut
+	 * (tfs_log_crash) keeps only committed ones. */
+	struct tfs_logrec *log;
+	unsigned nlog, logcap, committed;
+	bool log_on;
+	bool log_bug_late_snapshot;   /* test of the test: commit after the flush's snapshot point */
+	void (*fsync_after_flush)(struct tfs *fs, void *arg);   /* pause point */
+	void *fsync_arg;
+};
+
+struct tfs_logrec {
+	struct tfs_inode *ti;
+	uint64_t blk, dev;          /* file block -> device block */
+	uint32_t crc;               /* of the device block when logged */
 };
 
 struct tfs_inode {
@@ -109,5 +126,15 @@ int tfs_read_disk(struct tfs_inode *ti, uint64_t off, void *buf, uint64_t len);
 struct tfs_blk tfs_blk_get(struct tfs_inode *ti, uint64_t off);
 void tfs_bump_seq(struct tfs_inode *ti);
 uint64_t tfs_free_blocks(struct tfs *fs);
+
+/* testfs_log.c: fallocate-style operations with the DIO-8 preamble
+ * (exclusive lock, then drain direct I/O). */
+int tfs_punch(struct tfs_inode *ti, uint64_t off, uint64_t len);
+int tfs_zero_range(struct tfs_inode *ti, uint64_t off, uint64_t len);
+/* Log: append (fs->lock held), power cut, and the T9 check: the number of
+ * committed records whose device block does not hold the logged data. */
+void tfs_log_append(struct tfs_inode *ti, uint64_t blk, uint64_t dev);
+void tfs_log_crash(struct tfs *fs);
+unsigned tfs_log_check(struct tfs *fs);
 
 #endif

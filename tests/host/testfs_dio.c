@@ -121,9 +121,11 @@ static int tfs_dio_end_io(struct iomap_inode *inode, uint64_t pos, int64_t size,
 				k->addr = k->cow_addr;
 				k->cow = TFS_COW_NONE;
 				fs->st.remaps++;
+				tfs_log_append(ti, b, k->addr);
 			} else if (k->state == TFS_UNWRITTEN) {
 				k->state = TFS_MAPPED;
 				fs->st.conversions++;
+				tfs_log_append(ti, b, k->addr);
 			}
 		} else if (k->cow == TFS_COW_ALLOC) {
 			tfs_decref(fs, k->cow_addr);

@@ -1,0 +1,130 @@
+/*
+ * The kernel's page cache and block-device files (see iomap_kernel.h).
+ */
+#include "iomap/iomap_kernel.h"
+#include "iomap/bdev_file.h"
+#include "iomap/iomap.h"
+#include "iomap/platform_kernel.h"
+#include "drivers/blk/blk.h"
+#include "kernel/kernel.h"
+#include "kernel/errno.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/mm.h"
+#include "kernel/smp.h"
+#include "kernel/sync.h"
+#include "kernel/time.h"
+
+#define IOMAP_KERNEL_MAX_FILES 16
+#define IOMAP_KERNEL_WB_THREADS 2        /* background writeback */
+#define IOMAP_KERNEL_WQ_THREADS 2        /* completion work (fs end_io, dio) */
+
+static struct pcache *iomap_kpc;
+static struct iomap_workq *iomap_kwq;
+static uint64_t iomap_kbudget;
+static struct mutex iomap_kfiles_lock;
+static struct bdev_file *iomap_kfiles[IOMAP_KERNEL_MAX_FILES];
+static unsigned iomap_knfiles;
+
+int iomap_kernel_init(void)
+{
+	uint64_t t0 = time_ns();
+	mutex_init(&iomap_kfiles_lock, "iomap-files");
+	const char *a = arg_get("pcache_mb");
+	unsigned long long mb = 0;
+	uint64_t budget = pmm_free_bytes() / 4;
+	if (a && (parse_u64(a, &mb) || mb == 0)) {
+		kprintf("pcache: bad pcache_mb=%s, using a quarter of free memory\n", a);
+		mb = 0;
+	}
+	if (mb)
+		budget = mb << 20;
+	budget &= ~((2ull << 20) - 1);     /* whole 2 MiB folios */
+	if (budget < (4ull << 20))
+		budget = 4ull << 20;
+	/* Debug checks (mapping validator, lock order) must be on before the
+	 * first inode exists. */
+	if (arg_present("iomap_debug"))
+		iomap_debug = true;
+	int ret = plat_init();
+	if (ret) {
+		kprintf("pcache: platform start failed: %s\n", strerror(ret));
+		return ret;
+	}
+	struct pcache_config cfg = { budget, 0, 0, IOMAP_KERNEL_WB_THREADS, NS_PER_S };
+	ret = pcache_create(&cfg, &iomap_kpc);
+	if (!ret)
+		ret = iomap_workq_create("iomap-wq", IOMAP_KERNEL_WQ_THREADS, &iomap_kwq);
+	if (ret) {
+		kprintf("pcache: not started: %s\n", strerror(ret));
+		if (iomap_kpc)
+			pcache_destroy(iomap_kpc);
+		iomap_kpc = NULL;
+		return ret;
+	}
+	iomap_kbudget = budget;
+	kprintf("pcache: budget %llu MiB%s, %u writeback threads, %u completion threads%s (%llu us)\n",
+		(unsigned long long)(budget >> 20), mb ? " (pcache_mb)" : " (1/4 of free)",
+		IOMAP_KERNEL_WB_THREADS, ncpus_online, iomap_debug ? ", debug checks on" : "",
+		(unsigned long long)((time_ns() - t0) / NS_PER_US));
+	return 0;
+}
+
+struct pcache *iomap_kernel_pcache(void) { return iomap_kpc; }
+uint64_t iomap_kernel_budget(void) { return iomap_kbudget; }
+struct iomap_workq *iomap_kernel_workq(void) { return iomap_kwq; }
+
+int iomap_kernel_file(const char *dev, struct bdev_file **out)
+{
+	if (!iomap_kpc)
+		return -ENODEV;
+	struct blk_dev *d = blk_find(dev);
+	if (!d)
+		return -ENOENT;
+	int ret = 0;
+	mutex_lock(&iomap_kfiles_lock);
+	for (unsigned i = 0; i < iomap_knfiles; i++)
+		if (plat_kernel_bdev_dev(iomap_kfiles[i]->bdev) == d) {
+			*out = iomap_kfiles[i];
+			goto out;
+		}
+	if (iomap_knfiles == IOMAP_KERNEL_MAX_FILES) {
+		ret = -ENOSPC;
+		goto out;
+	}
+	struct plat_bdev *b = plat_kernel_bdev_open(d);
+	if (!b) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = bdev_file_open(iomap_kpc, b, iomap_kwq, out);
+	if (ret) {
+		plat_bdev_close(b);
+		goto out;
+	}
+	iomap_kfiles[iomap_knfiles++] = *out;
+out:
+	mutex_unlock(&iomap_kfiles_lock);
+	return ret;
+}
+
+struct bdev_file *iomap_kernel_file_at(unsigned i)
+{
+	mutex_lock(&iomap_kfiles_lock);
+	struct bdev_file *bf = i < iomap_knfiles ? iomap_kfiles[i] : NULL;
+	mutex_unlock(&iomap_kfiles_lock);
+	return bf;
+}
+
+void iomap_kernel_mem_line(void)
+{
+	if (!iomap_kpc) {
+		kprintf("page cache: off\n");
+		return;
+	}
+	struct pcache_stats st;
+	pcache_stats(iomap_kpc, &st);
+	kprintf("page cache: %llu KiB cached in %llu folios, %llu KiB dirty, budget %llu MiB\n",
+		(unsigned long long)(st.used_bytes >> 10), (unsigned long long)st.nr_folios,
+		(unsigned long long)(st.dirty_bytes >> 10), (unsigned long long)(iomap_kbudget >> 20));
+}

@@ -1,0 +1,206 @@
+/*
+ * Data transform stages and encoded extents (see xform.h): the pipeline
+ * runner, the whole-extent read, and the physical-mapping refusal.
+ */
+#include "iomap/xform.h"
+
+static bool iomap_stage_on(const struct iomap_xform_stage *s, uint16_t flags)
+{
+	return (s->flag & flags) != 0;
+}
+
+int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
+		       const uint8_t *in, uint64_t n, uint8_t **out, uint64_t *stored, uint16_t *applied)
+{
+	const struct iomap_xform_ops *xo = inode->xform;
+	uint64_t bs = 1ull << inode->blkbits, cap = (n + bs - 1) & ~(bs - 1);
+	uint16_t flags = iomap_xform_flags(map);
+	uint8_t *a = plat_alloc(cap), *b = plat_alloc(cap);
+	if (!a || !b) {
+		plat_free(a);
+		plat_free(b);
+		return -IOMAP_ENOMEM;
+	}
+	plat_memcpy(a, in, n);
+	uint64_t len = n;
+	for (unsigned i = 0; xo && i < xo->nstages; i++) {
+		const struct iomap_xform_stage *s = xo->stages[i];
+		if (!iomap_stage_on(s, flags))
+			continue;
+		/* A resizing stage must save at least one block to be kept. */
+		uint64_t scap = s->resizes ? (len > bs ? ((len + bs - 1) & ~(bs - 1)) - bs : 0) : len;
+		int64_t r = scap ? s->encode(inode, map, pos, dev, a, len, b, scap) : -IOMAP_ENOSPC;
+		if (r == -IOMAP_ENOSPC && s->resizes) {
+			flags &= (uint16_t)~s->flag;   /* incompressible: store as is */
+			continue;
+		}
+		if (r < 0 || (uint64_t)r > scap || (!s->resizes && (uint64_t)r != len)) {
+			plat_log(PLAT_LOG_ERR, "iomap: transform stage %s failed encoding %llu+%llu: %lld",
+				 s->name, (unsigned long long)pos, (unsigned long long)n, (long long)r);
+			plat_free(a);
+			plat_free(b);
+			return r < 0 ? (int)r : -IOMAP_EIO;
+		}
+		len = (uint64_t)r;
+		if (s->resizes) {
+			/* Later stages see whole blocks: pad with zeros. */
+			uint64_t padded = (len + bs - 1) & ~(bs - 1);
+			plat_memset(b + len, 0, padded - len);
+			len = padded;
+		}
+		uint8_t *t = a;
+		a = b;
+		b = t;
+	}
+	plat_free(b);
+	*out = a;
+	*stored = len;
+	*applied = flags;
+	return 0;
+}
+
+int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint8_t *out, uint64_t n)
+{
+	const struct iomap_xform_ops *xo = inode->xform;
+	uint64_t bs = 1ull << inode->blkbits;
+	uint16_t flags = iomap_xform_flags(map);
+	bool enc = map->type == IOMAP_ENCODED;
+	uint64_t start = enc ? map->offset : pos & ~(bs - 1);
+	uint64_t stored = enc ? map->io_size : ((pos + n + bs - 1) & ~(bs - 1)) - start;
+	uint64_t logical = enc ? map->length : stored;
+	uint64_t dev = enc ? map->addr : iomap_sector_addr(map, start);
+	uint64_t cap = stored > logical ? stored : logical;
+	int ret = 0;
+	if (!xo) {
+		plat_log(PLAT_LOG_ERR, "iomap: mapping at %llu needs transform stages but the inode has none",
+			 (unsigned long long)map->offset);
+		return -IOMAP_EIO;
+	}
+	if (pos < map->offset || pos + n > map->offset + map->length || (enc && stored > map->length + bs))
+		return -IOMAP_EINVAL;
+	uint8_t *a = plat_alloc(cap), *b = plat_alloc(cap);
+	if (!a || !b) {
+		ret = -IOMAP_ENOMEM;
+		goto out;
+	}
+	ret = plat_bdev_rw(map->bdev, PLAT_BIO_READ, dev, a, stored);
+	if (ret) {
+		plat_log(PLAT_LOG_ERR, "iomap: reading stored bytes %llu+%llu for file offset %llu failed: %d",
+			 (unsigned long long)dev, (unsigned long long)stored, (unsigned long long)start, ret);
+		goto out;
+	}
+	uint64_t len = stored;
+	for (unsigned i = xo->nstages; i-- > 0;) {
+		const struct iomap_xform_stage *s = xo->stages[i];
+		if (!iomap_stage_on(s, flags))
+			continue;
+		uint64_t scap = s->resizes ? logical : len;
+		int64_t r = s->decode(inode, map, start, dev, a, len, b, scap);
+		if (r < 0 || (uint64_t)r != scap) {
+			/* Never hand out undecoded or unverified bytes. */
+			plat_log(PLAT_LOG_ERR, "iomap: transform stage %s rejected the data of file %llu+%llu "
+				 "(stored at %llu+%llu): %lld", s->name, (unsigned long long)start,
+				 (unsigned long long)logical, (unsigned long long)dev, (unsigned long long)stored,
+				 (long long)r);
+			ret = -IOMAP_EIO;
+			goto out;
+		}
+		len = (uint64_t)r;
+		uint8_t *t = a;
+		a = b;
+		b = t;
+	}
+	if (len < (pos - start) + n) {
+		plat_log(PLAT_LOG_ERR, "iomap: decoded %llu bytes at %llu, need %llu (no decoding stage for flags 0x%x?)",
+			 (unsigned long long)len, (unsigned long long)start,
+			 (unsigned long long)((pos - start) + n), flags);
+		ret = -IOMAP_EIO;
+		goto out;
+	}
+	plat_memcpy(out, a + (pos - start), n);
+out:
+	plat_free(a);
+	plat_free(b);
+	return ret;
+}
+
+/* ---- COW-42: physical mappings (swap, bmap) ---- */
+const char *iomap_physical_refusal(const struct iomap *m, const struct iomap *srcmap)
+{
+	if (srcmap && srcmap->type != IOMAP_NONE)
+		return "COW extent: the data moves on the next write";
+	if (m->flags & IOMAP_F_SHARED)
+		return "shared (reflinked) extent: writing through its address would change other files";
+	switch (m->type) {
+	case IOMAP_HOLE:
+		return "hole: no blocks allocated";
+	case IOMAP_DELALLOC:
+		return "delalloc extent: blocks not allocated until writeback";
+	case IOMAP_UNWRITTEN:
+		return "unwritten (preallocated) extent: reads would not see raw writes";
+	case IOMAP_INLINE:
+		return "inline data: no block address";
+	case IOMAP_ENCODED:
+		return "encoded (compressed) extent: stored bytes are not the file bytes";
+	case IOMAP_MAPPED:
+		break;
+	default:
+		return "unknown mapping type";
+	}
+	if (m->flags & (IOMAP_F_CSUM | IOMAP_F_CRYPT))
+		return "transformed extent (checksummed/encrypted): raw block I/O would bypass the stages";
+	return NULL;
+}
+
+struct iomap_phys_ctx {
+	const char *why;
+	uint64_t where, addr;
+};
+
+static int iomap_phys_walk(struct iomap_inode *inode, uint64_t pos, uint64_t len, const struct iomap_ops *ops,
+			   struct iomap_phys_ctx *c)
+{
+	struct iomap_iter it = { .inode = inode, .pos = pos, .len = len, .flags = IOMAP_REPORT };
+	int ret;
+	while ((ret = iomap_iter(&it, ops)) > 0) {
+		const char *why = iomap_physical_refusal(&it.iomap, &it.srcmap);
+		if (why) {
+			c->why = why;
+			c->where = it.pos;
+			it.processed = 0;   /* stop: nothing processed */
+			continue;
+		}
+		if (it.pos == pos)
+			c->addr = iomap_sector_addr(&it.iomap, pos);
+		it.processed = (int64_t)iomap_length(&it);
+	}
+	return ret;
+}
+
+int64_t iomap_bmap(struct iomap_inode *inode, uint64_t pos, const struct iomap_ops *ops)
+{
+	struct iomap_phys_ctx c = { 0 };
+	uint64_t bs = 1ull << inode->blkbits;
+	int ret = iomap_phys_walk(inode, pos & ~(bs - 1), bs, ops, &c);
+	if (ret)
+		return ret;
+	if (c.why) {
+		plat_log(PLAT_LOG_WARN, "iomap: bmap refuses file offset %llu: %s", (unsigned long long)pos, c.why);
+		return -IOMAP_EINVAL;
+	}
+	return (int64_t)(c.addr + (pos & (bs - 1)));
+}
+
+int iomap_swap_activate(struct iomap_inode *inode, uint64_t len, const struct iomap_ops *ops)
+{
+	struct iomap_phys_ctx c = { 0 };
+	int ret = iomap_phys_walk(inode, 0, len, ops, &c);
+	if (ret)
+		return ret;
+	if (c.why) {
+		plat_log(PLAT_LOG_WARN, "iomap: swap activation refused at file offset %llu: %s",
+			 (unsigned long long)c.where, c.why);
+		return -IOMAP_EINVAL;
+	}
+	return 0;
+}
