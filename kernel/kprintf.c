@@ -278,3 +278,18 @@ void kprintf_force_unlock(void)
 	__atomic_store_n(&console_lock.locked, 0, __ATOMIC_RELEASE);
 	console_lock.owner_cpu = 0xffffffffu;
 }
+
+void kfmt_size(char *buf, size_t size, unsigned long long bytes, int always_decimal)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+	unsigned long long scale = 1;
+
+	while (u + 1 < sizeof(units) / sizeof(units[0]) && bytes >= scale * 1024)
+		scale *= 1024, u++;
+	unsigned long long whole = bytes / scale, tenth = (bytes % scale) * 10 / scale;
+	if (tenth || always_decimal)
+		ksnprintf(buf, size, "%llu.%llu %s", whole, tenth, units[u]);
+	else
+		ksnprintf(buf, size, "%llu %s", whole, units[u]);
+}

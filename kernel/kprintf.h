@@ -19,6 +19,11 @@ int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((forma
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kvprintf(const char *fmt, va_list ap);
 
+/* Human-readable size: "512 B", "4 KiB", "1.5 MiB".  With always_decimal
+ * the tenth is printed even when zero ("1.0 GiB"), for columns that
+ * scripts split on. */
+void kfmt_size(char *buf, size_t size, unsigned long long bytes, int always_decimal);
+
 /* Kernel log ring: the last LOG_RING_SIZE bytes printed since boot. */
 #define LOG_RING_SIZE (64 * 1024)
 /* Copy out the ring, oldest first; returns bytes copied. */

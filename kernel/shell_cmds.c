@@ -20,24 +20,6 @@
 
 /* ---- formatting helpers ---- */
 
-/* "512 B", "4 KiB", "1.5 MiB": one decimal only when it is not .0. */
-static void cmd_fmt_size(char *buf, size_t size, uint64_t bytes)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	unsigned u = 0;
-	uint64_t scale = 1;
-
-	while (u + 1 < ARRAY_SIZE(units) && bytes >= scale * 1024)
-		scale *= 1024, u++;
-	uint64_t whole = bytes / scale;
-	uint64_t tenth = (bytes % scale) * 10 / scale;
-	if (tenth)
-		ksnprintf(buf, size, "%llu.%llu %s", (unsigned long long)whole,
-			  (unsigned long long)tenth, units[u]);
-	else
-		ksnprintf(buf, size, "%llu %s", (unsigned long long)whole, units[u]);
-}
-
 /* Append to a line buffer, silently truncating: a long `pci` line is still
  * worth printing cut short. */
 struct cmd_line {
@@ -109,9 +91,9 @@ static int cmd_mem(int argc, char **argv)
 		return -EINVAL;
 	uint64_t total = pmm_total_bytes(), free = pmm_free_bytes();
 	char t[24], f[24], h[24];
-	cmd_fmt_size(t, sizeof(t), total);
-	cmd_fmt_size(f, sizeof(f), free);
-	cmd_fmt_size(h, sizeof(h), heap_used_bytes());
+	kfmt_size(t, sizeof(t), total, 0);
+	kfmt_size(f, sizeof(f), free, 0);
+	kfmt_size(h, sizeof(h), heap_used_bytes(), 0);
 	kprintf("physical: %s total, %s free (%llu%%)\n", t, f,
 		(unsigned long long)(total ? free * 100 / total : 0));
 	kprintf("heap: %s used\n", h);
@@ -167,7 +149,7 @@ static void cmd_pci_line(struct pci_dev *d)
 		const struct pci_bar *bar = &d->bars[b];
 		if (bar->size == 0)
 			continue;
-		cmd_fmt_size(sz, sizeof(sz), bar->size);
+		kfmt_size(sz, sizeof(sz), bar->size, 0);
 		cmd_line_add(&l, " bar%u=%s%s%s:%llx(%s)", b,
 			     bar->is_io ? "io" : "mem", bar->is_64 ? "64" : "",
 			     bar->prefetchable ? "pf" : "", (unsigned long long)bar->phys, sz);

@@ -14,19 +14,9 @@ LWIP_ORIG_SHA256="0a8276d09fc4e97bbba2f953d74af2388fc2195ea156be9d7589e297a68fde
 top=$(cd "$(dirname "$0")/.." && pwd)
 dest="$top/third_party"
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "deps: installing ${missing[*]}"
-	as_root apt-get update -q
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-fi
+# shellcheck source=tools/apt.sh
+. "$top/tools/apt.sh"
+apt_install_missing deps "${PACKAGES[@]}"
 
 stamp="$dest/lwip.stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$LWIP_VERSION" ] && [ -d "$dest/lwip/src/core" ]; then

@@ -18,18 +18,6 @@
 #define BLKCMD_CHUNK_ORDER 8                       /* 1 MiB I/O buffer */
 #define BLKCMD_CHUNK (PAGE_SIZE << BLKCMD_CHUNK_ORDER)
 
-/* "1.0 GiB": always one decimal, so scripts can split on it. */
-static void blkcmd_fmt_size(char *buf, size_t size, uint64_t bytes)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	unsigned u = 0;
-	uint64_t scale = 1;
-	while (u + 1 < ARRAY_SIZE(units) && bytes >= scale * 1024)
-		scale *= 1024, u++;
-	ksnprintf(buf, size, "%llu.%llu %s", (unsigned long long)(bytes / scale),
-		  (unsigned long long)((bytes % scale) * 10 / scale), units[u]);
-}
-
 static struct blk_dev *blkcmd_dev(const char *name)
 {
 	struct blk_dev *d = blk_find(name);
@@ -53,7 +41,7 @@ static void blkcmd_fail(struct blk_dev *d, const char *what, uint64_t lba, uint6
 static void blkcmd_lsblk_line(struct blk_dev *d)
 {
 	char size[24];
-	blkcmd_fmt_size(size, sizeof(size), d->nblocks * d->lba_size);
+	kfmt_size(size, sizeof(size), d->nblocks * d->lba_size, 1);   /* "1.0 GiB": scripts split on it */
 	kprintf("%-10s  %-24s  %-20s  %10s  %4u  %6u  %5u  %-6s  %-3s  %-4s  %s\n", d->name,
 		d->model[0] ? d->model : "-", d->serial[0] ? d->serial : "-", size, d->lba_size,
 		d->nqueues, d->queue_depth, d->write_cache ? "yes" : "no", d->fua ? "yes" : "no",

@@ -28,18 +28,9 @@ out="$top/build/peer"
 tp="$top/third_party"
 mkdir -p "$out/debs" "$tp"
 
-as_root() {
-	if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	echo "peer: installing ${missing[*]}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
-fi
+# shellcheck source=tools/apt.sh
+. "$top/tools/apt.sh"
+apt_install_missing peer "${PACKAGES[@]}"
 export PATH="$PATH:/sbin:/usr/sbin"
 
 # --- kernel and busybox: binary packages, verified by apt against the signed
