@@ -3,6 +3,7 @@
 #include "drivers/blk/blk.h"
 #include "kernel/kprintf.h"
 #include "kernel/errno.h"
+#include "kernel/time.h"
 
 extern const struct driver __drivers_start[], __drivers_end[];
 
@@ -23,9 +24,20 @@ void drivers_init(void)
 		sorted[j] = d;
 	}
 	blk_init();
+	/* Attach times go into the boot report: drivers are most of boot. */
+	char report[160];
+	size_t len = 0;
+	report[0] = 0;
 	for (unsigned i = 0; i < n; i++) {
+		uint64_t t0 = time_ns();
 		int r = sorted[i]->attach_all();
+		uint64_t us = (time_ns() - t0) / 1000;
 		if (r < 0)
 			kprintf("%s: attach failed: %s\n", sorted[i]->name, strerror(r));
+		if (len < sizeof(report))
+			len += (size_t)ksnprintf(report + len, sizeof(report) - len, " %s %llu.%llu",
+						 sorted[i]->name, (unsigned long long)(us / 1000),
+						 (unsigned long long)(us % 1000 / 100));
 	}
+	kprintf("drivers (ms):%s\n", report);
 }

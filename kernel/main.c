@@ -113,6 +113,7 @@ void kmain(const struct boot_info *bi)
 	kmain_mark("pci");
 	if ((err = serial_enable_irq()) != 0)
 		kprintf("serial: interrupt input unavailable (%s), polling\n", strerror(err));
+	kmain_mark("serial");
 	drivers_init();
 	kmain_mark("drivers");
 	iomap_kernel_init();

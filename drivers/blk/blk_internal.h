@@ -41,7 +41,7 @@ struct blk_priv {
 	struct blk_swq *swq;             /* [nqueues] */
 };
 
-extern void *blk_zero_buf;           /* BLK_ZERO_BYTES of zeros, or NULL */
+extern void *const blk_zero_buf;     /* BLK_ZERO_BYTES of zeros, never written */
 
 /* blk_queue.c */
 struct blk_piece *blk_piece_get(struct blk_dev *dev);

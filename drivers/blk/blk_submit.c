@@ -65,8 +65,6 @@ static int blk_validate(struct blk_dev *dev, struct blk_req *req)
 				  (unsigned long long)dev->nblocks);
 	if (req->op == BLK_OP_DISCARD && !dev->max_discard_blocks)
 		return blk_reject(req, -ENOTSUP, "%s does not support discard", dev->name);
-	if (req->op == BLK_OP_WRITE_ZEROES && !dev->max_write_zeroes_blocks && !blk_zero_buf)
-		return blk_reject(req, -ENOTSUP, "write-zeroes emulation unavailable");
 	if (req->op != BLK_OP_READ && req->op != BLK_OP_WRITE)
 		return 0;
 	if (!req->nsegs || !req->segs)
