@@ -425,14 +425,7 @@ int pcache_get_folio(struct pcache_mapping *m, uint64_t index, unsigned order_hi
 	uint64_t deadline = plat_time_ns() + PCACHE_WAIT_NS;
 	plat_add(&m->pc->st.lookups, 1);
 	for (;;) {
-		plat_mutex_lock(m->tree_lock);
-		struct folio *f = pc_index_lookup(m, index);
-		if (f) {
-			folio_get(f);
-			if (!(plat_load(&f->flags) & FOLIO_REFERENCED))
-				plat_or(&f->flags, FOLIO_REFERENCED);
-		}
-		plat_mutex_unlock(m->tree_lock);
+		struct folio *f = pcache_lookup(m, index);
 		if (!f) {
 			if (!(flags & PCACHE_CREAT))
 				return -IOMAP_ENODATA;

@@ -189,15 +189,29 @@ static void pc_tag_propagate(struct pc_node **path, unsigned lvl, unsigned heigh
 	}
 }
 
+/* The node holding folio f's slots (NULL: f is not in the tree), with the
+ * path above it, f's level, its first slot and the mask of its slots there. */
+static struct pc_node *pc_folio_node(struct pcache_mapping *m, struct folio *f, struct pc_node **path,
+				     unsigned *lvl, unsigned *first, uint64_t *mask)
+{
+	unsigned nslots = 1u << (f->order % 6);
+	*lvl = f->order / 6;
+	struct pc_node *n = pc_path(m, f->index, *lvl, path);
+	if (n) {
+		*first = (f->index >> pc_shift(*lvl)) & 63;
+		*mask = (nslots == 64 ? ~0ull : ((1ull << nslots) - 1)) << *first;
+	}
+	return n;
+}
+
 void pc_index_tag(struct pcache_mapping *m, struct folio *f, int tag, bool set)
 {
 	struct pc_node *path[12];
-	unsigned lvl = f->order / 6, nslots = 1u << (f->order % 6);
-	struct pc_node *n = pc_path(m, f->index, lvl, path);
+	unsigned lvl, first;
+	uint64_t mask;
+	struct pc_node *n = pc_folio_node(m, f, path, &lvl, &first, &mask);
 	if (!n)
 		return;
-	unsigned first = (f->index >> pc_shift(lvl)) & 63;
-	uint64_t mask = (nslots == 64 ? ~0ull : ((1ull << nslots) - 1)) << first;
 	if (set)
 		n->tags[tag] |= mask;
 	else
@@ -208,18 +222,17 @@ void pc_index_tag(struct pcache_mapping *m, struct folio *f, int tag, bool set)
 void pc_index_delete(struct pcache_mapping *m, struct folio *f)
 {
 	struct pc_node *path[12];
-	unsigned lvl = f->order / 6, nslots = 1u << (f->order % 6);
-	struct pc_node *n = pc_path(m, f->index, lvl, path);
+	unsigned lvl, first;
+	uint64_t mask;
+	struct pc_node *n = pc_folio_node(m, f, path, &lvl, &first, &mask);
 	if (!n)
 		return;
-	unsigned first = (f->index >> pc_shift(lvl)) & 63;
-	for (unsigned i = first; i < first + nslots; i++) {
+	for (unsigned i = first; i < 64 && (mask & (1ull << i)); i++) {
 		PLAT_ASSERT(n->slot[i] == pc_entry(f));
 		n->slot[i] = NULL;
 		n->present &= ~(1ull << i);
 	}
 	for (int t = 0; t < PCACHE_NTAGS; t++) {
-		uint64_t mask = (nslots == 64 ? ~0ull : ((1ull << nslots) - 1)) << first;
 		if (n->tags[t] & mask) {
 			n->tags[t] &= ~mask;
 			pc_tag_propagate(path, lvl, m->height, f->index, t, false);

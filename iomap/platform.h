@@ -115,6 +115,9 @@ uint64_t plat_time_ns(void);   /* monotonic */
 /* ---- logging and assertions ---------------------------------------------- */
 enum { PLAT_LOG_ERR, PLAT_LOG_WARN, PLAT_LOG_INFO, PLAT_LOG_DEBUG };
 void plat_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* plat_vsnprintf is the platform's formatter; plat_snprintf is built on it
+ * (iomap/platform_common.c). */
+int plat_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int plat_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 __attribute__((noreturn)) void plat_panic(const char *file, int line, const char *what);
 #define PLAT_ASSERT(c) do { if (!(c)) plat_panic(__FILE__, __LINE__, #c); } while (0)

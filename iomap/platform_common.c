@@ -1,10 +1,20 @@
 /*
- * Portable helpers built on the platform interface: synchronous block I/O.
+ * Portable helpers built on the platform interface: formatting and
+ * synchronous block I/O.
  * A synchronous request submits one bio and waits for its end_io; on a
  * polled device (plat_bdev_poll does not return -ENOTSUP) the waiting
  * thread runs completions itself.
  */
 #include "iomap/platform.h"
+
+int plat_snprintf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = plat_vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
 
 struct plat_sync {
 	int done;

@@ -95,14 +95,15 @@ static void host_wlog_apply(struct plat_bdev *b, uint64_t off, uint8_t *buf, uin
 	}
 }
 
+/* Write back (or, for a crash, drop) the volatile log.  The log stays
+ * visible to readers until its data is in the file: writing it back after
+ * unhooking it, outside the lock, let a concurrent read see neither and
+ * return stale bytes. */
 static int host_wlog_flush(struct plat_bdev *b, bool drop)
 {
 	int err = 0;
 	pthread_mutex_lock(&b->m);
 	struct host_wlog *w = b->wlog;
-	b->wlog = NULL;
-	b->wlog_tail = &b->wlog;
-	pthread_mutex_unlock(&b->m);
 	while (w) {
 		struct host_wlog *n = w->next;
 		if (!drop && pwrite(b->fd, w->data, w->len, (off_t)w->off) != (ssize_t)w->len)
@@ -110,6 +111,9 @@ static int host_wlog_flush(struct plat_bdev *b, bool drop)
 		free(w);
 		w = n;
 	}
+	b->wlog = NULL;
+	b->wlog_tail = &b->wlog;
+	pthread_mutex_unlock(&b->m);
 	return err;
 }
 
@@ -125,10 +129,13 @@ static int host_bio_exec_volatile(struct plat_bdev *b, struct plat_bio *bio)
 	}
 	uint8_t *buf;
 	if (bio->op == PLAT_BIO_READ) {
+		/* File read and log overlay under one lock hold: a flush in
+		 * between would move the data from the log to the file behind
+		 * the pread's back. */
 		buf = malloc(bio->len ? bio->len : 1);
+		pthread_mutex_lock(&b->m);
 		if (pread(b->fd, buf, bio->len, (off_t)bio->dev_off) != (ssize_t)bio->len)
 			err = -IOMAP_EIO;
-		pthread_mutex_lock(&b->m);
 		host_wlog_apply(b, bio->dev_off, buf, bio->len);
 		pthread_mutex_unlock(&b->m);
 		host_scatter(bio, buf);

@@ -207,13 +207,9 @@ void plat_log(int level, const char *fmt, ...)
 	kprintf("iomap %s: %s\n", names[level & 3], buf);
 }
 
-int plat_snprintf(char *buf, size_t size, const char *fmt, ...)
+int plat_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	int n = kvsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	return n;
+	return kvsnprintf(buf, size, fmt, ap);
 }
 
 void plat_panic(const char *file, int line, const char *what)

@@ -470,12 +470,7 @@ static void ahci_describe(struct blk_dev *dev)
 		(unsigned long long)p->resets, (unsigned long long)p->timeouts,
 		(unsigned long long)p->device_errors, (unsigned long long)p->retries,
 		(unsigned long long)(p->hba->timeout_ns / NS_PER_MS));
-	kprintf("  state: slots used 0x%08x, NCQ issued 0x%08x, non-queued %d, %u waiting%s; "
-		"PxCI 0x%08x PxSACT 0x%08x PxIS 0x%08x PxTFD 0x%04x PxSERR 0x%08x PxCMD 0x%08x\n",
-		p->used, p->ncq_active, p->nq_active, p->fifo_count,
-		p->recovering ? ", RECOVERING" : "", ahci_prd(p, AHCI_PxCI), ahci_prd(p, AHCI_PxSACT),
-		ahci_prd(p, AHCI_PxIS), ahci_prd(p, AHCI_PxTFD) & 0xffff, ahci_prd(p, AHCI_PxSERR),
-		ahci_prd(p, AHCI_PxCMD));
+	ahci_print_state(p);
 }
 
 static const struct blk_ops ahci_blk_ops = {

@@ -106,6 +106,44 @@ static bool td_wait_for(struct blk_dev *d, struct td_wait *w, unsigned n)
 	return true;
 }
 
+static void td_end(struct memdisk_counters *c, uint8_t *buf, unsigned order)
+{
+	kfree(c);
+	td_buf_free(buf, order);
+}
+
+/* The start of every test: the disks exist, and a zeroed counters block and a
+ * buffer of 2^order pages are allocated for the callers that ask (c or buf
+ * NULL: not wanted).  False: the test cannot run, nothing is left allocated. */
+static bool td_begin(bool *st_failed, struct memdisk_counters **c, uint8_t **buf, unsigned order)
+{
+	ST_EXPECT(td_setup());
+	if (!td[0])
+		return false;
+	if (c)
+		*c = kzalloc(sizeof(**c));
+	if (buf)
+		*buf = td_buf(order);
+	if ((c && !*c) || (buf && !*buf)) {
+		ST_EXPECT(false);
+		td_end(c ? *c : NULL, buf ? *buf : NULL, order);
+		return false;
+	}
+	return true;
+}
+
+/* Submits r as one request (counters reset first), waits for it and leaves in
+ * c the commands it became. */
+static void td_submit_wait(bool *st_failed, struct blk_dev *d, struct memdisk_counters *c, struct blk_req *r,
+			   struct td_wait *w)
+{
+	memdisk_counters(d, NULL, true);
+	w->done = 0;
+	ST_EXPECT(blk_submit(d, r) == 0);
+	ST_EXPECT(td_wait_for(d, w, 1));
+	memdisk_counters(d, c, true);
+}
+
 SELFTEST(blk, pattern_and_crc)
 {
 	ST_EXPECT(pattern_crc32(0, "123456789", 9) == 0xcbf43926u);
@@ -121,15 +159,11 @@ SELFTEST(blk, pattern_and_crc)
 
 SELFTEST(blk, validation)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	uint8_t *buf;
+	if (!td_begin(st_failed, NULL, &buf, 1))
 		return;
 	struct blk_dev *d = td[TD_SPLIT];
-	uint8_t *buf = td_buf(1);
 	char err[96];
-	ST_EXPECT(buf != NULL);
-	if (!buf)
-		return;
 	ST_EXPECT(blk_read(d, d->nblocks - 1, 2, buf, err, sizeof(err)) == -ERANGE);
 	ST_EXPECT(strncmp(err, "past end of device", 18) == 0);
 	ST_EXPECT(blk_read(d, d->nblocks, 1, buf, err, sizeof(err)) == -ERANGE);
@@ -151,17 +185,12 @@ SELFTEST(blk, validation)
 /* One contiguous buffer longer than max_transfer: pieces of max_transfer. */
 SELFTEST(blk, split_max_transfer)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	struct memdisk_counters *c;
+	uint8_t *buf;
+	if (!td_begin(st_failed, &c, &buf, 4))
 		return;
 	struct blk_dev *d = td[TD_SPLIT];
-	struct memdisk_counters *c = kzalloc(sizeof(*c));
-	uint8_t *buf = td_buf(4);          /* 64 KiB */
 	char err[96];
-	if (!c || !buf) {
-		ST_EXPECT(false);
-		goto out;
-	}
 	pattern_fill(buf, 100 * 512, 65536, 11);
 	memdisk_counters(d, NULL, true);
 	uint64_t splits = d->stats.splits;
@@ -175,27 +204,20 @@ SELFTEST(blk, split_max_transfer)
 	memset(buf, 0, 65536);
 	ST_EXPECT(blk_read(d, 100, 128, buf, err, sizeof(err)) == 0);
 	ST_EXPECT(pattern_check(buf, 100 * 512, 65536, 11, NULL, NULL) == -1);
-out:
-	kfree(c);
-	td_buf_free(buf, 4);
+	td_end(c, buf, 4);
 }
 
 /* Segments that meet off the virt boundary go to separate commands; segment
  * count limits pieces too. */
 SELFTEST(blk, split_boundary_and_segments)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	struct memdisk_counters *c;
+	uint8_t *buf;
+	if (!td_begin(st_failed, &c, &buf, 4))
 		return;
-	struct memdisk_counters *c = kzalloc(sizeof(*c));
-	uint8_t *buf = td_buf(4);
 	struct td_wait w = { 0, 0 };
 	struct blk_seg segs[6];
 	struct blk_req r;
-	if (!c || !buf) {
-		ST_EXPECT(false);
-		goto out;
-	}
 	/* 4 segments of 1 KiB at odd offsets inside pages: boundary 4096
 	 * forbids every join -> 4 commands. */
 	struct blk_dev *d = td[TD_SPLIT];
@@ -204,23 +226,17 @@ SELFTEST(blk, split_boundary_and_segments)
 		segs[i].len = 1024;
 		pattern_fill(segs[i].buf, (uint64_t)(8 + 2 * i) * 512, 1024, 5);
 	}
-	memdisk_counters(d, NULL, true);
 	blk_req_init(&r, BLK_OP_WRITE, 8, 8, segs, 4, td_done, &w);
-	ST_EXPECT(blk_submit(d, &r) == 0);
-	ST_EXPECT(td_wait_for(d, &w, 1));
+	td_submit_wait(st_failed, d, c, &r, &w);
 	ST_EXPECT(r.status == 0);
-	memdisk_counters(d, c, true);
 	ST_EXPECT(c->cmds == 4 && c->limit_violations == 0);
 	/* page-aligned, page-sized segments may join: 2 pages per 8 KiB piece */
 	for (unsigned i = 0; i < 4; i++) {
 		segs[i].buf = buf + i * 4096;
 		segs[i].len = 4096;
 	}
-	w.done = 0;
 	blk_req_init(&r, BLK_OP_READ, 0, 32, segs, 4, td_done, &w);
-	ST_EXPECT(blk_submit(d, &r) == 0);
-	ST_EXPECT(td_wait_for(d, &w, 1));
-	memdisk_counters(d, c, true);
+	td_submit_wait(st_failed, d, c, &r, &w);
 	ST_EXPECT(c->cmds == 2 && c->log[0].nsegs == 2 && c->limit_violations == 0);
 	ST_EXPECT(pattern_check(buf + 8 * 512, 8 * 512, 1024, 5, NULL, NULL) == -1);
 	/* max_segments 2: six 512-byte segments -> 3 commands of 2 */
@@ -229,12 +245,8 @@ SELFTEST(blk, split_boundary_and_segments)
 		segs[i].buf = buf + i * 2048;
 		segs[i].len = 512;
 	}
-	w.done = 0;
-	memdisk_counters(d, NULL, true);
 	blk_req_init(&r, BLK_OP_WRITE, 40, 6, segs, 6, td_done, &w);
-	ST_EXPECT(blk_submit(d, &r) == 0);
-	ST_EXPECT(td_wait_for(d, &w, 1));
-	memdisk_counters(d, c, true);
+	td_submit_wait(st_failed, d, c, &r, &w);
 	ST_EXPECT(c->cmds == 3 && c->log[0].nsegs == 2 && c->log[2].lba == 44 && c->limit_violations == 0);
 	/* discard and native write-zeroes split by their own limits */
 	char err[96];
@@ -245,28 +257,21 @@ SELFTEST(blk, split_boundary_and_segments)
 	ST_EXPECT(blk_write_zeroes(d, 0, 20, err, sizeof(err)) == 0);
 	memdisk_counters(d, c, true);
 	ST_EXPECT(c->cmds == 3 && c->log[0].op == BLK_OP_WRITE_ZEROES && c->limit_violations == 0);
-out:
-	kfree(c);
-	td_buf_free(buf, 4);
+	td_end(c, buf, 4);
 }
 
 /* Queue depth 1 in polling mode: requests wait in the software queue,
  * adjacent ones merge into one command, and all complete once polled. */
 SELFTEST(blk, merge_and_requeue)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	struct memdisk_counters *c;
+	uint8_t *buf;
+	if (!td_begin(st_failed, &c, &buf, 2))
 		return;
 	struct blk_dev *d = td[TD_MERGE];
-	struct memdisk_counters *c = kzalloc(sizeof(*c));
-	uint8_t *buf = td_buf(2);
 	struct td_wait w = { 0, 0 };
 	struct blk_seg segs[6];
 	struct blk_req r[6];
-	if (!c || !buf) {
-		ST_EXPECT(false);
-		goto out;
-	}
 	ST_EXPECT(blk_set_polling(d, true) == 0);
 	blk_stats_reset(d);
 	memdisk_counters(d, NULL, true);
@@ -290,23 +295,16 @@ SELFTEST(blk, merge_and_requeue)
 	ST_EXPECT(blk_read(d, 0, 12, buf, err, sizeof(err)) == 0);
 	ST_EXPECT(pattern_check(buf, 0, 6 * 1024, 9, NULL, NULL) == -1);
 	ST_EXPECT(blk_set_polling(d, false) == 0);
-out:
-	kfree(c);
-	td_buf_free(buf, 2);
+	td_end(c, buf, 2);
 }
 
 SELFTEST(blk, fua_and_flush)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	struct memdisk_counters *c;
+	uint8_t *buf;
+	if (!td_begin(st_failed, &c, &buf, 4))
 		return;
-	struct memdisk_counters *c = kzalloc(sizeof(*c));
-	uint8_t *buf = td_buf(4);
 	char err[96];
-	if (!c || !buf) {
-		ST_EXPECT(false);
-		goto out;
-	}
 	/* write cache, no FUA: write pieces then a flush */
 	struct blk_dev *d = td[TD_SPLIT];
 	memdisk_counters(d, NULL, true);
@@ -335,24 +333,17 @@ SELFTEST(blk, fua_and_flush)
 	ST_EXPECT(blk_write(d, 0, 4, buf, BLK_F_FUA, err, sizeof(err)) == -EIO);
 	memdisk_counters(d, c, true);
 	ST_EXPECT(c->flushes == 0);
-out:
-	kfree(c);
-	td_buf_free(buf, 4);
+	td_end(c, buf, 4);
 }
 
 SELFTEST(blk, write_zeroes_emulated)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	struct memdisk_counters *c;
+	uint8_t *buf;
+	if (!td_begin(st_failed, &c, &buf, 4))
 		return;
 	struct blk_dev *d = td[TD_SPLIT];       /* no native write zeroes */
-	struct memdisk_counters *c = kzalloc(sizeof(*c));
-	uint8_t *buf = td_buf(4);
 	char err[96];
-	if (!c || !buf) {
-		ST_EXPECT(false);
-		goto out;
-	}
 	pattern_fill(buf, 200 * 512, 65536, 4);
 	ST_EXPECT(blk_write(d, 200, 128, buf, 0, err, sizeof(err)) == 0);
 	memdisk_counters(d, NULL, true);
@@ -366,24 +357,17 @@ SELFTEST(blk, write_zeroes_emulated)
 	ST_EXPECT(zero_ok);
 	ST_EXPECT(pattern_check(buf, 200 * 512, 10 * 512, 4, NULL, NULL) == -1);
 	ST_EXPECT(pattern_check(buf + 50 * 512, 250 * 512, 78 * 512, 4, NULL, NULL) == -1);
-out:
-	kfree(c);
-	td_buf_free(buf, 4);
+	td_end(c, buf, 4);
 }
 
 /* Pieces 3..6 of 8 fail: the caller sees the first failing piece's reason. */
 SELFTEST(blk, first_error_kept)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	uint8_t *buf;
+	if (!td_begin(st_failed, NULL, &buf, 4))
 		return;
 	struct blk_dev *d = td[TD_SPLIT];
-	uint8_t *buf = td_buf(4);
 	char err[96];
-	if (!buf) {
-		ST_EXPECT(false);
-		return;
-	}
 	uint64_t errors = d->stats.errors;
 	memdisk_inject(d, BLK_OP_READ, 32 + 16 * 2, 64, 4, -EIO, "Unrecovered Read Error");
 	ST_EXPECT(blk_read(d, 32, 128, buf, err, sizeof(err)) == -EIO);
@@ -396,16 +380,11 @@ SELFTEST(blk, first_error_kept)
 
 SELFTEST(blk, stats)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	uint8_t *buf;
+	if (!td_begin(st_failed, NULL, &buf, 1))
 		return;
 	struct blk_dev *d = td[TD_FUA];
-	uint8_t *buf = td_buf(1);
 	char err[96];
-	if (!buf) {
-		ST_EXPECT(false);
-		return;
-	}
 	blk_stats_reset(d);
 	ST_EXPECT(blk_write(d, 0, 2, buf, 0, err, sizeof(err)) == 0);
 	ST_EXPECT(blk_read(d, 0, 1, buf, err, sizeof(err)) == 0);
@@ -424,16 +403,11 @@ SELFTEST(blk, stats)
 
 SELFTEST(blk, polling_mode_and_timeout)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	uint8_t *buf;
+	if (!td_begin(st_failed, NULL, &buf, 4))
 		return;
 	struct blk_dev *d = td[TD_BIG];
-	uint8_t *buf = td_buf(4);
 	char err[96];
-	if (!buf) {
-		ST_EXPECT(false);
-		return;
-	}
 	ST_EXPECT(blk_set_polling(d, true) == 0);
 	pattern_fill(buf, 4096 * 7, 65536, 21);
 	ST_EXPECT(blk_write(d, 7, 16, buf, 0, err, sizeof(err)) == 0);
@@ -456,8 +430,7 @@ SELFTEST(blk, polling_mode_and_timeout)
 
 SELFTEST(blk, dead_device)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	if (!td_begin(st_failed, NULL, NULL, 0))
 		return;
 	struct blk_dev *d = td[TD_DEAD];
 	uint8_t buf[512] __attribute__((aligned(8)));
@@ -512,8 +485,7 @@ static void td_conc_worker(void *arg)
 
 SELFTEST(blk, concurrent_submitters)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	if (!td_begin(st_failed, NULL, NULL, 0))
 		return;
 	struct td_conc t[4];
 	struct thread *th[4];
@@ -532,8 +504,7 @@ SELFTEST(blk, concurrent_submitters)
 /* The benchmark engine end to end on a RAM disk: polling, two threads. */
 SELFTEST(blk, bench_smoke)
 {
-	ST_EXPECT(td_setup());
-	if (!td[0])
+	if (!td_begin(st_failed, NULL, NULL, 0))
 		return;
 	char line[] = "bench blk tmem5 mixed bs=8192 qd=8 secs=1 threads=1 poll";
 	uint64_t before = td[TD_BIG]->stats.ops[BLK_OP_READ] + td[TD_BIG]->stats.ops[BLK_OP_WRITE];

@@ -30,16 +30,14 @@ TEST(unflushed_writeback_is_lost)
 {
 	struct tfs *fs = mkfs();
 	struct tfs_inode *ti = tfs_inode_new(fs);
-	static uint8_t data[32768], buf[32768];
+	static uint8_t data[32768];
 	fill(data, sizeof(data), 1);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), (int)sizeof(data));
 	EXPECT_EQ_INT(iomap_writepages(&ti->ino, 0, UINT64_MAX, true, NULL), 0);
 	EXPECT_EQ_INT(pcache_wait_writeback_range(&ti->ino.mapping, 0, UINT64_MAX, PLAT_FOREVER), 0);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);          /* visible before the cut */
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, data, sizeof(data)), 0);          /* visible before the cut */
 	plat_host_bdev_crash(fs->bdev);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, data, sizeof(buf)) != 0);          /* gone after it */
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, data, sizeof(data)), 1);          /* gone after it */
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
 }
@@ -50,13 +48,12 @@ TEST(cow19_dsync_buffered_write_durable)
 {
 	struct tfs *fs = mkfs();
 	struct tfs_inode *ti = tfs_inode_new(fs);
-	static uint8_t data[50000], buf[50000];
+	static uint8_t data[50000];
 	fill(data, sizeof(data), 2);
 	EXPECT_EQ_INT(tfs_write(ti, 1000, data, sizeof(data)), (int)sizeof(data));
 	EXPECT_EQ_INT(iomap_fsync(&ti->ino, 1000, 1000 + sizeof(data)), 0);
 	plat_host_bdev_crash(fs->bdev);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 1000, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 1000, data, sizeof(data)), 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
 }
@@ -68,26 +65,23 @@ TEST(dio_t1_dsync_direct_write_durable)
 {
 	struct tfs *fs = mkfs();
 	struct tfs_inode *ti = tfs_inode_new(fs);
-	static uint8_t a[16384], b[16384], c[16384], buf[16384];
+	static uint8_t a[16384], b[16384], c[16384];
 	fill(a, sizeof(a), 3);
 	fill(b, sizeof(b), 4);
 	fill(c, sizeof(c), 5);
 	EXPECT_EQ_INT(tfs_dio_write(ti, 0, a, sizeof(a), IOMAP_DIO_DSYNC), (int)sizeof(a));   /* allocating */
 	plat_host_bdev_crash(fs->bdev);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, a, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, a, sizeof(a)), 0);
 	struct plat_host_bdev_stats s0, s1;
 	plat_host_bdev_stats(fs->bdev, &s0);
 	EXPECT_EQ_INT(tfs_dio_write(ti, 0, b, sizeof(b), IOMAP_DIO_DSYNC), (int)sizeof(b));   /* overwrite */
 	plat_host_bdev_stats(fs->bdev, &s1);
 	EXPECT(s1.fua_writes > s0.fua_writes);
 	plat_host_bdev_crash(fs->bdev);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, b, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, b, sizeof(b)), 0);
 	EXPECT_EQ_INT(tfs_dio_write(ti, 0, c, sizeof(c), 0), (int)sizeof(c));                  /* no DSYNC */
 	plat_host_bdev_crash(fs->bdev);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, b, sizeof(buf)) == 0);             /* the old data, not garbage */
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, b, sizeof(b)), 0);             /* the old data, not garbage */
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
 }

@@ -38,6 +38,19 @@ static int fake_writeback(struct pcache_mapping *m, bool sync)
 	return 0;
 }
 
+/* A new folio at index (order asked), uptodate and dirty throughout,
+ * unlocked; the caller holds a reference. */
+static struct folio *mkdirty(struct pcache_mapping *m, uint64_t index, unsigned order)
+{
+	struct folio *f = NULL;
+	EXPECT_EQ_INT(pcache_get_folio(m, index, order, PCACHE_CREAT | PCACHE_LOCK, &f), 0);
+	folio_set_range_uptodate(f, 0, folio_size(f));
+	folio_set_range_dirty(f, 0, folio_size(f));
+	folio_mark_dirty(f);
+	folio_unlock(f);
+	return f;
+}
+
 /* The index stays exact and fast with many folios of mixed orders, and
  * a lookup anywhere inside a large folio finds it. */
 TEST(ext36_index_mixed_orders)
@@ -206,14 +219,9 @@ TEST(lru_reclaim_budget)
 	struct pcache *pc = mkcache(1ull << 20, 0);   /* 256 pages */
 	struct pcache_mapping m;
 	pcache_mapping_init(pc, &m, 12, 0, NULL, fake_writeback);
-	struct folio *pinned, *dirty, *f;
+	struct folio *pinned, *f;
 	pcache_get_folio(&m, 0, 0, PCACHE_CREAT, &pinned);        /* kept referenced */
-	pcache_get_folio(&m, 1, 0, PCACHE_CREAT | PCACHE_LOCK, &dirty);
-	folio_set_range_uptodate(dirty, 0, 4096);
-	folio_set_range_dirty(dirty, 0, 4096);
-	folio_mark_dirty(dirty);
-	folio_unlock(dirty);
-	folio_put(dirty);
+	folio_put(mkdirty(&m, 1, 0));
 	for (uint64_t i = 2; i < 2000; i++) {
 		EXPECT_EQ_INT(pcache_get_folio(&m, i, 0, PCACHE_CREAT, &f), 0);
 		folio_put(f);
@@ -254,13 +262,7 @@ TEST(cow20_dirty_throttle)
 	pcache_mapping_init(pc, &m, 12, 0, NULL, fake_writeback);
 	wb_calls = 0;
 	for (uint64_t i = 0; i < 200; i++) {
-		struct folio *f;
-		pcache_get_folio(&m, i, 0, PCACHE_CREAT | PCACHE_LOCK, &f);
-		folio_set_range_uptodate(f, 0, 4096);
-		folio_set_range_dirty(f, 0, 4096);
-		folio_mark_dirty(f);
-		folio_unlock(f);
-		folio_put(f);
+		folio_put(mkdirty(&m, i, 0));
 		pcache_balance_dirty(pc);
 		struct pcache_stats st;
 		pcache_stats(pc, &st);
@@ -285,12 +287,7 @@ TEST(background_writeback_threads)
 	struct pcache *pc = mkcache(16ull << 20, 2);
 	struct pcache_mapping m;
 	pcache_mapping_init(pc, &m, 12, 0, NULL, fake_writeback);
-	struct folio *f;
-	pcache_get_folio(&m, 7, 0, PCACHE_CREAT | PCACHE_LOCK, &f);
-	folio_set_range_uptodate(f, 0, 4096);
-	folio_set_range_dirty(f, 0, 4096);
-	folio_mark_dirty(f);
-	folio_unlock(f);
+	struct folio *f = mkdirty(&m, 7, 0);
 	uint64_t deadline = plat_time_ns() + 2000000000ull;
 	while (folio_test(f, FOLIO_DIRTY) && plat_time_ns() < deadline)
 		plat_sleep_ns(1000000);
@@ -307,12 +304,7 @@ TEST(ext36_invalidate_middle_of_folio)
 	struct pcache *pc = mkcache(16ull << 20, 0);
 	struct pcache_mapping m;
 	pcache_mapping_init(pc, &m, 10, 4, NULL, fake_writeback);
-	struct folio *f, *g;
-	pcache_get_folio(&m, 0, 4, PCACHE_CREAT | PCACHE_LOCK, &f);   /* 64 KiB, 64 blocks */
-	folio_set_range_uptodate(f, 0, folio_size(f));
-	folio_set_range_dirty(f, 0, folio_size(f));
-	folio_mark_dirty(f);
-	folio_unlock(f);
+	struct folio *f = mkdirty(&m, 0, 4), *g;     /* 64 KiB, 64 blocks */
 	pcache_get_folio(&m, 16, 0, PCACHE_CREAT, &g);
 	EXPECT_EQ_INT(pcache_invalidate_range(&m, 1000, 70000, true), 0);
 	/* Blocks 1..63 (bytes 1024..65535) lose state; block 0 keeps it. */

@@ -38,7 +38,7 @@ TEST(ext25_ioends_merge_and_map_reuse)
 	struct tfs *fs = mkfs(0, 0, 2);       /* 4 KiB folios only */
 	struct tfs_inode *ti = tfs_inode_new(fs);
 	enum { SZ = 1 << 20 };
-	uint8_t *data = malloc(SZ), *buf = malloc(SZ);
+	uint8_t *data = malloc(SZ);
 	fill(data, SZ, 1);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, SZ), SZ);
 	struct plat_host_bdev_stats s0 = bstats(fs);
@@ -51,11 +51,10 @@ TEST(ext25_ioends_merge_and_map_reuse)
 	EXPECT(wpc.nr_maps <= 2);
 	EXPECT(wpc.nr_map_reuse >= 200);
 	EXPECT_EQ_INT(fs->st.map_allocs, 1);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, SZ), 0);
-	EXPECT(memcmp(buf, data, SZ) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, data, SZ), 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
-	free(data); free(buf);
+	free(data);
 }
 
 static struct tfs_inode *bump_ti;
@@ -87,9 +86,7 @@ TEST(dio37_cached_map_rechecked)
 	EXPECT_EQ_INT(wpc.nr_map_reuse, 14);
 	ti->ino.hooks = NULL;
 	EXPECT_EQ_INT(tfs_fsync(ti), 0);
-	uint8_t buf[65536];
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, data, sizeof(data)), 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
 }
@@ -131,7 +128,7 @@ TEST(cow23_cow_write_error_keeps_old_mapping)
 {
 	struct tfs *fs = mkfs(2, 0, 2);
 	struct tfs_inode *a = tfs_inode_new(fs), *b = tfs_inode_new(fs);
-	uint8_t old[16384], nw[16384], buf[16384];
+	uint8_t old[16384], nw[16384];
 	fill(old, sizeof(old), 4);
 	fill(nw, sizeof(nw), 5);
 	tfs_set_mapped(a, 0, sizeof(old), old);
@@ -144,8 +141,7 @@ TEST(cow23_cow_write_error_keeps_old_mapping)
 	EXPECT_EQ_INT(tfs_blk_get(b, 0).cow, TFS_COW_NONE);
 	EXPECT_EQ_INT(fs->used, used0);
 	EXPECT_EQ_INT(fs->st.remaps, 0);
-	EXPECT_EQ_INT(tfs_read_disk(a, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, old, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(a, 0, old, sizeof(old)), 0);
 	tfs_inode_free(a);
 	tfs_inode_free(b);
 	tfs_destroy(fs);
@@ -177,7 +173,7 @@ TEST(cow39_writeback_trylock_redirty)
 {
 	struct tfs *fs = mkfs(0, 0, 0);
 	struct tfs_inode *ti = tfs_inode_new(fs);
-	uint8_t data[8192], buf[8192];
+	uint8_t data[8192];
 	fill(data, sizeof(data), 7);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), (int)sizeof(data));
 	fs->map_eagain_count = 1;
@@ -188,8 +184,7 @@ TEST(cow39_writeback_trylock_redirty)
 		folio_put(f);
 	fs->map_eagain_count = 3;
 	EXPECT_EQ_INT(tfs_fsync(ti), 0);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, data, sizeof(data)), 0);
 	EXPECT_EQ_INT(ti->ino.mapping.nr_dirty, 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
@@ -255,15 +250,14 @@ TEST(background_writeback_reaches_disk)
 {
 	struct tfs *fs = mkfs(4, 1, 2);
 	struct tfs_inode *ti = tfs_inode_new(fs);
-	uint8_t data[100000], buf[100000];
+	uint8_t data[100000];
 	fill(data, sizeof(data), 10);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), (int)sizeof(data));
 	uint64_t deadline = plat_time_ns() + 3000000000ull;
 	while (plat_time_ns() < deadline && plat_load(&ti->ino.disk_size) < sizeof(data))
 		plat_sleep_ns(2000000);
 	EXPECT_EQ_INT(ti->ino.disk_size, sizeof(data));
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, data, sizeof(data)), 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
 }
@@ -304,7 +298,7 @@ TEST(ext28_completion_merges_adjacent_ioends)
 	EXPECT_EQ_INT(tfs_create(&cfg, 64ull << 20, 0, &fs), 0);
 	struct tfs_inode *ti = tfs_inode_new(fs);
 	enum { SZ = 4 << 20 };
-	uint8_t *data = malloc(SZ), *buf = malloc(SZ);
+	uint8_t *data = malloc(SZ);
 	fill(data, SZ, 12);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, SZ), SZ);
 	struct iomap_work blocker = { blocker_fn, NULL };
@@ -326,12 +320,10 @@ TEST(ext28_completion_merges_adjacent_ioends)
 	EXPECT_EQ_INT(ti->ino.ioend_completions, 1);
 	EXPECT_EQ_INT(fs->st.end_ios, 1);
 	EXPECT_EQ_INT(ti->ino.disk_size, SZ);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, SZ), 0);
-	EXPECT(memcmp(buf, data, SZ) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, data, SZ), 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
 	free(data);
-	free(buf);
 }
 
 /* sync(): every dirty file of the cache is written back and waited for. */
@@ -339,7 +331,7 @@ TEST(pcache_sync_all_files)
 {
 	struct tfs *fs = mkfs(2, 0, 2);
 	struct tfs_inode *a = tfs_inode_new(fs), *b = tfs_inode_new(fs);
-	uint8_t d1[30000], d2[50000], buf[50000];
+	uint8_t d1[30000], d2[50000];
 	fill(d1, sizeof(d1), 13);
 	fill(d2, sizeof(d2), 14);
 	EXPECT_EQ_INT(tfs_write(a, 0, d1, sizeof(d1)), (int)sizeof(d1));
@@ -350,8 +342,7 @@ TEST(pcache_sync_all_files)
 	EXPECT_EQ_INT(st.dirty_bytes, 0);
 	EXPECT_EQ_INT(a->ino.disk_size, sizeof(d1));
 	EXPECT_EQ_INT(b->ino.disk_size, 100 + sizeof(d2));
-	EXPECT_EQ_INT(tfs_read_disk(b, 100, buf, sizeof(d2)), 0);
-	EXPECT(memcmp(buf, d2, sizeof(d2)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(b, 100, d2, sizeof(d2)), 0);
 	tfs_inode_free(a);
 	tfs_inode_free(b);
 	tfs_destroy(fs);

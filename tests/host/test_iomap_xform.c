@@ -37,17 +37,43 @@ static uint64_t dev_reads(struct xt_fs *fs)
 	return st.reads;
 }
 
+/* A file on a fresh filesystem whose new writes get wflags. */
+static struct xt_inode *xf_open(uint16_t wflags, unsigned blkbits, struct xt_fs **fs)
+{
+	EXPECT_EQ_INT(xt_create(wflags, blkbits, fs), 0);
+	return xt_inode_new(*fs);
+}
+
+static void xf_close(struct xt_fs *fs, struct xt_inode *xi)
+{
+	EXPECT_EQ_INT(xt_inode_free(xi), 0);
+	xt_destroy(fs);
+}
+
+/* Writes n bytes at pos, writes them back and drops the cache: the next
+ * read decodes what is on disk. */
+static void xf_write_drop(struct xt_inode *xi, uint64_t pos, const void *p, uint64_t n)
+{
+	EXPECT_EQ_INT(xt_write(xi, pos, p, n), (int)n);
+	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+}
+
+/* Reads n bytes at pos into buf and expects them to equal want. */
+static void xf_expect_read(struct xt_inode *xi, uint64_t pos, uint8_t *buf, const void *want, uint64_t n)
+{
+	EXPECT_EQ_INT(xt_read(xi, pos, buf, n), (int)n);
+	EXPECT(memcmp(buf, want, n) == 0);
+}
+
 /* COW-35/36: compress -> encrypt -> checksum on write; read back after the
  * cache is dropped goes verify -> decrypt -> decompress. */
 TEST(cow35_cow36_stages_roundtrip_buffered)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(ALL, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(ALL, 12, &fs);
 	static uint8_t data[65536], buf[65536], raw[4096];
 	fill_runs(data, sizeof(data), 1);
-	EXPECT_EQ_INT(xt_write(xi, 0, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 0, data, sizeof(data));
 	struct xt_ext e = xt_ext_at(xi, 0);
 	EXPECT_EQ_INT(e.type, IOMAP_ENCODED);
 	EXPECT(e.io_size > 0 && e.io_size < e.len);               /* compressed */
@@ -60,16 +86,14 @@ TEST(cow35_cow36_stages_roundtrip_buffered)
 	EXPECT(((uint32_t *)raw)[0] != (uint32_t)e.len);          /* length header is encrypted */
 	EXPECT_EQ_INT(fs->csum[e.addr >> 12], xt_crc32c(0, raw, 4096));
 	memset(buf, 0, sizeof(buf));
-	EXPECT_EQ_INT(xt_read(xi, 0, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	xf_expect_read(xi, 0, buf, data, sizeof(buf));
 	EXPECT(fs->decodes > 0);
 	EXPECT_EQ_INT(fs->csum_failures, 0);
 	/* fiemap reports the encoded extent. */
 	struct iomap_fiemap_extent fe[8];
 	int n = iomap_fiemap(&xi->ino, 0, sizeof(data), &xt_ops, fe, 8);
 	EXPECT(n >= 1 && (fe[0].flags & IOMAP_FIEMAP_ENCODED));
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_close(fs, xi);
 }
 
 /* COW-35: a corrupted stored block is an -EIO with a message, never stale
@@ -77,12 +101,10 @@ TEST(cow35_cow36_stages_roundtrip_buffered)
 TEST(cow35_checksum_mismatch_is_eio)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(IOMAP_F_CSUM | IOMAP_F_CRYPT, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(IOMAP_F_CSUM | IOMAP_F_CRYPT, 12, &fs);
 	static uint8_t data[16384], buf[16384];
 	fill_random(data, sizeof(data), 3);
-	EXPECT_EQ_INT(xt_write(xi, 0, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 0, data, sizeof(data));
 	struct xt_ext e = xt_ext_at(xi, 8192);
 	EXPECT_EQ_INT(e.type, IOMAP_MAPPED);
 	uint8_t sec[512];
@@ -102,8 +124,7 @@ TEST(cow35_checksum_mismatch_is_eio)
 	EXPECT_EQ_INT(iomap_dio_rw(&xi->ino, 8192, dbuf, 4096, 0, &xt_ops, &xt_dio_ops), -IOMAP_EIO);
 	/* RMW from the bad source block (COW-37 path): the write fails. */
 	EXPECT(xt_write(xi, 8192 + 10, "x", 1) < 0);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_close(fs, xi);
 }
 
 /* COW-36: reading one byte reads the whole stored extent once and fills
@@ -111,12 +132,10 @@ TEST(cow35_checksum_mismatch_is_eio)
 TEST(cow36_partial_read_decodes_whole_extent)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(ALL, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(ALL, 12, &fs);
 	static uint8_t data[16384];
 	fill_runs(data, sizeof(data), 2);
-	EXPECT_EQ_INT(xt_write(xi, 0, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 0, data, sizeof(data));
 	struct xt_ext e = xt_ext_at(xi, 0);
 	EXPECT_EQ_INT(e.type, IOMAP_ENCODED);
 	EXPECT_EQ_INT(e.off, 0);
@@ -143,16 +162,14 @@ TEST(cow36_partial_read_decodes_whole_extent)
 	}
 	/* Reading the rest costs no I/O. */
 	static uint8_t buf[16384];
-	EXPECT_EQ_INT(xt_read(xi, 0, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	xf_expect_read(xi, 0, buf, data, sizeof(buf));
 	EXPECT_EQ_INT(dev_reads(fs) - r0, 1);
 	/* A direct read of a middle block also decodes the whole extent. */
 	static uint8_t dbuf[4096] __attribute__((aligned(4096)));
 	EXPECT_EQ_INT(iomap_dio_rw(&xi->ino, 4096, dbuf, 4096, 0, &xt_ops, &xt_dio_ops), 4096);
 	EXPECT(memcmp(dbuf, data + 4096, 4096) == 0);
 	EXPECT_EQ_INT(dev_reads(fs) - r0, 2);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_close(fs, xi);
 }
 
 /* COW-36/37, §8.7 "compressed extent: partial overwrite": the write
@@ -161,18 +178,15 @@ TEST(cow36_partial_read_decodes_whole_extent)
 TEST(cow36_cow37_partial_overwrite_cows_whole_extent)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(ALL, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(ALL, 12, &fs);
 	static uint8_t data[16384], buf[16384];
 	fill_runs(data, sizeof(data), 3);
-	EXPECT_EQ_INT(xt_write(xi, 0, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 0, data, sizeof(data));
 	struct xt_ext old = xt_ext_at(xi, 0);
 	EXPECT_EQ_INT(old.type, IOMAP_ENCODED);
 	/* 100 bytes in the middle of block 1, unaligned. */
 	memset(data + 5000, 0x77, 100);
-	EXPECT_EQ_INT(xt_write(xi, 5000, data + 5000, 100), 100);
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 5000, data + 5000, 100);
 	/* Every block of the old extent was rewritten: none maps old.addr. */
 	for (uint64_t p = 0; p < sizeof(data); p += 4096) {
 		struct xt_ext e = xt_ext_at(xi, p);
@@ -181,10 +195,8 @@ TEST(cow36_cow37_partial_overwrite_cows_whole_extent)
 		EXPECT_EQ_INT(e.type, IOMAP_ENCODED);
 		EXPECT(e.io_size > 0 && e.io_size < e.enc_len);
 	}
-	EXPECT_EQ_INT(xt_read(xi, 0, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_expect_read(xi, 0, buf, data, sizeof(buf));
+	xf_close(fs, xi);
 }
 
 /* COW-35: an encoder that cannot shrink the data declines; the core stores
@@ -192,19 +204,15 @@ TEST(cow36_cow37_partial_overwrite_cows_whole_extent)
 TEST(cow35_incompressible_stored_unencoded)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(ALL, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(ALL, 12, &fs);
 	static uint8_t data[32768], buf[32768];
 	fill_random(data, sizeof(data), 9);
-	EXPECT_EQ_INT(xt_write(xi, 0, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 0, data, sizeof(data));
 	struct xt_ext e = xt_ext_at(xi, 0);
 	EXPECT_EQ_INT(e.type, IOMAP_MAPPED);
 	EXPECT_EQ_INT(e.flags, IOMAP_F_CSUM | IOMAP_F_CRYPT);
-	EXPECT_EQ_INT(xt_read(xi, 0, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_expect_read(xi, 0, buf, data, sizeof(buf));
+	xf_close(fs, xi);
 }
 
 /* COW-35 on the direct path: a direct write is encrypted and checksummed
@@ -213,8 +221,7 @@ TEST(cow35_incompressible_stored_unencoded)
 TEST(cow35_direct_write_and_read_through_stages)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(IOMAP_F_CSUM | IOMAP_F_CRYPT, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(IOMAP_F_CSUM | IOMAP_F_CRYPT, 12, &fs);
 	static uint8_t data[32768] __attribute__((aligned(4096))), keep[32768], buf[32768], raw[4096];
 	fill_random(data, sizeof(data), 5);
 	memcpy(keep, data, sizeof(data));
@@ -230,10 +237,8 @@ TEST(cow35_direct_write_and_read_through_stages)
 	memset(data, 0, sizeof(data));
 	EXPECT_EQ_INT(iomap_dio_rw(&xi->ino, 0, data, sizeof(data), 0, &xt_ops, &xt_dio_ops), (int)sizeof(data));
 	EXPECT(memcmp(data, keep, sizeof(data)) == 0);
-	EXPECT_EQ_INT(xt_read(xi, 0, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, keep, sizeof(buf)) == 0);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_expect_read(xi, 0, buf, keep, sizeof(buf));
+	xf_close(fs, xi);
 }
 
 /* COW-35 "order fixed per filesystem but configurable": with the order
@@ -248,14 +253,12 @@ TEST(cow35_stage_order_is_the_filesystems)
 	struct xt_inode *xi = xt_inode_new(fs);
 	static uint8_t data[32768], buf[32768], raw[4096];
 	fill_runs(data, sizeof(data), 6);
-	EXPECT_EQ_INT(xt_write(xi, 0, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 0, data, sizeof(data));
 	struct xt_ext e = xt_ext_at(xi, 0);
 	EXPECT_EQ_INT(e.type, IOMAP_ENCODED);
 	EXPECT_EQ_INT(plat_bdev_rw(fs->bdev, PLAT_BIO_READ, e.addr, raw, 4096), 0);
 	EXPECT(fs->csum[e.addr >> 12] != xt_crc32c(0, raw, 4096));   /* not over the stored bytes */
-	EXPECT_EQ_INT(xt_read(xi, 0, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	xf_expect_read(xi, 0, buf, data, sizeof(buf));
 	EXPECT_EQ_INT(fs->csum_failures, 0);
 	/* A flipped stored bit decrypts to a flipped plaintext bit: caught. */
 	raw[7] ^= 0x10;
@@ -263,38 +266,30 @@ TEST(cow35_stage_order_is_the_filesystems)
 	EXPECT_EQ_INT(pcache_invalidate_range(&xi->ino.mapping, 0, UINT64_MAX, true), 0);
 	EXPECT_EQ_INT(xt_read(xi, 0, buf, 4096), -IOMAP_EIO);
 	EXPECT(fs->csum_failures > 0);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_close(fs, xi);
 }
 
 /* Block size < page size: stages run per 1 KiB block. */
 TEST(cow35_small_blocks)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(ALL, 10, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(ALL, 10, &fs);
 	static uint8_t data[20000], buf[20000];
 	fill_runs(data, sizeof(data), 4);
-	EXPECT_EQ_INT(xt_write(xi, 300, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
-	EXPECT_EQ_INT(xt_read(xi, 300, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	xf_write_drop(xi, 300, data, sizeof(data));
+	xf_expect_read(xi, 300, buf, data, sizeof(buf));
 	memset(data + 7000, 0x11, 3000);
-	EXPECT_EQ_INT(xt_write(xi, 7300, data + 7000, 3000), 3000);
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
-	EXPECT_EQ_INT(xt_read(xi, 300, buf, sizeof(buf)), (int)sizeof(buf));
-	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	xf_write_drop(xi, 7300, data + 7000, 3000);
+	xf_expect_read(xi, 300, buf, data, sizeof(buf));
 	EXPECT_EQ_INT(fs->csum_failures, 0);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_close(fs, xi);
 }
 
 /* COW-7/36: the validator knows the new type and its rules. */
 TEST(cow36_validator_rules)
 {
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(ALL, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(ALL, 12, &fs);
 	struct iomap_iter it = { .inode = &xi->ino, .pos = 0, .len = 4096, .flags = IOMAP_READ };
 	it.iomap = (struct iomap){ .offset = 0, .length = 8192, .addr = 4096, .bdev = fs->bdev,
 				   .type = IOMAP_ENCODED, .io_size = 4096 };
@@ -308,8 +303,7 @@ TEST(cow36_validator_rules)
 	it.iomap = (struct iomap){ .offset = 0, .length = 8192, .addr = IOMAP_NULL_ADDR, .bdev = fs->bdev,
 				   .type = IOMAP_HOLE, .flags = IOMAP_F_CSUM };
 	EXPECT(iomap_check_mapping(&it) && !strncmp(iomap_check_mapping(&it), "xform", 5));
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_close(fs, xi);
 }
 
 /* COW-42: physical mappings refuse shared, COW, encoded and delalloc
@@ -350,15 +344,12 @@ TEST(cow42_swap_bmap_refusal)
 	tfs_destroy(t);
 	/* An encoded file is refused too. */
 	struct xt_fs *fs;
-	EXPECT_EQ_INT(xt_create(ALL, 12, &fs), 0);
-	struct xt_inode *xi = xt_inode_new(fs);
+	struct xt_inode *xi = xf_open(ALL, 12, &fs);
 	static uint8_t data[16384];
 	fill_runs(data, sizeof(data), 1);
-	EXPECT_EQ_INT(xt_write(xi, 0, data, sizeof(data)), (int)sizeof(data));
-	EXPECT_EQ_INT(xt_sync_drop(xi), 0);
+	xf_write_drop(xi, 0, data, sizeof(data));
 	EXPECT_EQ_INT(iomap_swap_activate(&xi->ino, sizeof(data), &xt_ops), -IOMAP_EINVAL);
-	EXPECT_EQ_INT(xt_inode_free(xi), 0);
-	xt_destroy(fs);
+	xf_close(fs, xi);
 }
 
 TEST_MAIN()

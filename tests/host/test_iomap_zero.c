@@ -49,8 +49,7 @@ TEST(ext34_zero_range_unaligned)
 	EXPECT_EQ_INT(tfs_read(ti, 0, buf, sizeof(buf)), 65536);
 	EXPECT(memcmp(buf, model, sizeof(buf)) == 0);
 	EXPECT_EQ_INT(tfs_fsync(ti), 0);
-	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, model, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, model, sizeof(buf)), 0);
 	/* Zeroing past EOF does not extend the file. */
 	EXPECT_EQ_INT(zero(ti, 70000, 1000), 0);
 	EXPECT_EQ_INT(iomap_isize(&ti->ino), 65536);
@@ -104,11 +103,9 @@ TEST(cow13_zero_and_truncate_on_shared_extent)
 	EXPECT_EQ_INT(tfs_read(b, 0, buf, sizeof(buf)), 20000);
 	EXPECT(memcmp(buf, model, 20000) == 0);
 	EXPECT_EQ_INT(tfs_fsync(b), 0);
-	EXPECT_EQ_INT(tfs_read_disk(b, 0, buf, 20480), 0);
-	EXPECT(memcmp(buf, model, 20480) == 0);    /* tail of block 4 zero on disk */
+	EXPECT_EQ_INT(tfs_disk_cmp(b, 0, model, 20480), 0);    /* tail of block 4 zero on disk */
 	EXPECT_EQ_INT(fs->st.remaps, 2);
-	EXPECT_EQ_INT(tfs_read_disk(a, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, old, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(a, 0, old, sizeof(buf)), 0);
 	/* Truncate down then extend: bytes past the old EOF read as zero
 	 * from cache and from disk (EXT-35). */
 	EXPECT_EQ_INT(tfs_truncate(b, 30000), 0);
@@ -156,7 +153,7 @@ TEST(cow14_unshare)
 {
 	struct tfs *fs = mkfs(12);
 	struct tfs_inode *a = tfs_inode_new(fs), *b = tfs_inode_new(fs);
-	uint8_t old[32768], buf[32768];
+	uint8_t old[32768];
 	fill(old, sizeof(old), 4);
 	tfs_set_mapped(a, 0, sizeof(old), old);
 	tfs_clone(b, 0, a, 0, sizeof(old));
@@ -168,10 +165,8 @@ TEST(cow14_unshare)
 		EXPECT(tfs_blk_get(b, off).addr != tfs_blk_get(a, off).addr);
 	EXPECT_EQ_INT(fs->st.remaps, 8);
 	EXPECT_EQ_INT(iomap_isize(&b->ino), 32768);
-	EXPECT_EQ_INT(tfs_read_disk(b, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, old, sizeof(buf)) == 0);
-	EXPECT_EQ_INT(tfs_read_disk(a, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, old, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(b, 0, old, sizeof(old)), 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(a, 0, old, sizeof(old)), 0);
 	tfs_inode_free(a);
 	tfs_inode_free(b);
 	tfs_destroy(fs);
@@ -197,8 +192,7 @@ TEST(cow41_clone_invalidates_destination_cache)
 	EXPECT(memcmp(buf + 4097, "zz", 2) == 0 && memcmp(buf, da, 4097) == 0 &&
 	       memcmp(buf + 4099, da + 4099, sizeof(buf) - 4099) == 0);
 	EXPECT_EQ_INT(tfs_fsync(b), 0);
-	EXPECT_EQ_INT(tfs_read_disk(a, 0, buf, sizeof(buf)), 0);
-	EXPECT(memcmp(buf, da, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(a, 0, da, sizeof(buf)), 0);
 	tfs_inode_free(a);
 	tfs_inode_free(b);
 	tfs_destroy(fs);

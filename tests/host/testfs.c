@@ -477,22 +477,49 @@ static void tfs_discard(struct iomap_inode *inode, uint64_t pos, uint64_t len)
 const struct iomap_writeback_ops tfs_wb_ops = { tfs_map_blocks, tfs_wb_valid, tfs_end_io, tfs_discard };
 
 /* ---- filesystem and inodes ---- */
-int tfs_create(const struct tfs_config *cfg, uint64_t cache_budget, unsigned wb_threads, struct tfs **out)
+struct plat_bdev *tfs_image_open(const char *prefix, char *path, size_t pathlen, uint64_t bytes,
+				 unsigned threads, bool polled)
 {
 	static unsigned seqno;
+	snprintf(path, pathlen, "/tmp/%s-%d-%u.img", prefix, getpid(), __atomic_add_fetch(&seqno, 1, __ATOMIC_RELAXED));
+	struct plat_bdev *bdev = plat_host_bdev_open(path, bytes, 512, threads, polled);
+	unlink(path);
+	return bdev;
+}
+
+int tfs_cache_create(const struct pcache_config *pcfg, const char *wq_name, unsigned wq_threads,
+		     struct pcache **pc, struct iomap_workq **wq)
+{
+	int ret = pcache_create(pcfg, pc);
+	if (!ret)
+		ret = iomap_workq_create(wq_name, wq_threads, wq);
+	return ret;
+}
+
+void tfs_plumbing_destroy(struct pcache *pc, struct plat_bdev *bdev, struct iomap_workq *wq,
+			  struct plat_mutex *lock)
+{
+	if (pc)
+		pcache_destroy(pc);
+	if (bdev)
+		plat_bdev_close(bdev);
+	iomap_workq_destroy(wq);
+	plat_mutex_free(lock);
+}
+
+int tfs_create(const struct tfs_config *cfg, uint64_t cache_budget, unsigned wb_threads, struct tfs **out)
+{
 	struct tfs *fs = calloc(1, sizeof(*fs));
 	fs->cfg = *cfg;
 	if (!fs->cfg.blkbits)
 		fs->cfg.blkbits = 12;
 	if (!fs->cfg.max_file_bytes)
 		fs->cfg.max_file_bytes = 64ull << 20;
-	snprintf(fs->path, sizeof(fs->path), "/tmp/tfs-%d-%u.img", getpid(), __atomic_add_fetch(&seqno, 1, __ATOMIC_RELAXED));
-	fs->bdev = plat_host_bdev_open(fs->path, cfg->dev_bytes, 512, cfg->bdev_threads, cfg->polled);
+	fs->bdev = tfs_image_open("tfs", fs->path, sizeof(fs->path), cfg->dev_bytes, cfg->bdev_threads, cfg->polled);
 	if (!fs->bdev) {
 		free(fs);
 		return -IOMAP_EIO;
 	}
-	unlink(fs->path);
 	fs->nblocks = cfg->dev_bytes >> fs->cfg.blkbits;
 	fs->refcnt = calloc(fs->nblocks, sizeof(uint16_t));
 	fs->refcnt[0] = 1;   /* reserved: address 0 is never data */
@@ -500,9 +527,7 @@ int tfs_create(const struct tfs_config *cfg, uint64_t cache_budget, unsigned wb_
 	fs->cursor = 1;
 	fs->lock = plat_mutex_new("tfs");
 	struct pcache_config pcfg = { cache_budget, 0, 0, wb_threads, 20ull * 1000000ull };
-	int ret = pcache_create(&pcfg, &fs->pc);
-	if (!ret)
-		ret = iomap_workq_create("tfs-io", cfg->wq_threads, &fs->wq);
+	int ret = tfs_cache_create(&pcfg, "tfs-io", cfg->wq_threads, &fs->pc, &fs->wq);
 	if (ret) {
 		tfs_destroy(fs);
 		return ret;
@@ -513,12 +538,7 @@ int tfs_create(const struct tfs_config *cfg, uint64_t cache_budget, unsigned wb_
 
 void tfs_destroy(struct tfs *fs)
 {
-	if (fs->pc)
-		pcache_destroy(fs->pc);
-	if (fs->bdev)
-		plat_bdev_close(fs->bdev);
-	iomap_workq_destroy(fs->wq);
-	plat_mutex_free(fs->lock);
+	tfs_plumbing_destroy(fs->pc, fs->bdev, fs->wq, fs->lock);
 	free(fs->refcnt);
 	free(fs->log);
 	free(fs);
@@ -593,10 +613,24 @@ int tfs_fsync(struct tfs_inode *ti)
 	plat_mutex_lock(fs->lock);
 	if (fs->log_bug_late_snapshot)
 		n = fs->nlog;   /* wrong: records whose data the flush missed */
-	if (!ret && n > fs->committed)
+	if (!ret && !fs->crashed && n > fs->committed)
 		fs->committed = n;
 	plat_mutex_unlock(fs->lock);
 	return ret;
+}
+
+/* Forgets block k of ti: gives back its blocks and reservations. */
+void tfs_blk_release(struct tfs_inode *ti, struct tfs_blk *k)
+{
+	if (k->state == TFS_MAPPED || k->state == TFS_UNWRITTEN)
+		tfs_decref(ti->fs, k->addr);
+	else if (k->state == TFS_DELALLOC)
+		tfs_unreserve(ti->fs);
+	if (k->cow == TFS_COW_DELALLOC)
+		tfs_unreserve(ti->fs);
+	else if (k->cow == TFS_COW_ALLOC)
+		tfs_decref(ti->fs, k->cow_addr);
+	*k = (struct tfs_blk){ 0 };
 }
 
 /* Truncate (DIO-8, EXT-35): exclusive I/O lock, zero the tail of the new
@@ -604,15 +638,9 @@ int tfs_fsync(struct tfs_inode *ti)
  * it and free the blocks. */
 int tfs_truncate(struct tfs_inode *ti, uint64_t size)
 {
-	int ret = iomap_lock(&ti->ino.io_lock, 0);
+	int ret = tfs_lock_drain(ti);
 	if (ret)
 		return ret;
-	/* DIO-8: exclusive lock first, then drain direct I/O. */
-	ret = iomap_dio_wait(&ti->ino, plat_time_ns() + PCACHE_WAIT_NS);
-	if (ret) {
-		iomap_unlock(&ti->ino.io_lock, 0);
-		return ret;
-	}
 	uint64_t old = iomap_isize(&ti->ino), bs = BS(ti);
 	if (size < old) {
 		plat_store(&ti->ino.size, size);
@@ -623,16 +651,7 @@ int tfs_truncate(struct tfs_inode *ti, uint64_t size)
 			ret = r2;
 		plat_mutex_lock(ti->fs->lock);
 		for (uint64_t b = keep >> BB(ti); b < ti->maxblk; b++) {
-			struct tfs_blk *k = &ti->blk[b];
-			if (k->state == TFS_MAPPED || k->state == TFS_UNWRITTEN)
-				tfs_decref(ti->fs, k->addr);
-			else if (k->state == TFS_DELALLOC)
-				tfs_unreserve(ti->fs);
-			if (k->cow == TFS_COW_DELALLOC)
-				tfs_unreserve(ti->fs);
-			else if (k->cow == TFS_COW_ALLOC)
-				tfs_decref(ti->fs, k->cow_addr);
-			*k = (struct tfs_blk){ 0 };
+			tfs_blk_release(ti, &ti->blk[b]);
 		}
 		if (ti->persisted_size > size)
 			ti->persisted_size = size;

@@ -73,6 +73,7 @@ struct tfs {
 	 * (tfs_log_crash) keeps only committed ones. */
 	struct tfs_logrec *log;
 	unsigned nlog, logcap, committed;
+	bool crashed;               /* power was cut: no commit may land after */
 	bool log_on;
 	bool log_bug_late_snapshot;   /* test of the test: commit after the flush's snapshot point */
 	void (*fsync_after_flush)(struct tfs *fs, void *arg);   /* pause point */
@@ -98,6 +99,17 @@ struct tfs_inode {
 
 int tfs_create(const struct tfs_config *cfg, uint64_t cache_budget, unsigned wb_threads, struct tfs **out);
 void tfs_destroy(struct tfs *fs);
+
+/* The plumbing every host test filesystem (testfs, testfs_xf) shares:
+ * a fresh image file under /tmp named <prefix>-<pid>-<n>.img, unlinked at
+ * once so it goes away with the process (path receives the name); then the
+ * cache and I/O queue on top; teardown takes whatever exists (NULL: skipped). */
+struct plat_bdev *tfs_image_open(const char *prefix, char *path, size_t pathlen, uint64_t bytes,
+				 unsigned threads, bool polled);
+int tfs_cache_create(const struct pcache_config *pcfg, const char *wq_name, unsigned wq_threads,
+		     struct pcache **pc, struct iomap_workq **wq);
+void tfs_plumbing_destroy(struct pcache *pc, struct plat_bdev *bdev, struct iomap_workq *wq,
+			  struct plat_mutex *lock);
 struct tfs_inode *tfs_inode_new(struct tfs *fs);
 /* fsync + drop the cache + free blocks. */
 int tfs_inode_free(struct tfs_inode *ti);
@@ -123,6 +135,9 @@ int tfs_set_unwritten(struct tfs_inode *ti, uint64_t off, uint64_t len);
 int tfs_clone(struct tfs_inode *dst, uint64_t doff, struct tfs_inode *src, uint64_t soff, uint64_t len);
 /* Read what the *disk* says through the data fork (holes/unwritten = 0). */
 int tfs_read_disk(struct tfs_inode *ti, uint64_t off, void *buf, uint64_t len);
+/* Compares what the disk says at [off, off+len) with want: 0 equal,
+ * 1 different, or the -errno of the read. */
+int tfs_disk_cmp(struct tfs_inode *ti, uint64_t off, const void *want, uint64_t len);
 struct tfs_blk tfs_blk_get(struct tfs_inode *ti, uint64_t off);
 void tfs_bump_seq(struct tfs_inode *ti);
 uint64_t tfs_free_blocks(struct tfs *fs);

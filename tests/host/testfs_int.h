@@ -18,6 +18,8 @@ bool tfs_shared(struct tfs_inode *ti, uint64_t b);
 uint64_t tfs_data_run(struct tfs_inode *ti, uint64_t b0, uint64_t b1);
 void tfs_fill_data_map(struct tfs_inode *ti, uint64_t b0, uint64_t n, struct iomap *m);
 void tfs_range(struct tfs_inode *ti, uint64_t pos, uint64_t len, uint64_t *b0, uint64_t *b1);
+void tfs_blk_release(struct tfs_inode *ti, struct tfs_blk *k);
+int tfs_lock_drain(struct tfs_inode *ti);
 int tfs_dio_write_begin(struct tfs_inode *ti, uint64_t b0, uint64_t b1, unsigned flags,
 			struct iomap *iomap, struct iomap *srcmap);
 

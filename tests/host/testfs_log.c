@@ -35,12 +35,18 @@ void tfs_log_append(struct tfs_inode *ti, uint64_t blk, uint64_t dev)
 	free(b);
 }
 
+/* The power cut.  Commits stop first, under the lock: an fsync whose flush
+ * finished before this point made its records' data durable, so its
+ * commit stands; one whose flush straddles the cut may have flushed
+ * nothing the cut did not drop, so its commit must not land.  Then the
+ * device loses everything not yet flushed. */
 void tfs_log_crash(struct tfs *fs)
 {
-	plat_host_bdev_crash(fs->bdev);
 	plat_mutex_lock(fs->lock);
+	fs->crashed = true;
 	fs->nlog = fs->committed;      /* uncommitted records are lost too */
 	plat_mutex_unlock(fs->lock);
+	plat_host_bdev_crash(fs->bdev);
 }
 
 unsigned tfs_log_check(struct tfs *fs)
@@ -65,8 +71,9 @@ unsigned tfs_log_check(struct tfs *fs)
 	return bad;
 }
 
-/* The preamble of every fallocate-style operation (DIO-8). */
-static int tfs_lock_drain(struct tfs_inode *ti)
+/* The preamble of truncate and every fallocate-style operation (DIO-8):
+ * exclusive I/O lock first, then drain direct I/O. */
+int tfs_lock_drain(struct tfs_inode *ti)
 {
 	int ret = iomap_lock(&ti->ino.io_lock, 0);
 	if (ret)
@@ -105,16 +112,7 @@ int tfs_punch(struct tfs_inode *ti, uint64_t off, uint64_t len)
 			ret = pcache_invalidate_range(&ti->ino.mapping, s, e, true);
 		plat_mutex_lock(ti->fs->lock);
 		for (uint64_t b = s >> BB(ti); !ret && b < (e >> BB(ti)) && b < ti->maxblk; b++) {
-			struct tfs_blk *k = &ti->blk[b];
-			if (k->state == TFS_MAPPED || k->state == TFS_UNWRITTEN)
-				tfs_decref(ti->fs, k->addr);
-			else if (k->state == TFS_DELALLOC)
-				tfs_unreserve(ti->fs);
-			if (k->cow == TFS_COW_DELALLOC)
-				tfs_unreserve(ti->fs);
-			else if (k->cow == TFS_COW_ALLOC)
-				tfs_decref(ti->fs, k->cow_addr);
-			*k = (struct tfs_blk){ 0 };
+			tfs_blk_release(ti, &ti->blk[b]);
 		}
 		ti->seq++;
 		plat_mutex_unlock(ti->fs->lock);

@@ -103,6 +103,16 @@ int tfs_read_disk(struct tfs_inode *ti, uint64_t off, void *buf, uint64_t len)
 	return 0;
 }
 
+int tfs_disk_cmp(struct tfs_inode *ti, uint64_t off, const void *want, uint64_t len)
+{
+	uint8_t *buf = malloc(len ? len : 1);
+	int ret = buf ? tfs_read_disk(ti, off, buf, len) : -IOMAP_ENOMEM;
+	if (!ret && memcmp(buf, want, len))
+		ret = 1;
+	free(buf);
+	return ret;
+}
+
 struct tfs_blk tfs_blk_get(struct tfs_inode *ti, uint64_t off)
 {
 	plat_mutex_lock(ti->fs->lock);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "tests/host/testfs_xf.h"
+#include "tests/host/testfs.h"
 
 #define XB(fs) (1ull << (fs)->blkbits)
 
@@ -371,25 +372,19 @@ const struct iomap_dio_ops xt_dio_ops = { NULL, xt_dio_end_io };
 /* ---- files ---- */
 int xt_create(uint16_t wflags, unsigned blkbits, struct xt_fs **out)
 {
-	static unsigned seqno;
 	struct xt_fs *fs = calloc(1, sizeof(*fs));
 	fs->blkbits = blkbits;
 	fs->dev_bytes = 64ull << 20;
 	fs->wflags = wflags;
 	fs->key = 0x5eed;
 	fs->next = XB(fs);
-	snprintf(fs->path, sizeof(fs->path), "/tmp/xtfs-%d-%u.img", getpid(),
-		 __atomic_add_fetch(&seqno, 1, __ATOMIC_RELAXED));
-	fs->bdev = plat_host_bdev_open(fs->path, fs->dev_bytes, 512, 2, false);
-	unlink(fs->path);
+	fs->bdev = tfs_image_open("xtfs", fs->path, sizeof(fs->path), fs->dev_bytes, 2, false);
 	fs->csum = calloc(fs->dev_bytes >> blkbits, sizeof(uint32_t));
 	fs->lock = plat_mutex_new("xtfs");
 	fs->xops.stages = xt_stages;
 	fs->xops.nstages = 3;
 	struct pcache_config pcfg = { 32ull << 20, 0, 0, 0, 20ull * 1000000ull };
-	int ret = fs->bdev ? pcache_create(&pcfg, &fs->pc) : -IOMAP_EIO;
-	if (!ret)
-		ret = iomap_workq_create("xt-io", 1, &fs->wq);
+	int ret = fs->bdev ? tfs_cache_create(&pcfg, "xt-io", 1, &fs->pc, &fs->wq) : -IOMAP_EIO;
 	if (ret) {
 		xt_destroy(fs);
 		return ret;
@@ -400,12 +395,7 @@ int xt_create(uint16_t wflags, unsigned blkbits, struct xt_fs **out)
 
 void xt_destroy(struct xt_fs *fs)
 {
-	if (fs->pc)
-		pcache_destroy(fs->pc);
-	if (fs->bdev)
-		plat_bdev_close(fs->bdev);
-	iomap_workq_destroy(fs->wq);
-	plat_mutex_free(fs->lock);
+	tfs_plumbing_destroy(fs->pc, fs->bdev, fs->wq, fs->lock);
 	free(fs->csum);
 	free(fs);
 }
