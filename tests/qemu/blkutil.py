@@ -34,13 +34,12 @@ def pattern_word(seed, i):
 
 
 def pattern_bytes(seed, offset, length):
-    """The pattern bytes for device byte range [offset, offset+length);
-    both multiples of 8."""
-    if offset % 8 or length % 8:
-        raise ValueError("pattern ranges are whole 8-byte words")
-    first = offset // 8
-    words = [pattern_word(seed, first + k) for k in range(length // 8)]
-    return struct.pack(f"<{len(words)}Q", *words)
+    """The pattern bytes for device byte range [offset, offset+length); any
+    byte range (the page cache writes unaligned ones)."""
+    first, end = offset // 8, (offset + length + 7) // 8
+    words = [pattern_word(seed, i) for i in range(first, end)]
+    skip = offset - first * 8
+    return struct.pack(f"<{len(words)}Q", *words)[skip:skip + length]
 
 
 # -- self-check -----------------------------------------------------------
@@ -86,6 +85,8 @@ def selfcheck():
     b = pattern_bytes(3, 16, 16)
     if b[:8] != struct.pack("<Q", pattern_word(3, 2)) or len(b) != 16:
         raise AssertionError("pattern_bytes layout is wrong")
+    if pattern_bytes(3, 19, 5) != b[3:8] or pattern_bytes(3, 21, 9) != b[5:14]:
+        raise AssertionError("pattern_bytes of an unaligned range is wrong")
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         return "reference values ok (no C compiler for the cross-check)"
@@ -133,13 +134,23 @@ def image_check(path, seed, offset, length, chunk=1 << 20, max_bytes=8 << 20):
             if have != want:
                 if len(have) != len(want):
                     return f"{path}: short read at byte {off}: {len(have)} of {ln} bytes"
-                for k in range(0, ln, 8):
-                    if have[k:k + 8] != want[k:k + 8]:
-                        g = struct.unpack("<Q", have[k:k + 8])[0]
-                        w = struct.unpack("<Q", want[k:k + 8])[0]
-                        return (f"{path}: byte {off + k} (lba512 {(off + k) // 512}): "
-                                f"got {g:016x} want {w:016x}")
+                k = next(i for i in range(ln) if have[i] != want[i])
+                return (f"{path}: byte {off + k} (lba512 {(off + k) // 512}): "
+                        f"got {have[k:k + 8].hex()} want {want[k:k + 8].hex()}")
     return None
+
+
+def fresh_images(tmp_root, test, names):
+    """Scratch image paths for a test, {device: path} under tmp_root, with no
+    stale file left from an earlier run (the test creates them through its
+    disks)."""
+    tmp = os.path.join(tmp_root, f"qemu.{test}.images")
+    os.makedirs(tmp, exist_ok=True)
+    paths = {dev: os.path.join(tmp, name) for dev, name in names.items()}
+    for p in paths.values():
+        if os.path.exists(p):
+            os.remove(p)
+    return paths
 
 
 def image_is_zero(path, offset, length):

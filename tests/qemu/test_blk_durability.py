@@ -2,7 +2,6 @@
 the power (kill qemu); the host then checks the raw images hold exactly the pattern (and
 nothing outside the written ranges); a second boot on the same images
 verifies the data in the guest."""
-import os
 
 import blkutil
 import harness
@@ -18,12 +17,8 @@ LBA = {"nvme0n1": 4096, "sata0": 512}
 
 @qemu_test(weight=6)
 def blk_durability(ctx):
-    tmp = os.path.join(harness.vm.TMP_DIR, "qemu.blk_durability.images")
-    os.makedirs(tmp, exist_ok=True)
-    paths = {"nvme0n1": os.path.join(tmp, "dur-nvme.img"), "sata0": os.path.join(tmp, "dur-sata.img")}
-    for p in paths.values():
-        if os.path.exists(p):
-            os.remove(p)
+    paths = blkutil.fresh_images(harness.vm.TMP_DIR, "blk_durability",
+                                 {"nvme0n1": "dur-nvme.img", "sata0": "dur-sata.img"})
     disks = [{"kind": "nvme", "path": paths["nvme0n1"], "size": "64M", "lba": 4096},
              {"kind": "sata", "path": paths["sata0"], "size": "64M"}]
 

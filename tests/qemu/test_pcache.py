@@ -4,7 +4,6 @@ guest's `blk verify` and the host image agree, neighbouring bytes are
 untouched), `pc stat` and `mem` numbers move, direct I/O stays coherent with
 the cache, `pc drop` empties it, and data synced before poweroff is in the
 image afterwards."""
-import os
 import re
 import zlib
 
@@ -41,27 +40,10 @@ def stat(m):
     return got, out
 
 
-def image_has(path, seed, off, length):
-    """Unaligned variant of blkutil.image_check: bytes [off, off+length)."""
-    a, end = off & ~7, (off + length + 7) & ~7
-    want = blkutil.pattern_bytes(seed, a, end - a)[off - a:off - a + length]
-    with open(path, "rb") as f:
-        f.seek(off)
-        have = f.read(length)
-    if have == want:
-        return None
-    k = next(i for i in range(min(len(have), len(want))) if have[i] != want[i]) if len(have) == len(want) else 0
-    return f"{path}: byte {off + k} differs (length {len(have)} of {length})"
-
-
 @qemu_test(weight=4)
 def pcache(ctx):
-    tmp = os.path.join(harness.vm.TMP_DIR, "qemu.pcache.images")
-    os.makedirs(tmp, exist_ok=True)
-    paths = {"nvme0n1": os.path.join(tmp, "pc-nvme.img"), "sata0": os.path.join(tmp, "pc-sata.img")}
-    for p in paths.values():
-        if os.path.exists(p):
-            os.remove(p)
+    paths = blkutil.fresh_images(harness.vm.TMP_DIR, "pcache",
+                                 {"nvme0n1": "pc-nvme.img", "sata0": "pc-sata.img"})
     disks = [{"kind": "nvme", "path": paths["nvme0n1"], "size": "32M", "lba": 512},
              {"kind": "sata", "path": paths["sata0"], "size": "32M"}]
     m = ctx.machine()
@@ -136,7 +118,7 @@ def pcache(ctx):
     with ctx.subtest("host_image"):
         bad = []
         for dev, off, ln, seed in BUFFERED + [LATE]:
-            err = image_has(paths[dev], seed, off, ln)
+            err = blkutil.image_check(paths[dev], seed, off, ln)
             if err:
                 bad.append(f"{dev} {off}+{ln}: {err}")
             # Read-modify-write of the edge blocks left their other bytes alone.
@@ -144,7 +126,7 @@ def pcache(ctx):
                 if not blkutil.image_is_zero(paths[dev], o, 1):
                     bad.append(f"{dev}: byte {o} next to {off}+{ln} is not zero")
         dev, off, ln, seed = DIO
-        err = image_has(paths[dev], seed, off + 13, ln - 13)
+        err = blkutil.image_check(paths[dev], seed, off + 13, ln - 13)
         if err:
             bad.append(f"dio range: {err}")
         check(not bad, "\n".join(bad))
