@@ -3,7 +3,7 @@
  *
  *     DRIVER(nvme, 10, nvme_pci_attach_all);
  *
- * and drivers_init() (called by kmain after PCI enumeration) runs every
+ * and drivers/drivers.c (an INIT_DRIVERS initcall, after PCI enumeration) runs every
  * registered attach function in ascending `order`.  An attach function
  * returns the number of devices it brought up, or -errno; it reports its
  * own failures in words, and a failure never stops the other drivers.
@@ -21,7 +21,5 @@ struct driver {
 	static const struct driver driver_desc_##dname                           \
 		__attribute__((used, section(".drivers"), aligned(8))) =         \
 		{ #dname, (dorder), (dfn) }
-
-void drivers_init(void);
 
 #endif

@@ -4,10 +4,11 @@
 #include "kernel/kprintf.h"
 #include "kernel/errno.h"
 #include "kernel/time.h"
+#include "kernel/initcall.h"
 
 extern const struct driver __drivers_start[], __drivers_end[];
 
-void drivers_init(void)
+static int drivers_init(void)
 {
 	unsigned n = (unsigned)(__drivers_end - __drivers_start);
 	const struct driver *sorted[32];
@@ -40,4 +41,6 @@ void drivers_init(void)
 						 (unsigned long long)(us % 1000 / 100));
 	}
 	kprintf("drivers (ms):%s\n", report);
+	return 0;
 }
+INITCALL(drivers, INIT_DRIVERS, 0, drivers_init);

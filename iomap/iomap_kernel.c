@@ -14,6 +14,7 @@
 #include "kernel/smp.h"
 #include "kernel/sync.h"
 #include "kernel/time.h"
+#include "kernel/initcall.h"
 
 #define IOMAP_KERNEL_MAX_FILES 16
 #define IOMAP_KERNEL_WB_THREADS 2        /* background writeback */
@@ -28,6 +29,8 @@ static unsigned iomap_knfiles;
 
 int iomap_kernel_init(void)
 {
+	if (iomap_kpc)
+		return 0;
 	uint64_t t0 = time_ns();
 	mutex_init(&iomap_kfiles_lock, "iomap-files");
 	const char *a = arg_get("pcache_mb");
@@ -128,3 +131,26 @@ void iomap_kernel_mem_line(void)
 		(unsigned long long)(st.used_bytes >> 10), (unsigned long long)st.nr_folios,
 		(unsigned long long)(st.dirty_bytes >> 10), (unsigned long long)(iomap_kbudget >> 20));
 }
+MEM_REPORT(pcache, iomap_kernel_mem_line);
+
+static int iomap_kernel_initcall(void)
+{
+	return iomap_kernel_init();
+}
+INITCALL(pcache, INIT_SUBSYS, 0, iomap_kernel_initcall);
+
+/* Shutdown: write back every dirty folio before the disks are flushed
+ * (order 30) and shut down (40). */
+static int iomap_kernel_shutdown(uint64_t deadline_ns)
+{
+	if (!iomap_kpc)
+		return 0;
+	struct pcache_stats st;
+	pcache_stats(iomap_kpc, &st);
+	int ret = pcache_sync(iomap_kpc, deadline_ns);
+	if (ret == 0 && st.dirty_bytes)
+		kprintf("shutdown: page cache wrote back %llu KiB\n",
+			(unsigned long long)(st.dirty_bytes >> 10));
+	return ret;
+}
+SHUTDOWN_STEP(pcache, 20, iomap_kernel_shutdown);

@@ -18,10 +18,9 @@
 #include "kernel/pci.h"
 #include "kernel/shell.h"
 #include "kernel/selftest.h"
-#include "iomap/iomap_kernel.h"
+#include "kernel/initcall.h"
 #include "kernel/power.h"
 #include "kernel/errno.h"
-#include "drivers/driver.h"
 
 const struct boot_info *boot_info;
 uint64_t boot_ready_ns;
@@ -114,10 +113,13 @@ void kmain(const struct boot_info *bi)
 	if ((err = serial_enable_irq()) != 0)
 		kprintf("serial: interrupt input unavailable (%s), polling\n", strerror(err));
 	kmain_mark("serial");
-	drivers_init();
+	initcalls_run(INIT_CORE);
+	initcalls_run(INIT_DRIVERS);
 	kmain_mark("drivers");
-	iomap_kernel_init();
-	kmain_mark("pcache");
+	initcalls_run(INIT_SUBSYS);
+	kmain_mark("subsys");
+	initcalls_run(INIT_LATE);
+	kmain_mark("late");
 
 	kmain_report();
 	kmain_mark("report");
@@ -127,7 +129,7 @@ void kmain(const struct boot_info *bi)
 
 	if (arg_present("selftest")) {
 		int failed = selftest_run(NULL);
-		power_off(failed ? 1 : 0);
+		power_off_clean(failed ? 1 : 0, "self-tests done");
 	}
 	shell_run();
 }

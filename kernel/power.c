@@ -10,6 +10,7 @@
 #include "kernel/time.h"
 #include "kernel/kstring.h"
 #include "kernel/kprintf.h"
+#include "kernel/initcall.h"
 
 #define QEMU_DEBUG_EXIT_PORT 0xf4
 #define PM1_SCI_EN     (1u << 0)
@@ -149,4 +150,16 @@ __attribute__((noreturn)) void power_reset(void)
 	time_delay_us(RESET_WAIT_MS * 1000);
 	kprintf("power: keyboard controller did not reset; halted\n");
 	cpu_halt_forever();
+}
+
+void power_off_clean(int status, const char *why)
+{
+	shutdown_run(why);
+	power_off(status);
+}
+
+void power_reset_clean(const char *why)
+{
+	shutdown_run(why);
+	power_reset();
 }

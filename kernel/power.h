@@ -10,4 +10,11 @@ __attribute__((noreturn)) void power_off(int status);
 /* FADT reset register, then 0xcf9, then the keyboard controller. */
 __attribute__((noreturn)) void power_reset(void);
 
+/* Orderly versions for poweroff, reboot and the power button: run the
+ * shutdown list (kernel/initcall.h: page cache writeback, disk flushes,
+ * controller shutdown; each step bounded) and then power off or reset
+ * whatever the steps returned.  Never from panic(): it uses threads. */
+__attribute__((noreturn)) void power_off_clean(int status, const char *why);
+__attribute__((noreturn)) void power_reset_clean(const char *why);
+
 #endif

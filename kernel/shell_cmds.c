@@ -3,7 +3,7 @@
  * extra or malformed argument returns -EINVAL so the shell prints the usage.
  */
 #include "kernel/shell.h"
-#include "iomap/iomap_kernel.h"
+#include "kernel/initcall.h"
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
 #include "kernel/kstring.h"
@@ -97,7 +97,7 @@ static int cmd_mem(int argc, char **argv)
 	kprintf("physical: %s total, %s free (%llu%%)\n", t, f,
 		(unsigned long long)(total ? free * 100 / total : 0));
 	kprintf("heap: %s used\n", h);
-	iomap_kernel_mem_line();
+	mem_reports_print();
 	return 0;
 }
 SHELL_COMMAND(mem, "mem", "physical memory and kernel heap usage", cmd_mem);
@@ -266,7 +266,7 @@ static int cmd_reboot(int argc, char **argv)
 	if (argc != 1)
 		return -EINVAL;
 	kprintf("rebooting\n");
-	power_reset();
+	power_reset_clean("reboot");
 }
 SHELL_COMMAND(reboot, "reboot", "reset the machine", cmd_reboot);
 
@@ -279,7 +279,7 @@ static int cmd_poweroff(int argc, char **argv)
 	if (argc == 2 && cmd_parse_uint(argv[1], 255, &status))
 		return -EINVAL;
 	kprintf("powering off (status %llu)\n", status);
-	power_off((int)status);
+	power_off_clean((int)status, "poweroff");
 }
 SHELL_COMMAND(poweroff, "poweroff [STATUS]", "power off; STATUS 0-255 is the exit code under qemu",
 	      cmd_poweroff);
