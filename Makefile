@@ -25,9 +25,20 @@ ECFLAGS := -std=gnu11 -O2 $(WARN) -Wno-unused-parameter -fpic -ffreestanding \
 	   -fno-stack-protector -fshort-wchar -mno-red-zone -maccumulate-outgoing-args \
 	   -I$(EFI_INC) -I$(EFI_INC)/x86_64 -I. -DEFI_FUNCTION_WRAPPER -MMD -MP
 
+# Layers, selected by folder (see docs/ARCHITECTURE.md).  Portable code:
+# platform/*.c (helpers over the interface), pcache/, iomap/.  Each has one
+# implementation of the platform under it: platform/host/ for host
+# programs and tests, platform/kernel/ for the kernel (with the kernel's
+# page-cache instance, shell commands and self-tests).
+PLAT_SRCS        := $(wildcard platform/*.c)
+PLAT_HOST_SRCS   := $(wildcard platform/host/*.c)
+PLAT_KERNEL_SRCS := $(wildcard platform/kernel/*.c)
+PCACHE_SRCS      := $(wildcard pcache/*.c)
+IOMAP_SRCS       := $(wildcard iomap/*.c)
+PORTABLE_SRCS    := $(PLAT_SRCS) $(PCACHE_SRCS) $(IOMAP_SRCS)
+
 KERNEL_C   := $(wildcard kernel/*.c) $(wildcard drivers/*/*.c) $(wildcard drivers/*.c)
-# The portable iomap core and page cache, its kernel platform, users and self-tests.
-KERNEL_C   += $(filter-out $(wildcard iomap/*_host*.c),$(wildcard iomap/*.c))
+KERNEL_C   += $(PORTABLE_SRCS) $(PLAT_KERNEL_SRCS)
 KERNEL_ASM := $(wildcard kernel/*.asm)
 KERNEL_OBJ := $(KERNEL_C:%.c=$(BUILD)/k/%.o) $(KERNEL_ASM:%.asm=$(BUILD)/k/%.asm.o)
 BOOT_C     := $(wildcard boot/*.c)

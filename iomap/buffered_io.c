@@ -131,7 +131,7 @@ static int iomap_write_begin(struct iomap_iter *it, uint64_t pos, uint64_t len, 
 	if (hooks && hooks->after_begin)
 		hooks->after_begin(it);
 	int ret = iomap_get_folio_hook(it, pos, len, &f);
-	if (ret == -IOMAP_ESTALE) {
+	if (ret == -PLAT_ESTALE) {
 		it->iomap.flags |= IOMAP_F_STALE;
 		return 0;
 	}
@@ -223,7 +223,7 @@ static int64_t iomap_write_iter(struct iomap_iter *it)
 		pcache_balance_dirty(it->inode->mapping.pc);
 		if (!copied) {
 			if (limit <= bs)
-				return total ? (int64_t)total : -IOMAP_EFAULT;
+				return total ? (int64_t)total : -PLAT_EFAULT;
 			limit = bs - (pos & (bs - 1));
 			continue;
 		}

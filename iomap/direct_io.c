@@ -76,7 +76,7 @@ static int iomap_dio_submit(struct iomap_dio *dio, const struct iomap *map, enum
 		uint64_t n = iomap_min(len, IOMAP_DIO_MAX_BIO);
 		struct iomap_dio_bio *db = plat_zalloc(sizeof(*db));
 		if (!db)
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		db->dio = dio;
 		db->bio.bdev = map->bdev;
 		db->bio.op = op;
@@ -140,7 +140,7 @@ static int64_t iomap_dio_iter(struct iomap_iter *it, struct iomap_dio *dio, uint
 		return ret ? ret : (int64_t)len;
 	}
 	if (map->type != IOMAP_MAPPED && map->type != IOMAP_UNWRITTEN)
-		return -IOMAP_EIO;   /* the filesystem must allocate in begin */
+		return -PLAT_EIO;   /* the filesystem must allocate in begin */
 	unsigned bio_flags = 0;
 	if (map->type == IOMAP_UNWRITTEN)
 		dio->dio_flags |= IOMAP_DIO_UNWRITTEN;
@@ -271,7 +271,7 @@ struct iomap_dio *iomap_dio_begin(struct iomap_inode *inode, uint64_t pos, void 
 	struct iomap_dio *dio = plat_zalloc(sizeof(*dio));
 	if (!dio || !(dio->wq = plat_waitq_new("dio"))) {
 		plat_free(dio);
-		*status = -IOMAP_ENOMEM;
+		*status = -PLAT_ENOMEM;
 		return NULL;
 	}
 	dio->inode = inode;
@@ -307,8 +307,8 @@ struct iomap_dio *iomap_dio_begin(struct iomap_inode *inode, uint64_t pos, void 
 	/* Wait; on a polled device run its completions ourselves (COW-31). */
 	uint64_t deadline = plat_time_ns() + PCACHE_WAIT_NS;
 	while (!iomap_dio_done_cond(dio)) {
-		int n = dio->bdev ? plat_bdev_poll(dio->bdev, 32) : -IOMAP_ENOTSUP;
-		if (n == -IOMAP_ENOTSUP) {
+		int n = dio->bdev ? plat_bdev_poll(dio->bdev, 32) : -PLAT_ENOTSUP;
+		if (n == -PLAT_ENOTSUP) {
 			if (plat_wait_until(dio->wq, iomap_dio_done_cond, dio, deadline)) {
 				plat_log(PLAT_LOG_ERR, "dio: I/O did not complete in time");
 				deadline = plat_time_ns() + PCACHE_WAIT_NS;

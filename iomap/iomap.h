@@ -31,10 +31,14 @@
 #ifndef IOMAP_IOMAP_H
 #define IOMAP_IOMAP_H
 
-#include "iomap/platform.h"
-#include "iomap/pagecache.h"
+#include "platform/platform.h"
+#include "pcache/pagecache.h"
 #include "iomap/lock.h"
 #include "iomap/workq.h"
+
+/* Internal status codes (never leave the core + filesystem pair). */
+#define IOMAP_ENOTBLK    15   /* direct I/O: fall back to buffered */
+#define IOMAP_EIOCBQUEUED 529 /* async direct I/O queued; completion follows */
 
 enum iomap_type {
 	IOMAP_NONE = 0,

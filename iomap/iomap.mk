@@ -1,10 +1,10 @@
 # iomap core and page cache: host test programs (built and run by
 # tests/tests.mk from tests/host/<name>.c + <name>_SRCS with ASan/UBSan) and
 # the micro-benchmark (make bench).
-IOMAP_CORE_SRCS := iomap/platform_common.c iomap/lock.c iomap/iter.c iomap/pc_index.c \
-	iomap/folio.c iomap/pagecache.c iomap/workq.c iomap/buffered_io.c iomap/readpage.c \
-	iomap/writeback.c iomap/direct_io.c iomap/report.c iomap/xform.c
-IOMAP_HOST_SRCS := $(IOMAP_CORE_SRCS) iomap/platform_host.c iomap/platform_host_bdev.c tests/host/testfs.c \
+# Source lists by folder come from the top Makefile (PORTABLE_SRCS = the
+# portable platform helpers + pcache/ + iomap/).
+IOMAP_CORE_SRCS := $(PORTABLE_SRCS)
+IOMAP_HOST_SRCS := $(IOMAP_CORE_SRCS) $(PLAT_HOST_SRCS) tests/host/testfs.c \
 	tests/host/testfs_dio.c tests/host/testfs_setup.c tests/host/testfs_xf.c \
 	tests/host/testfs_log.c
 
@@ -35,7 +35,7 @@ iomap-kcheck:
 			-c $$f -o $(BUILD)/iomap-k/$$(basename $$f .c).o; \
 	done; \
 	undef=$$(nm -u $(BUILD)/iomap-k/*.o | grep -v ':$$' | awk '{print $$2}' | sort -u | \
-		grep -v -E '^(plat_|iomap_|pcache_|folio_|pc_index_)' || true); \
+		grep -v -E '^(plat_|iomap_|pcache_|folio_|pc_index_|pc_)' || true); \
 	if [ -n "$$undef" ]; then echo "iomap-kcheck: unexpected symbols: $$undef"; exit 1; fi; \
 	echo "iomap-kcheck: portable core builds freestanding with KCFLAGS"
 
@@ -55,7 +55,8 @@ iomap-bench:
 		$(IOMAP_HOST_SRCS) -lpthread
 	$(BUILD)/iomap_bench
 
-# The block-device file (iomap/bdev_file.c, also linked into the kernel).
-test_iomap_bdev_SRCS := $(IOMAP_CORE_SRCS) iomap/bdev_file.c iomap/platform_host.c iomap/platform_host_bdev.c
+# The block-device file (platform/kernel/bdev_file.c: portable, linked into
+# the kernel, tested here over the host platform).
+test_iomap_bdev_SRCS := $(IOMAP_CORE_SRCS) platform/kernel/bdev_file.c $(PLAT_HOST_SRCS)
 test_iomap_bdev_LDLIBS := -lpthread
 test_iomap_bdev_CFLAGS := -DIOMAP_DEBUG

@@ -87,7 +87,7 @@ static int iomap_iter_begin(struct iomap_iter *it, const struct iomap_ops *ops)
 		if (ops->end)
 			ops->end(it->inode, it->pos, it->len, 0, it->flags, &it->iomap);
 		plat_memset(&it->iomap, 0, sizeof(it->iomap));
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	return 1;
 }
@@ -114,7 +114,7 @@ int iomap_iter(struct iomap_iter *it, const struct iomap_ops *ops)
 		uint64_t len = iomap_length(it);
 		int ret = 0;
 		if (processed > 0 && (uint64_t)processed > len)
-			processed = -IOMAP_EIO;   /* actor overran: a core bug */
+			processed = -PLAT_EIO;   /* actor overran: a core bug */
 		if (ops->end)
 			ret = ops->end(it->inode, it->pos, len, processed > 0 ? processed : 0,
 				       it->flags, &it->iomap);
@@ -133,7 +133,7 @@ int iomap_iter(struct iomap_iter *it, const struct iomap_ops *ops)
 			return 0;
 		if (stale && ++it->stale_restarts > iomap_max_stale_restarts) {
 			plat_log(PLAT_LOG_ERR, "iomap: stale mapping restarts do not converge");
-			return -IOMAP_EBUSY;
+			return -PLAT_EBUSY;
 		}
 	}
 	if (!it->len)

@@ -12,7 +12,7 @@ int iomap_rwsem_init(struct iomap_rwsem *l, const char *name, unsigned cls)
 	l->cls = cls;
 	l->name = name;
 	l->wq = plat_waitq_new(name);
-	return l->wq ? 0 : -IOMAP_ENOMEM;
+	return l->wq ? 0 : -PLAT_ENOMEM;
 }
 
 void iomap_rwsem_destroy(struct iomap_rwsem *l)
@@ -54,7 +54,7 @@ int iomap_lock(struct iomap_rwsem *l, unsigned flags)
 	if (shared ? rw_try_shared(l, true) : rw_try_excl(l))
 		return 0;
 	if (flags & IOMAP_LOCK_TRY) {
-		ret = -IOMAP_EAGAIN;
+		ret = -PLAT_EAGAIN;
 	} else if (shared) {
 		plat_add(&l->readers_waiting, 1);
 		ret = plat_wait_until(l->wq, rw_shared_cond, l, plat_time_ns() + IOMAP_LOCK_WAIT_NS);
@@ -67,7 +67,7 @@ int iomap_lock(struct iomap_rwsem *l, unsigned flags)
 			plat_wake_all(l->wq);   /* readers held off by us */
 	}
 	if (ret) {
-		if (ret == -IOMAP_ETIMEDOUT)
+		if (ret == -PLAT_ETIMEDOUT)
 			plat_log(PLAT_LOG_ERR, "%s: lock wait timed out", l->name);
 		iomap_lockdep_release(l->cls);
 	}

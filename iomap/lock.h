@@ -19,7 +19,7 @@
 #ifndef IOMAP_LOCK_H
 #define IOMAP_LOCK_H
 
-#include "iomap/platform.h"
+#include "platform/platform.h"
 
 enum iomap_lock_class {
 	IOMAP_LC_INODE = 1,

@@ -79,7 +79,7 @@ static void iomap_read_add(struct iomap_read_ctx *ctx, struct folio *f, uint64_t
 	if (!rb) {
 		/* Leave the blocks not uptodate: the reader sees -EIO. */
 		plat_or(&f->flags, FOLIO_ERROR);
-		ctx->err = -IOMAP_ENOMEM;
+		ctx->err = -PLAT_ENOMEM;
 		return;
 	}
 	rb->bio.bdev = bdev;
@@ -207,7 +207,7 @@ static int64_t iomap_read_xform(struct iomap_iter *it, struct iomap_read_ctx *ct
 	uint64_t s = enc ? map->offset : it->pos & ~(bs - 1);
 	uint64_t e = enc ? map->offset + map->length : (it->pos + len + bs - 1) & ~(bs - 1);
 	uint8_t *data = plat_alloc(e - s);
-	int ret = data ? iomap_xform_read(inode, map, s, data, e - s) : -IOMAP_ENOMEM;
+	int ret = data ? iomap_xform_read(inode, map, s, data, e - s) : -PLAT_ENOMEM;
 	for (unsigned i = 0; i < ctx->nra; i++) {
 		struct folio *f = ctx->ra[i];
 		if (folio_pos(f) >= e || folio_pos(f) + folio_size(f) <= s)
@@ -366,7 +366,7 @@ int64_t iomap_file_read(struct iomap_inode *inode, uint64_t pos, void *buf, uint
 				if (!err)
 					err = folio_wait_unlocked(f, deadline);
 				if (!err && !folio_range_uptodate(f, off, n))
-					err = -IOMAP_EIO;
+					err = -PLAT_EIO;
 			}
 		}
 		if (!err) {

@@ -61,7 +61,7 @@ static int64_t iomap_seek(struct iomap_inode *inode, uint64_t pos, const struct 
 {
 	uint64_t isize = iomap_isize(inode);
 	if (pos >= isize)
-		return -IOMAP_ENXIO;
+		return -PLAT_ENXIO;
 	struct iomap_seek_ctx c = { data, -1 };
 	struct iomap_iter it = { .inode = inode, .pos = pos, .len = isize - pos, .flags = IOMAP_REPORT };
 	int ret;
@@ -70,8 +70,8 @@ static int64_t iomap_seek(struct iomap_inode *inode, uint64_t pos, const struct 
 	if (ret < 0)
 		return ret;
 	if (c.found >= 0)
-		return c.found < (int64_t)isize ? c.found : (data ? -IOMAP_ENXIO : (int64_t)isize);
-	return data ? -IOMAP_ENXIO : (int64_t)isize;
+		return c.found < (int64_t)isize ? c.found : (data ? -PLAT_ENXIO : (int64_t)isize);
+	return data ? -PLAT_ENXIO : (int64_t)isize;
 }
 
 int64_t iomap_seek_data(struct iomap_inode *inode, uint64_t pos, const struct iomap_ops *ops)

@@ -48,19 +48,19 @@ int iomap_workq_create(const char *name, unsigned nthreads, struct iomap_workq *
 {
 	struct iomap_workq *q = plat_zalloc(sizeof(*q));
 	if (!q)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	q->lock = plat_spin_new(name);
 	q->wq = plat_waitq_new(name);
 	q->threads = plat_zalloc((nthreads + 1) * sizeof(*q->threads));
 	if (!q->lock || !q->wq || !q->threads) {
 		iomap_workq_destroy(q);
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	}
 	for (unsigned i = 0; i < nthreads; i++) {
 		q->threads[i] = plat_thread_create(name, wq_thread, q);
 		if (!q->threads[i]) {
 			iomap_workq_destroy(q);
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		}
 		q->nthreads++;
 	}

@@ -8,7 +8,7 @@
 #ifndef IOMAP_WORKQ_H
 #define IOMAP_WORKQ_H
 
-#include "iomap/platform.h"
+#include "platform/platform.h"
 
 struct iomap_work {
 	void (*fn)(struct iomap_work *w);

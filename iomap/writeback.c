@@ -172,7 +172,7 @@ static bool iomap_ioend_encode(struct iomap_ioend *io)
 	uint8_t *plain = plat_alloc(io->len), *out = NULL;
 	uint64_t done = 0, stored = 0;
 	uint16_t applied = 0;
-	int ret = -IOMAP_ENOMEM;
+	int ret = -PLAT_ENOMEM;
 	if (plain) {
 		for (unsigned i = 0; i < io->bio.nvec; i++) {
 			plat_memcpy(plain + done, io->vecs[i].buf, io->vecs[i].len);
@@ -241,7 +241,7 @@ static int iomap_add_to_ioend(struct iomap_writepage_ctx *wpc, struct iomap_inod
 	iomap_ioend_submit(wpc);
 	io = plat_zalloc(sizeof(*io));
 	if (!io)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	io->inode = inode;
 	io->map = *map;
 	io->pos = pos;
@@ -320,7 +320,7 @@ static int iomap_writepage(struct iomap_writepage_ctx *wpc, struct iomap_inode *
 				int ret = inode->wb_ops->map_blocks(wpc, inode, pos, hint);
 				iomap_lockdep_release(IOMAP_LC_FOLIO);
 				wpc->nr_maps++;
-				if (ret == -IOMAP_EAGAIN) {
+				if (ret == -PLAT_EAGAIN) {
 					wpc->eagain++;
 					/* Redirty what is left of this folio, skip it. */
 					folio_set_range_dirty(f, pos - fpos, fpos + (uint64_t)e * bs - pos);
@@ -330,7 +330,7 @@ static int iomap_writepage(struct iomap_writepage_ctx *wpc, struct iomap_inode *
 				if (!ret && (wpc->iomap.length == 0 || pos < wpc->iomap.offset ||
 					     pos >= wpc->iomap.offset + wpc->iomap.length ||
 					     wpc->iomap.type == IOMAP_DELALLOC))
-					ret = -IOMAP_EIO;   /* map_blocks broke its contract */
+					ret = -PLAT_EIO;   /* map_blocks broke its contract */
 				if (ret) {
 					err = ret;
 					plat_or(&f->flags, FOLIO_ERROR);
@@ -395,7 +395,7 @@ again:
 				if (sync)
 					ret = folio_wait_writeback(f, deadline);
 				else
-					ret = -IOMAP_EAGAIN;
+					ret = -PLAT_EAGAIN;
 				if (ret)
 					folio_unlock(f);
 			}
@@ -404,7 +404,7 @@ again:
 					ret = iomap_writepage(&wpc, inode, f);
 				folio_unlock(f);
 			}
-			if (ret && ret != -IOMAP_EAGAIN && !wpc.err)
+			if (ret && ret != -PLAT_EAGAIN && !wpc.err)
 				wpc.err = ret;
 			folio_put(f);
 		}
@@ -417,7 +417,7 @@ again:
 	 * (fsync) must come back for them, bounded by the deadline. */
 	if (sync && wpc.eagain && !wpc.err) {
 		if (plat_time_ns() > deadline) {
-			wpc.err = -IOMAP_ETIMEDOUT;
+			wpc.err = -PLAT_ETIMEDOUT;
 		} else {
 			wpc.eagain = 0;
 			next = start >> PLAT_PAGE_SHIFT;
@@ -462,9 +462,9 @@ int iomap_inode_init(struct iomap_inode *inode, struct pcache *pc, unsigned blkb
 	if (!ret)
 		ret = iomap_rwsem_init(&inode->invalidate_lock, "inode-invalidate", IOMAP_LC_INVALIDATE);
 	if (!ret && !(inode->dio_wq = plat_waitq_new("dio")))
-		ret = -IOMAP_ENOMEM;
+		ret = -PLAT_ENOMEM;
 	if (!ret && !(inode->ioend_lock = plat_spin_new("ioend")))
-		ret = -IOMAP_ENOMEM;
+		ret = -PLAT_ENOMEM;
 	return ret;
 }
 

@@ -19,7 +19,7 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
 	if (!a || !b) {
 		plat_free(a);
 		plat_free(b);
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	}
 	plat_memcpy(a, in, n);
 	uint64_t len = n;
@@ -29,8 +29,8 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
 			continue;
 		/* A resizing stage must save at least one block to be kept. */
 		uint64_t scap = s->resizes ? (len > bs ? ((len + bs - 1) & ~(bs - 1)) - bs : 0) : len;
-		int64_t r = scap ? s->encode(inode, map, pos, dev, a, len, b, scap) : -IOMAP_ENOSPC;
-		if (r == -IOMAP_ENOSPC && s->resizes) {
+		int64_t r = scap ? s->encode(inode, map, pos, dev, a, len, b, scap) : -PLAT_ENOSPC;
+		if (r == -PLAT_ENOSPC && s->resizes) {
 			flags &= (uint16_t)~s->flag;   /* incompressible: store as is */
 			continue;
 		}
@@ -39,7 +39,7 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
 				 s->name, (unsigned long long)pos, (unsigned long long)n, (long long)r);
 			plat_free(a);
 			plat_free(b);
-			return r < 0 ? (int)r : -IOMAP_EIO;
+			return r < 0 ? (int)r : -PLAT_EIO;
 		}
 		len = (uint64_t)r;
 		if (s->resizes) {
@@ -74,13 +74,13 @@ int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_
 	if (!xo) {
 		plat_log(PLAT_LOG_ERR, "iomap: mapping at %llu needs transform stages but the inode has none",
 			 (unsigned long long)map->offset);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	if (pos < map->offset || pos + n > map->offset + map->length || (enc && stored > map->length + bs))
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	uint8_t *a = plat_alloc(cap), *b = plat_alloc(cap);
 	if (!a || !b) {
-		ret = -IOMAP_ENOMEM;
+		ret = -PLAT_ENOMEM;
 		goto out;
 	}
 	ret = plat_bdev_rw(map->bdev, PLAT_BIO_READ, dev, a, stored);
@@ -102,7 +102,7 @@ int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_
 				 "(stored at %llu+%llu): %lld", s->name, (unsigned long long)start,
 				 (unsigned long long)logical, (unsigned long long)dev, (unsigned long long)stored,
 				 (long long)r);
-			ret = -IOMAP_EIO;
+			ret = -PLAT_EIO;
 			goto out;
 		}
 		len = (uint64_t)r;
@@ -114,7 +114,7 @@ int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_
 		plat_log(PLAT_LOG_ERR, "iomap: decoded %llu bytes at %llu, need %llu (no decoding stage for flags 0x%x?)",
 			 (unsigned long long)len, (unsigned long long)start,
 			 (unsigned long long)((pos - start) + n), flags);
-		ret = -IOMAP_EIO;
+		ret = -PLAT_EIO;
 		goto out;
 	}
 	plat_memcpy(out, a + (pos - start), n);
@@ -186,7 +186,7 @@ int64_t iomap_bmap(struct iomap_inode *inode, uint64_t pos, const struct iomap_o
 		return ret;
 	if (c.why) {
 		plat_log(PLAT_LOG_WARN, "iomap: bmap refuses file offset %llu: %s", (unsigned long long)pos, c.why);
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	}
 	return (int64_t)(c.addr + (pos & (bs - 1)));
 }
@@ -200,7 +200,7 @@ int iomap_swap_activate(struct iomap_inode *inode, uint64_t len, const struct io
 	if (c.why) {
 		plat_log(PLAT_LOG_WARN, "iomap: swap activation refused at file offset %llu: %s",
 			 (unsigned long long)c.where, c.why);
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	}
 	return 0;
 }

@@ -25,6 +25,22 @@ const char *strerror(int err)
 	case ENOSYS:    return "not implemented";
 	case ENOTSUP:   return "not supported";
 	case ETIMEDOUT: return "timed out";
+	case EBADF:      return "bad file handle";
+	case EACCES:     return "permission denied";
+	case EXDEV:      return "cross-device link";
+	case ENOTDIR:    return "not a directory";
+	case EISDIR:     return "is a directory";
+	case EFBIG:      return "file too large";
+	case EROFS:      return "read-only filesystem";
+	case EMLINK:     return "too many links";
+	case ENAMETOOLONG: return "name too long";
+	case ENOTEMPTY:  return "directory not empty";
+	case ELOOP:      return "too many symbolic links";
+	case ENODATA:    return "no data";
+	case EOVERFLOW:  return "value too large";
+	case ESTALE:     return "stale handle";
+	case EUCLEAN:    return "structure needs cleaning (corrupt)";
+	case EDQUOT:     return "quota exceeded";
 	default:        return "unknown error";
 	}
 }

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tests/host/testfs.h"
-#include "iomap/pc_index.h"
+#include "pcache/pc_index.h"
 
 #define MB (1ull << 20)
 

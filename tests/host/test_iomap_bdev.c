@@ -5,8 +5,8 @@
  */
 #define TEST_SUITE "iomap_bdev"
 #include "tests/host/test.h"
-#include "iomap/bdev_file.h"
-#include "iomap/platform_host.h"
+#include "platform/kernel/bdev_file.h"
+#include "platform/host/platform_host.h"
 #include <unistd.h>
 
 #define DEV_BYTES (8ull << 20)
@@ -95,7 +95,7 @@ TEST(device_end)
 	uint8_t b[1000];
 	fill(b, DEV_BYTES - 700, 700, 2);
 	EXPECT(bdev_file_write(e.bf, DEV_BYTES - 700, b, 1000) == 700);   /* clamped */
-	EXPECT(bdev_file_write(e.bf, DEV_BYTES, b, 1) == -IOMAP_ENOSPC);
+	EXPECT(bdev_file_write(e.bf, DEV_BYTES, b, 1) == -PLAT_ENOSPC);
 	EXPECT(bdev_file_read(e.bf, DEV_BYTES - 100, b, 1000) == 100);
 	EXPECT(bdev_file_read(e.bf, DEV_BYTES, b, 1) == 0);
 	EXPECT(bdev_file_sync(e.bf) == 0);
@@ -121,7 +121,7 @@ TEST(dio_coherency)
 	EXPECT(bdev_file_write(e.bf, off + 10, r, 5000) == 5000);
 	EXPECT(bdev_file_dio_read(e.bf, off, w, 8192) == 8192);   /* written back first */
 	EXPECT(memcmp(w + 10, r, 5000) == 0);
-	EXPECT(bdev_file_dio_read(e.bf, off + 512, w, 4096) == -IOMAP_EINVAL);
+	EXPECT(bdev_file_dio_read(e.bf, off + 512, w, 4096) == -PLAT_EINVAL);
 	free(w);
 	free(r);
 	env_close(&e);
@@ -133,9 +133,9 @@ TEST(writeback_error_to_fsync)
 	EXPECT(env_open(&e, 16ull << 20) == 0);
 	uint8_t b[9000];
 	fill(b, 8195, sizeof(b), 6);
-	plat_host_bdev_inject(e.bdev, PLAT_BIO_WRITE, 8192, 4096, -IOMAP_EIO, 1);
+	plat_host_bdev_inject(e.bdev, PLAT_BIO_WRITE, 8192, 4096, -PLAT_EIO, 1);
 	EXPECT(bdev_file_write(e.bf, 8195, b, sizeof(b)) == (int64_t)sizeof(b));
-	EXPECT(bdev_file_sync(e.bf) == -IOMAP_EIO);
+	EXPECT(bdev_file_sync(e.bf) == -PLAT_EIO);
 	EXPECT(e.bf->wb_errors >= 1);
 	EXPECT(bdev_file_sync(e.bf) == 0);                        /* reported once */
 	EXPECT(bdev_file_write(e.bf, 8195, b, sizeof(b)) == (int64_t)sizeof(b));

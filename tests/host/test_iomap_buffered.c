@@ -221,7 +221,7 @@ TEST(ext10_enospc_at_write_time)
 	uint8_t data[65536];
 	fill(data, sizeof(data), 8);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, 65536), 16384);
-	EXPECT_EQ_INT(tfs_write(ti, 16384, data, 4096), -IOMAP_ENOSPC);
+	EXPECT_EQ_INT(tfs_write(ti, 16384, data, 4096), -PLAT_ENOSPC);
 	EXPECT_EQ_INT(iomap_isize(&ti->ino), 16384);
 	EXPECT_EQ_INT(tfs_fsync(ti), 0);
 	EXPECT_EQ_INT(fs->reserved, 0);
@@ -270,7 +270,7 @@ TEST(cow20_short_copy)
 	iomap_lock(&ti->ino.io_lock, 0);
 	r = iomap_file_buffered_write(&ti->ino, 8192, &src, 100, &tfs_write_ops, 0);
 	iomap_unlock(&ti->ino.io_lock, 0);
-	EXPECT_EQ_INT(r, -IOMAP_EFAULT);
+	EXPECT_EQ_INT(r, -PLAT_EFAULT);
 	EXPECT_EQ_INT(iomap_isize(&ti->ino), 5120);
 	EXPECT_EQ_INT(tfs_fsync(ti), 0);
 	EXPECT_EQ_INT(fs->reserved, 0);
@@ -326,7 +326,7 @@ static int hook_get(struct iomap_iter *it, uint64_t pos, uint64_t len, struct fo
 {
 	if (fail_get) {
 		fail_get--;
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	}
 	int ret = iomap_get_folio(it, pos, len, out);
 	if (!ret)
@@ -356,12 +356,12 @@ TEST(dio26_folio_hooks_paired)
 	EXPECT_EQ_INT(n_gets, 5);
 	EXPECT_EQ_INT(n_puts, n_gets);
 	fail_get = 1;
-	EXPECT_EQ_INT(tfs_write(ti, 40000, data, 100), -IOMAP_ENOMEM);
+	EXPECT_EQ_INT(tfs_write(ti, 40000, data, 100), -PLAT_ENOMEM);
 	EXPECT_EQ_INT(n_puts, n_gets);
 	uint64_t limit = 0;
 	struct iomap_source src = { data, short_copy, &limit };
 	iomap_lock(&ti->ino.io_lock, 0);
-	EXPECT_EQ_INT(iomap_file_buffered_write(&ti->ino, 0, &src, 10, &tfs_write_ops, 0), -IOMAP_EFAULT);
+	EXPECT_EQ_INT(iomap_file_buffered_write(&ti->ino, 0, &src, 10, &tfs_write_ops, 0), -PLAT_EFAULT);
 	iomap_unlock(&ti->ino.io_lock, 0);
 	EXPECT_EQ_INT(n_puts, n_gets);
 	EXPECT(put_zero >= 1);
@@ -436,7 +436,7 @@ TEST(dio36_restart_cap_no_livelock)
 	iomap_max_stale_restarts = 200;
 	uint8_t data[8192];
 	fill(data, sizeof(data), 14);
-	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), -IOMAP_EBUSY);
+	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), -PLAT_EBUSY);
 	EXPECT_EQ_INT(fs->st.stale, 201);
 	EXPECT_EQ_INT(ti->ino.mapping.nr_dirty, 0);
 	EXPECT_EQ_INT(iomap_isize(&ti->ino), 0);
@@ -457,7 +457,7 @@ static int estale_get(struct iomap_iter *it, uint64_t pos, uint64_t len, struct 
 		folio_unlock(*out);       /* the FS releases the folio itself */
 		folio_put(*out);
 		*out = NULL;
-		return -IOMAP_ESTALE;
+		return -PLAT_ESTALE;
 	}
 	return ret;
 }
@@ -495,7 +495,7 @@ TEST(dio7_nowait_folio_contended)
 	EXPECT_EQ_INT(pcache_get_folio(&ti->ino.mapping, 0, 0, PCACHE_CREAT | PCACHE_LOCK, &f), 0);
 	struct iomap_source src = { "abc", NULL, NULL };
 	iomap_lock(&ti->ino.io_lock, 0);
-	EXPECT_EQ_INT(iomap_file_buffered_write(&ti->ino, 10, &src, 3, &tfs_write_ops, IOMAP_NOWAIT), -IOMAP_EAGAIN);
+	EXPECT_EQ_INT(iomap_file_buffered_write(&ti->ino, 10, &src, 3, &tfs_write_ops, IOMAP_NOWAIT), -PLAT_EAGAIN);
 	iomap_unlock(&ti->ino.io_lock, 0);
 	folio_unlock(f);
 	folio_put(f);

@@ -142,8 +142,8 @@ TEST(cow23_dio_write_eio_keeps_old_mapping)
 	tfs_set_mapped(a, 0, sizeof(old), old);
 	tfs_clone(b, 0, a, 0, sizeof(old));
 	uint64_t used0 = fs->used, addr0 = tfs_blk_get(b, 0).addr;
-	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -IOMAP_EIO, 1);
-	EXPECT_EQ_INT(tfs_dio_write(b, 0, nw, 16384, 0), -IOMAP_EIO);
+	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
+	EXPECT_EQ_INT(tfs_dio_write(b, 0, nw, 16384, 0), -PLAT_EIO);
 	EXPECT_EQ_INT(tfs_blk_get(b, 0).addr, addr0);
 	EXPECT_EQ_INT(tfs_blk_get(b, 0).cow, TFS_COW_NONE);
 	EXPECT_EQ_INT(fs->used, used0);
@@ -151,8 +151,8 @@ TEST(cow23_dio_write_eio_keeps_old_mapping)
 	EXPECT_EQ_INT(tfs_dio_read(b, 0, buf, sizeof(buf)), (int)sizeof(buf));
 	EXPECT(memcmp(buf, old, sizeof(buf)) == 0);
 	/* Extending write failing: i_size unchanged (COW-28). */
-	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -IOMAP_EIO, 1);
-	EXPECT_EQ_INT(tfs_dio_write(b, 16384, nw, 16384, 0), -IOMAP_EIO);
+	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
+	EXPECT_EQ_INT(tfs_dio_write(b, 16384, nw, 16384, 0), -PLAT_EIO);
 	EXPECT_EQ_INT(iomap_isize(&b->ino), 16384);
 	tfs_inode_free(a);
 	tfs_inode_free(b);
@@ -272,7 +272,7 @@ TEST(cow28_async_extending_out_of_order)
 				plat_sleep_ns(50000);
 		}
 		if (i == 5)
-			plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -IOMAP_EIO, 1);
+			plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
 		int status;
 		iomap_dio_begin(&ti->ino, (uint64_t)i * 16384, data[i], 16384, IOMAP_DIO_WRITE, &tfs_write_ops,
 				&tfs_dio_ops, ext_done, &c, &status);
@@ -334,13 +334,13 @@ TEST(dio_t7_nowait_matrix)
 	static uint8_t data[8192];
 	fill(data, sizeof(data), 21);
 	plat_store(&ti->ino.size, 65536);
-	EXPECT_EQ_INT(tfs_dio_write(ti, 0, data, 8192, IOMAP_DIO_NOWAIT), -IOMAP_EAGAIN);  /* hole */
+	EXPECT_EQ_INT(tfs_dio_write(ti, 0, data, 8192, IOMAP_DIO_NOWAIT), -PLAT_EAGAIN);  /* hole */
 	tfs_set_mapped(ti, 0, 8192, data);
 	EXPECT_EQ_INT(tfs_dio_write(ti, 0, data, 8192, IOMAP_DIO_NOWAIT), 8192);
 	iomap_lock(&ti->ino.io_lock, IOMAP_LOCK_SHARED);
 	/* Another "task" holds the lock shared: an extending NOWAIT write
 	 * needs it exclusive -> EAGAIN, never blocks. */
-	EXPECT_EQ_INT(tfs_dio_write(ti, 65536, data, 8192, IOMAP_DIO_NOWAIT), -IOMAP_EAGAIN);
+	EXPECT_EQ_INT(tfs_dio_write(ti, 65536, data, 8192, IOMAP_DIO_NOWAIT), -PLAT_EAGAIN);
 	iomap_unlock(&ti->ino.io_lock, IOMAP_LOCK_SHARED);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);

@@ -26,7 +26,7 @@ static int sc_begin(struct iomap_inode *inode, uint64_t pos, uint64_t len, unsig
 {
 	(void)inode; (void)pos; (void)len; (void)flags;
 	if (S.next >= S.n)
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	S.src_was_zero[S.next] = srcmap->type == IOMAP_NONE && srcmap->length == 0;
 	*iomap = S.maps[S.next];
 	*srcmap = S.srcs[S.next];
@@ -107,7 +107,7 @@ TEST(cow5_short_actor)
 	while ((ret = iomap_iter(&it, &sc_ops)) > 0) {
 		it.processed = rounds++ ? 0 : 4096;
 	}
-	EXPECT_EQ_INT(ret, -IOMAP_EIO); /* second begin: script exhausted */
+	EXPECT_EQ_INT(ret, -PLAT_EIO); /* second begin: script exhausted */
 	EXPECT_EQ_INT(S.end_written[0], 4096);
 	EXPECT_EQ_INT(S.end_len[0], 16384);
 	reset();
@@ -156,8 +156,8 @@ TEST(cow24_actor_error_calls_end)
 	struct iomap_iter it = { .inode = &INO, .pos = 0, .len = 8192, .flags = IOMAP_WRITE };
 	int ret;
 	while ((ret = iomap_iter(&it, &sc_ops)) > 0)
-		it.processed = -IOMAP_ENOSPC;
-	EXPECT_EQ_INT(ret, -IOMAP_ENOSPC);
+		it.processed = -PLAT_ENOSPC;
+	EXPECT_EQ_INT(ret, -PLAT_ENOSPC);
 	EXPECT_EQ_INT(S.ends, 1);
 	EXPECT_EQ_INT(S.end_written[0], 0);
 }
@@ -215,7 +215,7 @@ TEST(cow7_iterator_validates)
 	unsigned long before = iomap_bad_mappings;
 	struct iomap_iter it = { .inode = &INO, .pos = 0, .len = 4096, .flags = IOMAP_READ };
 	int ret = iomap_iter(&it, &sc_ops);
-	EXPECT_EQ_INT(ret, -IOMAP_EIO);
+	EXPECT_EQ_INT(ret, -PLAT_EIO);
 	EXPECT_EQ_INT(iomap_bad_mappings, before + 1);
 	EXPECT_EQ_INT(S.ends, 1);
 }
@@ -227,14 +227,14 @@ TEST(dio1_rwsem_modes)
 	EXPECT_EQ_INT(iomap_rwsem_init(&l, "t", IOMAP_LC_INODE), 0);
 	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_SHARED), 0);
 	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_SHARED | IOMAP_LOCK_TRY), 0);
-	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_TRY), -IOMAP_EAGAIN);
+	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_TRY), -PLAT_EAGAIN);
 	EXPECT(iomap_rwsem_held(&l, false));
 	iomap_unlock(&l, IOMAP_LOCK_SHARED);
 	iomap_unlock(&l, IOMAP_LOCK_SHARED);
 	EXPECT_EQ_INT(iomap_lock(&l, 0), 0);
 	EXPECT(iomap_rwsem_held(&l, true));
-	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_SHARED | IOMAP_LOCK_TRY), -IOMAP_EAGAIN);
-	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_TRY), -IOMAP_EAGAIN);
+	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_SHARED | IOMAP_LOCK_TRY), -PLAT_EAGAIN);
+	EXPECT_EQ_INT(iomap_lock(&l, IOMAP_LOCK_TRY), -PLAT_EAGAIN);
 	iomap_unlock(&l, 0);
 	iomap_rwsem_destroy(&l);
 }

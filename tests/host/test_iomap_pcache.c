@@ -6,7 +6,7 @@
  */
 #define TEST_SUITE "iomap_pcache"
 #include "tests/host/test.h"
-#include "iomap/pc_internal.h"
+#include "pcache/pc_internal.h"
 #include <pthread.h>
 
 static struct pcache *mkcache(uint64_t budget, unsigned wb_threads)
@@ -83,9 +83,9 @@ TEST(ext36_index_mixed_orders)
 	EXPECT(pc_index_lookup(&m, idx + 5) == NULL);
 	/* A conflicting insert is refused and leaves the tree intact. */
 	struct folio c = { .index = fs[17].index, .order = 0 };
-	EXPECT_EQ_INT(pc_index_insert(&m, &c), -IOMAP_EEXIST);
+	EXPECT_EQ_INT(pc_index_insert(&m, &c), -PLAT_EEXIST);
 	struct folio c2 = { .index = 0, .order = 9 };
-	EXPECT_EQ_INT(pc_index_insert(&m, &c2), -IOMAP_EEXIST);
+	EXPECT_EQ_INT(pc_index_insert(&m, &c2), -PLAT_EEXIST);
 	EXPECT_EQ_INT(m.nr_folios, N);
 	/* Tags: tag every 1000th folio dirty; a gang lookup finds exactly
 	 * those in order. */
@@ -155,7 +155,7 @@ TEST(ext36_folio_orders_and_block_state)
 	EXPECT(x && x->index == 512);
 	if (x)
 		folio_put(x);
-	EXPECT_EQ_INT(pcache_get_folio(&m, 99999, 0, 0, &x), -IOMAP_ENODATA);
+	EXPECT_EQ_INT(pcache_get_folio(&m, 99999, 0, 0, &x), -PLAT_ENODATA);
 	pcache_mapping_destroy(&m);
 	pcache_destroy(pc);
 }
@@ -204,7 +204,7 @@ TEST(folio_lock_exclusion_and_deadline)
 	EXPECT(folio_trylock(f));
 	EXPECT(!folio_trylock(f));
 	uint64_t t0 = plat_time_ns();
-	EXPECT_EQ_INT(folio_lock(f, t0 + 20 * 1000000ull), -IOMAP_ETIMEDOUT);
+	EXPECT_EQ_INT(folio_lock(f, t0 + 20 * 1000000ull), -PLAT_ETIMEDOUT);
 	EXPECT(plat_time_ns() - t0 >= 20 * 1000000ull);
 	folio_unlock(f);
 	folio_put(f);

@@ -49,9 +49,9 @@ TEST(seek_data_hole_all_types)
 	EXPECT_EQ_INT(iomap_seek_hole(&b->ino, 53248, o), 57344);
 	EXPECT_EQ_INT(iomap_seek_data(&b->ino, 57344, o), 65536);   /* delalloc */
 	EXPECT_EQ_INT(iomap_seek_hole(&b->ino, 65536, o), 73728);
-	EXPECT_EQ_INT(iomap_seek_data(&b->ino, 73728, o), -IOMAP_ENXIO);
+	EXPECT_EQ_INT(iomap_seek_data(&b->ino, 73728, o), -PLAT_ENXIO);
 	EXPECT_EQ_INT(iomap_seek_hole(&b->ino, 79000, o), 79000);
-	EXPECT_EQ_INT(iomap_seek_hole(&b->ino, 81920, o), -IOMAP_ENXIO);
+	EXPECT_EQ_INT(iomap_seek_hole(&b->ino, 81920, o), -PLAT_ENXIO);
 	tfs_inode_free(a);
 	tfs_inode_free(b);
 	tfs_destroy(fs);

@@ -101,8 +101,8 @@ TEST(ext30_write_error_no_metadata_change)
 	uint8_t data[16384];
 	fill(data, sizeof(data), 3);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), (int)sizeof(data));
-	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -IOMAP_EIO, 1);
-	EXPECT_EQ_INT(tfs_fsync(ti), -IOMAP_EIO);
+	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
+	EXPECT_EQ_INT(tfs_fsync(ti), -PLAT_EIO);
 	EXPECT_EQ_INT(tfs_blk_get(ti, 0).state, TFS_UNWRITTEN);
 	EXPECT_EQ_INT(ti->persisted_size, 0);
 	EXPECT_EQ_INT(ti->ino.disk_size, 0);
@@ -135,8 +135,8 @@ TEST(cow23_cow_write_error_keeps_old_mapping)
 	tfs_clone(b, 0, a, 0, sizeof(old));
 	uint64_t addr0 = tfs_blk_get(b, 0).addr, used0 = fs->used;
 	EXPECT_EQ_INT(tfs_write(b, 0, nw, sizeof(nw)), (int)sizeof(nw));
-	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -IOMAP_EIO, 1);
-	EXPECT_EQ_INT(tfs_fsync(b), -IOMAP_EIO);
+	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
+	EXPECT_EQ_INT(tfs_fsync(b), -PLAT_EIO);
 	EXPECT_EQ_INT(tfs_blk_get(b, 0).addr, addr0);
 	EXPECT_EQ_INT(tfs_blk_get(b, 0).cow, TFS_COW_NONE);
 	EXPECT_EQ_INT(fs->used, used0);
@@ -157,9 +157,9 @@ TEST(ext13_map_failure_discards)
 	fill(data, sizeof(data), 6);
 	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), (int)sizeof(data));
 	EXPECT_EQ_INT(fs->reserved, 2);
-	fs->map_err = -IOMAP_EIO;
+	fs->map_err = -PLAT_EIO;
 	fs->map_err_count = 2;
-	EXPECT_EQ_INT(tfs_fsync(ti), -IOMAP_EIO);
+	EXPECT_EQ_INT(tfs_fsync(ti), -PLAT_EIO);
 	EXPECT_EQ_INT(fs->reserved, 0);
 	EXPECT_EQ_INT(tfs_blk_get(ti, 0).state, TFS_HOLE);
 	tfs_inode_free(ti);

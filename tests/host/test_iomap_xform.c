@@ -113,7 +113,7 @@ TEST(cow35_checksum_mismatch_is_eio)
 	sec[100] ^= 1;                                 /* one bit flips on the medium */
 	EXPECT_EQ_INT(plat_bdev_rw(fs->bdev, PLAT_BIO_WRITE, bad, sec, 512), 0);
 	memset(buf, 0xAB, sizeof(buf));
-	EXPECT_EQ_INT(xt_read(xi, 8192, buf, 4096), -IOMAP_EIO);
+	EXPECT_EQ_INT(xt_read(xi, 8192, buf, 4096), -PLAT_EIO);
 	EXPECT(buf[0] == 0xAB);                        /* nothing handed out */
 	EXPECT(fs->csum_failures >= 1);
 	/* The good blocks still read. */
@@ -121,7 +121,7 @@ TEST(cow35_checksum_mismatch_is_eio)
 	EXPECT(memcmp(buf, data, 4096) == 0);
 	/* Direct read of the bad block: -EIO too. */
 	static uint8_t dbuf[4096] __attribute__((aligned(4096)));
-	EXPECT_EQ_INT(iomap_dio_rw(&xi->ino, 8192, dbuf, 4096, 0, &xt_ops, &xt_dio_ops), -IOMAP_EIO);
+	EXPECT_EQ_INT(iomap_dio_rw(&xi->ino, 8192, dbuf, 4096, 0, &xt_ops, &xt_dio_ops), -PLAT_EIO);
 	/* RMW from the bad source block (COW-37 path): the write fails. */
 	EXPECT(xt_write(xi, 8192 + 10, "x", 1) < 0);
 	xf_close(fs, xi);
@@ -264,7 +264,7 @@ TEST(cow35_stage_order_is_the_filesystems)
 	raw[7] ^= 0x10;
 	EXPECT_EQ_INT(plat_bdev_rw(fs->bdev, PLAT_BIO_WRITE, e.addr, raw, 4096), 0);
 	EXPECT_EQ_INT(pcache_invalidate_range(&xi->ino.mapping, 0, UINT64_MAX, true), 0);
-	EXPECT_EQ_INT(xt_read(xi, 0, buf, 4096), -IOMAP_EIO);
+	EXPECT_EQ_INT(xt_read(xi, 0, buf, 4096), -PLAT_EIO);
 	EXPECT(fs->csum_failures > 0);
 	xf_close(fs, xi);
 }
@@ -320,11 +320,11 @@ TEST(cow42_swap_bmap_refusal)
 	EXPECT_EQ_INT(phys, (int64_t)((tfs_blk_get(a, 4096).addr << 12) + 5));
 	EXPECT_EQ_INT(iomap_swap_activate(&a->ino, 16384, &tfs_read_ops), 0);
 	EXPECT_EQ_INT(tfs_clone(b, 0, a, 0, 8192), 0);   /* a's first two blocks now shared */
-	EXPECT_EQ_INT(iomap_bmap(&a->ino, 0, &tfs_read_ops), -IOMAP_EINVAL);
-	EXPECT_EQ_INT(iomap_swap_activate(&a->ino, 16384, &tfs_read_ops), -IOMAP_EINVAL);
+	EXPECT_EQ_INT(iomap_bmap(&a->ino, 0, &tfs_read_ops), -PLAT_EINVAL);
+	EXPECT_EQ_INT(iomap_swap_activate(&a->ino, 16384, &tfs_read_ops), -PLAT_EINVAL);
 	EXPECT_EQ_INT(iomap_bmap(&a->ino, 8192, &tfs_read_ops) > 0, 1);
 	EXPECT_EQ_INT(tfs_write(a, 16384, "abc", 3), 3);  /* delalloc */
-	EXPECT_EQ_INT(iomap_bmap(&a->ino, 16384, &tfs_read_ops), -IOMAP_EINVAL);
+	EXPECT_EQ_INT(iomap_bmap(&a->ino, 16384, &tfs_read_ops), -PLAT_EINVAL);
 	struct iomap m = { .type = IOMAP_MAPPED, .flags = IOMAP_F_SHARED };
 	EXPECT(strstr(iomap_physical_refusal(&m, NULL), "shared") != NULL);
 	m.flags = 0;
@@ -348,7 +348,7 @@ TEST(cow42_swap_bmap_refusal)
 	static uint8_t data[16384];
 	fill_runs(data, sizeof(data), 1);
 	xf_write_drop(xi, 0, data, sizeof(data));
-	EXPECT_EQ_INT(iomap_swap_activate(&xi->ino, sizeof(data), &xt_ops), -IOMAP_EINVAL);
+	EXPECT_EQ_INT(iomap_swap_activate(&xi->ino, sizeof(data), &xt_ops), -PLAT_EINVAL);
 	xf_close(fs, xi);
 }
 

@@ -166,12 +166,12 @@ static int tfs_write_begin(struct iomap_inode *inode, uint64_t pos, uint64_t len
 	int ret = 0;
 	tfs_range(ti, pos, len, &b0, &b1);
 	if (b0 >= ti->maxblk)
-		return -IOMAP_EFBIG;
+		return -PLAT_EFBIG;
 	if (b1 > ti->maxblk)
 		b1 = ti->maxblk;
 	struct tfs_wpriv *p = plat_zalloc(sizeof(*p));
 	if (!p)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	if (flags & IOMAP_DIRECT) {
 		plat_free(p);
 		return tfs_dio_write_begin(ti, b0, b1, flags, iomap, srcmap);
@@ -209,7 +209,7 @@ static int tfs_write_begin(struct iomap_inode *inode, uint64_t pos, uint64_t len
 			}
 		}
 		if (i == 0) {
-			ret = -IOMAP_ENOSPC;
+			ret = -PLAT_ENOSPC;
 			goto out;
 		}
 		iomap->offset = b0 << BB(ti);
@@ -231,7 +231,7 @@ static int tfs_write_begin(struct iomap_inode *inode, uint64_t pos, uint64_t len
 				ti->blk[b0 + i].state = TFS_DELALLOC;
 			}
 			if (i == 0) {
-				ret = -IOMAP_ENOSPC;   /* EXT-10: at write time */
+				ret = -PLAT_ENOSPC;   /* EXT-10: at write time */
 				goto out;
 			}
 			ti->seq++;
@@ -328,7 +328,7 @@ static int tfs_map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *i
 	fs->st.map_blocks++;
 	if (fs->map_eagain_count) {
 		fs->map_eagain_count--;
-		ret = -IOMAP_EAGAIN;
+		ret = -PLAT_EAGAIN;
 		goto out;
 	}
 	if (fs->map_err_count) {
@@ -518,7 +518,7 @@ int tfs_create(const struct tfs_config *cfg, uint64_t cache_budget, unsigned wb_
 	fs->bdev = tfs_image_open("tfs", fs->path, sizeof(fs->path), cfg->dev_bytes, cfg->bdev_threads, cfg->polled);
 	if (!fs->bdev) {
 		free(fs);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	fs->nblocks = cfg->dev_bytes >> fs->cfg.blkbits;
 	fs->refcnt = calloc(fs->nblocks, sizeof(uint16_t));

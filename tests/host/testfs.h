@@ -22,7 +22,7 @@
 #include "iomap/buffered_io.h"
 #include "iomap/workq.h"
 #include "iomap/direct_io.h"
-#include "iomap/platform_host.h"
+#include "platform/host/platform_host.h"
 
 enum { TFS_HOLE, TFS_DELALLOC, TFS_MAPPED, TFS_UNWRITTEN };
 enum { TFS_COW_NONE, TFS_COW_DELALLOC, TFS_COW_ALLOC };

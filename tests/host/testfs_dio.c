@@ -37,7 +37,7 @@ int tfs_dio_write_begin(struct tfs_inode *ti, uint64_t b0, uint64_t b1, unsigned
 	}
 	bool overwrite = k.state == TFS_MAPPED && !shared;
 	if (!overwrite && (flags & (IOMAP_NOWAIT | IOMAP_OVERWRITE_ONLY))) {
-		ret = -IOMAP_EAGAIN;
+		ret = -PLAT_EAGAIN;
 		goto out;
 	}
 	uint64_t n = tfs_data_run(ti, b0, b1);
@@ -53,7 +53,7 @@ int tfs_dio_write_begin(struct tfs_inode *ti, uint64_t b0, uint64_t b1, unsigned
 		while (i < n && tfs_shared(ti, b0 + i) && ti->blk[b0 + i].cow == TFS_COW_NONE)
 			i++;
 		if (!i || !(i = tfs_alloc(fs, i, false, &addr))) {
-			ret = -IOMAP_ENOSPC;
+			ret = -PLAT_ENOSPC;
 			goto out;
 		}
 		for (uint64_t j = 0; j < i; j++) {
@@ -76,7 +76,7 @@ int tfs_dio_write_begin(struct tfs_inode *ti, uint64_t b0, uint64_t b1, unsigned
 		bool delalloc = k.state == TFS_DELALLOC;
 		i = tfs_alloc(fs, i, delalloc, &addr);
 		if (!i) {
-			ret = -IOMAP_ENOSPC;
+			ret = -PLAT_ENOSPC;
 			goto out;
 		}
 		for (uint64_t j = 0; j < i; j++) {
@@ -170,7 +170,7 @@ int64_t tfs_dio_write(struct tfs_inode *ti, uint64_t pos, void *buf, uint64_t le
 	ti->last_dio_shared = lk & IOMAP_LOCK_SHARED;
 	int64_t done = iomap_dio_rw(ino, pos, buf, len,
 				    flags | IOMAP_DIO_WRITE | IOMAP_DIO_DEFER_SYNC, &tfs_write_ops, &tfs_dio_ops);
-	if (done == -IOMAP_EAGAIN || (done < 0 && done != -IOMAP_ENOTBLK)) {
+	if (done == -PLAT_EAGAIN || (done < 0 && done != -IOMAP_ENOTBLK)) {
 		iomap_unlock(&ino->io_lock, lk);
 		return done;
 	}

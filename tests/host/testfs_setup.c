@@ -11,13 +11,13 @@ int tfs_set_mapped(struct tfs_inode *ti, uint64_t off, uint64_t len, const void 
 	struct tfs *fs = ti->fs;
 	uint64_t b0 = off >> BB(ti), nb = len >> BB(ti), done = 0;
 	if ((off | len) & (BS(ti) - 1))
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	plat_mutex_lock(fs->lock);
 	while (done < nb) {
 		uint64_t addr, n = tfs_alloc(fs, nb - done, false, &addr);
 		if (!n) {
 			plat_mutex_unlock(fs->lock);
-			return -IOMAP_ENOSPC;
+			return -PLAT_ENOSPC;
 		}
 		for (uint64_t i = 0; i < n; i++) {
 			ti->blk[b0 + done + i].state = TFS_MAPPED;
@@ -106,7 +106,7 @@ int tfs_read_disk(struct tfs_inode *ti, uint64_t off, void *buf, uint64_t len)
 int tfs_disk_cmp(struct tfs_inode *ti, uint64_t off, const void *want, uint64_t len)
 {
 	uint8_t *buf = malloc(len ? len : 1);
-	int ret = buf ? tfs_read_disk(ti, off, buf, len) : -IOMAP_ENOMEM;
+	int ret = buf ? tfs_read_disk(ti, off, buf, len) : -PLAT_ENOMEM;
 	if (!ret && memcmp(buf, want, len))
 		ret = 1;
 	free(buf);

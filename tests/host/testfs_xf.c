@@ -52,7 +52,7 @@ static int64_t xt_crc_decode(struct iomap_inode *inode, const struct iomap *map,
 			plat_log(PLAT_LOG_ERR, "testfs_xf: crc32c mismatch in device block %llu (file offset %llu): "
 				 "stored %08x, computed %08x", (unsigned long long)((dev + o) >> fs->blkbits),
 				 (unsigned long long)(pos + o), want, got);
-			return -IOMAP_EIO;
+			return -PLAT_EIO;
 		}
 	}
 	memcpy(out, in, n);
@@ -89,7 +89,7 @@ static int64_t xt_rle_encode(struct iomap_inode *inode, const struct iomap *map,
 	(void)map, (void)pos, (void)dev;
 	__atomic_add_fetch(&xt_fs_of(inode)->encodes, 1, __ATOMIC_RELAXED);
 	if (cap < 4)
-		return -IOMAP_ENOSPC;
+		return -PLAT_ENOSPC;
 	memcpy(out, &(uint32_t){ (uint32_t)n }, 4);
 	while (i < n) {
 		uint64_t r = 1;
@@ -97,7 +97,7 @@ static int64_t xt_rle_encode(struct iomap_inode *inode, const struct iomap *map,
 			r++;
 		if (r >= 3) {
 			if (o + 2 > cap)
-				return -IOMAP_ENOSPC;
+				return -PLAT_ENOSPC;
 			out[o++] = (uint8_t)(r + 125);
 			out[o++] = in[i];
 			i += r;
@@ -107,7 +107,7 @@ static int64_t xt_rle_encode(struct iomap_inode *inode, const struct iomap *map,
 		while (i + l < n && l < 128 && !(i + l + 2 < n && in[i + l] == in[i + l + 1] && in[i + l] == in[i + l + 2]))
 			l++;
 		if (o + 1 + l > cap)
-			return -IOMAP_ENOSPC;
+			return -PLAT_ENOSPC;
 		out[o++] = (uint8_t)(l - 1);
 		memcpy(out + o, in + i, l);
 		o += l;
@@ -135,7 +135,7 @@ static int64_t xt_rle_decode(struct iomap_inode *inode, const struct iomap *map,
 	if (enc_off == UINT64_MAX || enc_off + cap > total) {
 		plat_log(PLAT_LOG_ERR, "testfs_xf: rle: no extent piece for %llu at %llu",
 			 (unsigned long long)map->offset, (unsigned long long)dev);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	uint8_t *tmp = malloc(total);
 	uint64_t i = 4, o = 0;
@@ -160,7 +160,7 @@ static int64_t xt_rle_decode(struct iomap_inode *inode, const struct iomap *map,
 		free(tmp);
 		plat_log(PLAT_LOG_ERR, "testfs_xf: rle: corrupt stream at %llu (%llu of %u bytes)",
 			 (unsigned long long)dev, (unsigned long long)o, total);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	memcpy(out, tmp + enc_off, cap);
 	free(tmp);
@@ -384,7 +384,7 @@ int xt_create(uint16_t wflags, unsigned blkbits, struct xt_fs **out)
 	fs->xops.stages = xt_stages;
 	fs->xops.nstages = 3;
 	struct pcache_config pcfg = { 32ull << 20, 0, 0, 0, 20ull * 1000000ull };
-	int ret = fs->bdev ? tfs_cache_create(&pcfg, "xt-io", 1, &fs->pc, &fs->wq) : -IOMAP_EIO;
+	int ret = fs->bdev ? tfs_cache_create(&pcfg, "xt-io", 1, &fs->pc, &fs->wq) : -PLAT_EIO;
 	if (ret) {
 		xt_destroy(fs);
 		return ret;

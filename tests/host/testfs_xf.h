@@ -15,7 +15,7 @@
 #include "iomap/buffered_io.h"
 #include "iomap/direct_io.h"
 #include "iomap/xform.h"
-#include "iomap/platform_host.h"
+#include "platform/host/platform_host.h"
 
 struct xt_ext {
 	uint64_t off, len;          /* logical bytes */

@@ -18,7 +18,7 @@
  *
  * All functions run under the mapping's tree lock.
  */
-#include "iomap/pc_index.h"
+#include "pcache/pc_index.h"
 
 struct pc_node {
 	void *slot[64];
@@ -50,14 +50,14 @@ static int pc_grow(struct pcache_mapping *m, uint64_t max_index, unsigned min_he
 	if (!m->root) {
 		/* Empty tree: one root of the needed height, no empty chain. */
 		if (!(m->root = pc_node_new()))
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		m->height = need;
 		return 0;
 	}
 	while (m->height < need) {
 		struct pc_node *n = pc_node_new(), *old = m->root;
 		if (!n)
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		n->slot[0] = old;
 		n->present = 1;
 		for (int t = 0; t < PCACHE_NTAGS; t++)
@@ -85,12 +85,12 @@ int pc_index_insert(struct pcache_mapping *m, struct folio *f)
 		if (!e) {
 			struct pc_node *c = pc_node_new();
 			if (!c)
-				return -IOMAP_ENOMEM;
+				return -PLAT_ENOMEM;
 			n->slot[i] = c;
 			n->present |= 1ull << i;
 			e = c;
 		} else if (pc_is_folio(e)) {
-			return -IOMAP_EEXIST;
+			return -PLAT_EEXIST;
 		}
 		n = e;
 	}
@@ -108,7 +108,7 @@ conflict:
 	/* Nodes created on the way down may be empty now: prune them. */
 	if (n->present == 0)
 		pc_index_prune(m, f->index, lvl);
-	return -IOMAP_EEXIST;
+	return -PLAT_EEXIST;
 }
 
 /* Walks down to the node at height lvl on index's path, recording it. */

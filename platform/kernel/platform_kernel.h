@@ -13,7 +13,7 @@
 #ifndef IOMAP_PLATFORM_KERNEL_H
 #define IOMAP_PLATFORM_KERNEL_H
 
-#include "iomap/platform.h"
+#include "platform/platform.h"
 
 struct blk_dev;
 

@@ -6,8 +6,8 @@
  * writeback threads and one completion work queue; and a block-device file
  * (iomap/bdev_file.h) per disk, opened on first use by name.
  */
-#ifndef IOMAP_IOMAP_KERNEL_H
-#define IOMAP_IOMAP_KERNEL_H
+#ifndef PLATFORM_PCACHE_KERNEL_H
+#define PLATFORM_PCACHE_KERNEL_H
 
 #include <stdint.h>
 
@@ -15,17 +15,17 @@ struct pcache;
 struct bdev_file;
 
 /* Boot: 0, or -errno (the kernel runs on without a page cache). */
-int iomap_kernel_init(void);
-/* NULL before iomap_kernel_init() or when it failed. */
-struct pcache *iomap_kernel_pcache(void);
-uint64_t iomap_kernel_budget(void);
-struct iomap_workq *iomap_kernel_workq(void);
+int pcache_kernel_init(void);
+/* NULL before pcache_kernel_init() or when it failed. */
+struct pcache *pcache_kernel_pcache(void);
+uint64_t pcache_kernel_budget(void);
+struct iomap_workq *pcache_kernel_workq(void);
 /* The cached file of block device `dev` (opened on first use): 0,
  * -ENOENT (no such disk), -ENODEV (no page cache), -ENOMEM. */
-int iomap_kernel_file(const char *dev, struct bdev_file **out);
+int pcache_kernel_file(const char *dev, struct bdev_file **out);
 /* Open files in order, NULL past the last. */
-struct bdev_file *iomap_kernel_file_at(unsigned i);
+struct bdev_file *pcache_kernel_file_at(unsigned i);
 /* One line for `mem`. */
-void iomap_kernel_mem_line(void);
+void pcache_kernel_mem_line(void);
 
 #endif

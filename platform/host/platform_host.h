@@ -6,7 +6,7 @@
 #ifndef IOMAP_PLATFORM_HOST_H
 #define IOMAP_PLATFORM_HOST_H
 
-#include "iomap/platform.h"
+#include "platform/platform.h"
 
 /* Open (create when missing, grow to `size`) a file as a block device with
  * `nthreads` completion threads (0 = synchronous completion in submit).

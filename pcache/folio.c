@@ -2,7 +2,7 @@
  * Folios: allocation, references, the folio lock, per-block state, dirty
  * and writeback transitions.
  */
-#include "iomap/pc_internal.h"
+#include "pcache/pc_internal.h"
 
 static inline unsigned folio_words(const struct folio *f) { return (f->nblocks + 63u) / 64u; }
 

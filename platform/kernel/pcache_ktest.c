@@ -4,9 +4,9 @@
  * when present, on a real NVMe/AHCI disk; the kernel platform's deferred
  * completions, polling, error propagation, reclaim and concurrency.
  */
-#include "iomap/bdev_file.h"
-#include "iomap/iomap_kernel.h"
-#include "iomap/platform_kernel.h"
+#include "platform/kernel/bdev_file.h"
+#include "platform/kernel/pcache_kernel.h"
+#include "platform/kernel/platform_kernel.h"
 #include "drivers/blk/blk.h"
 #include "drivers/blk/memdisk.h"
 #include "drivers/blk/pattern.h"
@@ -71,7 +71,7 @@ static struct blk_dev *kt_memdisk(uint64_t size, bool polling)
 static int kt_open(struct kt *t, struct blk_dev *d, uint64_t budget)
 {
 	memset(t, 0, sizeof(*t));
-	struct pcache *pc = iomap_kernel_pcache();
+	struct pcache *pc = pcache_kernel_pcache();
 	if (!d || !pc)
 		return -ENODEV;
 	t->d = d;
@@ -85,7 +85,7 @@ static int kt_open(struct kt *t, struct blk_dev *d, uint64_t budget)
 	t->b = plat_kernel_bdev_open(d);
 	if (!t->b)
 		return -ENOMEM;
-	return bdev_file_open(pc, t->b, iomap_kernel_workq(), &t->bf);
+	return bdev_file_open(pc, t->b, pcache_kernel_workq(), &t->bf);
 }
 
 static int kt_close(struct kt *t)
@@ -162,7 +162,7 @@ SELFTEST(iomap, memdisk_roundtrip)
 		kt_roundtrip(st_failed, &t, 1000, 100000, 21);        /* unaligned both ends */
 		kt_roundtrip(st_failed, &t, (4 << 20) - 777, 777, 22); /* up to the device end */
 		uint8_t c = 0;
-		ST_EXPECT(bdev_file_write(t.bf, 4 << 20, &c, 1) == -IOMAP_ENOSPC);
+		ST_EXPECT(bdev_file_write(t.bf, 4 << 20, &c, 1) == -PLAT_ENOSPC);
 		ST_EXPECT(bdev_file_read(t.bf, 4 << 20, &c, 1) == 0);
 	}
 	ST_EXPECT(kt_close(&t) == 0);
@@ -205,7 +205,7 @@ SELFTEST(iomap, dio_coherency)
 	ST_EXPECT(bdev_file_write(t.bf, off + 100, kt_pattern(pat, off + 100, 5000, 33), 5000) == 5000);
 	ST_EXPECT(bdev_file_dio_read(t.bf, off, buf, 8192) == 8192);
 	ST_EXPECT(memcmp(buf + 100, kt_pattern(pat, off + 100, 5000, 33), 5000) == 0);
-	ST_EXPECT(bdev_file_dio_read(t.bf, off + 1, buf, 4096) == -IOMAP_EINVAL);
+	ST_EXPECT(bdev_file_dio_read(t.bf, off + 1, buf, 4096) == -PLAT_EINVAL);
 out:
 	ST_EXPECT(kt_close(&t) == 0);
 	kt_buf_free(buf);
@@ -224,7 +224,7 @@ SELFTEST(iomap, writeback_error)
 		goto out;
 	memdisk_inject(t.d, BLK_OP_WRITE, 0, 4096, 1, -EIO, "injected write fault");
 	ST_EXPECT(bdev_file_write(t.bf, 8192 + 3, kt_pattern(pat, 8192 + 3, 9000, 41), 9000) == 9000);
-	ST_EXPECT(bdev_file_sync(t.bf) == -IOMAP_EIO);
+	ST_EXPECT(bdev_file_sync(t.bf) == -PLAT_EIO);
 	ST_EXPECT(plat_load(&t.bf->wb_errors) >= 1);
 	ST_EXPECT(bdev_file_sync(t.bf) == 0);
 	memdisk_inject(t.d, BLK_OP_WRITE, 0, 0, 0, 0, NULL);

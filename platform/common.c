@@ -5,7 +5,7 @@
  * polled device (plat_bdev_poll does not return -ENOTSUP) the waiting
  * thread runs completions itself.
  */
-#include "iomap/platform.h"
+#include "platform/platform.h"
 
 int plat_snprintf(char *buf, size_t size, const char *fmt, ...)
 {
@@ -45,7 +45,7 @@ static int plat_bio_sync(struct plat_bio *bio)
 {
 	struct plat_sync s = { 0, 0, plat_waitq_new("plat-sync") };
 	if (!s.wq)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	bio->private = &s;
 	bio->end_io = plat_sync_end_io;
 	plat_bdev_submit(bio);
@@ -53,12 +53,12 @@ static int plat_bio_sync(struct plat_bio *bio)
 	int ret = 0;
 	while (!plat_sync_done(&s)) {
 		int n = plat_bdev_poll(bio->bdev, 16);
-		if (n == -IOMAP_ENOTSUP) {
+		if (n == -PLAT_ENOTSUP) {
 			ret = plat_wait_until(s.wq, plat_sync_done, &s, deadline);
 			break;
 		}
 		if (plat_time_ns() >= deadline) {
-			ret = -IOMAP_ETIMEDOUT;
+			ret = -PLAT_ETIMEDOUT;
 			break;
 		}
 		if (n == 0)
@@ -69,13 +69,13 @@ static int plat_bio_sync(struct plat_bio *bio)
 		 * the stack frame goes away, so keep waiting (logged). */
 		plat_log(PLAT_LOG_ERR, "%s: sync bio timed out", plat_bdev_name(bio->bdev));
 		while (!plat_sync_done(&s))
-			if (plat_bdev_poll(bio->bdev, 16) == -IOMAP_ENOTSUP)
+			if (plat_bdev_poll(bio->bdev, 16) == -PLAT_ENOTSUP)
 				plat_wait_until(s.wq, plat_sync_done, &s, plat_time_ns() + PLAT_SYNC_IO_TIMEOUT_NS);
 	}
 	while (!plat_load(&s.woken))
 		plat_yield();
 	plat_waitq_free(s.wq);
-	return ret ? -IOMAP_EIO : bio->status;
+	return ret ? -PLAT_EIO : bio->status;
 }
 
 int plat_bdev_rw(struct plat_bdev *b, enum plat_bio_op op, uint64_t dev_off, void *buf, size_t len)

@@ -6,8 +6,9 @@
  * Objects are small kmalloc'd wrappers around the kernel types, so portable
  * structures never depend on a kernel type's size (see platform.h).
  */
-#include "iomap/platform.h"
-#include "iomap/platform_kernel.h"
+#include "platform/platform.h"
+#include "platform/kernel/platform_kernel.h"
+#include "kernel/errno.h"
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
 #include "kernel/kstring.h"
@@ -140,7 +141,7 @@ void plat_waitq_free(struct plat_waitq *q) { kfree(q); }
 int plat_wait_until(struct plat_waitq *q, bool (*cond)(void *), void *arg, uint64_t deadline)
 {
 	/* PLAT_FOREVER == UINT64_MAX is the kernel's "no deadline" too. */
-	return waitq_wait_until(&q->q, cond, arg, deadline) ? -IOMAP_ETIMEDOUT : 0;
+	return waitq_wait_until(&q->q, cond, arg, deadline) ? -PLAT_ETIMEDOUT : 0;
 }
 
 void plat_wake_all(struct plat_waitq *q) { waitq_wake_all(&q->q); }
@@ -172,7 +173,7 @@ int plat_thread_join(struct plat_thread *pt, uint64_t deadline)
 		timeout = deadline > now ? deadline - now : 1;
 	}
 	if (thread_join(pt->t, timeout))
-		return -IOMAP_ETIMEDOUT;
+		return -PLAT_ETIMEDOUT;
 	kfree(pt);
 	return 0;
 }
@@ -205,6 +206,11 @@ void plat_log(int level, const char *fmt, ...)
 	kvsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	kprintf("iomap %s: %s\n", names[level & 3], buf);
+}
+
+const char *plat_strerror(int err)
+{
+	return strerror(err);
 }
 
 int plat_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)

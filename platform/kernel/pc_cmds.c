@@ -6,9 +6,9 @@
  * checks (tests/qemu/blkutil.py) agree with it.  Output lines are parsed by
  * tests/qemu/test_pcache.py: change them together.
  */
-#include "iomap/iomap_kernel.h"
-#include "iomap/bdev_file.h"
-#include "iomap/platform_kernel.h"
+#include "platform/kernel/pcache_kernel.h"
+#include "platform/kernel/bdev_file.h"
+#include "platform/kernel/platform_kernel.h"
 #include "drivers/blk/pattern.h"
 #include "kernel/kernel.h"
 #include "kernel/errno.h"
@@ -47,7 +47,7 @@ static uint8_t *pc_pattern(uint8_t *buf, uint64_t off, uint64_t n, uint64_t seed
 
 static int pc_file(const char *dev, struct bdev_file **bf)
 {
-	int rc = iomap_kernel_file(dev, bf);
+	int rc = pcache_kernel_file(dev, bf);
 	if (rc == -ENOENT)
 		kprintf("pc: no device '%s' (see lsblk)\n", dev);
 	else if (rc)
@@ -137,14 +137,14 @@ out:
 
 static void pc_stat(void)
 {
-	struct pcache *pc = iomap_kernel_pcache();
+	struct pcache *pc = pcache_kernel_pcache();
 	struct pcache_stats st;
 	struct plat_kernel_stats ks;
 	pcache_stats(pc, &st);
 	plat_kernel_stats(&ks);
 	uint64_t wb = 0, wberr = 0, rd = 0, dio_rd = 0;
 	struct bdev_file *bf;
-	for (unsigned i = 0; (bf = iomap_kernel_file_at(i)); i++) {
+	for (unsigned i = 0; (bf = pcache_kernel_file_at(i)); i++) {
 		wb += plat_load(&bf->wb_end_ios);
 		wberr += plat_load(&bf->wb_errors);
 		rd += plat_load(&bf->read_bytes);
@@ -156,7 +156,7 @@ static void pc_stat(void)
 	uint64_t miss = ks.read_bytes > dio_rd ? ks.read_bytes - dio_rd : 0;
 	uint64_t hit_pct = rd ? (miss >= rd ? 0 : (rd - miss) * 100 / rd) : 0;
 	kprintf("pcache: budget %llu KiB, cached %llu KiB in %llu folios, dirty %llu KiB\n",
-		(unsigned long long)(iomap_kernel_budget() >> 10), (unsigned long long)(st.used_bytes >> 10),
+		(unsigned long long)(pcache_kernel_budget() >> 10), (unsigned long long)(st.used_bytes >> 10),
 		(unsigned long long)st.nr_folios, (unsigned long long)(st.dirty_bytes >> 10));
 	kprintf("pcache: lookups %llu, inserts %llu, reclaimed %llu, throttled %llu, writeback runs %llu\n",
 		(unsigned long long)st.lookups, (unsigned long long)st.inserts, (unsigned long long)st.reclaimed,
@@ -170,7 +170,7 @@ static void pc_stat(void)
 		(unsigned long long)wb, (unsigned long long)wberr, (unsigned long long)ks.bios,
 		(unsigned long long)ks.bios_failed, (unsigned long long)ks.completions_deferred,
 		(unsigned long long)ks.max_batch, (unsigned long long)ks.polls);
-	for (unsigned i = 0; (bf = iomap_kernel_file_at(i)); i++)
+	for (unsigned i = 0; (bf = pcache_kernel_file_at(i)); i++)
 		kprintf("  %-10s %llu folios cached, %llu dirty\n", plat_bdev_name(bf->bdev),
 			(unsigned long long)bf->ino.mapping.nr_folios,
 			(unsigned long long)plat_load(&bf->ino.mapping.nr_dirty));
@@ -187,13 +187,13 @@ static int pc_sync_drop(const char *dev, bool drop)
 			return 1;
 		rc = drop ? bdev_file_drop(bf) : bdev_file_sync(bf);
 	} else {
-		for (unsigned i = 0; (bf = iomap_kernel_file_at(i)); i++) {
+		for (unsigned i = 0; (bf = pcache_kernel_file_at(i)); i++) {
 			int r = drop ? bdev_file_drop(bf) : bdev_file_sync(bf);
 			if (r && !rc)
 				rc = r;
 		}
 		if (drop)
-			pcache_reclaim(iomap_kernel_pcache(), UINT64_MAX);
+			pcache_reclaim(pcache_kernel_pcache(), UINT64_MAX);
 	}
 	if (rc) {
 		kprintf("pc %s %s: failed: %s\n", what, dev ? dev : "all", strerror(rc));
@@ -207,7 +207,7 @@ static int pc_sync_drop(const char *dev, bool drop)
 static int cmd_pc(int argc, char **argv)
 {
 	unsigned long long v[3] = { 0, 0, 0 };
-	if (!iomap_kernel_pcache()) {
+	if (!pcache_kernel_pcache()) {
 		kprintf("pc: the page cache is not running\n");
 		return 1;
 	}

@@ -12,7 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/uio.h>
-#include "iomap/platform_host.h"
+#include "platform/host/platform_host.h"
 
 /* ---- block device: a file plus a completion thread pool ---- */
 struct host_rule {
@@ -107,7 +107,7 @@ static int host_wlog_flush(struct plat_bdev *b, bool drop)
 	while (w) {
 		struct host_wlog *n = w->next;
 		if (!drop && pwrite(b->fd, w->data, w->len, (off_t)w->off) != (ssize_t)w->len)
-			err = -IOMAP_EIO;
+			err = -PLAT_EIO;
 		free(w);
 		w = n;
 	}
@@ -124,7 +124,7 @@ static int host_bio_exec_volatile(struct plat_bdev *b, struct plat_bio *bio)
 	if (bio->op == PLAT_BIO_FLUSH) {
 		err = host_wlog_flush(b, false);
 		if (!err && fdatasync(b->fd))
-			err = -IOMAP_EIO;
+			err = -PLAT_EIO;
 		return err;
 	}
 	uint8_t *buf;
@@ -135,7 +135,7 @@ static int host_bio_exec_volatile(struct plat_bdev *b, struct plat_bio *bio)
 		buf = malloc(bio->len ? bio->len : 1);
 		pthread_mutex_lock(&b->m);
 		if (pread(b->fd, buf, bio->len, (off_t)bio->dev_off) != (ssize_t)bio->len)
-			err = -IOMAP_EIO;
+			err = -PLAT_EIO;
 		host_wlog_apply(b, bio->dev_off, buf, bio->len);
 		pthread_mutex_unlock(&b->m);
 		host_scatter(bio, buf);
@@ -145,7 +145,7 @@ static int host_bio_exec_volatile(struct plat_bdev *b, struct plat_bio *bio)
 		/* FUA: durable now; also logged so later reads keep order. */
 		if ((bio->flags & PLAT_BIO_FUA) &&
 		    pwrite(b->fd, buf, bio->len, (off_t)bio->dev_off) != (ssize_t)bio->len)
-			err = -IOMAP_EIO;
+			err = -PLAT_EIO;
 		host_wlog_append(b, bio->dev_off, buf, bio->len);
 		pthread_mutex_unlock(&b->m);
 	}
@@ -187,7 +187,7 @@ static void host_bio_exec(struct plat_bdev *b, struct plat_bio *bio)
 		plat_sleep_ns(delay);
 	if (!err && bio->op != PLAT_BIO_FLUSH &&
 	    (bio->dev_off % b->bsize || bio->len % b->bsize || bio->dev_off + bio->len > b->size))
-		err = -IOMAP_EINVAL;
+		err = -PLAT_EINVAL;
 	if (!err && vol) {
 		err = host_bio_exec_volatile(b, bio);
 	} else if (!err) {
@@ -210,12 +210,12 @@ static void host_bio_exec(struct plat_bdev *b, struct plat_bio *bio)
 			else
 				r = 0;
 			if (r < 0 || (size_t)r != bytes)
-				err = -IOMAP_EIO;
+				err = -PLAT_EIO;
 			off += bytes;
 		}
 		if (!err && (bio->op == PLAT_BIO_FLUSH || (bio->flags & PLAT_BIO_FUA)))
 			if (fdatasync(b->fd))
-				err = -IOMAP_EIO;
+				err = -PLAT_EIO;
 	}
 	pthread_mutex_lock(&b->m);
 	if (bio->op == PLAT_BIO_READ) {
@@ -328,7 +328,7 @@ void plat_bdev_submit(struct plat_bio *bio)
 int plat_bdev_poll(struct plat_bdev *b, unsigned budget)
 {
 	if (!b->polled)
-		return -IOMAP_ENOTSUP;
+		return -PLAT_ENOTSUP;
 	int n = 0;
 	while ((unsigned)n < budget) {
 		pthread_mutex_lock(&b->m);

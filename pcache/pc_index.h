@@ -3,7 +3,7 @@
 #ifndef IOMAP_PC_INDEX_H
 #define IOMAP_PC_INDEX_H
 
-#include "iomap/pagecache.h"
+#include "pcache/pagecache.h"
 
 /* 0, -EEXIST when any page of the folio is already cached, -ENOMEM. */
 int pc_index_insert(struct pcache_mapping *m, struct folio *f);

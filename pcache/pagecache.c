@@ -4,7 +4,7 @@
  * (lookup/create, invalidation, error reporting).  Folio-level state lives
  * in folio.c, the index in pc_index.c.
  */
-#include "iomap/pc_internal.h"
+#include "pcache/pc_internal.h"
 
 static bool pc_wb_cond(void *arg)
 {
@@ -33,7 +33,7 @@ static void pcache_writeback_pass(struct pcache *pc, bool sync)
 		plat_mutex_unlock(pc->dirty_lock);
 		plat_add(&pc->st.wb_runs, 1);
 		int err = m->writeback ? m->writeback(m, sync) : 0;
-		if (err && err != -IOMAP_EAGAIN)
+		if (err && err != -PLAT_EAGAIN)
 			pcache_mapping_set_error(m, err);
 		plat_mutex_lock(pc->dirty_lock);
 		plat_sub(&m->wb_users, 1);
@@ -59,7 +59,7 @@ int pcache_create(const struct pcache_config *cfg, struct pcache **out)
 {
 	struct pcache *pc = plat_zalloc(sizeof(*pc));
 	if (!pc)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	pc->cfg = *cfg;
 	if (!pc->cfg.dirty_limit_bytes || pc->cfg.dirty_limit_bytes > pc->cfg.budget_bytes / 2)
 		pc->cfg.dirty_limit_bytes = pc->cfg.budget_bytes / 2;
@@ -83,7 +83,7 @@ int pcache_create(const struct pcache_config *cfg, struct pcache **out)
 	}
 	if (!ok) {
 		pcache_destroy(pc);
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	}
 	*out = pc;
 	return 0;
@@ -242,11 +242,11 @@ static int pcache_make_room(struct pcache *pc, uint64_t size, bool nowait)
 		if (pcache_reclaim(pc, want) >= want - pc->cfg.budget_bytes / 64)
 			return 0;
 		if (nowait)
-			return -IOMAP_EAGAIN;
+			return -PLAT_EAGAIN;
 		if (!deadline)
 			deadline = plat_time_ns() + PCACHE_WAIT_NS;
 		else if (plat_time_ns() > deadline)
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		if (pc->cfg.wb_threads)
 			pcache_kick_writeback(pc);
 		else
@@ -269,7 +269,7 @@ int pcache_sync(struct pcache *pc, uint64_t deadline)
 	while (plat_load(&pc->dirty_head)) {
 		pcache_writeback_pass(pc, true);
 		if (plat_time_ns() > deadline)
-			return -IOMAP_ETIMEDOUT;
+			return -PLAT_ETIMEDOUT;
 	}
 	return plat_wait_until(pc->idle_wq, pc_clean_cond, pc, deadline);
 }
@@ -316,7 +316,7 @@ int pcache_mapping_init(struct pcache *pc, struct pcache_mapping *m, unsigned bl
 {
 	plat_memset(m, 0, sizeof(*m));
 	if (blkbits < 9 || blkbits > PLAT_PAGE_SHIFT + PCACHE_MAX_ORDER)
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	m->pc = pc;
 	m->blkbits = blkbits;
 	m->max_order = max_order > PCACHE_MAX_ORDER ? PCACHE_MAX_ORDER : max_order;
@@ -326,7 +326,7 @@ int pcache_mapping_init(struct pcache *pc, struct pcache_mapping *m, unsigned bl
 	m->host = host;
 	m->writeback = writeback;
 	m->tree_lock = plat_mutex_new("pcache-tree");
-	return m->tree_lock ? 0 : -IOMAP_ENOMEM;
+	return m->tree_lock ? 0 : -PLAT_ENOMEM;
 }
 
 static bool pc_idle_cond(void *arg)
@@ -390,7 +390,7 @@ static int pcache_create_folio(struct pcache_mapping *m, uint64_t index, unsigne
 		struct folio *f = folio_alloc(m, index & ~((1ull << order) - 1), order);
 		if (!f) {
 			if (order == 0)
-				return -IOMAP_ENOMEM;
+				return -PLAT_ENOMEM;
 			order--;
 			continue;
 		}
@@ -411,10 +411,10 @@ static int pcache_create_folio(struct pcache_mapping *m, uint64_t index, unsigne
 		f->flags = 0;
 		f->refcount = 0;
 		folio_free(f);
-		if (ret != -IOMAP_EEXIST)
+		if (ret != -PLAT_EEXIST)
 			return ret;
 		if (order == 0)
-			return -IOMAP_EEXIST;  /* raced with another creator */
+			return -PLAT_EEXIST;  /* raced with another creator */
 		order--;
 	}
 }
@@ -428,10 +428,10 @@ int pcache_get_folio(struct pcache_mapping *m, uint64_t index, unsigned order_hi
 		struct folio *f = pcache_lookup(m, index);
 		if (!f) {
 			if (!(flags & PCACHE_CREAT))
-				return -IOMAP_ENODATA;
+				return -PLAT_ENODATA;
 			unsigned order = order_hint < m->max_order ? order_hint : m->max_order;
 			int ret = pcache_create_folio(m, index, order, flags, &f);
-			if (ret == -IOMAP_EEXIST)
+			if (ret == -PLAT_EEXIST)
 				continue;
 			if (ret)
 				return ret;
@@ -443,7 +443,7 @@ int pcache_get_folio(struct pcache_mapping *m, uint64_t index, unsigned order_hi
 		if (flags & PCACHE_LOCK) {
 			int ret = 0;
 			if (flags & PCACHE_NOWAIT)
-				ret = folio_trylock(f) ? 0 : -IOMAP_EAGAIN;
+				ret = folio_trylock(f) ? 0 : -PLAT_EAGAIN;
 			else
 				ret = folio_lock(f, deadline);
 			if (ret) {
@@ -458,7 +458,7 @@ int pcache_get_folio(struct pcache_mapping *m, uint64_t index, unsigned order_hi
 			}
 		}
 		if ((flags & PCACHE_STABLE) && folio_test(f, FOLIO_WRITEBACK)) {
-			int ret = (flags & PCACHE_NOWAIT) ? -IOMAP_EAGAIN : folio_wait_writeback(f, deadline);
+			int ret = (flags & PCACHE_NOWAIT) ? -PLAT_EAGAIN : folio_wait_writeback(f, deadline);
 			if (ret) {
 				if (flags & PCACHE_LOCK)
 					folio_unlock(f);

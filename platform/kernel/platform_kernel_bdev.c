@@ -7,8 +7,8 @@
  * folio and bio it touches are probably still in its cache, and no
  * cross-CPU wake-up is needed.
  */
-#include "iomap/platform.h"
-#include "iomap/platform_kernel.h"
+#include "platform/platform.h"
+#include "platform/kernel/platform_kernel.h"
 #include "drivers/blk/blk.h"
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
@@ -180,7 +180,7 @@ int plat_kernel_bdev_init(void)
 			continue;
 		struct plat_cpl *c = kzalloc(sizeof(*c));
 		if (!c)
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		spin_init(&c->lock, "iomap-cpl");
 		waitq_init(&c->wq, "iomap-cpl");
 		plat_cpls[i] = c;
@@ -188,13 +188,13 @@ int plat_kernel_bdev_init(void)
 		ksnprintf(name, sizeof(name), "iomap-cpl/%u", i);
 		c->thread = thread_create(name, plat_cpl_thread, c, (int)i);
 		if (!c->thread)
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 	}
 	if (!plat_cpls[0])
-		return -IOMAP_ENXIO;
+		return -PLAT_ENXIO;
 	plat_ncpl = n;
 	if (!thread_create("iomap-poll", plat_poll_thread, NULL, THREAD_ANY_CPU))
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	return 0;
 }
 
@@ -227,7 +227,7 @@ void plat_bdev_submit(struct plat_bio *bio)
 	if (!kb) {
 		/* No memory for the wrapper: fail the bio through a one-shot
 		 * path that still runs end_io in thread context (ours). */
-		bio->status = -IOMAP_ENOMEM;
+		bio->status = -PLAT_ENOMEM;
 		bio->end_io(bio);
 		if (plat_sub(&b->inflight, 1) == 0)
 			waitq_wake_all(&b->idle);
@@ -240,7 +240,7 @@ void plat_bdev_submit(struct plat_bio *bio)
 		kb->segs = kmalloc(bio->nvec * sizeof(struct blk_seg));
 		if (!kb->segs) {
 			kb->segs = kb->inline_segs;
-			bio->status = -IOMAP_ENOMEM;
+			bio->status = -PLAT_ENOMEM;
 			goto defer;
 		}
 	}
@@ -255,7 +255,7 @@ void plat_bdev_submit(struct plat_bio *bio)
 		if ((bio->dev_off | bio->len) % lbs) {
 			kprintf("iomap: %s: bio at byte %llu+%llu not a multiple of the %u-byte block\n",
 				d->name, (unsigned long long)bio->dev_off, (unsigned long long)bio->len, lbs);
-			bio->status = -IOMAP_EINVAL;
+			bio->status = -PLAT_EINVAL;
 			goto defer;
 		}
 		blk_req_init(&kb->req, bio->op == PLAT_BIO_READ ? BLK_OP_READ : BLK_OP_WRITE,
@@ -288,7 +288,7 @@ int plat_bdev_poll(struct plat_bdev *b, unsigned budget)
 {
 	(void)budget;
 	if (!b->dev->polling)
-		return -IOMAP_ENOTSUP;
+		return -PLAT_ENOTSUP;
 	int n = blk_poll(b->dev);
 	return n < 0 ? 0 : n;
 }

@@ -33,7 +33,7 @@
 #ifndef IOMAP_PAGECACHE_H
 #define IOMAP_PAGECACHE_H
 
-#include "iomap/platform.h"
+#include "platform/platform.h"
 
 #define PCACHE_MAX_ORDER 9            /* 2 MiB folios */
 

@@ -26,12 +26,12 @@
  *   and free memory, but must not sleep or wait for other I/O: real work
  *   (filesystem completion hooks) is deferred to an iomap work queue.
  *
- * Optional operations (Unikraft ukblkdev style) return -IOMAP_ENOTSUP when a
+ * Optional operations (Unikraft ukblkdev style) return -PLAT_ENOTSUP when a
  * platform or device does not provide them: plat_bdev_poll, FUA.
  *
  * Waiting: every wait has a deadline, an absolute plat_time_ns() value;
  * PLAT_FOREVER must be passed explicitly.  Waits return 0 or
- * -IOMAP_ETIMEDOUT.
+ * -PLAT_ETIMEDOUT.
  */
 #ifndef IOMAP_PLATFORM_H
 #define IOMAP_PLATFORM_H
@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include <stdarg.h>
-#include "iomap/errno.h"
+#include "platform/errno.h"
 
 #define PLAT_FOREVER UINT64_MAX
 #define PLAT_PAGE_SIZE 4096u
@@ -117,6 +117,8 @@ enum { PLAT_LOG_ERR, PLAT_LOG_WARN, PLAT_LOG_INFO, PLAT_LOG_DEBUG };
 void plat_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* plat_vsnprintf is the platform's formatter; plat_snprintf is built on it
  * (iomap/platform_common.c). */
+/* Words for an error number (err or -err): "no space left", ... */
+const char *plat_strerror(int err);
 int plat_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int plat_snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 __attribute__((noreturn)) void plat_panic(const char *file, int line, const char *what);

@@ -15,7 +15,7 @@
 #include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
-#include "iomap/platform_host.h"
+#include "platform/host/platform_host.h"
 
 int plat_init(void) { return 0; }
 void plat_fini(void) {}
@@ -176,7 +176,7 @@ int plat_wait_until(struct plat_waitq *q, bool (*cond)(void *), void *arg, uint6
 			continue;
 		}
 		if (plat_time_ns() >= deadline) {
-			ret = -IOMAP_ETIMEDOUT;
+			ret = -PLAT_ETIMEDOUT;
 			break;
 		}
 		struct timespec ts = { (time_t)(deadline / 1000000000ull),
@@ -252,7 +252,7 @@ int plat_thread_join(struct plat_thread *t, uint64_t deadline)
 	while (!t->done) {
 		if (deadline != PLAT_FOREVER && plat_time_ns() >= deadline) {
 			pthread_mutex_unlock(&t->m);
-			return -IOMAP_ETIMEDOUT;
+			return -PLAT_ETIMEDOUT;
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -304,6 +304,11 @@ void plat_log(int level, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
+}
+
+const char *plat_strerror(int err)
+{
+	return strerror(err < 0 ? -err : err);
 }
 
 int plat_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)

@@ -3,7 +3,7 @@
  * mapping is the identity, so this is the smallest possible iomap user: the
  * core does all page-cache, writeback and direct I/O work.
  */
-#include "iomap/bdev_file.h"
+#include "platform/kernel/bdev_file.h"
 #include "iomap/buffered_io.h"
 #include "iomap/direct_io.h"
 
@@ -19,7 +19,7 @@ static int bdev_file_map(struct bdev_file *bf, uint64_t pos, struct iomap *m)
 {
 	uint64_t bmask = bdev_file_block(bf) - 1;
 	if (pos >= bf->size)
-		return -IOMAP_ENOSPC;
+		return -PLAT_ENOSPC;
 	m->offset = pos & ~bmask;
 	m->length = bf->size - m->offset;
 	m->addr = m->offset;
@@ -65,7 +65,7 @@ int bdev_file_open(struct pcache *pc, struct plat_bdev *bdev, struct iomap_workq
 {
 	struct bdev_file *bf = plat_zalloc(sizeof(*bf));
 	if (!bf)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	uint32_t lbs = plat_bdev_block_size(bdev);
 	uint64_t size = plat_bdev_size(bdev);
 	unsigned blkbits = 0;
@@ -110,7 +110,7 @@ int64_t bdev_file_write(struct bdev_file *bf, uint64_t pos, const void *buf, uin
 {
 	struct iomap_source src = { buf, NULL, NULL };
 	if (pos >= bf->size)
-		return len ? -IOMAP_ENOSPC : 0;
+		return len ? -PLAT_ENOSPC : 0;
 	len = iomap_min(len, bf->size - pos);
 	/* Buffered writes exclusive against direct I/O (DIO-3). */
 	int ret = iomap_lock(&bf->ino.io_lock, 0);
@@ -125,9 +125,9 @@ static int64_t bdev_file_dio(struct bdev_file *bf, uint64_t pos, void *buf, uint
 {
 	uint64_t bmask = bdev_file_block(bf) - 1;
 	if ((pos | len | (uint64_t)(uintptr_t)buf) & bmask)
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	if (pos >= bf->size)
-		return (flags & IOMAP_DIO_WRITE) && len ? -IOMAP_ENOSPC : 0;
+		return (flags & IOMAP_DIO_WRITE) && len ? -PLAT_ENOSPC : 0;
 	len = iomap_min(len, bf->size - pos);
 	int ret = iomap_lock(&bf->ino.io_lock, IOMAP_LOCK_SHARED);
 	if (ret)

@@ -2,8 +2,8 @@
 #ifndef IOMAP_PC_INTERNAL_H
 #define IOMAP_PC_INTERNAL_H
 
-#include "iomap/pagecache.h"
-#include "iomap/pc_index.h"
+#include "pcache/pagecache.h"
+#include "pcache/pc_index.h"
 
 #define PCACHE_NWAITQ 64
 

@@ -1,0 +1,156 @@
+/*
+ * The kernel's page cache and block-device files (see pcache_kernel.h).
+ */
+#include "platform/kernel/pcache_kernel.h"
+#include "platform/kernel/bdev_file.h"
+#include "iomap/iomap.h"
+#include "platform/kernel/platform_kernel.h"
+#include "drivers/blk/blk.h"
+#include "kernel/kernel.h"
+#include "kernel/errno.h"
+#include "kernel/kprintf.h"
+#include "kernel/kstring.h"
+#include "kernel/mm.h"
+#include "kernel/smp.h"
+#include "kernel/sync.h"
+#include "kernel/time.h"
+#include "kernel/initcall.h"
+
+#define PCACHE_KERNEL_MAX_FILES 16
+#define PCACHE_KERNEL_WB_THREADS 2        /* background writeback */
+#define PCACHE_KERNEL_WQ_THREADS 2        /* completion work (fs end_io, dio) */
+
+static struct pcache *pc_kpc;
+static struct iomap_workq *pc_kwq;
+static uint64_t pc_kbudget;
+static struct mutex pc_kfiles_lock;
+static struct bdev_file *pc_kfiles[PCACHE_KERNEL_MAX_FILES];
+static unsigned pc_knfiles;
+
+int pcache_kernel_init(void)
+{
+	if (pc_kpc)
+		return 0;
+	uint64_t t0 = time_ns();
+	mutex_init(&pc_kfiles_lock, "iomap-files");
+	const char *a = arg_get("pcache_mb");
+	unsigned long long mb = 0;
+	uint64_t budget = pmm_free_bytes() / 4;
+	if (a && (parse_u64(a, &mb) || mb == 0)) {
+		kprintf("pcache: bad pcache_mb=%s, using a quarter of free memory\n", a);
+		mb = 0;
+	}
+	if (mb)
+		budget = mb << 20;
+	budget &= ~((2ull << 20) - 1);     /* whole 2 MiB folios */
+	if (budget < (4ull << 20))
+		budget = 4ull << 20;
+	/* Debug checks (mapping validator, lock order) must be on before the
+	 * first inode exists. */
+	if (arg_present("iomap_debug"))
+		iomap_debug = true;
+	int ret = plat_init();
+	if (ret) {
+		kprintf("pcache: platform start failed: %s\n", strerror(ret));
+		return ret;
+	}
+	struct pcache_config cfg = { budget, 0, 0, PCACHE_KERNEL_WB_THREADS, NS_PER_S };
+	ret = pcache_create(&cfg, &pc_kpc);
+	if (!ret)
+		ret = iomap_workq_create("iomap-wq", PCACHE_KERNEL_WQ_THREADS, &pc_kwq);
+	if (ret) {
+		kprintf("pcache: not started: %s\n", strerror(ret));
+		if (pc_kpc)
+			pcache_destroy(pc_kpc);
+		pc_kpc = NULL;
+		return ret;
+	}
+	pc_kbudget = budget;
+	kprintf("pcache: budget %llu MiB%s, %u writeback threads, %u completion threads%s (%llu us)\n",
+		(unsigned long long)(budget >> 20), mb ? " (pcache_mb)" : " (1/4 of free)",
+		PCACHE_KERNEL_WB_THREADS, ncpus_online, iomap_debug ? ", debug checks on" : "",
+		(unsigned long long)((time_ns() - t0) / NS_PER_US));
+	return 0;
+}
+
+struct pcache *pcache_kernel_pcache(void) { return pc_kpc; }
+uint64_t pcache_kernel_budget(void) { return pc_kbudget; }
+struct iomap_workq *pcache_kernel_workq(void) { return pc_kwq; }
+
+int pcache_kernel_file(const char *dev, struct bdev_file **out)
+{
+	if (!pc_kpc)
+		return -ENODEV;
+	struct blk_dev *d = blk_find(dev);
+	if (!d)
+		return -ENOENT;
+	int ret = 0;
+	mutex_lock(&pc_kfiles_lock);
+	for (unsigned i = 0; i < pc_knfiles; i++)
+		if (plat_kernel_bdev_dev(pc_kfiles[i]->bdev) == d) {
+			*out = pc_kfiles[i];
+			goto out;
+		}
+	if (pc_knfiles == PCACHE_KERNEL_MAX_FILES) {
+		ret = -ENOSPC;
+		goto out;
+	}
+	struct plat_bdev *b = plat_kernel_bdev_open(d);
+	if (!b) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = bdev_file_open(pc_kpc, b, pc_kwq, out);
+	if (ret) {
+		plat_bdev_close(b);
+		goto out;
+	}
+	pc_kfiles[pc_knfiles++] = *out;
+out:
+	mutex_unlock(&pc_kfiles_lock);
+	return ret;
+}
+
+struct bdev_file *pcache_kernel_file_at(unsigned i)
+{
+	mutex_lock(&pc_kfiles_lock);
+	struct bdev_file *bf = i < pc_knfiles ? pc_kfiles[i] : NULL;
+	mutex_unlock(&pc_kfiles_lock);
+	return bf;
+}
+
+void pcache_kernel_mem_line(void)
+{
+	if (!pc_kpc) {
+		kprintf("page cache: off\n");
+		return;
+	}
+	struct pcache_stats st;
+	pcache_stats(pc_kpc, &st);
+	kprintf("page cache: %llu KiB cached in %llu folios, %llu KiB dirty, budget %llu MiB\n",
+		(unsigned long long)(st.used_bytes >> 10), (unsigned long long)st.nr_folios,
+		(unsigned long long)(st.dirty_bytes >> 10), (unsigned long long)(pc_kbudget >> 20));
+}
+MEM_REPORT(pcache, pcache_kernel_mem_line);
+
+static int pcache_kernel_initcall(void)
+{
+	return pcache_kernel_init();
+}
+INITCALL(pcache, INIT_SUBSYS, 0, pcache_kernel_initcall);
+
+/* Shutdown: write back every dirty folio before the disks are flushed
+ * (order 30) and shut down (40). */
+static int pcache_kernel_shutdown(uint64_t deadline_ns)
+{
+	if (!pc_kpc)
+		return 0;
+	struct pcache_stats st;
+	pcache_stats(pc_kpc, &st);
+	int ret = pcache_sync(pc_kpc, deadline_ns);
+	if (ret == 0 && st.dirty_bytes)
+		kprintf("shutdown: page cache wrote back %llu KiB\n",
+			(unsigned long long)(st.dirty_bytes >> 10));
+	return ret;
+}
+SHUTDOWN_STEP(pcache, 20, pcache_kernel_shutdown);
