@@ -1,5 +1,5 @@
 /*
- * Page cache: per-inode caches of folios (iomap/pagecache.c, pc_index.c).
+ * Page cache: per-inode caches of folios (pcache/pagecache.c, pc_index.c).
  *
  * A folio is 2^order pages (order 0..PCACHE_MAX_ORDER, 4 KiB .. 2 MiB) of
  * file data starting at a page index that is a multiple of 2^order.  Each

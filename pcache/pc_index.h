@@ -1,4 +1,4 @@
-/* Page-cache radix index (iomap/pc_index.c); internal to the page cache.
+/* Page-cache radix index (pcache/pc_index.c); internal to the page cache.
  * Every function requires the mapping's tree lock. */
 #ifndef IOMAP_PC_INDEX_H
 #define IOMAP_PC_INDEX_H

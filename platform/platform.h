@@ -3,7 +3,7 @@
  *
  * Everything the portable code needs from its environment goes through these
  * functions.  There are two implementations:
- *   - iomap/platform_host.c: pthreads, pread/pwrite on a file, a thread pool
+ *   - platform/host/platform_host.c: pthreads, pread/pwrite on a file, a thread pool
  *     completing block I/O asynchronously (host unit tests, benchmarks);
  *   - the kernel implementation (to be written against kernel/sync.h,
  *     sched.h, mm.h, time.h, kstring.h): plat_mutex = struct mutex,
@@ -116,7 +116,7 @@ uint64_t plat_time_ns(void);   /* monotonic */
 enum { PLAT_LOG_ERR, PLAT_LOG_WARN, PLAT_LOG_INFO, PLAT_LOG_DEBUG };
 void plat_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* plat_vsnprintf is the platform's formatter; plat_snprintf is built on it
- * (iomap/platform_common.c). */
+ * (platform/common.c). */
 /* Words for an error number (err or -err): "no space left", ... */
 const char *plat_strerror(int err);
 int plat_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
@@ -164,7 +164,7 @@ void plat_bdev_submit(struct plat_bio *bio);
 int plat_bdev_poll(struct plat_bdev *b, unsigned budget);
 void plat_bdev_close(struct plat_bdev *b);
 
-/* Synchronous helpers built on submit (portable, iomap/platform_common.c). */
+/* Synchronous helpers built on submit (portable, platform/common.c). */
 int plat_bdev_rw(struct plat_bdev *b, enum plat_bio_op op, uint64_t dev_off, void *buf, size_t len);
 int plat_bdev_flush(struct plat_bdev *b);
 

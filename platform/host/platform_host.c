@@ -1,5 +1,5 @@
 /*
- * Host implementation of iomap/platform.h: pthreads, a file as a block
+ * Host implementation of platform/platform.h: pthreads, a file as a block
  * device, a thread pool completing bios asynchronously.  The only file in
  * iomap/ that includes host headers.
  */

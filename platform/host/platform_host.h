@@ -1,5 +1,5 @@
 /*
- * Host-only extensions of the platform (iomap/platform_host.c): opening a
+ * Host-only extensions of the platform (platform/host/platform_host.c): opening a
  * file as a block device, fault injection and I/O counters for tests.
  * Portable code never includes this header.
  */

@@ -1,5 +1,5 @@
 /*
- * Host block device for iomap/platform.h: a file, a completion thread pool
+ * Host block device for platform/platform.h: a file, a completion thread pool
  * (or polled completion), fault injection, counters, delays, and an
  * optional volatile write cache for crash tests.  Host only.
  */

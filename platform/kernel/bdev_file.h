@@ -1,5 +1,5 @@
 /*
- * A whole block device as a file over the iomap core (iomap/bdev_file.c),
+ * A whole block device as a file over the iomap core (platform/kernel/bdev_file.c),
  * like Linux's block-device page cache: file offset = device byte offset,
  * every mapping MAPPED (never a hole), i_size = the device size.  Buffered
  * reads and writes go through the page cache, direct I/O straight to the

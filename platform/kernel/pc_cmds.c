@@ -1,6 +1,6 @@
 /*
  * Shell command `pc`: buffered and direct I/O on any disk through the
- * kernel page cache (iomap/bdev_file.h), cache statistics, sync and drop.
+ * kernel page cache (platform/kernel/bdev_file.h), cache statistics, sync and drop.
  * The data written is the block layer's shared pattern (drivers/blk/
  * pattern.h) at arbitrary byte offsets, so `blk verify` and the host image
  * checks (tests/qemu/blkutil.py) agree with it.  Output lines are parsed by

@@ -1,10 +1,10 @@
 /*
- * The kernel's iomap instance (iomap/iomap_kernel.c): one page cache for the
+ * The kernel's iomap instance (platform/kernel/pcache_kernel.c): one page cache for the
  * whole kernel, created at boot after drivers_init() with a memory budget
  * (boot argument pcache_mb=N, default a quarter of free RAM; iomap_debug
  * turns on the core's mapping and lock-order checks), background
  * writeback threads and one completion work queue; and a block-device file
- * (iomap/bdev_file.h) per disk, opened on first use by name.
+ * (platform/kernel/bdev_file.h) per disk, opened on first use by name.
  */
 #ifndef PLATFORM_PCACHE_KERNEL_H
 #define PLATFORM_PCACHE_KERNEL_H

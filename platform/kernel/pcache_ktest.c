@@ -1,6 +1,6 @@
 /*
  * Self-tests of the iomap core and page cache running in the kernel
- * (suite "iomap"): block-device files (iomap/bdev_file.h) on memdisks and,
+ * (suite "iomap"): block-device files (platform/kernel/bdev_file.h) on memdisks and,
  * when present, on a real NVMe/AHCI disk; the kernel platform's deferred
  * completions, polling, error propagation, reclaim and concurrency.
  */

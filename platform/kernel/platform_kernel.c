@@ -1,5 +1,5 @@
 /*
- * Kernel implementation of iomap/platform.h, part 1: memory, locks, wait
+ * Kernel implementation of platform/platform.h, part 1: memory, locks, wait
  * queues, threads, time and logging over kernel/ (mm.h, sync.h, sched.h,
  * time.h, kprintf.h).  Block devices are in platform_kernel_bdev.c.
  *

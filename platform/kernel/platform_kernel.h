@@ -1,5 +1,5 @@
 /*
- * Kernel-only extensions of the platform (iomap/platform_kernel*.c):
+ * Kernel-only extensions of the platform (platform/kernel/platform_kernel*.c):
  * opening a block-layer disk (drivers/blk/blk.h) as a plat_bdev, and
  * counters for `pc stat` / `mem`.  Portable code never includes this.
  *

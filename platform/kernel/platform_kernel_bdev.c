@@ -1,5 +1,5 @@
 /*
- * Kernel implementation of iomap/platform.h, part 2: block devices over the
+ * Kernel implementation of platform/platform.h, part 2: block devices over the
  * block layer (drivers/blk/blk.h).  A plat_bio becomes one blk_req whose
  * segments are the bio's vectors (the block layer splits to the device's
  * limits).  Completions are deferred from interrupt context to a per-CPU

@@ -1,5 +1,5 @@
 /*
- * Block-device file over the iomap core (iomap/bdev_file.c) on the host
+ * Block-device file over the iomap core (platform/kernel/bdev_file.c) on the host
  * platform: identity mapping, unaligned buffered I/O, sync/drop, direct I/O
  * coherency, writeback errors, device end.
  */

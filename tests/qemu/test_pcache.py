@@ -1,4 +1,4 @@
-"""The kernel page cache on real disks (iomap/bdev_file.c via the `pc`
+"""The kernel page cache on real disks (platform/kernel/bdev_file.c via the `pc`
 command): unaligned buffered writes reach the device after `pc sync` (the
 guest's `blk verify` and the host image agree, neighbouring bytes are
 untouched), `pc stat` and `mem` numbers move, direct I/O stays coherent with
