@@ -476,8 +476,11 @@ static bool iomap_no_dio(void *arg)
 
 int iomap_inode_destroy(struct iomap_inode *inode)
 {
-	if (plat_wait_until(inode->dio_wq, iomap_no_dio, inode, plat_time_ns() + PCACHE_WAIT_NS))
-		plat_log(PLAT_LOG_ERR, "iomap: inode destroyed with direct I/O in flight");
+	/* Direct I/O in flight points into the inode and the caller's pages:
+	 * wait for it however long it takes (platform.h, buffer lifetime). */
+	if (plat_wait_owned(inode->dio_wq, iomap_no_dio, inode, NULL, plat_time_ns() + PCACHE_WAIT_NS,
+			    "iomap: inode teardown waiting for direct I/O"))
+		plat_log(PLAT_LOG_ERR, "iomap: direct I/O finished late inside a dying inode");
 	while (plat_load(&inode->dio_wakers))
 		plat_yield();
 	int ret = iomap_fsync(inode, 0, UINT64_MAX);

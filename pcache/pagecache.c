@@ -350,8 +350,11 @@ void pcache_mapping_destroy(struct pcache_mapping *m)
 		m->on_dirty_list = false;
 	}
 	plat_mutex_unlock(pc->dirty_lock);
-	if (plat_wait_until(pc->idle_wq, pc_idle_cond, m, plat_time_ns() + PCACHE_WAIT_NS))
-		plat_log(PLAT_LOG_ERR, "pcache: writeback still inside a dying mapping");
+	/* Writeback threads inside the mapping hold pointers into it: never
+	 * free it under them (platform.h, buffer lifetime). */
+	if (plat_wait_owned(pc->idle_wq, pc_idle_cond, m, NULL, plat_time_ns() + PCACHE_WAIT_NS,
+			    "pcache: mapping teardown waiting for writeback"))
+		plat_log(PLAT_LOG_ERR, "pcache: writeback left the dying mapping late");
 	if (plat_load(&m->nr_dirty))
 		plat_log(PLAT_LOG_WARN, "pcache: dropping %llu dirty folios",
 			 (unsigned long long)m->nr_dirty);

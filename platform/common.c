@@ -37,9 +37,35 @@ static bool plat_sync_done(void *arg)
 	return plat_load(&((struct plat_sync *)arg)->done) != 0;
 }
 
-/* Synchronous I/O is bounded: a device that does not answer within a
- * minute is reported as an I/O error instead of hanging the caller. */
-#define PLAT_SYNC_IO_TIMEOUT_NS (60ull * 1000000000ull)
+int plat_wait_owned(struct plat_waitq *q, bool (*cond)(void *), void *arg,
+		    struct plat_bdev *poll_dev, uint64_t soft_deadline_ns, const char *what)
+{
+	uint64_t start = plat_time_ns(), next_log = start + PLAT_OWNED_LOG_NS;
+	bool polled = poll_dev != NULL;
+
+	while (!cond(arg)) {
+		uint64_t now = plat_time_ns();
+		if (now >= next_log) {
+			plat_log(PLAT_LOG_ERR, "%s: still waiting after %llu s (memory still owned by the device)",
+				 what, (unsigned long long)((now - start) / 1000000000ull));
+			next_log = now + PLAT_OWNED_LOG_NS;
+		}
+		if (polled) {
+			int n = plat_bdev_poll(poll_dev, 16);
+			if (n == -PLAT_ENOTSUP)
+				polled = false;
+			else if (n == 0)
+				plat_yield();
+			continue;
+		}
+		plat_wait_until(q, cond, arg, next_log);
+	}
+	return plat_time_ns() > soft_deadline_ns ? -PLAT_ETIMEDOUT : 0;
+}
+
+/* Synchronous I/O reports a device that does not answer within a minute as
+ * an I/O error, but only once the bio is back: s lives on this stack. */
+uint64_t plat_sync_io_timeout_ns = 60ull * 1000000000ull;
 
 static int plat_bio_sync(struct plat_bio *bio)
 {
@@ -49,29 +75,13 @@ static int plat_bio_sync(struct plat_bio *bio)
 	bio->private = &s;
 	bio->end_io = plat_sync_end_io;
 	plat_bdev_submit(bio);
-	uint64_t deadline = plat_time_ns() + PLAT_SYNC_IO_TIMEOUT_NS;
-	int ret = 0;
-	while (!plat_sync_done(&s)) {
-		int n = plat_bdev_poll(bio->bdev, 16);
-		if (n == -PLAT_ENOTSUP) {
-			ret = plat_wait_until(s.wq, plat_sync_done, &s, deadline);
-			break;
-		}
-		if (plat_time_ns() >= deadline) {
-			ret = -PLAT_ETIMEDOUT;
-			break;
-		}
-		if (n == 0)
-			plat_yield();
-	}
-	if (ret) {
-		/* The bio still belongs to the device; it must finish before
-		 * the stack frame goes away, so keep waiting (logged). */
-		plat_log(PLAT_LOG_ERR, "%s: sync bio timed out", plat_bdev_name(bio->bdev));
-		while (!plat_sync_done(&s))
-			if (plat_bdev_poll(bio->bdev, 16) == -PLAT_ENOTSUP)
-				plat_wait_until(s.wq, plat_sync_done, &s, plat_time_ns() + PLAT_SYNC_IO_TIMEOUT_NS);
-	}
+	int ret = plat_wait_owned(s.wq, plat_sync_done, &s, bio->bdev,
+				  plat_time_ns() + plat_sync_io_timeout_ns, plat_bdev_name(bio->bdev));
+	if (ret)
+		plat_log(PLAT_LOG_ERR, "%s: synchronous %s at byte %llu took over %llu ms, reported as I/O error",
+			 plat_bdev_name(bio->bdev), bio->op == PLAT_BIO_READ ? "read" : "write",
+			 (unsigned long long)bio->dev_off,
+			 (unsigned long long)(plat_sync_io_timeout_ns / 1000000ull));
 	while (!plat_load(&s.woken))
 		plat_yield();
 	plat_waitq_free(s.wq);

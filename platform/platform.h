@@ -97,6 +97,26 @@ void plat_waitq_free(struct plat_waitq *q);
 int plat_wait_until(struct plat_waitq *q, bool (*cond)(void *), void *arg, uint64_t deadline_ns);
 void plat_wake_all(struct plat_waitq *q);
 
+struct plat_bdev;
+
+/* Waiting for memory someone else still owns (platform/common.c).
+ *
+ * The buffer-lifetime rule: a bio's pages, and any structure an in-flight
+ * bio or writeback points into, belong to the device from submission
+ * until end_io has run.  A wait for such a completion may therefore never
+ * give up and let the caller free or reuse the memory: a reset can
+ * legitimately take longer than any deadline, and its resubmission would
+ * then DMA into freed pages.  This is the one primitive for those waits:
+ * it sleeps until cond(arg) holds (running plat_bdev_poll(poll_dev) while
+ * waiting when the device is polled), logs "<what>: still waiting after N s"
+ * every PLAT_OWNED_LOG_NS, and returns only when cond holds: 0 if that was
+ * before soft_deadline_ns, -PLAT_ETIMEDOUT if it was later (the caller then
+ * reports the operation as late or failed, but the memory is free to go).
+ * Waits that own nothing (locks, throttling) use plat_wait_until. */
+#define PLAT_OWNED_LOG_NS (10ull * 1000000000ull)
+int plat_wait_owned(struct plat_waitq *q, bool (*cond)(void *), void *arg,
+		    struct plat_bdev *poll_dev, uint64_t soft_deadline_ns, const char *what);
+
 /* ---- threads and time ---------------------------------------------------- */
 struct plat_thread;
 struct plat_thread *plat_thread_create(const char *name, void (*fn)(void *), void *arg);
@@ -165,6 +185,9 @@ int plat_bdev_poll(struct plat_bdev *b, unsigned budget);
 void plat_bdev_close(struct plat_bdev *b);
 
 /* Synchronous helpers built on submit (portable, platform/common.c). */
+/* Synchronous I/O taking longer than this is reported as -EIO once the bio
+ * is back (tests shorten it). */
+extern uint64_t plat_sync_io_timeout_ns;
 int plat_bdev_rw(struct plat_bdev *b, enum plat_bio_op op, uint64_t dev_off, void *buf, size_t len);
 int plat_bdev_flush(struct plat_bdev *b);
 

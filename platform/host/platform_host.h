@@ -3,8 +3,8 @@
  * file as a block device, fault injection and I/O counters for tests.
  * Portable code never includes this header.
  */
-#ifndef IOMAP_PLATFORM_HOST_H
-#define IOMAP_PLATFORM_HOST_H
+#ifndef PLATFORM_HOST_H
+#define PLATFORM_HOST_H
 
 #include "platform/platform.h"
 
