@@ -196,7 +196,9 @@ static int64_t iomap_dio_finish(struct iomap_dio *dio)
 	if (write && dio->size) {
 		int r = pcache_invalidate_range(&inode->mapping, dio->pos, dio->pos + dio->size, true);
 		if (r)
-			plat_log(PLAT_LOG_WARN, "dio: page cache invalidation failed: %d", r);
+			plat_log(PLAT_LOG_WARN, "dio: inode %llu: page cache invalidation of %llu+%llu failed: %s",
+				 (unsigned long long)inode->ino, (unsigned long long)dio->pos,
+				 (unsigned long long)dio->size, plat_strerror(r));
 	}
 	/* dio_wakers covers the wake-up: a drainer that sees dio_count == 0
 	 * may go on to destroy the inode, which waits for dio_wakers. */
@@ -304,19 +306,13 @@ struct iomap_dio *iomap_dio_begin(struct iomap_inode *inode, uint64_t pos, void 
 		return NULL;
 	}
 	iomap_dio_put(dio);
-	/* Wait; on a polled device run its completions ourselves (COW-31). */
-	uint64_t deadline = plat_time_ns() + PCACHE_WAIT_NS;
-	while (!iomap_dio_done_cond(dio)) {
-		int n = dio->bdev ? plat_bdev_poll(dio->bdev, 32) : -PLAT_ENOTSUP;
-		if (n == -PLAT_ENOTSUP) {
-			if (plat_wait_until(dio->wq, iomap_dio_done_cond, dio, deadline)) {
-				plat_log(PLAT_LOG_ERR, "dio: I/O did not complete in time");
-				deadline = plat_time_ns() + PCACHE_WAIT_NS;
-			}
-		} else if (n == 0) {
-			plat_yield();
-		}
-	}
+	/* Wait; on a polled device run its completions ourselves (COW-31).
+	 * The bios point into the caller's buffer: wait however long it
+	 * takes (platform.h, buffer lifetime). */
+	if (plat_wait_owned(dio->wq, iomap_dio_done_cond, dio, dio->bdev, plat_time_ns() + PCACHE_WAIT_NS,
+			    "dio: waiting for direct I/O"))
+		plat_log(PLAT_LOG_ERR, "dio: inode %llu: direct I/O at %llu completed late",
+			 (unsigned long long)inode->ino, (unsigned long long)dio->pos);
 	while (!plat_load(&dio->wake_done))   /* the waker is inside plat_wake_all */
 		plat_yield();
 	return dio;

@@ -226,6 +226,7 @@ struct iomap_inode {
 	struct iomap_work ioend_work;
 	uint64_t ioend_completions;         /* filesystem end_io calls, atomic */
 	void *fs_private;
+	uint64_t ino;                       /* set by the filesystem; named in error messages */
 	const struct iomap_xform_ops *xform;   /* data transform stages (COW-35), NULL = none */
 };
 

@@ -65,14 +65,12 @@ static void iomap_read_add(struct iomap_read_ctx *ctx, struct folio *f, uint64_t
 	struct iomap_read_bio *rb = ctx->rb;
 	if (rb && rb->bio.bdev == bdev && rb->bio.dev_off + rb->bio.len == dev &&
 	    rb->bio.len + len <= IOMAP_READ_MAX_BIO) {
-		unsigned last = rb->bio.nvec - 1;
-		if (rb->folios[last] == f && rb->offs[last] + rb->vecs[last].len == off) {
-			rb->vecs[last].len += (uint32_t)len;
-			rb->bio.len += len;
+		int r = plat_bio_append(&rb->bio, f->data + off, (uint32_t)len,
+					rb->folios[rb->bio.nvec - 1] == f);
+		if (r == 0)
 			return;
-		}
-		if (rb->bio.nvec < IOMAP_READ_VECS)
-			goto add_vec;
+		if (r == 1)
+			goto added;
 	}
 	iomap_read_submit(ctx);
 	rb = plat_zalloc(sizeof(*rb));
@@ -82,20 +80,13 @@ static void iomap_read_add(struct iomap_read_ctx *ctx, struct folio *f, uint64_t
 		ctx->err = -PLAT_ENOMEM;
 		return;
 	}
-	rb->bio.bdev = bdev;
-	rb->bio.op = PLAT_BIO_READ;
-	rb->bio.dev_off = dev;
-	rb->bio.vec = rb->vecs;
-	rb->bio.maxvec = IOMAP_READ_VECS;
-	rb->bio.end_io = iomap_read_end_io;
+	plat_bio_setup(&rb->bio, bdev, PLAT_BIO_READ, dev, rb->vecs, IOMAP_READ_VECS, iomap_read_end_io);
+	plat_bio_append(&rb->bio, f->data + off, (uint32_t)len, false);
 	ctx->rb = rb;
-add_vec:;
-	unsigned i = rb->bio.nvec++;
-	rb->vecs[i].buf = f->data + off;
-	rb->vecs[i].len = (uint32_t)len;
+added:;
+	unsigned i = rb->bio.nvec - 1;
 	rb->folios[i] = f;
 	rb->offs[i] = (uint32_t)off;
-	rb->bio.len += len;
 	plat_add(&f->io_pending, 1);
 }
 

@@ -119,8 +119,12 @@ static void iomap_ioend_drain(struct iomap_work *w)
 			if (!err)
 				err = ret;
 			if (err) {
-				plat_log(PLAT_LOG_ERR, "iomap: writeback of %llu+%llu failed: %d (potential data loss)",
-					 (unsigned long long)first->pos, (unsigned long long)len, err);
+				plat_log(PLAT_LOG_ERR, "iomap: writeback of inode %llu bytes %llu+%llu to %s at %llu "
+					 "failed: %s (reported by fsync; the data is still only in memory)",
+					 (unsigned long long)inode->ino, (unsigned long long)first->pos,
+					 (unsigned long long)len,
+					 first->map.bdev ? plat_bdev_name(first->map.bdev) : "?",
+					 (unsigned long long)first->map.addr, plat_strerror(err));
 				pcache_mapping_set_error(&inode->mapping, err);
 			}
 			plat_add(&inode->ioend_completions, 1);
@@ -229,14 +233,12 @@ static int iomap_add_to_ioend(struct iomap_writepage_ctx *wpc, struct iomap_inod
 	    (!(map->flags & IOMAP_F_ENCODED) || io->folios[io->bio.nvec - 1] == f) &&
 	    io->pos + io->len == pos && io->bio.dev_off + io->len == dev &&
 	    io->len + len <= IOMAP_IOEND_MAX) {
-		unsigned last = io->bio.nvec - 1;
-		if (io->folios[last] == f &&
-		    (uint8_t *)io->vecs[last].buf + io->vecs[last].len == f->data + off) {
-			io->vecs[last].len += (uint32_t)len;
+		int r = plat_bio_append(&io->bio, f->data + off, (uint32_t)len,
+					io->folios[io->bio.nvec - 1] == f);
+		if (r == 0)
 			goto grow;
-		}
-		if (io->bio.nvec < IOMAP_IOEND_VECS)
-			goto add_vec;
+		if (r == 1)
+			goto added;
 	}
 	iomap_ioend_submit(wpc);
 	io = plat_zalloc(sizeof(*io));
@@ -245,23 +247,16 @@ static int iomap_add_to_ioend(struct iomap_writepage_ctx *wpc, struct iomap_inod
 	io->inode = inode;
 	io->map = *map;
 	io->pos = pos;
-	io->bio.bdev = map->bdev;
-	io->bio.op = PLAT_BIO_WRITE;
-	io->bio.dev_off = dev;
-	io->bio.vec = io->vecs;
-	io->bio.maxvec = IOMAP_IOEND_VECS;
-	io->bio.end_io = iomap_ioend_end_io;
+	plat_bio_setup(&io->bio, map->bdev, PLAT_BIO_WRITE, dev, io->vecs, IOMAP_IOEND_VECS, iomap_ioend_end_io);
+	plat_bio_append(&io->bio, f->data + off, (uint32_t)len, false);
 	wpc->ioend = io;
-add_vec:;
-	unsigned i = io->bio.nvec++;
-	io->vecs[i].buf = f->data + off;
-	io->vecs[i].len = (uint32_t)len;
+added:;
+	unsigned i = io->bio.nvec - 1;
 	io->folios[i] = f;
 	folio_get(f);
 	plat_add(&f->wb_pending, 1);
 grow:
 	io->len += len;
-	io->bio.len += len;
 	return 0;
 }
 

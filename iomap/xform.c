@@ -35,8 +35,9 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
 			continue;
 		}
 		if (r < 0 || (uint64_t)r > scap || (!s->resizes && (uint64_t)r != len)) {
-			plat_log(PLAT_LOG_ERR, "iomap: transform stage %s failed encoding %llu+%llu: %lld",
-				 s->name, (unsigned long long)pos, (unsigned long long)n, (long long)r);
+			plat_log(PLAT_LOG_ERR, "iomap: inode %llu: transform stage %s failed encoding file %llu+%llu: %s",
+				 (unsigned long long)inode->ino, s->name, (unsigned long long)pos,
+				 (unsigned long long)n, r < 0 ? plat_strerror((int)r) : "wrong output length");
 			plat_free(a);
 			plat_free(b);
 			return r < 0 ? (int)r : -PLAT_EIO;
@@ -85,8 +86,10 @@ int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_
 	}
 	ret = plat_bdev_rw(map->bdev, PLAT_BIO_READ, dev, a, stored);
 	if (ret) {
-		plat_log(PLAT_LOG_ERR, "iomap: reading stored bytes %llu+%llu for file offset %llu failed: %d",
-			 (unsigned long long)dev, (unsigned long long)stored, (unsigned long long)start, ret);
+		plat_log(PLAT_LOG_ERR, "iomap: inode %llu: reading stored bytes %llu+%llu on %s for file offset %llu "
+			 "failed: %s", (unsigned long long)inode->ino, (unsigned long long)dev,
+			 (unsigned long long)stored, plat_bdev_name(map->bdev), (unsigned long long)start,
+			 plat_strerror(ret));
 		goto out;
 	}
 	uint64_t len = stored;
@@ -98,10 +101,11 @@ int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_
 		int64_t r = s->decode(inode, map, start, dev, a, len, b, scap);
 		if (r < 0 || (uint64_t)r != scap) {
 			/* Never hand out undecoded or unverified bytes. */
-			plat_log(PLAT_LOG_ERR, "iomap: transform stage %s rejected the data of file %llu+%llu "
-				 "(stored at %llu+%llu): %lld", s->name, (unsigned long long)start,
-				 (unsigned long long)logical, (unsigned long long)dev, (unsigned long long)stored,
-				 (long long)r);
+			plat_log(PLAT_LOG_ERR, "iomap: inode %llu: transform stage %s rejected the data of file "
+				 "%llu+%llu (stored on %s at %llu+%llu): %s", (unsigned long long)inode->ino,
+				 s->name, (unsigned long long)start, (unsigned long long)logical,
+				 plat_bdev_name(map->bdev), (unsigned long long)dev, (unsigned long long)stored,
+				 r < 0 ? plat_strerror((int)r) : "wrong decoded length");
 			ret = -PLAT_EIO;
 			goto out;
 		}

@@ -111,3 +111,14 @@ int plat_bdev_flush(struct plat_bdev *b)
 	bio.vec = bio.inline_vec;
 	return plat_bio_sync(&bio);
 }
+
+int plat_bdev_discard(struct plat_bdev *b, uint64_t dev_off, uint64_t len)
+{
+	struct plat_bio bio = { 0 };
+	bio.bdev = b;
+	bio.op = PLAT_BIO_DISCARD;
+	bio.dev_off = dev_off;
+	bio.len = len;
+	bio.vec = bio.inline_vec;
+	return plat_bio_sync(&bio);
+}

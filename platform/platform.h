@@ -1,15 +1,16 @@
 /*
- * Platform interface of the portable storage layer (iomap/, fs/, proto/).
+ * Platform interface of the portable layers (pcache/, iomap/, fs/, proto/).
  *
  * Everything the portable code needs from its environment goes through these
  * functions.  There are two implementations:
- *   - platform/host/platform_host.c: pthreads, pread/pwrite on a file, a thread pool
- *     completing block I/O asynchronously (host unit tests, benchmarks);
- *   - the kernel implementation (to be written against kernel/sync.h,
- *     sched.h, mm.h, time.h, kstring.h): plat_mutex = struct mutex,
- *     plat_waitq = struct waitq + waitq_wait_until, plat_thread =
- *     thread_create/thread_join, plat_time_ns = time_ns, memory = kmalloc /
- *     pmm_alloc_pages, block devices = the virtio/NVMe drivers.
+ *   - platform/host/: pthreads, pread/pwrite on a file, a thread pool
+ *     completing block I/O asynchronously, fault injection and power cuts
+ *     (host unit tests, tools, benchmarks);
+ *   - platform/kernel/: plat_mutex = struct mutex, plat_waitq = struct
+ *     waitq + waitq_wait_until, plat_thread = thread_create/thread_join,
+ *     plat_time_ns = time_ns, memory = kmalloc / pmm_alloc_pages, block
+ *     devices = the block layer (drivers/blk: NVMe, AHCI, memdisk) with
+ *     one completion thread per CPU.
  *
  * Objects are opaque and created by the platform (plat_*_new), so portable
  * structures only hold pointers and never depend on the size of a kernel or
@@ -27,14 +28,14 @@
  *   (filesystem completion hooks) is deferred to an iomap work queue.
  *
  * Optional operations (Unikraft ukblkdev style) return -PLAT_ENOTSUP when a
- * platform or device does not provide them: plat_bdev_poll, FUA.
+ * platform or device does not provide them: plat_bdev_poll, FUA, discard.
  *
  * Waiting: every wait has a deadline, an absolute plat_time_ns() value;
  * PLAT_FOREVER must be passed explicitly.  Waits return 0 or
  * -PLAT_ETIMEDOUT.
  */
-#ifndef IOMAP_PLATFORM_H
-#define IOMAP_PLATFORM_H
+#ifndef PLATFORM_PLATFORM_H
+#define PLATFORM_PLATFORM_H
 
 #include <stdint.h>
 #include <stddef.h>
@@ -60,10 +61,12 @@ void plat_free(void *p);
 void *plat_alloc_pages(size_t size);
 void plat_free_pages(void *p, size_t size);
 
-void *plat_memcpy(void *dst, const void *src, size_t n);
-void *plat_memmove(void *dst, const void *src, size_t n);
-void *plat_memset(void *dst, int c, size_t n);
-int plat_memcmp(const void *a, const void *b, size_t n);
+/* The compiler's builtins: both implementations provide memcpy & co
+ * (libc on the host, kernel/kstring.c in the kernel). */
+static inline void *plat_memcpy(void *d, const void *s, size_t n) { return __builtin_memcpy(d, s, n); }
+static inline void *plat_memmove(void *d, const void *s, size_t n) { return __builtin_memmove(d, s, n); }
+static inline void *plat_memset(void *d, int c, size_t n) { return __builtin_memset(d, c, n); }
+static inline int plat_memcmp(const void *a, const void *b, size_t n) { return __builtin_memcmp(a, b, n); }
 size_t plat_strlen(const char *s);
 
 /* ---- locks ---------------------------------------------------------------
@@ -150,7 +153,11 @@ __attribute__((noreturn)) void plat_panic(const char *file, int line, const char
 struct plat_bdev;
 struct plat_bio;
 
-enum plat_bio_op { PLAT_BIO_READ, PLAT_BIO_WRITE, PLAT_BIO_FLUSH };
+/* PLAT_BIO_DISCARD (no vectors, len bytes at dev_off): the device may
+ * forget those blocks (TRIM, NVMe deallocate); they then read back as
+ * zeroes or as old data.  Optional: -PLAT_ENOTSUP when the device has
+ * none.  Filesystems discard only space whose freeing is committed. */
+enum plat_bio_op { PLAT_BIO_READ, PLAT_BIO_WRITE, PLAT_BIO_FLUSH, PLAT_BIO_DISCARD };
 #define PLAT_BIO_FUA 0x1u       /* write through to stable media (optional) */
 
 struct plat_bvec {
@@ -173,6 +180,42 @@ struct plat_bio {
 	void *private;
 };
 
+/* Building a bio: set it up over caller-owned vectors, then append
+ * buffers.  plat_bio_append extends the last vector when `extend` is true
+ * and buf continues it in memory, else takes a new vector; returns 1 (new
+ * vector, index nvec - 1), 0 (the last one grew) or -PLAT_ENOSPC (full). */
+static inline void plat_bio_setup(struct plat_bio *bio, struct plat_bdev *b, enum plat_bio_op op,
+				  uint64_t dev_off, struct plat_bvec *vec, unsigned maxvec,
+				  void (*end_io)(struct plat_bio *))
+{
+	bio->bdev = b;
+	bio->op = op;
+	bio->dev_off = dev_off;
+	bio->len = 0;
+	bio->nvec = 0;
+	bio->vec = vec;
+	bio->maxvec = maxvec;
+	bio->end_io = end_io;
+}
+
+static inline int plat_bio_append(struct plat_bio *bio, void *buf, uint32_t len, bool extend)
+{
+	struct plat_bvec *last = bio->nvec ? &bio->vec[bio->nvec - 1] : NULL;
+	bio->len += len;
+	if (extend && last && (char *)last->buf + last->len == (char *)buf) {
+		last->len += len;
+		return 0;
+	}
+	if (bio->nvec == bio->maxvec) {
+		bio->len -= len;
+		return -PLAT_ENOSPC;
+	}
+	bio->vec[bio->nvec].buf = buf;
+	bio->vec[bio->nvec].len = len;
+	bio->nvec++;
+	return 1;
+}
+
 uint32_t plat_bdev_block_size(struct plat_bdev *b);
 uint64_t plat_bdev_size(struct plat_bdev *b);
 const char *plat_bdev_name(struct plat_bdev *b);
@@ -190,6 +233,8 @@ void plat_bdev_close(struct plat_bdev *b);
 extern uint64_t plat_sync_io_timeout_ns;
 int plat_bdev_rw(struct plat_bdev *b, enum plat_bio_op op, uint64_t dev_off, void *buf, size_t len);
 int plat_bdev_flush(struct plat_bdev *b);
+/* Synchronous discard: 0, -PLAT_ENOTSUP or -errno. */
+int plat_bdev_discard(struct plat_bdev *b, uint64_t dev_off, uint64_t len);
 
 /* ---- atomics (compiler builtins: available freestanding) ----------------- */
 #define plat_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)

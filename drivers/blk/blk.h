@@ -41,7 +41,8 @@
  *     request that fits goes to the driver as it is, with no allocation;
  *   - queues on the submitting CPU's hardware queue (cpu % nqueues); when a
  *     driver returns -EBUSY (queue full) the piece waits in the device's
- *     software queue, where adjacent requests of the same kind merge, and is
+ *     software queue, where adjacent reads or writes with the same flags merge
+ *     (discard, write-zeroes and flush never merge), and is
  *     resubmitted as completions free slots.
  *
  * Locking rule for drivers: blk_complete() may call ops->submit() again on

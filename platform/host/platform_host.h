@@ -20,7 +20,7 @@ void plat_host_bdev_inject(struct plat_bdev *b, enum plat_bio_op op, uint64_t of
 			   uint64_t len, int err, unsigned count);
 
 struct plat_host_bdev_stats {
-	uint64_t reads, writes, flushes, fua_writes;
+	uint64_t reads, writes, flushes, fua_writes, discards, discard_bytes;
 	uint64_t read_bytes, write_bytes;
 	uint64_t max_bio_bytes;
 };

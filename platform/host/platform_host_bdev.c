@@ -128,7 +128,14 @@ static int host_bio_exec_volatile(struct plat_bdev *b, struct plat_bio *bio)
 		return err;
 	}
 	uint8_t *buf;
-	if (bio->op == PLAT_BIO_READ) {
+	if (bio->op == PLAT_BIO_DISCARD) {
+		/* Forgotten blocks read back as zeroes once the cache is
+		 * written out: log zeroes like any other volatile write. */
+		buf = calloc(1, bio->len ? bio->len : 1);
+		pthread_mutex_lock(&b->m);
+		host_wlog_append(b, bio->dev_off, buf, bio->len);
+		pthread_mutex_unlock(&b->m);
+	} else if (bio->op == PLAT_BIO_READ) {
 		/* File read and log overlay under one lock hold: a flush in
 		 * between would move the data from the log to the file behind
 		 * the pread's back. */
@@ -190,6 +197,10 @@ static void host_bio_exec(struct plat_bdev *b, struct plat_bio *bio)
 		err = -PLAT_EINVAL;
 	if (!err && vol) {
 		err = host_bio_exec_volatile(b, bio);
+	} else if (!err && bio->op == PLAT_BIO_DISCARD) {
+		if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)bio->dev_off,
+			      (off_t)bio->len))
+			err = -PLAT_EIO;
 	} else if (!err) {
 		struct iovec iov[64];
 		uint64_t off = bio->dev_off;
@@ -226,10 +237,13 @@ static void host_bio_exec(struct plat_bdev *b, struct plat_bio *bio)
 		b->st.write_bytes += bio->len;
 		if (bio->flags & PLAT_BIO_FUA)
 			b->st.fua_writes++;
+	} else if (bio->op == PLAT_BIO_DISCARD) {
+		b->st.discards++;
+		b->st.discard_bytes += bio->len;
 	} else {
 		b->st.flushes++;
 	}
-	if (bio->len > b->st.max_bio_bytes)
+	if (bio->op != PLAT_BIO_DISCARD && bio->len > b->st.max_bio_bytes)
 		b->st.max_bio_bytes = bio->len;
 	pthread_mutex_unlock(&b->m);
 	bio->status = err;

@@ -66,9 +66,10 @@ int pcache_kernel_init(void)
 		return ret;
 	}
 	pc_kbudget = budget;
-	kprintf("pcache: budget %llu MiB%s, %u writeback threads, %u completion threads%s (%llu us)\n",
+	kprintf("pcache: budget %llu MiB%s, %u writeback threads, %u bio completion threads (one per CPU), "
+		"%u completion work threads%s (%llu us)\n",
 		(unsigned long long)(budget >> 20), mb ? " (pcache_mb)" : " (1/4 of free)",
-		PCACHE_KERNEL_WB_THREADS, ncpus_online, iomap_debug ? ", debug checks on" : "",
+		PCACHE_KERNEL_WB_THREADS, ncpus_online, PCACHE_KERNEL_WQ_THREADS, iomap_debug ? ", debug checks on" : "",
 		(unsigned long long)((time_ns() - t0) / NS_PER_US));
 	return 0;
 }

@@ -168,6 +168,36 @@ SELFTEST(iomap, memdisk_roundtrip)
 	ST_EXPECT(kt_close(&t) == 0);
 }
 
+/* Discard reaches the block layer as BLK_OP_DISCARD (the memdisk then
+ * reads zeroes); a device without discard answers -ENOTSUP. */
+SELFTEST(iomap, discard)
+{
+	struct memdisk_opts o = { 0 };
+	o.size = 1 << 20;
+	o.lba_size = 512;
+	o.max_discard_blocks = 64;
+	struct blk_dev *d = memdisk_create("pcdisc0", &o);
+	ST_EXPECT(d != NULL);
+	if (!d)
+		return;
+	struct plat_bdev *b = plat_kernel_bdev_open(d);
+	uint8_t *buf = kt_buf();
+	ST_EXPECT(b && buf);
+	if (!b || !buf)
+		return;
+	memset(buf, 0xab, 65536);
+	ST_EXPECT(plat_bdev_rw(b, PLAT_BIO_WRITE, 0, buf, 65536) == 0);
+	ST_EXPECT(plat_bdev_discard(b, 4096, 40960) == 0);   /* split: 80 blocks > 64 */
+	ST_EXPECT(*memdisk_byte(d, 4095) == 0xab && *memdisk_byte(d, 4096) == 0);
+	ST_EXPECT(*memdisk_byte(d, 45055) == 0 && *memdisk_byte(d, 45056) == 0xab);
+	plat_bdev_close(b);
+	kt_buf_free(buf);
+	struct plat_bdev *nb = plat_kernel_bdev_open(kt_memdisk(1 << 20, false));
+	ST_EXPECT(nb && plat_bdev_discard(nb, 0, 4096) == -PLAT_ENOTSUP);
+	if (nb)
+		plat_bdev_close(nb);
+}
+
 /* H6: on a device in polling mode nothing completes unless someone polls;
  * background writeback and fsync must still finish (the poller thread). */
 SELFTEST(iomap, memdisk_polled)

@@ -67,10 +67,6 @@ void plat_free_pages(void *p, size_t size)
 
 uint64_t plat_kernel_pages_bytes(void) { return plat_load(&plat_pages_bytes); }
 
-void *plat_memcpy(void *d, const void *s, size_t n) { return memcpy(d, s, n); }
-void *plat_memmove(void *d, const void *s, size_t n) { return memmove(d, s, n); }
-void *plat_memset(void *d, int c, size_t n) { return memset(d, c, n); }
-int plat_memcmp(const void *a, const void *b, size_t n) { return memcmp(a, b, n); }
 size_t plat_strlen(const char *s) { return strlen(s); }
 
 /* ---- locks ---- */

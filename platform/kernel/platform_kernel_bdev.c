@@ -258,8 +258,15 @@ void plat_bdev_submit(struct plat_bio *bio)
 			bio->status = -PLAT_EINVAL;
 			goto defer;
 		}
-		blk_req_init(&kb->req, bio->op == PLAT_BIO_READ ? BLK_OP_READ : BLK_OP_WRITE,
-			     bio->dev_off / lbs, (uint32_t)(bio->len / lbs), kb->segs, bio->nvec, plat_kbio_done, kb);
+		if (bio->op == PLAT_BIO_DISCARD && !d->max_discard_blocks) {
+			bio->status = -PLAT_ENOTSUP;
+			goto defer;
+		}
+		static const uint8_t blk_ops[] = { [PLAT_BIO_READ] = BLK_OP_READ, [PLAT_BIO_WRITE] = BLK_OP_WRITE,
+						   [PLAT_BIO_DISCARD] = BLK_OP_DISCARD };
+		blk_req_init(&kb->req, blk_ops[bio->op], bio->dev_off / lbs, (uint32_t)(bio->len / lbs),
+			     bio->op == PLAT_BIO_DISCARD ? NULL : kb->segs,
+			     bio->op == PLAT_BIO_DISCARD ? 0 : bio->nvec, plat_kbio_done, kb);
 		if (bio->op == PLAT_BIO_WRITE && (bio->flags & PLAT_BIO_FUA))
 			kb->req.flags |= BLK_F_FUA;
 	}
