@@ -79,7 +79,7 @@ int shutdown_run(const char *why)
 		}
 		sorted[j] = s;
 	}
-	kprintf("shutdown (%s): %u steps\n", why, n);
+	kprintf("shutdown (%s): %u step%s\n", why, n, n == 1 ? "" : "s");
 	int failed = 0;
 	uint64_t t_all = time_ns();
 	for (unsigned i = 0; i < n; i++) {

@@ -54,7 +54,16 @@ int pcache_kernel_init(void)
 		kprintf("pcache: platform start failed: %s\n", strerror(ret));
 		return ret;
 	}
-	struct pcache_config cfg = { budget, 0, 0, PCACHE_KERNEL_WB_THREADS, NS_PER_S };
+	/* pcache_wb_ms: the periodic writeback interval (default 1 s); tests
+	 * stretch it to show that shutdown, not the timer, wrote data back. */
+	uint64_t wb_ns = NS_PER_S;
+	unsigned long long wb_ms = 0;
+	const char *w = arg_get("pcache_wb_ms");
+	if (w && (parse_u64(w, &wb_ms) || wb_ms == 0 || wb_ms > 3600000))
+		kprintf("pcache: bad pcache_wb_ms=%s (1..3600000), using 1000\n", w);
+	else if (w)
+		wb_ns = wb_ms * NS_PER_MS;
+	struct pcache_config cfg = { budget, 0, 0, PCACHE_KERNEL_WB_THREADS, wb_ns };
 	ret = pcache_create(&cfg, &pc_kpc);
 	if (!ret)
 		ret = iomap_workq_create("iomap-wq", PCACHE_KERNEL_WQ_THREADS, &pc_kwq);

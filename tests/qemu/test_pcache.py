@@ -17,6 +17,8 @@ MiB = 1 << 20
 BUFFERED = [("nvme0n1", 1000, 300001, 31), ("sata0", 4097, 77777, 32), ("sata0", 5 * MiB + 3, 509, 33)]
 DIO = ("sata0", 8 * MiB, 256 * 1024, 34)           # 4 KiB aligned
 LATE = ("nvme0n1", 9 * MiB - 5, 123457, 35)         # synced right before poweroff
+UNSYNCED = [("nvme0n1", 12 * MiB + 7, 70001, 36),   # left dirty: the shutdown list writes them back
+            ("sata0", 13 * MiB - 3, 4099, 37)]
 
 
 def pc_ok(m, line, timeout=300):
@@ -47,7 +49,9 @@ def pcache(ctx):
     disks = [{"kind": "nvme", "path": paths["nvme0n1"], "size": "32M", "lba": 512},
              {"kind": "sata", "path": paths["sata0"], "size": "32M"}]
     m = ctx.machine()
-    boot = boot_to_prompt(m, smp=2, disks=disks)
+    # A 10-minute periodic writeback: only the shutdown list can write back
+    # the UNSYNCED ranges before poweroff.
+    boot = boot_to_prompt(m, smp=2, disks=disks, args="pcache_wb_ms=600000")
 
     with ctx.subtest("boot_line"):
         check(re.search(r"^pcache: budget \d+ MiB", boot, re.M), "no 'pcache: budget' line at boot:\n" + boot[-1500:])
@@ -112,12 +116,22 @@ def pcache(ctx):
         dev, off, ln, seed = LATE
         pc_ok(m, f"pc write {dev} {off} {ln} {seed}")
         pc_ok(m, f"pc sync {dev}", 120)
+        for udev, uoff, uln, useed in UNSYNCED:
+            pc_ok(m, f"pc write {udev} {uoff} {uln} {useed}")
+        s6, out = stat(m)
+        check(s6["dirty"] > 0, f"the unsynced writes are not dirty in the cache:\n{out}")
         m.sendline("poweroff")
-        m.wait_exit(60)
+        status = m.wait_exit(60)
+        # poweroff 0: isa-debug-exit(0) gives qemu status 1; ACPI S5 gives 0.
+        check(status in (0, 1), f"poweroff: qemu exit status {status}")
+        log = m.output(until=len(m.buf))     # everything, not just what was expected
+        check(re.search(r"shutdown \(poweroff\): \d+ steps?", log), "no shutdown list at poweroff:\n" + log[-1500:])
+        check(re.search(r"shutdown: page cache wrote back \d+ KiB", log),
+              "shutdown did not write back the page cache:\n" + log[-1500:])
 
     with ctx.subtest("host_image"):
         bad = []
-        for dev, off, ln, seed in BUFFERED + [LATE]:
+        for dev, off, ln, seed in BUFFERED + [LATE] + UNSYNCED:
             err = blkutil.image_check(paths[dev], seed, off, ln)
             if err:
                 bad.append(f"{dev} {off}+{ln}: {err}")
