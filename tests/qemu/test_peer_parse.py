@@ -10,6 +10,7 @@ from harness import REPO, qemu_test, check
 sys.path.insert(0, os.path.join(REPO, "tools", "peer"))
 
 import peerparse as pp  # noqa: E402
+import peerstats as ps  # noqa: E402
 
 # A real line from the peer (fio 3.33, 4k randread QD32 on nvme0n1, 3 s).
 TERSE_READ = (
@@ -78,33 +79,75 @@ def peer_parse(ctx):
             # Floats are written rounded (IOPS and µs to 1, MiB/s to 0.1).
             same = abs(back[k] - r[k]) <= 0.5 if isinstance(r[k], float) else back[k] == r[k]
             check(same, f"{k}: {back[k]!r} != {r[k]!r}")
-    with ctx.subtest("console"):
-        text = ("noise\r\nPEER-NOTE kernel x\nPEER-BEGIN dev=nvme0n1 workload=randread bs=4096 "
-                f"qd=32 secs=3\nPEER-TERSE {TERSE_READ}\nPEER-DONE\n")
-        res, notes = pp.parse_peer_console(text)
-        check(len(res) == 1 and res[0]["side"] == "linux" and res[0]["qd"] == 32, res)
-        check(notes == ["PEER-NOTE kernel x"], notes)
-        res, notes = pp.parse_peer_console(text.replace("PEER-DONE", ""))
-        check(any("did not reach PEER-DONE" in n for n in notes), notes)
-        # A run that did no I/O in its direction is a failure note, not a zero row.
-        res, notes = pp.parse_peer_console(text.replace("workload=randread", "workload=write"))
-        check(res == [] and any(n.startswith("PEER-FAIL nvme0n1 write") for n in notes), notes)
-    with ctx.subtest("compare_and_goals"):
+    with ctx.subtest("cpu_accounting"):
+        stat = "cpu  100 5 50 1000 20 3 2 0 0 0\ncpu0 50 2 25 500 10 1 1 0 0 0\n"
+        check(ps.proc_stat_busy(stat) == 100 + 5 + 50 + 3 + 2, ps.proc_stat_busy(stat))
+        pid = "1234 (qemu system x86) S 1 2 3 4 5 6 7 8 9 10 700 300 0 0 20 0"
+        check(ps.proc_pid_ticks(pid) == 1000, ps.proc_pid_ticks(pid))
+        own, others = ps.cpu_shares(0, 300, 0, 150, [10], 1.0, 100)
+        check(abs(own - 1.5) < 1e-9 and abs(others - 1.4) < 1e-9, (own, others))
+    with ctx.subtest("host_bytes_two_sided"):
+        check(ps.host_bytes_ok(1.05, 10, 1) and ps.host_bytes_ok(0.995, 10, 1), "in bounds")
+        check(not ps.host_bytes_ok(0.9, 10, 1), "fewer bytes than reported passed")
+        check(not ps.host_bytes_ok(1.3, 10, 1), "more bytes than reported passed")
+    with ctx.subtest("run_line_round_trip"):
+        r = dict(pp.parse_bench_line(BENCH), rep=2, engine="bench", cpu_qemu=1.5,
+                 cpu_others=0.25, host_ratio=1.07)
+        back = ps.parse_run_line(ps.run_line(r))
+        check(back["rep"] == 2 and back["engine"] == "bench" and back["cpu_others"] == 0.25
+              and back["host_ratio"] == 1.07 and back["iops"] == 12345, back)
+    with ctx.subtest("pairs_medians_goals"):
         lx = pp.parse_fio_terse(TERSE_READ, w)
-        ours = pp.parse_bench_line(BENCH.replace("iops=12345", "iops=30000")
-                                   .replace("lat_p50_us=81", "lat_p50_us=1000"))
-        rows = pp.compare([ours], [lx])
-        check(len(rows) == 1 and abs(rows[0]["iops"] - 30000 / lx["iops"]) < 1e-9, rows)
-        g = pp.goals(rows)
-        check(len(g) == 1 and g[0][1] is True and "QD32" in g[0][0], g)
-        md = pp.markdown(rows, "t")
-        check("| nvme0n1 | randread 4k qd32 | poll | 30,000 |" in md and "met:" in md, md)
-        check(rows[0]["linux"]["mode"] == "irq", "polled row without a polled Linux run")
-        lpoll = dict(lx, mode="poll", iops=lx["iops"] * 2)
-        rows = pp.compare([ours], [lx, lpoll])
-        check(rows[0]["linux"] is lpoll, "polled row not paired with Linux's polled run")
-        check(pp.compare([ours], []) == [], "a row without a Linux peer")
-        check(math.isnan(pp._ratio(1, 0)), "ratio by zero")
+        runs_l, runs_o = [], []
+        for rep, (oi, li) in enumerate(((30000, 10000), (20000, 10000), (50000, 10000))):
+            runs_l.append(dict(lx, rep=rep, engine="libaio", iops=li, cpu_others=0.1))
+            runs_l.append(dict(lx, rep=rep, engine="io_uring", iops=li / 2, cpu_others=0.1))
+            runs_o.append(dict(pp.parse_bench_line(BENCH), rep=rep, iops=oi, lat_p50_us=1000,
+                               cpu_others=0.1))
+        pairs = ps.pairs(runs_o, runs_l)
+        check(len(pairs) == 3 and all(p[1]["engine"] == "libaio" for p in pairs),
+              "Linux's faster engine is not the one paired")
+        check(all(p[1]["mode"] == "irq" for p in pairs), "polled row without a polled Linux run")
+        rows = ps.rows(pairs)
+        check(len(rows) == 1, rows)
+        r = rows[0]
+        check(r["iops"] == 3.0 and r["iops_min"] == 2.0 and r["iops_max"] == 5.0 and r["n"] == 3, r)
+        check(r["ours_iops"] == 30000 and r["poll_vs_irq"], r)
+        g = ps.goals(rows)
+        check(len(g) == 1 and g[0][1] is True and "QD32" in g[0][0] and "[2.00..5.00]" in g[0][0], g)
+        # Judged from the median: one good pair does not pass a bad median.
+        runs_o[0]["iops"] = 15000
+        runs_o[1]["iops"] = 15000
+        g = ps.goals(ps.rows(ps.pairs(runs_o, runs_l)))
+        check(g[0][1] is False, g)
+        lpoll = dict(lx, rep=0, mode="poll", engine="io_uring-hipri", iops=99999)
+        pairs = ps.pairs(runs_o[:1], runs_l + [lpoll])
+        check(pairs[0][1] is lpoll, "polled row not paired with Linux's polled run")
+        check(ps.pairs(runs_o, []) == [], "a row without a Linux peer")
+        md = ps.markdown(rows, "t")
+        check("| nvme0n1 | randread 4k qd32 | poll (poll vs irq) | 3 |" in md
+              and "Goals, from medians" in md, md)
+    with ctx.subtest("pair_rerun_margin"):
+        o = {"cpu_others": 0.1}
+        check(not ps.pair_shares_differ(o, {"cpu_others": 0.3}), "0.2 cores apart is within the margin")
+        check(ps.pair_shares_differ(o, {"cpu_others": 0.5}), "0.4 cores apart is not")
+    with ctx.subtest("polling_never_slower_goal"):
+        base = dict(pp.parse_bench_line(BENCH), rep=0, cpu_others=0.0)
+        lxr = dict(pp.parse_fio_terse(TERSE_READ, w), rep=0, engine="libaio")
+        rows = ps.rows(ps.pairs([dict(base, mode="poll", iops=900), dict(base, mode="irq", iops=1000)],
+                                [lxr]))
+        g = [x for x in ps.goals(rows) if "never slower" in x[0]]
+        check(len(g) == 1 and g[0][1] is False, g)
+    with ctx.subtest("linux_plan"):
+        sys.path.insert(0, os.path.join(REPO, "tools"))
+        import peer
+        plan = peer.linux_plan({"dev": "nvme0n1", "bs": 4096}, ["poll", "irq"])
+        check(("irq", "libaio") in plan and ("irq", "io_uring") in plan
+              and ("poll", "io_uring-hipri") in plan, plan)
+        check(("poll", "io_uring-hipri") not in peer.linux_plan({"dev": "sata0", "bs": 4096}, ["poll"]),
+              "Linux cannot poll AHCI")
+        check("clocksource=tsc" in " ".join(peer.linux_command([("nvme", "/x/n.img")], "/x/i", 2, "512M")),
+              "the peer does not run on the TSC")
     with ctx.subtest("linux_command_same_devices"):
         sys.path.insert(0, os.path.join(REPO, "tools"))
         import peer

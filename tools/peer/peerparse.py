@@ -118,32 +118,6 @@ def parse_fio_terse(line, workload):
     }
 
 
-def parse_peer_console(text):
-    """The Linux peer's serial output -> (results, notes).  The init script
-    prints "PEER-BEGIN key=value..." before each fio run, "PEER-TERSE <line>"
-    with fio's output, "PEER-FAIL ..." when fio failed, and "PEER-NOTE ..."
-    lines (kernel messages worth keeping); "PEER-DONE" at the end."""
-    results, notes, cur = [], [], None
-    done = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("PEER-BEGIN "):
-            cur = typed(parse_kv(line[len("PEER-BEGIN "):]))
-        elif line.startswith("PEER-TERSE ") and cur is not None:
-            try:
-                results.append(parse_fio_terse(line[len("PEER-TERSE "):], cur))
-            except ValueError as e:
-                notes.append(f"PEER-FAIL {cur.get('dev')} {cur.get('workload')}: {e}")
-            cur = None
-        elif line.startswith("PEER-FAIL") or line.startswith("PEER-NOTE"):
-            notes.append(line)
-        elif line.startswith("PEER-DONE"):
-            done = True
-    if not done:
-        notes.append("PEER-FAIL the peer did not reach PEER-DONE (see the console log)")
-    return results, notes
-
-
 def result_line(r):
     """A result as one machine-readable line (the bench format + side)."""
     keys = ("dev", "workload", "bs", "qd", "secs", "mode", "threads", "ops")
@@ -160,81 +134,6 @@ def parse_result_line(line):
     return typed(parse_kv(line[len("peer"):]))
 
 
-def _ratio(a, b):
-    return a / b if b else float("nan")
-
-
-def compare(ours, linux):
-    """Pair every result of ours with Linux's for the same dev/workload/bs/qd
-    and completion mode (Linux polls only NVMe: other polled rows of ours are
-    paired with Linux's interrupt-driven run).  Returns rows: dicts with
-    "ours", "linux" and the ratios ours/Linux (IOPS and MB/s: higher is
-    better; latencies: lower is better)."""
-    key = lambda r: (r["dev"], r["workload"], r["bs"], r["qd"])  # noqa: E731
-    lx = {key(r) + (r["mode"],): r for r in linux}
-    rows = []
-    for o in ours:
-        l = lx.get(key(o) + (o["mode"],)) or lx.get(key(o) + ("irq",))
-        if l is None:
-            continue
-        rows.append({"ours": o, "linux": l,
-                     "iops": _ratio(o["iops"], l["iops"]), "mbps": _ratio(o["mbps"], l["mbps"]),
-                     "p50": _ratio(o["lat_p50_us"], l["lat_p50_us"]),
-                     "p99": _ratio(o["lat_p99_us"], l["lat_p99_us"])})
-    order = {(w, b, q): i for i, (w, b, q) in enumerate(WORKLOADS)}
-    rows.sort(key=lambda r: (r["ours"]["dev"], r["ours"]["mode"],
-                             order.get(key(r["ours"])[1:], 99)))
-    return rows
-
-
-def ratio_line(row):
-    o = row["ours"]
-    return (f"peer ratio dev={o['dev']} workload={o['workload']} bs={o['bs']} qd={o['qd']} "
-            f"mode={o['mode']} linux_mode={row['linux']['mode']} iops={row['iops']:.2f} mbps={row['mbps']:.2f} "
-            f"lat_p50={row['p50']:.2f} lat_p99={row['p99']:.2f}")
-
-
 def label(r):
     bs = f"{r['bs'] // 1024}k" if r["bs"] < (1 << 20) else f"{r['bs'] >> 20}M"
     return f"{r['workload']} {bs} qd{r['qd']}"
-
-
-def goals(rows):
-    """The issue's goals, per device and mode: (text, met) pairs.
-    4 KiB randread QD32 IOPS >= 2x Linux, QD1 p50 latency <= 0.5x Linux,
-    1 MiB sequential read >= Linux."""
-    out = []
-    for r in rows:
-        o = r["ours"]
-        tag = f"{o['dev']} ours {o['mode']} vs Linux {r['linux']['mode']}"
-        if o["workload"] == "randread" and o["bs"] == 4096 and o["qd"] == 32:
-            out.append((f"{tag}: 4k randread QD32 IOPS {r['iops']:.2f}x Linux (goal >= 2)",
-                        r["iops"] >= 2))
-        if o["workload"] == "randread" and o["bs"] == 4096 and o["qd"] == 1:
-            out.append((f"{tag}: 4k randread QD1 p50 latency {r['p50']:.2f}x Linux (goal <= 0.5)",
-                        r["p50"] <= 0.5))
-        if o["workload"] == "read" and o["bs"] == 1 << 20:
-            out.append((f"{tag}: 1M read QD{o['qd']} MB/s {r['mbps']:.2f}x Linux (goal >= 1)",
-                        r["mbps"] >= 1))
-    return out
-
-
-def markdown(rows, title):
-    """The side-by-side table (GitHub Markdown)."""
-    lines = [f"### {title}", "",
-             "| device | workload | ours mode | ours IOPS | ours MiB/s | ours p50 µs | ours p99 µs "
-             "| Linux mode | Linux IOPS | Linux MiB/s | Linux p50 µs | Linux p99 µs "
-             "| IOPS ×Linux | p50 ×Linux |",
-             "|---|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|"]
-    for r in rows:
-        o, l = r["ours"], r["linux"]
-        lines.append(
-            f"| {o['dev']} | {label(o)} | {o['mode']} | {o['iops']:,.0f} | {o['mbps']:,.1f} "
-            f"| {o['lat_p50_us']:,.0f} | {o['lat_p99_us']:,.0f} | {l['mode']} | {l['iops']:,.0f} "
-            f"| {l['mbps']:,.1f} | {l['lat_p50_us']:,.0f} | {l['lat_p99_us']:,.0f} "
-            f"| {r['iops']:.2f} | {r['p50']:.2f} |")
-    g = goals(rows)
-    if g:
-        lines += ["", "Goals (from the issue):", ""]
-        lines += [f"- {'met' if ok else 'NOT met'}: {text}" for text, ok in g]
-    return "\n".join(lines) + "\n"
