@@ -1,7 +1,10 @@
 /*
- * NVMe self-tests.  Status decoding needs no hardware; the rest run on every
- * attached namespace and say "skipped" when there is none.  They write the
- * last 4 MiB of each namespace (scratch disks only).
+ * NVMe self-tests.  Status decoding and identify need no scratch disk; the
+ * tests that write run only on namespaces named as scratch by the boot
+ * argument scratch=NAME[,NAME...] (blk_is_scratch), overwrite the last
+ * NVME_TEST_AREA bytes of each and do not put them back.  Without a
+ * scratch namespace (or with one smaller than that area) they say
+ * "skipped" and why.  A user's disks are never written.
  */
 #include "kernel/selftest.h"
 #include "kernel/kprintf.h"
@@ -34,20 +37,54 @@ SELFTEST(nvme, status_decode)
 	ST_EXPECT(nvme_status_errno(0x0001) == -ENOTSUP);
 }
 
+#define NVME_TEST_BYTES (1u << 20)
+#define NVME_TEST_AREA  (6ull * NVME_TEST_BYTES)   /* the last 6 MiB */
+
+/* May the write tests use b?  Scratch, and big enough for the area. */
+static bool nvme_test_usable(const struct blk_dev *b)
+{
+	return blk_is_scratch(b) && b->nblocks * b->lba_size >= 2 * NVME_TEST_AREA;
+}
+
+/* Scratch namespaces the write tests may use; says why when none. */
 static unsigned nvme_test_namespaces(void)
 {
-	unsigned n = 0;
+	unsigned n = 0, all = 0;
 	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next)
-		n += c->nns;
+		for (unsigned i = 0; i < c->nns; i++, all++)
+			n += nvme_test_usable(&c->ns[i]->blk);
 	if (!n)
-		kprintf("selftest: nvme: skipped: no NVMe namespace attached\n");
+		kprintf("selftest: nvme: skipped: %s (these tests overwrite the last %llu MiB; name a "
+			"scratch namespace of at least %llu MiB with the boot argument scratch=NAME)\n",
+			all ? "no NVMe namespace is named as scratch" : "no NVMe namespace attached",
+			NVME_TEST_AREA >> 20, (2 * NVME_TEST_AREA) >> 20);
 	return n;
+}
+
+/* First usable namespace and its controller, NULL if none. */
+static struct blk_dev *nvme_test_first(struct nvme_ctrl **cp)
+{
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next)
+		for (unsigned i = 0; i < c->nns; i++)
+			if (nvme_test_usable(&c->ns[i]->blk)) {
+				*cp = c;
+				return &c->ns[i]->blk;
+			}
+	return NULL;
+}
+
+/* Start of the test area of b (blocks). */
+static uint64_t nvme_test_base(const struct blk_dev *b)
+{
+	return b->nblocks - NVME_TEST_AREA / b->lba_size;
 }
 
 SELFTEST(nvme, identify)
 {
-	if (!nvme_test_namespaces())
+	if (!nvme_ctrls) {
+		kprintf("selftest: nvme: skipped: no NVMe controller attached\n");
 		return;
+	}
 	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
 		ST_EXPECT(c->state == NVME_LIVE);
 		ST_EXPECT(c->model[0] != 0 && c->serial[0] != 0);
@@ -70,8 +107,6 @@ static uint64_t nvme_test_irqs(struct nvme_ctrl *c)
 	return n;
 }
 
-#define NVME_TEST_BYTES (1u << 20)
-
 /* Write a pattern from a buffer starting `woff` bytes into a page (PRP1
  * offset + PRP list), read it back at another offset, check it. */
 static bool nvme_test_rw(struct blk_dev *b, uint64_t seed, unsigned woff, unsigned roff)
@@ -83,7 +118,7 @@ static bool nvme_test_rw(struct blk_dev *b, uint64_t seed, unsigned woff, unsign
 	if (!wp || !rp)
 		goto out;
 	uint32_t nblk = NVME_TEST_BYTES / b->lba_size;
-	uint64_t lba = b->nblocks - 2 * nblk;
+	uint64_t lba = nvme_test_base(b);   /* area: [0, 1 MiB) */
 	uint8_t *w = (uint8_t *)PHYS_TO_VIRT(wp) + woff, *r = (uint8_t *)PHYS_TO_VIRT(rp) + roff;
 	pattern_fill(w, lba * b->lba_size, NVME_TEST_BYTES, seed);
 	memset(r, 0xa5, NVME_TEST_BYTES);
@@ -118,6 +153,8 @@ SELFTEST(nvme, rw_interrupts)
 	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
 		for (unsigned i = 0; i < c->nns; i++) {
 			struct blk_dev *b = &c->ns[i]->blk;
+			if (!nvme_test_usable(b))
+				continue;
 			if (c->nvec == 0) {
 				kprintf("selftest: nvme: %s polls only, interrupt test skipped\n", b->name);
 				continue;
@@ -139,6 +176,8 @@ SELFTEST(nvme, rw_polling)
 		for (unsigned i = 0; i < c->nns; i++) {
 			struct blk_dev *b = &c->ns[i]->blk;
 			bool was = b->polling;
+			if (!nvme_test_usable(b))
+				continue;
 			for (unsigned j = 0; j < c->nns; j++)
 				ST_EXPECT(blk_set_polling(&c->ns[j]->blk, true) == 0);
 			uint64_t before = nvme_test_irqs(c);
@@ -159,13 +198,15 @@ SELFTEST(nvme, zeroes_trim_flush)
 		for (unsigned i = 0; i < c->nns; i++) {
 			struct blk_dev *b = &c->ns[i]->blk;
 			char err[96] = "";
+			if (!nvme_test_usable(b))
+				continue;
 			uint64_t p = pmm_alloc_pages(4);      /* 64 KiB */
 			ST_EXPECT(p != 0);
 			if (!p)
 				return;
 			uint8_t *buf = PHYS_TO_VIRT(p);
 			uint32_t nblk = 65536 / b->lba_size;
-			uint64_t lba = b->nblocks - 3 * (NVME_TEST_BYTES / b->lba_size);
+			uint64_t lba = nvme_test_base(b) + NVME_TEST_BYTES / b->lba_size;   /* [1, 2) MiB */
 			pattern_fill(buf, lba * b->lba_size, 65536, 7);
 			ST_EXPECT(blk_write(b, lba, nblk, buf, BLK_F_FUA, err, sizeof(err)) == 0);
 			ST_EXPECT(blk_write_zeroes(b, lba, nblk, err, sizeof(err)) == 0);
@@ -216,13 +257,14 @@ static void nvme_test_worker_fn(void *arg)
 
 SELFTEST(nvme, concurrent)
 {
+	struct nvme_ctrl *c;
 	if (!nvme_test_namespaces())
 		return;
-	struct blk_dev *b = &nvme_ctrls->ns[0]->blk;
+	struct blk_dev *b = nvme_test_first(&c);
 	struct nvme_test_worker w[4];
 	struct thread *t[4];
 	unsigned n = MIN(ncpus_online * 2, 4u);
-	uint64_t base = b->nblocks - 4 * (NVME_TEST_BYTES / b->lba_size);
+	uint64_t base = nvme_test_base(b) + 2 * (NVME_TEST_BYTES / b->lba_size);   /* [2, 3) MiB */
 
 	for (unsigned i = 0; i < n; i++) {
 		w[i] = (struct nvme_test_worker){ b, base + i * (65536 / b->lba_size), 20, 0 };
@@ -241,16 +283,16 @@ SELFTEST(nvme, concurrent)
  * resubmitted and complete correctly (nothing expired, so nothing fails). */
 SELFTEST(nvme, reset_under_load)
 {
+	struct nvme_ctrl *c;
 	if (!nvme_test_namespaces())
 		return;
-	struct nvme_ctrl *c = nvme_ctrls;
-	struct blk_dev *b = &c->ns[0]->blk;
+	struct blk_dev *b = nvme_test_first(&c);
 	struct nvme_test_worker w[2];
 	struct thread *t[2];
-	uint64_t base = b->nblocks - 4 * (NVME_TEST_BYTES / b->lba_size), resets = c->resets;
+	uint64_t base = nvme_test_base(b) + 3 * (NVME_TEST_BYTES / b->lba_size), resets = c->resets;
 
 	for (unsigned i = 0; i < 2; i++) {
-		w[i] = (struct nvme_test_worker){ b, base + (4 + i) * (65536 / b->lba_size), 30, 0 };
+		w[i] = (struct nvme_test_worker){ b, base + i * (65536 / b->lba_size), 30, 0 };
 		t[i] = thread_create("nvme-st", nvme_test_worker_fn, &w[i], (int)(i % ncpus_online));
 		ST_EXPECT(t[i] != NULL);
 	}
