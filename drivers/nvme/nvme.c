@@ -18,6 +18,7 @@
 struct nvme_ctrl *nvme_ctrls;
 
 static uint16_t nvme_admin_cid;
+bool nvme_test_fail_reset;
 
 /* Wait for CSTS.RDY == want within CAP.TO; CFS ends the wait early. */
 static int nvme_wait_ready(struct nvme_ctrl *c, bool want)
@@ -381,7 +382,7 @@ static int nvme_reset_locked(struct nvme_ctrl *c, const char *why)
 	}
 	/* Disabling drops every queue and every command in the controller. */
 	mutex_lock(&c->admin_lock);
-	int err = nvme_enable(c);
+	int err = nvme_test_fail_reset ? -ETIMEDOUT : nvme_enable(c);
 	mutex_unlock(&c->admin_lock);
 	if (!err)
 		err = nvme_create_io_queues(c);

@@ -15,6 +15,7 @@
 #include "kernel/sched.h"
 #include "kernel/smp.h"
 #include "kernel/time.h"
+#include "kernel/pci.h"
 #include "drivers/nvme/nvme_var.h"
 #include "drivers/blk/pattern.h"
 
@@ -309,4 +310,141 @@ SELFTEST(nvme, reset_under_load)
 	ST_EXPECT(c->resets == resets + 3);
 	ST_EXPECT(c->state == NVME_LIVE);
 	ST_EXPECT(nvme_test_rw(b, 0x77, 0, 0));
+}
+
+/* The admin ring keeps commands that timed out until they complete late or
+ * a reset empties it; a new command must never be written over one.  With
+ * the ring made to look full (the controller's last reported SQ head one
+ * past the tail), nvme_admin refuses at once.  Read-only. */
+SELFTEST(nvme, admin_ring_full_refused)
+{
+	struct nvme_ctrl *c = nvme_ctrls;
+	if (!c) {
+		kprintf("selftest: nvme: skipped: no NVMe controller attached\n");
+		return;
+	}
+	struct nvme_queue *q = &c->admin;
+	struct nvme_sqe sqe = { .opcode = NVME_ADM_IDENTIFY };
+	mutex_lock(&c->admin_lock);
+	uint16_t head = q->sq_head, tail = q->sq_tail;
+	q->sq_head = (uint16_t)((q->sq_tail + 1) % q->depth);
+	mutex_unlock(&c->admin_lock);
+	sqe.prp1 = c->idbuf_phys;
+	sqe.cdw10 = NVME_CNS_CTRL;
+	ST_EXPECT(nvme_admin(c, &sqe, NULL, "Identify (ring full test)") == -EBUSY);
+	mutex_lock(&c->admin_lock);
+	ST_EXPECT(q->sq_tail == tail);       /* nothing written */
+	q->sq_head = head;
+	mutex_unlock(&c->admin_lock);
+	ST_EXPECT(nvme_admin(c, &sqe, NULL, "Identify") == 0);
+}
+
+/* A completion whose interrupt never arrives is reaped by the watchdog's
+ * next pass (a few hundred ms), not turned into an Abort and a reset after
+ * the command timeout.  Read-only; needs interrupt mode. */
+SELFTEST(nvme, lost_interrupt_reaped)
+{
+	struct nvme_ctrl *c = nvme_ctrls;
+	if (!c || !c->nns || c->nvec == 0 || c->ns[0]->blk.polling) {
+		kprintf("selftest: nvme: lost_interrupt_reaped skipped: needs a namespace in interrupt mode\n");
+		return;
+	}
+	struct blk_dev *b = &c->ns[0]->blk;
+	uint8_t *buf = kmalloc(b->lba_size);
+	char err[96];
+	ST_EXPECT(buf != NULL);
+	if (!buf)
+		return;
+	uint64_t resets = c->resets, timeouts = c->timeouts;
+	uint64_t fl = spin_lock_irqsave(&c->mode_lock);
+	bool was = c->irqs_masked;
+	nvme_mask_irqs(c, true);             /* interrupts "lost" */
+	spin_unlock_irqrestore(&c->mode_lock, fl);
+	uint64_t t0 = time_ns();
+	int rc = blk_read(b, 0, 1, buf, err, sizeof(err));
+	uint64_t took = time_ns() - t0;
+	fl = spin_lock_irqsave(&c->mode_lock);
+	nvme_mask_irqs(c, was);
+	spin_unlock_irqrestore(&c->mode_lock, fl);
+	ST_EXPECT(rc == 0);
+	ST_EXPECT(took < c->timeout_ns);
+	ST_EXPECT(c->timeouts == timeouts && c->resets == resets);
+	kprintf("selftest: nvme: read with interrupts masked completed by the watchdog in %llu ms\n",
+		(unsigned long long)(took / NS_PER_MS));
+	kfree(buf);
+}
+
+/* A reset that fails while I/O runs: bus mastering goes off, every
+ * request in flight or parked in a held queue fails with the reason, none
+ * waits forever, and later ones fail at once.  Destroys the controller
+ * for the rest of the boot, so it runs only with the boot argument
+ * nvme_kill_test on a scratch namespace (tests/qemu/test_blk_nvme_dead.py). */
+struct nvme_test_looper {
+	struct blk_dev *b;
+	uint64_t lba;
+	volatile int rc, ops;
+};
+
+static void nvme_test_loop_fn(void *arg)
+{
+	struct nvme_test_looper *w = arg;
+	uint64_t p = pmm_alloc_pages(4);
+	char err[96];
+	if (!p) {
+		w->rc = -ENOMEM;
+		return;
+	}
+	uint8_t *buf = PHYS_TO_VIRT(p);
+	uint32_t nblk = 65536 / w->b->lba_size;
+	memset(buf, 0x3c, 65536);
+	for (;;) {
+		int rc = (w->ops & 1) ? blk_read(w->b, w->lba, nblk, buf, err, sizeof(err)) :
+			 blk_write(w->b, w->lba, nblk, buf, 0, err, sizeof(err));
+		if (rc) {
+			w->rc = rc;
+			break;
+		}
+		w->ops++;
+	}
+	/* The buffer is ours again: the request completed (failed). */
+	pmm_free_pages(p, 4);
+}
+
+SELFTEST(nvme, dead_after_failed_reset)
+{
+	struct nvme_ctrl *c;
+	if (!arg_present("nvme_kill_test")) {
+		kprintf("selftest: nvme: dead_after_failed_reset skipped: it kills the controller; boot with "
+			"nvme_kill_test and a scratch namespace to run it\n");
+		return;
+	}
+	if (!nvme_test_namespaces())
+		return;
+	struct blk_dev *b = nvme_test_first(&c);
+	struct nvme_test_looper w[3];
+	struct thread *t[3];
+	char err[96];
+	uint8_t *buf = kmalloc(b->lba_size);
+	for (unsigned i = 0; i < 3; i++) {
+		w[i] = (struct nvme_test_looper){ b, nvme_test_base(b) + i * (65536 / b->lba_size), 0, 0 };
+		t[i] = thread_create("nvme-kill", nvme_test_loop_fn, &w[i], (int)(i % ncpus_online));
+		ST_EXPECT(t[i] != NULL);
+	}
+	thread_sleep_ns(50 * NS_PER_MS);
+	nvme_test_fail_reset = true;
+	ST_EXPECT(nvme_reset(c, "self-test: simulated failure") == -ETIMEDOUT);
+	nvme_test_fail_reset = false;
+	for (unsigned i = 0; i < 3; i++) {
+		if (!t[i])
+			continue;
+		ST_EXPECT(thread_join(t[i], 20 * NS_PER_S) == 0);    /* nobody parked forever */
+		ST_EXPECT(w[i].rc == -EIO);
+	}
+	ST_EXPECT(c->state == NVME_DEAD);
+	ST_EXPECT(b->dead);
+	ST_EXPECT(!(pci_read16(c->pci, 0x04) & (1u << 2)));       /* bus master off */
+	ST_EXPECT(buf && blk_read(b, 0, 1, buf, err, sizeof(err)) == -EIO);
+	kprintf("selftest: nvme: after the failed reset: %s (workers did %d, %d, %d ops)\n", err, w[0].ops,
+		w[1].ops, w[2].ops);
+	kfree(buf);
 }

@@ -161,6 +161,8 @@ int nvme_attach(struct nvme_ctrl *c);
  * command failed and the namespaces are dead (callers need do nothing
  * more).  -ENODEV when the controller was already dead or off. */
 int nvme_reset(struct nvme_ctrl *c, const char *why);
+/* Self-tests: the next resets fail as if the controller never came back. */
+extern bool nvme_test_fail_reset;
 /* Synchronous admin command (polled, sleeps); result in *cqe.  0, -EIO with
  * the decoded status printed, -ETIMEDOUT (the command stays in the queue
  * until a reset), or -EBUSY when the admin queue is full of such commands
