@@ -199,11 +199,21 @@ static uint64_t acpi_parse_fadt(const struct acpi_sdt *t)
 	if (len >= 148 && acpi_rd64(t, 140))
 		dsdt = acpi_rd64(t, 140);
 	if (len >= 72) {
+		acpi.sci_irq = acpi_rd16(t, 46);
 		acpi.smi_cmd = (uint16_t)acpi_rd32(t, 48);
 		acpi.acpi_enable = acpi_rd8(t, 52);
+		acpi.pm1a_evt = acpi_rd32(t, 56);
+		acpi.pm1b_evt = acpi_rd32(t, 60);
 		acpi.pm1a_cnt = acpi_rd32(t, 64);
 		acpi.pm1b_cnt = acpi_rd32(t, 68);
 	}
+	if (len >= 89)
+		acpi.pm1_evt_len = acpi_rd8(t, 88);
+	/* X_PM1a/b_EVT_BLK (GAS at 148, 160) when the legacy ones are empty. */
+	if (len >= 160 && !acpi.pm1a_evt && acpi_rd8(t, 148) == 1)
+		acpi.pm1a_evt = (uint32_t)acpi_rd64(t, 152);
+	if (len >= 172 && !acpi.pm1b_evt && acpi_rd8(t, 160) == 1)
+		acpi.pm1b_evt = (uint32_t)acpi_rd64(t, 164);
 	/* ACPI 2.0+ extended blocks, used only if the legacy field is empty
 	 * and the block lives in I/O space (space id 1). */
 	if (len >= 184 && !acpi.pm1a_cnt && acpi_rd8(t, 172) == 1)

@@ -31,6 +31,10 @@ struct acpi_info {
 	bool s5_valid;
 	struct { uint8_t space; uint64_t addr; uint8_t value; bool valid; } reset;
 	uint16_t smi_cmd; uint8_t acpi_enable;
+	/* FADT fixed events (power button) through the SCI */
+	uint16_t sci_irq;              /* ISA IRQ of the SCI */
+	uint32_t pm1a_evt, pm1b_evt;   /* PM1 event blocks (I/O ports), 0 if absent */
+	uint8_t pm1_evt_len;           /* bytes: status half, then enable half */
 };
 
 extern struct acpi_info acpi;
@@ -49,6 +53,10 @@ const void *acpi_table_at(unsigned i);
 bool acpi_checksum_ok(const void *p, uint32_t len);
 /* Decode \_S5 from AML (kernel/acpi_aml.c): 0, -ENOENT when absent,
  * -EINVAL when malformed.  Never reads outside [aml, aml+len). */
+/* Power button (kernel/acpi_sci.c): the SCI handler clears PM1
+ * PWRBTN_STS and wakes a thread that runs power_off_clean(0, "power
+ * button").  Presses since boot, for tests. */
+extern volatile unsigned acpi_power_button_presses;
 int acpi_aml_find_s5(const uint8_t *aml, uint32_t len, uint16_t *typa, uint16_t *typb);
 
 #endif

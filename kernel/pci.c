@@ -340,6 +340,12 @@ void pci_enable(struct pci_dev *d)
 	pci_write16(d, PCI_COMMAND, cmd);
 }
 
+void pci_set_bus_master(struct pci_dev *d, bool on)
+{
+	uint16_t cmd = pci_read16(d, PCI_COMMAND);
+	pci_write16(d, PCI_COMMAND, on ? cmd | CMD_MASTER : cmd & ~CMD_MASTER);
+}
+
 volatile void *pci_map_bar(struct pci_dev *d, unsigned bar)
 {
 	if (bar >= PCI_MAX_BARS || d->bars[bar].is_io || !d->bars[bar].size || !d->bars[bar].phys)

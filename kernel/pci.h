@@ -58,6 +58,10 @@ void pci_write8(struct pci_dev *d, uint16_t off, uint8_t v);
 
 /* Turn on memory decoding and bus mastering, turn off INTx. */
 void pci_enable(struct pci_dev *d);
+/* Stop (or allow again) the function's DMA: the bus master enable bit.  A
+ * driver that gives up on a device turns it off before it fails the
+ * requests whose buffers the device could still write. */
+void pci_set_bus_master(struct pci_dev *d, bool on);
 /* Map a memory BAR uncached; NULL for I/O or absent BARs. */
 volatile void *pci_map_bar(struct pci_dev *d, unsigned bar);
 

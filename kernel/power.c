@@ -11,6 +11,7 @@
 #include "kernel/kstring.h"
 #include "kernel/kprintf.h"
 #include "kernel/initcall.h"
+#include "kernel/sched.h"
 
 #define QEMU_DEBUG_EXIT_PORT 0xf4
 #define PM1_SCI_EN     (1u << 0)
@@ -47,7 +48,7 @@ static bool power_under_qemu(void)
 
 /* Firmware may leave the machine in legacy (SMM-owned) mode; SLP_EN is
  * ignored until the OS asks for ACPI mode through SMI_CMD. */
-static bool power_acpi_enable(void)
+bool power_acpi_enable(void)
 {
 	if (inw(acpi.pm1a_cnt) & PM1_SCI_EN)
 		return true;
@@ -152,14 +153,34 @@ __attribute__((noreturn)) void power_reset(void)
 	cpu_halt_forever();
 }
 
+/* poweroff, reboot and the power button can race: the first runs the
+ * shutdown list and powers off or resets; a later caller must not cut it
+ * short by powering off at once, so it just waits. */
+static volatile int power_clean_started;
+
+static void power_clean_begin(const char *why)
+{
+	if (!__atomic_exchange_n(&power_clean_started, 1, __ATOMIC_SEQ_CST))
+		return;
+	kprintf("power: %s: a shutdown is already running; waiting for it\n", why);
+	for (;;) {
+		if (sched_active())
+			thread_sleep_ns(NS_PER_S);
+		else
+			cpu_halt_forever();
+	}
+}
+
 void power_off_clean(int status, const char *why)
 {
+	power_clean_begin(why);
 	shutdown_run(why);
 	power_off(status);
 }
 
 void power_reset_clean(const char *why)
 {
+	power_clean_begin(why);
 	shutdown_run(why);
 	power_reset();
 }

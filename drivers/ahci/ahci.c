@@ -11,6 +11,7 @@
 #include "kernel/mm.h"
 #include "kernel/sched.h"
 #include "kernel/time.h"
+#include "kernel/initcall.h"
 
 int ahci_wait(volatile uint8_t *base, uint32_t off, uint32_t mask, uint32_t want,
 	      uint64_t timeout_us)
@@ -60,7 +61,7 @@ int ahci_hba_init(struct ahci_hba *h)
 {
 	const char *t = arg_get("blk_timeout_ms");
 	unsigned long long ms = 5000;
-	int r, ndisks = 0;
+	int r;
 
 	if (t && (parse_u64(t, &ms) < 0 || ms == 0))
 		ms = 5000;
@@ -78,12 +79,14 @@ int ahci_hba_init(struct ahci_hba *h)
 	/* CAP and PI are only valid after AE is set (and survive reset). */
 	h->cap = ahci_rd(h, AHCI_CAP);
 	h->pi = ahci_rd(h, AHCI_PI);
+	h->dma32 = !(h->cap & AHCI_CAP_S64A) || arg_present("ahci_dma32");
 	if (!h->pi)                        /* some HBAs leave PI to firmware */
 		h->pi = (uint32_t)((2ULL << AHCI_CAP_NP(h->cap)) - 1);
 	kprintf("ahci%u: AHCI %x.%x, %u ports (mask 0x%x), %u slots, %s, %s\n", h->index,
 		h->vs >> 16, (h->vs >> 8) & 0xff, AHCI_CAP_NP(h->cap) + 1, h->pi,
 		AHCI_CAP_NCS(h->cap) + 1, h->cap & AHCI_CAP_SNCQ ? "NCQ" : "no NCQ",
-		h->cap & AHCI_CAP_S64A ? "64-bit DMA" : "32-bit DMA");
+		!h->dma32 ? "64-bit DMA" : h->cap & AHCI_CAP_S64A ?
+		"32-bit DMA (forced by ahci_dma32)" : "32-bit DMA");
 	for (unsigned i = 0; i < AHCI_MAX_PORTS; i++) {
 		if (!(h->pi & (1u << i)))
 			continue;
@@ -93,15 +96,17 @@ int ahci_hba_init(struct ahci_hba *h)
 		p->hba = h;
 		p->index = i;
 		p->regs = h->abar + AHCI_PORT_BASE(i);
-		if (ahci_port_init(p) < 0) {
+		r = ahci_port_init(p);
+		if (r == -EBUSY)
+			continue;    /* port would not stop: p stays, the HBA may use its memory */
+		if (r < 0) {
 			kfree(p);
 			continue;
 		}
 		h->port[i] = p;
-		ndisks++;
 	}
 	ahci_wr(h, AHCI_IS, 0xffffffff);
-	return ndisks;
+	return 0;
 }
 
 void ahci_hba_intr(void *arg)
@@ -155,3 +160,74 @@ int ahci_hba_start_watchdog(struct ahci_hba *h)
 	ksnprintf(name, sizeof name, "ahci%u-wd", h->index);
 	return thread_create(name, ahci_watchdog_thread, h, THREAD_ANY_CPU) ? 0 : -ENOMEM;
 }
+
+/*
+ * Power-off: on every disk port, refuse new requests, let the ones in
+ * flight finish (reaping them here, bounded by the deadline), then -- the
+ * port now idle and owned by this thread, like recovery owns it -- FLUSH
+ * CACHE EXT as a polled command, and stop the port (ST, then FRE).  The
+ * block layer's flush (order 30) already flushed every disk; this one
+ * covers writes that finished after it and is what ATA asks before power
+ * is removed.
+ */
+static int ahci_port_shutdown(struct ahci_port *p, uint64_t deadline)
+{
+	uint64_t fl;
+	uint32_t tfd = 0;
+	bool idle;
+	int r;
+
+	for (;;) {
+		fl = spin_lock_irqsave(&p->lock);
+		idle = !p->used && !p->recovering;
+		if (idle || time_ns() >= deadline) {
+			p->off = true;           /* submit refuses, process and watchdog stop */
+			ahci_pwr(p, AHCI_PxIE, 0);
+		}
+		spin_unlock_irqrestore(&p->lock, fl);
+		if (p->off)
+			break;
+		ahci_port_process(p);
+		thread_sleep_ns(NS_PER_MS);
+	}
+	if (!idle) {
+		kprintf("ahci%u port %u (%s): still busy at the power-off deadline: not flushed\n",
+			p->hba->index, p->index, p->blk.name);
+		return -ETIMEDOUT;
+	}
+	r = 0;
+	if (p->wcache) {
+		uint64_t t0 = time_ns();
+		r = ahci_exec_polled(p, 0, ATA_CMD_FLUSH_EXT, 0, 0, 0, NULL, 0, &tfd);
+		if (r < 0) {
+			char why[96];
+			ahci_decode_tfd(tfd, why, sizeof why);
+			kprintf("ahci%u port %u (%s): FLUSH CACHE EXT at power-off failed: %s\n", p->hba->index,
+				p->index, p->blk.name, r == -ETIMEDOUT ? "timed out" : why);
+		} else {
+			kprintf("ahci%u port %u (%s): cache flushed in %llu ms\n", p->hba->index, p->index,
+				p->blk.name, (unsigned long long)((time_ns() - t0) / NS_PER_MS));
+		}
+	}
+	int rs = ahci_port_stop(p);      /* prints what did not stop */
+	return r < 0 ? r : rs;
+}
+
+int ahci_shutdown_all(uint64_t deadline)
+{
+	int first = 0;
+
+	for (unsigned i = 0; i < ahci_nhba; i++) {
+		struct ahci_hba *h = ahci_hbas[i];
+		for (unsigned j = 0; h && j < AHCI_MAX_PORTS; j++) {
+			struct ahci_port *p = h->port[j];
+			if (!p || !p->blk.ops || p->dead || p->off)
+				continue;
+			int r = ahci_port_shutdown(p, deadline);
+			if (r < 0 && !first)
+				first = r;
+		}
+	}
+	return first;
+}
+SHUTDOWN_STEP(ahci_shutdown, 40, ahci_shutdown_all);

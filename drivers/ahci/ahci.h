@@ -18,9 +18,21 @@
  * not come back (blk_set_dead).
  *
  * Locking: port->lock protects slots, the deferred FIFO and PxCI/PxSACT
- * writes.  While `recovering` is set only the watchdog thread touches the
- * port's registers; submit() still accepts requests into free slots and
- * they are issued when recovery ends.
+ * writes.  While `recovering` is set the watchdog thread owns the port:
+ * its registers, and every command slot and command table not holding a
+ * request (recovery borrows slot 0 for READ LOG EXT).  submit() therefore
+ * refuses new requests with -EBUSY while recovering (the block layer parks
+ * them) and recovery kicks the block layer when it ends.  At power-off the
+ * port goes `off` the same way for good (ahci_shutdown_all).
+ *
+ * DMA below 4 GiB: on an HBA without CAP.S64A, or with the boot argument
+ * ahci_dma32, `dma32` is set: the command list, received-FIS area, command
+ * tables and the IDENTIFY/log buffer sit in one arena below 4 GiB, and a
+ * request whose buffer lies above goes through the slot's bounce buffer
+ * (below 4 GiB, AHCI_BOUNCE_BYTES, which caps max_transfer).
+ *
+ * Return values: ahci_hba_init() and the port functions return 0 or
+ * -errno.
  */
 #ifndef DRIVERS_AHCI_AHCI_H
 #define DRIVERS_AHCI_AHCI_H
@@ -35,6 +47,7 @@
 #define AHCI_MAX_PORTS 32
 #define AHCI_MAX_SLOTS 32
 #define AHCI_MAX_RETRIES 2
+#define AHCI_BOUNCE_BYTES (64u * 1024)   /* per slot, dma32 only */
 
 struct ahci_hba;
 
@@ -44,6 +57,7 @@ struct ahci_slot {
 	uint8_t retries;
 	bool ncq;                     /* READ/WRITE FPDMA QUEUED */
 	bool issued;                  /* written to PxCI */
+	bool bounced;                 /* data goes through the bounce buffer */
 };
 
 struct ahci_port {
@@ -59,6 +73,9 @@ struct ahci_port {
 	uint64_t page_phys;           /* command list + received FIS */
 	uint64_t ct_phys;             /* command tables */
 	uint8_t *logbuf;              /* 512 bytes: IDENTIFY, READ LOG EXT */
+	uint64_t arena_phys;          /* all of the above, one allocation */
+	uint8_t *bounce;              /* dma32: AHCI_MAX_SLOTS bounce buffers */
+	uint64_t bounce_phys;
 
 	/* identity and features from IDENTIFY DEVICE */
 	uint16_t id[256];
@@ -78,12 +95,13 @@ struct ahci_port {
 	volatile bool need_recovery;
 	uint32_t err_is;              /* PxIS error bits that started recovery */
 	bool dead;
+	bool off;                     /* stopped for power-off */
 
 	uint64_t last_done_ns;        /* last completion, for the stall report */
 	bool stall_reported;
 
 	/* counters for lsblk -v */
-	uint64_t resets, timeouts, device_errors, retries;
+	uint64_t resets, timeouts, device_errors, retries, bounces;
 
 	struct blk_dev blk;
 };
@@ -94,6 +112,7 @@ struct ahci_hba {
 	volatile uint8_t *abar;
 	uint32_t cap, cap2, pi, vs;
 	int vector;                   /* MSI vector, or -1: polling only */
+	bool dma32;                   /* every DMA address below 4 GiB */
 	struct ahci_port *port[AHCI_MAX_PORTS];
 	struct waitq wd_wait;         /* wakes the watchdog for recovery */
 	uint64_t timeout_ns;          /* per command (blk_timeout_ms) */
@@ -121,6 +140,12 @@ static inline void ahci_pwr(struct ahci_port *p, uint32_t off, uint32_t v)
 int ahci_hba_init(struct ahci_hba *h);          /* handoff, reset, ports */
 void ahci_hba_intr(void *arg);
 int ahci_hba_start_watchdog(struct ahci_hba *h);
+/* Power-off step (order 40): every disk port quiesced, FLUSH CACHE EXT,
+ * port stopped. */
+int ahci_shutdown_all(uint64_t deadline_ns);
+/* Every HBA attached (ahci_pci.c), for the shutdown step. */
+extern struct ahci_hba *ahci_hbas[];
+extern unsigned ahci_nhba;
 /* Wait up to timeout_us for (reg & mask) == want; 0 or -ETIMEDOUT. */
 int ahci_wait(volatile uint8_t *base, uint32_t off, uint32_t mask, uint32_t want,
 	      uint64_t timeout_us);
@@ -134,6 +159,9 @@ int ahci_port_register(struct ahci_port *p, unsigned disk_index);
 int ahci_port_process(struct ahci_port *p);
 /* Watchdog: timeouts and recovery. */
 void ahci_port_watchdog(struct ahci_port *p);
+/* Self-tests: called by recovery while it owns the port (after the
+ * snapshot, before the reset), NULL normally. */
+extern void (*ahci_recovery_test_hook)(struct ahci_port *p);
 int ahci_port_stop(struct ahci_port *p);
 int ahci_port_start(struct ahci_port *p);
 /* Stop, COMRESET, wait for link and device, start; 0 or -errno. */

@@ -18,9 +18,12 @@
 #include "kernel/kstring.h"
 #include "kernel/mm.h"
 #include "kernel/time.h"
+#include "kernel/pci.h"
 
 
 static void ahci_print_state(struct ahci_port *p);
+
+void (*ahci_recovery_test_hook)(struct ahci_port *p);
 
 /* Completions are collected under the port lock and delivered after it is
  * dropped (done() may resubmit).  Kept small: this sits on whatever stack
@@ -44,7 +47,7 @@ static uint64_t ahci_slot_mask(unsigned n)
 /* Issue what the FIFO order and the queued/non-queued rule allow.  Lock held. */
 static void ahci_port_kick(struct ahci_port *p)
 {
-	while (p->fifo_count && !p->recovering && !p->dead) {
+	while (p->fifo_count && !p->recovering && !p->dead && !p->off) {
 		unsigned s = p->fifo[p->fifo_head];
 		struct ahci_slot *sl = &p->slot[s];
 
@@ -65,6 +68,41 @@ static void ahci_port_kick(struct ahci_port *p)
 	}
 }
 
+static uint8_t *ahci_bounce_buf(struct ahci_port *p, unsigned s)
+{
+	return p->bounce + (size_t)s * AHCI_BOUNCE_BYTES;
+}
+
+/* dma32: is any PRD above 4 GiB?  Then the data goes through the slot's
+ * bounce buffer (copied in here for a write, out at completion for a
+ * read: ahci_take_done). */
+static int ahci_bounce_prepare(struct ahci_port *p, unsigned s, struct blk_req *req, struct ahci_prd *prd,
+			       int n)
+{
+	bool high = false;
+	for (int i = 0; i < n; i++)
+		high |= prd[i].dbau != 0 || (uint64_t)prd[i].dba + (prd[i].dbc & 0x3fffff) + 1 > (1ULL << 32);
+	p->slot[s].bounced = high;
+	if (!high)
+		return n;
+	uint32_t bytes = req->nblocks * p->blk.lba_size;
+	if (bytes > AHCI_BOUNCE_BYTES) {
+		strlcpy(req->error, "request larger than the 32-bit DMA bounce buffer", sizeof req->error);
+		return -EINVAL;
+	}
+	uint8_t *b = ahci_bounce_buf(p, s);
+	if (req->op == BLK_OP_WRITE)
+		for (unsigned i = 0; i < req->nsegs; b += req->segs[i].len, i++)
+			memcpy(b, req->segs[i].buf, req->segs[i].len);
+	uint64_t phys = p->bounce_phys + (uint64_t)s * AHCI_BOUNCE_BYTES;
+	prd[0].dba = (uint32_t)phys;
+	prd[0].dbau = 0;
+	prd[0].rsvd = 0;
+	prd[0].dbc = bytes - 1;
+	p->bounces++;
+	return 1;
+}
+
 static int ahci_prepare(struct ahci_port *p, unsigned s, struct blk_req *req)
 {
 	struct ahci_cmd_hdr *h = &p->cmdlist[s];
@@ -73,6 +111,8 @@ static int ahci_prepare(struct ahci_port *p, unsigned s, struct blk_req *req)
 	struct ahci_prd *prd = (struct ahci_prd *)(ct + AHCI_CT_PRDT_OFF);
 	bool write = req->op == BLK_OP_WRITE;
 	int n = 0;
+
+	p->slot[s].bounced = false;
 
 	switch (req->op) {
 	case BLK_OP_READ:
@@ -84,15 +124,8 @@ static int ahci_prepare(struct ahci_port *p, unsigned s, struct blk_req *req)
 				"too many physical segments", sizeof req->error);
 			return n;
 		}
-		if (!(p->hba->cap & AHCI_CAP_S64A)) {
-			for (int i = 0; i < n; i++) {
-				if (prd[i].dbau) {
-					strlcpy(req->error, "buffer above 4 GiB, HBA has 32-bit DMA",
-						sizeof req->error);
-					return -EINVAL;
-				}
-			}
-		}
+		if (p->hba->dma32 && (n = ahci_bounce_prepare(p, s, req, prd, n)) < 0)
+			return n;
 		ahci_build_rw_fis(f, write, p->ncq, (req->flags & BLK_F_FUA) != 0, s, req->lba,
 				  req->nblocks);
 		break;
@@ -136,9 +169,16 @@ static int ahci_submit(struct blk_dev *dev, struct blk_req *req, unsigned queue)
 
 	(void)queue;
 	fl = spin_lock_irqsave(&p->lock);
-	if (p->dead) {
+	if (p->dead || p->off) {
 		spin_unlock_irqrestore(&p->lock, fl);
+		strlcpy(req->error, p->off ? "port stopped for power-off" : "port dead after a failed reset",
+			sizeof req->error);
 		return -EIO;
+	}
+	/* Recovery owns every free slot (ahci.h): park until it ends. */
+	if (p->recovering) {
+		spin_unlock_irqrestore(&p->lock, fl);
+		return -EBUSY;
 	}
 	free = ~p->used & (uint32_t)ahci_slot_mask(p->depth);
 	if (!free) {
@@ -172,6 +212,27 @@ static void ahci_slot_free(struct ahci_port *p, unsigned s)
 	p->slot[s].issued = false;
 }
 
+/* Slot s is finished with `status`: its request goes on the done list
+ * (bounced read data copied back first, while the slot is still ours) and
+ * the slot is freed.  Lock held. */
+static void ahci_take_done(struct ahci_port *p, unsigned s, struct ahci_done *d, unsigned *n, int status,
+			   const char *error)
+{
+	struct ahci_slot *sl = &p->slot[s];
+	struct blk_req *req = sl->req;
+
+	if (sl->bounced && status == 0 && req->op == BLK_OP_READ) {
+		const uint8_t *b = ahci_bounce_buf(p, s);
+		for (unsigned i = 0; i < req->nsegs; b += req->segs[i].len, i++)
+			memcpy(req->segs[i].buf, b, req->segs[i].len);
+	}
+	d[*n].req = req;
+	d[*n].status = status;
+	d[*n].error = error;
+	(*n)++;
+	ahci_slot_free(p, s);
+}
+
 static void ahci_finish(struct ahci_done *d, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
@@ -186,7 +247,7 @@ int ahci_port_process(struct ahci_port *p)
 	uint64_t fl;
 
 	fl = spin_lock_irqsave(&p->lock);
-	if (p->recovering || p->dead) {
+	if (p->recovering || p->dead || p->off) {
 		spin_unlock_irqrestore(&p->lock, fl);
 		return 0;
 	}
@@ -209,14 +270,8 @@ int ahci_port_process(struct ahci_port *p)
 	}
 	busy = ahci_prd(p, AHCI_PxCI) | ahci_prd(p, AHCI_PxSACT);
 	active = p->ncq_active | (p->nq_active >= 0 ? 1u << p->nq_active : 0);
-	for (uint32_t m = active & ~busy; m; m &= m - 1) {
-		unsigned s = (unsigned)__builtin_ctz(m);
-		done[n].req = p->slot[s].req;
-		done[n].status = 0;
-		done[n].error = NULL;
-		n++;
-		ahci_slot_free(p, s);
-	}
+	for (uint32_t m = active & ~busy; m; m &= m - 1)
+		ahci_take_done(p, (unsigned)__builtin_ctz(m), done, &n, 0, NULL);
 	if (n) {
 		p->last_done_ns = time_ns();
 		p->stall_reported = false;
@@ -300,6 +355,8 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 		}
 		ahci_decode_error(is, tfd, serr, why, sizeof why);
 	}
+	if (ahci_recovery_test_hook)
+		ahci_recovery_test_hook(p);
 
 	p->resets++;
 	r = ahci_port_reset(p);
@@ -311,22 +368,16 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 		bool fail = r < 0 || (guilty & (1u << s));
 
 		if (!fail && !(busy & (1u << s)) && !(suspects & (1u << s))) {
-			done[n].req = sl->req;         /* finished before the error */
-			done[n].error = NULL;
-			done[n++].status = 0;
-			ahci_slot_free(p, s);
+			ahci_take_done(p, s, done, &n, 0, NULL);   /* finished before the error */
 			continue;
 		}
 		if (!fail && sl->retries >= AHCI_MAX_RETRIES)
 			fail = true;
 		if (fail) {
-			done[n].req = sl->req;
-			done[n].status = timed_out & (1u << s) ? -ETIMEDOUT : -EIO;
-			done[n].error = r < 0 ? "port reset failed, disk offline" :
-					timed_out & (1u << s) ? why_late : why;
-			n++;
+			ahci_take_done(p, s, done, &n, timed_out & (1u << s) ? -ETIMEDOUT : -EIO,
+				       r < 0 ? "port reset failed, disk offline" :
+				       timed_out & (1u << s) ? why_late : why);
 			nfail++;
-			ahci_slot_free(p, s);
 			continue;
 		}
 		sl->retries++;
@@ -347,14 +398,9 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 	p->retries += nretry;
 	if (r < 0) {
 		/* Nothing more will run: fail everything still queued. */
-		for (uint32_t m = p->used; m; m &= m - 1) {
-			unsigned s = (unsigned)__builtin_ctz(m);
-			done[n].req = p->slot[s].req;
-			done[n].status = -EIO;
-			done[n].error = "port reset failed, disk offline";
-			n++;
-			ahci_slot_free(p, s);
-		}
+		for (uint32_t m = p->used; m; m &= m - 1)
+			ahci_take_done(p, (unsigned)__builtin_ctz(m), done, &n, -EIO,
+				       "port reset failed, disk offline");
 		p->fifo_count = 0;
 		p->dead = true;
 	}
@@ -371,9 +417,19 @@ static void ahci_port_recover(struct ahci_port *p, uint32_t timed_out)
 
 	kprintf("ahci%u port %u (%s): %s; port reset %s, %u failed, %u retried\n",
 		p->hba->index, p->index, p->blk.name, why, r < 0 ? "FAILED" : "ok", nfail, nretry);
-	if (r < 0)
+	if (r < 0) {
+		/* Stop the port's DMA before failing requests whose buffers
+		 * it might still write: the command list first, and if that
+		 * does not stop, the whole HBA's bus mastering. */
+		if (ahci_port_stop(p) < 0 && p->hba->pci) {
+			kprintf("ahci%u: port %u does not stop: bus mastering off for the whole HBA\n",
+				p->hba->index, p->index);
+			pci_set_bus_master(p->hba->pci, false);
+		}
 		blk_set_dead(&p->blk, "AHCI port reset failed");
+	}
 	ahci_finish(done, n);
+	blk_kick(&p->blk);             /* requests refused while recovering */
 }
 
 void ahci_port_watchdog(struct ahci_port *p)
@@ -381,7 +437,7 @@ void ahci_port_watchdog(struct ahci_port *p)
 	uint32_t late = 0;
 	uint64_t fl, now;
 
-	if (p->dead)
+	if (p->dead || p->off)
 		return;
 	if (!p->recovering)
 		ahci_port_process(p);          /* also reaps unpolled completions */
@@ -434,7 +490,7 @@ static int ahci_set_interrupts(struct blk_dev *dev, bool on)
 	uint64_t fl;
 
 	if (on && p->hba->vector < 0)
-		return -ENOTSUP;
+		return -ENXIO;                 /* no vector: polling is the only mode */
 	fl = spin_lock_irqsave(&p->lock);
 	p->polling = !on;
 	if (!p->recovering)
@@ -470,6 +526,8 @@ static void ahci_describe(struct blk_dev *dev)
 		(unsigned long long)p->resets, (unsigned long long)p->timeouts,
 		(unsigned long long)p->device_errors, (unsigned long long)p->retries,
 		(unsigned long long)(p->hba->timeout_ns / NS_PER_MS));
+	if (p->hba->dma32)
+		kprintf("  DMA: 32-bit, %llu requests bounced below 4 GiB\n", (unsigned long long)p->bounces);
 	ahci_print_state(p);
 }
 
@@ -486,6 +544,12 @@ int ahci_port_register(struct ahci_port *p, unsigned disk_index)
 	int r;
 
 	ksnprintf(b->name, sizeof b->name, "sata%u", disk_index);
+	if (!blk_selected(b->name)) {
+		if (ahci_port_stop(p) < 0)
+			kprintf("ahci%u port %u: port did not stop\n", p->hba->index, p->index);
+		b->ops = NULL;
+		return -ENODEV;
+	}
 	ahci_id_string(p->id, ID_MODEL, 20, b->model);
 	ahci_id_string(p->id, ID_SERIAL, 10, b->serial);
 	ahci_id_string(p->id, ID_FIRMWARE, 4, b->firmware);
@@ -493,7 +557,7 @@ int ahci_port_register(struct ahci_port *p, unsigned disk_index)
 	b->nblocks = ahci_id_capacity(p->id);
 	/* Worst case 1 PRD per page plus one per segment fits AHCI_CT_MAX_PRD;
 	 * and 1 MiB is well under the 65536-sector ATA count limit. */
-	b->max_transfer = 1u << 20;
+	b->max_transfer = p->hba->dma32 ? AHCI_BOUNCE_BYTES : 1u << 20;
 	b->max_segments = 128;
 	b->virt_boundary = 0;
 	b->max_discard_blocks = p->trim ? 64u * 0xffffu : 0;
@@ -507,10 +571,12 @@ int ahci_port_register(struct ahci_port *p, unsigned disk_index)
 	p->polling = p->hba->vector < 0;
 	ahci_pwr(p, AHCI_PxIS, 0xffffffff);
 	ahci_pwr(p, AHCI_PxIE, p->polling ? 0 : AHCI_PxIE_DEFAULT);
-	if ((r = blk_register(b)) < 0)
+	if ((r = blk_register(b)) < 0) {
+		b->ops = NULL;          /* not a disk of ours: shutdown skips it */
 		return r;
-	if (p->polling)
-		blk_set_polling(b, true);
+	}
+	if (p->polling && (r = blk_set_polling(b, true)) < 0)
+		kprintf("%s: cannot switch to polling: %s; I/O will not complete\n", b->name, strerror(r));
 	kprintf("%s: %s, %llu x %u B, %s depth %u, TRIM %s, write cache %s (ahci%u port %u)\n",
 		b->name, b->model, (unsigned long long)b->nblocks, b->lba_size,
 		p->ncq ? "NCQ" : "DMA", p->depth, p->trim ? "yes" : "no",

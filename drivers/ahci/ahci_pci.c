@@ -16,7 +16,11 @@
 
 #define AHCI_ABAR 5
 
-static unsigned ahci_nhba, ahci_ndisks;
+#define AHCI_MAX_HBAS 8
+
+struct ahci_hba *ahci_hbas[AHCI_MAX_HBAS];
+unsigned ahci_nhba;
+static unsigned ahci_ndisks;
 
 static int ahci_pci_attach(struct pci_dev *d)
 {
@@ -28,10 +32,15 @@ static int ahci_pci_attach(struct pci_dev *d)
 			ahci_nhba, d->bus, d->dev, d->fn);
 		return -ENODEV;
 	}
+	if (ahci_nhba == AHCI_MAX_HBAS) {
+		kprintf("ahci: more than %u HBAs; %02x:%02x.%u ignored\n", AHCI_MAX_HBAS, d->bus, d->dev, d->fn);
+		return -ENOSPC;
+	}
 	if (!(h = kzalloc(sizeof *h)))
 		return -ENOMEM;
 	h->pci = d;
-	h->index = ahci_nhba++;
+	h->index = ahci_nhba;
+	ahci_hbas[ahci_nhba++] = h;
 	h->vector = -1;
 	pci_enable(d);
 	if (!(h->abar = pci_map_bar(d, AHCI_ABAR))) {
@@ -59,11 +68,12 @@ static int ahci_pci_attach(struct pci_dev *d)
 	for (unsigned i = 0; i < AHCI_MAX_PORTS; i++) {
 		if (!h->port[i])
 			continue;
-		if ((r = ahci_port_register(h->port[i], ahci_ndisks)) < 0) {
-			kprintf("ahci%u port %u: blk_register failed: %s\n", h->index, i, strerror(r));
+		/* Names stay put whether or not config.txt selects the disk. */
+		if ((r = ahci_port_register(h->port[i], ahci_ndisks++)) < 0) {
+			if (r != -ENODEV)
+				kprintf("ahci%u port %u: blk_register failed: %s\n", h->index, i, strerror(r));
 			continue;
 		}
-		ahci_ndisks++;
 		n++;
 	}
 	if (n && (r = ahci_hba_start_watchdog(h)) < 0)

@@ -18,6 +18,12 @@
 
 #define AHCI_DIRECT_MAP_END (BOOT_HHDM_BASE + (1ULL << 46))  /* vmm.c MMIO_BASE */
 #define AHCI_CT_ORDER 6    /* 32 slots * 8 KiB = 256 KiB */
+/* One arena per port: page 0 command list + received FIS, page 1 the
+ * IDENTIFY/log buffer, then the command tables (2^AHCI_CT_ORDER pages,
+ * aligned so).  Below 4 GiB when the HBA needs it (ahci.h). */
+#define AHCI_ARENA_PAGES (2u << AHCI_CT_ORDER)
+#define AHCI_ARENA_ORDER (AHCI_CT_ORDER + 1)
+#define AHCI_4G (1ULL << 32)
 
 static struct ahci_cmd_hdr *ahci_hdr(struct ahci_port *p, unsigned slot)
 {
@@ -247,7 +253,7 @@ int ahci_exec_polled(struct ahci_port *p, unsigned slot, uint8_t cmd, uint8_t fe
 	struct ahci_cmd_hdr *h = ahci_hdr(p, slot);
 	struct fis_h2d *f = (struct fis_h2d *)ahci_ctab(p, slot);
 	struct ahci_prd *prd = (struct ahci_prd *)(ahci_ctab(p, slot) + AHCI_CT_PRDT_OFF);
-	uint64_t deadline, phys = ahci_phys(buf);
+	uint64_t deadline, phys = buf ? ahci_phys(buf) : 0;
 
 	ahci_build_rw_fis(f, false, false, false, 0, lba, count);
 	f->command = cmd;
@@ -257,7 +263,7 @@ int ahci_exec_polled(struct ahci_port *p, unsigned slot, uint8_t cmd, uint8_t fe
 	prd[0].rsvd = 0;
 	prd[0].dbc = len - 1;
 	h->flags = sizeof(struct fis_h2d) / 4;
-	h->prdtl = 1;
+	h->prdtl = buf && len ? 1 : 0;       /* FLUSH CACHE EXT: no data */
 	h->prdbc = 0;
 	ahci_pwr(p, AHCI_PxIS, 0xffffffff);
 	__asm__ volatile("" ::: "memory");
@@ -283,11 +289,20 @@ int ahci_exec_polled(struct ahci_port *p, unsigned slot, uint8_t cmd, uint8_t fe
 
 static int ahci_port_alloc(struct ahci_port *p)
 {
-	p->page_phys = pmm_alloc_pages(0);
-	p->ct_phys = pmm_alloc_pages(AHCI_CT_ORDER);
-	p->logbuf = kmalloc(512);
-	if (!p->page_phys || !p->ct_phys || !p->logbuf)
+	uint64_t limit = p->hba->dma32 ? AHCI_4G : ~0ULL;
+
+	p->arena_phys = pmm_alloc_below(limit, AHCI_ARENA_PAGES);
+	if (!p->arena_phys)
 		return -ENOMEM;
+	if (p->hba->dma32) {
+		p->bounce_phys = pmm_alloc_below(AHCI_4G, AHCI_MAX_SLOTS * AHCI_BOUNCE_BYTES / PAGE_SIZE);
+		if (!p->bounce_phys)
+			return -ENOMEM;
+		p->bounce = PHYS_TO_VIRT(p->bounce_phys);
+	}
+	p->page_phys = p->arena_phys;
+	p->ct_phys = p->arena_phys + ((uint64_t)PAGE_SIZE << AHCI_CT_ORDER);
+	p->logbuf = (uint8_t *)PHYS_TO_VIRT(p->arena_phys + PAGE_SIZE);
 	p->cmdlist = PHYS_TO_VIRT(p->page_phys);
 	p->rfis = (uint8_t *)p->cmdlist + 1024;
 	p->ctables = PHYS_TO_VIRT(p->ct_phys);
@@ -302,16 +317,17 @@ static int ahci_port_alloc(struct ahci_port *p)
 	return 0;
 }
 
+/* Only for a port whose command list and FIS receive are stopped: the
+ * HBA may otherwise still write into this memory. */
 static void ahci_port_free(struct ahci_port *p)
 {
-	if (p->page_phys)
-		pmm_free_pages(p->page_phys, 0);
-	if (p->ct_phys)
-		pmm_free_pages(p->ct_phys, AHCI_CT_ORDER);
-	if (p->logbuf)
-		kfree(p->logbuf);
-	p->page_phys = p->ct_phys = 0;
-	p->logbuf = NULL;
+	if (p->arena_phys)
+		pmm_free_pages(p->arena_phys, AHCI_ARENA_ORDER);
+	if (p->bounce_phys)
+		pmm_free_pages(p->bounce_phys, 9);
+	_Static_assert(AHCI_MAX_SLOTS * AHCI_BOUNCE_BYTES == (PAGE_SIZE << 9), "bounce area is order 9");
+	p->arena_phys = p->page_phys = p->ct_phys = p->bounce_phys = 0;
+	p->logbuf = p->bounce = NULL;
 }
 
 static int ahci_port_identify(struct ahci_port *p)
@@ -386,7 +402,12 @@ int ahci_port_init(struct ahci_port *p)
 	return 0;
 
 fail_stop:
-	ahci_port_stop(p);
+	if (ahci_port_stop(p) < 0) {
+		/* The HBA may still fetch commands or post FISes into the
+		 * port's memory: keep it (and the port struct) for good. */
+		kprintf("ahci%u port %u: port did not stop; its memory stays allocated\n", h->index, p->index);
+		return -EBUSY;
+	}
 fail:
 	ahci_port_free(p);
 	if (r != -ENODEV)

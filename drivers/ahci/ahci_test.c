@@ -6,6 +6,7 @@
 #include "drivers/ahci/ahci.h"
 #include "kernel/errno.h"
 #include "kernel/kernel.h"
+#include "kernel/kprintf.h"
 #include "kernel/kstring.h"
 #include "kernel/mm.h"
 #include "kernel/selftest.h"
@@ -223,4 +224,164 @@ SELFTEST(ahci, ncq_reads_around_flush)
 	ST_EXPECT(ahci_test_errors == 0);
 	if (ahci_test_done == submitted)
 		kfree(buf);                 /* else the driver may still write it */
+}
+
+/* A request submitted while recovery owns the port (ahci.h) must not take
+ * a command slot or touch slot 0's command table (which recovery borrows
+ * for READ LOG EXT); it waits in the block layer and runs once recovery
+ * ends.  Read-only.  The hook submits from inside a real recovery, after
+ * its snapshot and before the port reset. */
+static struct {
+	struct ahci_port *port;
+	struct blk_req req;
+	struct blk_seg seg;
+	int submit_rc;
+	uint32_t used_before, used_after;
+	bool ct0_same, called;
+	volatile int done;
+} ahci_rt;
+static uint8_t ahci_rt_ct0[AHCI_CT_PRDT_OFF + 16];
+
+static void ahci_rt_done(struct blk_req *r)
+{
+	(void)r;
+	__atomic_store_n(&ahci_rt.done, 1, __ATOMIC_SEQ_CST);
+	waitq_wake_all(&ahci_test_wq);
+}
+
+static void ahci_rt_hook(struct ahci_port *p)
+{
+	if (p != ahci_rt.port || ahci_rt.called)
+		return;
+	ahci_rt.called = true;
+	memcpy(ahci_rt_ct0, p->ctables, sizeof ahci_rt_ct0);
+	ahci_rt.used_before = p->used;
+	ahci_rt.submit_rc = blk_submit(&p->blk, &ahci_rt.req);
+	ahci_rt.used_after = p->used;
+	ahci_rt.ct0_same = !memcmp(ahci_rt_ct0, p->ctables, sizeof ahci_rt_ct0);
+}
+
+static bool ahci_rt_is_done(void *arg)
+{
+	(void)arg;
+	return ahci_rt.done != 0;
+}
+
+SELFTEST(ahci, submit_during_recovery)
+{
+	struct blk_dev *d = blk_find("sata0");
+	if (!d)
+		return;
+	struct ahci_port *p = d->driver_data;
+	uint8_t *buf = kmalloc(4096), *ref = kmalloc(4096);
+	char err[96];
+	ST_EXPECT(buf && ref);
+	if (!buf || !ref)
+		goto out;
+	ST_EXPECT(blk_read(d, 128, 4096 / d->lba_size, ref, err, sizeof err) == 0);
+	memset(buf, 0xee, 4096);
+	memset(&ahci_rt, 0, sizeof ahci_rt);
+	ahci_rt.port = p;
+	ahci_rt.seg = (struct blk_seg){ buf, 4096 };
+	blk_req_init(&ahci_rt.req, BLK_OP_READ, 128, 4096 / d->lba_size, &ahci_rt.seg, 1, ahci_rt_done, NULL);
+	uint64_t resets = p->resets;
+	ahci_recovery_test_hook = ahci_rt_hook;
+	uint64_t fl = spin_lock_irqsave(&p->lock);
+	p->recovering = true;          /* as process() does on an error bit */
+	p->need_recovery = true;
+	ahci_pwr(p, AHCI_PxIE, 0);
+	spin_unlock_irqrestore(&p->lock, fl);
+	waitq_wake_all(&p->hba->wd_wait);
+	uint64_t deadline = time_ns() + 30 * NS_PER_S;
+	while (!ahci_rt.done && time_ns() < deadline) {
+		if (d->polling)
+			blk_poll(d);
+		waitq_wait_until(&ahci_test_wq, ahci_rt_is_done, NULL, time_ns() + 10 * NS_PER_MS);
+	}
+	ahci_recovery_test_hook = NULL;
+	ST_EXPECT(ahci_rt.called);
+	ST_EXPECT(ahci_rt.submit_rc == 0);
+	ST_EXPECT(ahci_rt.used_after == ahci_rt.used_before);   /* no slot taken */
+	ST_EXPECT(ahci_rt.ct0_same);
+	ST_EXPECT(p->resets == resets + 1);
+	ST_EXPECT(ahci_rt.done && ahci_rt.req.status == 0);
+	ST_EXPECT(ahci_rt.done && !memcmp(buf, ref, 4096));
+	if (!ahci_rt.done)
+		buf = NULL;                    /* the device may still own it */
+out:
+	kfree(buf);
+	kfree(ref);
+}
+
+/* 32-bit DMA (CAP.S64A clear or boot argument ahci_dma32): a read into a
+ * buffer above 4 GiB goes through the bounce buffer and lands intact; one
+ * into low memory does not bounce.  On a scratch disk (scratch=sata0) also
+ * a bounced write, read back (the last blocks of the disk are
+ * overwritten).  Skipped, saying so, when the port has 64-bit DMA or the
+ * machine has no memory above 4 GiB. */
+SELFTEST(ahci, dma32_bounce)
+{
+	struct blk_dev *d = blk_find("sata0");
+	if (!d)
+		return;
+	struct ahci_port *p = d->driver_data;
+	if (!p->hba->dma32) {
+		kprintf("selftest: ahci: dma32_bounce skipped: the HBA does 64-bit DMA (boot argument ahci_dma32 "
+			"forces 32-bit)\n");
+		return;
+	}
+	enum { ORDER = 4, TRIES = 256 };
+	static uint64_t got[TRIES];
+	uint64_t high = 0, low = pmm_alloc_below(1ULL << 32, 1u << (ORDER + 1));
+	unsigned n = 0;
+	char err[96];
+	while (n < TRIES && !high) {
+		uint64_t a = pmm_alloc_pages(ORDER + 3);
+		if (!a)
+			break;
+		if (a >= (1ULL << 32))
+			high = a;
+		else
+			got[n++] = a;
+	}
+	for (unsigned i = 0; i < n; i++)
+		pmm_free_pages(got[i], ORDER + 3);
+	ST_EXPECT(low != 0);
+	if (!high || !low) {
+		kprintf("selftest: ahci: dma32_bounce skipped: no memory above 4 GiB (give the machine more than "
+			"4 GiB)\n");
+		goto out;
+	}
+	uint8_t *a = PHYS_TO_VIRT(low), *b = PHYS_TO_VIRT(high);
+	uint32_t cnt = (4096u << ORDER) / d->lba_size;
+	memset(a, 0x11, 4096u << ORDER);
+	memset(b, 0x22, 4096u << ORDER);
+	uint64_t before = p->bounces;
+	ST_EXPECT(blk_read(d, 64, cnt, a, err, sizeof err) == 0);
+	ST_EXPECT(p->bounces == before);
+	ST_EXPECT(blk_read(d, 64, cnt, b, err, sizeof err) == 0);
+	ST_EXPECT(p->bounces > before);
+	ST_EXPECT(!memcmp(a, b, 4096u << ORDER));
+	if (blk_is_scratch(d)) {
+		/* Write from above 4 GiB (bounced in), read back below. */
+		uint64_t lba = d->nblocks - 2 * cnt;
+		for (unsigned i = 0; i < (4096u << ORDER); i++)
+			b[i] = (uint8_t)(i * 7 + 3);
+		before = p->bounces;
+		ST_EXPECT(blk_write(d, lba, cnt, b, 0, err, sizeof err) == 0);
+		ST_EXPECT(p->bounces > before);
+		memset(a, 0, 4096u << ORDER);
+		ST_EXPECT(blk_read(d, lba, cnt, a, err, sizeof err) == 0);
+		ST_EXPECT(!memcmp(a, b, 4096u << ORDER));
+	} else {
+		kprintf("selftest: ahci: dma32_bounce: %s is not named as scratch: bounced writes not tested\n",
+			d->name);
+	}
+	kprintf("selftest: ahci: dma32_bounce: I/O through 0x%llx bounced (%llu bounces)\n",
+		(unsigned long long)high, (unsigned long long)p->bounces);
+out:
+	if (high)
+		pmm_free_pages(high, ORDER + 3);
+	if (low)
+		pmm_free_pages(low, ORDER + 1);
 }

@@ -454,8 +454,14 @@ out:
 		kfree(ts);
 	}
 	kfree(th);
-	if (poll != was_polling)
-		blk_set_polling(dev, was_polling);
+	if (poll != was_polling) {
+		int mrc = blk_set_polling(dev, was_polling);
+		if (mrc) {
+			kprintf("bench: %s: cannot switch back to %s mode: %s\n", dev->name,
+				was_polling ? "poll" : "irq", strerror(mrc));
+			rc = 1;
+		}
+	}
 	return rc;
 }
 

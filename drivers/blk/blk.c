@@ -16,6 +16,7 @@
 #include "kernel/smp.h"
 #include "kernel/time.h"
 #include "kernel/cpu.h"
+#include "kernel/initcall.h"
 
 static spinlock_t blk_reg_lock = SPINLOCK_INIT("blk-reg");
 static struct blk_dev *blk_devs[BLK_MAX_DEVS];
@@ -55,24 +56,76 @@ void blk_init(void)
 
 /* ---- registry ---- */
 
-bool blk_selected(const struct blk_dev *dev)
+/* Is `name` one of the comma-separated names in list? */
+static bool blk_name_in_list(const char *list, const char *name)
 {
-	const char *s = boot_info ? boot_info->config.disks : "";
-	size_t n = strlen(dev->name);
+	size_t n = strlen(name);
 
-	if (!s[0] || strcmp(s, "all") == 0)
-		return true;
-	while (*s) {
-		const char *e = strchr(s, ',');
-		size_t len = e ? (size_t)(e - s) : strlen(s);
-		if (len == n && strncmp(s, dev->name, n) == 0)
+	while (*list) {
+		const char *e = strchr(list, ',');
+		size_t len = e ? (size_t)(e - list) : strlen(list);
+		if (len == n && strncmp(list, name, n) == 0)
 			return true;
 		if (!e)
 			break;
-		s = e + 1;
+		list = e + 1;
 	}
 	return false;
 }
+
+static const char *blk_config_disks(void)
+{
+	return boot_info ? boot_info->config.disks : "";
+}
+
+bool blk_selected(const char *name)
+{
+	const char *s = blk_config_disks();
+
+	if (!s[0] || strcmp(s, "all") == 0 || blk_name_in_list(s, name))
+		return true;
+	kprintf("blk: %s: not in config.txt disks (%s): left alone\n", name, s);
+	return false;
+}
+
+bool blk_is_scratch(const struct blk_dev *dev)
+{
+	const char *s = arg_get("scratch");
+	return dev->ramdisk || (s && blk_name_in_list(s, dev->name));
+}
+
+/* After every driver attached: name each disk that config.txt "disks" or
+ * the boot argument "scratch" asks for and no driver found (a typo would
+ * otherwise pass silently). */
+static void blk_check_names(const char *list, const char *what)
+{
+	char name[32];
+
+	while (list && *list) {
+		const char *e = strchr(list, ',');
+		size_t len = e ? (size_t)(e - list) : strlen(list);
+		if (len && len < sizeof(name)) {
+			memcpy(name, list, len);
+			name[len] = 0;
+			if (!blk_find(name))
+				kprintf("blk: %s names disk '%s', but no driver found a disk of that name\n",
+					what, name);
+		}
+		if (!e)
+			break;
+		list = e + 1;
+	}
+}
+
+static int blk_check_selection(void)
+{
+	const char *s = blk_config_disks();
+	if (s[0] && strcmp(s, "all") != 0)
+		blk_check_names(s, "config.txt disks");
+	blk_check_names(arg_get("scratch"), "boot argument scratch");
+	return 0;
+}
+INITCALL(blk_names, INIT_DRIVERS, 100, blk_check_selection);
 
 int blk_register(struct blk_dev *dev)
 {

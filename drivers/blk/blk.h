@@ -21,8 +21,23 @@
  * the request's done() runs exactly once with req->status 0 or -errno and,
  * for device errors, req->error holding the decoded reason in words.
  * done() may run in interrupt context: it must not sleep (waking a waitq is
- * fine).  The request and its buffers stay owned by the block layer until
- * done() runs.
+ * fine).
+ *
+ * Buffer lifetime (the one rule every caller and driver relies on): from
+ * blk_submit() returning 0 until done() runs, the request and every buffer
+ * its segments name belong to the block layer and the device, which may
+ * DMA into them at any moment -- also after a timeout, because a controller
+ * reset resubmits what was in flight.  Nobody may free or reuse them in
+ * that window, and nobody may stop waiting for them in a way that lets
+ * them be freed.  The waits in this layer therefore end only when done()
+ * has run: blk_wait() keeps waiting while the device owns the memory and
+ * logs every blk_sync_timeout_ms instead of giving up.  Drivers make that
+ * wait finite: a command past its deadline is aborted, retried after a
+ * reset and finally failed, and a controller that cannot be reset stops
+ * DMA (bus mastering off) before its requests are failed (blk_set_dead).
+ * The single exception is blk_wait()'s give-up time, for power-off only:
+ * a caller that gives up leaves the request and its buffers allocated for
+ * good (leaked, never freed).
  *
  * What blk_submit() does, in order:
  *   - validates: range inside the device (-ERANGE "past end of device"),
@@ -60,6 +75,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+struct waitq;
 
 enum blk_op {
 	BLK_OP_READ = 0,
@@ -143,6 +160,8 @@ struct blk_dev {
 	uint32_t max_write_zeroes_blocks; /* 0 = emulated */
 	bool write_cache;             /* volatile write cache present+enabled */
 	bool fua;                     /* FUA writes supported */
+	bool ramdisk;                 /* contents disposable (memdisk): a
+				       * scratch disk for self-tests */
 	unsigned nqueues;             /* hardware queues (>= 1) */
 	unsigned queue_depth;         /* commands per queue */
 	const struct blk_ops *ops;
@@ -158,12 +177,19 @@ struct blk_dev {
 };
 
 void blk_init(void);
+/* 0, -EINVAL (incomplete description), -ENOMEM, -ENOSPC, -EEXIST.  Drivers
+ * of real disks ask blk_selected() first and leave unselected disks alone. */
 int blk_register(struct blk_dev *dev);
 unsigned blk_count(void);
 struct blk_dev *blk_get(unsigned index);
 struct blk_dev *blk_find(const char *name);
-/* Is the device named by config.txt "disks" (or is that "all")? */
-bool blk_selected(const struct blk_dev *dev);
+/* Is a disk named `name` selected by config.txt "disks" (or is that
+ * "all")?  Disk drivers call it before blk_register() and do not register
+ * (nor use) a disk that is not selected; it prints why once. */
+bool blk_selected(const char *name);
+/* Is the device a scratch disk that self-tests may overwrite: a RAM disk
+ * (memdisk), or a disk named by the boot argument scratch=NAME[,NAME...]? */
+bool blk_is_scratch(const struct blk_dev *dev);
 
 void blk_req_init(struct blk_req *req, enum blk_op op, uint64_t lba, uint32_t nblocks,
 		  struct blk_seg *segs, unsigned nsegs, void (*done)(struct blk_req *), void *priv);
@@ -177,13 +203,35 @@ void blk_set_dead(struct blk_dev *dev, const char *reason);
 
 /* Reap completions on every queue of dev (polling mode); returns count. */
 int blk_poll(struct blk_dev *dev);
+/* Switch completion mode.  0 when the device is in the mode asked for
+ * (also when it already was); -ENOTSUP when polling is asked of a driver
+ * without ops->poll; the driver's -errno when set_interrupts() cannot do
+ * it (e.g. -ENXIO: no interrupt vector), and then the mode is unchanged.
+ * A set_interrupts() returning -ENOTSUP when asked to turn interrupts OFF
+ * means "cannot mask them": polling then reaps alongside interrupts,
+ * which is correct, so that alone is not an error. */
 int blk_set_polling(struct blk_dev *dev, bool polling);
 
-/* Synchronous helpers: submit and wait (sleeping in interrupt mode,
- * polling in polling mode) with a deadline of blk_sync_timeout_ms (30 s;
- * on expiry -ETIMEDOUT and "timed out after N ms waiting for OP on DEV").
- * On a device error the decoded reason is copied to err (if not NULL).
- * Process context only. */
+/* The one waiting primitive of the block layer (blk_sync.c), used by the
+ * synchronous helpers, the power-off flush and anyone else who submitted
+ * and must wait.  Waits until cond(arg) is true: polling dev in polling
+ * mode, otherwise sleeping on wq (which done() must wake) and waking every
+ * 50 ms to restart parked requests.  It follows the buffer-lifetime rule
+ * above: it does not give up while the request is outstanding, and every
+ * blk_sync_timeout_ms it logs "DEV: still waiting for WHAT after N s".
+ * giveup_ns (absolute time_ns(), 0 = never) is for power-off only: at that
+ * time it returns -ETIMEDOUT and the caller must leak the request and its
+ * buffers.  Returns 0 once cond(arg) holds.  Process context. */
+int blk_wait(struct blk_dev *dev, struct waitq *wq, bool (*cond)(void *), void *arg, const char *what,
+	     uint64_t giveup_ns);
+/* "still waiting" lines printed by blk_wait() since boot (tests). */
+extern uint64_t blk_wait_reports;
+
+/* Synchronous helpers: submit and blk_wait() for the result, which comes
+ * from the device or from the driver's own timeout handling (they never
+ * give up on their own while the device owns the buffer; see above).  On a
+ * device error the decoded reason is copied to err (if not NULL).  Process
+ * context only. */
 int blk_read(struct blk_dev *dev, uint64_t lba, uint32_t nblocks, void *buf, char *err, size_t errlen);
 int blk_write(struct blk_dev *dev, uint64_t lba, uint32_t nblocks, const void *buf, uint32_t flags,
 	      char *err, size_t errlen);
@@ -203,8 +251,13 @@ void blk_stats_reset(struct blk_dev *dev);
 /* Command timeout in ms from the boot argument blk_timeout_ms (default
  * 5000); drivers use it for their per-command deadline. */
 uint32_t blk_timeout_ms(void);
-/* Deadline of the synchronous helpers, default 30000 ms (tests lower it). */
+/* Period of blk_wait()'s "still waiting" lines, default 30000 ms (tests
+ * lower it). */
 extern uint32_t blk_sync_timeout_ms;
+/* Power-off step (order 30): flush every disk with a volatile write cache,
+ * all at once, until deadline_ns; 0 or the first -errno, each failure
+ * printed with the device name. */
+int blk_shutdown_flush(uint64_t deadline_ns);
 /* Decoded reason for a failed request (req->error, else strerror). */
 const char *blk_req_reason(const struct blk_req *req);
 

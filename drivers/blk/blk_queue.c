@@ -409,7 +409,9 @@ int blk_set_polling(struct blk_dev *dev, bool polling)
 	if (polling == dev->polling)
 		return 0;
 	if (polling) {
-		/* Poll mode first, then interrupts off: nothing is missed. */
+		/* Poll mode first, then interrupts off: nothing is missed.
+		 * -ENOTSUP: interrupts stay on and polling reaps alongside
+		 * them (see blk.h), which is still polling mode. */
 		dev->polling = true;
 		if (dev->ops->set_interrupts) {
 			int rc = dev->ops->set_interrupts(dev, false);
@@ -419,9 +421,12 @@ int blk_set_polling(struct blk_dev *dev, bool polling)
 			}
 		}
 	} else {
+		/* Without interrupts nothing would ever complete: any failure
+		 * to turn them on (-ENOTSUP included) keeps the device polling.
+		 * No set_interrupts at all: they were never off. */
 		if (dev->ops->set_interrupts) {
 			int rc = dev->ops->set_interrupts(dev, true);
-			if (rc < 0 && rc != -ENOTSUP)
+			if (rc < 0)
 				return rc;
 		}
 		dev->polling = false;

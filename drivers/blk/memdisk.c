@@ -278,6 +278,7 @@ struct blk_dev *memdisk_create(const char *name, const struct memdisk_opts *o)
 	d->max_discard_blocks = o->max_discard_blocks;
 	d->max_write_zeroes_blocks = o->max_write_zeroes_blocks;
 	d->write_cache = o->write_cache;
+	d->ramdisk = true;
 	d->fua = o->fua;
 	d->nqueues = o->nqueues ? o->nqueues : 1;
 	d->queue_depth = o->queue_depth ? o->queue_depth : 32;

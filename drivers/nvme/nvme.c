@@ -13,10 +13,12 @@
 #include "kernel/sched.h"
 #include "kernel/smp.h"
 #include "kernel/time.h"
+#include "kernel/initcall.h"
 
 struct nvme_ctrl *nvme_ctrls;
 
 static uint16_t nvme_admin_cid;
+bool nvme_test_fail_reset;
 
 /* Wait for CSTS.RDY == want within CAP.TO; CFS ends the wait early. */
 static int nvme_wait_ready(struct nvme_ctrl *c, bool want)
@@ -84,6 +86,14 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *sqe, struct nvme_cqe *out, 
 	int err = -ETIMEDOUT;
 
 	mutex_lock(&c->admin_lock);
+	/* Timed-out commands stay in the ring until they complete late or a
+	 * reset empties it: never write over one. */
+	if ((uint16_t)((q->sq_tail - q->sq_head + q->depth) % q->depth) >= q->depth - 1u) {
+		mutex_unlock(&c->admin_lock);
+		kprintf("%s: admin command %s not sent: the admin queue is full of commands that timed out\n",
+			c->name, what);
+		return -EBUSY;
+	}
 	uint16_t cid = ++nvme_admin_cid;
 	sqe->cid = cid;
 	q->sq[q->sq_tail] = *sqe;
@@ -95,6 +105,8 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *sqe, struct nvme_cqe *out, 
 		volatile struct nvme_cqe *cqe = &q->cq[q->cq_head];
 		if ((cqe->status & 1) == q->phase) {
 			struct nvme_cqe got = *(struct nvme_cqe *)cqe;
+			if (got.sqhd < q->depth)
+				q->sq_head = got.sqhd;
 			if (++q->cq_head == q->depth) {
 				q->cq_head = 0;
 				q->phase ^= 1;
@@ -157,6 +169,7 @@ static int nvme_identify_ctrl(struct nvme_ctrl *c)
 	c->mdts = id[NVME_IDC_MDTS];
 	c->oncs = (uint16_t)(id[NVME_IDC_ONCS] | id[NVME_IDC_ONCS + 1] << 8);
 	c->vwc = id[NVME_IDC_VWC];
+	memcpy(&c->rtd3e_us, id + NVME_IDC_RTD3E, 4);
 	memcpy(&c->nn, id + NVME_IDC_NN, 4);
 	/* MDTS is in units of the minimum page size (4 KiB here); 0 = no limit. */
 	c->max_transfer = NVME_MAX_XFER;
@@ -236,17 +249,23 @@ void nvme_mask_irqs(struct nvme_ctrl *c, bool masked)
 			pci_msix_mask(c->pci, c->io[i].msix_entry, masked);
 }
 
+/* 0 when registered; -ENOENT inactive, -ENODEV not selected by config.txt
+ * "disks", -ENOTSUP unusable format, other -errno on failure (each but
+ * -ENOENT printed). */
 static int nvme_ns_attach(struct nvme_ctrl *c, uint32_t nsid)
 {
 	char name[16];
 	ksnprintf(name, sizeof(name), "%sn%u", c->name, nsid);
-	if (nvme_identify(c, NVME_CNS_NS, nsid, "Identify Namespace"))
-		return -EIO;
+	int err = nvme_identify(c, NVME_CNS_NS, nsid, "Identify Namespace");
+	if (err)
+		return err;
 	const uint8_t *id = c->idbuf;
 	uint64_t nsze;
 	memcpy(&nsze, id + NVME_IDN_NSZE, 8);
 	if (nsze == 0)
-		return 0;                       /* inactive */
+		return -ENOENT;                 /* inactive */
+	if (!blk_selected(name))
+		return -ENODEV;
 	unsigned fmt = id[NVME_IDN_FLBAS] & 0xf;
 	uint32_t lbaf;
 	memcpy(&lbaf, id + NVME_IDN_LBAF + 4 * fmt, 4);
@@ -296,7 +315,7 @@ static int nvme_ns_attach(struct nvme_ctrl *c, uint32_t nsid)
 	b->queue_depth = c->io[0].depth - 1u;
 	b->ops = &nvme_blk_ops;
 	b->driver_data = ns;
-	int err = blk_register(b);
+	err = blk_register(b);
 	if (err) {
 		kprintf("%s: block layer registration failed: %s\n", name, strerror(err));
 		kfree(ns);
@@ -304,9 +323,11 @@ static int nvme_ns_attach(struct nvme_ctrl *c, uint32_t nsid)
 	}
 	c->ns[c->nns++] = ns;
 	if (c->nvec == 0) {
-		ns->polling = true;
-		c->npolling++;
-		blk_set_polling(b, true);
+		/* No vector: polling is the only mode (nvme_set_interrupts
+		 * counts the namespace in npolling). */
+		err = blk_set_polling(b, true);
+		if (err)
+			kprintf("%s: cannot switch to polling: %s; I/O will not complete\n", name, strerror(err));
 	}
 	kprintf("%s: %llu x %u B (%llu MiB), write cache %s\n", name, (unsigned long long)nsze,
 		b->lba_size, (unsigned long long)((nsze << lbads) >> 20), wce ? "on" : c->vwc ? "off" : "none");
@@ -330,14 +351,12 @@ static int nvme_namespaces(struct nvme_ctrl *c)
 		for (uint32_t i = 1; i <= c->nn && n < 1024; i++)
 			list[n++] = i;
 	}
-	int found = 0;
 	for (unsigned i = 0; i < n; i++)
-		if (nvme_ns_attach(c, list[i]) > 0)
-			found++;
-	if (!found)
-		kprintf("%s: no usable namespace (%u active)\n", c->name, n);
+		nvme_ns_attach(c, list[i]);     /* prints its own failures */
+	if (!c->nns)
+		kprintf("%s: no usable namespace (%u listed)\n", c->name, n);
 	kfree(list);
-	return found;
+	return 0;
 }
 
 static int nvme_reset_locked(struct nvme_ctrl *c, const char *why);
@@ -345,7 +364,7 @@ static int nvme_reset_locked(struct nvme_ctrl *c, const char *why);
 int nvme_reset(struct nvme_ctrl *c, const char *why)
 {
 	mutex_lock(&c->reset_lock);
-	int err = c->state == NVME_DEAD ? -ENODEV : nvme_reset_locked(c, why);
+	int err = c->state == NVME_DEAD || c->state == NVME_OFF ? -ENODEV : nvme_reset_locked(c, why);
 	mutex_unlock(&c->reset_lock);
 	return err;
 }
@@ -363,7 +382,7 @@ static int nvme_reset_locked(struct nvme_ctrl *c, const char *why)
 	}
 	/* Disabling drops every queue and every command in the controller. */
 	mutex_lock(&c->admin_lock);
-	int err = nvme_enable(c);
+	int err = nvme_test_fail_reset ? -ETIMEDOUT : nvme_enable(c);
 	mutex_unlock(&c->admin_lock);
 	if (!err)
 		err = nvme_create_io_queues(c);
@@ -372,21 +391,26 @@ static int nvme_reset_locked(struct nvme_ctrl *c, const char *why)
 		ksnprintf(reason, sizeof(reason), "%s: controller did not come back after reset (%s)", c->name,
 			  strerror(err));
 		kprintf("%s\n", reason);
-		c->state = NVME_DEAD;
+		/* The controller may still hold commands whose buffers the
+		 * callers free once we fail them: stop its DMA first. */
+		if (c->pci)
+			pci_set_bus_master(c->pci, false);
 		for (unsigned i = 0; i < c->nns; i++)
 			blk_set_dead(&c->ns[i]->blk, reason);
-		for (unsigned i = 0; i < c->nqueues; i++) {
-			nvme_queue_fail_all(&c->io[i], reason);
-			/* Unhold so later submissions fail fast instead of waiting. */
-			c->io[i].held = false;
-		}
+		unsigned nfailed = 0;
+		for (unsigned i = 0; i < c->nqueues; i++)
+			nfailed += nvme_queue_fail_all(&c->io[i], NVME_DEAD, reason);
+		__atomic_store_n(&c->state, NVME_DEAD, __ATOMIC_RELEASE);   /* also with no queues */
+		kprintf("%s: bus mastering off, %u in-flight commands failed\n", c->name, nfailed);
 		return err;
 	}
 	c->state = NVME_LIVE;
+	uint64_t fl = spin_lock_irqsave(&c->mode_lock);
 	if (c->irqs_masked) {                   /* masking state survives the reset */
 		c->irqs_masked = false;
 		nvme_mask_irqs(c, true);
 	}
+	spin_unlock_irqrestore(&c->mode_lock, fl);
 	for (unsigned i = 0; i < c->nqueues; i++)
 		nvme_queue_resubmit(&c->io[i]);
 	kprintf("%s: reset done in %llu ms\n", c->name, (unsigned long long)((time_ns() - t0) / NS_PER_MS));
@@ -460,6 +484,7 @@ int nvme_attach(struct nvme_ctrl *c)
 	c->state = NVME_ENABLING;
 	mutex_init(&c->admin_lock, "nvme-admin");
 	mutex_init(&c->reset_lock, "nvme-reset");
+	spin_init(&c->mode_lock, "nvme-mode");
 	c->idbuf_phys = pmm_alloc_pages(0);
 	if (!c->idbuf_phys)
 		return -ENOMEM;
@@ -501,15 +526,18 @@ int nvme_attach(struct nvme_ctrl *c)
 		depth - 1, c->max_transfer / 1024,
 		c->nvec == 0 ? "polling only" : c->shared_vector ? "one interrupt vector" : "an MSI-X vector per queue");
 
-	int found = nvme_namespaces(c);
+	err = nvme_namespaces(c);
 	c->next = nvme_ctrls;
 	nvme_ctrls = c;
 	if (!thread_create("nvme-watchdog", nvme_watchdog, c, THREAD_ANY_CPU))
 		kprintf("%s: no watchdog thread: command timeouts will not be detected\n", c->name);
-	return found;
+	return err;
 
 fail_disable:
-	nvme_disable(c);
+	if (nvme_disable(c) && c->pci) {
+		kprintf("%s: controller did not disable; bus mastering turned off instead\n", c->name);
+		pci_set_bus_master(c->pci, false);
+	}
 fail_admin:
 	/* Queue memory stays allocated: the controller may still DMA into it
 	 * if disabling failed, and attach failures are rare and final. */
@@ -517,3 +545,94 @@ fail_id:
 	kprintf("%s: attach failed: %s\n", c->name, strerror(err));
 	return err;
 }
+
+/*
+ * Power-off (NVMe 2.0 base spec 3.6.2, "normal shutdown"): stop taking
+ * I/O, let what is in flight finish, set CC.SHN = 01b and wait for
+ * CSTS.SHST = 10b.  The controller then has written its volatile cache
+ * and metadata to media.  The wait is bounded by the controller's own
+ * RTD3 entry latency (RTD3E, at least NVME_SHUTDOWN_MIN_NS when it gives
+ * none or less) and by the shutdown step's deadline; every controller gets
+ * its SHN before any is waited for.
+ */
+#define NVME_SHUTDOWN_MIN_NS (5 * NS_PER_S)
+
+/* Refuse new I/O and wait (bounded) for the in-flight commands; fail
+ * what is left.  reset_lock held. */
+static void nvme_shutdown_quiesce(struct nvme_ctrl *c, uint64_t deadline)
+{
+	for (unsigned i = 0; i < c->nqueues; i++) {
+		uint64_t fl = spin_lock_irqsave(&c->io[i].lock);
+		__atomic_store_n(&c->state, NVME_OFF, __ATOMIC_RELEASE);
+		spin_unlock_irqrestore(&c->io[i].lock, fl);
+	}
+	for (;;) {
+		unsigned busy = 0;
+		for (unsigned i = 0; i < c->nqueues; i++) {
+			nvme_queue_reap(&c->io[i]);
+			busy += c->io[i].depth - 1u - c->io[i].nfree;
+		}
+		if (!busy || time_ns() >= deadline)
+			break;
+		thread_sleep_ns(NS_PER_MS);
+	}
+	unsigned left = 0;
+	for (unsigned i = 0; i < c->nqueues; i++)
+		left += nvme_queue_fail_all(&c->io[i], NVME_OFF, "controller shut down for power-off");
+	if (left)
+		kprintf("%s: %u commands still in flight at power-off were failed\n", c->name, left);
+}
+
+static int nvme_shutdown_wait(struct nvme_ctrl *c, uint64_t t0, uint64_t deadline)
+{
+	uint64_t limit = MAX((uint64_t)c->rtd3e_us * NS_PER_US, NVME_SHUTDOWN_MIN_NS);
+	deadline = MIN(deadline, t0 + limit);
+	for (;;) {
+		uint32_t csts = nvme_read4(c, NVME_CSTS);
+		if (csts == 0xffffffffu) {
+			kprintf("%s: registers read all ones during shutdown: device gone\n", c->name);
+			return -ENODEV;
+		}
+		if ((csts & NVME_CSTS_SHST_MASK) == NVME_CSTS_SHST_DONE) {
+			kprintf("%s: shutdown complete in %llu ms\n", c->name,
+				(unsigned long long)((time_ns() - t0) / NS_PER_MS));
+			return 0;
+		}
+		if (time_ns() >= deadline) {
+			kprintf("%s: shutdown not complete after %llu ms (CSTS 0x%x%s, RTD3E %u us): the "
+				"controller may lose what its cache holds\n", c->name,
+				(unsigned long long)((time_ns() - t0) / NS_PER_MS), csts,
+				(csts & NVME_CSTS_CFS) ? ", controller fatal status" : "", c->rtd3e_us);
+			return -ETIMEDOUT;
+		}
+		thread_sleep_ns(NS_PER_MS);
+	}
+}
+
+int nvme_shutdown_all(uint64_t deadline)
+{
+	int first = 0;
+	uint64_t t0 = time_ns();
+
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
+		mutex_lock(&c->reset_lock);     /* no reset from here on */
+		if (c->state != NVME_LIVE) {
+			if (c->state == NVME_DEAD)
+				kprintf("%s: dead, no shutdown notification\n", c->name);
+			continue;
+		}
+		nvme_shutdown_quiesce(c, deadline);
+		uint32_t cc = nvme_read4(c, NVME_CC);
+		nvme_write4(c, NVME_CC, (cc & ~NVME_CC_SHN_MASK) | NVME_CC_SHN_NORMAL);
+	}
+	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
+		if (c->state == NVME_OFF) {
+			int err = nvme_shutdown_wait(c, t0, deadline);
+			if (err && !first)
+				first = err;
+		}
+		mutex_unlock(&c->reset_lock);
+	}
+	return first;
+}
+SHUTDOWN_STEP(nvme_shutdown, 40, nvme_shutdown_all);

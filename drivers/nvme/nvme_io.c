@@ -86,6 +86,7 @@ void nvme_queue_reset_ring(struct nvme_queue *q)
 {
 	memset((void *)q->cq, 0, q->depth * sizeof(struct nvme_cqe));
 	q->sq_tail = 0;
+	q->sq_head = 0;
 	q->cq_head = 0;
 	q->phase = 1;
 }
@@ -175,10 +176,16 @@ static int nvme_submit(struct blk_dev *dev, struct blk_req *req, unsigned queue)
 	struct nvme_ns *ns = dev->driver_data;
 	struct nvme_ctrl *c = ns->ctrl;
 	struct nvme_queue *q = &c->io[queue < c->nqueues ? queue : queue % c->nqueues];
-	if (__builtin_expect(c->state == NVME_DEAD, 0))
-		return -EIO;                    /* blk_set_dead() already said why */
 	uint64_t fl = spin_lock_irqsave(&q->lock);
 
+	/* Under the lock: see the queue lock invariant in nvme_var.h. */
+	int state = __atomic_load_n(&c->state, __ATOMIC_ACQUIRE);
+	if (__builtin_expect(state == NVME_DEAD || state == NVME_OFF, 0)) {
+		spin_unlock_irqrestore(&q->lock, fl);
+		strlcpy(req->error, state == NVME_OFF ? "controller shut down for power-off" :
+			"controller dead after a failed reset", sizeof(req->error));
+		return -EIO;
+	}
 	if (__builtin_expect(q->nfree == 0, 0)) {
 		spin_unlock_irqrestore(&q->lock, fl);
 		return -EBUSY;
@@ -351,23 +358,26 @@ void nvme_queue_resubmit(struct nvme_queue *q)
 	}
 }
 
-void nvme_queue_fail_all(struct nvme_queue *q, const char *why)
+unsigned nvme_queue_fail_all(struct nvme_queue *q, int state, const char *why)
 {
-	for (;;) {
-		struct blk_req *req = NULL;
-		uint64_t fl = spin_lock_irqsave(&q->lock);
-		for (unsigned cid = 0; cid < q->depth - 1u && !req; cid++) {
-			if (q->cmds[cid].req) {
-				req = q->cmds[cid].req;
-				q->cmds[cid].req = NULL;
-				q->free_ids[q->nfree++] = (uint16_t)cid;
-			}
-		}
-		spin_unlock_irqrestore(&q->lock, fl);
-		if (!req)
-			return;
-		blk_complete(req, -EIO, why);
+	struct blk_req *reqs[NVME_IO_DEPTH];
+	unsigned n = 0;
+	uint64_t fl = spin_lock_irqsave(&q->lock);
+
+	__atomic_store_n(&q->ctrl->state, state, __ATOMIC_RELEASE);
+	for (unsigned cid = 0; cid < q->depth - 1u; cid++) {
+		struct nvme_cmd *cmd = &q->cmds[cid];
+		if (!cmd->req)
+			continue;
+		reqs[n++] = cmd->req;
+		cmd->req = NULL;
+		q->free_ids[q->nfree++] = (uint16_t)cid;
 	}
+	q->held = false;                     /* later submits see `state` */
+	spin_unlock_irqrestore(&q->lock, fl);
+	for (unsigned i = 0; i < n; i++)
+		blk_complete(reqs[i], -EIO, why);
+	return n;
 }
 
 static const char *nvme_op_word(uint8_t op)
@@ -382,20 +392,28 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 {
 	uint32_t limit = (uint32_t)((c->timeout_ns + c->tick_ns - 1) / c->tick_ns);
 	struct nvme_queue *eq = NULL;
-	struct blk_req *ereq = NULL;
+	struct blk_req *ereq = NULL;         /* identity only: never dereferenced
+					      * after the lock is dropped */
+	uint8_t eop = 0;
+	uint64_t elba = 0;
+	uint32_t enblocks = 0;
 	uint16_t ecid = 0;
 	unsigned eretries = 0;
 	bool again = false;
 
 	uint32_t csts = nvme_read4(c, NVME_CSTS);
 	if (csts == 0xffffffffu) {
-		nvme_reset(c, "controller registers read all ones (device gone)");
+		(void)nvme_reset(c, "controller registers read all ones (device gone)");
 		return;
 	}
 	if (csts & NVME_CSTS_CFS) {
-		nvme_reset(c, "controller fatal status (CSTS.CFS)");
+		(void)nvme_reset(c, "controller fatal status (CSTS.CFS)");
 		return;
 	}
+	/* Reap first: a completion whose interrupt was lost then costs a
+	 * reap here, not an Abort and a reset. */
+	for (unsigned i = 0; i < c->nqueues; i++)
+		nvme_queue_reap(&c->io[i]);
 	for (unsigned i = 0; i < c->nqueues; i++) {
 		struct nvme_queue *q = &c->io[i];
 		uint64_t fl = spin_lock_irqsave(&q->lock);
@@ -405,6 +423,9 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 				continue;
 			eq = q;
 			ereq = cmd->req;
+			eop = cmd->req->op;
+			elba = cmd->req->lba;
+			enblocks = cmd->req->nblocks;
 			ecid = (uint16_t)cid;
 			again = cmd->aborted;
 			eretries = cmd->retries;
@@ -416,7 +437,7 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 
 	c->timeouts++;
 	kprintf("%s: %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s%s\n", c->name,
-		nvme_op_word(ereq->op), (unsigned long long)ereq->lba, ereq->nblocks, eq->id, ecid,
+		nvme_op_word(eop), (unsigned long long)elba, enblocks, eq->id, ecid,
 		(unsigned long long)(c->timeout_ns / NS_PER_MS), eretries ? " (after a retry)" : "",
 		again ? " again after Abort" : "; sending Abort");
 	if (!again) {
@@ -457,7 +478,7 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 		}
 	}
 	if (still)
-		nvme_reset(c, "command timeout");
+		(void)nvme_reset(c, "command timeout");   /* reports its own failure */
 	else
 		kprintf("%s: command id %u completed meanwhile; no reset\n", c->name, ecid);
 }
@@ -480,13 +501,15 @@ static int nvme_set_interrupts(struct blk_dev *dev, bool on)
 	if (c->nvec == 0)
 		return on ? -ENXIO : 0;
 	/* Queues are shared by the controller's namespaces: the vectors stay
-	 * on until every namespace polls. */
+	 * on until every namespace polls.  Two namespaces may switch at once. */
+	uint64_t fl = spin_lock_irqsave(&c->mode_lock);
 	if (!on && !ns->polling)
 		c->npolling++;
 	else if (on && ns->polling)
 		c->npolling--;
 	ns->polling = !on;
 	nvme_mask_irqs(c, c->npolling == c->nns);
+	spin_unlock_irqrestore(&c->mode_lock, fl);
 	if (on)
 		for (unsigned i = 0; i < c->nqueues; i++)
 			nvme_queue_reap(&c->io[i]);   /* anything that finished while masked */

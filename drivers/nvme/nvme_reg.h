@@ -38,6 +38,7 @@
 #define NVME_CSTS_RDY     (1u << 0)
 #define NVME_CSTS_CFS     (1u << 1)
 #define NVME_CSTS_SHST_MASK (3u << 2)
+#define NVME_CSTS_SHST_DONE (2u << 2)   /* shutdown processing complete */
 
 /* Submission queue entry: 64 bytes. */
 struct nvme_sqe {
@@ -130,6 +131,7 @@ _Static_assert(__builtin_offsetof(struct nvme_cqe, status) == 14, "CQE layout");
 #define NVME_IDC_FR      64    /* 8 ASCII */
 #define NVME_IDC_MDTS    77
 #define NVME_IDC_VER     80
+#define NVME_IDC_RTD3E   88    /* u32: resume/entry latency, microseconds */
 #define NVME_IDC_SQES    512
 #define NVME_IDC_CQES    513
 #define NVME_IDC_NN      516   /* u32 */

@@ -11,9 +11,20 @@
  *   3. the bus interrupt handler calls nvme_intr(queue).
  *
  * Controller states: ENABLING -> LIVE <-> RESETTING; RESETTING -> DEAD when
- * the controller does not come back.  While RESETTING, submissions are
- * accepted into command slots but not written to the hardware queue; the
- * reset writes every in-flight command into the fresh queue when it ends.
+ * the controller does not come back; LIVE -> OFF at power-off (CC.SHN).
+ * While RESETTING, submissions are accepted into command slots but not
+ * written to the hardware queue (the queue is `held`); the reset writes
+ * every in-flight command into the fresh queue when it ends.
+ *
+ * Queue lock invariant: `state` moves to DEAD or OFF, and a queue stops
+ * being held, only with that queue's lock held, and nvme_submit() reads
+ * `state` and `held` under the same lock.  So a request is either in a
+ * slot before the failure path empties the slots under the lock (and is
+ * failed there), or it sees DEAD/OFF and is refused: none is parked in a
+ * held queue of a dead controller.
+ *
+ * Return values: nvme_attach() and nvme_ns_attach() return 0 or -errno;
+ * the namespaces brought up are c->nns.
  */
 #ifndef DRIVERS_NVME_NVME_VAR_H
 #define DRIVERS_NVME_NVME_VAR_H
@@ -31,7 +42,7 @@
 #define NVME_MAX_XFER    (1u << 20)  /* one PRP list page covers it */
 #define NVME_MAX_RETRIES 2           /* resubmissions of a timed-out command */
 
-enum nvme_state { NVME_ENABLING, NVME_LIVE, NVME_RESETTING, NVME_DEAD };
+enum nvme_state { NVME_ENABLING, NVME_LIVE, NVME_RESETTING, NVME_DEAD, NVME_OFF };
 
 struct nvme_ctrl;
 
@@ -55,6 +66,8 @@ struct nvme_queue {
 	uint64_t sq_phys, cq_phys;
 	volatile uint32_t *sq_db, *cq_db;
 	uint16_t sq_tail, cq_head;
+	uint16_t sq_head;             /* admin: last SQ head the controller
+				       * reported (CQE sqhd) */
 	uint16_t phase;
 	bool held;                    /* controller resetting: do not touch hw */
 	struct nvme_cmd *cmds;        /* [depth] by command id */
@@ -90,6 +103,7 @@ struct nvme_ctrl {
 	uint8_t vwc;
 	uint32_t nn;
 	uint32_t max_transfer;
+	uint32_t rtd3e_us;            /* shutdown latency it promises, 0 = unknown */
 
 	struct nvme_queue admin;
 	struct mutex admin_lock;      /* one admin command at a time */
@@ -104,6 +118,7 @@ struct nvme_ctrl {
 	 * route MSI-X entry q->msix_entry to it; 0 or -errno. */
 	int (*intr_setup)(struct nvme_ctrl *c);
 	bool shared_vector;           /* one vector for admin + I/O (MSI) */
+	spinlock_t mode_lock;         /* npolling, ns->polling, irqs_masked */
 	unsigned npolling;            /* namespaces in polling mode */
 	bool irqs_masked;
 
@@ -142,10 +157,16 @@ static inline void nvme_write8(struct nvme_ctrl *c, uint32_t off, uint64_t v)
 /* nvme.c */
 int nvme_attach(struct nvme_ctrl *c);
 /* Disable, re-enable, recreate the queues and resubmit in-flight commands;
- * on failure every command fails and the namespaces are set dead. */
+ * 0, or -errno after printing why: then bus mastering is off, every
+ * command failed and the namespaces are dead (callers need do nothing
+ * more).  -ENODEV when the controller was already dead or off. */
 int nvme_reset(struct nvme_ctrl *c, const char *why);
+/* Self-tests: the next resets fail as if the controller never came back. */
+extern bool nvme_test_fail_reset;
 /* Synchronous admin command (polled, sleeps); result in *cqe.  0, -EIO with
- * the decoded status printed, or -ETIMEDOUT. */
+ * the decoded status printed, -ETIMEDOUT (the command stays in the queue
+ * until a reset), or -EBUSY when the admin queue is full of such commands
+ * (the watchdog's next reset empties it). */
 int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *sqe, struct nvme_cqe *cqe, const char *what);
 /* Mask or unmask every I/O queue's interrupt vector. */
 void nvme_mask_irqs(struct nvme_ctrl *c, bool masked);
@@ -163,8 +184,12 @@ void nvme_watchdog_scan(struct nvme_ctrl *c);
 /* Write every in-flight command of q into its (fresh) ring and ring the
  * doorbell once; fail the ones marked expired.  Called by nvme_reset. */
 void nvme_queue_resubmit(struct nvme_queue *q);
-/* Fail every in-flight command of q (controller dead). */
-void nvme_queue_fail_all(struct nvme_queue *q, const char *why);
+/* Controller dead or off: under q's lock set c->state to `state`, take
+ * every in-flight command out of its slot and release the hold; then fail
+ * them outside the lock.  Returns how many failed. */
+unsigned nvme_queue_fail_all(struct nvme_queue *q, int state, const char *why);
+/* Power-off step (order 40): CC.SHN on every live controller. */
+int nvme_shutdown_all(uint64_t deadline_ns);
 
 /* nvme_status.c */
 /* "Unrecovered Read Error (media, status 0x0281)" into buf. */

@@ -21,6 +21,8 @@ struct blk_dev;
 int plat_kernel_bdev_init(void);
 /* Open a block-layer device as a plat_bdev; NULL when out of memory. */
 struct plat_bdev *plat_kernel_bdev_open(struct blk_dev *dev);
+/* Self-tests: the next allocation plat_bdev_submit makes for this device fails. */
+extern struct plat_bdev *plat_kbio_fail_next;
 struct blk_dev *plat_kernel_bdev_dev(struct plat_bdev *b);
 
 struct plat_kernel_stats {

@@ -27,6 +27,7 @@ struct plat_kbio {
 	struct plat_bio *bio;
 	struct plat_kbio *next;
 	bool polled;                  /* counted in plat_polled_inflight */
+	bool reserve;                 /* from plat_kbio_reserve, not the heap */
 	struct blk_seg *segs;
 	struct blk_seg inline_segs[PLAT_KBIO_INLINE_SEGS];
 };
@@ -52,6 +53,75 @@ static struct waitq plat_poll_wq = WAITQ_INIT("iomap-poll");
 static uint64_t plat_polled_inflight;   /* atomic: bios in flight on polling devices */
 static struct plat_kernel_stats plat_kstats;
 
+/*
+ * When the heap has no wrapper for a bio, one comes from this small static
+ * reserve, so even that failure completes through the completion thread
+ * like any other: end_io never runs on the submitter's stack, where the
+ * caller may hold locks end_io takes.  A reserve entry goes back before
+ * its end_io runs; a submitter that finds the reserve empty sleeps until
+ * one does (process context, as plat_bdev_submit always is).
+ */
+#define PLAT_KBIO_RESERVE 16
+static struct plat_kbio plat_kbio_reserve[PLAT_KBIO_RESERVE];
+static struct plat_kbio *plat_kbio_reserve_free;
+static bool plat_kbio_reserve_ready;
+static spinlock_t plat_kbio_reserve_lock = SPINLOCK_INIT("plat-kbio-reserve");
+static struct waitq plat_kbio_reserve_wq = WAITQ_INIT("plat-kbio-reserve");
+struct plat_bdev *plat_kbio_fail_next;   /* self-tests: its next wrapper allocation fails */
+
+static struct plat_kbio *plat_kbio_reserve_try(void)
+{
+	uint64_t fl = spin_lock_irqsave(&plat_kbio_reserve_lock);
+	if (!plat_kbio_reserve_ready) {
+		for (unsigned i = 0; i < PLAT_KBIO_RESERVE; i++) {
+			plat_kbio_reserve[i].next = plat_kbio_reserve_free;
+			plat_kbio_reserve_free = &plat_kbio_reserve[i];
+		}
+		plat_kbio_reserve_ready = true;
+	}
+	struct plat_kbio *kb = plat_kbio_reserve_free;
+	if (kb)
+		plat_kbio_reserve_free = kb->next;
+	spin_unlock_irqrestore(&plat_kbio_reserve_lock, fl);
+	return kb;
+}
+
+static bool plat_kbio_reserve_has(void *arg)
+{
+	(void)arg;
+	return __atomic_load_n(&plat_kbio_reserve_free, __ATOMIC_ACQUIRE) != NULL;
+}
+
+static struct plat_kbio *plat_kbio_reserve_get(void)
+{
+	struct plat_kbio *kb;
+	while (!(kb = plat_kbio_reserve_try()))
+		waitq_wait_until(&plat_kbio_reserve_wq, plat_kbio_reserve_has, NULL, time_ns() + NS_PER_S);
+	kb->reserve = true;
+	return kb;
+}
+
+static void plat_kbio_free(struct plat_kbio *kb)
+{
+	if (!kb->reserve) {
+		kfree(kb);
+		return;
+	}
+	uint64_t fl = spin_lock_irqsave(&plat_kbio_reserve_lock);
+	kb->next = plat_kbio_reserve_free;
+	plat_kbio_reserve_free = kb;
+	spin_unlock_irqrestore(&plat_kbio_reserve_lock, fl);
+	waitq_wake_all(&plat_kbio_reserve_wq);
+}
+
+static void *plat_kbio_alloc(struct plat_bdev *b, size_t size)
+{
+	if (__atomic_load_n(&plat_kbio_fail_next, __ATOMIC_ACQUIRE) == b &&
+	    __atomic_compare_exchange_n(&plat_kbio_fail_next, &b, NULL, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return NULL;
+	return kmalloc(size);
+}
+
 static struct plat_cpl *plat_cpl_here(void)
 {
 	/* Interrupts may land on a CPU started after plat_init (never, today:
@@ -69,7 +139,7 @@ static void plat_kbio_finish(struct plat_kbio *kb)
 		plat_add(&plat_kstats.bios_failed, 1);
 	if (kb->segs != kb->inline_segs)
 		kfree(kb->segs);
-	kfree(kb);
+	plat_kbio_free(kb);
 	bio->end_io(bio);
 	if (polled)
 		plat_sub(&plat_polled_inflight, 1);
@@ -217,27 +287,27 @@ void plat_bdev_submit(struct plat_bio *bio)
 {
 	struct plat_bdev *b = bio->bdev;
 	struct blk_dev *d = b->dev;
-	struct plat_kbio *kb = kmalloc(sizeof(*kb));
+	struct plat_kbio *kb = plat_kbio_alloc(b, sizeof(*kb));
 	plat_add(&b->inflight, 1);
 	plat_add(&plat_kstats.bios, 1);
 	if (bio->op == PLAT_BIO_READ)
 		plat_add(&plat_kstats.read_bytes, bio->len);
 	else if (bio->op == PLAT_BIO_WRITE)
 		plat_add(&plat_kstats.write_bytes, bio->len);
-	if (!kb) {
-		/* No memory for the wrapper: fail the bio through a one-shot
-		 * path that still runs end_io in thread context (ours). */
-		bio->status = -PLAT_ENOMEM;
-		bio->end_io(bio);
-		if (plat_sub(&b->inflight, 1) == 0)
-			waitq_wake_all(&b->idle);
-		return;
-	}
+	bool no_memory = !kb;
+	if (no_memory)
+		kb = plat_kbio_reserve_get();     /* fails the bio, below */
+	else
+		kb->reserve = false;
 	kb->bio = bio;
 	kb->polled = false;
 	kb->segs = kb->inline_segs;
+	if (no_memory) {
+		bio->status = -PLAT_ENOMEM;
+		goto defer;
+	}
 	if (bio->nvec > PLAT_KBIO_INLINE_SEGS) {
-		kb->segs = kmalloc(bio->nvec * sizeof(struct blk_seg));
+		kb->segs = plat_kbio_alloc(b, bio->nvec * sizeof(struct blk_seg));
 		if (!kb->segs) {
 			kb->segs = kb->inline_segs;
 			bio->status = -PLAT_ENOMEM;
