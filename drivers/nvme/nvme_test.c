@@ -40,7 +40,7 @@ static unsigned nvme_test_namespaces(void)
 	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next)
 		n += c->nns;
 	if (!n)
-		kprintf("selftest: nvme: skipped: no NVMe namespace attached\n");
+		selftest_skip("no NVMe namespace attached");
 	return n;
 }
 
