@@ -415,8 +415,8 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 		return;
 
 	c->timeouts++;
-	kprintf("%s: %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s%s\n", c->name,
-		nvme_op_word(ereq->op), (unsigned long long)ereq->lba, ereq->nblocks, eq->id, ecid,
+	kprintf("%s: %s %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s%s\n", c->name,
+		ereq->dev->name, nvme_op_word(ereq->op), (unsigned long long)ereq->lba, ereq->nblocks, eq->id, ecid,
 		(unsigned long long)(c->timeout_ns / NS_PER_MS), eretries ? " (after a retry)" : "",
 		again ? " again after Abort" : "; sending Abort");
 	if (!again) {

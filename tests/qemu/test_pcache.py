@@ -112,8 +112,7 @@ def pcache(ctx):
         dev, off, ln, seed = LATE
         pc_ok(m, f"pc write {dev} {off} {ln} {seed}")
         pc_ok(m, f"pc sync {dev}", 120)
-        m.sendline("poweroff")
-        m.wait_exit(60)
+        harness.poweroff(m)
 
     with ctx.subtest("host_image"):
         bad = []
