@@ -22,7 +22,7 @@ static bool pci_test_is_q35(void)
 SELFTEST(pci, q35_bridges)
 {
 	if (!pci_test_is_q35())
-		return;
+		ST_SKIP("not a q35 machine");
 	struct pci_dev *host = pci_find_id(NULL, 0x8086, 0x29c0);
 	ST_EXPECT(host != NULL);
 	if (host) {
@@ -74,7 +74,7 @@ SELFTEST(pci, bar_invariants)
 SELFTEST(pci, bar_sizing_ahci)
 {
 	if (!pci_test_is_q35())
-		return;
+		ST_SKIP("not a q35 machine");
 	struct pci_dev *d = pci_find_id(NULL, 0x8086, 0x2922);
 	ST_EXPECT(d != NULL);
 	if (!d)
@@ -101,7 +101,7 @@ static bool pci_test_entry_is(struct pci_dev *d, unsigned e, uint32_t addr, uint
 SELFTEST(pci, msix_nvme)
 {
 	if (!arg_present("expect_nvme"))
-		return;
+		ST_SKIP("needs the boot argument expect_nvme and qemu's NVMe");
 	struct pci_dev *d = pci_find_id(NULL, 0x1b36, 0x0010);
 	ST_EXPECT(d != NULL);
 	if (!d)
@@ -151,7 +151,7 @@ SELFTEST(pci, msix_nvme)
 SELFTEST(pci, msi_ahci)
 {
 	if (!pci_test_is_q35())
-		return;
+		ST_SKIP("not a q35 machine");
 	struct pci_dev *d = pci_find_id(NULL, 0x8086, 0x2922);
 	if (!d || !d->msi_cap) {
 		ST_EXPECT(d && d->msi_cap);

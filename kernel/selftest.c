@@ -25,7 +25,11 @@ struct selftest_ctx {
 	const char *file, *expr;      /* first failed expectation */
 	int line;
 	unsigned nfailed;
+	bool skipped;
+	char why[80];                 /* the first skip's reason */
 };
+
+enum selftest_result { SELFTEST_PASSED, SELFTEST_FAILED, SELFTEST_SKIPPED };
 
 static spinlock_t selftest_lock = SPINLOCK_INIT("selftest");
 static struct selftest_ctx *selftest_current;
@@ -51,6 +55,21 @@ void selftest_fail(bool *failed, const char *file, int line, const char *expr)
 	spin_unlock_irqrestore(&selftest_lock, f);
 	if (!known)
 		kprintf("selftest: FAIL outside the running test: %s:%d: %s\n", file, line, expr);
+}
+
+void selftest_skip(const char *why)
+{
+	bool known = false;
+	uint64_t f = spin_lock_irqsave(&selftest_lock);
+	struct selftest_ctx *c = selftest_current;
+	if (c) {
+		if (!c->skipped)
+			strlcpy(c->why, why, sizeof(c->why));
+		c->skipped = known = true;
+	}
+	spin_unlock_irqrestore(&selftest_lock, f);
+	if (!known)
+		kprintf("selftest: skip outside a running test: %s\n", why);
 }
 
 /* "SUITE" matches every test of the suite, "SUITE.NAME" one test. */
@@ -80,14 +99,13 @@ static void selftest_set_current(struct selftest_ctx *c)
 	spin_unlock_irqrestore(&selftest_lock, f);
 }
 
-/* Returns true when the test passed. */
-static bool selftest_one(const struct selftest *t)
+static enum selftest_result selftest_one(const struct selftest *t)
 {
 	struct selftest_ctx *c = kzalloc(sizeof(*c));
 	if (!c) {
 		kprintf("selftest: %s.%s FAIL: out of memory for the test context\n",
 			t->suite, t->name);
-		return false;
+		return SELFTEST_FAILED;
 	}
 	c->test = t;
 	selftest_set_current(c);
@@ -97,7 +115,7 @@ static bool selftest_one(const struct selftest *t)
 		selftest_set_current(NULL);
 		kprintf("selftest: %s.%s FAIL: cannot create a thread\n", t->suite, t->name);
 		kfree(c);
-		return false;
+		return SELFTEST_FAILED;
 	}
 	int err = thread_join(th, SELFTEST_TIMEOUT_NS);
 	selftest_set_current(NULL);
@@ -109,11 +127,14 @@ static bool selftest_one(const struct selftest *t)
 		else
 			kprintf("selftest: %s.%s FAIL: join: %s\n", t->suite, t->name,
 				strerror(err));
-		return false;
+		return SELFTEST_FAILED;
 	}
 
-	bool ok = !c->failed;
-	if (ok)
+	enum selftest_result r = c->failed ? SELFTEST_FAILED
+				 : c->skipped ? SELFTEST_SKIPPED : SELFTEST_PASSED;
+	if (r == SELFTEST_SKIPPED)
+		kprintf("selftest: %s.%s skipped: %s\n", t->suite, t->name, c->why);
+	else if (r == SELFTEST_PASSED)
 		kprintf("selftest: %s.%s ok\n", t->suite, t->name);
 	else if (c->nfailed > 1)
 		kprintf("selftest: %s.%s FAIL: %s:%d: %s (and %u more)\n", t->suite, t->name,
@@ -124,7 +145,7 @@ static bool selftest_one(const struct selftest *t)
 	else
 		kprintf("selftest: %s.%s FAIL\n", t->suite, t->name);
 	kfree(c);
-	return ok;
+	return r;
 }
 
 static void selftest_list_suites(void)
@@ -189,7 +210,7 @@ static struct selftest_entry *selftest_collect(const char *suite, unsigned total
 
 int selftest_run(const char *suite)
 {
-	unsigned total = 0, passed = 0, failed = 0;
+	unsigned total = 0, counts[3] = { 0, 0, 0 };   /* by enum selftest_result */
 
 	for (const struct selftest *t = __selftests_start; t < __selftests_end; t++)
 		total += selftest_match(t, suite);
@@ -217,18 +238,19 @@ int selftest_run(const char *suite)
 	kprintf("selftest: running %u tests\n", total);
 	if (list) {
 		for (unsigned i = 0; i < total; i++)
-			selftest_one(list[i].test) ? passed++ : failed++;
+			counts[selftest_one(list[i].test)]++;
 		kfree(list);
 	} else {
 		/* Out of memory for sorting: section order still runs them all. */
 		for (const struct selftest *t = __selftests_start; t < __selftests_end; t++)
 			if (selftest_match(t, suite))
-				selftest_one(t) ? passed++ : failed++;
+				counts[selftest_one(t)]++;
 	}
-	kprintf("selftest: %u passed, %u failed\n", passed, failed);
+	kprintf("selftest: %u passed, %u failed, %u skipped\n", counts[SELFTEST_PASSED],
+		counts[SELFTEST_FAILED], counts[SELFTEST_SKIPPED]);
 
 	f = spin_lock_irqsave(&selftest_lock);
 	selftest_running = false;
 	spin_unlock_irqrestore(&selftest_lock, f);
-	return (int)failed;
+	return (int)counts[SELFTEST_FAILED];
 }

@@ -47,4 +47,10 @@ __attribute__((noreturn)) void shell_run(void);
 /* Split and run one command line; returns the command's status. */
 int shell_exec(char *line);
 
+/* Argument checks of the commands that never return (shell_cmds.c), for
+ * the self-tests: 0 or -EINVAL, nothing else happens. */
+int cmd_reboot_parse(int argc, char **argv);
+int cmd_poweroff_parse(int argc, char **argv, int *status);
+int cmd_fault_parse(int argc, char **argv, const char **kind);
+
 #endif

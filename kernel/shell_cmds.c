@@ -260,10 +260,30 @@ SHELL_COMMAND(log, "log [N]", "print the kernel log, or its last N lines", cmd_l
 
 /* ---- power ---- */
 
-static int cmd_reboot(int argc, char **argv)
+/* The argument checks of the commands that do not return (reboot,
+ * poweroff, fault) are functions of their own, so the self-tests check
+ * them without resetting, powering off or crashing the machine. */
+int cmd_reboot_parse(int argc, char **argv)
 {
 	(void)argv;
-	if (argc != 1)
+	return argc == 1 ? 0 : -EINVAL;
+}
+
+int cmd_poweroff_parse(int argc, char **argv, int *status)
+{
+	unsigned long long v = 0;
+
+	if (argc > 2)
+		return -EINVAL;
+	if (argc == 2 && cmd_parse_uint(argv[1], 255, &v))
+		return -EINVAL;
+	*status = (int)v;
+	return 0;
+}
+
+static int cmd_reboot(int argc, char **argv)
+{
+	if (cmd_reboot_parse(argc, argv))
 		return -EINVAL;
 	kprintf("rebooting\n");
 	power_reset_clean("reboot");
@@ -272,14 +292,12 @@ SHELL_COMMAND(reboot, "reboot", "reset the machine", cmd_reboot);
 
 static int cmd_poweroff(int argc, char **argv)
 {
-	unsigned long long status = 0;
+	int status;
 
-	if (argc > 2)
+	if (cmd_poweroff_parse(argc, argv, &status))
 		return -EINVAL;
-	if (argc == 2 && cmd_parse_uint(argv[1], 255, &status))
-		return -EINVAL;
-	kprintf("powering off (status %llu)\n", status);
-	power_off_clean((int)status, "poweroff");
+	kprintf("powering off (status %d)\n", status);
+	power_off_clean(status, "poweroff");
 }
 SHELL_COMMAND(poweroff, "poweroff [STATUS]", "power off; STATUS 0-255 is the exit code under qemu",
 	      cmd_poweroff);
@@ -295,21 +313,31 @@ static int cmd_selftest(int argc, char **argv)
 }
 SHELL_COMMAND(selftest, "selftest [SUITE|SUITE.NAME]", "run in-kernel self-tests", cmd_selftest);
 
-static int cmd_fault(int argc, char **argv)
+int cmd_fault_parse(int argc, char **argv, const char **kind)
 {
 	static const char *const kinds[] = { "pf", "ud", "gp", "de" };
 
 	if (argc != 2)
 		return -EINVAL;
 	for (unsigned i = 0; i < ARRAY_SIZE(kinds); i++) {
-		if (strcmp(argv[1], kinds[i]) != 0)
-			continue;
-		kprintf("fault: triggering '%s' on purpose\n", kinds[i]);
-		trap_trigger_fault(kinds[i]);
-		kprintf("fault: '%s' did not fault\n", kinds[i]);
-		return -EIO;
+		if (strcmp(argv[1], kinds[i]) == 0) {
+			*kind = kinds[i];
+			return 0;
+		}
 	}
 	return -EINVAL;
+}
+
+static int cmd_fault(int argc, char **argv)
+{
+	const char *kind;
+
+	if (cmd_fault_parse(argc, argv, &kind))
+		return -EINVAL;
+	kprintf("fault: triggering '%s' on purpose\n", kind);
+	trap_trigger_fault(kind);
+	kprintf("fault: '%s' did not fault\n", kind);
+	return -EIO;
 }
 SHELL_COMMAND(fault, "fault pf|ud|gp|de", "crash on purpose to show the exception report",
 	      cmd_fault);

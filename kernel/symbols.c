@@ -189,7 +189,7 @@ static void backtrace_line(unsigned n, uint64_t addr)
 		kprintf("  #%u 0x%016llx ?\n", n, (unsigned long long)addr);
 }
 
-void backtrace_print(uint64_t rbp, uint64_t rip)
+unsigned backtrace_print(uint64_t rbp, uint64_t rip)
 {
 	unsigned n = 0;
 
@@ -208,4 +208,5 @@ void backtrace_print(uint64_t rbp, uint64_t rip)
 	}
 	if (n == BACKTRACE_DEPTH)
 		kprintf("  ... (truncated at %u frames)\n", BACKTRACE_DEPTH);
+	return n;
 }

@@ -30,8 +30,9 @@ void idt_load(void);
 void symbols_init(const struct boot_info *bi);
 /* Name of the function containing addr and the offset into it; NULL if none. */
 const char *symbols_lookup(uint64_t addr, uint64_t *offset);
-/* Print "  #n 0xADDR func+0xoff" lines walking the frame-pointer chain. */
-void backtrace_print(uint64_t rbp, uint64_t rip);
+/* Print "  #n 0xADDR func+0xoff" lines walking the frame-pointer chain;
+ * returns the number of lines (rip's included). */
+unsigned backtrace_print(uint64_t rbp, uint64_t rip);
 
 typedef void (*irq_handler_t)(void *arg);
 /* Vectors 48..239 are free for devices; returns a vector or -ENOSPC. */

@@ -24,14 +24,25 @@ SELFTEST(trap, symbols_kmain)
 
 SELFTEST(trap, backtrace_survives_garbage)
 {
-	/* Each of these must end the walk, not fault. */
-	backtrace_print(0xdeadbeef, (uint64_t)kmain);
-	backtrace_print(0xffff8fff00000000ULL, (uint64_t)kmain);
-	backtrace_print(0x8000000000000000ULL, 0);
+	/* Each of these must end the walk after rip's line, not fault. */
+	ST_EXPECT(backtrace_print(0xdeadbeef, (uint64_t)kmain) == 1);              /* unaligned */
+	ST_EXPECT(backtrace_print(0xffff8fff00000000ULL, (uint64_t)kmain) == 1);   /* unmapped */
+	ST_EXPECT(backtrace_print(0x8000000000000000ULL, 0) == 1);                 /* lower half */
 	uint64_t loop[2] = { 0, (uint64_t)kmain };
-	loop[0] = (uint64_t)loop;   /* frame pointing at itself */
-	backtrace_print((uint64_t)loop, (uint64_t)kmain);
-	ST_EXPECT(true);
+	loop[0] = (uint64_t)loop;   /* frame pointing at itself: one frame, then stop */
+	ST_EXPECT(backtrace_print((uint64_t)loop, (uint64_t)kmain) == 2);
+}
+
+SELFTEST(trap, backtrace_walks_chain)
+{
+	/* Two frames at rising addresses, then a zero return address. */
+	uint64_t f[6] = { 0, (uint64_t)kmain + 1, 0, (uint64_t)kmain + 2, 0, 0 };
+	f[0] = (uint64_t)&f[2];
+	f[2] = (uint64_t)&f[4];
+	ST_EXPECT(backtrace_print((uint64_t)f, (uint64_t)kmain) == 3);
+	/* Our own stack: this function, the runner's thread entry, ... */
+	ST_EXPECT(backtrace_print((uint64_t)__builtin_frame_address(0),
+				  (uint64_t)__builtin_return_address(0)) >= 2);
 }
 
 SELFTEST(trap, frame_layout)

@@ -37,6 +37,10 @@ def vm_disk_args(kind, path, index=0):
 #   drive keys (any disk or namespace):
 #     "blkdebug": CONF  wrap the image in qemu's blkdebug with that rules file;
 #                       rerror/werror then default to "report"
+#     "logwrites": LOG  record every write, discard and flush in LOG with
+#                       qemu's blklogwrites (dm-log-writes format, 512-byte
+#                       log sectors; tools/dmlog.py reads it); Machine.start
+#                       empties LOG first
 #     "rerror"/"werror" qemu error policy (report, ignore, stop, enospc)
 #     "throttle": {"iops-total": 2, ...}   qemu I/O throttling
 #     "id": qemu drive id (default nvme<C>n<NSID> for NVMe, sata-p<PORT> for
@@ -49,7 +53,13 @@ AHCI_PORTS = 6     # q35's ICH9 AHCI: ide.0 .. ide.5
 def vm_drive_opt(drive_id, path, spec):
     """The -drive value for one image with spec's drive keys."""
     parts = [f"if=none,id={drive_id},format=raw"]
-    if spec.get("blkdebug"):
+    if spec.get("logwrites"):
+        if spec.get("blkdebug"):
+            raise ValueError("logwrites and blkdebug cannot be combined")
+        parts = [f"if=none,id={drive_id},driver=blklogwrites,file.driver=file,"
+                 f"file.filename={path},log.driver=file,log.filename={spec['logwrites']},"
+                 "log-sector-size=512"]
+    elif spec.get("blkdebug"):
         parts.append(f"file.driver=blkdebug,file.config={spec['blkdebug']},"
                      f"file.image.filename={path}")
     else:
@@ -177,6 +187,8 @@ def vm_disks_prepare(disks, tmp_dir):
                 if fresh and os.path.exists(img["path"]):
                     os.remove(img["path"])
                 vm_ensure_disk(img["path"], img.get("size", "64M"))
+                if img.get("logwrites"):
+                    open(img["logwrites"], "wb").close()
         out.append(d)
     return out
 

@@ -27,6 +27,7 @@ static unsigned blk_ndevs;
 static uint8_t blk_zero_area[BLK_ZERO_BYTES] __attribute__((aligned(4096)));
 void *const blk_zero_buf = blk_zero_area;
 static uint32_t blk_timeout;
+bool blk_drop_flushes;
 
 static const char *const blk_op_names[] = { "read", "write", "flush", "discard", "write-zeroes" };
 
@@ -52,6 +53,11 @@ void blk_init(void)
 
 	if (t && parse_u64(t, &v) == 0 && v > 0 && v < 3600000)
 		blk_timeout = (uint32_t)v;
+	/* Test only: proves the durability test sees a missing FLUSH. */
+	blk_drop_flushes = arg_present("blk_drop_flush");
+	if (blk_drop_flushes)
+		kprintf("blk: blk_drop_flush: flush requests complete WITHOUT reaching the disks "
+			"(test argument: data is not durable)\n");
 }
 
 /* ---- registry ---- */

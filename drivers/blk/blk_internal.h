@@ -41,6 +41,7 @@ struct blk_priv {
 	struct blk_swq *swq;             /* [nqueues] */
 };
 
+extern bool blk_drop_flushes;       /* boot argument blk_drop_flush (tests) */
 extern void *const blk_zero_buf;     /* BLK_ZERO_BYTES of zeros, never written */
 
 /* blk_queue.c */

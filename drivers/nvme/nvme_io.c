@@ -397,6 +397,7 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 	uint8_t eop = 0;
 	uint64_t elba = 0;
 	uint32_t enblocks = 0;
+	const char *edev = NULL;             /* the namespace's name: lives as long as the controller */
 	uint16_t ecid = 0;
 	unsigned eretries = 0;
 	bool again = false;
@@ -426,6 +427,7 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 			eop = cmd->req->op;
 			elba = cmd->req->lba;
 			enblocks = cmd->req->nblocks;
+			edev = cmd->req->dev->name;
 			ecid = (uint16_t)cid;
 			again = cmd->aborted;
 			eretries = cmd->retries;
@@ -436,8 +438,8 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 		return;
 
 	c->timeouts++;
-	kprintf("%s: %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s%s\n", c->name,
-		nvme_op_word(eop), (unsigned long long)elba, enblocks, eq->id, ecid,
+	kprintf("%s: %s %s lba %llu+%u (queue %u, command id %u) timed out after %llu ms%s%s\n", c->name,
+		edev, nvme_op_word(eop), (unsigned long long)elba, enblocks, eq->id, ecid,
 		(unsigned long long)(c->timeout_ns / NS_PER_MS), eretries ? " (after a retry)" : "",
 		again ? " again after Abort" : "; sending Abort");
 	if (!again) {

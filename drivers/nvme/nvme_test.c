@@ -55,10 +55,14 @@ static unsigned nvme_test_namespaces(void)
 		for (unsigned i = 0; i < c->nns; i++, all++)
 			n += nvme_test_usable(&c->ns[i]->blk);
 	if (!n)
-		kprintf("selftest: nvme: skipped: %s (these tests overwrite the last %llu MiB; name a "
-			"scratch namespace of at least %llu MiB with the boot argument scratch=NAME)\n",
-			all ? "no NVMe namespace is named as scratch" : "no NVMe namespace attached",
-			NVME_TEST_AREA >> 20, (2 * NVME_TEST_AREA) >> 20);
+	{
+		char why[160];
+		ksnprintf(why, sizeof(why), "%s (these tests overwrite the last %llu MiB; name a scratch "
+			  "namespace of at least %llu MiB with the boot argument scratch=NAME)",
+			  all ? "no NVMe namespace is named as scratch" : "no NVMe namespace attached",
+			  NVME_TEST_AREA >> 20, (2 * NVME_TEST_AREA) >> 20);
+		selftest_skip(why);
+	}
 	return n;
 }
 

@@ -371,10 +371,8 @@ SELFTEST(iomap, real_disk_roundtrip)
 		    c->nblocks * c->lba_size >= (8u << 20))
 			d = c;
 	}
-	if (!d) {
-		kprintf("iomap test: no NVMe/AHCI disk, real-disk round trip skipped\n");
-		return;
-	}
+	if (!d)
+		ST_SKIP("no NVMe or AHCI disk of 8 MiB or more");
 	uint64_t size = d->nblocks * d->lba_size, start = (size - (1 << 20)) & ~(uint64_t)4095;
 	uint8_t *save = kt_buf();
 	char err[96];

@@ -117,6 +117,8 @@ static void run(unsigned blkbits, unsigned max_order, uint64_t budget, unsigned 
 	if (getenv("STRESS_BUDGET"))
 		budget = strtoull(getenv("STRESS_BUDGET"), NULL, 0);
 	EXPECT_EQ_INT(tfs_create(&cfg, budget, wbt, &fs), 0);
+	if (!fs)
+		return;
 	struct worker w[4];
 	pthread_t th[4];
 	struct tfs_inode *base = NULL;
@@ -125,16 +127,16 @@ static void run(unsigned blkbits, unsigned max_order, uint64_t budget, unsigned 
 		init[i] = (uint8_t)(i * 7 + 1);
 	if (cow) {
 		base = tfs_inode_new(fs);
-		tfs_set_mapped(base, 0, FSZ, init);
+		EXPECT_EQ_INT(tfs_set_mapped(base, 0, FSZ, init), 0);
 	}
 	for (unsigned i = 0; i < nthreads; i++) {
 		w[i] = (struct worker){ fs, tfs_inode_new(fs), calloc(1, FSZ), 0, 1234 + i * 77, ops, 0, "" };
 		if (cow) {
-			tfs_clone(w[i].ti, 0, base, 0, FSZ);
+			EXPECT_EQ_INT(tfs_clone(w[i].ti, 0, base, 0, FSZ), 0);
 			memcpy(w[i].model, init, FSZ);
 			w[i].size = FSZ;
 		}
-		pthread_create(&th[i], NULL, worker_fn, &w[i]);
+		EXPECT_EQ_INT(pthread_create(&th[i], NULL, worker_fn, &w[i]), 0);
 	}
 	for (unsigned i = 0; i < nthreads; i++) {
 		pthread_join(th[i], NULL);
@@ -178,7 +180,8 @@ TEST(fsx_threads_cow_clones)
 struct rw_shared {
 	struct tfs_inode *ti;
 	int stop;
-	int bad;
+	int bad;          /* 1: garbage seen, 2: a read failed */
+	long reads;       /* reads that returned data while the writer ran */
 };
 
 static void *reader_fn(void *p)
@@ -189,6 +192,10 @@ static void *reader_fn(void *p)
 	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
 		uint64_t pos = (rnd(&seed) % 200) * 1000;
 		int64_t r = tfs_read(s->ti, pos, buf, 65536);
+		if (r < 0)
+			__atomic_store_n(&s->bad, 2, __ATOMIC_RELEASE);
+		else if (r > 0)
+			__atomic_add_fetch(&s->reads, 1, __ATOMIC_RELAXED);
 		for (int64_t i = 0; i < r; i++)
 			if (buf[i] == 0xEE || (buf[i] != 0 && buf[i] > 0x80))
 				__atomic_store_n(&s->bad, 1, __ATOMIC_RELEASE);
@@ -204,27 +211,45 @@ TEST(readers_vs_writer_and_conversion)
 {
 	struct tfs_config cfg = { .dev_bytes = 64ull << 20, .blkbits = 12, .max_folio_order = 4,
 				  .bdev_threads = 2, .wq_threads = 1, .max_file_bytes = 1 << 20 };
-	struct tfs *fs;
-	tfs_create(&cfg, 512 << 10, 1, &fs);
+	struct tfs *fs = NULL;
+	EXPECT_EQ_INT(tfs_create(&cfg, 512 << 10, 1, &fs), 0);
+	if (!fs)
+		return;
 	struct tfs_inode *ti = tfs_inode_new(fs);
-	tfs_set_unwritten(ti, 0, 1 << 18);
-	struct rw_shared s = { ti, 0, 0 };
+	EXPECT_EQ_INT(tfs_set_unwritten(ti, 0, 1 << 18), 0);
+	struct rw_shared s = { ti, 0, 0, 0 };
 	pthread_t th[2];
 	for (int i = 0; i < 2; i++)
-		pthread_create(&th[i], NULL, reader_fn, &s);
+		EXPECT_EQ_INT(pthread_create(&th[i], NULL, reader_fn, &s), 0);
+	static uint8_t model[(60 * 4096) + 4096 + 100];
+	uint64_t size = 0;
 	uint8_t blk[4096];
 	unsigned seed = 5;
+	int bad_writes = 0, bad_syncs = 0;
 	for (int gen = 1; gen <= 0x80; gen++) {
 		memset(blk, gen, sizeof(blk));
 		uint64_t pos = (rnd(&seed) % 60) * 4096 + (rnd(&seed) % 2) * 100;
-		tfs_write(ti, pos, blk, sizeof(blk));
+		bad_writes += tfs_write(ti, pos, blk, sizeof(blk)) != (int64_t)sizeof(blk);
+		memcpy(model + pos, blk, sizeof(blk));
+		if (pos + sizeof(blk) > size)
+			size = pos + sizeof(blk);
 		if (gen % 16 == 0)
-			tfs_fsync(ti);
+			bad_syncs += tfs_fsync(ti) != 0;
 	}
 	__atomic_store_n(&s.stop, 1, __ATOMIC_RELEASE);
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
+	EXPECT_EQ_INT(bad_writes, 0);
+	EXPECT_EQ_INT(bad_syncs, 0);
 	EXPECT_EQ_INT(s.bad, 0);
+	EXPECT(s.reads > 0);
+	/* What was written is what the file holds, in the cache and on disk. */
+	static uint8_t buf[sizeof(model)];
+	EXPECT_EQ_INT(tfs_read(ti, 0, buf, size), (int64_t)size);
+	EXPECT(memcmp(buf, model, size) == 0);
+	EXPECT_EQ_INT(tfs_fsync(ti), 0);
+	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, size), 0);
+	EXPECT(memcmp(buf, model, size) == 0);
 	EXPECT_EQ_INT(tfs_inode_free(ti), 0);
 	tfs_destroy(fs);
 }

@@ -248,6 +248,37 @@ def parse_bench(out):
     return res
 
 
+BLKSTAT_RE = re.compile(r"^(\S+): read (\d+), write (\d+), flush (\d+), discard (\d+), "
+                        r"write-zeroes (\d+) ops;.*?\berrors (\d+)", re.M)
+BLKSTAT_LAT_RE = re.compile(r"<\d+us:(\d+)")
+
+
+def parse_blkstat(out):
+    """blkstat output -> {dev: dict(read, write, flush, discard,
+    write_zeroes, errors, latency)}: op counts, the error count and the
+    number of latency samples (the sum of the histogram on the next line)."""
+    res = {}
+    lines = out.split("\n")
+    for i, line in enumerate(lines):
+        m = BLKSTAT_RE.match(line)
+        if not m:
+            continue
+        v = [int(g) for g in m.groups()[1:]]
+        lat = lines[i + 1] if i + 1 < len(lines) and "latency" in lines[i + 1] else ""
+        res[m.group(1)] = dict(read=v[0], write=v[1], flush=v[2], discard=v[3], write_zeroes=v[4],
+                               errors=v[5], latency=sum(int(c) for c in BLKSTAT_LAT_RE.findall(lat)))
+    return res
+
+
+def blkstat(m, dev=None):
+    """parse_blkstat of `blkstat [dev]`; raises if dev is missing."""
+    out = blk_run(m, "blkstat" + (f" {dev}" if dev else ""), 30)
+    st = parse_blkstat(out)
+    if dev and dev not in st:
+        raise AssertionError(f"blkstat {dev}: no statistics line for it:\n{out}")
+    return st
+
+
 def verify_ok(out, dev, lba, count):
     return re.search(rf"^verify {re.escape(dev)} {lba}\+{count}: ok\b", out, re.M) is not None
 

@@ -151,3 +151,12 @@ def default_config_lines():
 
 def elapsed(t0):
     return f"{time.monotonic() - t0:.1f} s"
+
+
+def poweroff(m, status=0, timeout=60):
+    """`poweroff [STATUS]` and check qemu's exit status: isa-debug-exit
+    turns power_off(s) into (s << 1) | 1."""
+    m.sendline("poweroff" if status == 0 else f"poweroff {status}")
+    got = m.wait_exit(timeout)
+    check(got == (status << 1) | 1, f"poweroff {status}: qemu exit status {got}, expected "
+          f"{(status << 1) | 1} (isa-debug-exit; 7 means a panic, None no exit)")

@@ -13,6 +13,7 @@ import time
 
 import blkutil
 from blkutil import blk_run, blk_write_verify
+import harness
 from harness import qemu_test, check, boot_to_prompt
 
 LBSZ = 512
@@ -71,5 +72,4 @@ def blk_error_storm(ctx):
         check(not re.search(r"RECOVERING", out), f"port still recovering:\n{out}")
 
     with ctx.subtest("poweroff"):
-        m.sendline("poweroff")
-        m.wait_exit(60)
+        harness.poweroff(m)

@@ -6,6 +6,7 @@ import re
 
 import blkutil
 from blkutil import blk_run, blk_ok, blk_write_verify
+import harness
 from harness import qemu_test, check, boot_to_prompt
 
 SMP = 4
@@ -99,10 +100,12 @@ def blk_smp(ctx):
             bench(m, dev, "randread", 4096, 32, "poll", threads=2)
 
     with ctx.subtest("blkstat_after"):
-        out = blk_run(m, "blkstat", 30)
+        st = blkutil.blkstat(m)
         for dev in DEVS:
-            check(dev in out, f"blkstat does not mention {dev}:\n{out}")
+            s = st.get(dev)
+            check(s, f"blkstat has no line for {dev}: {st}")
+            check(s["read"] > 1000 and s["write"] > 1000 and s["errors"] == 0 and s["latency"] > 0,
+                  f"{dev}: blkstat after the stress and benches: {s}")
 
     with ctx.subtest("poweroff"):
-        m.sendline("poweroff")
-        m.wait_exit(60)
+        harness.poweroff(m)

@@ -9,6 +9,7 @@ import time
 
 import blkutil
 from blkutil import blk_run
+import harness
 from harness import qemu_test, check, boot_to_prompt
 
 DISKS = [{"kind": "nvme", "size": "32M", "lba": 4096},
@@ -62,5 +63,4 @@ def blk_stall(ctx):
             check(not STRETCH_RE.search(out), f"{dev}: window restarted without a stall:\n{out}")
 
     with ctx.subtest("poweroff"):
-        m.sendline("poweroff")
-        m.wait_exit(60)
+        harness.poweroff(m)
