@@ -18,6 +18,8 @@
 
 static unsigned ahci_nhba, ahci_ndisks;
 
+KERNEL_ARG_FLAG(ahci_poll, "AHCI without interrupts: completions by polling only");
+
 static int ahci_pci_attach(struct pci_dev *d)
 {
 	struct ahci_hba *h;
