@@ -1,6 +1,7 @@
 # The appliance: UEFI loader, kernel, host tools and tests.
 #   make            build loader, kernel and the ESP tree
-#   make run        boot it in qemu+OVMF (TCG) with default disks and network
+#   make run        boot it in qemu+OVMF (TCG) with default disks and network;
+#                   ARGS="..." passes options to tools/vm.py run (see --help)
 #   make test       host unit tests + qemu integration tests
 #   make image      GPT disk image for a USB stick
 #   make deps       install missing Debian packages, fetch lwIP source
@@ -93,8 +94,9 @@ esp: $(LOADER) $(KERNEL) tools/config.default.txt
 image: esp
 	bash tools/mkimage.sh $(ESP) $(IMAGE)
 
+# Options for tools/vm.py: make run ARGS="--smp 4 --args selftest"
 run: esp
-	$(PYTHON) tools/vm.py run
+	@$(PYTHON) tools/vm.py run $(ARGS)
 
 include tests/tests.mk
 

@@ -201,11 +201,25 @@ static bool cfg_line(struct cfg_state *st, unsigned line, const char *s, size_t 
 	if (i == n || s[i] == '#')
 		return true;
 	key_start = i;
-	while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_'))
+	bool upper = false;
+	while (i < n && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_')) {
+		upper |= s[i] >= 'A' && s[i] <= 'Z';
 		i++;
+	}
 	key_end = i;
 	while (i < n && cfg_is_blank(s[i]))
 		i++;
+	if (key_end != key_start && i < n && s[i] == '=' && upper) {
+		char lower[CONFIG_MAX_LINE + 1];
+		size_t kn = key_end - key_start;
+		for (size_t j = 0; j < kn; j++) {
+			char c = s[key_start + j];
+			lower[j] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+		}
+		fmt_message(st->err, st->errlen, "config.txt line %u: keys are lowercase: write '%.*s', not '%.*s'",
+			   line, (int)kn, lower, (int)kn, s + key_start);
+		return false;
+	}
 	if (key_end == key_start || i == n || s[i] != '=') {
 		fmt_message(st->err, st->errlen, "config.txt line %u: expected 'key = value', got '%.*s'",
 			   line, (int)(n > 60 ? 60 : n), s);
@@ -283,6 +297,10 @@ int config_parse(const char *text, size_t len, struct boot_config *cfg, char *er
 		fmt_message(err, errlen, "config.txt is larger than %u bytes", (unsigned)CONFIG_MAX_SIZE);
 		return -1;
 	}
+	/* Editors on some systems start a UTF-8 file with a byte-order mark. */
+	if (len >= 3 && (unsigned char)text[0] == 0xef && (unsigned char)text[1] == 0xbb &&
+	    (unsigned char)text[2] == 0xbf)
+		pos = 3;
 	while (pos < len) {
 		size_t end = pos, n;
 		while (end < len && text[end] != '\n')

@@ -3,7 +3,9 @@
  * host test suite exercises it directly.
  *
  * Format: one "key = value" per line; blank lines and lines whose first
- * non-blank character is '#' are ignored; CRLF or LF line ends.  Keys:
+ * non-blank character is '#' are ignored; CRLF or LF line ends; a UTF-8
+ * byte-order mark at the start is skipped; an empty file means defaults.
+ * Keys (lowercase; an uppercase key gets its own error):
  *   net      dhcp | static | none                  (default dhcp)
  *   ip, netmask, gateway   dotted quads            (only with net = static;
  *                                                   ip and netmask required)

@@ -35,7 +35,8 @@ static void *loader_alloc_pages(UINTN bytes, const char *what)
 }
 
 /* Read a whole file from the ESP.  Returns NULL if it does not exist and
- * `optional`; any other failure is fatal. */
+ * `optional`; an optional file may also be empty (*size_out 0); any other
+ * failure is fatal. */
 static void *loader_read_file(EFI_FILE_HANDLE root, CHAR16 *path, const char *name,
 			      UINTN max_size, UINTN *size_out, BOOLEAN optional)
 {
@@ -55,10 +56,11 @@ static void *loader_read_file(EFI_FILE_HANDLE root, CHAR16 *path, const char *na
 		console_fatal("cannot read the size of %s", name);
 	size = info->FileSize;
 	FreePool(info);
-	if (size == 0 || size > max_size)
-		console_fatal("%s is %u bytes; expected 1 to %u", name, (unsigned)size, (unsigned)max_size);
+	if ((size == 0 && !optional) || size > max_size)
+		console_fatal("%s is %u bytes; expected %u to %u", name, (unsigned)size, optional ? 0u : 1u,
+			      (unsigned)max_size);
 	buf = loader_alloc_pages(size + 1, name);
-	st = uefi_call_wrapper(fh->Read, 3, fh, &size, buf);
+	st = size ? uefi_call_wrapper(fh->Read, 3, fh, &size, buf) : EFI_SUCCESS;
 	uefi_call_wrapper(fh->Close, 1, fh);
 	if (EFI_ERROR(st))
 		console_fatal("cannot read %s: %s", name, console_status(st));
@@ -265,13 +267,15 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	bi->hhdm_base = BOOT_HHDM_BASE;
 	bi->loader_tsc = tsc_start;
 
-	/* 1. Configuration: absent means defaults; a bad line stops here. */
+	/* 1. Configuration: absent or empty means defaults; a bad line stops
+	 * here. */
 	char *cfg = loader_read_file(root, L"\\appliance\\config.txt", "/appliance/config.txt",
 				     CONFIG_MAX_SIZE, &cfg_size, TRUE);
 	if (cfg) {
 		if (config_parse(cfg, cfg_size, &bi->config, err, sizeof(err)) != 0)
 			console_fatal("%s", err);
-		console_print("loader: config.txt ok\n");
+		console_print(cfg_size ? "loader: config.txt ok\n"
+				       : "loader: /appliance/config.txt is empty, using defaults\n");
 	} else {
 		config_defaults(&bi->config);
 		console_print("loader: no /appliance/config.txt, using defaults\n");

@@ -58,9 +58,13 @@ static void kmain_check_boot_info(const struct boot_info *bi)
 		      bi->version, BOOT_INFO_VERSION);
 }
 
+/* One build time for the banner and `version` (each file's own __TIME__
+ * would differ by the seconds between their compiles). */
+const char kernel_build_time[] = __DATE__ " " __TIME__;
+
 static void kmain_banner(void)
 {
-	kprintf("\nappliance kernel %s (built " __DATE__ " " __TIME__ ")\n", KERNEL_VERSION);
+	kprintf("\nappliance kernel %s (built %s)\n", KERNEL_VERSION, kernel_build_time);
 }
 
 static void kmain_report(void)
@@ -72,6 +76,8 @@ static void kmain_report(void)
 	kprintf("pci: %u functions\n", pci_count());
 }
 
+KERNEL_ARG_FLAG(selftest, "run every self-test at boot, then power off with the result");
+
 void kmain(const struct boot_info *bi)
 {
 	time_early_init();
@@ -79,6 +85,7 @@ void kmain(const struct boot_info *bi)
 	serial_init(bi && bi->magic == BOOT_INFO_MAGIC ? bi->config.console_baud : 115200);
 	kmain_banner();
 	kmain_check_boot_info(bi);
+	args_check();
 
 	gdt_init_cpu(0);
 	idt_init();

@@ -18,6 +18,8 @@
 
 static volatile int panic_depth;
 
+KERNEL_ARG_WORD(panic, "poweroff|halt", "after a panic: power off with status 3, or halt (default)");
+
 static __attribute__((noreturn)) void panic_stop(void)
 {
 	if (arg_present("panic=poweroff"))

@@ -89,6 +89,8 @@ SELFTEST(pci, bar_sizing_ahci)
 
 static void pci_test_irq(void *arg) { (void)arg; }
 
+KERNEL_ARG_FLAG(expect_nvme, "self-tests fail when no NVMe namespace attached");
+
 static bool pci_test_entry_is(struct pci_dev *d, unsigned e, uint32_t addr, uint32_t data, bool masked)
 {
 	volatile uint32_t *w = d->msix_table + e * 4;

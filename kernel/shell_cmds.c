@@ -357,7 +357,36 @@ static int cmd_version(int argc, char **argv)
 	(void)argv;
 	if (argc != 1)
 		return -EINVAL;
-	kprintf("appliance kernel %s, built " __DATE__ " " __TIME__ "\n", KERNEL_VERSION);
+	kprintf("appliance kernel %s, built %s\n", KERNEL_VERSION, kernel_build_time);
 	return 0;
 }
 SHELL_COMMAND(version, "version", "kernel version and build time", cmd_version);
+
+/* ---- boot arguments ---- */
+
+static int cmd_args(int argc, char **argv)
+{
+	static const char *const kinds[] = { "", "=N", "=", "=" };
+	const struct kernel_arg *a;
+
+	(void)argv;
+	if (argc != 1)
+		return -EINVAL;
+	kprintf("boot arguments (config.txt 'args' line): %s\n",
+		boot_info->config.cmdline[0] ? boot_info->config.cmdline : "(none)");
+	for (unsigned i = 0; (a = kernel_arg_at(i)) != NULL; i++) {
+		char shape[48];
+		if (a->kind == KARG_UINT)
+			ksnprintf(shape, sizeof(shape), "%s=%llu..%llu", a->name, a->min, a->max);
+		else
+			ksnprintf(shape, sizeof(shape), "%s%s%s", a->name, kinds[a->kind],
+				  a->values ? a->values : "");
+		const char *v = arg_get(a->name);
+		if (!v)
+			kprintf("  %-28s %s\n", shape, a->help);
+		else
+			kprintf("  %-28s %s [given%s%s]\n", shape, a->help, v[0] ? ": " : "", v);
+	}
+	return 0;
+}
+SHELL_COMMAND(args, "args", "the boot arguments given and every one the kernel knows", cmd_args);

@@ -144,6 +144,8 @@ err_nomem:
 	return -ENOMEM;
 }
 
+KERNEL_ARG_UINT(smp, 1, MAX_CPUS, "start at most N CPUs");
+
 static unsigned smp_limit(unsigned enabled)
 {
 	const char *v = arg_get("smp");
@@ -154,6 +156,8 @@ static unsigned smp_limit(unsigned enabled)
 		kprintf("smp: ignoring bad boot argument smp=%s\n", v);
 		return enabled;
 	}
+	if (n > enabled)
+		kprintf("smp: smp=%llu asks for more CPUs than the %u present; using %u\n", n, enabled, enabled);
 	return n < enabled ? (unsigned)n : enabled;
 }
 

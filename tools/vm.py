@@ -2,12 +2,21 @@
 """The one place that knows how to start qemu for this project.
 
   vm.py run [options]    boot interactively (serial on this terminal;
-                         Ctrl-A X quits, Ctrl-A C toggles the qemu monitor)
-  vm.py cmd [options]    print the qemu command line instead
+                         Ctrl-] x quits, Ctrl-] c toggles the qemu monitor)
+  vm.py cmd [options]    print the qemu command line instead (the run
+                         folder it names under build/run/ is left in place)
+
+The configuration is disks/config.txt (--config PATH for another): created
+from tools/config.default.txt on the first run and then left alone, so edit
+it to change the network, the disks the appliance uses or kernel arguments.
+Each run boots a private copy of the ESP in its own folder under build/run/,
+so several runs can go at once.  The guest's `reboot` reboots (--no-reboot
+makes qemu exit instead); `poweroff N` ends the run with exit status N, and a
+qemu that fails to start ends it with a message and a non-zero status.
 
 Options select the boot medium (--esp DIR, default build/esp, or --image IMG
 attached as USB mass storage on qemu-xhci), CPUs and memory, the boot
-arguments (--args, written into a temporary copy of the ESP's config.txt),
+arguments (--args, written into this run's copy of config.txt),
 and whether to attach the default disks (disks/nvme0.img, disks/sata0.img,
 1 GiB sparse, created on first use) and the e1000e NIC forwarding
 127.0.0.1:2049 to the guest's NFS port.
@@ -34,6 +43,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -48,6 +58,13 @@ DISK_DIR = os.path.join(REPO, "disks")
 LOG_DIR = os.path.join(REPO, "build", "test-logs")
 TMP_DIR = os.path.join(REPO, "build", "test-tmp")
 NFS_FORWARD = "hostfwd=tcp:127.0.0.1:2049-:2049"
+DEFAULT_CONFIG = os.path.join(REPO, "tools", "config.default.txt")
+# Interactive runs read the user's configuration from here (disks/ is
+# ignored by git and holds the user's disk images too).
+USER_CONFIG = os.path.join(DISK_DIR, "config.txt")
+RUN_DIR = os.path.join(REPO, "build", "run")
+ESCAPE_KEY = 0x1d           # qemu -echr: Ctrl-]
+ESCAPE_NAME = "Ctrl-]"
 
 
 # Disk specifications (NVMe namespaces, AHCI ports, ATAPI, blkdebug,
@@ -415,18 +432,93 @@ class Machine:
         return status
 
 
+def vm_user_config(path):
+    """The user's config.txt for interactive runs: created from
+    tools/config.default.txt the first time, then never touched again."""
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        shutil.copyfile(DEFAULT_CONFIG, path)
+        print(f"vm.py: created {vm_rel(path)} from tools/config.default.txt", file=sys.stderr)
+    return path
+
+
+def vm_rel(path):
+    """path relative to the repository when inside it (shorter messages)."""
+    rel = os.path.relpath(os.path.abspath(path), REPO)
+    return path if rel.startswith("..") else rel
+
+
+def vm_run_dir():
+    """A private folder for one interactive run (ESP copy, scratch files):
+    two runs at once never share or delete each other's files."""
+    os.makedirs(RUN_DIR, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=RUN_DIR)
+
+
+def vm_preflight(cmd, disks, nic):
+    """Problems qemu would report less clearly; None when none is found."""
+    for d in disks:
+        if isinstance(d, tuple):
+            paths = [d[1]]
+        else:
+            paths = [img.get("path") for img in (d.get("ns") or [d]) if img.get("path")]
+        for path in paths:
+            if not os.path.exists(path):
+                return f"disk image {path} does not exist"
+    if nic and NFS_FORWARD in nic:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 2049))
+        except OSError as e:
+            return (f"127.0.0.1:2049 is taken ({e.strerror}): another run (or an NFS server) "
+                    f"holds it; stop it or use --no-net")
+        finally:
+            s.close()
+    if shutil.which(cmd[0]) is None:
+        return f"{cmd[0]} not found (run make deps)"
+    return None
+
+
+def vm_qemu_errors(text):
+    """qemu's own error lines (not its warnings) from its stderr."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(QEMU + ":") and not re.match(re.escape(QEMU) + r": warning:", line):
+            out.append(line)
+    return out
+
+
+def vm_exec(cmd):
+    """Run qemu on this terminal; returns (status, error lines).  qemu's
+    stderr passes through to ours and is kept: a guest powering off with
+    status 0 and qemu failing to start both end in qemu status 1, and only
+    qemu's error lines tell them apart."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    err = []
+    for raw in proc.stderr:
+        line = raw.decode(errors="replace")
+        err.append(line)
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    return proc.wait(), vm_qemu_errors("".join(err))
+
+
 def vm_main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("action", choices=["run", "cmd"])
     ap.add_argument("--esp", help="ESP directory (default build/esp)")
     ap.add_argument("--image", help="boot this GPT image as a USB stick instead")
+    ap.add_argument("--config", default=USER_CONFIG,
+                    help="config.txt to boot with (default disks/config.txt, created from "
+                         "tools/config.default.txt on first use and then left alone)")
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem", default="512M")
-    ap.add_argument("--args", help="kernel arguments (rewrites a copy of config.txt)")
+    ap.add_argument("--args", help="kernel arguments for this run (the config file is not changed)")
     ap.add_argument("--no-disks", action="store_true", help="no NVMe/SATA disks")
     ap.add_argument("--no-net", action="store_true", help="no network card")
-    ap.add_argument("--reboot", action="store_true", help="let the guest reboot (no -no-reboot)")
+    ap.add_argument("--no-reboot", action="store_true",
+                    help="exit qemu when the guest resets (default: reboot like a machine)")
     ap.add_argument("--disk", action="append", default=[], metavar="SPEC",
                     help="kind[,key=val...]: nvme, nvme-ns, sata, cdrom (see above); "
                          "replaces the default disks")
@@ -439,15 +531,42 @@ def vm_main():
     a = ap.parse_args(argv)
     a.extra = extra
 
+    run_dir = vm_run_dir()
+
+    def terminated(signum, frame):
+        raise SystemExit(128 + signum)       # so the run folder is removed
+    signal.signal(signal.SIGTERM, terminated)
+    signal.signal(signal.SIGHUP, terminated)
+    try:
+        rc = vm_main_in(a, run_dir)
+    finally:
+        if a.action == "run":
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return rc
+
+
+def vm_main_in(a, run_dir):
     esp = image = None
     if a.image:
         image = a.image
+        if not os.path.isfile(image):
+            sys.exit(f"vm.py: {image} does not exist: run make image")
     else:
         esp = a.esp or DEFAULT_ESP
-        if not os.path.isdir(esp):
-            sys.exit(f"vm.py: {esp} does not exist: run make esp")
-        # A copy: fat:rw lets qemu write into the tree it serves.
-        esp = vm_esp_copy(esp, os.path.join(REPO, "build", "run-esp"), a.args)
+        if not os.path.isfile(os.path.join(esp, "EFI", "BOOT", "BOOTX64.EFI")):
+            sys.exit(f"vm.py: {esp} is not an ESP tree: run make esp")
+        # A private copy: fat:rw lets qemu write into the tree it serves,
+        # and the user's config.txt goes into it.
+        config = vm_user_config(a.config)
+        with open(config, "rb") as f:
+            user_cfg = f.read()
+        if a.args is not None:
+            text = user_cfg.decode("utf-8", errors="surrogateescape")
+            user_cfg = vm_config_text(text, a.args).encode("utf-8", errors="surrogateescape")
+        esp = vm_esp_copy(esp, os.path.join(run_dir, "esp"),
+                          files={"appliance/config.txt": user_cfg})
+        print(f"vm.py: config {vm_rel(config)} (edit it to change network, disks and kernel "
+              f"arguments; it is kept between runs)", file=sys.stderr)
     disks = []
     if a.disk:
         for text in a.disk:
@@ -472,24 +591,31 @@ def vm_main():
             for img in (d.get("ns") or [d]):
                 if d["kind"] != "cdrom" and not img.get("path"):
                     sys.exit(f"vm.py: --disk {d['kind']} needs file=PATH")
-        disks = vm_disks_prepare(disks, os.path.join(REPO, "build", "run-disks"))
+        disks = vm_disks_prepare(disks, run_dir)
     elif not a.no_disks:
-        disks = [("nvme", vm_ensure_disk(os.path.join(DISK_DIR, "nvme0.img"))),
-                 ("sata", vm_ensure_disk(os.path.join(DISK_DIR, "sata0.img")))]
+        disks = [("nvme", vm_ensure_disk(os.path.join(DISK_DIR, "nvme0.img"), announce=True)),
+                 ("sata", vm_ensure_disk(os.path.join(DISK_DIR, "sata0.img"), announce=True))]
     nic = None if a.no_net else f"user,model=e1000e,{NFS_FORWARD}"
-    # mon:stdio multiplexes the monitor on the terminal (Ctrl-A C) and lets
-    # Ctrl-C reach the guest instead of killing qemu.
+    # mon:stdio multiplexes the monitor on the terminal and lets Ctrl-C reach
+    # the guest instead of killing qemu.  Its escape key moves from Ctrl-A
+    # (the shell's start-of-line key) to Ctrl-].
     cmd = vm_command(esp=esp, image=image, smp=a.smp, mem=a.mem, serial="mon:stdio",
-                     disks=disks, nic=nic, no_reboot=not a.reboot, extra=a.extra)
+                     disks=disks, nic=nic, no_reboot=a.no_reboot,
+                     extra=["-echr", str(ESCAPE_KEY)] + a.extra)
     if a.action == "cmd":
         print(" ".join(cmd))
         return 0
+    problem = vm_preflight(cmd, disks, nic)
+    if problem:
+        print(f"vm.py: cannot start qemu: {problem}", file=sys.stderr)
+        return 2
     print("vm.py: " + " ".join(cmd), file=sys.stderr)
-    print("vm.py: Ctrl-A X quits, Ctrl-A C toggles the qemu monitor", file=sys.stderr)
-    try:
-        rc = subprocess.call(cmd)
-    except FileNotFoundError:
-        sys.exit(f"vm.py: {cmd[0]} not found (run make deps)")
+    print(f"vm.py: {ESCAPE_NAME} x quits, {ESCAPE_NAME} c toggles the qemu monitor, "
+          f"{ESCAPE_NAME} h lists the other keys", file=sys.stderr)
+    rc, errors = vm_exec(cmd)
+    if errors:
+        print(f"vm.py: qemu failed (status {rc}): {errors[-1][len(QEMU) + 2:]}", file=sys.stderr)
+        return rc if rc else 1
     # isa-debug-exit turns the guest's power-off status N into (N << 1) | 1;
     # give the guest's own status back so `poweroff` is a clean exit.
     return rc >> 1 if rc & 1 else rc

@@ -4,6 +4,7 @@ drives, blkdebug error injection and I/O throttling (Python 3 stdlib only).
 """
 import os
 import subprocess
+import sys
 
 
 def vm_disk_args(kind, path, index=0):
@@ -213,9 +214,13 @@ def vm_disk_parse(text):
     return d
 
 
-def vm_ensure_disk(path, size="1G"):
-    """Create a sparse raw disk on first use; existing contents are kept."""
+def vm_ensure_disk(path, size="1G", announce=False):
+    """Create a sparse raw disk on first use; existing contents are kept.
+    announce: say so on stderr (interactive runs: the user's first run
+    should not create files silently)."""
     if not os.path.exists(path):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         subprocess.run(["truncate", "-s", size, path], check=True)
+        if announce:
+            print(f"vm.py: created {path} ({size} sparse file, empty)", file=sys.stderr)
     return path

@@ -22,6 +22,8 @@ struct ahci_hba *ahci_hbas[AHCI_MAX_HBAS];
 unsigned ahci_nhba;
 static unsigned ahci_ndisks;
 
+KERNEL_ARG_FLAG(ahci_poll, "AHCI without interrupts: completions by polling only");
+
 static int ahci_pci_attach(struct pci_dev *d)
 {
 	struct ahci_hba *h;

@@ -330,6 +330,8 @@ static void ahci_port_free(struct ahci_port *p)
 	p->logbuf = p->bounce = NULL;
 }
 
+KERNEL_ARG_FLAG(ahci_no_ncq, "AHCI: one command at a time, no native command queueing");
+
 static int ahci_port_identify(struct ahci_port *p)
 {
 	uint32_t tfd = 0;

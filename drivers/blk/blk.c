@@ -46,6 +46,8 @@ const char *blk_req_reason(const struct blk_req *req)
 	return req->error[0] ? req->error : strerror(req->status);
 }
 
+KERNEL_ARG_UINT(blk_timeout_ms, 1, 3600000, "I/O timeout of every disk driver (default 5000 ms)");
+
 void blk_init(void)
 {
 	const char *t = arg_get("blk_timeout_ms");

@@ -348,6 +348,8 @@ void memdisk_counters(struct blk_dev *dev, struct memdisk_counters *out, bool re
 }
 
 /* Boot argument memdisk=SIZE: one RAM disk "mem0" for trying things out. */
+KERNEL_ARG_TEXT(memdisk, "SIZE", "attach a RAM disk mem0 of SIZE bytes (e.g. 64m)");
+
 static int memdisk_attach_all(void)
 {
 	const char *a = arg_get("memdisk");

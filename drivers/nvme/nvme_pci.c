@@ -97,6 +97,8 @@ fail:
 
 static unsigned nvme_pci_count;
 
+KERNEL_ARG_FLAG(nvme_poll, "NVMe without interrupts: completions by polling only");
+
 static int nvme_pci_attach(struct pci_dev *d)
 {
 	struct nvme_ctrl *c = kzalloc(sizeof(*c));

@@ -27,6 +27,10 @@ static struct mutex pc_kfiles_lock;
 static struct bdev_file *pc_kfiles[PCACHE_KERNEL_MAX_FILES];
 static unsigned pc_knfiles;
 
+KERNEL_ARG_UINT(pcache_mb, 4, 1u << 20, "page cache budget in MiB (default a quarter of free memory)");
+KERNEL_ARG_FLAG(iomap_debug, "iomap debug checks: mapping validator and lock order");
+KERNEL_ARG_UINT(pcache_wb_ms, 1, 3600000, "periodic page cache writeback interval (default 1000 ms)");
+
 int pcache_kernel_init(void)
 {
 	if (pc_kpc)

@@ -183,6 +183,8 @@ uint64_t plat_time_ns(void) { return time_ns(); }
 /* ---- logging ---- */
 static int plat_log_level = -1;
 
+KERNEL_ARG_UINT(iomap_log, 0, 3, "iomap log level: 0 errors, 1 warnings (default), 2 info, 3 debug");
+
 void plat_log(int level, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };

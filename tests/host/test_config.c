@@ -297,4 +297,31 @@ TEST(length_bounds_respected)
 	EXPECT_EQ_INT(cfg.net_mode, BOOT_NET_NONE);
 }
 
+TEST(byte_order_mark_skipped)
+{
+	/* A UTF-8 byte-order mark before the first key, as some editors write. */
+	EXPECT_EQ_INT(parse("\xef\xbb\xbf" "net = none\nargs = smp=1\n"), 0);
+	EXPECT_STREQ(err, "");
+	EXPECT_EQ_INT(cfg.net_mode, BOOT_NET_NONE);
+	EXPECT_STREQ(cfg.cmdline, "smp=1");
+	/* Only at the very start: elsewhere it is still a non-ASCII byte. */
+	EXPECT_EQ_INT(parse("net = none\n\xef\xbb\xbf" "args = x\n"), -1);
+	EXPECT(err_names_line(2));
+	/* A file that is only a mark is an empty file: defaults. */
+	EXPECT_EQ_INT(parse("\xef\xbb\xbf"), 0);
+	EXPECT_EQ_INT(cfg.net_mode, BOOT_NET_DHCP);
+}
+
+TEST(uppercase_key_named)
+{
+	EXPECT_EQ_INT(parse("# x\nNET = none\n"), -1);
+	EXPECT(err_names_line(2));
+	EXPECT(strstr(err, "keys are lowercase: write 'net', not 'NET'") != NULL);
+	EXPECT_EQ_INT(parse("Args = x\n"), -1);
+	EXPECT(strstr(err, "write 'args', not 'Args'") != NULL);
+	/* An unknown key in capitals is still about case first. */
+	EXPECT_EQ_INT(parse("BOGUS = 1\n"), -1);
+	EXPECT(strstr(err, "keys are lowercase") != NULL);
+}
+
 TEST_MAIN()

@@ -3,7 +3,7 @@ the loader with a message naming the problem, and the kernel never runs."""
 import os
 import time
 
-from harness import ESP, qemu_test, default_config_lines
+from harness import ESP, qemu_test, default_config_lines, boot_to_prompt
 
 
 def loader_stops(ctx, message_re, **start):
@@ -58,3 +58,15 @@ def loader_bad_value(ctx):
     n = 1 + next(i for i, l in enumerate(default_config_lines()) if l.startswith("console"))
     loader_stops(ctx, rf"config\.txt line {n}: console must be 9600, 19200, 38400, 57600 or 115200, not '12345'",
                  config=["console = 12345"])
+
+
+@qemu_test()
+def loader_empty_config(ctx):
+    # No file means defaults, so an empty file does too.
+    m = ctx.machine()
+    boot_to_prompt(m, smp=1, files={"appliance/config.txt": b""})
+    m.expect_not(r"loader: error")
+    m.expect_not(r"^args: ")
+    out = m.output()
+    if "loader: /appliance/config.txt is empty, using defaults" not in out:
+        raise AssertionError("loader did not say the empty config means defaults:\n" + out[-2000:])

@@ -7,7 +7,9 @@ from harness import (PROMPT, BOOT_TIMEOUT, qemu_test, shell, lines_of, check,
                      kernel_version, strip_ansi)
 
 COMMANDS = ["help", "mem", "cpus", "pci", "uptime", "log", "reboot", "poweroff",
-            "selftest", "fault", "echo", "version"]
+            "selftest", "fault", "echo", "version", "args"]
+# Wrong boot arguments the kernel must name at boot (and otherwise ignore).
+BAD_ARGS = "smp=99 smpp=2 iomap_log=x"
 SMP = 2
 
 
@@ -27,9 +29,13 @@ def expect_in(out, regex, what):
 @qemu_test(weight=5)
 def shell_session(ctx):
     m = ctx.machine()
-    m.start(smp=SMP, disks=["nvme", "sata"])
+    m.start(smp=SMP, disks=["nvme", "sata"], args=BAD_ARGS)
     with ctx.subtest("boot_banner"):
-        m.expect(r"^appliance kernel \d+\.\d+", BOOT_TIMEOUT)
+        banner = m.expect(r"^appliance kernel \d+\.\d+\S* \(built ([^)]+)\)", BOOT_TIMEOUT)
+    with ctx.subtest("boot_args_named"):
+        m.expect(r"^args: unknown boot argument 'smpp' ignored", 30)
+        m.expect(r"^args: iomap_log=x is not a number \(0\.\.3\)", 30)
+        m.expect(r"^smp: smp=99 asks for more CPUs than the 2 present; using 2", 60)
     with ctx.subtest("boot_ready"):
         ms = int(m.expect(r"^ready in (\d+) ms$", BOOT_TIMEOUT).group(1))
         ctx.note(f"ready in {ms} ms")
@@ -100,6 +106,15 @@ def shell_session(ctx):
     with ctx.subtest("version"):
         out = shell(m, "version")
         expect_in(out, r"appliance kernel " + re.escape(kernel_version() or "?"), "version")
+        # One build time, the banner's.
+        expect_in(out, r"built " + re.escape(banner.group(1)) + "$", "version build time")
+
+    with ctx.subtest("args"):
+        out = shell(m, "args")
+        expect_in(out, r"^boot arguments .*: " + re.escape(BAD_ARGS), "args")
+        expect_in(out, r"^  smp=1\.\.64 .* \[given: 99\]$", "args: smp declared by kernel/")
+        expect_in(out, r"^  blk_timeout_ms=1\.\.3600000 ", "args: declared by drivers/")
+        expect_in(out, r"^  pcache_mb=4\.\.1048576 ", "args: declared by platform/")
 
     with ctx.subtest("unknown_command"):
         out = shell(m, "frobnicate now")

@@ -2,6 +2,7 @@
 turn a crash or an empty run into a pass, and mkimage must refuse a
 directory that is not an ESP."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,3 +65,70 @@ def tools_mkimage_rejects_non_esp(ctx):
         check(p.returncode != 0, "mkimage accepted a directory without EFI/BOOT/BOOTX64.EFI")
         check(not os.path.exists(img) and not os.path.exists(img + ".tmp"),
               "mkimage left an image behind after failing")
+
+
+VM = os.path.join(REPO, "tools", "vm.py")
+
+
+def vm_py(*args, stdin=subprocess.DEVNULL, timeout=60):
+    p = subprocess.run([sys.executable, VM, *args], stdin=stdin, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+
+def esp_of(cmdline):
+    """The ESP folder a printed qemu command line serves."""
+    for word in cmdline.split():
+        if "file=fat:rw:" in word:
+            return word.split("file=fat:rw:", 1)[1].split(",")[0]
+    raise AssertionError(f"no ESP in {cmdline}")
+
+
+@qemu_test(weight=0)
+def tools_vm_run(ctx):
+    """make run: the user's config is created once and then kept, each run
+    has its own ESP copy, qemu failures are reported with a non-zero status,
+    and the qemu escape key is not the shell's Ctrl-A."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "config.txt")
+        with ctx.subtest("config_created_then_kept"):
+            rc, out, err = vm_py("cmd", "--no-disks", "--config", cfg)
+            check(rc == 0 and os.path.exists(cfg), f"rc {rc}, no {cfg}:\n{err}")
+            with open(os.path.join(REPO, "tools", "config.default.txt"), "rb") as f:
+                check(open(cfg, "rb").read() == f.read(), "config not created from the default")
+            check(f"config {cfg}" in err, f"vm.py does not say where the config is:\n{err}")
+            with open(cfg, "w") as f:
+                f.write("\ufeffnet = none\nargs = smp=1\n")
+            rc, out, err = vm_py("cmd", "--no-disks", "--config", cfg, "--args", "selftest")
+            check(open(cfg, encoding="utf-8").read() == "\ufeffnet = none\nargs = smp=1\n",
+                  "vm.py changed the user's config")
+            with open(os.path.join(esp_of(out), "appliance", "config.txt"), encoding="utf-8") as f:
+                booted = f.read()
+            check(booted == "\ufeffnet = none\nargs = selftest\n",
+                  f"the run's config is not the user's with --args applied: {booted!r}")
+        with ctx.subtest("run_folders_apart"):
+            _, out1, _ = vm_py("cmd", "--no-disks", "--config", cfg)
+            _, out2, _ = vm_py("cmd", "--no-disks", "--config", cfg)
+            e1, e2 = esp_of(out1), esp_of(out2)
+            check(e1 != e2 and os.path.isdir(e1) and os.path.isdir(e2),
+                  f"two runs share or lost their ESP: {e1} {e2}")
+            for e in (e1, e2):
+                shutil.rmtree(os.path.dirname(e))
+        with ctx.subtest("escape_key"):
+            _, out, _ = vm_py("cmd", "--no-disks", "--config", cfg)
+            words = out.split()
+            check("-echr" in words and words[words.index("-echr") + 1] != "1",
+                  f"qemu keeps Ctrl-A as its escape key: {out}")
+            check("-no-reboot" not in words, f"make run exits on the guest's reboot: {out}")
+            shutil.rmtree(os.path.dirname(esp_of(out)))
+        with ctx.subtest("qemu_failure_is_an_error"):
+            rc, _, err = vm_py("run", "--no-disks", "--no-net", "--config", cfg, "--", "-bogus-option")
+            check(rc != 0, f"vm.py exited 0 although qemu failed to start:\n{err}")
+            check("vm.py: qemu failed" in err and "bogus-option" in err, f"failure not reported:\n{err}")
+            rc, _, err = vm_py("run", "--no-disks", "--no-net", "--image", os.path.join(tmp, "none.img"))
+            check(rc != 0 and "does not exist" in err, f"missing image: rc {rc}:\n{err}")
+        with ctx.subtest("run_folder_removed"):
+            before = set(os.listdir(os.path.join(REPO, "build", "run")))
+            vm_py("run", "--no-disks", "--no-net", "--config", cfg, "--", "-bogus-option")
+            after = set(os.listdir(os.path.join(REPO, "build", "run")))
+            check(after <= before, f"run folders left behind: {sorted(after - before)}")
