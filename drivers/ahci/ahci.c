@@ -13,6 +13,8 @@
 #include "kernel/time.h"
 #include "kernel/initcall.h"
 
+KERNEL_ARG_FLAG(ahci_dma32, "AHCI: keep every DMA structure below 4 GiB, as on controllers without 64-bit DMA");
+
 int ahci_wait(volatile uint8_t *base, uint32_t off, uint32_t mask, uint32_t want,
 	      uint64_t timeout_us)
 {

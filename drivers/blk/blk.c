@@ -47,6 +47,8 @@ const char *blk_req_reason(const struct blk_req *req)
 }
 
 KERNEL_ARG_UINT(blk_timeout_ms, 1, 3600000, "I/O timeout of every disk driver (default 5000 ms)");
+KERNEL_ARG_TEXT(scratch, "DEV[,DEV...]", "disks self-tests may overwrite (never any other)");
+KERNEL_ARG_FLAG(blk_drop_flush, "tests only: flushes complete without reaching the disk");
 
 void blk_init(void)
 {

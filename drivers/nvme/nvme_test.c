@@ -17,6 +17,8 @@
 #include "kernel/time.h"
 #include "kernel/pci.h"
 #include "drivers/nvme/nvme_var.h"
+
+KERNEL_ARG_FLAG(nvme_kill_test, "self-test nvme.dead_controller: kill the controller on purpose");
 #include "drivers/blk/pattern.h"
 
 SELFTEST(nvme, status_decode)
@@ -417,11 +419,8 @@ static void nvme_test_loop_fn(void *arg)
 SELFTEST(nvme, dead_after_failed_reset)
 {
 	struct nvme_ctrl *c;
-	if (!arg_present("nvme_kill_test")) {
-		kprintf("selftest: nvme: dead_after_failed_reset skipped: it kills the controller; boot with "
-			"nvme_kill_test and a scratch namespace to run it\n");
-		return;
-	}
+	if (!arg_present("nvme_kill_test"))
+		ST_SKIP("it kills the controller: boot with nvme_kill_test and a scratch namespace to run it");
 	if (!nvme_test_namespaces())
 		return;
 	struct blk_dev *b = nvme_test_first(&c);
