@@ -180,6 +180,9 @@ const char *iomap_check_mapping(const struct iomap_iter *it);
 /* Debug checks (validator on every begin, lock-order checker): on when
  * built with IOMAP_DEBUG, or when set before any inode is created. */
 extern bool iomap_debug;
+/* Tests only: runs between clearing a folio's writeback flag and dropping
+ * the ioend's reference to it, to widen that window (NULL: nothing). */
+extern void (*iomap_test_ioend_finish_hook)(void);
 extern unsigned long iomap_bad_mappings;
 
 /* Test-only hooks (DIO-40, EXT "forced stale map"): NULL in production. */

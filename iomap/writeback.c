@@ -42,6 +42,8 @@ static void iomap_folio_wb_done(struct folio *f)
 
 /* Folio side of a finished ioend: errors into folio state, end of
  * writeback when this was the folio's last ioend. */
+void (*iomap_test_ioend_finish_hook)(void);
+
 static void iomap_ioend_finish(struct iomap_ioend *io, int err)
 {
 	unsigned nf = io->bounce ? io->nfolio : io->bio.nvec;
@@ -50,6 +52,8 @@ static void iomap_ioend_finish(struct iomap_ioend *io, int err)
 		if (err)
 			plat_or(&f->flags, FOLIO_ERROR);
 		iomap_folio_wb_done(f);
+		if (iomap_test_ioend_finish_hook)
+			iomap_test_ioend_finish_hook();
 		folio_put(f);
 	}
 	plat_free(io->bounce);
@@ -469,6 +473,18 @@ static bool iomap_no_dio(void *arg)
 	return plat_load(&inode->dio_count) == 0;
 }
 
+/* The completion work item has left the inode: nothing queued, and the
+ * drain is not running (it clears ioend_queued under the lock as its last
+ * touch of the inode).  Read under the lock for that reason. */
+static bool iomap_ioend_idle(void *arg)
+{
+	struct iomap_inode *inode = arg;
+	plat_spin_lock(inode->ioend_lock);
+	bool idle = !inode->ioend_queued && !inode->ioend_done;
+	plat_spin_unlock(inode->ioend_lock);
+	return idle;
+}
+
 int iomap_inode_destroy(struct iomap_inode *inode)
 {
 	/* Direct I/O in flight points into the inode and the caller's pages:
@@ -479,6 +495,13 @@ int iomap_inode_destroy(struct iomap_inode *inode)
 	while (plat_load(&inode->dio_wakers))
 		plat_yield();
 	int ret = iomap_fsync(inode, 0, UINT64_MAX);
+	/* fsync returns once the writeback flags are clear, but the drain
+	 * clears them before its last folio_put, which may free a folio and
+	 * touch the mapping: wait until the drain has left the inode. */
+	if (plat_wait_owned(NULL, iomap_ioend_idle, inode, NULL, plat_time_ns() + PCACHE_WAIT_NS,
+			    "iomap: inode teardown waiting for writeback completion work"))
+		plat_log(PLAT_LOG_ERR, "iomap: writeback completion work left inode %llu late",
+			 (unsigned long long)inode->ino);
 	pcache_mapping_destroy(&inode->mapping);
 	iomap_rwsem_destroy(&inode->io_lock);
 	iomap_rwsem_destroy(&inode->invalidate_lock);

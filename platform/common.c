@@ -58,7 +58,10 @@ int plat_wait_owned(struct plat_waitq *q, bool (*cond)(void *), void *arg,
 				plat_yield();
 			continue;
 		}
-		plat_wait_until(q, cond, arg, next_log);
+		if (q)
+			plat_wait_until(q, cond, arg, next_log);
+		else
+			plat_sleep_ns(1000000);     /* no one wakes us: look again in 1 ms */
 	}
 	return plat_time_ns() > soft_deadline_ns ? -PLAT_ETIMEDOUT : 0;
 }

@@ -112,7 +112,8 @@ struct plat_bdev;
  * then DMA into freed pages.  This is the one primitive for those waits:
  * it sleeps until cond(arg) holds (running plat_bdev_poll(poll_dev) while
  * waiting when the device is polled), logs "<what>: still waiting after N s"
- * every PLAT_OWNED_LOG_NS, and returns only when cond holds: 0 if that was
+ * every PLAT_OWNED_LOG_NS (q NULL: nobody wakes the waiter, it looks again
+ * every millisecond), and returns only when cond holds: 0 if that was
  * before soft_deadline_ns, -PLAT_ETIMEDOUT if it was later (the caller then
  * reports the operation as late or failed, but the memory is free to go).
  * Waits that own nothing (locks, throttling) use plat_wait_until. */

@@ -323,13 +323,10 @@ SELFTEST(ahci, dma32_bounce)
 {
 	struct blk_dev *d = blk_find("sata0");
 	if (!d)
-		return;
+		ST_SKIP("no sata0");
 	struct ahci_port *p = d->driver_data;
-	if (!p->hba->dma32) {
-		kprintf("selftest: ahci: dma32_bounce skipped: the HBA does 64-bit DMA (boot argument ahci_dma32 "
-			"forces 32-bit)\n");
-		return;
-	}
+	if (!p->hba->dma32)
+		ST_SKIP("the HBA does 64-bit DMA (boot argument ahci_dma32 forces 32-bit)");
 	enum { ORDER = 4, TRIES = 256 };
 	static uint64_t got[TRIES];
 	uint64_t high = 0, low = pmm_alloc_below(1ULL << 32, 1u << (ORDER + 1));
@@ -348,8 +345,7 @@ SELFTEST(ahci, dma32_bounce)
 		pmm_free_pages(got[i], ORDER + 3);
 	ST_EXPECT(low != 0);
 	if (!high || !low) {
-		kprintf("selftest: ahci: dma32_bounce skipped: no memory above 4 GiB (give the machine more than "
-			"4 GiB)\n");
+		selftest_skip("no memory above 4 GiB (give the machine more than 4 GiB)");
 		goto out;
 	}
 	uint8_t *a = PHYS_TO_VIRT(low), *b = PHYS_TO_VIRT(high);

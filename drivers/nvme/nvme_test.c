@@ -88,10 +88,8 @@ static uint64_t nvme_test_base(const struct blk_dev *b)
 
 SELFTEST(nvme, identify)
 {
-	if (!nvme_ctrls) {
-		kprintf("selftest: nvme: skipped: no NVMe controller attached\n");
-		return;
-	}
+	if (!nvme_ctrls)
+		ST_SKIP("no NVMe controller attached");
 	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next) {
 		ST_EXPECT(c->state == NVME_LIVE);
 		ST_EXPECT(c->model[0] != 0 && c->serial[0] != 0);
@@ -325,10 +323,8 @@ SELFTEST(nvme, reset_under_load)
 SELFTEST(nvme, admin_ring_full_refused)
 {
 	struct nvme_ctrl *c = nvme_ctrls;
-	if (!c) {
-		kprintf("selftest: nvme: skipped: no NVMe controller attached\n");
-		return;
-	}
+	if (!c)
+		ST_SKIP("no NVMe controller attached");
 	struct nvme_queue *q = &c->admin;
 	struct nvme_sqe sqe = { .opcode = NVME_ADM_IDENTIFY };
 	mutex_lock(&c->admin_lock);
@@ -351,10 +347,8 @@ SELFTEST(nvme, admin_ring_full_refused)
 SELFTEST(nvme, lost_interrupt_reaped)
 {
 	struct nvme_ctrl *c = nvme_ctrls;
-	if (!c || !c->nns || c->nvec == 0 || c->ns[0]->blk.polling) {
-		kprintf("selftest: nvme: lost_interrupt_reaped skipped: needs a namespace in interrupt mode\n");
-		return;
-	}
+	if (!c || !c->nns || c->nvec == 0 || c->ns[0]->blk.polling)
+		ST_SKIP("needs a namespace in interrupt mode");
 	struct blk_dev *b = &c->ns[0]->blk;
 	uint8_t *buf = kmalloc(b->lba_size);
 	char err[96];
