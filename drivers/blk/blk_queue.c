@@ -263,6 +263,27 @@ static void blk_submit_failed(struct blk_req *r, int rc)
 	blk_complete_one(r, rc, r->error[0] ? r->error : msg);
 }
 
+/* Hand r to the driver on its queue, counted in flight while the driver
+ * has it.  0: the driver took it, or r failed (dead device, refused) and
+ * was completed; -EBUSY: the queue is full and r is still the caller's. */
+static int blk_issue(struct blk_dev *dev, struct blk_swq *q, struct blk_req *r)
+{
+	if (dev->dead) {
+		blk_complete_one(r, -EIO, dev->dead_reason);
+		return 0;
+	}
+	__atomic_fetch_add(&q->inflight, 1, __ATOMIC_SEQ_CST);
+	int rc = dev->ops->submit(dev, r, r->queue);
+	if (rc == 0)
+		return 0;
+	__atomic_fetch_sub(&q->inflight, 1, __ATOMIC_SEQ_CST);
+	if (rc != -EBUSY) {
+		blk_submit_failed(r, rc);
+		return 0;
+	}
+	return -EBUSY;
+}
+
 /* Hand parked requests of queue qi to the driver until it says -EBUSY. */
 static void blk_swq_run(struct blk_dev *dev, unsigned qi)
 {
@@ -283,19 +304,8 @@ static void blk_swq_run(struct blk_dev *dev, unsigned qi)
 		uint64_t seen = q->ncompleted;
 		spin_unlock_irqrestore(&q->lock, fl);
 
-		if (dev->dead) {
-			blk_complete_one(r, -EIO, dev->dead_reason);
+		if (blk_issue(dev, q, r) == 0)
 			continue;
-		}
-		__atomic_fetch_add(&q->inflight, 1, __ATOMIC_SEQ_CST);
-		int rc = dev->ops->submit(dev, r, qi);
-		if (rc == 0)
-			continue;
-		__atomic_fetch_sub(&q->inflight, 1, __ATOMIC_SEQ_CST);
-		if (rc != -EBUSY) {
-			blk_submit_failed(r, rc);
-			continue;
-		}
 		fl = spin_lock_irqsave(&q->lock);
 		r->next = q->head;           /* back at the head: keep order */
 		q->head = r;
@@ -330,15 +340,8 @@ void blk_dispatch(struct blk_dev *dev, struct blk_req *r)
 	}
 	if (!q->head) {
 		uint64_t seen = __atomic_load_n(&q->ncompleted, __ATOMIC_SEQ_CST);
-		__atomic_fetch_add(&q->inflight, 1, __ATOMIC_SEQ_CST);
-		int rc = dev->ops->submit(dev, r, qi);
-		if (rc == 0)
+		if (blk_issue(dev, q, r) == 0)
 			return;
-		__atomic_fetch_sub(&q->inflight, 1, __ATOMIC_SEQ_CST);
-		if (rc != -EBUSY) {
-			blk_submit_failed(r, rc);
-			return;
-		}
 		__atomic_fetch_add(&dev->stats.requeues, 1, __ATOMIC_RELAXED);
 		fl = spin_lock_irqsave(&q->lock);
 		blk_swq_append(dev, q, r);
