@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #define BOOT_INFO_MAGIC   0x4f464e49544f4f42ULL /* "BOOTINFO" */
-#define BOOT_INFO_VERSION 1
+#define BOOT_INFO_VERSION 2
 #define BOOT_HHDM_BASE    0xffff800000000000ULL
 
 enum boot_mem_type {
@@ -89,6 +89,30 @@ struct boot_info {
 
 	struct boot_framebuffer fb;
 	struct boot_config config;
+
+	/* Version 2.  Wall-clock time from the firmware (UEFI GetTime) just
+	 * before boot services were exited, as UTC nanoseconds since 1970,
+	 * and the TSC at that moment; realtime_valid is 0 when GetTime
+	 * failed or returned a date outside 1970..2399. */
+	int64_t  realtime_unix_ns;
+	uint64_t realtime_tsc;
+	uint32_t realtime_valid;
+	uint32_t reserved2;
 };
+
+/* Days from 1970-01-01 to year-month-day of the proleptic Gregorian
+ * calendar (month 1..12, day 1..31), for the loader's firmware time and
+ * the kernel's CMOS clock.  Counted in 400-year eras of 146097 days from
+ * 1 March of year 0, so that February, with its leap day, ends each year. */
+static inline int64_t boot_days_from_civil(int64_t year, unsigned month, unsigned day)
+{
+	int64_t y = month <= 2 ? year - 1 : year;           /* years start in March */
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t year_of_era = y - era * 400;                 /* 0..399 */
+	unsigned mar_month = month > 2 ? month - 3 : month + 9;   /* March = 0 */
+	int64_t day_of_year = (153 * mar_month + 2) / 5 + day - 1;
+	int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+	return era * 146097 + day_of_era - 719468;          /* 719468: 0000-03-01 to 1970-01-01 */
+}
 
 #endif

@@ -235,6 +235,28 @@ static __attribute__((noreturn)) void loader_jump(uint64_t cr3, uint64_t stack_t
 	__builtin_unreachable();
 }
 
+/* UEFI GetTime -> UTC.  A TimeZone other than EFI_UNSPECIFIED_TIMEZONE
+ * (2047, local time, which is what OVMF and most boards report with an RTC
+ * kept in UTC) is the offset in minutes, UTC = local - TimeZone (UEFI 2.7
+ * and later). */
+static void loader_realtime(struct boot_info *bi)
+{
+	EFI_TIME t;
+	EFI_STATUS st = uefi_call_wrapper(RT->GetTime, 2, &t, NULL);
+	bi->realtime_tsc = __builtin_ia32_rdtsc();
+	if (EFI_ERROR(st) || t.Year < 1970 || t.Year > 2399 || t.Month < 1 || t.Month > 12 || t.Day < 1 ||
+	    t.Day > 31 || t.Hour > 23 || t.Minute > 59 || t.Second > 59 || t.Nanosecond > 999999999) {
+		console_print("loader: no usable time from the firmware; the kernel reads the CMOS clock\n");
+		return;
+	}
+	int64_t secs = boot_days_from_civil(t.Year, t.Month, t.Day) * 86400 + t.Hour * 3600 + t.Minute * 60 +
+		       t.Second;
+	if (t.TimeZone != EFI_UNSPECIFIED_TIMEZONE && t.TimeZone >= -1440 && t.TimeZone <= 1440)
+		secs -= (int64_t)t.TimeZone * 60;
+	bi->realtime_unix_ns = secs * 1000000000 + t.Nanosecond;
+	bi->realtime_valid = 1;
+}
+
 EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	EFI_LOADED_IMAGE *li;
@@ -316,6 +338,9 @@ EFI_STATUS EFIAPI efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	uint64_t range_cap = mm.cap / mm.desc_size + LOADER_MMAP_SLACK;
 	struct boot_mem_range *ranges = loader_alloc_pages(range_cap * sizeof(*ranges), "boot memory map");
 	console_print("loader: starting kernel\n");
+
+	/* The wall clock, as close to the jump as the firmware allows. */
+	loader_realtime(bi);
 
 	/* 5. Exit boot services.  The map key changes whenever the firmware
 	 * allocates, so fetch the map again right before exiting and retry

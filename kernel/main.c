@@ -13,6 +13,7 @@
 #include "kernel/acpi.h"
 #include "kernel/apic.h"
 #include "kernel/time.h"
+#include "kernel/realtime.h"
 #include "kernel/smp.h"
 #include "kernel/sched.h"
 #include "kernel/pci.h"
@@ -110,6 +111,7 @@ void kmain(const struct boot_info *bi)
 	ioapic_init();
 	if ((err = time_init()) != 0)
 		panic("timer calibration failed: %s", strerror(err));
+	(void)realtime_init();           /* prints where the wall clock came from */
 	kmain_mark("time");
 	sched_init();
 	cpu_sti();

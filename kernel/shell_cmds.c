@@ -13,6 +13,8 @@
 #include "kernel/sched.h"
 #include "kernel/pci.h"
 #include "kernel/time.h"
+#include "kernel/realtime.h"
+#include "kernel/civil.h"
 #include "kernel/power.h"
 #include "kernel/selftest.h"
 #include "kernel/trap.h"
@@ -193,6 +195,18 @@ static int cmd_uptime(int argc, char **argv)
 	return 0;
 }
 SHELL_COMMAND(uptime, "uptime", "time since kernel entry and boot time", cmd_uptime);
+
+static int cmd_date(int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return -EINVAL;
+	char buf[48];
+	civil_format(buf, sizeof(buf), realtime_ns());
+	kprintf("%s (clock from %s)\n", buf, realtime_source());
+	return 0;
+}
+SHELL_COMMAND(date, "date", "the wall clock (UTC) and where it came from", cmd_date);
 
 /* ---- log ---- */
 

@@ -1,6 +1,7 @@
 /* Self-tests for the TSC clock, its calibration and the LAPIC timer. */
 #include "kernel/selftest.h"
 #include "kernel/time.h"
+#include "kernel/realtime.h"
 #include "kernel/apic.h"
 #include "kernel/acpi.h"
 #include "kernel/cpu.h"
@@ -137,4 +138,20 @@ SELFTEST(time, lapic_oneshot)
 	ST_EXPECT(waited >= 4 * NS_PER_MS && waited <= 300 * NS_PER_MS);
 	kprintf("time: LAPIC one-shot of 5 ms fired after %llu us\n",
 		(unsigned long long)(waited / NS_PER_US));
+}
+
+/* The wall clock: taken from the firmware at boot (OVMF has GetTime), in
+ * step with the CMOS clock it came from, and advancing with time_ns(). */
+SELFTEST(time, realtime)
+{
+	ST_EXPECT(realtime_ns() > 1577836800ll * 1000000000);    /* after 2020-01-01 */
+	int64_t cmos = 0;
+	int rc = realtime_read_cmos(&cmos);
+	ST_EXPECT(rc == 0);
+	int64_t diff = cmos - realtime_ns();
+	ST_EXPECT(diff > -3ll * 1000000000 && diff < 3ll * 1000000000);
+	int64_t a = realtime_ns();
+	time_delay_us(2000);
+	int64_t b = realtime_ns();
+	ST_EXPECT(b - a >= 2000000 && b - a < 1000000000);
 }

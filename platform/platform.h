@@ -135,6 +135,7 @@ uint32_t *plat_thread_lockdep(void);
 void plat_yield(void);
 void plat_sleep_ns(uint64_t ns);
 uint64_t plat_time_ns(void);   /* monotonic */
+int64_t plat_realtime_ns(void); /* wall clock: UTC ns since 1970 (file timestamps) */
 
 /* ---- logging and assertions ---------------------------------------------- */
 enum { PLAT_LOG_ERR, PLAT_LOG_WARN, PLAT_LOG_INFO, PLAT_LOG_DEBUG };

@@ -33,6 +33,7 @@ SUMMARY      := $(PYTHON) tests/summary.py
 HOST_TESTS := $(patsubst tests/host/%.c,%,$(wildcard tests/host/test_*.c))
 
 test_lineedit_SRCS := kernel/lineedit.c
+test_civil_SRCS    := kernel/civil.c
 test_config_SRCS   := boot/config.c boot/fmt.c
 
 # Hooks from portable components (iomap/iomap.mk, fs/fs.mk, ...).

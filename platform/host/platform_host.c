@@ -302,6 +302,13 @@ void plat_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+int64_t plat_realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 const char *plat_strerror(int err)
 {
 	return strerror(err < 0 ? -err : err);

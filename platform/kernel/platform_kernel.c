@@ -17,6 +17,7 @@
 #include "kernel/sched.h"
 #include "kernel/sync.h"
 #include "kernel/time.h"
+#include "kernel/realtime.h"
 
 int plat_init(void)
 {
@@ -204,6 +205,11 @@ void plat_log(int level, const char *fmt, ...)
 	kvsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	kprintf("iomap %s: %s\n", names[level & 3], buf);
+}
+
+int64_t plat_realtime_ns(void)
+{
+	return realtime_ns();
 }
 
 const char *plat_strerror(int err)

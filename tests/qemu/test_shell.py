@@ -3,10 +3,11 @@ the same machine (one boot keeps the suite fast under TCG)."""
 import re
 import time
 
+import harness
 from harness import (PROMPT, BOOT_TIMEOUT, qemu_test, shell, lines_of, check,
-                     kernel_version, strip_ansi)
+                     kernel_version, strip_ansi, boot_to_prompt)
 
-COMMANDS = ["help", "mem", "cpus", "pci", "uptime", "log", "reboot", "poweroff",
+COMMANDS = ["help", "mem", "cpus", "pci", "uptime", "date", "log", "reboot", "poweroff",
             "selftest", "fault", "echo", "version", "args"]
 # Wrong boot arguments the kernel must name at boot (and otherwise ignore).
 BAD_ARGS = "smp=99 smpp=2 iomap_log=x"
@@ -93,6 +94,19 @@ def shell_session(ctx):
         check(700 <= t2 - t1 <= 5000,
               f"uptime advanced {t2 - t1} ms over ~1000 ms: {out1!r} then {out2!r}")
 
+    with ctx.subtest("date"):
+        # qemu's RTC starts at the host's UTC time; the loader hands the
+        # firmware's reading over, so the guest agrees with the host.
+        out = shell(m, "date")
+        d = re.search(r"^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.\d{3} UTC \(clock from UEFI\)$",
+                      out, re.M)
+        check(d, f"date format or source: {out!r}")
+        import calendar
+        guest = calendar.timegm(tuple(int(x) for x in d.groups()) + (0, 0, 0))
+        check(abs(guest - time.time()) < 120, f"guest date {out.strip()!r} vs host {time.time():.0f}")
+        check(shell(m, "date now").strip().startswith("usage: date"), "date takes no argument")
+
+
     with ctx.subtest("log"):
         out = shell(m, "log")
         expect_in(out, r"appliance kernel", "log (boot banner in the ring)")
@@ -175,3 +189,18 @@ def shell_session(ctx):
         m.sendline("poweroff")
         status = m.wait_exit(60)
         check(status == 1, f"poweroff: qemu exit status {status}, expected 1 (isa-debug-exit 0)")
+
+
+@qemu_test(weight=1)
+def date_from_cmos(ctx):
+    """realtime=cmos: the kernel reads the CMOS clock itself (what it does
+    when the firmware gives no time) and agrees with the host too."""
+    m = ctx.machine()
+    boot_to_prompt(m, smp=1, args="realtime=cmos")
+    out = shell(m, "date")
+    d = re.search(r"^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.\d{3} UTC \(clock from CMOS\)$", out, re.M)
+    check(d, f"date with realtime=cmos: {out!r}")
+    import calendar
+    guest = calendar.timegm(tuple(int(x) for x in d.groups()) + (0, 0, 0))
+    check(abs(guest - time.time()) < 120, f"guest date {out.strip()!r} vs host {time.time():.0f}")
+    harness.poweroff(m)
