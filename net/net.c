@@ -27,6 +27,8 @@
 #include "lwip/init.h"
 #include "lwip/ip4_addr.h"
 #include "lwip/netif.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
 
 #define NET_DHCP_TIMEOUT_S_DEFAULT 10
 #define NET_REPORT_WAIT_MS 3000
@@ -85,6 +87,37 @@ static void net_status_cb(struct netif *n)
 	nif->reported = true;
 	if (net_mdns_on)
 		mdns_resp_announce(n);
+}
+
+/*
+ * Half-open connections.  lwIP counts a connection in SYN_RCVD against its
+ * listener's backlog and keeps it for 20 s (TCP_SYN_RCVD_TIMEOUT, not
+ * configurable), so a burst of SYNs that are never completed would refuse
+ * every real client for that long.  Once more than NET_HALF_OPEN_MAX are
+ * pending, those older than NET_HALF_OPEN_AGE_TICKS (500 ms each) are
+ * aborted, oldest state first; a real client completes its handshake in
+ * one round trip, well inside that age.
+ */
+#define NET_HALF_OPEN_MAX 16
+#define NET_HALF_OPEN_AGE_TICKS 4
+static uint64_t net_half_open_reaped;
+
+uint64_t net_half_open_reaped_count(void) { return net_half_open_reaped; }
+
+void net_reap_half_open(void)
+{
+	unsigned n = 0;
+	for (struct tcp_pcb *p = tcp_active_pcbs; p; p = p->next)
+		n += p->state == SYN_RCVD;
+	if (n <= NET_HALF_OPEN_MAX)
+		return;
+	for (struct tcp_pcb *p = tcp_active_pcbs, *next; p; p = next) {
+		next = p->next;
+		if (p->state == SYN_RCVD && tcp_ticks - p->tmr >= NET_HALF_OPEN_AGE_TICKS) {
+			tcp_abort(p);
+			net_half_open_reaped++;
+		}
+	}
 }
 
 void net_if_tick(struct net_if *nif, uint64_t now_ns)

@@ -53,6 +53,11 @@ int net_thread_start(void);
 void net_if_tick(struct net_if *nif, uint64_t now_ns);
 void net_if_report(struct net_if *nif);
 
+/* net.c: abort stale half-open connections when there are many (lock
+ * held, once a second); the count for netstat. */
+void net_reap_half_open(void);
+uint64_t net_half_open_reaped_count(void);
+
 /* services.c: the TCP test services (echo 7, sum 9, gen 19). */
 int net_services_start(void);
 void net_services_stats(uint64_t *accepted, uint64_t *refused, uint64_t *idle, uint64_t *errors, unsigned *open);

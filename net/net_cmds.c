@@ -64,9 +64,18 @@ static void ifconfig_one(struct net_if *nif, bool verbose)
 
 static int cmd_ifconfig(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[2], "stall")) {
+		struct netdev *d = netdev_find(argv[1]);
+		if (!d) {
+			kprintf("ifconfig: no interface '%s'\n", argv[1]);
+			return 1;
+		}
+		netdev_inject_stall(d);
+		return 0;
+	}
 	bool verbose = argc > 1 && !strcmp(argv[1], "-v");
 	if (argc > 2 || (argc == 2 && !verbose)) {
-		kprintf("ifconfig: unknown argument '%s': the only option is -v\n", argv[argc - 1]);
+		kprintf("ifconfig: unknown argument '%s': want -v, or DEV stall\n", argv[argc - 1]);
 		return 1;
 	}
 	if (!net_if_count()) {
@@ -77,7 +86,8 @@ static int cmd_ifconfig(int argc, char **argv)
 		ifconfig_one(net_if_at(i), verbose);
 	return 0;
 }
-SHELL_COMMAND(ifconfig, "ifconfig [-v]", "network interfaces: addresses, link, counters", cmd_ifconfig);
+SHELL_COMMAND(ifconfig, "ifconfig [-v] | ifconfig DEV stall",
+	      "network interfaces: addresses, link, counters; 'stall' injects a transmit stall", cmd_ifconfig);
 
 /* ---- netstat ----------------------------------------------------------- */
 
@@ -158,6 +168,7 @@ static int cmd_netstat(int argc, char **argv)
 	kprintf("services: open %u accepted %llu refused (pool full) %llu idle drops %llu bad requests %llu\n",
 		open, (unsigned long long)acc, (unsigned long long)ref, (unsigned long long)idle,
 		(unsigned long long)err);
+	kprintf("half-open connections aborted: %llu\n", (unsigned long long)net_half_open_reaped_count());
 	return 0;
 }
 SHELL_COMMAND(netstat, "netstat", "TCP/UDP sockets, protocol counters, lwIP memory with high-water marks",

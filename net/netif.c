@@ -261,6 +261,7 @@ static void net_thread(void *arg)
 		now = time_ns();
 		if (now >= next_second) {
 			next_second = now + NS_PER_S;
+			net_reap_half_open();
 			for (unsigned i = 0; i < net_nifs; i++) {
 				netdev_watchdog(net_ifs[i].dev, now);
 				net_link_check(&net_ifs[i]);

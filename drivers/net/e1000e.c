@@ -184,6 +184,8 @@ static int em_reap(struct netdev *nd)
 {
 	struct em *e = nd->driver_data;
 	int n = 0;
+	if (nd->inject_stall)
+		return 0;
 	while (e->tx_clean != e->tx_tail && (e->txd[e->tx_clean].status & EM_TXD_STAT_DD)) {
 		e->txd[e->tx_clean].status = 0;
 		e->tx_clean = (e->tx_clean + 1) % EM_NDESC;

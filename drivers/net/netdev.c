@@ -98,6 +98,7 @@ bool netdev_watchdog(struct netdev *dev, uint64_t now_ns)
 		return false;
 	}
 	dev->state = NETDEV_RESETTING;
+	dev->inject_stall = false;
 	int rc = dev->ops->reset(dev);
 	dev->resets++;
 	if (rc < 0) {
@@ -125,4 +126,11 @@ const char *netdev_state_name(int state)
 	case NETDEV_DEAD: return "dead";
 	}
 	return "?";
+}
+
+void netdev_inject_stall(struct netdev *dev)
+{
+	kprintf("netdev: %s: injecting a transmit stall (completions ignored until the watchdog resets)\n",
+		dev->name);
+	dev->inject_stall = true;
 }

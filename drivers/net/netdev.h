@@ -24,7 +24,9 @@
  * calls ops->reap(), and if transmit descriptors
  * have been outstanding without any completion for NETDEV_STALL_MS it
  * counts a stall and calls ops->reset().  A reset that fails marks the
- * device DEAD with the driver's reason.
+ * device DEAD with the driver's reason.  netdev_inject_stall() simulates a
+ * transmit stall (drivers' reap() honours dev->inject_stall) so tests can
+ * check that the watchdog notices and the reset recovers.
  */
 #ifndef DRIVERS_NET_NETDEV_H
 #define DRIVERS_NET_NETDEV_H
@@ -119,6 +121,8 @@ struct netdev {
 	void (*notify)(void *arg);   /* consumer's wake-up, IRQ safe */
 	void *notify_arg;
 	volatile bool link_event;    /* set by netdev_link_changed */
+	volatile bool inject_stall;  /* fault injection: ops->reap() reclaims
+				      * nothing until the watchdog resets */
 	uint64_t wd_last_tx_packets;
 	uint64_t wd_stuck_since_ns;
 };
@@ -138,5 +142,6 @@ bool netdev_watchdog(struct netdev *dev, uint64_t now_ns);
 /* "aa:bb:cc:dd:ee:ff" into buf (>= 18 bytes). */
 const char *netdev_mac_str(const uint8_t mac[6], char *buf);
 const char *netdev_state_name(int state);
+void netdev_inject_stall(struct netdev *dev);
 
 #endif

@@ -168,6 +168,8 @@ static int vnet_reap(struct netdev *nd)
 	uint16_t slot;
 	uint32_t len;
 	int n = 0;
+	if (nd->inject_stall)
+		return 0;
 	while (virtq_next_used(&v->txq, &slot, &len)) {
 		if (slot >= v->txq.size) {
 			nd->tx.errors++;
