@@ -41,7 +41,10 @@ PORTABLE_SRCS    := $(PLAT_SRCS) $(PCACHE_SRCS) $(IOMAP_SRCS)
 KERNEL_C   := $(wildcard kernel/*.c) $(wildcard drivers/*/*.c) $(wildcard drivers/*.c)
 KERNEL_C   += $(PORTABLE_SRCS) $(PLAT_KERNEL_SRCS)
 KERNEL_ASM := $(wildcard kernel/*.asm)
-KERNEL_OBJ := $(KERNEL_C:%.c=$(BUILD)/k/%.o) $(KERNEL_ASM:%.asm=$(BUILD)/k/%.asm.o)
+DEPS_STAMP := third_party/lwip.stamp
+# The network stack (net/ and lwIP) adds to KERNEL_C and KERNEL_EXTRA_OBJ.
+include net/net.mk
+KERNEL_OBJ := $(KERNEL_C:%.c=$(BUILD)/k/%.o) $(KERNEL_ASM:%.asm=$(BUILD)/k/%.asm.o) $(KERNEL_EXTRA_OBJ)
 BOOT_C     := $(wildcard boot/*.c)
 BOOT_OBJ   := $(BOOT_C:%.c=$(BUILD)/efi/%.o)
 
@@ -49,7 +52,6 @@ KERNEL := $(BUILD)/kernel.elf
 LOADER := $(BUILD)/BOOTX64.EFI
 ESP    := $(BUILD)/esp
 IMAGE  := $(BUILD)/appliance.img
-DEPS_STAMP := third_party/lwip.stamp
 
 .PHONY: all deps run test test-host test-qemu image esp clean
 all: esp

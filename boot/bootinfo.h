@@ -49,7 +49,9 @@ enum boot_net_mode {
 	BOOT_NET_STATIC,
 };
 
-/* Parsed, validated /appliance/config.txt (defaults where a key is absent). */
+/* Parsed, validated /appliance/config.txt (defaults where a key is absent).
+ * With net = dhcp, ip/netmask/gateway (optional, ip and netmask together) are
+ * the fallback used when no DHCP answer arrives in time. */
 struct boot_config {
 	uint32_t net_mode;      /* enum boot_net_mode */
 	uint8_t  ip[4], netmask[4], gateway[4];
@@ -57,6 +59,7 @@ struct boot_config {
 	char     disks[128];    /* comma-separated device names, "all" by default */
 	char     token[128];    /* access token for the file protocol, may be "" */
 	char     cmdline[256];  /* kernel arguments, space separated */
+	char     hostname[64];  /* mDNS/DHCP host name, "" = derive from the MAC */
 };
 
 struct boot_framebuffer {

@@ -97,11 +97,22 @@ static bool cfg_printable(const char *v, size_t n, bool allow_space)
 	return true;
 }
 
+/* Host name label (RFC 1123): a-z 0-9 '-', no '-' at either end. */
+static bool cfg_valid_hostname(const char *v, size_t n)
+{
+	if (n == 0 || n > 63 || v[0] == '-' || v[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-'))
+			return false;
+	return true;
+}
+
 /* --- the parser ---------------------------------------------------------- */
 
-enum cfg_key { K_NET, K_IP, K_NETMASK, K_GATEWAY, K_DISKS, K_CONSOLE, K_TOKEN, K_ARGS, K_COUNT };
+enum cfg_key { K_NET, K_IP, K_NETMASK, K_GATEWAY, K_DISKS, K_CONSOLE, K_TOKEN, K_ARGS, K_HOSTNAME, K_COUNT };
 static const char *const cfg_key_names[K_COUNT] = {
-	"net", "ip", "netmask", "gateway", "disks", "console", "token", "args",
+	"net", "ip", "netmask", "gateway", "disks", "console", "token", "args", "hostname",
 };
 
 struct cfg_state {
@@ -158,6 +169,11 @@ static bool cfg_apply(struct cfg_state *st, unsigned line, enum cfg_key k,
 			goto bad_value;
 		cfg_copy(cfg->cmdline, sizeof(cfg->cmdline), v, n);
 		return true;
+	case K_HOSTNAME:
+		if (n >= sizeof(cfg->hostname) || !cfg_valid_hostname(v, n))
+			goto bad_value;
+		cfg_copy(cfg->hostname, sizeof(cfg->hostname), v, n);
+		return true;
 	case K_COUNT:
 		break;
 	}
@@ -182,6 +198,11 @@ bad_value:
 		fmt_message(st->err, st->errlen,
 			   "config.txt line %u: disks must be 'all' or names like nvme0n1,sata0 (a-z, 0-9, under 128 chars)",
 			   line);
+		break;
+	case K_HOSTNAME:
+		fmt_message(st->err, st->errlen,
+			   "config.txt line %u: hostname must be 1-63 of a-z, 0-9 and '-', not starting or ending with '-', not '%.*s'",
+			   line, (int)n, v);
 		break;
 	default:
 		fmt_message(st->err, st->errlen,
@@ -245,7 +266,7 @@ static bool cfg_line(struct cfg_state *st, unsigned line, const char *s, size_t 
 		return cfg_apply(st, line, (enum cfg_key)k, s + val_start, val_end - val_start);
 	}
 	fmt_message(st->err, st->errlen,
-		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args)",
+		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args hostname)",
 		   line, (int)(key_end - key_start), s + key_start);
 	return false;
 }
@@ -263,10 +284,22 @@ static bool cfg_check(struct cfg_state *st)
 		}
 		return true;
 	}
+	if (cfg->net_mode == BOOT_NET_DHCP) {
+		/* Optional fallback address: ip and netmask come together. */
+		if (!st->seen_line[K_IP] != !st->seen_line[K_NETMASK] ||
+		    (st->seen_line[K_GATEWAY] && !st->seen_line[K_IP])) {
+			unsigned at = st->seen_line[K_IP] ? st->seen_line[K_IP] :
+				      st->seen_line[K_NETMASK] ? st->seen_line[K_NETMASK] : st->seen_line[K_GATEWAY];
+			fmt_message(st->err, st->errlen,
+				   "config.txt line %u: a DHCP fallback address needs both ip and netmask", at);
+			return false;
+		}
+		return true;
+	}
 	for (unsigned k = K_IP; k <= K_GATEWAY; k++) {
 		if (st->seen_line[k]) {
 			fmt_message(st->err, st->errlen,
-				   "config.txt line %u: %s is only used with net = static",
+				   "config.txt line %u: %s is not used with net = none",
 				   st->seen_line[k], cfg_key_names[k]);
 			return false;
 		}

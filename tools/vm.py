@@ -57,7 +57,7 @@ DEFAULT_IMAGE = os.path.join(REPO, "build", "appliance.img")
 DISK_DIR = os.path.join(REPO, "disks")
 LOG_DIR = os.path.join(REPO, "build", "test-logs")
 TMP_DIR = os.path.join(REPO, "build", "test-tmp")
-NFS_FORWARD = "hostfwd=tcp:127.0.0.1:2049-:2049"
+NFS_PORT = 2049            # forwarded from 127.0.0.1 by interactive runs
 DEFAULT_CONFIG = os.path.join(REPO, "tools", "config.default.txt")
 # Interactive runs read the user's configuration from here (disks/ is
 # ignored by git and holds the user's disk images too).
@@ -65,6 +65,26 @@ USER_CONFIG = os.path.join(DISK_DIR, "config.txt")
 RUN_DIR = os.path.join(REPO, "build", "run")
 ESCAPE_KEY = 0x1d           # qemu -echr: Ctrl-]
 ESCAPE_NAME = "Ctrl-]"
+# NIC models the kernel drives (drivers/net/): name -> qemu device.
+NIC_MODELS = {"e1000e": "e1000e", "virtio": "virtio-net-pci"}
+
+
+def vm_nic_args(model="e1000e", forwards=(), netdev=None, nic_id="net0"):
+    """-netdev/-device arguments for one NIC.
+
+    model: a NIC_MODELS key.  forwards: (host_port, guest_port) TCP pairs,
+    always bound to 127.0.0.1 on the host.  netdev: None for qemu user
+    networking (built-in DHCP server at 10.0.2.2), or a full -netdev value
+    (e.g. "socket,id=net0,udp=127.0.0.1:P,localaddr=127.0.0.1:Q") for a
+    network with no DHCP server.  An explicit -device (rather than -nic) is
+    what gives virtio-net its MSI-X vectors.
+    """
+    if model not in NIC_MODELS:
+        raise ValueError(f"unknown NIC model {model!r} (known: {', '.join(NIC_MODELS)})")
+    if netdev is None:
+        fwd = "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in forwards)
+        netdev = f"user,id={nic_id}{fwd}"
+    return ["-netdev", netdev, "-device", f"{NIC_MODELS[model]},netdev={nic_id}"]
 
 
 # Disk specifications (NVMe namespaces, AHCI ports, ATAPI, blkdebug,
@@ -80,7 +100,8 @@ def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
 
     esp: ESP directory served as a FAT drive; image: GPT image attached as
     USB mass storage on qemu-xhci (exactly one of them).  disks: list of
-    (kind, path) or spec dicts with paths (see vm_disks_args).  nic: None for no network, else a -nic option value.
+    (kind, path) or spec dicts with paths (see vm_disks_args).  nic: None for
+    no network, a -nic option value, or a list of arguments (vm_nic_args).
     """
     if (esp is None) == (image is None):
         raise ValueError("boot from exactly one of esp= or image=")
@@ -100,7 +121,9 @@ def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
                 "-drive", f"if=none,id=usbdisk,format=raw,file={image}",
                 "-device", "usb-storage,bus=xhci.0,drive=usbdisk,bootindex=0"]
     cmd += vm_disks_args(list(disks))[0]
-    if nic:
+    if isinstance(nic, (list, tuple)):
+        cmd += list(nic)
+    elif nic:
         cmd += ["-nic", nic]
     else:
         cmd += ["-net", "none"]
@@ -465,7 +488,7 @@ def vm_preflight(cmd, disks, nic):
         for path in paths:
             if not os.path.exists(path):
                 return f"disk image {path} does not exist"
-    if nic and NFS_FORWARD in nic:
+    if nic and any(f"127.0.0.1:{NFS_PORT}-" in str(x) for x in (nic if isinstance(nic, list) else [nic])):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.bind(("127.0.0.1", 2049))
@@ -519,6 +542,8 @@ def vm_main():
     ap.add_argument("--no-net", action="store_true", help="no network card")
     ap.add_argument("--no-reboot", action="store_true",
                     help="exit qemu when the guest resets (default: reboot like a machine)")
+    ap.add_argument("--nic", choices=sorted(NIC_MODELS), default="e1000e",
+                    help="network card model (default e1000e); 127.0.0.1:2049 is forwarded")
     ap.add_argument("--disk", action="append", default=[], metavar="SPEC",
                     help="kind[,key=val...]: nvme, nvme-ns, sata, cdrom (see above); "
                          "replaces the default disks")
@@ -595,7 +620,7 @@ def vm_main_in(a, run_dir):
     elif not a.no_disks:
         disks = [("nvme", vm_ensure_disk(os.path.join(DISK_DIR, "nvme0.img"), announce=True)),
                  ("sata", vm_ensure_disk(os.path.join(DISK_DIR, "sata0.img"), announce=True))]
-    nic = None if a.no_net else f"user,model=e1000e,{NFS_FORWARD}"
+    nic = None if a.no_net else vm_nic_args(a.nic, [(NFS_PORT, NFS_PORT)])
     # mon:stdio multiplexes the monitor on the terminal and lets Ctrl-C reach
     # the guest instead of killing qemu.  Its escape key moves from Ctrl-A
     # (the shell's start-of-line key) to Ctrl-].

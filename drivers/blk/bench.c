@@ -469,6 +469,15 @@ static int cmd_bench(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "blk"))
 		return bench_blk(argc, argv);
+	/* Other layers' benchmarks are commands named bench_KIND (bench net
+	 * lives in net/); `bench KIND ARGS` runs them. */
+	if (argc >= 2) {
+		char name[32];
+		ksnprintf(name, sizeof(name), "bench_%s", argv[1]);
+		const struct shell_cmd *c = shell_find(name);
+		if (c)
+			return c->run(argc - 1, argv + 1);
+	}
 	return -EINVAL;
 }
 SHELL_COMMAND(bench, "bench blk DEV randread|randwrite|read|write|mixed [bs=N] [qd=N] [secs=N] [poll|irq] "

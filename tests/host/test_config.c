@@ -187,12 +187,44 @@ TEST(static_needs_ip_and_netmask)
 	EXPECT_EQ_INT(parse("net = static\nip = 10.0.0.1\nnetmask = 255.0.0.0\n"), 0);
 }
 
-TEST(address_without_static_rejected)
+TEST(dhcp_fallback_address)
 {
+	/* With dhcp, ip+netmask (and optionally gateway) are the fallback. */
+	EXPECT_EQ_INT(parse("net = dhcp\nip = 10.0.2.99\nnetmask = 255.255.255.0\ngateway = 10.0.2.2\n"), 0);
+	EXPECT_EQ_INT(cfg.net_mode, BOOT_NET_DHCP);
+	EXPECT_EQ_INT(cfg.ip[3], 99);
+	EXPECT_EQ_INT(cfg.gateway[3], 2);
 	EXPECT_EQ_INT(parse("net = dhcp\n\ngateway = 10.0.0.1\n"), -1);
 	EXPECT(err_names_line(3));
-	EXPECT_EQ_INT(parse("ip = 10.0.0.1\n"), -1);   /* default net is dhcp */
+	EXPECT_EQ_INT(parse("ip = 10.0.0.1\n"), -1);   /* default net is dhcp; netmask missing */
 	EXPECT(err_names_line(1));
+	EXPECT_EQ_INT(parse("net = dhcp\nnetmask = 255.0.0.0\n"), -1);
+	EXPECT(err_names_line(2));
+}
+
+TEST(address_with_net_none_rejected)
+{
+	EXPECT_EQ_INT(parse("net = none\nip = 10.0.0.1\nnetmask = 255.0.0.0\n"), -1);
+	EXPECT(err_names_line(2));
+	EXPECT_EQ_INT(parse("net = none\ngateway = 10.0.0.1\n"), -1);
+	EXPECT(err_names_line(2));
+}
+
+TEST(hostname_rules)
+{
+	EXPECT_EQ_INT(parse("net = none\n"), 0);
+	EXPECT_STREQ(cfg.hostname, "");
+	EXPECT_EQ_INT(parse("hostname = files-01\n"), 0);
+	EXPECT_STREQ(cfg.hostname, "files-01");
+	static const char *bad[] = { "-a", "a-", "Files", "a.b", "a b", "a_b", "",
+		"a234567890123456789012345678901234567890123456789012345678901234" };
+	char text[128];
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "net = none\nhostname = %s\n", bad[i]);
+		EXPECT_EQ_INT(parse(text), -1);
+		EXPECT(err_names_line(2));
+		EXPECT(strstr(err, "hostname") != NULL);
+	}
 }
 
 TEST(disks_values)
