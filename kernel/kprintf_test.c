@@ -117,3 +117,15 @@ SELFTEST(kstring, boot_args)
 	if (arg_get("panic"))
 		ST_EXPECT(arg_present("panic=poweroff") == (strcmp(arg_get("panic"), "poweroff") == 0));
 }
+
+SELFTEST(kstring, strstr_strncasecmp)
+{
+	const char *h = "GET / HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n";
+	ST_EXPECT(strstr(h, "\r\n") == h + 14);
+	ST_EXPECT(strstr(h, "\r\n\r\n") == h + 39);
+	ST_EXPECT(strstr(h, "nope") == NULL);
+	ST_EXPECT(strstr(h, "") == h);
+	ST_EXPECT(strncasecmp("AUTHORIZATION: x", "authorization: y", 15) == 0);
+	ST_EXPECT(strncasecmp("Authorization", "Authorizatiom", 13) != 0);
+	ST_EXPECT(strncasecmp("ab", "abc", 3) < 0);
+}

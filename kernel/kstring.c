@@ -154,3 +154,27 @@ int parse_u64(const char *s, unsigned long long *out)
 	*out = v << shift;
 	return 0;
 }
+
+char *strstr(const char *haystack, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (; *haystack; haystack++)
+		if (!strncmp(haystack, needle, n))
+			return (char *)haystack;
+	return n ? NULL : (char *)haystack;
+}
+
+static int kstring_lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+int strncasecmp(const char *a, const char *b, size_t n)
+{
+	for (; n; n--, a++, b++) {
+		int d = kstring_lower((unsigned char)*a) - kstring_lower((unsigned char)*b);
+		if (d || !*a)
+			return d;
+	}
+	return 0;
+}

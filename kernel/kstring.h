@@ -13,6 +13,9 @@ size_t strnlen(const char *s, size_t max);
 int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);
+char *strstr(const char *haystack, const char *needle);
+/* ASCII letters compared without case. */
+int strncasecmp(const char *a, const char *b, size_t n);
 size_t strlcpy(char *dst, const char *src, size_t size);
 /* Parse an unsigned number: decimal, 0x hex, with optional k/m/g suffix
  * (binary multiples).  Returns 0 on success, -EINVAL on junk or overflow. */

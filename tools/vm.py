@@ -58,6 +58,8 @@ DISK_DIR = os.path.join(REPO, "disks")
 LOG_DIR = os.path.join(REPO, "build", "test-logs")
 TMP_DIR = os.path.join(REPO, "build", "test-tmp")
 NFS_PORT = 2049            # forwarded from 127.0.0.1 by interactive runs
+STATUS_PORT = 8080         # 127.0.0.1:8080 -> the status page on the guest's tcp/80
+RUN_FORWARDS = [(NFS_PORT, NFS_PORT), (STATUS_PORT, 80)]
 DEFAULT_CONFIG = os.path.join(REPO, "tools", "config.default.txt")
 # Interactive runs read the user's configuration from here (disks/ is
 # ignored by git and holds the user's disk images too).
@@ -488,12 +490,15 @@ def vm_preflight(cmd, disks, nic):
         for path in paths:
             if not os.path.exists(path):
                 return f"disk image {path} does not exist"
-    if nic and any(f"127.0.0.1:{NFS_PORT}-" in str(x) for x in (nic if isinstance(nic, list) else [nic])):
+    for host_port, _ in RUN_FORWARDS:
+        if not (nic and any(f"127.0.0.1:{host_port}-" in str(x)
+                            for x in (nic if isinstance(nic, list) else [nic]))):
+            continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            s.bind(("127.0.0.1", 2049))
+            s.bind(("127.0.0.1", host_port))
         except OSError as e:
-            return (f"127.0.0.1:2049 is taken ({e.strerror}): another run (or an NFS server) "
+            return (f"127.0.0.1:{host_port} is taken ({e.strerror}): another run (or another server) "
                     f"holds it; stop it or use --no-net")
         finally:
             s.close()
@@ -620,7 +625,7 @@ def vm_main_in(a, run_dir):
     elif not a.no_disks:
         disks = [("nvme", vm_ensure_disk(os.path.join(DISK_DIR, "nvme0.img"), announce=True)),
                  ("sata", vm_ensure_disk(os.path.join(DISK_DIR, "sata0.img"), announce=True))]
-    nic = None if a.no_net else vm_nic_args(a.nic, [(NFS_PORT, NFS_PORT)])
+    nic = None if a.no_net else vm_nic_args(a.nic, RUN_FORWARDS)
     # mon:stdio multiplexes the monitor on the terminal and lets Ctrl-C reach
     # the guest instead of killing qemu.  Its escape key moves from Ctrl-A
     # (the shell's start-of-line key) to Ctrl-].

@@ -15,6 +15,7 @@
 #include "kernel/sync.h"
 #include "kernel/time.h"
 #include "kernel/initcall.h"
+#include "kernel/metrics.h"
 
 #define PCACHE_KERNEL_MAX_FILES 16
 #define PCACHE_KERNEL_WB_THREADS 2        /* background writeback */
@@ -146,6 +147,21 @@ void pcache_kernel_mem_line(void)
 		(unsigned long long)(st.dirty_bytes >> 10), (unsigned long long)(pc_kbudget >> 20));
 }
 MEM_REPORT(pcache, pcache_kernel_mem_line);
+
+static void pcache_kernel_metrics(struct metric_sink *s)
+{
+	if (!pc_kpc)
+		return;
+	struct pcache_stats st;
+	pcache_stats(pc_kpc, &st);
+	metric(s, "appliance_pagecache_cached_bytes", METRIC_GAUGE, "Bytes in the page cache", 0, 0,
+	       (int64_t)st.used_bytes, 0);
+	metric(s, "appliance_pagecache_dirty_bytes", METRIC_GAUGE, "Bytes in the page cache not yet written",
+	       0, 0, (int64_t)st.dirty_bytes, 0);
+	metric(s, "appliance_pagecache_budget_bytes", METRIC_GAUGE, "Page cache memory budget", 0, 0,
+	       (int64_t)pc_kbudget, 0);
+}
+METRICS_PROVIDER(pcache, pcache_kernel_metrics);
 
 static int pcache_kernel_initcall(void)
 {
