@@ -1,7 +1,7 @@
 """Power-off, the power button and the disks the appliance may use, seen
 from outside the guest.
 
-- blk_shutdown_trace: writes, then `poweroff`.  qemu's own trace events
+- blk_shutdown_trace, blk_reboot_trace: writes, then `poweroff` / `reboot`.  qemu's own trace events
   (not the guest's word) must show, on NVMe, a Flush after the last Write
   and then CC.SHN set (pci_nvme_mmio_shutdown_set); on AHCI, FLUSH CACHE EXT
   (ATA 0xEA) after the last write command and then the port's command list
@@ -93,9 +93,10 @@ def two_disks(test):
                    {"kind": "sata", "path": paths["sata0"], "size": "64M"}]
 
 
-@qemu_test(weight=3)
-def blk_shutdown_trace(ctx):
-    paths, disks = two_disks("blk_shutdown_trace")
+def shutdown_trace(ctx, test, command, final, want_status):
+    """Write to both disks, run `command`; qemu's trace must show flush and
+    shutdown after the last write, the images must hold the data."""
+    paths, disks = two_disks(test)
     m = ctx.machine()
     trace = os.path.join(m.tmp, "qemu-trace.log")
     os.makedirs(m.tmp, exist_ok=True)
@@ -105,12 +106,16 @@ def blk_shutdown_trace(ctx):
     with ctx.subtest("write"):
         blk_write_verify(m, "nvme0n1", 40, 256, 31)
         blk_write_verify(m, "sata0", 300, 2048, 32)
-    status, out = power_off_output(m, lambda: m.sendline("poweroff"))
+    start = m.mark()
+    m.sendline(command)
+    m.expect(final, 120)
+    status = m.wait_exit(60)
+    out = harness.strip_ansi(m.output(start))
     with ctx.subtest("console"):
-        check(status == 1, f"qemu exit status {status}, want 1 (poweroff 0):\n{out[-2000:]}")
+        check(status == want_status, f"qemu exit status {status}, want {want_status}:\n{out[-2000:]}")
         for want in (r"blk: power-off flush: 2 disks flushed", r"nvme0: shutdown complete",
                      r"\(sata0\): cache flushed", r"shutdown: done in \d+ ms, 0 steps failed"):
-            check(re.search(want, out), f"no {want!r} in the power-off output:\n{out[-2000:]}")
+            check(re.search(want, out), f"no {want!r} in the {command} output:\n{out[-2000:]}")
     lines = read_trace(trace)
     with ctx.subtest("nvme_flush_then_shn"):
         w, f, s = nvme_order(lines)
@@ -126,6 +131,17 @@ def blk_shutdown_trace(ctx):
         for dev, lba, count, seed, b in (("nvme0n1", 40, 256, 31, 4096), ("sata0", 300, 2048, 32, 512)):
             err = blkutil.image_check(paths[dev], seed, lba * b, count * b)
             check(not err, f"{dev}: {err}")
+
+
+@qemu_test(weight=3)
+def blk_shutdown_trace(ctx):
+    shutdown_trace(ctx, "blk_shutdown_trace", "poweroff", r"^power: off", 1)
+
+
+@qemu_test(weight=3)
+def blk_reboot_trace(ctx):
+    # -no-reboot: qemu exits with status 0 when the guest resets.
+    shutdown_trace(ctx, "blk_reboot_trace", "reboot", r"^power: reset", 0)
 
 
 @qemu_test(weight=2)
