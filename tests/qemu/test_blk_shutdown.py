@@ -9,6 +9,8 @@ from outside the guest.
   images.
 - blk_power_button: qemu's `system_powerdown` (the ACPI power button) must
   run the same ordered shutdown and power the machine off.
+- blk_shutdown_flush_fails: every flush fails; each step says which disk
+  and why, and the machine powers off anyway.
 - blk_disks_config: config.txt `disks = sata0,nvme9n1` keeps the appliance
   off nvme0n1 and names nvme9n1, which does not exist.
 """
@@ -177,3 +179,26 @@ def blk_disks_config(ctx):
               f"the unknown disk nvme9n1 was not named at boot:\n{boot[-3000:]}")
     with ctx.subtest("selected_works"):
         blk_ok(m, "blk write sata0 0 8 5")
+
+
+@qemu_test(weight=2)
+def blk_shutdown_flush_fails(ctx):
+    """Every flush fails (blkdebug on flush_to_disk): each power-off step
+    that flushes says in words which disk failed and why, and the machine
+    powers off anyway."""
+    m = ctx.machine()
+    os.makedirs(m.tmp, exist_ok=True)
+    confs = {dev: blkutil.blkdebug_conf(os.path.join(m.tmp, f"{dev}.blkdebug"), [{"iotype": "flush"}])
+             for dev in ("nvme0n1", "sata0")}
+    disks = [{"kind": "nvme", "size": "32M", "lba": 4096, "blkdebug": confs["nvme0n1"]},
+             {"kind": "sata", "size": "32M", "port": 0, "blkdebug": confs["sata0"]}]
+    boot_to_prompt(m, smp=2, disks=disks)
+    blk_ok(m, "blk write nvme0n1 8 16 51")
+    blk_ok(m, "blk write sata0 8 16 52")
+    status, out = power_off_output(m, lambda: m.sendline("poweroff"))
+    check(status == 1, f"qemu exit status {status}, want 1:\n{out[-3000:]}")
+    for want in (r"blk: nvme0n1: power-off flush failed: \S+", r"blk: sata0: power-off flush failed: \S+",
+                 r"blk: power-off flush: 0 disks flushed",
+                 r"\(sata0\): FLUSH CACHE EXT at power-off failed: \S+",
+                 r"shutdown: blk_flush failed after \d+ ms: ", r"shutdown: done in \d+ ms, [1-9]\d* steps? failed"):
+        check(re.search(want, out), f"no {want!r} in the power-off output:\n{out[-3000:]}")
