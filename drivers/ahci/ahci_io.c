@@ -547,6 +547,7 @@ int ahci_port_register(struct ahci_port *p, unsigned disk_index)
 	if (!blk_selected(b->name)) {
 		if (ahci_port_stop(p) < 0)
 			kprintf("ahci%u port %u: port did not stop\n", p->hba->index, p->index);
+		p->off = true;          /* interrupt handler and watchdog leave it alone */
 		b->ops = NULL;
 		return -ENODEV;
 	}
