@@ -35,9 +35,10 @@
  * wait finite: a command past its deadline is aborted, retried after a
  * reset and finally failed, and a controller that cannot be reset stops
  * DMA (bus mastering off) before its requests are failed (blk_set_dead).
- * The single exception is blk_wait()'s give-up time, for power-off only:
- * a caller that gives up leaves the request and its buffers allocated for
- * good (leaked, never freed).
+ * The exceptions use blk_wait()'s give-up time: a wait in which the
+ * device owns nothing of the caller's (a free request piece), and
+ * power-off, where a caller that gives up leaves the request and its
+ * buffers allocated for good (leaked, never freed).
  *
  * What blk_submit() does, in order:
  *   - validates: range inside the device (-ERANGE "past end of device"),
@@ -219,8 +220,9 @@ int blk_set_polling(struct blk_dev *dev, bool polling);
  * 50 ms to restart parked requests.  It follows the buffer-lifetime rule
  * above: it does not give up while the request is outstanding, and every
  * blk_sync_timeout_ms it logs "DEV: still waiting for WHAT after N s".
- * giveup_ns (absolute time_ns(), 0 = never) is for power-off only: at that
- * time it returns -ETIMEDOUT and the caller must leak the request and its
+ * giveup_ns (absolute time_ns(), 0 = never) only where the device owns
+ * nothing of the caller's, or at power-off: at that time it returns
+ * -ETIMEDOUT, and a caller with a request outstanding must leak it and its
  * buffers.  Returns 0 once cond(arg) holds.  Process context. */
 int blk_wait(struct blk_dev *dev, struct waitq *wq, bool (*cond)(void *), void *arg, const char *what,
 	     uint64_t giveup_ns);

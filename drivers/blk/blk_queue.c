@@ -38,22 +38,22 @@ static bool blk_pool_has_free(void *arg)
 	return ((struct blk_priv *)arg)->free != NULL;
 }
 
-/* A piece, waiting for one in process context (polling the device in
- * polling mode, where nothing else would free one).  NULL in interrupt
- * context when the pool is empty, or after 30 s. */
+/* A piece, waiting for one in process context with blk_wait() (which
+ * polls the device in polling mode, where nothing else would free one).
+ * Waiting for a piece holds nothing the device owns, so this wait may give
+ * up: NULL after 30 s, or at once in interrupt context or before the
+ * scheduler runs. */
 struct blk_piece *blk_piece_get(struct blk_dev *dev)
 {
 	struct blk_priv *p = dev->blk_private;
-	uint64_t deadline = time_ns() + 30 * NS_PER_S;
+	uint64_t giveup = time_ns() + 30 * NS_PER_S;
 	struct blk_piece *pc;
 
 	while (!(pc = blk_piece_try(p))) {
-		if (!cpu_irqs_enabled() || !sched_active() || time_ns() > deadline)
+		if (!cpu_irqs_enabled() || !sched_active())
 			return NULL;
-		if (dev->polling)
-			blk_poll(dev);
-		else
-			waitq_wait_until(&p->pool_wq, blk_pool_has_free, p, time_ns() + 20 * NS_PER_MS);
+		if (blk_wait(dev, &p->pool_wq, blk_pool_has_free, p, "a free request piece", giveup))
+			return NULL;
 	}
 	return pc;
 }

@@ -42,9 +42,9 @@ int blk_wait(struct blk_dev *dev, struct waitq *wq, bool (*cond)(void *), void *
 			return -ETIMEDOUT;
 		if (now >= next_report) {
 			__atomic_fetch_add(&blk_wait_reports, 1, __ATOMIC_RELAXED);
-			kprintf("blk: %s: still waiting for %s after %llu ms; the device still owns the buffer, "
-				"so the wait goes on\n", dev->name, what,
-				(unsigned long long)((now - start) / NS_PER_MS));
+			kprintf("blk: %s: still waiting for %s after %llu ms; the device still owns %s\n",
+				dev->name, what, (unsigned long long)((now - start) / NS_PER_MS),
+				giveup_ns ? "what it waits for" : "the buffer, so the wait goes on");
 			next_report = now + period;
 		}
 		if (dev->polling) {
