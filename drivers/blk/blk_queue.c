@@ -111,6 +111,12 @@ static void blk_account(struct blk_dev *dev, struct blk_req *req)
 		__atomic_fetch_add(&s->bytes_written, (uint64_t)req->nblocks * dev->lba_size, __ATOMIC_RELAXED);
 	while (b < BLK_LAT_BUCKETS - 1 && us >= (1ull << b))
 		b++;
+	if (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) {
+		/* Racy read-modify-write across CPUs: an estimate is enough. */
+		int64_t old = (int64_t)__atomic_load_n(&dev->lat_ewma_ns, __ATOMIC_RELAXED);
+		int64_t lat = (int64_t)(time_ns() - req->submit_ns);
+		__atomic_store_n(&dev->lat_ewma_ns, (uint64_t)(old + (lat - old) / 8), __ATOMIC_RELAXED);
+	}
 	__atomic_fetch_add(&s->lat_us_log2[b], 1, __ATOMIC_RELAXED);
 }
 
@@ -395,6 +401,30 @@ int blk_poll_queue(struct blk_dev *dev, unsigned queue)
 	if (p->swq[queue].head)
 		blk_swq_run(dev, queue);
 	return n < 0 ? 0 : n;
+}
+
+#define BLK_SPIN_MIN_NS (5 * NS_PER_US)
+#define BLK_SPIN_MAX_NS (200 * NS_PER_US)
+
+uint64_t blk_poll_spin_budget(const struct blk_dev *dev, unsigned inflight)
+{
+	/* With n requests out, the next completion is due in about 1/n of
+	 * a request's latency. */
+	uint64_t b = 2 * __atomic_load_n(&dev->lat_ewma_ns, __ATOMIC_RELAXED) / (inflight ? inflight : 1);
+	return MIN(MAX(b, BLK_SPIN_MIN_NS), BLK_SPIN_MAX_NS);
+}
+
+int blk_poll_sleep(struct blk_dev *dev, unsigned queue, struct waitq *wq, bool (*cond)(void *), void *arg,
+		   uint64_t deadline_ns)
+{
+	if (!dev->ops->arm || dev->ops->arm(dev, queue, true) < 0)
+		return -ENOTSUP;
+	__atomic_fetch_add(&dev->stats.poll_sleeps, 1, __ATOMIC_RELAXED);
+	blk_poll_queue(dev, queue);
+	if (!cond(arg))
+		waitq_wait_until(wq, cond, arg, deadline_ns);
+	dev->ops->arm(dev, queue, false);
+	return 0;
 }
 
 int blk_poll(struct blk_dev *dev)
