@@ -207,8 +207,11 @@ static uint64_t acpi_parse_fadt(const struct acpi_sdt *t)
 		acpi.pm1a_cnt = acpi_rd32(t, 64);
 		acpi.pm1b_cnt = acpi_rd32(t, 68);
 	}
-	if (len >= 89)
+	if (len >= 93) {
+		acpi.gpe0_blk = acpi_rd32(t, 80);
 		acpi.pm1_evt_len = acpi_rd8(t, 88);
+		acpi.gpe0_len = acpi_rd8(t, 92);
+	}
 	/* X_PM1a/b_EVT_BLK (GAS at 148, 160) when the legacy ones are empty. */
 	if (len >= 160 && !acpi.pm1a_evt && acpi_rd8(t, 148) == 1)
 		acpi.pm1a_evt = (uint32_t)acpi_rd64(t, 152);

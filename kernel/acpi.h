@@ -35,6 +35,8 @@ struct acpi_info {
 	uint16_t sci_irq;              /* ISA IRQ of the SCI */
 	uint32_t pm1a_evt, pm1b_evt;   /* PM1 event blocks (I/O ports), 0 if absent */
 	uint8_t pm1_evt_len;           /* bytes: status half, then enable half */
+	uint32_t gpe0_blk;             /* GPE0 block (I/O port), 0 if absent */
+	uint8_t gpe0_len;              /* bytes: status half, then enable half */
 };
 
 extern struct acpi_info acpi;

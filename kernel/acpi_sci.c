@@ -4,7 +4,9 @@
  *
  * At boot: ACPI mode on (SCI_EN), PWRBTN_STS cleared (write 1) and
  * PWRBTN_EN set in the PM1 enable register (the second half of the PM1
- * event block), every other fixed event left disabled; the SCI's ISA IRQ
+ * event block), every other fixed event and every general-purpose event
+ * (GPE0 enables) disabled, since nothing here would clear their status and
+ * a level-triggered SCI would then fire forever; the SCI's ISA IRQ
  * is routed to a vector through the IOAPIC, level-triggered as the spec
  * makes the SCI (active low unless a MADT override says otherwise).
  *
@@ -38,10 +40,10 @@ static void acpi_pm1_ack(uint32_t evt)
 	if (!evt)
 		return;
 	uint16_t sts = inw((uint16_t)evt);
-	if (sts & PM1_PWRBTN) {
-		outw((uint16_t)evt, PM1_PWRBTN);   /* write 1 to clear */
+	if (sts)
+		outw((uint16_t)evt, sts);          /* write 1 to clear, whatever was set */
+	if (sts & PM1_PWRBTN)
 		acpi_button_pending = 1;
-	}
 }
 
 static void acpi_sci_intr(void *arg)
@@ -107,6 +109,10 @@ static int acpi_button_init(void)
 		kprintf("acpi: cannot route the SCI (IRQ %u, GSI %u): %s; power button ignored\n",
 			acpi.sci_irq, gsi, strerror(err));
 		return err;
+	}
+	for (unsigned i = 0; acpi.gpe0_blk && i < acpi.gpe0_len / 2u; i++) {
+		outb((uint16_t)(acpi.gpe0_blk + acpi.gpe0_len / 2u + i), 0);   /* enables off */
+		outb((uint16_t)(acpi.gpe0_blk + i), 0xff);                      /* status cleared */
 	}
 	acpi_pm1_arm(acpi.pm1a_evt);
 	acpi_pm1_arm(acpi.pm1b_evt);

@@ -499,6 +499,23 @@ static int ahci_set_interrupts(struct blk_dev *dev, bool on)
 	return 0;
 }
 
+/* Hybrid polling: PxIE on for a sleeping poller (qemu and the spec
+ * re-evaluate PxIS against PxIE when it is written: nothing is lost). */
+static int ahci_arm(struct blk_dev *dev, unsigned queue, bool on)
+{
+	struct ahci_port *p = dev->driver_data;
+	uint64_t fl;
+
+	(void)queue;
+	if (p->hba->vector < 0)
+		return -ENOTSUP;
+	fl = spin_lock_irqsave(&p->lock);
+	if (p->polling && !p->recovering && !p->off && !p->dead)
+		ahci_pwr(p, AHCI_PxIE, on ? AHCI_PxIE_DEFAULT : 0);
+	spin_unlock_irqrestore(&p->lock, fl);
+	return 0;
+}
+
 static void ahci_print_state(struct ahci_port *p)
 {
 	kprintf("  state: slots used 0x%08x, NCQ issued 0x%08x, non-queued %d, %u waiting%s; "
@@ -535,6 +552,7 @@ static const struct blk_ops ahci_blk_ops = {
 	.submit = ahci_submit,
 	.poll = ahci_poll,
 	.set_interrupts = ahci_set_interrupts,
+	.arm = ahci_arm,
 	.describe = ahci_describe,
 };
 
@@ -547,6 +565,7 @@ int ahci_port_register(struct ahci_port *p, unsigned disk_index)
 	if (!blk_selected(b->name)) {
 		if (ahci_port_stop(p) < 0)
 			kprintf("ahci%u port %u: port did not stop\n", p->hba->index, p->index);
+		p->off = true;          /* interrupt handler and watchdog leave it alone */
 		b->ops = NULL;
 		return -ENODEV;
 	}

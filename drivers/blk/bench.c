@@ -190,6 +190,7 @@ static void bench_thread(void *arg)
 	for (unsigned i = 0; i < t->qd; i++)
 		if (bench_issue(t, &t->ios[i]))
 			break;
+	uint64_t progress = time_ns();        /* last reap: the spin budget's clock */
 	for (;;) {
 		uint64_t now = time_ns();
 		if (now >= t->end && !t->window_end && (t->ops || !t->inflight ||
@@ -203,8 +204,18 @@ static void bench_thread(void *arg)
 		}
 		if (t->poll) {
 			blk_poll_queue(t->dev, queue);
-			if (!__atomic_load_n(&t->done_list, __ATOMIC_SEQ_CST))
-				continue;    /* our requests are all on our queue */
+			if (!__atomic_load_n(&t->done_list, __ATOMIC_SEQ_CST)) {
+				/* Hybrid polling (blk.h): spin, then sleep on the
+				 * interrupt of our queue. */
+				if (now - progress < blk_poll_spin_budget(t->dev, (unsigned)t->inflight))
+					continue;    /* our requests are all on our queue */
+				__atomic_store_n(&t->sleeping, 1, __ATOMIC_SEQ_CST);
+				blk_poll_sleep(t->dev, queue, &t->wq, bench_has_done, t, now + 100 * NS_PER_MS);
+				__atomic_store_n(&t->sleeping, 0, __ATOMIC_SEQ_CST);
+				if (!__atomic_load_n(&t->done_list, __ATOMIC_SEQ_CST))
+					continue;
+			}
+			progress = time_ns();
 		} else if (!__atomic_load_n(&t->done_list, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&t->sleeping, 1, __ATOMIC_SEQ_CST);
 			if (waitq_wait_until(&t->wq, bench_has_done, t, now + 100 * NS_PER_MS) < 0)

@@ -35,9 +35,10 @@
  * wait finite: a command past its deadline is aborted, retried after a
  * reset and finally failed, and a controller that cannot be reset stops
  * DMA (bus mastering off) before its requests are failed (blk_set_dead).
- * The single exception is blk_wait()'s give-up time, for power-off only:
- * a caller that gives up leaves the request and its buffers allocated for
- * good (leaked, never freed).
+ * The exceptions use blk_wait()'s give-up time: a wait in which the
+ * device owns nothing of the caller's (a free request piece), and
+ * power-off, where a caller that gives up leaves the request and its
+ * buffers allocated for good (leaked, never freed).
  *
  * What blk_submit() does, in order:
  *   - validates: range inside the device (-ERANGE "past end of device"),
@@ -132,6 +133,12 @@ struct blk_ops {
 	int (*poll)(struct blk_dev *dev, unsigned queue);
 	/* Turn completion interrupts on or off.  Optional (-ENOTSUP). */
 	int (*set_interrupts)(struct blk_dev *dev, bool on);
+	/* Hybrid polling: while the device polls, let queue's completion
+	 * interrupt through (on) for a poller about to sleep, or stop it
+	 * again (off).  Must not lose a completion that arrived while it was
+	 * stopped (MSI-X pending bit, PxIS re-evaluated).  Optional
+	 * (-ENOTSUP: the poller keeps spinning). */
+	int (*arm)(struct blk_dev *dev, unsigned queue, bool on);
 	/* Extra lines for `lsblk -v`.  Optional. */
 	void (*describe)(struct blk_dev *dev);
 };
@@ -142,6 +149,7 @@ struct blk_stats {
 	uint64_t ops[5];              /* by enum blk_op */
 	uint64_t bytes_read, bytes_written;
 	uint64_t errors, splits, merges, requeues;
+	uint64_t poll_sleeps;         /* hybrid polling: spins that ended asleep */
 	uint64_t lat_us_log2[BLK_LAT_BUCKETS];  /* [i]: latency < 2^i us */
 };
 
@@ -169,6 +177,7 @@ struct blk_dev {
 
 	/* Block layer state. */
 	bool polling;
+	uint64_t lat_ewma_ns;         /* recent read/write latency (1/8 EWMA) */
 	bool dead;
 	char dead_reason[96];
 	struct blk_stats stats;
@@ -203,6 +212,19 @@ void blk_set_dead(struct blk_dev *dev, const char *reason);
 
 /* Reap completions on every queue of dev (polling mode); returns count. */
 int blk_poll(struct blk_dev *dev);
+/* Hybrid polling (like Linux's): a poller with `inflight` requests out
+ * spins at most blk_poll_spin_budget() since its last completion -- twice
+ * the device's recent latency divided by inflight, 5..200 us --
+ * and then sleeps on the completion interrupt of its queue, which
+ * blk_poll_sleep() lets through for the sleep only.  A poller that spins
+ * on while the host is slow to complete steals the CPU the device model
+ * needs (qemu) and loses to interrupts; sleeping bounds that.
+ * blk_poll_sleep: arm, reap once (what finished before the arm), sleep on
+ * wq until cond(arg) or deadline_ns, disarm.  Returns 0, or -ENOTSUP when
+ * the driver cannot arm (nothing was waited for).  Process context. */
+uint64_t blk_poll_spin_budget(const struct blk_dev *dev, unsigned inflight);
+int blk_poll_sleep(struct blk_dev *dev, unsigned queue, struct waitq *wq, bool (*cond)(void *), void *arg,
+		   uint64_t deadline_ns);
 /* Switch completion mode.  0 when the device is in the mode asked for
  * (also when it already was); -ENOTSUP when polling is asked of a driver
  * without ops->poll; the driver's -errno when set_interrupts() cannot do
@@ -219,8 +241,9 @@ int blk_set_polling(struct blk_dev *dev, bool polling);
  * 50 ms to restart parked requests.  It follows the buffer-lifetime rule
  * above: it does not give up while the request is outstanding, and every
  * blk_sync_timeout_ms it logs "DEV: still waiting for WHAT after N s".
- * giveup_ns (absolute time_ns(), 0 = never) is for power-off only: at that
- * time it returns -ETIMEDOUT and the caller must leak the request and its
+ * giveup_ns (absolute time_ns(), 0 = never) only where the device owns
+ * nothing of the caller's, or at power-off: at that time it returns
+ * -ETIMEDOUT, and a caller with a request outstanding must leak it and its
  * buffers.  Returns 0 once cond(arg) holds.  Process context. */
 int blk_wait(struct blk_dev *dev, struct waitq *wq, bool (*cond)(void *), void *arg, const char *what,
 	     uint64_t giveup_ns);

@@ -365,6 +365,8 @@ static void blkcmd_stat(struct blk_dev *d)
 		if (s->lat_us_log2[b])
 			kprintf(" <%lluus:%llu", 1ull << b, (unsigned long long)s->lat_us_log2[b]);
 	kprintf("\n");
+	kprintf("  polling: %llu waits slept on the interrupt after spinning %llu us (hybrid)\n",
+		(unsigned long long)s->poll_sleeps, (unsigned long long)(blk_poll_spin_budget(d, 1) / 1000));
 }
 
 static int cmd_blkstat(int argc, char **argv)

@@ -38,22 +38,22 @@ static bool blk_pool_has_free(void *arg)
 	return ((struct blk_priv *)arg)->free != NULL;
 }
 
-/* A piece, waiting for one in process context (polling the device in
- * polling mode, where nothing else would free one).  NULL in interrupt
- * context when the pool is empty, or after 30 s. */
+/* A piece, waiting for one in process context with blk_wait() (which
+ * polls the device in polling mode, where nothing else would free one).
+ * Waiting for a piece holds nothing the device owns, so this wait may give
+ * up: NULL after 30 s, or at once in interrupt context or before the
+ * scheduler runs. */
 struct blk_piece *blk_piece_get(struct blk_dev *dev)
 {
 	struct blk_priv *p = dev->blk_private;
-	uint64_t deadline = time_ns() + 30 * NS_PER_S;
+	uint64_t giveup = time_ns() + 30 * NS_PER_S;
 	struct blk_piece *pc;
 
 	while (!(pc = blk_piece_try(p))) {
-		if (!cpu_irqs_enabled() || !sched_active() || time_ns() > deadline)
+		if (!cpu_irqs_enabled() || !sched_active())
 			return NULL;
-		if (dev->polling)
-			blk_poll(dev);
-		else
-			waitq_wait_until(&p->pool_wq, blk_pool_has_free, p, time_ns() + 20 * NS_PER_MS);
+		if (blk_wait(dev, &p->pool_wq, blk_pool_has_free, p, "a free request piece", giveup))
+			return NULL;
 	}
 	return pc;
 }
@@ -111,6 +111,12 @@ static void blk_account(struct blk_dev *dev, struct blk_req *req)
 		__atomic_fetch_add(&s->bytes_written, (uint64_t)req->nblocks * dev->lba_size, __ATOMIC_RELAXED);
 	while (b < BLK_LAT_BUCKETS - 1 && us >= (1ull << b))
 		b++;
+	if (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) {
+		/* Racy read-modify-write across CPUs: an estimate is enough. */
+		int64_t old = (int64_t)__atomic_load_n(&dev->lat_ewma_ns, __ATOMIC_RELAXED);
+		int64_t lat = (int64_t)(time_ns() - req->submit_ns);
+		__atomic_store_n(&dev->lat_ewma_ns, (uint64_t)(old + (lat - old) / 8), __ATOMIC_RELAXED);
+	}
 	__atomic_fetch_add(&s->lat_us_log2[b], 1, __ATOMIC_RELAXED);
 }
 
@@ -395,6 +401,30 @@ int blk_poll_queue(struct blk_dev *dev, unsigned queue)
 	if (p->swq[queue].head)
 		blk_swq_run(dev, queue);
 	return n < 0 ? 0 : n;
+}
+
+#define BLK_SPIN_MIN_NS (5 * NS_PER_US)
+#define BLK_SPIN_MAX_NS (200 * NS_PER_US)
+
+uint64_t blk_poll_spin_budget(const struct blk_dev *dev, unsigned inflight)
+{
+	/* With n requests out, the next completion is due in about 1/n of
+	 * a request's latency. */
+	uint64_t b = 2 * __atomic_load_n(&dev->lat_ewma_ns, __ATOMIC_RELAXED) / (inflight ? inflight : 1);
+	return MIN(MAX(b, BLK_SPIN_MIN_NS), BLK_SPIN_MAX_NS);
+}
+
+int blk_poll_sleep(struct blk_dev *dev, unsigned queue, struct waitq *wq, bool (*cond)(void *), void *arg,
+		   uint64_t deadline_ns)
+{
+	if (!dev->ops->arm || dev->ops->arm(dev, queue, true) < 0)
+		return -ENOTSUP;
+	__atomic_fetch_add(&dev->stats.poll_sleeps, 1, __ATOMIC_RELAXED);
+	blk_poll_queue(dev, queue);
+	if (!cond(arg))
+		waitq_wait_until(wq, cond, arg, deadline_ns);
+	dev->ops->arm(dev, queue, false);
+	return 0;
 }
 
 int blk_poll(struct blk_dev *dev)

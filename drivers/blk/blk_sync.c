@@ -42,13 +42,25 @@ int blk_wait(struct blk_dev *dev, struct waitq *wq, bool (*cond)(void *), void *
 			return -ETIMEDOUT;
 		if (now >= next_report) {
 			__atomic_fetch_add(&blk_wait_reports, 1, __ATOMIC_RELAXED);
-			kprintf("blk: %s: still waiting for %s after %llu ms; the device still owns the buffer, "
-				"so the wait goes on\n", dev->name, what,
-				(unsigned long long)((now - start) / NS_PER_MS));
+			kprintf("blk: %s: still waiting for %s after %llu ms; the device still owns %s\n",
+				dev->name, what, (unsigned long long)((now - start) / NS_PER_MS),
+				giveup_ns ? "what it waits for" : "the buffer, so the wait goes on");
 			next_report = now + period;
 		}
 		if (dev->polling) {
-			if (blk_poll(dev) == 0) {
+			if (blk_poll(dev) || cond(arg))
+				continue;
+			/* Hybrid polling (blk.h): spin a little, then sleep on
+			 * the interrupt of this CPU's queue (a request split over
+			 * queues is still reaped by the next blk_poll). */
+			if (now - start < blk_poll_spin_budget(dev, 1)) {
+				cpu_pause();
+				continue;
+			}
+			uint64_t until = MIN(now + BLK_WAIT_KICK_NS, next_report);
+			if (giveup_ns)
+				until = MIN(until, giveup_ns);
+			if (blk_poll_sleep(dev, blk_queue_of_cpu(dev), wq, cond, arg, until) < 0) {
 				if (now - start > BLK_WAIT_SPIN_NS)
 					thread_yield();
 				else

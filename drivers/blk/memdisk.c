@@ -206,6 +206,12 @@ static int memdisk_set_interrupts(struct blk_dev *dev, bool on)
 	return 0;
 }
 
+static int memdisk_arm(struct blk_dev *dev, unsigned queue, bool on)
+{
+	(void)queue;
+	return memdisk_set_interrupts(dev, on);
+}
+
 static void memdisk_describe(struct blk_dev *dev)
 {
 	struct memdisk *md = md_of(dev);
@@ -219,6 +225,7 @@ static const struct blk_ops memdisk_ops = {
 	.submit = memdisk_submit,
 	.poll = memdisk_poll,
 	.set_interrupts = memdisk_set_interrupts,
+	.arm = memdisk_arm,
 	.describe = memdisk_describe,
 };
 

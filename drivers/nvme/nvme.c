@@ -252,6 +252,14 @@ void nvme_mask_irqs(struct nvme_ctrl *c, bool masked)
 /* 0 when registered; -ENOENT inactive, -ENODEV not selected by config.txt
  * "disks", -ENOTSUP unusable format, other -errno on failure (each but
  * -ENOENT printed). */
+void nvme_mask_queue_irq(struct nvme_ctrl *c, struct nvme_queue *q, bool masked)
+{
+	if (c->shared_vector && c->pci && !c->pci->msix_cap)
+		nvme_write4(c, masked ? NVME_INTMS : NVME_INTMC, 1);
+	else if (q->vector >= 0 && c->pci)
+		pci_msix_mask(c->pci, q->msix_entry, masked);
+}
+
 static int nvme_ns_attach(struct nvme_ctrl *c, uint32_t nsid)
 {
 	char name[16];

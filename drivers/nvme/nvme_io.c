@@ -518,9 +518,29 @@ static int nvme_set_interrupts(struct blk_dev *dev, bool on)
 	return 0;
 }
 
+/* Hybrid polling: the queue's vector on for a sleeping poller.  Nothing
+ * to do while the controller's vectors are on anyway (a namespace still
+ * takes interrupts); a completion posted while masked sets the MSI-X
+ * pending bit and arrives at the unmask. */
+static int nvme_arm(struct blk_dev *dev, unsigned queue, bool on)
+{
+	struct nvme_ns *ns = dev->driver_data;
+	struct nvme_ctrl *c = ns->ctrl;
+	struct nvme_queue *q = &c->io[queue < c->nqueues ? queue : queue % c->nqueues];
+
+	if (c->nvec == 0)
+		return -ENOTSUP;
+	uint64_t fl = spin_lock_irqsave(&c->mode_lock);
+	if (c->irqs_masked)
+		nvme_mask_queue_irq(c, q, !on);
+	spin_unlock_irqrestore(&c->mode_lock, fl);
+	return 0;
+}
+
 const struct blk_ops nvme_blk_ops = {
 	.submit = nvme_submit,
 	.poll = nvme_poll,
 	.set_interrupts = nvme_set_interrupts,
+	.arm = nvme_arm,
 	.describe = nvme_describe,
 };

@@ -185,9 +185,13 @@ SELFTEST(nvme, rw_polling)
 				continue;
 			for (unsigned j = 0; j < c->nns; j++)
 				ST_EXPECT(blk_set_polling(&c->ns[j]->blk, true) == 0);
-			uint64_t before = nvme_test_irqs(c);
+			uint64_t before = nvme_test_irqs(c), sleeps = b->stats.poll_sleeps;
 			ST_EXPECT(nvme_test_rw(b, 0x31 + i, 2048, 0));
-			ST_EXPECT(nvme_test_irqs(c) == before);     /* vectors masked */
+			/* Vectors masked, except for a wait that spun past its
+			 * budget and slept on its queue's interrupt (hybrid
+			 * polling): at most one per piece of the request. */
+			uint64_t pieces = NVME_TEST_BYTES / b->max_transfer + 1;
+			ST_EXPECT(nvme_test_irqs(c) - before <= pieces * (b->stats.poll_sleeps - sleeps));
 			if (!was)
 				for (unsigned j = 0; j < c->nns; j++)
 					blk_set_polling(&c->ns[j]->blk, false);

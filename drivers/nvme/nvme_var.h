@@ -170,6 +170,9 @@ extern bool nvme_test_fail_reset;
 int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *sqe, struct nvme_cqe *cqe, const char *what);
 /* Mask or unmask every I/O queue's interrupt vector. */
 void nvme_mask_irqs(struct nvme_ctrl *c, bool masked);
+/* One queue's vector only, leaving irqs_masked alone (hybrid polling);
+ * mode_lock held. */
+void nvme_mask_queue_irq(struct nvme_ctrl *c, struct nvme_queue *q, bool masked);
 void nvme_describe(struct blk_dev *dev);
 
 /* nvme_io.c */

@@ -1,7 +1,7 @@
 """Power-off, the power button and the disks the appliance may use, seen
 from outside the guest.
 
-- blk_shutdown_trace: writes, then `poweroff`.  qemu's own trace events
+- blk_shutdown_trace, blk_reboot_trace: writes, then `poweroff` / `reboot`.  qemu's own trace events
   (not the guest's word) must show, on NVMe, a Flush after the last Write
   and then CC.SHN set (pci_nvme_mmio_shutdown_set); on AHCI, FLUSH CACHE EXT
   (ATA 0xEA) after the last write command and then the port's command list
@@ -9,6 +9,8 @@ from outside the guest.
   images.
 - blk_power_button: qemu's `system_powerdown` (the ACPI power button) must
   run the same ordered shutdown and power the machine off.
+- blk_shutdown_flush_fails: every flush fails; each step says which disk
+  and why, and the machine powers off anyway.
 - blk_disks_config: config.txt `disks = sata0,nvme9n1` keeps the appliance
   off nvme0n1 and names nvme9n1, which does not exist.
 """
@@ -93,9 +95,10 @@ def two_disks(test):
                    {"kind": "sata", "path": paths["sata0"], "size": "64M"}]
 
 
-@qemu_test(weight=3)
-def blk_shutdown_trace(ctx):
-    paths, disks = two_disks("blk_shutdown_trace")
+def shutdown_trace(ctx, test, command, final, want_status):
+    """Write to both disks, run `command`; qemu's trace must show flush and
+    shutdown after the last write, the images must hold the data."""
+    paths, disks = two_disks(test)
     m = ctx.machine()
     trace = os.path.join(m.tmp, "qemu-trace.log")
     os.makedirs(m.tmp, exist_ok=True)
@@ -105,12 +108,16 @@ def blk_shutdown_trace(ctx):
     with ctx.subtest("write"):
         blk_write_verify(m, "nvme0n1", 40, 256, 31)
         blk_write_verify(m, "sata0", 300, 2048, 32)
-    status, out = power_off_output(m, lambda: m.sendline("poweroff"))
+    start = m.mark()
+    m.sendline(command)
+    m.expect(final, 120)
+    status = m.wait_exit(60)
+    out = harness.strip_ansi(m.output(start))
     with ctx.subtest("console"):
-        check(status == 1, f"qemu exit status {status}, want 1 (poweroff 0):\n{out[-2000:]}")
+        check(status == want_status, f"qemu exit status {status}, want {want_status}:\n{out[-2000:]}")
         for want in (r"blk: power-off flush: 2 disks flushed", r"nvme0: shutdown complete",
                      r"\(sata0\): cache flushed", r"shutdown: done in \d+ ms, 0 steps failed"):
-            check(re.search(want, out), f"no {want!r} in the power-off output:\n{out[-2000:]}")
+            check(re.search(want, out), f"no {want!r} in the {command} output:\n{out[-2000:]}")
     lines = read_trace(trace)
     with ctx.subtest("nvme_flush_then_shn"):
         w, f, s = nvme_order(lines)
@@ -126,6 +133,17 @@ def blk_shutdown_trace(ctx):
         for dev, lba, count, seed, b in (("nvme0n1", 40, 256, 31, 4096), ("sata0", 300, 2048, 32, 512)):
             err = blkutil.image_check(paths[dev], seed, lba * b, count * b)
             check(not err, f"{dev}: {err}")
+
+
+@qemu_test(weight=3)
+def blk_shutdown_trace(ctx):
+    shutdown_trace(ctx, "blk_shutdown_trace", "poweroff", r"^power: off", 1)
+
+
+@qemu_test(weight=3)
+def blk_reboot_trace(ctx):
+    # -no-reboot: qemu exits with status 0 when the guest resets.
+    shutdown_trace(ctx, "blk_reboot_trace", "reboot", r"^power: reset", 0)
 
 
 @qemu_test(weight=2)
@@ -161,3 +179,26 @@ def blk_disks_config(ctx):
               f"the unknown disk nvme9n1 was not named at boot:\n{boot[-3000:]}")
     with ctx.subtest("selected_works"):
         blk_ok(m, "blk write sata0 0 8 5")
+
+
+@qemu_test(weight=2)
+def blk_shutdown_flush_fails(ctx):
+    """Every flush fails (blkdebug on flush_to_disk): each power-off step
+    that flushes says in words which disk failed and why, and the machine
+    powers off anyway."""
+    m = ctx.machine()
+    os.makedirs(m.tmp, exist_ok=True)
+    confs = {dev: blkutil.blkdebug_conf(os.path.join(m.tmp, f"{dev}.blkdebug"), [{"iotype": "flush"}])
+             for dev in ("nvme0n1", "sata0")}
+    disks = [{"kind": "nvme", "size": "32M", "lba": 4096, "blkdebug": confs["nvme0n1"]},
+             {"kind": "sata", "size": "32M", "port": 0, "blkdebug": confs["sata0"]}]
+    boot_to_prompt(m, smp=2, disks=disks)
+    blk_ok(m, "blk write nvme0n1 8 16 51")
+    blk_ok(m, "blk write sata0 8 16 52")
+    status, out = power_off_output(m, lambda: m.sendline("poweroff"))
+    check(status == 1, f"qemu exit status {status}, want 1:\n{out[-3000:]}")
+    for want in (r"blk: nvme0n1: power-off flush failed: \S+", r"blk: sata0: power-off flush failed: \S+",
+                 r"blk: power-off flush: 0 disks flushed",
+                 r"\(sata0\): FLUSH CACHE EXT at power-off failed: \S+",
+                 r"shutdown: blk_flush failed after \d+ ms: ", r"shutdown: done in \d+ ms, [1-9]\d* steps? failed"):
+        check(re.search(want, out), f"no {want!r} in the power-off output:\n{out[-3000:]}")
