@@ -5,6 +5,11 @@
 #   make test-host   only the host unit tests (fast, no qemu)
 #   make test-qemu   only the qemu integration tests (builds esp and image);
 #                    QEMU_TEST_ARGS="-k shell -j 1" selects and limits them
+#   make mutate      one-line mutations of the iomap core and page cache
+#                    (tools/mutate.py), each applied to a scratch copy of the
+#                    tree: some host test must fail for every one
+#   make stress      the long runs: the host stress test with more threads
+#                    and a tighter cache, then make mutate
 #
 # Every test program prints the protocol of tests/host/test.h ("ok - S.N" /
 # "not ok - S.N: why").  tests/summary.py runs each program, appends its
@@ -86,6 +91,15 @@ test-host: | $(DEPS_STAMP)
 test-qemu: | $(DEPS_STAMP)
 	$(RUN_QEMU_TESTS)
 	@$(SUMMARY) report $(TEST_LOGS)/qemu.log
+
+.PHONY: mutate stress
+mutate: | $(DEPS_STAMP)
+	@$(PYTHON) tools/mutate.py
+
+stress: | $(DEPS_STAMP)
+	@$(MAKE) -s --no-print-directory $(HOST_BUILD)/test_iomap_stress
+	STRESS_THREADS=4 STRESS_BUDGET=524288 STRESS_WB=2 $(HOST_BUILD)/test_iomap_stress
+	@$(PYTHON) tools/mutate.py
 
 test: | $(DEPS_STAMP)
 	@echo "test: host unit tests"

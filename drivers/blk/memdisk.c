@@ -194,7 +194,11 @@ static int memdisk_reap(struct memdisk *md, unsigned qi)
 
 static int memdisk_poll(struct blk_dev *dev, unsigned qi)
 {
-	return memdisk_reap(md_of(dev), qi);
+	struct memdisk *md = md_of(dev);
+	int n = memdisk_reap(md, qi);
+	if (n > 0)
+		__atomic_fetch_add(&md->c.polled, (uint64_t)n, __ATOMIC_RELAXED);
+	return n;
 }
 
 static int memdisk_set_interrupts(struct blk_dev *dev, bool on)

@@ -38,6 +38,7 @@ struct memdisk_cmd {
 struct memdisk_counters {
 	uint64_t cmds, busy, flushes, fua_writes;
 	uint64_t limit_violations;     /* commands outside the advertised limits */
+	uint64_t polled;               /* completions reaped through blk_poll() */
 	unsigned nlog;                 /* commands in log (wraps at MEMDISK_LOG) */
 	struct memdisk_cmd log[MEMDISK_LOG];
 };

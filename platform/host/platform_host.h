@@ -23,6 +23,7 @@ struct plat_host_bdev_stats {
 	uint64_t reads, writes, flushes, fua_writes, discards, discard_bytes;
 	uint64_t read_bytes, write_bytes;
 	uint64_t max_bio_bytes;
+	uint64_t polled_bios;         /* completed by plat_bdev_poll (polled device) */
 };
 void plat_host_bdev_stats(struct plat_bdev *b, struct plat_host_bdev_stats *out);
 /* Volatile write cache model: while on, non-FUA writes stay in a log

@@ -351,6 +351,7 @@ int plat_bdev_poll(struct plat_bdev *b, unsigned budget)
 			break;
 		}
 		struct plat_bio *bio = host_dequeue(b);
+		b->st.polled_bios++;
 		pthread_mutex_unlock(&b->m);
 		host_bio_exec(b, bio);
 		n++;

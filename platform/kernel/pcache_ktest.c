@@ -198,17 +198,26 @@ SELFTEST(iomap, discard)
 		plat_bdev_close(nb);
 }
 
-/* H6: on a device in polling mode nothing completes unless someone polls;
- * background writeback and fsync must still finish (the poller thread). */
+/* H6 / COW-31: on a device in polling mode nothing completes unless someone
+ * polls; buffered and direct I/O, background writeback and fsync must still
+ * finish, and every command must have been completed by polling (the
+ * memdisk counts them).  A waiter that does not poll hangs this test: the
+ * runner then fails it after its deadline (selftest.c), the run goes on. */
 SELFTEST(iomap, memdisk_polled)
 {
 	struct kt t;
+	struct memdisk_counters c;
 	ST_EXPECT(kt_open(&t, kt_memdisk(2 << 20, true), 0) == 0);
 	if (t.bf) {
 		ST_EXPECT(t.d->polling);
+		memdisk_counters(t.d, &c, true);
 		kt_roundtrip(st_failed, &t, 4095, 70001, 23);
 	}
 	ST_EXPECT(kt_close(&t) == 0);
+	if (t.bf) {
+		memdisk_counters(t.d, &c, false);
+		ST_EXPECT(c.cmds > 0 && c.polled == c.cmds);
+	}
 }
 
 /* Direct I/O writes back and invalidates the cache around it: a buffered

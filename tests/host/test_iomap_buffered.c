@@ -506,4 +506,45 @@ TEST(dio7_nowait_folio_contended)
 	tfs_destroy(fs);
 }
 
+/* A filesystem that allocates written blocks at write time (no delalloc,
+ * no unwritten extents) marks them F_NEW: their disk contents are stale.
+ * Modelled on testfs by flagging its mapping of a block full of old data
+ * as new. */
+static int fnew_begin(struct iomap_inode *inode, uint64_t pos, uint64_t len, unsigned flags,
+		      struct iomap *iomap, struct iomap *srcmap)
+{
+	int ret = tfs_write_ops.begin(inode, pos, len, flags, iomap, srcmap);
+	if (!ret && iomap->type == IOMAP_MAPPED && srcmap->type == IOMAP_NONE)
+		iomap->flags |= IOMAP_F_NEW;
+	return ret;
+}
+
+/* EXT-20: a partial-block buffered write into a new block zeroes the rest
+ * of the block rather than reading the stale disk contents around it. */
+TEST(ext20_new_block_zeroed_not_read)
+{
+	struct tfs *fs = mkfs(12, 0);
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	static uint8_t stale[4096], data[100], buf[4096];
+	memset(stale, 0xab, sizeof(stale));
+	fill(data, sizeof(data), 70);
+	EXPECT_EQ_INT(tfs_set_mapped(ti, 0, sizeof(stale), stale), 0);
+	struct iomap_ops ops = tfs_write_ops;
+	ops.begin = fnew_begin;
+	struct iomap_source src = { data, NULL, NULL };
+	uint64_t reads0 = dev_reads(fs);
+	EXPECT_EQ_INT(iomap_lock(&ti->ino.io_lock, 0), 0);
+	EXPECT_EQ_INT(iomap_file_buffered_write(&ti->ino, 1000, &src, sizeof(data), &ops, 0),
+		      (int64_t)sizeof(data));
+	iomap_unlock(&ti->ino.io_lock, 0);
+	EXPECT_EQ_INT(dev_reads(fs), reads0);                 /* nothing read from disk */
+	EXPECT_EQ_INT(tfs_read(ti, 0, buf, sizeof(buf)), (int64_t)sizeof(buf));
+	EXPECT(all_zero(buf, 1000));
+	EXPECT(memcmp(buf + 1000, data, sizeof(data)) == 0);
+	EXPECT(all_zero(buf + 1100, sizeof(buf) - 1100));
+	EXPECT_EQ_INT(tfs_fsync(ti), 0);
+	EXPECT_EQ_INT(tfs_inode_free(ti), 0);
+	tfs_destroy(fs);
+}
+
 TEST_MAIN()

@@ -242,15 +242,21 @@ TEST(dio_t3_async_dsync_callback_after_flush)
 	tfs_destroy(fs);
 }
 
+/* Completion context of asynchronous direct I/O: calls counts every done
+ * callback, ret keeps the last result. */
 struct ext_ctx {
 	int pending;
 	int failed;
+	int calls;
+	int64_t ret;
 };
 static void ext_done(void *arg, int64_t ret)
 {
 	struct ext_ctx *c = arg;
 	if (ret < 0)
 		__atomic_add_fetch(&c->failed, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->ret, ret, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->calls, 1, __ATOMIC_RELEASE);
 	__atomic_sub_fetch(&c->pending, 1, __ATOMIC_RELEASE);
 }
 
@@ -263,12 +269,13 @@ TEST(cow28_async_extending_out_of_order)
 	struct tfs_inode *ti = tfs_inode_new(fs);
 	plat_host_bdev_set_delay(fs->bdev, 300000);
 	static uint8_t data[8][16384], buf[8 * 16384];
-	struct ext_ctx c = { 8, 0 };
+	struct ext_ctx c = { 8, 0, 0, 0 };
+	uint64_t wait_until = plat_time_ns() + 10000000000ull;   /* every wait below ends */
 	iomap_lock(&ti->ino.io_lock, 0);
 	for (int i = 0; i < 8; i++) {
 		fill(data[i], 16384, 10 + i);
 		if (i == 5) { /* the 6th write fails: let 0..4 finish first */
-			while (__atomic_load_n(&c.pending, __ATOMIC_ACQUIRE) > 3)
+			while (__atomic_load_n(&c.pending, __ATOMIC_ACQUIRE) > 3 && plat_time_ns() < wait_until)
 				plat_sleep_ns(50000);
 		}
 		if (i == 5)
@@ -279,7 +286,7 @@ TEST(cow28_async_extending_out_of_order)
 		EXPECT_EQ_INT(status, -IOMAP_EIOCBQUEUED);
 		if (i == 5) {
 			while (__atomic_load_n(&c.failed, __ATOMIC_ACQUIRE) == 0 &&
-			       __atomic_load_n(&c.pending, __ATOMIC_ACQUIRE) > 0)
+			       __atomic_load_n(&c.pending, __ATOMIC_ACQUIRE) > 0 && plat_time_ns() < wait_until)
 				plat_sleep_ns(50000);
 		}
 	}
@@ -312,14 +319,65 @@ TEST(cow28_async_extending_out_of_order)
 
 /* COW-31: on a polled device a synchronous DIO completes by polling
  * through its handle (no interrupt/thread). */
+struct cow31_io {
+	struct tfs_inode *ti;
+	uint8_t *buf;
+	uint64_t len;
+	bool write;
+	int64_t ret;
+	int done;
+};
+
+static void *cow31_io_fn(void *p)
+{
+	struct cow31_io *a = p;
+	a->ret = a->write ? tfs_dio_write(a->ti, 0, a->buf, a->len, 0) : tfs_dio_read(a->ti, 0, a->buf, a->len);
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Run one direct I/O on a polled device in a thread.  Nothing completes
+ * there unless the waiter polls; if the I/O is not done within 10 s the
+ * test fails and then polls itself so the thread can finish (the buffer
+ * stays owned until then). */
+static int64_t cow31_run(struct tfs *fs, struct tfs_inode *ti, uint8_t *buf, uint64_t len, bool write)
+{
+	struct cow31_io a = { ti, buf, len, write, 0, 0 };
+	pthread_t th;
+	EXPECT_EQ_INT(pthread_create(&th, NULL, cow31_io_fn, &a), 0);
+	uint64_t deadline = plat_time_ns() + 10000000000ull;
+	while (!__atomic_load_n(&a.done, __ATOMIC_ACQUIRE) && plat_time_ns() < deadline)
+		plat_sleep_ns(1000000);
+	if (!__atomic_load_n(&a.done, __ATOMIC_ACQUIRE)) {
+		test_fail_at(__FILE__, __LINE__, write ? "direct write on a polled device not done after 10 s: "
+			     "its waiter does not poll" : "direct read on a polled device not done after 10 s: "
+			     "its waiter does not poll");
+		while (!__atomic_load_n(&a.done, __ATOMIC_ACQUIRE))
+			if (plat_bdev_poll(fs->bdev, 16) <= 0)
+				plat_sleep_ns(100000);
+	}
+	pthread_join(th, NULL);
+	return a.ret;
+}
+
+/* COW-31: on a polled device (no completion threads) a multi-bio direct
+ * write and read complete because their waiter polls, and every bio was
+ * completed by polling. */
 TEST(cow31_polled_completion)
 {
 	struct tfs *fs = mkfs2(0, true, 0);
 	struct tfs_inode *ti = tfs_inode_new(fs);
 	static uint8_t data[3 << 20], buf[3 << 20];
 	fill(data, sizeof(data), 20);
-	EXPECT_EQ_INT(tfs_dio_write(ti, 0, data, sizeof(data), 0), (int)sizeof(data));   /* split bios */
-	EXPECT_EQ_INT(tfs_dio_read(ti, 0, buf, sizeof(buf)), (int)sizeof(buf));
+	struct plat_host_bdev_stats s0 = bstats(fs);
+	EXPECT_EQ_INT(cow31_run(fs, ti, data, sizeof(data), true), (int64_t)sizeof(data));   /* split bios */
+	struct plat_host_bdev_stats s1 = bstats(fs);
+	EXPECT(s1.writes - s0.writes >= 3);                         /* 1 MiB bio cap: several bios */
+	EXPECT_EQ_INT(s1.polled_bios - s0.polled_bios, s1.writes - s0.writes + s1.flushes - s0.flushes);
+	EXPECT_EQ_INT(cow31_run(fs, ti, buf, sizeof(buf), false), (int64_t)sizeof(buf));
+	struct plat_host_bdev_stats s2 = bstats(fs);
+	EXPECT(s2.reads - s1.reads >= 3);
+	EXPECT_EQ_INT(s2.polled_bios - s1.polled_bios, s2.reads - s1.reads);
 	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
@@ -397,6 +455,176 @@ TEST(dio_t8_truncate_drains_under_dio_stream)
 	EXPECT(s.ops > 10);
 	EXPECT_EQ_INT(ti->ino.dio_count, 0);
 	tfs_inode_free(ti);
+	tfs_destroy(fs);
+}
+
+struct t4_writer {
+	struct tfs_inode *ti;
+	unsigned id;
+	int64_t bad;            /* first failed write's result, 0 if none */
+	int *stop;
+};
+static void *t4_writer_fn(void *p)
+{
+	struct t4_writer *w = p;
+	static __thread uint8_t buf[64 << 10];
+	for (unsigned i = 0; i < 40 && !__atomic_load_n(w->stop, __ATOMIC_ACQUIRE); i++) {
+		memset(buf, (int)(1 + w->id * 60 + i % 60), sizeof(buf));
+		int64_t r = tfs_dio_write(w->ti, 0, buf, sizeof(buf), 0);
+		if (r != (int64_t)sizeof(buf) && !w->bad)
+			w->bad = r < 0 ? r : -1;
+	}
+	return NULL;
+}
+
+/* DIO-T4: direct writers inside EOF take the lock shared, so several are
+ * in flight at once (dio_count, sampled, reaches 2 or more: each write
+ * holds the shared lock until it completes); overlapping writes leave one
+ * writer's data in each block, never a mix within a block. */
+TEST(dio_t4_shared_writers_overlap)
+{
+	struct tfs *fs = mkfs2(4, false, 2);
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	static uint8_t init[64 << 10], buf[64 << 10];
+	memset(init, 0xff, sizeof(init));
+	EXPECT_EQ_INT(tfs_set_mapped(ti, 0, sizeof(init), init), 0);
+	plat_host_bdev_set_delay(fs->bdev, 2000000);             /* 2 ms per bio */
+	int stop = 0, max_inside = 0;
+	struct t4_writer w[4];
+	pthread_t th[4];
+	for (unsigned i = 0; i < 4; i++) {
+		w[i] = (struct t4_writer){ ti, i, 0, &stop };
+		EXPECT_EQ_INT(pthread_create(&th[i], NULL, t4_writer_fn, &w[i]), 0);
+	}
+	uint64_t until = plat_time_ns() + 5000000000ull;
+	while (max_inside < 2 && plat_time_ns() < until) {
+		int n = plat_load(&ti->ino.dio_count);
+		if (n > max_inside)
+			max_inside = n;
+	}
+	for (unsigned i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ_INT(w[i].bad, 0);
+	}
+	plat_host_bdev_set_delay(fs->bdev, 0);
+	EXPECT(max_inside >= 2);
+	EXPECT_EQ_INT(tfs_dio_read(ti, 0, buf, sizeof(buf)), (int64_t)sizeof(buf));
+	unsigned mixed = 0;
+	for (unsigned b = 0; b < sizeof(buf) / 4096; b++)
+		for (unsigned k = 1; k < 4096; k++)
+			if (buf[b * 4096 + k] != buf[b * 4096]) {
+				mixed++;
+				break;
+			}
+	EXPECT_EQ_INT(mixed, 0);
+	EXPECT(buf[0] != 0xff && buf[0] != 0);
+	EXPECT_EQ_INT(tfs_inode_free(ti), 0);
+	tfs_destroy(fs);
+}
+
+/* DIO-8: truncate takes the I/O lock exclusive, then drains direct I/O.
+ * An asynchronous direct write is still in flight after its submitter
+ * dropped the shared lock (the stream test above never overlaps: its
+ * synchronous writes finish under the lock), so the drain is all that
+ * keeps truncate from freeing blocks under it: when truncate returns the
+ * write has completed (its end_io ran before the blocks were released). */
+TEST(dio8_truncate_drains_async_dio)
+{
+	struct tfs *fs = mkfs();
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	static uint8_t data[256 << 10], wr[64 << 10], buf[64 << 10];
+	fill(data, sizeof(data), 40);
+	fill(wr, sizeof(wr), 41);
+	EXPECT_EQ_INT(tfs_set_mapped(ti, 0, sizeof(data), data), 0);
+	plat_host_bdev_set_delay(fs->bdev, 200000000);          /* 200 ms per bio */
+	uint64_t ends0 = fs->st.end_ios;
+	struct ext_ctx c = { 1, 0, 0, 0 };
+	int status;
+	iomap_lock(&ti->ino.io_lock, IOMAP_LOCK_SHARED);
+	iomap_dio_begin(&ti->ino, 128 << 10, wr, sizeof(wr), IOMAP_DIO_WRITE, &tfs_write_ops, &tfs_dio_ops,
+			ext_done, &c, &status);
+	iomap_unlock(&ti->ino.io_lock, IOMAP_LOCK_SHARED);
+	EXPECT_EQ_INT(status, -IOMAP_EIOCBQUEUED);
+	EXPECT_EQ_INT(plat_load(&ti->ino.dio_count), 1);         /* in flight, lock dropped */
+	EXPECT_EQ_INT(tfs_truncate(ti, 64 << 10), 0);
+	EXPECT_EQ_INT(plat_load(&ti->ino.dio_count), 0);
+	EXPECT_EQ_INT(fs->st.end_ios, ends0 + 1);
+	uint64_t deadline = plat_time_ns() + 5000000000ull;
+	while (!__atomic_load_n(&c.calls, __ATOMIC_ACQUIRE) && plat_time_ns() < deadline)
+		plat_sleep_ns(1000000);
+	EXPECT_EQ_INT(c.calls, 1);
+	EXPECT_EQ_INT(c.ret, (int64_t)sizeof(wr));
+	plat_host_bdev_set_delay(fs->bdev, 0);
+	EXPECT_EQ_INT(iomap_isize(&ti->ino), 64 << 10);
+	EXPECT_EQ_INT(tfs_dio_read(ti, 0, buf, sizeof(buf)), (int64_t)sizeof(buf));
+	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_inode_free(ti), 0);
+	EXPECT_EQ_INT(fs->used, 1);                              /* nothing leaked */
+	tfs_destroy(fs);
+}
+
+/* COW-32: one bio of a multi-bio direct write fails.  The parent completes
+ * once, with that error: the caller gets -EIO (not a short count or
+ * success), end_io runs once and sees the failure, so the COW blocks are
+ * dropped and the old data stays; asynchronously, done is called once. */
+TEST(cow32_one_failing_bio_of_many)
+{
+	struct tfs *fs = mkfs2(4, false, 2);
+	struct tfs_inode *a = tfs_inode_new(fs), *b = tfs_inode_new(fs);
+	static uint8_t old[3 << 20], nw[3 << 20], buf[3 << 20];
+	fill(old, sizeof(old), 50);
+	fill(nw, sizeof(nw), 51);
+	EXPECT_EQ_INT(tfs_set_mapped(a, 0, sizeof(old), old), 0);
+	EXPECT_EQ_INT(tfs_clone(b, 0, a, 0, sizeof(old)), 0);
+	uint64_t used0 = fs->used, ends0 = fs->st.end_ios, errs0 = fs->st.end_io_errors;
+	struct plat_host_bdev_stats s0 = bstats(fs);
+	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
+	EXPECT_EQ_INT(tfs_dio_write(b, 0, nw, sizeof(nw), 0), -PLAT_EIO);
+	EXPECT(bstats(fs).writes - s0.writes >= 3);               /* it was split */
+	EXPECT_EQ_INT(fs->st.end_ios, ends0 + 1);
+	EXPECT_EQ_INT(fs->st.end_io_errors, errs0 + 1);
+	EXPECT_EQ_INT(fs->used, used0);
+	EXPECT_EQ_INT(tfs_dio_read(b, 0, buf, sizeof(buf)), (int64_t)sizeof(buf));
+	EXPECT(memcmp(buf, old, sizeof(buf)) == 0);
+
+	struct ext_ctx c = { 1, 0, 0, 0 };
+	int status;
+	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
+	iomap_lock(&b->ino.io_lock, IOMAP_LOCK_SHARED);
+	iomap_dio_begin(&b->ino, 0, nw, sizeof(nw), IOMAP_DIO_WRITE, &tfs_write_ops, &tfs_dio_ops,
+			ext_done, &c, &status);
+	iomap_unlock(&b->ino.io_lock, IOMAP_LOCK_SHARED);
+	EXPECT_EQ_INT(status, -IOMAP_EIOCBQUEUED);
+	EXPECT_EQ_INT(iomap_dio_wait(&b->ino, plat_time_ns() + 5000000000ull), 0);
+	uint64_t deadline = plat_time_ns() + 5000000000ull;
+	while (!__atomic_load_n(&c.calls, __ATOMIC_ACQUIRE) && plat_time_ns() < deadline)
+		plat_sleep_ns(1000000);
+	plat_sleep_ns(20000000);                                  /* a second call would land now */
+	EXPECT_EQ_INT(c.calls, 1);
+	EXPECT_EQ_INT(c.ret, -PLAT_EIO);
+	EXPECT_EQ_INT(fs->used, used0);
+	EXPECT_EQ_INT(tfs_dio_read(b, 0, buf, sizeof(buf)), (int64_t)sizeof(buf));
+	EXPECT(memcmp(buf, old, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_inode_free(a), 0);
+	EXPECT_EQ_INT(tfs_inode_free(b), 0);
+	tfs_destroy(fs);
+}
+
+/* COW-34: the lower layer gets bios it accepts: a direct write is cut into
+ * bios of at most 1 MiB (exactly 1 MiB when the range allows). */
+TEST(cow34_dio_bio_cap)
+{
+	struct tfs *fs = mkfs();
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	static uint8_t data[4 << 20];
+	fill(data, sizeof(data), 52);
+	struct plat_host_bdev_stats s0 = bstats(fs);
+	EXPECT_EQ_INT(tfs_dio_write(ti, 0, data, sizeof(data), 0), (int64_t)sizeof(data));
+	struct plat_host_bdev_stats s1 = bstats(fs);
+	EXPECT_EQ_INT(s1.max_bio_bytes, 1 << 20);
+	EXPECT(s1.writes - s0.writes >= 4);
+	EXPECT_EQ_INT(s1.write_bytes - s0.write_bytes, sizeof(data));
+	EXPECT_EQ_INT(tfs_inode_free(ti), 0);
 	tfs_destroy(fs);
 }
 

@@ -205,6 +205,33 @@ TEST(cow7_validator_rules)
 	EXPECT(check(MAP(0, 8192, IOMAP_DELALLOC, 0), MAP(0, 8192, IOMAP_MAPPED, 4096), 0, IOMAP_ZERO) == NULL);
 }
 
+/* COW-9: every mapping with data on disk names its device, the source map
+ * too; a mapping with an address but no device is refused by its own rule
+ * (every other test mapping sets a device, so only this catches the rule
+ * going missing). */
+TEST(cow9_mapping_needs_device)
+{
+	struct iomap none = { 0 };
+	struct iomap m = MAP(0, 8192, IOMAP_MAPPED, 4096);
+	m.bdev = NULL;
+	EXPECT(has(check(m, none, 4096, 0), "addr: mapped/unwritten mapping without address or device"));
+	m.type = IOMAP_UNWRITTEN;
+	EXPECT(has(check(m, none, 4096, 0), "addr: mapped/unwritten mapping without address or device"));
+	struct iomap e = MAP(0, 8192, IOMAP_ENCODED, 4096);
+	e.io_size = 4096;
+	EXPECT(check(e, none, 4096, 0) == NULL);
+	e.bdev = NULL;
+	EXPECT(has(check(e, none, 4096, 0), "encoded: encoded mapping without address, device"));
+	struct iomap s = MAP(0, 8192, IOMAP_MAPPED, 4096);
+	s.bdev = NULL;
+	EXPECT(has(check(MAP(0, 8192, IOMAP_DELALLOC, 0), s, 0, IOMAP_WRITE),
+		   "srcmap: mapped source without address or device"));
+	/* A hole needs no device. */
+	struct iomap h = MAP(0, 8192, IOMAP_HOLE, 0);
+	h.bdev = NULL;
+	EXPECT(check(h, none, 4096, 0) == NULL);
+}
+
 /* COW-7: with debug on, the iterator refuses a bad mapping with -EIO and
  * still calls end. */
 TEST(cow7_iterator_validates)

@@ -244,8 +244,39 @@ TEST(lru_reclaim_budget)
 	if (f)
 		folio_put(f);
 	EXPECT(pcache_lookup(&m, 2) == NULL);         /* oldest clean went */
-	/* Second chance: touch page 1999 (recent anyway) and page X. */
 	folio_put(pinned);
+	pcache_mapping_destroy(&m);
+	pcache_destroy(pc);
+
+	/* Second chance: fill the cache, look up one old page (REFERENCED),
+	 * then add 100 pages.  Reclaim takes the oldest unreferenced pages
+	 * and moves the looked-up one to the head instead of freeing it. */
+	pc = mkcache(1ull << 20, 0);
+	pcache_mapping_init(pc, &m, 12, 0, NULL, fake_writeback);
+	for (uint64_t i = 0; i < 256; i++) {
+		EXPECT_EQ_INT(pcache_get_folio(&m, i, 0, PCACHE_CREAT, &f), 0);
+		folio_put(f);
+	}
+	struct pcache_stats st0;
+	pcache_stats(pc, &st0);
+	EXPECT((f = pcache_lookup(&m, 10)) != NULL);
+	if (f)
+		folio_put(f);
+	for (uint64_t i = 256; i < 356; i++) {
+		EXPECT_EQ_INT(pcache_get_folio(&m, i, 0, PCACHE_CREAT, &f), 0);
+		folio_put(f);
+	}
+	pcache_stats(pc, &st);
+	EXPECT(st.reclaimed - st0.reclaimed >= 90 * 4096);
+	EXPECT(st.used_bytes <= (1ull << 20));
+	EXPECT((f = pcache_lookup(&m, 10)) != NULL);  /* referenced: second chance */
+	if (f)
+		folio_put(f);
+	EXPECT(pcache_lookup(&m, 9) == NULL);         /* its unreferenced neighbours went */
+	EXPECT(pcache_lookup(&m, 11) == NULL);
+	EXPECT((f = pcache_lookup(&m, 355)) != NULL); /* the newest stay */
+	if (f)
+		folio_put(f);
 	pcache_mapping_destroy(&m);
 	pcache_destroy(pc);
 }

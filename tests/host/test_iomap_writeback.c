@@ -372,4 +372,26 @@ TEST(pcache_sync_all_files)
 	tfs_destroy(fs);
 }
 
+/* COW-34: writeback merges contiguous dirty folios into ioends of at most
+ * 8 MiB: 20 MiB of contiguous dirty data goes out as bios of exactly the
+ * cap (merging works) and never more (the cap holds). */
+TEST(cow34_ioend_cap)
+{
+	struct tfs *fs = mkfs(4, 0, 2);
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	static uint8_t data[20 << 20], buf[20 << 20];
+	fill(data, sizeof(data), 60);
+	EXPECT_EQ_INT(tfs_write(ti, 0, data, sizeof(data)), (int64_t)sizeof(data));
+	struct plat_host_bdev_stats s0 = bstats(fs);
+	EXPECT_EQ_INT(tfs_fsync(ti), 0);
+	struct plat_host_bdev_stats s1 = bstats(fs);
+	EXPECT_EQ_INT(s1.max_bio_bytes, 8 << 20);
+	EXPECT(s1.writes - s0.writes >= 3);
+	EXPECT_EQ_INT(s1.write_bytes - s0.write_bytes, sizeof(data));
+	EXPECT_EQ_INT(tfs_read_disk(ti, 0, buf, sizeof(buf)), 0);
+	EXPECT(memcmp(buf, data, sizeof(buf)) == 0);
+	EXPECT_EQ_INT(tfs_inode_free(ti), 0);
+	tfs_destroy(fs);
+}
+
 TEST_MAIN()

@@ -11,13 +11,17 @@ one more FUA block, and the power is cut (qemu killed).  Then, per disk:
   in the log (or was FUA);
 - crash_image: the image a power cut would leave -- only what the log shows
   flushed -- holds exactly the patterns, and nothing next to them;
-- a second boot on those crash images verifies the data in the guest.
+- a second boot on those crash images verifies the data in the guest,
+  then writes more without any flush and powers off: `poweroff` is an
+  acknowledgement of durability too, so its log must show those writes
+  flushed (the shutdown list flushes every disk) -- poweroff_durable.
 
 blk_durability_catches_missing_flush boots with blk_drop_flush (flush
 requests complete without reaching the disk) and expects the same checks to
 find the writes missing: the proof that the first test can fail.
 """
 import os
+import shutil
 
 import blkutil
 import dmlog
@@ -35,6 +39,8 @@ WRITES = [("nvme0n1", 5, 3000, 11, False), ("nvme0n1", 4000, 16, 12, True),
 # block layer without BDRV_REQ_FUA; the log then shows the write with no
 # flush after it), so on qemu's NVMe only a flush makes a write durable.
 FUA_LAST = [("sata0", 40001, 9, 16, True)]
+# Written in the second boot with neither flush nor FUA, then `poweroff`.
+POWEROFF_WRITES = [("nvme0n1", 12000, 8, 17, False), ("sata0", 50001, 33, 18, False)]
 LBA = {"nvme0n1": 4096, "sata0": 512}
 
 
@@ -51,10 +57,11 @@ def durability_boot(ctx, test, args=None):
     return m, paths, logs
 
 
-def durability_checks(logs, paths, writes):
+def durability_checks(logs, paths, writes, base=None):
     """Problems found from the logs for `writes` (all acknowledged as
     durable), as (in the log, in the crash image); builds paths[dev] +
-    ".crash", the image a power cut leaves."""
+    ".crash", the image a power cut leaves (from base[dev], the image before
+    the log's first entry, default zeros)."""
     problems, image_problems = [], []
     for dev, log_path in logs.items():
         try:
@@ -71,7 +78,7 @@ def durability_checks(logs, paths, writes):
             problems.append(f"{dev}: log entry {e.index}: write at byte {b} ({e.nr_sectors * 512} "
                             "bytes) acknowledged as durable but no flush follows it")
         crash = paths[dev] + ".crash"
-        dmlog.replay(log, crash, size=SIZE)
+        dmlog.replay(log, crash, size=SIZE, base=base[dev] if base else None)
         b = LBA[dev]
         for d, lba, count, seed, _ in writes:
             if d != dev:
@@ -107,18 +114,33 @@ def blk_durability(ctx):
     with ctx.subtest("crash_image"):
         check(not in_image, "\n".join(in_image))
 
-    disks = [{"kind": "nvme", "path": paths["nvme0n1"] + ".crash", "lba": 4096},
-             {"kind": "sata", "path": paths["sata0"] + ".crash"}]
+    # Boot 2 runs on copies of the crash images (logged again); the crash
+    # images themselves stay the base its log is replayed on.
+    crashed = {dev: p + ".crash" for dev, p in paths.items()}
+    boot2 = {dev: p + ".boot2" for dev, p in paths.items()}
+    for dev in crashed:
+        shutil.copyfile(crashed[dev], boot2[dev])
+    logs2 = {dev: p + ".log" for dev, p in boot2.items()}
+    disks = [{"kind": "nvme", "path": boot2["nvme0n1"], "lba": 4096, "logwrites": logs2["nvme0n1"]},
+             {"kind": "sata", "path": boot2["sata0"], "logwrites": logs2["sata0"]}]
     m2 = ctx.machine("boot2")
     boot_to_prompt(m2, smp=2, disks=disks)
     with ctx.subtest("reboot_verify"):
         for dev, lba, count, seed, _ in WRITES + FUA_LAST:
             out = blk_run(m2, f"blk verify {dev} {lba} {count} {seed}", 300)
             check(blkutil.verify_ok(out, dev, lba, count), f"after reboot {dev} {lba}+{count}:\n{out}")
+    with ctx.subtest("writes_before_poweroff"):
+        for dev, lba, count, seed, _ in POWEROFF_WRITES:
+            blk_write_verify(m2, dev, lba, count, seed)
     with ctx.subtest("poweroff2"):
         harness.poweroff(m2)
-    for p in paths.values():
-        os.remove(p + ".crash")
+    in_log, in_image = durability_checks(logs2, boot2, POWEROFF_WRITES, base=crashed)
+    with ctx.subtest("poweroff_durable"):
+        check(not in_log and not in_image, "\n".join(in_log + in_image))
+    for dev in paths:
+        for p in (crashed[dev], boot2[dev], boot2[dev] + ".crash", logs2[dev]):
+            if os.path.exists(p):
+                os.remove(p)
 
 
 @qemu_test(weight=3)
