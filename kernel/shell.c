@@ -362,6 +362,11 @@ void shell_run(void)
 	char line[LINEEDIT_MAX + 1];
 
 	lineedit_init(&shell_le, SHELL_PROMPT);
+	/* Ask the terminal its width (the answer comes back as input and the
+	 * editor takes it) so long lines wrap where the terminal wraps them. */
+	shell_le.out_len = 0;
+	lineedit_query_size(&shell_le);
+	shell_flush_echo();
 	kprintf("shell: type 'help' for commands\n");
 	for (;;) {
 		if (shell_read_line() != LINEEDIT_DONE)

@@ -145,6 +145,34 @@ def shell_session(ctx):
             out = shell(m, line)
             expect_in(out, rf"^usage: {usage}\b", f"'{line}'")
 
+    with ctx.subtest("line_editing"):
+        # Typo fixed with backspace (DEL and BS), then a word inserted after
+        # moving left over the last one.
+        m.send("echo hellp\x7fo wrx\x08ld")
+        m.send("\x1b[D\x1b[D\x1b[D" + "o")      # cursor back 3: "w|rld" -> "world"
+        m.send("\x1b[D\x1b[D" + "big ")        # "hello wo|rld" -> "hello |world"
+        m.send("\r")
+        m.expect(r"\n", 30)
+        start = m.mark()
+        m.expect(r"^" + re.escape(PROMPT), 30)
+        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
+        check(lines_of(out) == ["hello big world"], f"edited line ran as {out!r}")
+    with ctx.subtest("history"):
+        m.send("\x1b[A\r")                       # up arrow: previous line again
+        m.expect(r"\n", 30)
+        start = m.mark()
+        m.expect(r"^" + re.escape(PROMPT), 30)
+        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
+        check(lines_of(out) == ["hello big world"], f"history recall ran {out!r}")
+        # Two back: the recall above added no duplicate, so this is the
+        # last bad-args line, "version 1".
+        m.send("\x1b[A\x1b[A\r")
+        m.expect(r"\n", 30)
+        start = m.mark()
+        m.expect(r"^" + re.escape(PROMPT), 30)
+        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
+        expect_in(out, r"^usage: version\b", "history two back")
+
     with ctx.subtest("bad_numbers_named"):
         # A wrong value gets one line naming the argument and why, not the usage.
         for line, want in (
@@ -199,34 +227,6 @@ def shell_session(ctx):
         m.expect(r"^selftest: interrupted after \d+ of \d+ tests", 300)
         m.expect(r"^selftest: \d+ passed, \d+ failed, \d+ not run \(interrupted\)", 60)
         m.expect(r"^" + re.escape(PROMPT), 60)
-
-    with ctx.subtest("line_editing"):
-        # Typo fixed with backspace (DEL and BS), then a word inserted after
-        # moving left over the last one.
-        m.send("echo hellp\x7fo wrx\x08ld")
-        m.send("\x1b[D\x1b[D\x1b[D" + "o")      # cursor back 3: "w|rld" -> "world"
-        m.send("\x1b[D\x1b[D" + "big ")        # "hello wo|rld" -> "hello |world"
-        m.send("\r")
-        m.expect(r"\n", 30)
-        start = m.mark()
-        m.expect(r"^" + re.escape(PROMPT), 30)
-        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
-        check(lines_of(out) == ["hello big world"], f"edited line ran as {out!r}")
-    with ctx.subtest("history"):
-        m.send("\x1b[A\r")                       # up arrow: previous line again
-        m.expect(r"\n", 30)
-        start = m.mark()
-        m.expect(r"^" + re.escape(PROMPT), 30)
-        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
-        check(lines_of(out) == ["hello big world"], f"history recall ran {out!r}")
-        # Two back: the recall above added no duplicate, so this is the
-        # last bad-args line, "version 1".
-        m.send("\x1b[A\x1b[A\r")
-        m.expect(r"\n", 30)
-        start = m.mark()
-        m.expect(r"^" + re.escape(PROMPT), 30)
-        out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
-        expect_in(out, r"^usage: version\b", "history two back")
 
     with ctx.subtest("selftest_command"):
         out = shell(m, "selftest", timeout=600)
