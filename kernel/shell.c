@@ -232,15 +232,23 @@ void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_he
 	size_t pos = 0, lead_len = strlen(lead), n;
 	bool first = true;
 
+	size_t help_len = strlen(c->help);
 	while ((n = shell_usage_line(c->usage, &pos, SHELL_USAGE_WIDTH - lead_len, line, sizeof(line))) > 0) {
 		bool last = c->usage[pos] == 0;
-		if (with_help && last && lead_len + n <= SHELL_HELP_COLUMN - 1)
-			kprintf("%s%-*s %s\n", first ? lead : "", (int)(SHELL_HELP_COLUMN - 1 - lead_len), line,
+		/* The help text goes beside the last usage line when both fit
+		 * in the width, else on a line of its own below. */
+		bool beside = with_help && last && lead_len + n <= SHELL_HELP_COLUMN - 1 &&
+			      SHELL_HELP_COLUMN + help_len <= SHELL_USAGE_WIDTH;
+		/* Later lines of one command line up under the first. */
+		const char *pre = first ? lead : "";
+		int pad = first ? 0 : (int)lead_len;
+		if (beside)
+			kprintf("%*s%s%-*s %s\n", pad, "", pre, (int)(SHELL_HELP_COLUMN - 1 - lead_len), line,
 				c->help);
 		else
-			kprintf("%*s%s\n", first ? 0 : (int)lead_len, first ? lead : "", line);
-		if (with_help && last && lead_len + n > SHELL_HELP_COLUMN - 1)
-			kprintf("%*s%s\n", SHELL_HELP_COLUMN, "", c->help);
+			kprintf("%*s%s%s\n", pad, "", pre, line);
+		if (with_help && last && !beside)
+			kprintf("%*s%s\n", (int)lead_len + 4, "", c->help);
 		first = false;
 	}
 }

@@ -127,7 +127,7 @@ static int cmd_cpus(int argc, char **argv)
 	kprintf("%u online, %u threads\n", ncpus_online, sched_nthreads());
 	return 0;
 }
-SHELL_COMMAND(cpus, "cpus [threads]", "per-CPU switches, idle time and IRQs; or list threads",
+SHELL_COMMAND(cpus, "cpus [threads]", "per-CPU switches, idle, IRQs; or threads",
 	      cmd_cpus);
 
 /* ---- pci ---- */
@@ -171,7 +171,7 @@ static int cmd_pci(int argc, char **argv)
 	kprintf("%u functions\n", n);
 	return 0;
 }
-SHELL_COMMAND(pci, "pci", "PCI functions: address, IDs, class, BARs, MSI/MSI-X", cmd_pci);
+SHELL_COMMAND(pci, "pci", "PCI functions, IDs, BARs, MSI/MSI-X", cmd_pci);
 
 /* ---- uptime ---- */
 
@@ -308,7 +308,7 @@ static int cmd_poweroff(int argc, char **argv)
 	kprintf("powering off (status %d)\n", status);
 	power_off_clean(status, "poweroff");
 }
-SHELL_COMMAND(poweroff, "poweroff [STATUS]", "power off; STATUS 0-255 is the exit code under qemu",
+SHELL_COMMAND(poweroff, "poweroff [STATUS]", "power off; STATUS 0-255: qemu exit code",
 	      cmd_poweroff);
 
 /* ---- tests and debugging ---- */
@@ -320,7 +320,7 @@ static int cmd_selftest(int argc, char **argv)
 	/* selftest_run() reports everything itself, including a bad suite. */
 	return selftest_run(argc == 2 ? argv[1] : NULL) != 0 ? 1 : 0;
 }
-SHELL_COMMAND(selftest, "selftest [SUITE|SUITE.NAME]", "run in-kernel self-tests", cmd_selftest);
+SHELL_COMMAND(selftest, "selftest [SUITE|SUITE.NAME]", "run in-kernel self-tests (Ctrl-C stops)", cmd_selftest);
 
 int cmd_fault_parse(int argc, char **argv, const char **kind)
 {
@@ -398,4 +398,4 @@ static int cmd_args(int argc, char **argv)
 	}
 	return 0;
 }
-SHELL_COMMAND(args, "args", "the boot arguments given and every one the kernel knows", cmd_args);
+SHELL_COMMAND(args, "args", "boot arguments given, and every known one", cmd_args);
