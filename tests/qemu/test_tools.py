@@ -132,3 +132,21 @@ def tools_vm_run(ctx):
             vm_py("run", "--no-disks", "--no-net", "--config", cfg, "--", "-bogus-option")
             after = set(os.listdir(os.path.join(REPO, "build", "run")))
             check(after <= before, f"run folders left behind: {sorted(after - before)}")
+
+
+@qemu_test(weight=0)
+def tools_blk_failure_words(ctx):
+    """blk_ok's reading of command output: a zero count of failures is not
+    a failure (the blk_timeout test once failed on "0 failed")."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "qemu"))
+    import blkutil
+    for text, want in (
+            ("read nvme0n1 0+8: ok\nnvme0: queue 1: 3 commands resubmitted, 0 failed\n", None),
+            ("ahci0 port 0 (sata0): timeout; port reset done, 0 failed, 1 retried\n", None),
+            ("shutdown: done in 3 ms, 0 steps failed\n", None),
+            ("nvme0: queue 1: 2 commands resubmitted, 10 failed\n", "failed"),
+            ("nvme0: queue 1: 0 commands resubmitted, 1 failed\n", "failed"),
+            ("blk: nvme0n1: read lba 0+8 failed: I/O error\n", "failed"),
+            ("verify nvme0n1 0+8: MISMATCH at lba 3\n", "MISMATCH")):
+        got = blkutil.blk_failure(text)
+        check(got == want, f"blk_failure({text!r}) = {got!r}, expected {want!r}")
