@@ -49,6 +49,21 @@ def tools_summary(ctx):
             check(rc == 1 and out.splitlines()[-1] == "0 passed, 0 failed", f"rc {rc}:\n{out}")
             rc, out = summary("report", os.path.join(tmp, "missing.log"))
             check(rc == 1, f"a missing log passed: {out}")
+        with ctx.subtest("diagnostics_kept_out_of_a_green_run"):
+            os.remove(log)
+            p = subprocess.run([sys.executable, SUMMARY, "exec", "--log", log, "--name", "noisy", "--",
+                                "sh", "-c", "echo '[iomap error] provoked on purpose'; echo 'ok - d.one'"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            out = p.stdout.decode()
+            check("provoked on purpose" not in out and "ok - d.one" in out,
+                  f"a passing program's diagnostics reached the stream:\n{out}")
+            check("passed; its 1 diagnostic line" in out, f"no note of the diagnostics:\n{out}")
+            check("provoked on purpose" in open(log).read(), "diagnostics missing from the log")
+            p = subprocess.run([sys.executable, SUMMARY, "exec", "--log", log, "--name", "broken", "--",
+                                "sh", "-c", "echo 'ASan: heap overflow'; echo 'not ok - d.two: x'"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            out = p.stdout.decode()
+            check("#   ASan: heap overflow" in out, f"a failing program's diagnostics are hidden:\n{out}")
         with ctx.subtest("all_pass"):
             os.remove(log)
             summary("exec", "--log", log, "--name", "fine", "--", "echo", "ok - c.one")
