@@ -183,6 +183,25 @@ def vm_esp_copy(src, dest, args=None, config=(), remove=(), files=None):
     return dest
 
 
+# Terminal control sequences: CSI (ESC [ ... final, including the firmware's
+# private "ESC [ = 3 h"), ESC 7 / ESC 8 and other two-byte escapes.
+CONTROL_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_0-9=>]")
+
+
+def vm_exit_words(status, killed=False):
+    """qemu's exit status in words: isa-debug-exit turns the guest's
+    power-off status N into (N << 1) | 1, so a clean `poweroff 0` is 1."""
+    if status is None:
+        return "unknown (still running)"
+    if killed:
+        return f"{status} (killed by the harness)"
+    if status > 0 and status & 1:
+        return f"{status} (guest powered off with status {status >> 1} through isa-debug-exit)"
+    if status == 0:
+        return "0 (qemu exited by itself: ACPI power-off, or a reset under -no-reboot)"
+    return f"{status} (qemu failed)"
+
+
 class MachineError(AssertionError):
     """A failed expectation; the message carries the recent serial output."""
 
@@ -215,6 +234,8 @@ class Machine:
         self.disks = []
         self.qmp_path = None
         self.qmp_file = None
+        self.log_hold = ""
+        self.killed = False        # kill() stopped a running qemu
 
     # -- lifecycle --------------------------------------------------------
     def start(self, esp=None, image=None, smp=2, args=None, config=(), remove=(),
@@ -287,12 +308,26 @@ class Machine:
             with self.cond:
                 if text:
                     self.buf += text
-                    self._log_write(text)
+                    self._log_console(text, final=not chunk)
                 if not chunk:
                     self.eof = True
                 self.cond.notify_all()
             if not chunk:
                 return
+
+    def _log_console(self, text, final=False):
+        """Console text into the log without terminal control sequences
+        (the firmware's screen clearing, the line editor's cursor moves), so
+        the log reads as plain text; a sequence cut by a chunk boundary
+        waits for the rest.  self.buf keeps them: tests of the editor see
+        exactly what a terminal would."""
+        text = self.log_hold + text
+        self.log_hold = ""
+        if not final:
+            cut = text.rfind("\x1b")
+            if cut >= 0 and not CONTROL_RE.match(text, cut):
+                text, self.log_hold = text[:cut], text[cut:]
+        self._log_write(CONTROL_RE.sub("", text))
 
     def _log_write(self, text):
         if self.log and not self.log.closed:
@@ -353,6 +388,7 @@ class Machine:
                 pass
             self.qmp_file = None
         if self.proc and self.proc.poll() is None:
+            self.killed = True
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -367,8 +403,9 @@ class Machine:
                 pass
         if self.log and not self.log.closed:
             if self.proc is not None:
-                self.log.write(f"\n# qemu exit status {self.proc.returncode} after "
-                               f"{time.monotonic() - self.started_at:.1f} s\n")
+                self._log_console("", final=True)
+                self.log.write(f"\n# qemu exit status {vm_exit_words(self.proc.returncode, self.killed)}"
+                               f" after {time.monotonic() - self.started_at:.1f} s\n")
             self.log.close()
 
     def __enter__(self):

@@ -165,3 +165,26 @@ def tools_blk_failure_words(ctx):
             ("verify nvme0n1 0+8: MISMATCH at lba 3\n", "MISMATCH")):
         got = blkutil.blk_failure(text)
         check(got == want, f"blk_failure({text!r}) = {got!r}, expected {want!r}")
+
+
+@qemu_test(weight=0)
+def tools_vm_log(ctx):
+    """Serial logs are plain text (no firmware screen codes, even split
+    across reads) and end with qemu's status in words."""
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import vm
+    with tempfile.TemporaryDirectory() as tmp:
+        m = vm.Machine("t", log_dir=tmp, tmp_dir=tmp)
+        m.log = open(os.path.join(tmp, "t.log"), "w", encoding="utf-8")
+        for chunk in ("\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b", "[01;01HBdsDxe: loading\n",
+                      "\x1b7\x1b[999;999H\x1b[6n\x1b8shell: type 'help'\n", "appliance> ab\x1b[",
+                      "D\x1b[K\n"):
+            m._log_console(chunk)
+        m._log_console("", final=True)
+        m.log.close()
+        text = open(os.path.join(tmp, "t.log"), encoding="utf-8").read()
+        check(text == "BdsDxe: loading\nshell: type 'help'\nappliance> ab\n", f"log: {text!r}")
+    check("poweroff" in vm.vm_exit_words(1) or "powered off with status 0" in vm.vm_exit_words(1),
+          vm.vm_exit_words(1))
+    check("status 5" in vm.vm_exit_words(11), vm.vm_exit_words(11))
+    check("killed" in vm.vm_exit_words(-9, killed=True), vm.vm_exit_words(-9, True))
