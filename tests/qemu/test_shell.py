@@ -221,6 +221,10 @@ def shell_session(ctx):
             # The Ctrl-C went to the command, not to the next prompt.
             out = shell(m, "echo after-ctrl-c")
             check(lines_of(out) == ["after-ctrl-c"], f"after Ctrl-C of '{line}': {out!r}")
+        # blkstat in human units after the reads above.
+        out = shell(m, "blkstat sata0")
+        expect_in(out, r"\b\d+(\.\d)? (KiB|MiB|GiB) read, ", "blkstat sizes in units")
+        expect_in(out, r"^  latency:( <\d+(us|ms):\d+)+$", "blkstat latency histogram")
         m.sendline("selftest")
         m.expect(r"^selftest: running \d+ tests", 60)
         m.send("\x03")

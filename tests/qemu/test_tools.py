@@ -136,6 +136,18 @@ def tools_vm_run(ctx):
                   f"qemu keeps Ctrl-A as its escape key: {out}")
             check("-no-reboot" not in words, f"make run exits on the guest's reboot: {out}")
             shutil.rmtree(os.path.dirname(esp_of(out)))
+        with ctx.subtest("first_disk_creation_announced"):
+            import contextlib
+            import io
+            sys.path.insert(0, os.path.join(REPO, "tools"))
+            import vm_disks
+            err = io.StringIO()
+            img = os.path.join(tmp, "d", "nvme0.img")
+            with contextlib.redirect_stderr(err):
+                vm_disks.vm_ensure_disk(img, "1M", announce=True)
+                vm_disks.vm_ensure_disk(img, "1M", announce=True)
+            check(err.getvalue().count(f"created {img}") == 1 and os.path.getsize(img) == 1 << 20,
+                  f"disk creation not announced exactly once: {err.getvalue()!r}")
         with ctx.subtest("qemu_failure_is_an_error"):
             rc, _, err = vm_py("run", "--no-disks", "--no-net", "--config", cfg, "--", "-bogus-option")
             check(rc != 0, f"vm.py exited 0 although qemu failed to start:\n{err}")
