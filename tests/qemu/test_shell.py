@@ -229,7 +229,7 @@ def shell_session(ctx):
         m.expect(r"^selftest: running \d+ tests", 60)
         m.send("\x03")
         m.expect(r"^selftest: interrupted after \d+ of \d+ tests", 300)
-        m.expect(r"^selftest: \d+ passed, \d+ failed, \d+ not run \(interrupted\)", 60)
+        m.expect(r"^selftest: \d+ passed, \d+ failed, \d+ skipped, \d+ not run \(interrupted\)", 60)
         m.expect(r"^" + re.escape(PROMPT), 60)
 
     with ctx.subtest("selftest_command"):
