@@ -29,7 +29,7 @@ extern const struct shell_cmd __shell_cmds_start[], __shell_cmds_end[];
 static const struct shell_cmd *shell_dynamic[SHELL_MAX_DYNAMIC];
 static spinlock_t shell_lock = SPINLOCK_INIT("shell");
 static struct lineedit shell_le;   /* 9 KiB with history: not on a stack */
-static volatile bool shell_running;        /* a command runs (shell_exec) */
+static unsigned shell_depth;               /* commands running (shell_exec nests) */
 static unsigned shell_intr_base;           /* serial_intr_count() at its start */
 
 static unsigned shell_nbuiltin(void)
@@ -174,19 +174,19 @@ int shell_exec(char *line)
 		kprintf("unknown command '%s': type 'help'\n", argv[0]);
 		return -ENOENT;
 	}
-	/* Commands may nest (selftests run shell_exec): the outer one owns
-	 * the capture and the base count. */
-	bool outer = !shell_running;
+	/* Commands may nest (self-tests run shell_exec): the outermost one
+	 * owns the capture and the base count, and only it is interrupted, so
+	 * Ctrl-C during `selftest` stops between tests instead of failing the
+	 * command a test runs. */
+	bool outer = __atomic_fetch_add(&shell_depth, 1, __ATOMIC_ACQ_REL) == 0;
 	if (outer) {
 		shell_intr_base = serial_intr_count();
-		shell_running = true;
 		serial_capture_intr(true);
 	}
 	int st = cmd->run(argc, argv);
-	if (outer) {
+	if (outer)
 		serial_capture_intr(false);
-		shell_running = false;
-	}
+	__atomic_sub_fetch(&shell_depth, 1, __ATOMIC_ACQ_REL);
 	if (st == -EINVAL)
 		shell_print_usage(cmd, "usage: ", false);
 	else if (st < 0)
@@ -255,7 +255,8 @@ void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_he
 
 bool shell_interrupted(void)
 {
-	return shell_running && serial_intr_count() != shell_intr_base;
+	return __atomic_load_n(&shell_depth, __ATOMIC_ACQUIRE) == 1 &&
+	       serial_intr_count() != shell_intr_base;
 }
 
 bool shell_progress_due(uint64_t *next_ns)

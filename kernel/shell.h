@@ -66,8 +66,9 @@ int cmd_fault_parse(int argc, char **argv, const char **kind);
 
 /* Ctrl-C while a command runs.  The shell notes the console's Ctrl-C count
  * when a command starts; a long command polls shell_interrupted() between
- * steps (any thread may), stops early and says "interrupted".  Outside a
- * command (self-tests at boot) it is always false. */
+ * steps (any thread may), stops early and says "interrupted".  Only the
+ * outermost command is interrupted (a command another runs through
+ * shell_exec, as self-tests do, never is); outside a command it is false. */
 bool shell_interrupted(void);
 /* Progress lines of long commands: true when another SHELL_PROGRESS_NS have
  * passed since *next_ns was armed (it starts at 0: arms, returns false). */

@@ -212,7 +212,9 @@ def shell_session(ctx):
                 ("bench blk nvme0n1 randread secs=3000",
                  r"^bench: nvme0n1 randread: \d+ of 3001 s", r"^bench: nvme0n1: interrupted; no result"),
                 (f"blk read sata0 0 {SATA_BLOCKS}", rf"^read sata0: \d+ of {SATA_BLOCKS} blocks",
-                 rf"^read sata0 0\+{SATA_BLOCKS}: interrupted after \d+ blocks")):
+                 rf"^read sata0 0\+{SATA_BLOCKS}: interrupted after \d+ blocks"),
+                (f"pc read sata0 0 {SATA_BLOCKS * 512}", r"^pc read sata0: [\d.]+ \S+ of 8 GiB \(\d+%\)",
+                 rf"^pc read sata0 0\+{SATA_BLOCKS * 512}: interrupted after \d+ bytes")):
             m.sendline(line)
             m.expect(progress, 120)          # a progress line within ~5 s of guest time
             m.send("\x03")
