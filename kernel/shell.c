@@ -233,7 +233,9 @@ void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_he
 	bool first = true;
 
 	size_t help_len = strlen(c->help);
-	while ((n = shell_usage_line(c->usage, &pos, SHELL_USAGE_WIDTH - lead_len, line, sizeof(line))) > 0) {
+	bool cont = false;      /* this line continues a form cut by the width */
+	while ((n = shell_usage_line(c->usage, &pos, SHELL_USAGE_WIDTH - lead_len - (cont ? 4 : 0), line,
+				     sizeof(line))) > 0) {
 		bool last = c->usage[pos] == 0;
 		/* The help text goes beside the last usage line when both fit
 		 * in the width, else on a line of its own below. */
@@ -241,7 +243,7 @@ void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_he
 			      SHELL_HELP_COLUMN + help_len <= SHELL_USAGE_WIDTH;
 		/* Later lines of one command line up under the first. */
 		const char *pre = first ? lead : "";
-		int pad = first ? 0 : (int)lead_len;
+		int pad = first ? 0 : (int)lead_len + (cont ? 4 : 0);
 		if (beside)
 			kprintf("%*s%s%-*s %s\n", pad, "", pre, (int)(SHELL_HELP_COLUMN - 1 - lead_len), line,
 				c->help);
@@ -250,6 +252,9 @@ void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_he
 		if (with_help && last && !beside)
 			kprintf("%*s%s\n", (int)lead_len + 4, "", c->help);
 		first = false;
+		/* shell_usage_line stops after " | " at a new form; anything
+		 * else left means the width cut this form. */
+		cont = c->usage[pos] && !(pos >= 2 && c->usage[pos - 2] == '|' && c->usage[pos - 1] == ' ');
 	}
 }
 
