@@ -1,11 +1,14 @@
 """The harness's own tools, checked on the host: the summary must never
-turn a crash or an empty run into a pass, and mkimage must refuse a
-directory that is not an ESP."""
+turn a crash or an empty run into a pass, mkimage must refuse a directory
+that is not an ESP, and `make run` (tools/vm.py run) keeps the user's
+config, runs apart, reports qemu failures and behaves on a terminal."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from harness import REPO, qemu_test, check
 
@@ -200,3 +203,81 @@ def tools_vm_log(ctx):
           vm.vm_exit_words(1))
     check("status 5" in vm.vm_exit_words(11), vm.vm_exit_words(11))
     check("killed" in vm.vm_exit_words(-9, killed=True), vm.vm_exit_words(-9, True))
+
+
+class Pty:
+    """tools/vm.py run on a pseudo-terminal, as `make run` runs it."""
+
+    def __init__(self, *args):
+        import pty
+        self.master, slave = pty.openpty()
+        self.proc = subprocess.Popen([sys.executable, VM, "run", *args], stdin=slave, stdout=slave,
+                                     stderr=slave, cwd=REPO, start_new_session=True)
+        os.close(slave)
+        self.buf = b""
+        self.pos = 0
+
+    def expect(self, pat, timeout=120):
+        import select
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            i = self.buf.find(pat, self.pos)
+            if i >= 0:
+                self.pos = i + len(pat)
+                return
+            r, _, _ = select.select([self.master], [], [], 0.5)
+            if r:
+                try:
+                    self.buf += os.read(self.master, 4096)
+                except OSError:          # the other side closed
+                    break
+        raise AssertionError(f"no {pat!r} on the terminal:\n"
+                             + self.buf[-1500:].decode(errors="replace"))
+
+    def send(self, data):
+        os.write(self.master, data)
+
+    def wait(self, timeout=60):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise AssertionError("vm.py run did not end:\n" + self.buf[-1500:].decode(errors="replace"))
+
+    def close(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        os.close(self.master)
+
+
+@qemu_test(weight=2)
+def tools_vm_run_terminal(ctx):
+    """make run on a terminal: `reboot` reboots the guest, `poweroff N` ends
+    the run with status N, Ctrl-] x quits qemu (Ctrl-A is left to the
+    shell: Ctrl-A moves to the start of the line)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = os.path.join(tmp, "config.txt")
+        with ctx.subtest("reboot_then_poweroff_status"):
+            t = Pty("--no-disks", "--no-net", "--smp", "1", "--config", cfg)
+            try:
+                t.expect(b"appliance> ")
+                t.send(b"reboot\r")
+                t.expect(b"rebooting")
+                t.expect(b"appliance kernel")
+                t.expect(b"appliance> ")
+                t.send(b"ho 5\x01poweroff\x05\x7f\x7f\x7f\x7f\r")   # "poweroff" after Ctrl-A, Ctrl-E
+                rc = t.wait()
+                check(rc == 0, f"poweroff 0 ended make run with {rc}")
+            finally:
+                t.close()
+        with ctx.subtest("escape_key_quits"):
+            t = Pty("--no-disks", "--no-net", "--smp", "1", "--config", cfg)
+            try:
+                t.expect(b"appliance> ")
+                t.send(b"\x1dx")
+                rc = t.wait()
+                check(rc == 0, f"Ctrl-] x ended make run with {rc}")
+            finally:
+                t.close()
