@@ -281,3 +281,18 @@ def tools_vm_run_terminal(ctx):
                 check(rc == 0, f"Ctrl-] x ended make run with {rc}")
             finally:
                 t.close()
+        with ctx.subtest("loader_error_key_restarts"):
+            with open(cfg, "w") as f:
+                f.write("bogus = 1\n")
+            t = Pty("--no-disks", "--no-net", "--smp", "1", "--config", cfg)
+            try:
+                t.expect(b"loader: error: config.txt line 1: unknown key 'bogus'")
+                t.expect(b"press a key to restart")
+                t.send(b"\r")
+                # Restarts (the firmware and the loader again), not an exit.
+                t.expect(b"loader: appliance UEFI loader")
+                t.expect(b"press a key to restart")
+                t.send(b"\x1dx")
+                t.wait()
+            finally:
+                t.close()
