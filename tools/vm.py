@@ -508,11 +508,23 @@ def vm_rel(path):
     return path if rel.startswith("..") else rel
 
 
-def vm_run_dir():
+def vm_run_dir(keep=False):
     """A private folder for one interactive run (ESP copy, scratch files):
-    two runs at once never share or delete each other's files."""
+    two runs at once never share or delete each other's files.  Folders of
+    runs whose vm.py died without cleaning up (killed) are removed; `keep`
+    folders (vm.py cmd: the user runs qemu later) are left alone."""
     os.makedirs(RUN_DIR, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=RUN_DIR)
+    for name in os.listdir(RUN_DIR):
+        m = re.match(r"(\d+)-", name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(RUN_DIR, name), ignore_errors=True)
+        except PermissionError:
+            pass                     # alive, someone else's
+    return tempfile.mkdtemp(prefix=f"{'cmd-' if keep else ''}{os.getpid()}-", dir=RUN_DIR)
 
 
 def vm_preflight(cmd, disks, nic):
@@ -593,7 +605,7 @@ def vm_main():
     a = ap.parse_args(argv)
     a.extra = extra
 
-    run_dir = vm_run_dir()
+    run_dir = vm_run_dir(keep=a.action == "cmd")
 
     def terminated(signum, frame):
         raise SystemExit(128 + signum)       # so the run folder is removed

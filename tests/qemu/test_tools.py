@@ -112,6 +112,7 @@ def tools_vm_run(ctx):
         with ctx.subtest("config_created_then_kept"):
             rc, out, err = vm_py("cmd", "--no-disks", "--config", cfg)
             check(rc == 0 and os.path.exists(cfg), f"rc {rc}, no {cfg}:\n{err}")
+            shutil.rmtree(os.path.dirname(esp_of(out)))
             with open(os.path.join(REPO, "tools", "config.default.txt"), "rb") as f:
                 check(open(cfg, "rb").read() == f.read(), "config not created from the default")
             check(f"config {cfg}" in err, f"vm.py does not say where the config is:\n{err}")
@@ -122,6 +123,7 @@ def tools_vm_run(ctx):
                   "vm.py changed the user's config")
             with open(os.path.join(esp_of(out), "appliance", "config.txt"), encoding="utf-8") as f:
                 booted = f.read()
+            shutil.rmtree(os.path.dirname(esp_of(out)))
             check(booted == "\ufeffnet = none\nargs = selftest\n",
                   f"the run's config is not the user's with --args applied: {booted!r}")
         with ctx.subtest("run_folders_apart"):
@@ -158,10 +160,16 @@ def tools_vm_run(ctx):
             rc, _, err = vm_py("run", "--no-disks", "--no-net", "--image", os.path.join(tmp, "none.img"))
             check(rc != 0 and "does not exist" in err, f"missing image: rc {rc}:\n{err}")
         with ctx.subtest("run_folder_removed"):
-            before = set(os.listdir(os.path.join(REPO, "build", "run")))
+            # A folder left by a killed run (its pid is gone) is cleaned up.
+            dead = subprocess.Popen(["true"])
+            dead.wait()
+            stale = os.path.join(REPO, "build", "run", f"{dead.pid}-stale")
+            os.makedirs(stale, exist_ok=True)
+            before = set(os.listdir(os.path.join(REPO, "build", "run"))) - {f"{dead.pid}-stale"}
             vm_py("run", "--no-disks", "--no-net", "--config", cfg, "--", "-bogus-option")
             after = set(os.listdir(os.path.join(REPO, "build", "run")))
             check(after <= before, f"run folders left behind: {sorted(after - before)}")
+            check(not os.path.exists(stale), "a killed run's folder was not removed")
 
 
 @qemu_test(weight=0)
