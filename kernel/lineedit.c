@@ -51,19 +51,90 @@ static void lineedit_bell(struct lineedit *le)
 	lineedit_out(le, "\a", 1);
 }
 
-/* Repaint the whole line: back to column 0, prompt, text, clear the rest of
- * the terminal line, then walk the cursor back to its logical position. */
+static size_t lineedit_plen(const struct lineedit *le)
+{
+	size_t n = 0;
+	while (le->prompt[n])
+		n++;
+	return n;
+}
+
+static void lineedit_csi_n(struct lineedit *le, size_t n, char final)
+{
+	lineedit_out(le, "\x1b[", 2);
+	if (n != 1)
+		lineedit_out_num(le, n);
+	lineedit_out(le, &final, 1);
+}
+
+/* After output that ended exactly at the right margin the terminal holds
+ * the cursor there with a wrap pending; move it to the next row now so
+ * its position is term_pos / cols, term_pos % cols without exception. */
+static void lineedit_settle_wrap(struct lineedit *le)
+{
+	if (le->term_pos > 0 && le->term_pos % le->cols == 0)
+		lineedit_out(le, "\r\n", 2);
+}
+
+/* Move the cursor from term_pos to pos (offsets from the prompt's start). */
+static void lineedit_move_to(struct lineedit *le, size_t pos)
+{
+	size_t cols = le->cols;
+	size_t from_row = le->term_pos / cols, to_row = pos / cols;
+	size_t from_col = le->term_pos % cols, to_col = pos % cols;
+
+	if (from_row == to_row) {
+		if (to_col < from_col)
+			lineedit_csi_n(le, from_col - to_col, 'D');
+		else if (to_col > from_col)
+			lineedit_csi_n(le, to_col - from_col, 'C');
+	} else {
+		if (from_row > to_row)
+			lineedit_csi_n(le, from_row - to_row, 'A');
+		else
+			lineedit_csi_n(le, to_row - from_row, 'B');
+		lineedit_out(le, "\r", 1);
+		if (to_col)
+			lineedit_csi_n(le, to_col, 'C');
+	}
+	le->term_pos = pos;
+}
+
+/* Does the line on screen (before or after this change) use more than one
+ * terminal row?  Single-row lines keep the short, classic redraw. */
+static bool lineedit_multirow(const struct lineedit *le)
+{
+	return le->drawn_len >= le->cols || lineedit_plen(le) + le->len >= le->cols ||
+	       le->term_pos >= le->cols;
+}
+
+/* Repaint the whole line: up to the prompt's row, column 0, prompt, text,
+ * clear what is left of an older, longer line (to the end of the row, or
+ * of the screen when rows are involved), then put the cursor at its
+ * logical position. */
 static void lineedit_redraw(struct lineedit *le)
 {
+	size_t plen = lineedit_plen(le), end = plen + le->len;
+	bool multi = lineedit_multirow(le);
+
+	if (le->term_pos >= le->cols)
+		lineedit_csi_n(le, le->term_pos / le->cols, 'A');
 	lineedit_out(le, "\r", 1);
 	lineedit_out_str(le, le->prompt);
 	lineedit_out(le, le->line, le->len);
-	lineedit_out(le, "\x1b[K", 3);
-	if (le->cursor < le->len) {
-		lineedit_out(le, "\x1b[", 2);
-		lineedit_out_num(le, le->len - le->cursor);
-		lineedit_out(le, "D", 1);
+	lineedit_out(le, multi ? "\x1b[J" : "\x1b[K", 3);
+	le->term_pos = le->drawn_len = end;
+	if (!multi) {
+		if (le->cursor < le->len) {
+			lineedit_out(le, "\x1b[", 2);
+			lineedit_out_num(le, le->len - le->cursor);
+			lineedit_out(le, "D", 1);
+		}
+		le->term_pos = plen + le->cursor;
+		return;
 	}
+	lineedit_settle_wrap(le);
+	lineedit_move_to(le, plen + le->cursor);
 }
 
 /* ---- line buffer ---- */
@@ -77,6 +148,7 @@ static void lineedit_set_line(struct lineedit *le, const char *s)
 	}
 	le->line[n] = 0;
 	le->len = le->cursor = n;
+	le->overflow = false;
 }
 
 /* Remove [from, to) and keep the NUL terminator in place. */
@@ -95,6 +167,7 @@ static void lineedit_erase(struct lineedit *le, size_t from, size_t to)
 static void lineedit_insert(struct lineedit *le, char c)
 {
 	if (le->len >= LINEEDIT_MAX) {
+		le->overflow = true;
 		lineedit_bell(le);
 		return;
 	}
@@ -102,10 +175,15 @@ static void lineedit_insert(struct lineedit *le, char c)
 		le->line[i] = le->line[i - 1];
 	le->line[le->cursor++] = c;
 	le->len++;
-	if (le->cursor == le->len)
+	if (le->cursor == le->len) {
 		lineedit_out(le, &c, 1);   /* appending: plain echo suffices */
-	else
+		le->term_pos++;
+		if (le->term_pos > le->drawn_len)
+			le->drawn_len = le->term_pos;
+		lineedit_settle_wrap(le);
+	} else {
 		lineedit_redraw(le);
+	}
 }
 
 static void lineedit_backspace(struct lineedit *le)
@@ -114,12 +192,15 @@ static void lineedit_backspace(struct lineedit *le)
 		lineedit_bell(le);
 		return;
 	}
-	bool at_end = le->cursor == le->len;
+	/* "\b \b" cannot climb to the row above: at column 0, redraw. */
+	bool at_end = le->cursor == le->len && le->term_pos % le->cols != 0;
 	lineedit_erase(le, le->cursor - 1, le->cursor);
-	if (at_end)
+	if (at_end) {
 		lineedit_out(le, "\b \b", 3);
-	else
+		le->term_pos--;
+	} else {
 		lineedit_redraw(le);
+	}
 }
 
 static void lineedit_delete(struct lineedit *le)
@@ -137,7 +218,7 @@ static void lineedit_left(struct lineedit *le)
 	if (le->cursor == 0)
 		return;
 	le->cursor--;
-	lineedit_out(le, "\x1b[D", 3);
+	lineedit_move_to(le, lineedit_plen(le) + le->cursor);
 }
 
 static void lineedit_right(struct lineedit *le)
@@ -145,7 +226,30 @@ static void lineedit_right(struct lineedit *le)
 	if (le->cursor == le->len)
 		return;
 	le->cursor++;
-	lineedit_out(le, "\x1b[C", 3);
+	lineedit_move_to(le, lineedit_plen(le) + le->cursor);
+}
+
+/* Word moves (Ctrl/Alt-Left/Right, Alt-B/F): words are runs of non-spaces. */
+static void lineedit_word_left(struct lineedit *le)
+{
+	size_t p = le->cursor;
+	while (p > 0 && le->line[p - 1] == ' ')
+		p--;
+	while (p > 0 && le->line[p - 1] != ' ')
+		p--;
+	le->cursor = p;
+	lineedit_move_to(le, lineedit_plen(le) + p);
+}
+
+static void lineedit_word_right(struct lineedit *le)
+{
+	size_t p = le->cursor;
+	while (p < le->len && le->line[p] == ' ')
+		p++;
+	while (p < le->len && le->line[p] != ' ')
+		p++;
+	le->cursor = p;
+	lineedit_move_to(le, lineedit_plen(le) + p);
 }
 
 static void lineedit_home(struct lineedit *le)
@@ -163,13 +267,23 @@ static void lineedit_end(struct lineedit *le)
 static void lineedit_kill_line(struct lineedit *le)
 {
 	lineedit_erase(le, 0, le->len);
+	le->overflow = false;
 	lineedit_redraw(le);
 }
 
 static void lineedit_kill_to_end(struct lineedit *le)
 {
+	bool multi = lineedit_multirow(le);
 	lineedit_erase(le, le->cursor, le->len);
-	lineedit_out(le, "\x1b[K", 3);
+	lineedit_out(le, multi ? "\x1b[J" : "\x1b[K", 3);
+}
+
+/* Enter and Ctrl-C leave the cursor after the whole line, so what follows
+ * starts below it rather than inside a wrapped line. */
+static void lineedit_leave(struct lineedit *le)
+{
+	if (lineedit_multirow(le))
+		lineedit_move_to(le, lineedit_plen(le) + le->len);
 }
 
 /* Ctrl-W: the spaces just before the cursor, then the word before them. */
@@ -261,16 +375,26 @@ const char *lineedit_history_get(const struct lineedit *le, unsigned i)
 /* ---- escape sequences ---- */
 
 /* Final byte of ESC [ ... or ESC O ...; `param` is the first number (0 if
- * none), used by the VT220 "ESC [ n ~" keys. */
-static void lineedit_esc_final(struct lineedit *le, uint8_t c, unsigned param)
+ * none), used by the VT220 "ESC [ n ~" keys, `mod` the second (xterm's
+ * modifier: 3 Alt, 5 Ctrl, 7 both). */
+static void lineedit_esc_final(struct lineedit *le, uint8_t c, unsigned param, unsigned mod)
 {
+	bool word = mod == 3 || mod == 5 || mod == 7 || (mod == 0 && param == 5);
 	switch (c) {
 	case 'A': lineedit_hist_up(le); break;
 	case 'B': lineedit_hist_down(le); break;
-	case 'C': lineedit_right(le); break;
-	case 'D': lineedit_left(le); break;
+	case 'C': word ? lineedit_word_right(le) : lineedit_right(le); break;
+	case 'D': word ? lineedit_word_left(le) : lineedit_left(le); break;
+	case 'c': lineedit_word_right(le); break;     /* rxvt Ctrl-Right (ESC O c) */
+	case 'd': lineedit_word_left(le); break;      /* rxvt Ctrl-Left */
 	case 'H': lineedit_home(le); break;
 	case 'F': lineedit_end(le); break;
+	case 'R':
+		/* Cursor-position report ESC [ row ; col R answering
+		 * lineedit_query_size from the bottom right corner. */
+		if (mod >= 20 && mod <= 1000)
+			le->cols = mod;
+		break;
 	case '~':
 		if (param == 1 || param == 7)
 			lineedit_home(le);
@@ -291,30 +415,41 @@ static bool lineedit_esc_feed(struct lineedit *le, uint8_t c)
 	case LE_ESC_START:
 		if (c == '[') {
 			le->esc = LE_ESC_CSI;
-			le->esc_param = 0;
+			le->esc_param = le->esc_param2 = 0;
+			le->esc_nparams = 0;
 		} else if (c == 'O') {
 			le->esc = LE_ESC_SS3;
 		} else if (c == 0x1b) {
 			/* ESC ESC [ A is Alt-Up on some terminals: restart. */
+		} else if (c == 'b' || c == 'f') {
+			le->esc = LE_ESC_NONE;    /* Alt-B / Alt-F: word moves */
+			c == 'b' ? lineedit_word_left(le) : lineedit_word_right(le);
 		} else {
 			le->esc = LE_ESC_NONE;    /* Alt-key or stray ESC: drop */
 		}
 		return true;
 	case LE_ESC_SS3:
 		le->esc = LE_ESC_NONE;
-		lineedit_esc_final(le, c, 0);
+		lineedit_esc_final(le, c, 0, 0);
 		return true;
 	case LE_ESC_CSI:
 		if (c >= '0' && c <= '9') {
-			if (le->esc_param <= LE_ESC_PARAM_CAP)
-				le->esc_param = le->esc_param * 10 + (c - '0');
+			unsigned *p = le->esc_nparams >= 2 ? &le->esc_param2 : &le->esc_param;
+			if (*p <= LE_ESC_PARAM_CAP)
+				*p = *p * 10 + (c - '0');
+			if (le->esc_nparams == 0)
+				le->esc_nparams = 1;
 			return true;
 		}
-		if (c == ';' || c == '?')
-			return true;          /* modifiers: keep the first number */
+		if (c == ';') {
+			le->esc_nparams = le->esc_nparams < 2 ? 2 : le->esc_nparams + 1;
+			return true;
+		}
+		if (c == '?')
+			return true;
 		le->esc = LE_ESC_NONE;
 		if (c >= 0x40 && c <= 0x7e) {
-			lineedit_esc_final(le, c, le->esc_param);
+			lineedit_esc_final(le, c, le->esc_param, le->esc_nparams >= 2 ? le->esc_param2 : 0);
 			return true;
 		}
 		return false;  /* malformed: let the byte act on its own */
@@ -337,6 +472,12 @@ void lineedit_init(struct lineedit *le, const char *prompt)
 	}
 	le->prompt[n] = 0;
 	le->hist_pos = -1;
+	le->cols = LINEEDIT_COLS_DEFAULT;
+}
+
+void lineedit_query_size(struct lineedit *le)
+{
+	lineedit_out_str(le, "\x1b" "7\x1b[999;999H\x1b[6n\x1b" "8");
 }
 
 /* last_cr deliberately survives: the LF of a CR LF pair arrives after the
@@ -347,8 +488,11 @@ void lineedit_start(struct lineedit *le)
 	le->len = le->cursor = 0;
 	le->esc = LE_ESC_NONE;
 	le->hist_pos = -1;
+	le->overflow = false;
 	le->out_len = 0;
 	lineedit_out_str(le, le->prompt);
+	le->term_pos = le->drawn_len = lineedit_plen(le);
+	lineedit_settle_wrap(le);
 }
 
 int lineedit_feed(struct lineedit *le, uint8_t c)
@@ -368,13 +512,24 @@ int lineedit_feed(struct lineedit *le, uint8_t c)
 	switch (c) {
 	case '\r':
 	case '\n':
-		lineedit_hist_add(le);
+		lineedit_leave(le);
 		le->hist_pos = -1;
+		if (le->overflow) {
+			/* Running what is left of a cut line could do harm. */
+			lineedit_out_str(le, "\r\nline too long: more than ");
+			lineedit_out_num(le, LINEEDIT_MAX);
+			lineedit_out_str(le, " characters; not run\r\n");
+			le->overflow = false;
+			return LINEEDIT_CANCEL;
+		}
+		lineedit_hist_add(le);
 		lineedit_out(le, "\r\n", 2);
 		return LINEEDIT_DONE;
 	case LE_CTRL('C'):
+		lineedit_leave(le);
 		lineedit_erase(le, 0, le->len);
 		le->hist_pos = -1;
+		le->overflow = false;
 		lineedit_out(le, "^C\r\n", 4);
 		return LINEEDIT_CANCEL;
 	case 0x1b:
@@ -399,6 +554,7 @@ int lineedit_feed(struct lineedit *le, uint8_t c)
 	case LE_CTRL('W'): lineedit_kill_word(le); break;
 	case LE_CTRL('L'):
 		lineedit_out(le, "\x1b[H\x1b[2J", 7);
+		le->term_pos = le->drawn_len = 0;
 		lineedit_redraw(le);
 		break;
 	default:

@@ -6,6 +6,7 @@
 #include "kernel/selftest.h"
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
+#include "kernel/shell.h"
 #include "kernel/kstring.h"
 #include "kernel/mm.h"
 #include "kernel/sched.h"
@@ -211,6 +212,7 @@ static struct selftest_entry *selftest_collect(const char *suite, unsigned total
 int selftest_run(const char *suite)
 {
 	unsigned total = 0, counts[3] = { 0, 0, 0 };   /* by enum selftest_result */
+	unsigned notrun = 0;
 
 	for (const struct selftest *t = __selftests_start; t < __selftests_end; t++)
 		total += selftest_match(t, suite);
@@ -237,8 +239,16 @@ int selftest_run(const char *suite)
 	struct selftest_entry *list = selftest_collect(suite, total);
 	kprintf("selftest: running %u tests\n", total);
 	if (list) {
-		for (unsigned i = 0; i < total; i++)
+		for (unsigned i = 0; i < total; i++) {
+			/* Ctrl-C in the shell stops between tests, never inside
+			 * one (a test may hold devices or memory). */
+			if (shell_interrupted()) {
+				kprintf("selftest: interrupted after %u of %u tests\n", i, total);
+				notrun = total - i;
+				break;
+			}
 			counts[selftest_one(list[i].test)]++;
+		}
 		kfree(list);
 	} else {
 		/* Out of memory for sorting: section order still runs them all. */
@@ -246,11 +256,15 @@ int selftest_run(const char *suite)
 			if (selftest_match(t, suite))
 				counts[selftest_one(t)]++;
 	}
-	kprintf("selftest: %u passed, %u failed, %u skipped\n", counts[SELFTEST_PASSED],
-		counts[SELFTEST_FAILED], counts[SELFTEST_SKIPPED]);
+	if (notrun)
+		kprintf("selftest: %u passed, %u failed, %u skipped, %u not run (interrupted)\n",
+			counts[SELFTEST_PASSED], counts[SELFTEST_FAILED], counts[SELFTEST_SKIPPED], notrun);
+	else
+		kprintf("selftest: %u passed, %u failed, %u skipped\n", counts[SELFTEST_PASSED],
+			counts[SELFTEST_FAILED], counts[SELFTEST_SKIPPED]);
 
 	f = spin_lock_irqsave(&selftest_lock);
 	selftest_running = false;
 	spin_unlock_irqrestore(&selftest_lock, f);
-	return (int)counts[SELFTEST_FAILED];
+	return (int)(counts[SELFTEST_FAILED] + notrun);
 }

@@ -45,6 +45,11 @@ static struct waitq serial_wq = WAITQ_INIT("serial-rx");
 static volatile bool serial_irq_on;
 static volatile bool serial_present = true;
 static uint64_t serial_overruns, serial_dropped;
+/* Interrupt capture: while on, a received Ctrl-C (0x03) is counted instead
+ * of queued, so a command that is running sees it at once and the line
+ * editor never sees a stale one afterwards. */
+static volatile bool serial_capture;
+static volatile unsigned serial_intr;
 
 void serial_init(uint32_t baud)
 {
@@ -100,6 +105,10 @@ static void serial_irq(void *arg)
 		if (!(lsr & LSR_DATA_READY))
 			break;
 		uint8_t c = serial_in(UART_RBR);
+		if (c == 0x03 && serial_capture) {
+			__atomic_add_fetch(&serial_intr, 1, __ATOMIC_RELEASE);
+			continue;
+		}
 		unsigned next = (serial_head + 1) % SERIAL_RING;
 		if (next == serial_tail) {
 			serial_dropped++;   /* ring full: reader is not keeping up */
@@ -198,4 +207,14 @@ int serial_getc(uint64_t timeout_ns)
 	}
 	int c = serial_ring_pop();
 	return c >= 0 ? c : -ETIMEDOUT;
+}
+
+void serial_capture_intr(bool on)
+{
+	serial_capture = on;
+}
+
+unsigned serial_intr_count(void)
+{
+	return __atomic_load_n(&serial_intr, __ATOMIC_ACQUIRE);
 }

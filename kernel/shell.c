@@ -29,6 +29,8 @@ extern const struct shell_cmd __shell_cmds_start[], __shell_cmds_end[];
 static const struct shell_cmd *shell_dynamic[SHELL_MAX_DYNAMIC];
 static spinlock_t shell_lock = SPINLOCK_INIT("shell");
 static struct lineedit shell_le;   /* 9 KiB with history: not on a stack */
+static unsigned shell_depth;               /* commands running (shell_exec nests) */
+static unsigned shell_intr_base;           /* serial_intr_count() at its start */
 
 static unsigned shell_nbuiltin(void)
 {
@@ -172,12 +174,174 @@ int shell_exec(char *line)
 		kprintf("unknown command '%s': type 'help'\n", argv[0]);
 		return -ENOENT;
 	}
+	/* Commands may nest (self-tests run shell_exec): the outermost one
+	 * owns the capture and the base count, and only it is interrupted, so
+	 * Ctrl-C during `selftest` stops between tests instead of failing the
+	 * command a test runs. */
+	bool outer = __atomic_fetch_add(&shell_depth, 1, __ATOMIC_ACQ_REL) == 0;
+	if (outer) {
+		shell_intr_base = serial_intr_count();
+		serial_capture_intr(true);
+	}
 	int st = cmd->run(argc, argv);
+	if (outer)
+		serial_capture_intr(false);
+	__atomic_sub_fetch(&shell_depth, 1, __ATOMIC_ACQ_REL);
 	if (st == -EINVAL)
-		kprintf("usage: %s\n", cmd->usage);
+		shell_print_usage(cmd, "usage: ", false);
 	else if (st < 0)
 		kprintf("%s: %s\n", cmd->name, strerror(st));
 	return st;
+}
+
+/* One line of at most SHELL_USAGE_WIDTH columns from words of `s` starting
+ * at *pos (words never split; a longer word gets a line of its own).
+ * Returns the line's length, 0 at the end. */
+static size_t shell_usage_line(const char *s, size_t *pos, size_t width, char *out, size_t cap)
+{
+	size_t n = 0, i = *pos;
+	while (s[i] == ' ')
+		i++;
+	while (s[i]) {
+		size_t w = 0;
+		while (s[i + w] && s[i + w] != ' ')
+			w++;
+		/* " | " separates alternative forms: each starts a line. */
+		if (n && ((n + 1 + w > width) || (w == 1 && s[i] == '|')))
+			break;
+		if (n + (n ? 1 : 0) + w >= cap)
+			break;
+		if (n)
+			out[n++] = ' ';
+		memcpy(out + n, s + i, w);
+		n += w;
+		i += w;
+		while (s[i] == ' ')
+			i++;
+	}
+	if (s[i] == '|' && s[i + 1] == ' ')
+		i += 2;
+	out[n] = 0;
+	*pos = i;
+	return n;
+}
+
+void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_help)
+{
+	char line[SHELL_USAGE_WIDTH + 1];
+	size_t pos = 0, lead_len = strlen(lead), n;
+	bool first = true;
+
+	size_t help_len = strlen(c->help);
+	bool cont = false;      /* this line continues a form cut by the width */
+	while ((n = shell_usage_line(c->usage, &pos, SHELL_USAGE_WIDTH - lead_len - (cont ? 4 : 0), line,
+				     sizeof(line))) > 0) {
+		bool last = c->usage[pos] == 0;
+		/* The help text goes beside the last usage line when both fit
+		 * in the width, else on a line of its own below. */
+		bool beside = with_help && last && lead_len + n <= SHELL_HELP_COLUMN - 1 &&
+			      SHELL_HELP_COLUMN + help_len <= SHELL_USAGE_WIDTH;
+		/* Later lines of one command line up under the first. */
+		const char *pre = first ? lead : "";
+		int pad = first ? 0 : (int)lead_len + (cont ? 4 : 0);
+		if (beside)
+			kprintf("%*s%s%-*s %s\n", pad, "", pre, (int)(SHELL_HELP_COLUMN - 1 - lead_len), line,
+				c->help);
+		else
+			kprintf("%*s%s%s\n", pad, "", pre, line);
+		if (with_help && last && !beside)
+			kprintf("%*s%s\n", (int)lead_len + 4, "", c->help);
+		first = false;
+		/* shell_usage_line stops after " | " at a new form; anything
+		 * else left means the width cut this form. */
+		cont = c->usage[pos] && !(pos >= 2 && c->usage[pos - 2] == '|' && c->usage[pos - 1] == ' ');
+	}
+}
+
+bool shell_interrupted(void)
+{
+	return __atomic_load_n(&shell_depth, __ATOMIC_ACQUIRE) == 1 &&
+	       serial_intr_count() != shell_intr_base;
+}
+
+bool shell_progress_due(uint64_t *next_ns)
+{
+	uint64_t now = time_ns();
+	if (*next_ns == 0) {
+		*next_ns = now + SHELL_PROGRESS_NS;
+		return false;
+	}
+	if (now < *next_ns)
+		return false;
+	*next_ns = now + SHELL_PROGRESS_NS;
+	return true;
+}
+
+int shell_join_progress(struct thread *t, uint64_t timeout_ns, void (*progress)(void *), void *arg)
+{
+	uint64_t deadline = time_ns() + timeout_ns, next = 0;
+	shell_progress_due(&next);
+	for (;;) {
+		uint64_t now = time_ns();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		uint64_t until = MIN(deadline, next);
+		int rc = thread_join(t, until > now ? until - now : 1);
+		if (rc != -ETIMEDOUT)
+			return rc;
+		if (shell_progress_due(&next) && progress)
+			progress(arg);
+	}
+}
+
+/* Why `text` is no number: negative, too large for 64 bits, or not one. */
+static const char *shell_num_problem(const char *text)
+{
+	const char *p = text;
+	bool hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+	if (*p == '-')
+		return "is negative";
+	if (hex)
+		p += 2;
+	bool digits = *p != 0;
+	for (; *p; p++) {
+		bool dec = *p >= '0' && *p <= '9';
+		bool hx = (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F');
+		bool unit = p[1] == 0 && p != text && strchr("kKmMgG", *p);
+		if (!(dec || (hex && hx) || unit))
+			digits = false;
+	}
+	return digits ? "is too large" : "is not a number";
+}
+
+int shell_arg_num(const char *cmd, const char *what, const char *text,
+		  unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v;
+
+	if (parse_u64(text, &v) != 0) {
+		kprintf("%s: %s '%s' %s\n", cmd, what, text, shell_num_problem(text));
+		return SHELL_REPORTED;
+	}
+	if (v > max) {
+		kprintf("%s: %s '%s' is too large (at most %llu)\n", cmd, what, text, max);
+		return SHELL_REPORTED;
+	}
+	if (v < min) {
+		kprintf("%s: %s '%s' is too small (at least %llu)\n", cmd, what, text, min);
+		return SHELL_REPORTED;
+	}
+	*out = v;
+	return 0;
+}
+
+int shell_arg_kv(const char *cmd, const char *key, const char *text,
+		 unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+	size_t n = strlen(key);
+	if (strncmp(text, key, n) != 0 || text[n] != '=')
+		return SHELL_NOT_KEY;
+	return shell_arg_num(cmd, key, text + n + 1, min, max, out);
 }
 
 static void shell_flush_echo(void)
@@ -212,6 +376,11 @@ void shell_run(void)
 	char line[LINEEDIT_MAX + 1];
 
 	lineedit_init(&shell_le, SHELL_PROMPT);
+	/* Ask the terminal its width (the answer comes back as input and the
+	 * editor takes it) so long lines wrap where the terminal wraps them. */
+	shell_le.out_len = 0;
+	lineedit_query_size(&shell_le);
+	shell_flush_echo();
 	kprintf("shell: type 'help' for commands\n");
 	for (;;) {
 		if (shell_read_line() != LINEEDIT_DONE)

@@ -42,13 +42,6 @@ static void cmd_line_add(struct cmd_line *l, const char *fmt, ...)
 		l->len = MIN(l->len + (size_t)n, sizeof(l->buf) - 1);
 }
 
-static int cmd_parse_uint(const char *s, unsigned long long max, unsigned long long *out)
-{
-	if (parse_u64(s, out) != 0 || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
 /* ---- help ---- */
 
 static int cmd_help(int argc, char **argv)
@@ -63,7 +56,8 @@ static int cmd_help(int argc, char **argv)
 			kprintf("unknown command '%s': type 'help'\n", argv[1]);
 			return 1;
 		}
-		kprintf("usage: %s\n  %s\n", c->usage, c->help);
+		shell_print_usage(c, "usage: ", false);
+		kprintf("  %s\n", c->help);
 		return 0;
 	}
 
@@ -79,7 +73,7 @@ static int cmd_help(int argc, char **argv)
 		sorted[j] = c;
 	}
 	for (unsigned i = 0; i < n; i++)
-		kprintf("  %-28s %s\n", sorted[i]->usage, sorted[i]->help);
+		shell_print_usage(sorted[i], "  ", true);
 	return 0;
 }
 SHELL_COMMAND(help, "help [CMD]", "list commands, or show one command's usage", cmd_help);
@@ -133,7 +127,7 @@ static int cmd_cpus(int argc, char **argv)
 	kprintf("%u online, %u threads\n", ncpus_online, sched_nthreads());
 	return 0;
 }
-SHELL_COMMAND(cpus, "cpus [threads]", "per-CPU switches, idle time and IRQs; or list threads",
+SHELL_COMMAND(cpus, "cpus [threads]", "per-CPU switches, idle, IRQs; or threads",
 	      cmd_cpus);
 
 /* ---- pci ---- */
@@ -177,7 +171,7 @@ static int cmd_pci(int argc, char **argv)
 	kprintf("%u functions\n", n);
 	return 0;
 }
-SHELL_COMMAND(pci, "pci", "PCI functions: address, IDs, class, BARs, MSI/MSI-X", cmd_pci);
+SHELL_COMMAND(pci, "pci", "PCI functions, IDs, BARs, MSI/MSI-X", cmd_pci);
 
 /* ---- uptime ---- */
 
@@ -249,8 +243,8 @@ static int cmd_log(int argc, char **argv)
 
 	if (argc > 2)
 		return -EINVAL;
-	if (argc == 2 && (cmd_parse_uint(argv[1], 1ULL << 20, &lines) || lines == 0))
-		return -EINVAL;
+	if (argc == 2 && shell_arg_num("log", "N", argv[1], 1, 1ULL << 20, &lines))
+		return SHELL_REPORTED;
 
 	char *buf = kmalloc(LOG_RING_SIZE);
 	if (!buf)
@@ -289,8 +283,8 @@ int cmd_poweroff_parse(int argc, char **argv, int *status)
 
 	if (argc > 2)
 		return -EINVAL;
-	if (argc == 2 && cmd_parse_uint(argv[1], 255, &v))
-		return -EINVAL;
+	if (argc == 2 && shell_arg_num("poweroff", "STATUS", argv[1], 0, 255, &v))
+		return SHELL_REPORTED;
 	*status = (int)v;
 	return 0;
 }
@@ -308,12 +302,13 @@ static int cmd_poweroff(int argc, char **argv)
 {
 	int status;
 
-	if (cmd_poweroff_parse(argc, argv, &status))
-		return -EINVAL;
+	int rc = cmd_poweroff_parse(argc, argv, &status);
+	if (rc)
+		return rc;
 	kprintf("powering off (status %d)\n", status);
 	power_off_clean(status, "poweroff");
 }
-SHELL_COMMAND(poweroff, "poweroff [STATUS]", "power off; STATUS 0-255 is the exit code under qemu",
+SHELL_COMMAND(poweroff, "poweroff [STATUS]", "power off; STATUS 0-255: qemu exit code",
 	      cmd_poweroff);
 
 /* ---- tests and debugging ---- */
@@ -325,7 +320,7 @@ static int cmd_selftest(int argc, char **argv)
 	/* selftest_run() reports everything itself, including a bad suite. */
 	return selftest_run(argc == 2 ? argv[1] : NULL) != 0 ? 1 : 0;
 }
-SHELL_COMMAND(selftest, "selftest [SUITE|SUITE.NAME]", "run in-kernel self-tests", cmd_selftest);
+SHELL_COMMAND(selftest, "selftest [SUITE|SUITE.NAME]", "run in-kernel self-tests (Ctrl-C stops)", cmd_selftest);
 
 int cmd_fault_parse(int argc, char **argv, const char **kind)
 {
@@ -403,4 +398,4 @@ static int cmd_args(int argc, char **argv)
 	}
 	return 0;
 }
-SHELL_COMMAND(args, "args", "the boot arguments given and every one the kernel knows", cmd_args);
+SHELL_COMMAND(args, "args", "boot arguments given, and every known one", cmd_args);

@@ -103,10 +103,33 @@ SELFTEST(shell, usage_on_bad_args)
 {
 	static const char *const bad[] = {
 		"mem extra", "uptime now", "version 2", "pci 0", "cpus bogus",
-		"cpus threads more", "log abc", "log 0", "log 1 2", "selftest a b", "help a b",
+		"cpus threads more", "log 1 2", "selftest a b", "help a b",
 	};
 	for (unsigned i = 0; i < ARRAY_SIZE(bad); i++)
 		ST_EXPECT(shell_test_exec(bad[i]) == -EINVAL);
+	/* A bad value is named on its own line instead of the usage. */
+	static const char *const bad_value[] = {
+		"log abc", "log 0", "log -1", "log 99999999999999999999999",
+	};
+	for (unsigned i = 0; i < ARRAY_SIZE(bad_value); i++)
+		ST_EXPECT(shell_test_exec(bad_value[i]) == SHELL_REPORTED);
+}
+
+SELFTEST(shell, arg_num_names_the_problem)
+{
+	unsigned long long v = 77;
+	ST_EXPECT(shell_arg_num("t", "N", "12", 0, 100, &v) == 0 && v == 12);
+	ST_EXPECT(shell_arg_num("t", "N", "4k", 0, 1u << 20, &v) == 0 && v == 4096);
+	v = 77;
+	ST_EXPECT(shell_arg_num("t", "N", "-1", 0, 100, &v) == SHELL_REPORTED && v == 77);
+	ST_EXPECT(shell_arg_num("t", "N", "abc", 0, 100, &v) == SHELL_REPORTED);
+	ST_EXPECT(shell_arg_num("t", "N", "101", 0, 100, &v) == SHELL_REPORTED);
+	ST_EXPECT(shell_arg_num("t", "N", "0", 1, 100, &v) == SHELL_REPORTED);
+	ST_EXPECT(shell_arg_num("t", "N", "99999999999999999999999", 0, ~0ull, &v) == SHELL_REPORTED);
+	ST_EXPECT(v == 77);
+	ST_EXPECT(shell_arg_kv("t", "qd", "qd=8", 1, 256, &v) == 0 && v == 8);
+	ST_EXPECT(shell_arg_kv("t", "qd", "bs=8", 1, 256, &v) == SHELL_NOT_KEY);
+	ST_EXPECT(shell_arg_kv("t", "qd", "qd=0", 1, 256, &v) == SHELL_REPORTED);
 }
 
 /* Tokenize s and run a parser on it. */
@@ -133,12 +156,14 @@ SELFTEST(shell, power_and_fault_arguments)
 	ST_EXPECT(cmd_poweroff_parse(argc, argv, &status) == 0 && status == 255);
 	argc = shell_test_argv("poweroff 7", buf, sizeof(buf), argv);
 	ST_EXPECT(cmd_poweroff_parse(argc, argv, &status) == 0 && status == 7);
-	static const char *const bad_off[] = { "poweroff 256", "poweroff 1 2", "poweroff x",
+	/* A wrong word count gets the usage (-EINVAL); a bad value is named
+	 * on its own line (SHELL_REPORTED). */
+	static const char *const bad_off[] = { "poweroff 1 2", "poweroff 256", "poweroff x",
 					       "poweroff -1", "poweroff 7x" };
 	for (unsigned i = 0; i < ARRAY_SIZE(bad_off); i++) {
 		status = 99;
 		argc = shell_test_argv(bad_off[i], buf, sizeof(buf), argv);
-		ST_EXPECT(cmd_poweroff_parse(argc, argv, &status) == -EINVAL);
+		ST_EXPECT(cmd_poweroff_parse(argc, argv, &status) == (i == 0 ? -EINVAL : SHELL_REPORTED));
 		ST_EXPECT(status == 99);          /* untouched on error */
 	}
 

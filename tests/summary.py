@@ -5,9 +5,12 @@ Protocol (tests/host/test.h): each program prints one line per case,
 "ok - SUITE.NAME" or "not ok - SUITE.NAME: reason".
 
   summary.py exec --log LOG --name NAME [--timeout S] -- CMD ARGS...
-      Run CMD, stream its output to stdout, and append it to LOG between
-      "# begin NAME" and "# end NAME exit=CODE" markers.  Exits with CMD's
-      status (124 on timeout).
+      Run CMD, append all its output to LOG between "# begin NAME" and
+      "# end NAME exit=CODE" markers, and stream its protocol lines ("ok",
+      "not ok", "# ...") to stdout.  Other output (diagnostics: the errors
+      that tests provoke on purpose, compiler output) stays in the log while
+      the program passes; if it fails, its last DIAG_TAIL diagnostic lines
+      follow on stdout.  Exits with CMD's status (124 on timeout).
   summary.py report LOG...
       Count the results of every program in the logs and print exactly one
       final line "N passed, N failed".  A program that exited non-zero (or
@@ -16,6 +19,7 @@ Protocol (tests/host/test.h): each program prints one line per case,
       Exits 1 if anything failed or if nothing ran at all.
 """
 import argparse
+import collections
 import os
 import re
 import signal
@@ -24,6 +28,7 @@ import sys
 import threading
 
 RESULT_RE = re.compile(r"^(not ok|ok) - (\S+?)(?::\s*(.*))?$")
+DIAG_TAIL = 40
 BEGIN_RE = re.compile(r"^# begin (\S+)$")
 END_RE = re.compile(r"^# end (\S+) exit=(-?\d+)$")
 
@@ -63,12 +68,21 @@ def summary_exec(args):
             timer = threading.Timer(args.timeout, on_timeout)
             timer.daemon = True
             timer.start()
+        diag = collections.deque(maxlen=DIAG_TAIL)
+        ndiag = 0
+        failed = False
         try:
             for raw in proc.stdout:
                 line = raw.decode("utf-8", errors="replace")
-                sys.stdout.write(line)
-                sys.stdout.flush()
-                log.write(line if line.endswith("\n") else line + "\n")
+                line = line if line.endswith("\n") else line + "\n"
+                log.write(line)
+                if RESULT_RE.match(line.rstrip("\r\n")) or line.startswith("#"):
+                    failed |= line.startswith("not ok")
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    diag.append(line)
+                    ndiag += 1
             code = proc.wait()
         finally:
             if timer:
@@ -82,6 +96,14 @@ def summary_exec(args):
             log.write(msg + "\n")
             code = 124
         log.write(f"# end {args.name} exit={code}\n")
+    if ndiag and (failed or code != 0):
+        print(f"# {args.name}: last {len(diag)} of {ndiag} diagnostic lines (all in {args.log}):")
+        for line in diag:
+            sys.stdout.write("#   " + line)
+    elif ndiag:
+        print(f"# {args.name}: passed; its {ndiag} diagnostic line{'s' if ndiag > 1 else ''} "
+              f"(errors the tests provoke) {'are' if ndiag > 1 else 'is'} in {args.log}")
+    sys.stdout.flush()
     return code if code >= 0 else 128 - code
 
 

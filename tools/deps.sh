@@ -40,14 +40,17 @@ fi
 work=$(mktemp -d)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
-(cd "$work" && apt-get source --download-only -q "lwip=$LWIP_VERSION" >/dev/null)
-orig=$(ls "$work"/lwip_*.orig.tar.* | head -n 1)
+echo "deps: fetching Debian's lwIP $LWIP_VERSION source package (apt-get source); its upstream"
+echo "deps: tarball must match the sha256 pinned in tools/deps.sh"
+(cd "$work" && apt_quiet deps "apt-get source lwip" apt-get source --download-only -q "lwip=$LWIP_VERSION")
+orig=$(ls "$work"/lwip_*.orig.tar.* | grep -v '\.asc$' | head -n 1)
 sum=$(sha256sum "$orig" | cut -d' ' -f1)
 if [ "$sum" != "$LWIP_ORIG_SHA256" ]; then
 	echo "deps: lwIP source checksum mismatch: got $sum, want $LWIP_ORIG_SHA256" >&2
 	exit 1
 fi
-(cd "$work" && dpkg-source -q -x lwip_*.dsc lwip >/dev/null)
+echo "deps: $(basename "$orig"): sha256 matches the pinned value"
+(cd "$work" && apt_quiet deps "unpacking lwip" dpkg-source -x lwip_*.dsc lwip)
 rm -rf "$dest/lwip"
 mkdir -p "$dest"
 mv "$work/lwip" "$dest/lwip"

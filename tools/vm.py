@@ -185,6 +185,25 @@ def vm_esp_copy(src, dest, args=None, config=(), remove=(), files=None):
     return dest
 
 
+# Terminal control sequences: CSI (ESC [ ... final, including the firmware's
+# private "ESC [ = 3 h"), ESC 7 / ESC 8 and other two-byte escapes.
+CONTROL_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_0-9=>]")
+
+
+def vm_exit_words(status, killed=False):
+    """qemu's exit status in words: isa-debug-exit turns the guest's
+    power-off status N into (N << 1) | 1, so a clean `poweroff 0` is 1."""
+    if status is None:
+        return "unknown (still running)"
+    if killed:
+        return f"{status} (killed by the harness)"
+    if status > 0 and status & 1:
+        return f"{status} (guest powered off with status {status >> 1} through isa-debug-exit)"
+    if status == 0:
+        return "0 (qemu exited by itself: ACPI power-off, or a reset under -no-reboot)"
+    return f"{status} (qemu failed)"
+
+
 class MachineError(AssertionError):
     """A failed expectation; the message carries the recent serial output."""
 
@@ -217,6 +236,8 @@ class Machine:
         self.disks = []
         self.qmp_path = None
         self.qmp_file = None
+        self.log_hold = ""
+        self.killed = False        # kill() stopped a running qemu
 
     # -- lifecycle --------------------------------------------------------
     def start(self, esp=None, image=None, smp=2, args=None, config=(), remove=(),
@@ -289,12 +310,26 @@ class Machine:
             with self.cond:
                 if text:
                     self.buf += text
-                    self._log_write(text)
+                    self._log_console(text, final=not chunk)
                 if not chunk:
                     self.eof = True
                 self.cond.notify_all()
             if not chunk:
                 return
+
+    def _log_console(self, text, final=False):
+        """Console text into the log without terminal control sequences
+        (the firmware's screen clearing, the line editor's cursor moves), so
+        the log reads as plain text; a sequence cut by a chunk boundary
+        waits for the rest.  self.buf keeps them: tests of the editor see
+        exactly what a terminal would."""
+        text = self.log_hold + text
+        self.log_hold = ""
+        if not final:
+            cut = text.rfind("\x1b")
+            if cut >= 0 and not CONTROL_RE.match(text, cut):
+                text, self.log_hold = text[:cut], text[cut:]
+        self._log_write(CONTROL_RE.sub("", text))
 
     def _log_write(self, text):
         if self.log and not self.log.closed:
@@ -355,6 +390,7 @@ class Machine:
                 pass
             self.qmp_file = None
         if self.proc and self.proc.poll() is None:
+            self.killed = True
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -369,8 +405,9 @@ class Machine:
                 pass
         if self.log and not self.log.closed:
             if self.proc is not None:
-                self.log.write(f"\n# qemu exit status {self.proc.returncode} after "
-                               f"{time.monotonic() - self.started_at:.1f} s\n")
+                self._log_console("", final=True)
+                self.log.write(f"\n# qemu exit status {vm_exit_words(self.proc.returncode, self.killed)}"
+                               f" after {time.monotonic() - self.started_at:.1f} s\n")
             self.log.close()
 
     def __enter__(self):
@@ -473,11 +510,23 @@ def vm_rel(path):
     return path if rel.startswith("..") else rel
 
 
-def vm_run_dir():
+def vm_run_dir(keep=False):
     """A private folder for one interactive run (ESP copy, scratch files):
-    two runs at once never share or delete each other's files."""
+    two runs at once never share or delete each other's files.  Folders of
+    runs whose vm.py died without cleaning up (killed) are removed; `keep`
+    folders (vm.py cmd: the user runs qemu later) are left alone."""
     os.makedirs(RUN_DIR, exist_ok=True)
-    return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=RUN_DIR)
+    for name in os.listdir(RUN_DIR):
+        m = re.match(r"(\d+)-", name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(RUN_DIR, name), ignore_errors=True)
+        except PermissionError:
+            pass                     # alive, someone else's
+    return tempfile.mkdtemp(prefix=f"{'cmd-' if keep else ''}{os.getpid()}-", dir=RUN_DIR)
 
 
 def vm_preflight(cmd, disks, nic):
@@ -561,7 +610,7 @@ def vm_main():
     a = ap.parse_args(argv)
     a.extra = extra
 
-    run_dir = vm_run_dir()
+    run_dir = vm_run_dir(keep=a.action == "cmd")
 
     def terminated(signum, frame):
         raise SystemExit(128 + signum)       # so the run folder is removed

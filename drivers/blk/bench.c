@@ -85,6 +85,7 @@ struct bench_thr {
 	uint32_t callbacks;            /* completion callbacks still running */
 	char first_error[128];
 	bool timed_out, setup_failed;
+	bool interrupted;              /* Ctrl-C ended the run early */
 };
 
 static void bench_done(struct blk_req *req)
@@ -193,6 +194,13 @@ static void bench_thread(void *arg)
 	uint64_t progress = time_ns();        /* last reap: the spin budget's clock */
 	for (;;) {
 		uint64_t now = time_ns();
+		if (!t->interrupted && shell_interrupted()) {
+			/* Ctrl-C: end the run now; the caller prints no result. */
+			t->interrupted = true;
+			t->end = MIN(t->end, now);
+			t->warm_end = MIN(t->warm_end, t->end);
+			t->restarted = true;           /* no window restart either */
+		}
 		if (now >= t->end && !t->window_end && (t->ops || !t->inflight ||
 							 now >= t->end + 30 * NS_PER_S))
 			t->window_end = t->ops ? t->end : now;
@@ -313,6 +321,27 @@ static int bench_setup_thr(struct bench_thr *t, unsigned idx, uint64_t size)
 	return 0;
 }
 
+struct bench_progress {
+	struct bench_thr *ts;
+	unsigned threads;
+	struct blk_dev *dev;
+	enum bench_wl wl;
+	unsigned long long secs;
+	uint64_t start;
+};
+
+static void bench_progress(void *arg)
+{
+	struct bench_progress *p = arg;
+	uint64_t ops = 0, now = time_ns();
+	for (unsigned i = 0; i < p->threads; i++)
+		ops += __atomic_load_n(&p->ts[i].ops, __ATOMIC_RELAXED);
+	uint64_t s = (now - p->start) / NS_PER_S;
+	kprintf("bench: %s %s: %llu of %llu s (1 s warm-up), %llu ops counted so far\n", p->dev->name,
+		bench_wl_names[p->wl], (unsigned long long)s, p->secs + BENCH_WARMUP_NS / NS_PER_S,
+		(unsigned long long)ops);
+}
+
 static int bench_blk(int argc, char **argv)
 {
 	unsigned long long bs = 4096, qd = 1, secs = 10, size = 0, threads = 1, cpu = ~0ull;
@@ -330,35 +359,48 @@ static int bench_blk(int argc, char **argv)
 	for (i = 0; i < ARRAY_SIZE(bench_wl_names); i++)
 		if (!strcmp(argv[3], bench_wl_names[i]))
 			break;
-	if (i == ARRAY_SIZE(bench_wl_names))
-		return -EINVAL;
+	if (i == ARRAY_SIZE(bench_wl_names)) {
+		kprintf("bench: unknown workload '%s' (randread randwrite read write mixed)\n", argv[3]);
+		return SHELL_REPORTED;
+	}
 	wl = (enum bench_wl)i;
+	uint64_t devbytes = dev->nblocks * dev->lba_size;
 	for (int a = 4; a < argc; a++) {
+		/* Every value is refused rather than silently changed: cpu=7 on
+		 * two CPUs is an error, not CPU 1. */
+		static const struct { const char *key; unsigned long long min; } keys[] = {
+			{ "bs", 1 }, { "qd", 1 }, { "secs", 1 }, { "size", 1 }, { "threads", 1 }, { "cpu", 0 },
+		};
+		unsigned long long *dsts[] = { &bs, &qd, &secs, &size, &threads, &cpu };
+		unsigned long long maxs[] = { BENCH_MAX_BS, BENCH_MAX_QD, 3600, devbytes, ncpus_online,
+					      ncpus_online - 1 };
 		const char *s = argv[a];
-		unsigned long long *dst = NULL;
+		int rc = SHELL_NOT_KEY;
 		if (!strcmp(s, "poll") || !strcmp(s, "irq")) {
 			mode = s[0] == 'p';
 			continue;
 		}
-		if (!strncmp(s, "bs=", 3)) dst = &bs, s += 3;
-		else if (!strncmp(s, "qd=", 3)) dst = &qd, s += 3;
-		else if (!strncmp(s, "secs=", 5)) dst = &secs, s += 5;
-		else if (!strncmp(s, "size=", 5)) dst = &size, s += 5;
-		else if (!strncmp(s, "threads=", 8)) dst = &threads, s += 8;
-		else if (!strncmp(s, "cpu=", 4)) dst = &cpu, s += 4;
-		if (!dst || parse_u64(s, dst))
-			return -EINVAL;
+		for (unsigned k = 0; k < ARRAY_SIZE(keys) && rc == SHELL_NOT_KEY; k++)
+			rc = shell_arg_kv("bench", keys[k].key, s, keys[k].min, maxs[k], dsts[k]);
+		if (rc == SHELL_NOT_KEY) {
+			kprintf("bench: unknown option '%s' (bs= qd= secs= size= threads= cpu= poll irq)\n", s);
+			return SHELL_REPORTED;
+		}
+		if (rc)
+			return rc;
 	}
-	uint64_t devbytes = dev->nblocks * dev->lba_size;
 	if (!size)
 		size = MIN(devbytes, 1ull << 30);
-	if (!bs || bs % dev->lba_size || bs > BENCH_MAX_BS || !qd || qd > BENCH_MAX_QD || !secs ||
-	    secs > 3600 || !threads || threads > ncpus_online || size > devbytes || size < bs) {
-		kprintf("bench: bs must be a multiple of %u up to %u, qd 1..%u, secs 1..3600, threads 1..%u, "
-			"size %llu..%llu\n", dev->lba_size, BENCH_MAX_BS, BENCH_MAX_QD, ncpus_online,
-			bs, (unsigned long long)devbytes);
-		return -EINVAL;
+	if (bs % dev->lba_size) {
+		kprintf("bench: bs '%llu' is not a multiple of %s's %u-byte blocks\n", bs, dev->name, dev->lba_size);
+		return SHELL_REPORTED;
 	}
+	if (size < bs) {
+		kprintf("bench: size '%llu' is smaller than bs (%llu)\n", size, bs);
+		return SHELL_REPORTED;
+	}
+	if (cpu == ~0ull)
+		cpu = 0;
 	bool was_polling = dev->polling;
 	bool poll = mode < 0 ? was_polling : mode == 1;
 	if (poll != was_polling) {
@@ -395,8 +437,7 @@ static int bench_blk(int argc, char **argv)
 	for (i = 0; i < threads; i++) {
 		ts[i].warm_end = start + BENCH_WARMUP_NS;
 		ts[i].end = ts[i].warm_end + secs * NS_PER_S;
-		unsigned first = cpu < ncpus_online ? (unsigned)cpu : 0;
-		th[i] = thread_create("bench", bench_thread, &ts[i], (int)((i + first) % ncpus_online));
+		th[i] = thread_create("bench", bench_thread, &ts[i], (int)((i + cpu) % ncpus_online));
 		if (!th[i])
 			kprintf("bench: cannot start thread %u\n", i);
 	}
@@ -407,7 +448,9 @@ static int bench_blk(int argc, char **argv)
 			errors++;
 			continue;
 		}
-		if (thread_join(th[i], (2 * secs + 90) * NS_PER_S) != 0 || ts[i].timed_out) {
+		struct bench_progress bp = { ts, (unsigned)threads, dev, wl, secs, start };
+		if (shell_join_progress(th[i], (2 * secs + 90) * NS_PER_S, bench_progress, &bp) != 0 ||
+		    ts[i].timed_out) {
 			kprintf("bench: thread %u: timed out after %llu s waiting for %llu requests on %s\n", i,
 				secs + 31, (unsigned long long)ts[i].inflight, dev->name);
 			leak = true;
@@ -431,6 +474,17 @@ static int bench_blk(int argc, char **argv)
 		}
 		if (ts[i].restarted)
 			late_ns = MAX(late_ns, ts[i].restart_late_ns + 1);
+	}
+	bool stopped = false;
+	for (i = 0; i < threads; i++)
+		stopped |= ts[i].interrupted;
+	if (stopped) {
+		kprintf("bench: %s: interrupted; no result (%llu ops before Ctrl-C)\n", dev->name,
+			(unsigned long long)ops);
+		rc = 1;
+		if (leak)
+			ts = NULL;
+		goto out;
 	}
 	if (late_ns)
 		kprintf("bench: %s: nothing completed inside the %llu s window (host stall?); "
@@ -492,4 +546,5 @@ static int cmd_bench(int argc, char **argv)
 	return -EINVAL;
 }
 SHELL_COMMAND(bench, "bench blk DEV randread|randwrite|read|write|mixed [bs=N] [qd=N] [secs=N] [poll|irq] "
-	      "[size=BYTES] [threads=N] [cpu=N]", "storage benchmarks (one result line per run)", cmd_bench);
+	      "[size=BYTES] [threads=N] [cpu=N]", "storage benchmarks (one result line per run; Ctrl-C stops)",
+	      cmd_bench);

@@ -122,8 +122,20 @@ static int blkcmd_rw(struct blk_dev *d, int what, uint64_t lba, uint64_t count, 
 		blkcmd_buf_free(buf);
 		return 1;
 	}
+	uint64_t next_progress = 0;
+	shell_progress_due(&next_progress);
 	for (uint64_t done = 0; done < count;) {
 		uint32_t n = (uint32_t)MIN((uint64_t)per, count - done);
+		if (shell_interrupted()) {
+			kprintf("%s %s %llu+%llu: interrupted after %llu blocks\n", names[what], d->name,
+				(unsigned long long)lba, (unsigned long long)count, (unsigned long long)done);
+			blkcmd_buf_free(buf);
+			return 1;
+		}
+		if (shell_progress_due(&next_progress))
+			kprintf("%s %s: %llu of %llu blocks (%llu%%)\n", names[what], d->name,
+				(unsigned long long)done, (unsigned long long)count,
+				(unsigned long long)(done * 100 / count));
 		uint64_t off = (lba + done) * d->lba_size;
 		size_t bytes = (size_t)n * d->lba_size;
 		if (what == BLKCMD_WRITE) {
@@ -190,7 +202,7 @@ static void blkcmd_stress_worker(void *arg)
 		s->errors++;
 		return;
 	}
-	while (time_ns() < s->until_ns) {
+	while (time_ns() < s->until_ns && !shell_interrupted()) {
 		rnd = pattern_splitmix64(rnd);
 		uint32_t n = 1 + (uint32_t)(rnd % maxn);
 		uint64_t lba = s->first + (rnd >> 20) % (s->nblocks - n + 1);
@@ -211,6 +223,26 @@ static void blkcmd_stress_worker(void *arg)
 			s->mismatches++;
 	}
 	blkcmd_buf_free(buf);
+}
+
+struct blkcmd_stress_run {
+	struct blk_dev *dev;
+	struct blkcmd_stress *st;
+	unsigned threads, secs;
+	uint64_t t0;
+};
+
+static void blkcmd_stress_progress(void *arg)
+{
+	struct blkcmd_stress_run *r = arg;
+	uint64_t ops = 0, errors = 0;
+	for (unsigned i = 0; i < r->threads; i++) {
+		ops += __atomic_load_n(&r->st[i].ops, __ATOMIC_RELAXED);
+		errors += __atomic_load_n(&r->st[i].errors, __ATOMIC_RELAXED);
+	}
+	kprintf("stress %s: %llu of %u s, %llu ops, %llu errors so far\n", r->dev->name,
+		(unsigned long long)((time_ns() - r->t0) / NS_PER_S), r->secs, (unsigned long long)ops,
+		(unsigned long long)errors);
 }
 
 static int blkcmd_stress(struct blk_dev *d, unsigned threads, unsigned secs)
@@ -234,8 +266,9 @@ static int blkcmd_stress(struct blk_dev *d, unsigned threads, unsigned secs)
 		if (!t[i])
 			st[i].errors++;
 	}
+	struct blkcmd_stress_run run = { d, st, threads, secs, time_ns() };
 	for (unsigned i = 0; i < threads; i++) {
-		if (t[i] && thread_join(t[i], (secs + 120) * NS_PER_S) != 0) {
+		if (t[i] && shell_join_progress(t[i], (secs + 120) * NS_PER_S, blkcmd_stress_progress, &run) != 0) {
 			kprintf("blk: stress %s: thread %u did not finish within %u s\n", d->name, i, secs + 120);
 			errors++;   /* leak its state rather than free it under it */
 			continue;
@@ -246,26 +279,40 @@ static int blkcmd_stress(struct blk_dev *d, unsigned threads, unsigned secs)
 		if (st[i].last_error[0])
 			kprintf("blk: stress %s: thread %u: last error: %s\n", d->name, i, st[i].last_error);
 	}
+	bool stopped = shell_interrupted();
+	if (stopped)
+		kprintf("stress %s: interrupted after %llu of %u s\n", d->name,
+			(unsigned long long)((time_ns() - run.t0) / NS_PER_S), secs);
 	kprintf("stress %s: %llu ops, %llu errors, %llu mismatches\n", d->name, (unsigned long long)ops,
 		(unsigned long long)errors, (unsigned long long)mismatches);
 	kfree(t);
 	if (!errors)
 		kfree(st);
-	return errors || mismatches ? 1 : 0;
+	return errors || mismatches || stopped ? 1 : 0;
 }
 
-static int blkcmd_num(const char *s, unsigned long long *v)
+/* LBA and COUNT of a ranged subcommand: numbers, COUNT at least 1, and the
+ * range inside the device.  Prints why not and returns SHELL_REPORTED. */
+static int blkcmd_range(struct blk_dev *d, char **argv, unsigned long long *lba, unsigned long long *count)
 {
-	return parse_u64(s, v) == 0 ? 0 : -EINVAL;
-}
-
-/* "key=N" argument; -EINVAL when it is not that key. */
-static int blkcmd_kv(const char *arg, const char *key, unsigned long long *v)
-{
-	size_t n = strlen(key);
-	if (strncmp(arg, key, n) != 0 || arg[n] != '=')
-		return -EINVAL;
-	return blkcmd_num(arg + n + 1, v);
+	if (d->nblocks == 0) {
+		kprintf("blk: %s has no blocks\n", d->name);
+		return SHELL_REPORTED;
+	}
+	if (shell_arg_num("blk", "LBA", argv[3], 0, ~0ull, lba) ||
+	    shell_arg_num("blk", "COUNT", argv[4], 1, ~0ull, count))
+		return SHELL_REPORTED;
+	if (*lba >= d->nblocks) {
+		kprintf("blk: LBA '%s' is past the end of %s (%llu blocks: 0..%llu)\n", argv[3], d->name,
+			(unsigned long long)d->nblocks, (unsigned long long)d->nblocks - 1);
+		return SHELL_REPORTED;
+	}
+	if (*count > d->nblocks - *lba) {
+		kprintf("blk: COUNT '%s' goes past the end of %s: LBA %llu + %llu > %llu blocks\n", argv[4],
+			d->name, *lba, *count, (unsigned long long)d->nblocks);
+		return SHELL_REPORTED;
+	}
+	return 0;
 }
 
 static int cmd_blk(int argc, char **argv)
@@ -277,30 +324,32 @@ static int cmd_blk(int argc, char **argv)
 	if (argc < 3)
 		return -EINVAL;
 	const char *sub = argv[1];
+	bool ranged = !strcmp(sub, "read") || !strcmp(sub, "write") || !strcmp(sub, "verify") ||
+		      !strcmp(sub, "trim") || !strcmp(sub, "zero");
+	if (!ranged && strcmp(sub, "flush") && strcmp(sub, "mode") && strcmp(sub, "stress")) {
+		kprintf("blk: unknown subcommand '%s' (read write verify trim zero flush mode stress)\n", sub);
+		return SHELL_REPORTED;
+	}
 	struct blk_dev *d = blkcmd_dev(argv[2]);
 	if (!d)
 		return 1;
-	bool ranged = !strcmp(sub, "read") || !strcmp(sub, "write") || !strcmp(sub, "verify") ||
-		      !strcmp(sub, "trim") || !strcmp(sub, "zero");
 	if (ranged) {
-		if (argc < 5 || blkcmd_num(argv[3], &lba) || blkcmd_num(argv[4], &count) || !count)
+		bool seeded = !strcmp(sub, "write") || !strcmp(sub, "verify");
+		bool fua = !strcmp(sub, "write") && argc == 7 && !strcmp(argv[6], "fua");
+		if (argc != (seeded ? 6 : 5) + fua)
 			return -EINVAL;
-	}
-	if (!strcmp(sub, "read")) {
-		if (argc != 5)
-			return -EINVAL;
-		return blkcmd_rw(d, BLKCMD_READ, lba, count, 0, 0);
-	}
-	if (!strcmp(sub, "write") || !strcmp(sub, "verify")) {
-		bool wr = sub[0] == 'w';
-		bool fua = wr && argc == 7 && !strcmp(argv[6], "fua");
-		if (argc != 6 + fua || blkcmd_num(argv[5], &seed))
-			return -EINVAL;
-		return blkcmd_rw(d, wr ? BLKCMD_WRITE : BLKCMD_VERIFY, lba, count, seed, fua ? BLK_F_FUA : 0);
-	}
-	if (!strcmp(sub, "trim") || !strcmp(sub, "zero")) {
-		if (argc != 5 || count > 0xffffffffull)
-			return -EINVAL;
+		if (blkcmd_range(d, argv, &lba, &count) ||
+		    (seeded && shell_arg_num("blk", "SEED", argv[5], 0, ~0ull, &seed)))
+			return SHELL_REPORTED;
+		if (!strcmp(sub, "read"))
+			return blkcmd_rw(d, BLKCMD_READ, lba, count, 0, 0);
+		if (seeded)
+			return blkcmd_rw(d, sub[0] == 'w' ? BLKCMD_WRITE : BLKCMD_VERIFY, lba, count, seed,
+					 fua ? BLK_F_FUA : 0);
+		if (count > 0xffffffffull) {
+			kprintf("blk: COUNT '%s' is too large (at most %u per %s)\n", argv[4], 0xffffffffu, sub);
+			return SHELL_REPORTED;
+		}
 		bool trim = sub[0] == 't';
 		rc = trim ? blk_discard(d, lba, (uint32_t)count, err, sizeof(err))
 			  : blk_write_zeroes(d, lba, (uint32_t)count, err, sizeof(err));
@@ -333,38 +382,55 @@ static int cmd_blk(int argc, char **argv)
 		kprintf("mode %s: %s\n", d->name, d->polling ? "poll" : "irq");
 		return 0;
 	}
-	if (!strcmp(sub, "stress")) {
-		unsigned long long threads = 2, secs = 5;
-		for (int i = 3; i < argc; i++)
-			if (blkcmd_kv(argv[i], "threads", &threads) && blkcmd_kv(argv[i], "secs", &secs))
-				return -EINVAL;
-		if (!threads || threads > 64 || !secs || secs > 3600)
-			return -EINVAL;
-		return blkcmd_stress(d, (unsigned)threads, (unsigned)secs);
+	/* stress */
+	unsigned long long threads = 2, secs = 5;
+	for (int i = 3; i < argc; i++) {
+		rc = shell_arg_kv("blk", "threads", argv[i], 1, 64, &threads);
+		if (rc == SHELL_NOT_KEY)
+			rc = shell_arg_kv("blk", "secs", argv[i], 1, 3600, &secs);
+		if (rc == SHELL_NOT_KEY) {
+			kprintf("blk: stress: unknown option '%s' (threads=N secs=N)\n", argv[i]);
+			return SHELL_REPORTED;
+		}
+		if (rc)
+			return rc;
 	}
-	return -EINVAL;
+	return blkcmd_stress(d, (unsigned)threads, (unsigned)secs);
 }
-SHELL_COMMAND(blk, "blk read|write|verify|trim|zero DEV LBA COUNT [SEED [fua]] | blk flush DEV | "
-	      "blk mode DEV irq|poll | blk stress DEV [threads=N] [secs=N]",
-	      "block device I/O, pattern checks and stress", cmd_blk);
+SHELL_COMMAND(blk, "blk read|trim|zero DEV LBA COUNT | blk write DEV LBA COUNT SEED [fua] | "
+	      "blk verify DEV LBA COUNT SEED | blk flush DEV | blk mode DEV irq|poll | "
+	      "blk stress DEV [threads=N] [secs=N]",
+	      "block device I/O, pattern checks and stress (Ctrl-C stops)", cmd_blk);
 
 /* ---- blkstat ---- */
 
 static void blkcmd_stat(struct blk_dev *d)
 {
 	struct blk_stats *s = &d->stats;
+	char rd[24], wr[24];
+	kfmt_size(rd, sizeof(rd), s->bytes_read, 0);
+	kfmt_size(wr, sizeof(wr), s->bytes_written, 0);
 	kprintf("%s: read %llu, write %llu, flush %llu, discard %llu, write-zeroes %llu ops; "
-		"%llu B read, %llu B written; errors %llu, splits %llu, merges %llu, requeues %llu\n",
+		"%s read, %s written; errors %llu, splits %llu, merges %llu, requeues %llu\n",
 		d->name, (unsigned long long)s->ops[0], (unsigned long long)s->ops[1],
 		(unsigned long long)s->ops[2], (unsigned long long)s->ops[3], (unsigned long long)s->ops[4],
-		(unsigned long long)s->bytes_read, (unsigned long long)s->bytes_written,
-		(unsigned long long)s->errors, (unsigned long long)s->splits, (unsigned long long)s->merges,
-		(unsigned long long)s->requeues);
-	kprintf("  latency:");
-	for (unsigned b = 0; b < BLK_LAT_BUCKETS; b++)
-		if (s->lat_us_log2[b])
-			kprintf(" <%lluus:%llu", 1ull << b, (unsigned long long)s->lat_us_log2[b]);
-	kprintf("\n");
+		rd, wr, (unsigned long long)s->errors, (unsigned long long)s->splits,
+		(unsigned long long)s->merges, (unsigned long long)s->requeues);
+	/* Histogram of completion latency: "<N:count" per power-of-two bucket
+	 * that has any, N in us below 1 ms and in ms above. */
+	struct cmd_hist { char buf[BLK_LAT_BUCKETS * 24]; size_t len; } l = { .len = 0 };
+	for (unsigned b = 0; b < BLK_LAT_BUCKETS; b++) {
+		if (!s->lat_us_log2[b] || l.len >= sizeof(l.buf) - 1)
+			continue;
+		unsigned long long us = 1ull << b;
+		int n = us < 1024 ? ksnprintf(l.buf + l.len, sizeof(l.buf) - l.len, " <%lluus:%llu", us,
+					      (unsigned long long)s->lat_us_log2[b])
+				  : ksnprintf(l.buf + l.len, sizeof(l.buf) - l.len, " <%llums:%llu", us / 1000,
+					      (unsigned long long)s->lat_us_log2[b]);
+		if (n > 0)
+			l.len = MIN(l.len + (size_t)n, sizeof(l.buf) - 1);
+	}
+	kprintf("  latency:%s\n", l.len ? l.buf : " no I/O completed yet");
 	kprintf("  polling: %llu waits slept on the interrupt after spinning %llu us (hybrid)\n",
 		(unsigned long long)s->poll_sleeps, (unsigned long long)(blk_poll_spin_budget(d, 1) / 1000));
 }

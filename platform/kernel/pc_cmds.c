@@ -55,11 +55,13 @@ static int pc_file(const char *dev, struct bdev_file **bf)
 	return rc;
 }
 
+/* OFF LEN [SEED] in argv[0..n): each a number, LEN at least 1. */
 static int pc_parse(char **argv, int n, unsigned long long *out)
 {
+	static const char *const names[] = { "OFF", "LEN", "SEED" };
 	for (int i = 0; i < n; i++)
-		if (parse_u64(argv[i], &out[i]))
-			return -EINVAL;
+		if (shell_arg_num("pc", names[i], argv[i], i == 1 ? 1 : 0, ~0ull, &out[i]))
+			return SHELL_REPORTED;
 	return 0;
 }
 
@@ -87,9 +89,24 @@ static int pc_rw(int what, bool direct, const char *dev, uint64_t off, uint64_t 
 	uint64_t t0 = time_ns();
 	if (!buf || !pat)
 		goto out;
+	uint64_t next_progress = 0;
+	shell_progress_due(&next_progress);
 	for (uint64_t done = 0; done < len;) {
 		uint64_t pos = off + done, n = MIN((uint64_t)PC_STEP, len - done);
 		int64_t r;
+		if (shell_interrupted()) {
+			kprintf("pc %s%s %s %llu+%llu: interrupted after %llu bytes\n", direct ? "dio " : "",
+				names[what], dev, (unsigned long long)off, (unsigned long long)len,
+				(unsigned long long)done);
+			goto out;
+		}
+		if (shell_progress_due(&next_progress)) {
+			char a[24], b[24];
+			kfmt_size(a, sizeof(a), done, 0);
+			kfmt_size(b, sizeof(b), len, 0);
+			kprintf("pc %s%s %s: %s of %s (%llu%%)\n", direct ? "dio " : "", names[what], dev, a, b,
+				(unsigned long long)(done * 100 / len));
+		}
 		if (what == PC_WRITE) {
 			uint8_t *src = pc_pattern(pat, pos, n, seed);
 			if (direct) {
@@ -155,9 +172,13 @@ static void pc_stat(void)
 	 * blocks counts as a miss, self-tests' private files too). */
 	uint64_t miss = ks.read_bytes > dio_rd ? ks.read_bytes - dio_rd : 0;
 	uint64_t hit_pct = rd ? (miss >= rd ? 0 : (rd - miss) * 100 / rd) : 0;
-	kprintf("pcache: budget %llu KiB, cached %llu KiB in %llu folios, dirty %llu KiB\n",
-		(unsigned long long)(pcache_kernel_budget() >> 10), (unsigned long long)(st.used_bytes >> 10),
-		(unsigned long long)st.nr_folios, (unsigned long long)(st.dirty_bytes >> 10));
+	/* Exact KiB for the counters (tests compare them across commands);
+	 * the budget, a fixed size, in the unit that reads best. */
+	char budget[24];
+	kfmt_size(budget, sizeof(budget), pcache_kernel_budget(), 0);
+	kprintf("pcache: budget %s, cached %llu KiB in %llu folios, dirty %llu KiB\n", budget,
+		(unsigned long long)(st.used_bytes >> 10), (unsigned long long)st.nr_folios,
+		(unsigned long long)(st.dirty_bytes >> 10));
 	kprintf("pcache: lookups %llu, inserts %llu, reclaimed %llu, throttled %llu, writeback runs %llu\n",
 		(unsigned long long)st.lookups, (unsigned long long)st.inserts, (unsigned long long)st.reclaimed,
 		(unsigned long long)st.throttled, (unsigned long long)st.wb_runs);
@@ -221,13 +242,12 @@ static int cmd_pc(int argc, char **argv)
 			return -EINVAL;
 		sub = argv[1];
 	}
-	if (strcmp(sub, "read") == 0 && argc == 5 && !pc_parse(argv + 3, 2, v))
-		return pc_rw(PC_READ, direct, argv[2], v[0], v[1], 0, false);
-	if (strcmp(sub, "write") == 0 && (argc == 6 || (direct && argc == 7 && strcmp(argv[6], "fua") == 0)) &&
-	    !pc_parse(argv + 3, 3, v))
-		return pc_rw(PC_WRITE, direct, argv[2], v[0], v[1], v[2], argc == 7);
-	if (strcmp(sub, "verify") == 0 && argc == 6 && !pc_parse(argv + 3, 3, v))
-		return pc_rw(PC_VERIFY, direct, argv[2], v[0], v[1], v[2], false);
+	if (strcmp(sub, "read") == 0 && argc == 5)
+		return pc_parse(argv + 3, 2, v) ?: pc_rw(PC_READ, direct, argv[2], v[0], v[1], 0, false);
+	if (strcmp(sub, "write") == 0 && (argc == 6 || (direct && argc == 7 && strcmp(argv[6], "fua") == 0)))
+		return pc_parse(argv + 3, 3, v) ?: pc_rw(PC_WRITE, direct, argv[2], v[0], v[1], v[2], argc == 7);
+	if (strcmp(sub, "verify") == 0 && argc == 6)
+		return pc_parse(argv + 3, 3, v) ?: pc_rw(PC_VERIFY, direct, argv[2], v[0], v[1], v[2], false);
 	if (direct)
 		return -EINVAL;
 	if (strcmp(sub, "stat") == 0 && argc == 2) {
@@ -238,6 +258,7 @@ static int cmd_pc(int argc, char **argv)
 		return pc_sync_drop(argc == 3 ? argv[2] : NULL, sub[0] == 'd');
 	return -EINVAL;
 }
-SHELL_COMMAND(pc, "pc read|write|verify DEV OFF LEN [SEED] | pc dio read|write|verify DEV OFF LEN [SEED [fua]] | "
+SHELL_COMMAND(pc, "pc read DEV OFF LEN | pc write|verify DEV OFF LEN SEED | pc dio read DEV OFF LEN | "
+		  "pc dio write DEV OFF LEN SEED [fua] | pc dio verify DEV OFF LEN SEED | "
 		  "pc sync|drop [DEV] | pc stat",
-	      "buffered and direct I/O through the page cache", cmd_pc);
+	      "buffered and direct I/O through the page cache (Ctrl-C stops)", cmd_pc);

@@ -299,12 +299,24 @@ def blk_run(m, line, timeout=180):
     return harness.shell(m, line, timeout)
 
 
+# A count of zero failures is no failure: "3 commands resubmitted, 0 failed"
+# (a recovery report that can land in any later command's output) or
+# "0 steps failed".
+ZERO_FAILED_RE = re.compile(r"(?<![\d.])0 (?:[a-z-]+ )?failed\b", re.I)
+
+
+def blk_failure(out):
+    """The first failure word in a command's output, or None."""
+    bad = FAIL_RE.search(ZERO_FAILED_RE.sub("", out))
+    return bad.group(0) if bad else None
+
+
 def blk_ok(m, line, timeout=180):
     """Run a command that must succeed: no failure words in its output."""
     out = blk_run(m, line, timeout)
-    bad = FAIL_RE.search(out)
+    bad = blk_failure(out)
     if bad:
-        raise AssertionError(f"'{line}' reported {bad.group(0)!r}:\n{out[-1500:]}")
+        raise AssertionError(f"'{line}' reported {bad!r}:\n{out[-1500:]}")
     return out
 
 

@@ -12,6 +12,7 @@ COMMANDS = ["help", "mem", "cpus", "pci", "uptime", "date", "log", "reboot", "po
 # Wrong boot arguments the kernel must name at boot (and otherwise ignore).
 BAD_ARGS = "smp=99 smpp=2 iomap_log=x"
 SMP = 2
+SATA_BLOCKS = 8 << 21          # 8 GiB in 512-byte blocks
 
 
 def uptime_ms(out):
@@ -31,8 +32,9 @@ def expect_in(out, regex, what):
 def shell_session(ctx):
     m = ctx.machine()
     # The NVMe disk is a fresh scratch image: name it so the writing
-    # self-tests of `selftest` may use it.
-    m.start(smp=SMP, disks=["nvme", "sata"], args=BAD_ARGS + " scratch=nvme0n1")
+    # self-tests of `selftest` may use it.  The SATA disk is large (sparse)
+    # so reading all of it takes long enough to be interrupted.
+    m.start(smp=SMP, disks=["nvme", {"kind": "sata", "size": "8G"}], args=BAD_ARGS + " scratch=nvme0n1")
     with ctx.subtest("boot_banner"):
         banner = m.expect(r"^appliance kernel \d+\.\d+\S* \(built ([^)]+)\)", BOOT_TIMEOUT)
     with ctx.subtest("boot_args_named"):
@@ -138,8 +140,8 @@ def shell_session(ctx):
 
     with ctx.subtest("bad_args_usage"):
         for line, usage in (("mem extra", "mem"), ("cpus bogus", "cpus"),
-                            ("fault nosuch", "fault"), ("log x", "log"),
-                            ("poweroff notanumber", "poweroff"), ("version 1", "version")):
+                            ("fault nosuch", "fault"), ("log 1 2", "log"),
+                            ("poweroff 1 2", "poweroff"), ("version 1", "version")):
             out = shell(m, line)
             expect_in(out, rf"^usage: {usage}\b", f"'{line}'")
 
@@ -170,6 +172,67 @@ def shell_session(ctx):
         m.expect(r"^" + re.escape(PROMPT), 30)
         out = strip_ansi(m.output(start, m.mark() - len(PROMPT)))
         expect_in(out, r"^usage: version\b", "history two back")
+
+    with ctx.subtest("bad_numbers_named"):
+        # A wrong value gets one line naming the argument and why, not the usage.
+        for line, want in (
+                ("log x", r"^log: N 'x' is not a number$"),
+                ("log 99999999999999999999999", r"^log: N '9+' is too large$"),
+                ("poweroff -3", r"^poweroff: STATUS '-3' is negative$"),
+                ("poweroff 256", r"^poweroff: STATUS '256' is too large \(at most 255\)$"),
+                ("blk read nvme0n1 -5 1", r"^blk: LBA '-5' is negative$"),
+                ("blk read nvme0n1 0 abc", r"^blk: COUNT 'abc' is not a number$"),
+                ("blk read nvme0n1 0 0", r"^blk: COUNT '0' is too small \(at least 1\)$"),
+                ("blk read nvme0n1 131000 100",
+                 r"^blk: COUNT '100' goes past the end of nvme0n1: LBA 131000 \+ 100 > 131072 blocks$"),
+                ("blk read nvme0n1 131072 1", r"^blk: LBA '131072' is past the end of nvme0n1"),
+                ("blk write nvme0n1 0 8 x", r"^blk: SEED 'x' is not a number$"),
+                ("blk stress nvme0n1 threads=0", r"^blk: threads '0' is too small \(at least 1\)$"),
+                (f"bench blk nvme0n1 randread cpu={SMP + 5}",
+                 rf"^bench: cpu '{SMP + 5}' is too large \(at most {SMP - 1}\)$"),
+                ("bench blk nvme0n1 randread qd=0", r"^bench: qd '0' is too small \(at least 1\)$"),
+                ("bench blk nvme0n1 randread bs=1000", r"^bench: bs '1000' is not a multiple of nvme0n1's 512-byte"),
+                ("bench blk nvme0n1 randread sekunden=3", r"^bench: unknown option 'sekunden=3'")):
+            out = shell(m, line)
+            expect_in(out, want, f"'{line}'")
+            check("usage:" not in out, f"'{line}' printed the whole usage:\n{out}")
+
+    with ctx.subtest("help_lines_short"):
+        out = shell(m, "help")
+        long_lines = [ln for ln in out.splitlines() if len(ln) > 80]
+        check(not long_lines, "help lines over 80 columns:\n" + "\n".join(long_lines))
+        # SEED is required for write and verify, and shown so.
+        expect_in(out, r"^  blk write DEV LBA COUNT SEED \[fua\]$", "help blk write")
+        expect_in(out, r"^  blk read\|trim\|zero DEV LBA COUNT$", "help blk read")
+
+    with ctx.subtest("ctrl_c_stops_long_commands"):
+        for line, progress, stopped in (
+                ("blk stress nvme0n1 threads=1 secs=3000",
+                 r"^stress nvme0n1: \d+ of 3000 s, \d+ ops", r"^stress nvme0n1: interrupted after"),
+                ("bench blk nvme0n1 randread secs=3000",
+                 r"^bench: nvme0n1 randread: \d+ of 3001 s", r"^bench: nvme0n1: interrupted; no result"),
+                (f"blk read sata0 0 {SATA_BLOCKS}", rf"^read sata0: \d+ of {SATA_BLOCKS} blocks",
+                 rf"^read sata0 0\+{SATA_BLOCKS}: interrupted after \d+ blocks"),
+                (f"pc read sata0 0 {SATA_BLOCKS * 512}", r"^pc read sata0: [\d.]+ \S+ of 8 GiB \(\d+%\)",
+                 rf"^pc read sata0 0\+{SATA_BLOCKS * 512}: interrupted after \d+ bytes")):
+            m.sendline(line)
+            m.expect(progress, 120)          # a progress line within ~5 s of guest time
+            m.send("\x03")
+            m.expect(stopped, 60)
+            m.expect(r"^" + re.escape(PROMPT), 60)
+            # The Ctrl-C went to the command, not to the next prompt.
+            out = shell(m, "echo after-ctrl-c")
+            check(lines_of(out) == ["after-ctrl-c"], f"after Ctrl-C of '{line}': {out!r}")
+        # blkstat in human units after the reads above.
+        out = shell(m, "blkstat sata0")
+        expect_in(out, r"\b\d+(\.\d)? (KiB|MiB|GiB) read, ", "blkstat sizes in units")
+        expect_in(out, r"^  latency:( <\d+(us|ms):\d+)+$", "blkstat latency histogram")
+        m.sendline("selftest")
+        m.expect(r"^selftest: running \d+ tests", 60)
+        m.send("\x03")
+        m.expect(r"^selftest: interrupted after \d+ of \d+ tests", 300)
+        m.expect(r"^selftest: \d+ passed, \d+ failed, \d+ skipped, \d+ not run \(interrupted\)", 60)
+        m.expect(r"^" + re.escape(PROMPT), 60)
 
     with ctx.subtest("selftest_command"):
         out = shell(m, "selftest", timeout=600)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the Linux peer for `make bench-peer` into build/peer/:
-#   vmlinuz            stock Debian kernel (linux-image-<abi>-amd64, pinned)
+#   vmlinuz            stock Debian kernel (linux-image-<abi>-amd64, the one
+#                      linux-image-amd64 depends on now; versions.txt)
 #   initramfs.cpio.gz  busybox-static + fio (static, from Debian's source
 #                      package, pinned and checksummed) + the nvme/ahci
 #                      modules and their dependencies, in load order
@@ -12,9 +13,12 @@
 # host packages.
 set -euo pipefail
 
-KERNEL_ABI="6.1.0-56-amd64"
-KERNEL_DEB_VERSION="6.1.192-2"
-BUSYBOX_VERSION="1:1.35.0-4+deb12u1+b1"
+# The kernel and busybox are what the archive has now: Debian replaces a
+# kernel ABI package (linux-image-6.1.0-N-amd64) when a newer one lands and
+# later drops the old one, so a pinned version stops downloading.  The
+# versions used are recorded in build/peer/versions.txt and in the results.
+# PEER_KERNEL_ABI=6.1.0-56-amd64 PEER_KERNEL_VERSION=6.1.192-2 repeats an
+# older measurement while the archive still has it.
 FIO_VERSION="3.33-3"
 FIO_ORIG_SHA256="d2410e13e0f379d061d077cc5ae325835bb7c6186aa7bafc1df954cbc9b014fc"
 # Host tools: kmod for depmod/modprobe --show-depends, cpio for the archive,
@@ -33,13 +37,40 @@ mkdir -p "$out/debs" "$tp"
 apt_install_missing peer "${PACKAGES[@]}"
 export PATH="$PATH:/sbin:/usr/sbin"
 
+# candidate PACKAGE: the version apt would install now (empty if none).
+candidate() {
+	apt-cache policy "$1" 2>/dev/null | awk '$1 == "Candidate:" && $2 != "(none)" { print $2 }'
+}
+
+# download PACKAGE VERSION: apt-get download into debs/, failing loudly;
+# prints the .deb's path (apt writes an epoch's ':' as %3a).
+download() {
+	local deb="$out/debs/${1}_${2/:/%3a}_amd64.deb"
+	(cd "$out/debs" && apt_quiet peer "apt-get download $1=$2" apt-get download -q "$1=$2")
+	[ -f "$deb" ] || { echo "peer: apt-get download left no $deb" >&2; exit 1; }
+	echo "$deb"
+}
+
 # --- kernel and busybox: binary packages, verified by apt against the signed
-# archive index; the versions are pinned so every run measures the same peer.
+# archive index.
+KERNEL_ABI=${PEER_KERNEL_ABI:-$(apt-cache depends linux-image-amd64 2>/dev/null |
+	awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { sub("^linux-image-", "", $2); print $2; exit }')}
+if [ -z "$KERNEL_ABI" ]; then
+	echo "peer: cannot resolve the kernel: apt-cache knows no linux-image-amd64 (apt-get update?)" >&2
+	exit 1
+fi
+KERNEL_DEB_VERSION=${PEER_KERNEL_VERSION:-$(candidate "linux-image-$KERNEL_ABI")}
+BUSYBOX_VERSION=${PEER_BUSYBOX_VERSION:-$(candidate busybox-static)}
+if [ -z "$KERNEL_DEB_VERSION" ] || [ -z "$BUSYBOX_VERSION" ]; then
+	echo "peer: the archive has no linux-image-$KERNEL_ABI or busybox-static version to download" >&2
+	exit 1
+fi
+echo "peer: kernel linux-image-$KERNEL_ABI $KERNEL_DEB_VERSION, busybox-static $BUSYBOX_VERSION, fio $FIO_VERSION"
+
 stamp="$out/kroot.stamp"
 want="$KERNEL_ABI $KERNEL_DEB_VERSION"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-	(cd "$out/debs" && apt-get download -q "linux-image-$KERNEL_ABI=$KERNEL_DEB_VERSION" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
-	deb=$(ls "$out"/debs/linux-image-"$KERNEL_ABI"_*.deb | head -n 1)
+	deb=$(download "linux-image-$KERNEL_ABI" "$KERNEL_DEB_VERSION")
 	rm -rf "$out/kroot"
 	dpkg-deb -x "$deb" "$out/kroot"
 	# The .deb ships no modules.dep.
@@ -51,9 +82,9 @@ fi
 
 stamp="$out/busybox.stamp"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$BUSYBOX_VERSION" ]; then
-	(cd "$out/debs" && apt-get download -q "busybox-static=$BUSYBOX_VERSION" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+	deb=$(download busybox-static "$BUSYBOX_VERSION")
 	rm -rf "$out/bbroot"
-	dpkg-deb -x "$(ls "$out"/debs/busybox-static_*.deb | head -n 1)" "$out/bbroot"
+	dpkg-deb -x "$deb" "$out/bbroot"
 	echo "$BUSYBOX_VERSION" > "$stamp"
 fi
 
@@ -63,14 +94,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$FIO_VERSION" ] || [ ! -x "$tp/f
 	work=$(mktemp -d)
 	chmod 755 "$work"
 	trap 'rm -rf "$work"' EXIT
-	(cd "$work" && apt-get source --download-only -q "fio=$FIO_VERSION" >/dev/null 2>&1)
+	(cd "$work" && apt_quiet peer "apt-get source fio" apt-get source --download-only -q "fio=$FIO_VERSION")
 	orig=$(ls "$work"/fio_*.orig.tar.* | grep -v '\.asc$' | head -n 1)
 	sum=$(sha256sum "$orig" | cut -d' ' -f1)
 	if [ "$sum" != "$FIO_ORIG_SHA256" ]; then
 		echo "peer: fio source checksum mismatch: got $sum, want $FIO_ORIG_SHA256" >&2
 		exit 1
 	fi
-	(cd "$work" && dpkg-source -q -x fio_*.dsc fio >/dev/null 2>&1)
+	(cd "$work" && apt_quiet peer "unpacking fio" dpkg-source -x fio_*.dsc fio)
 	rm -rf "$tp/fio"
 	mv "$work/fio" "$tp/fio"
 	echo "peer: building fio $FIO_VERSION (static)"
@@ -109,4 +140,6 @@ done | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
 		esac
 		echo "$name" >> "$root/modules/order"
 	done
+printf 'kernel linux-image-%s %s, busybox-static %s, fio %s (source, sha256 pinned)\n' \
+	"$KERNEL_ABI" "$KERNEL_DEB_VERSION" "$BUSYBOX_VERSION" "$FIO_VERSION" > "$out/versions.txt"
 echo "peer: ready: $out/vmlinuz, $root ($(wc -l < "$root/modules/order") modules, fio $FIO_VERSION)"

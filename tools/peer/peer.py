@@ -442,6 +442,12 @@ def run_compare(a):
     with open(path) as f:
         lines = f.read().splitlines()
     metas = [x[2:] for x in lines if x.startswith("# ")]
+    # The Debian packages the peer was built from (tools/peer/build.sh).
+    try:
+        with open(os.path.join(OUT, "versions.txt"), encoding="utf-8") as f:
+            metas.append("peer packages: " + f.read().strip())
+    except FileNotFoundError:
+        metas.append("peer packages: unknown (no build/peer/versions.txt)")
     runs = [r for r in (ps.parse_run_line(x) for x in lines) if r]
     ours = [r for r in runs if r["side"] == "ours"]
     linux = [r for r in runs if r["side"] == "linux"]
