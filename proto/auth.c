@@ -283,8 +283,10 @@ static int authc_hello(struct proto_auth_client *c, uint8_t *out, size_t cap, si
 		.min_version = PROTO_VERSION_MIN, .max_version = PROTO_VERSION_MAX,
 		.max_body = c->cfg.max_body, .max_inflight = c->cfg.max_inflight,
 		.want_anon = c->cfg.want_anon,
-		.client_id = { c->cfg.client_id, (uint16_t)plat_strlen(c->cfg.client_id) },
+		.client_id = { c->cfg.client_id ? c->cfg.client_id : "",
+			       (uint16_t)(c->cfg.client_id ? plat_strlen(c->cfg.client_id) : 0) },
 	};
+	struct proto_err e;
 	int n;
 
 	if (!c->cfg.want_anon && !c->cfg.psk_len)
@@ -292,8 +294,8 @@ static int authc_hello(struct proto_auth_client *c, uint8_t *out, size_t cap, si
 	if (all_zero(c->nonce, PROTO_NONCE_SIZE))
 		return afail(&c->err, &c->state, -PLAT_EINVAL, "client nonce is all zeroes (no entropy?)");
 	plat_memcpy(q.nonce, c->nonce, PROTO_NONCE_SIZE);
-	if ((n = proto_encode(out, cap, &h, &q, 0, &c->err)) < 0)
-		return afail(&c->err, &c->state, n, "HELLO: %s", c->err.msg);
+	if ((n = proto_encode(out, cap, &h, &q, 0, &e)) < 0)
+		return afail(&c->err, &c->state, n, "%s", e.msg);
 	sha256_update(&c->transcript, out + PROTO_HDR_SIZE, h.length);
 	*out_len = (size_t)n;
 	c->state = PROTO_AUTH_HELLO;
@@ -307,11 +309,12 @@ static int authc_on_hello(struct proto_auth_client *c, const uint8_t *in, size_t
 	struct proto_hello_rep r;
 	struct proto_hdr ah = { .opcode = PROTO_OP_AUTH, .id = AUTH_ID };
 	struct proto_auth_req q = { { 0 } };
+	struct proto_err e;
 	uint32_t status;
 	int rc, n;
 
-	if ((rc = hs_decode(in, in_len, PROTO_VERSION_MIN, PROTO_OP_HELLO, true, &h, &r, &c->err, &status)) < 0)
-		return afail(&c->err, &c->state, rc, "%s", c->err.msg);
+	if ((rc = hs_decode(in, in_len, PROTO_VERSION_MIN, PROTO_OP_HELLO, true, &h, &r, &e, &status)) < 0)
+		return afail(&c->err, &c->state, rc, "%s", e.msg);
 	if (h.id != HELLO_ID)
 		return afail(&c->err, &c->state, -PLAT_EPROTO, "HELLO reply for request id %u", h.id);
 	if (r.version < PROTO_VERSION_MIN || r.version > PROTO_VERSION_MAX)
@@ -339,8 +342,8 @@ static int authc_on_hello(struct proto_auth_client *c, const uint8_t *in, size_t
 		make_proof(c->keys.proof_c, fin_c, sizeof(fin_c) - 1, c->h, q.proof);
 	}
 	ah.version = r.version;
-	if ((n = proto_encode(out, cap, &ah, &q, 0, &c->err)) < 0)
-		return afail(&c->err, &c->state, n, "AUTH: %s", c->err.msg);
+	if ((n = proto_encode(out, cap, &ah, &q, 0, &e)) < 0)
+		return afail(&c->err, &c->state, n, "%s", e.msg);
 	*out_len = (size_t)n;
 	c->state = PROTO_AUTH_PROOF;
 	return 0;
@@ -351,11 +354,12 @@ static int authc_on_auth(struct proto_auth_client *c, const uint8_t *in, size_t 
 	struct proto_hdr h;
 	struct proto_auth_rep r;
 	uint8_t want[PROTO_PROOF_SIZE];
+	struct proto_err e;
 	uint32_t status;
 	int rc;
 
-	if ((rc = hs_decode(in, in_len, c->sess->version, PROTO_OP_AUTH, true, &h, &r, &c->err, &status)) < 0)
-		return afail(&c->err, &c->state, rc, "%s", c->err.msg);
+	if ((rc = hs_decode(in, in_len, c->sess->version, PROTO_OP_AUTH, true, &h, &r, &e, &status)) < 0)
+		return afail(&c->err, &c->state, rc, "%s", e.msg);
 	if (h.id != AUTH_ID)
 		return afail(&c->err, &c->state, -PLAT_EPROTO, "AUTH reply for request id %u", h.id);
 	if (c->cfg.want_anon) {
