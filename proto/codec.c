@@ -174,7 +174,7 @@ static int put_field(struct wr *o, const struct pf_field *f, const void *v, stru
 		le_put(p, x, n);
 		return 0;
 	}
-	case PF_FIXED:
+	case PF_FIXED: case PF_HANDLE:
 		if (!(p = wr_take(o, f->lim)))
 			break;
 		plat_memcpy(p, v, f->lim);
@@ -250,7 +250,7 @@ static int get_field(struct rd *r, const struct pf_field *f, void *v, struct whe
 			goto truncated;
 		*(uint64_t *)v = le_get(p, 8);
 		break;
-	case PF_FIXED:
+	case PF_FIXED: case PF_HANDLE:
 		if (!(p = rd_take(r, f->lim)))
 			goto truncated;
 		plat_memcpy(v, p, f->lim);

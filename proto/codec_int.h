@@ -18,7 +18,8 @@ enum pf_type {
 	PF_U32_MAX,     /* u32 <= lim */
 	PF_FLAGS,       /* u32, only bits in lim */
 	PF_U64,
-	PF_FIXED,       /* lim raw bytes (verifier, nonce, proof, handle) */
+	PF_FIXED,       /* lim raw bytes (verifier, nonce, proof) */
+	PF_HANDLE,      /* a file handle: PROTO_HANDLE_SIZE raw bytes, opened by the server */
 	PF_NAME,        /* str: one path component, 1..lim bytes */
 	PF_TEXT,        /* str: 1..lim bytes, no NUL */
 	PF_DATA,        /* u32 length + <= lim bytes */

@@ -25,7 +25,7 @@
 #define ATTR(S, m)       SUB(S, m, PS_ATTR)
 #define WCC(S, m)        SUB(S, m, PS_WCC)
 #define SATTR(S, m)      SUB(S, m, PS_SATTR)
-#define HANDLE(S, m)     FIXED(S, m)
+#define HANDLE(S, m)     { PF_HANDLE, 0, offsetof(S, m), PROTO_HANDLE_SIZE, #m }
 
 #define LAYOUT(S, tab)   { tab, sizeof(tab) / sizeof(tab[0]), sizeof(S), NULL }
 #define NONE             { NULL, 0, 0, NULL }

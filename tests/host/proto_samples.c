@@ -61,7 +61,7 @@ static void fill_field(struct sample *s, const struct pf_field *f, void *v, int 
 	case PF_U32_MAX: *(uint32_t *)v = (uint32_t)(r % ((uint64_t)f->lim + 1)); break;
 	case PF_FLAGS: *(uint32_t *)v = (uint32_t)r & f->lim; break;
 	case PF_U64: *(uint64_t *)v = r; break;
-	case PF_FIXED:
+	case PF_FIXED: case PF_HANDLE:
 		for (uint32_t i = 0; i < f->lim; i++)
 			((uint8_t *)v)[i] = (uint8_t)sample_rand(&s->rng);
 		break;
@@ -156,7 +156,7 @@ static bool layout_equal(const struct pf_layout *l, const uint8_t *a, const uint
 		case PF_U16: eq = !memcmp(x, y, 2); break;
 		case PF_U32: case PF_U32_MAX: case PF_FLAGS: eq = !memcmp(x, y, 4); break;
 		case PF_U64: eq = !memcmp(x, y, 8); break;
-		case PF_FIXED: eq = !memcmp(x, y, f->lim); break;
+		case PF_FIXED: case PF_HANDLE: eq = !memcmp(x, y, f->lim); break;
 		case PF_NAME: case PF_TEXT: {
 			const struct proto_str *p = x, *q = y;
 			eq = p->len == q->len && !memcmp(p->p, q->p, p->len);
