@@ -7,12 +7,16 @@
  *   - a server handshake fed the input either refuses it or answers a
  *     decodable HELLO reply, and never completes authentication (the
  *     fuzzer does not know the secret);
- *   - no input opens as a file handle (the fuzzer does not know the key).
+ *   - no input opens as a file handle (the fuzzer does not know the key);
+ *   - the server core answers every frame with a reply the client decodes,
+ *     or closes; a filesystem operation is only ever called with handles
+ *     that verify, as many as the request has.
  */
 #include "tests/host/proto_samples.h"
 #include "proto/codec_int.h"
 #include "proto/auth.h"
 #include "proto/handle.h"
+#include "proto/server.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +99,66 @@ static void check_handshake(const uint8_t *data, size_t len)
 	}
 }
 
+const char proto_fuzz_handle_key[33] = "fuzz server handle key, 32 bytes";
+static struct proto_server fsrv;
+static struct sample reply_sample;     /* the fuzzed server's replies point into it */
+unsigned long proto_fuzz_fs_calls;
+
+/* The filesystem behind the fuzzed server: checks what it is given, then
+ * fails (odd opcodes) or returns a valid random reply (even ones). */
+static int fuzz_op(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct pf_layout *l = &pf_msgs[c->opcode].req;
+	unsigned handles = 0;
+
+	(void)fs; (void)rep;
+	for (unsigned i = 0; i < l->n; i++) {
+		struct proto_fh fh;
+		if (l->f[i].type != PF_HANDLE)
+			continue;
+		if (proto_handle_open(&fsrv.hkey, (const void *)((const uint8_t *)req + l->f[i].off), &fh) < 0 ||
+		    fh.ino != c->fh[handles].ino || fh.gen != c->fh[handles].gen)
+			violated("an operation got a handle that does not verify", l->f[i].name);
+		handles++;
+	}
+	if (handles != c->nfh)
+		violated("an operation got the wrong number of handles", proto_op_name(c->opcode));
+	proto_fuzz_fs_calls++;
+	if (c->opcode & 1)
+		return -PLAT_ENOENT;
+	sample_fill(&reply_sample, c->opcode, true, c->fh[0].ino);
+	memcpy(rep, reply_sample.msg, proto_msg_size(c->opcode, true));
+	return 0;
+}
+
+static void check_server(const uint8_t *data, size_t len)
+{
+	static struct proto_fs_ops ops;
+	static uint8_t out[PROTO_HDR_SIZE + 65536], scratch[4096];
+	static _Alignas(16) uint8_t msg[SAMPLE_MSG_MAX];
+	struct proto_session sess = { .access = PROTO_ACCESS_RW, .version = 1, .max_body = 65536,
+				      .max_inflight = 8 };
+	struct proto_hdr h;
+	struct proto_err err;
+	size_t out_len;
+
+	if (!ops.op[PROTO_OP_GETATTR]) {
+		for (unsigned op = 0; op < PROTO_OP_LIMIT; op++)
+			ops.op[op] = fuzz_op;
+		proto_server_init(&fsrv, &ops, NULL, proto_fuzz_handle_key, 32);
+	}
+	proto_server_handle(&fsrv, &sess, data, len, out, sizeof(out), &out_len, scratch, sizeof(scratch), &err);
+	if (!out_len)
+		return;
+	int rc = proto_hdr_decode(out, out_len, 1, 65536, &h, &err);
+	/* An error reply echoes the request's opcode, known or not. */
+	if (rc == -PLAT_ENOSYS && h.status && !h.length && out_len == PROTO_HDR_SIZE)
+		return;
+	if (rc < 0 || !(h.flags & PROTO_F_REPLY) || out_len != PROTO_HDR_SIZE + h.length ||
+	    proto_decode_body(&h, out + PROTO_HDR_SIZE, h.length, msg, &err) < 0)
+		violated("the server's reply does not decode", err.msg);
+}
+
 static void check_handle(const uint8_t *data, size_t len)
 {
 	static struct proto_handle_key key;
@@ -118,4 +182,5 @@ void proto_fuzz_one(const uint8_t *data, size_t len)
 	check_codec(data, len);
 	check_handshake(data, len);
 	check_handle(data, len);
+	check_server(data, len);
 }

@@ -1,6 +1,7 @@
 /* Sample messages for the proto tests: see proto_samples.h. */
 #include "tests/host/proto_samples.h"
 #include "proto/codec_int.h"
+#include "proto/handle.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,4 +194,16 @@ bool sample_equal(unsigned op, bool reply, const void *a, const void *b, const c
 	const struct pf_layout *l = reply ? &pf_msgs[op].rep : &pf_msgs[op].req;
 	*what = "";
 	return layout_equal(l, a, b, what);
+}
+
+void sample_seal_handles(struct sample *s, const struct proto_handle_key *key)
+{
+	const struct pf_layout *l = s->hdr.flags & PROTO_F_REPLY ? &pf_msgs[s->hdr.opcode].rep
+								 : &pf_msgs[s->hdr.opcode].req;
+	for (unsigned i = 0; i < l->n; i++) {
+		if (l->f[i].type == PF_HANDLE) {
+			struct proto_fh fh = { 1, sample_rand(&s->rng) % 100, 1, (uint32_t)(i & 1) };
+			proto_handle_seal(key, &fh, (struct proto_handle *)(s->msg + l->f[i].off));
+		}
+	}
 }

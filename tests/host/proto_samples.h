@@ -28,10 +28,18 @@ int sample_fill(struct sample *s, unsigned op, bool reply, uint64_t seed);
  * on difference *what names the field. */
 bool sample_equal(unsigned op, bool reply, const void *a, const void *b, const char **what);
 uint64_t sample_rand(uint64_t *state);
+/* Replace every handle of the message in s->msg with one sealed under
+ * `key` (so frames get past the server's handle check). */
+struct proto_handle_key;
+void sample_seal_handles(struct sample *s, const struct proto_handle_key *key);
+/* The handle key of the server the fuzz oracle feeds. */
+extern const char proto_fuzz_handle_key[33];
 
 /* The fuzz oracle: decode arbitrary bytes as a frame; if accepted, the
  * re-encoding must reproduce them exactly.  Also feeds them to a server
  * handshake and to the handle check.  Aborts on a violated property. */
 void proto_fuzz_one(const uint8_t *data, size_t len);
+/* How many fuzzed frames reached a filesystem operation of the server. */
+extern unsigned long proto_fuzz_fs_calls;
 
 #endif

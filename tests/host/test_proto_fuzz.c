@@ -14,6 +14,7 @@
 #include "tests/host/test.h"
 #include "tests/host/proto_samples.h"
 #include "proto/auth.h"
+#include "proto/handle.h"
 
 #define MAX_SEEDS 256
 #define FRAME_MAX 16384
@@ -36,7 +37,9 @@ static void make_seeds(void)
 {
 	uint8_t buf[FRAME_MAX];
 	struct proto_err err;
+	struct proto_handle_key key;
 
+	proto_handle_key_init(&key, proto_fuzz_handle_key, 32);
 	nseeds = 0;
 	for (unsigned op = 0; op < PROTO_OP_LIMIT; op++) {
 		for (int reply = 0; reply < 2; reply++) {
@@ -44,6 +47,8 @@ static void make_seeds(void)
 				int n;
 				if (sample_fill(&smp, op, reply, seed) < 0)
 					continue;
+				if (!reply && seed == 2)        /* handles the fuzzed server accepts */
+					sample_seal_handles(&smp, &key);
 				n = proto_encode(buf, sizeof(buf), &smp.hdr, smp.msg, 0, &err);
 				if (n > 0)
 					add_seed(buf, (size_t)n);
@@ -143,8 +148,10 @@ TEST(mutated_frames)
 		else
 			rejected++;
 	}
-	printf("# %u mutated frames: %u accepted (re-encoded identically), %u rejected\n",
-	       ITERATIONS, accepted, rejected);
+	printf("# %u mutated frames: %u accepted (re-encoded identically), %u rejected, "
+	       "%lu reached a server filesystem operation\n", ITERATIONS, accepted, rejected,
+	       proto_fuzz_fs_calls);
+	EXPECT(proto_fuzz_fs_calls > ITERATIONS / 100);
 	EXPECT(accepted > ITERATIONS / 50);
 	EXPECT(rejected > ITERATIONS / 2);
 }
