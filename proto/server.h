@@ -7,21 +7,25 @@
  *
  * Call order:
  *   proto_server_init() once per server (ops, fs, persistent handle key);
- *   per connection: the handshake (proto/auth.h) until PROTO_AUTH_DONE,
- *   then proto_server_handle() for every frame received, in arrival order.
+ *   per connection: the handshake (proto/auth.h) until PROTO_AUTH_DONE and
+ *   proto_reqtab_init(max_inflight), then for every frame received, in
+ *   arrival order, on the connection's reader:
+ *     proto_server_receive()   header, tag, body, gate; claims the request
+ *                              id in the table (BUSY / duplicate refused)
+ *   then on any thread, concurrently with other requests:
+ *     proto_server_execute()   the filesystem operation, the reply encoded
+ *   then, in the order replies are sent (the connection's send lock):
+ *     proto_session_seal(), send, proto_reqtab_end(id).
+ *   proto_server_handle() does all of it for one frame, synchronously.
  *
- * What proto_server_handle() guarantees before an operation runs (in this
- * order): the header is sound and within the session's limits, the tag
- * verifies (keyed sessions), the body decodes with every check of the
- * codec, the session may write if the operation mutates, every handle in
- * the request was sealed by this server (else BADHANDLE, nothing looked
- * up), and no handle into a snapshot is used to mutate (ROFS).  The fs
- * operation then sees only opened handles (struct proto_fh).
- *
- * Not yet here: running requests concurrently (the limit of outstanding
- * requests, BUSY, duplicate request ids) belongs to the connection layer
- * that splits reading from executing; this core executes one request per
- * call.
+ * What happens before an operation runs (in this order): the header is
+ * sound and within the session's limits, the tag verifies (keyed
+ * sessions), the request id is not outstanding and the table has room,
+ * the body decodes with every check of the codec, the session may write
+ * if the operation mutates, every handle in the request was sealed by
+ * this server (else BADHANDLE, nothing looked up), and no handle into a
+ * snapshot is used to mutate (ROFS).  The fs operation then sees only
+ * opened handles (struct proto_fh).
  */
 #ifndef PROTO_SERVER_H
 #define PROTO_SERVER_H
@@ -73,14 +77,50 @@ void proto_server_init(struct proto_server *srv, const struct proto_fs_ops *ops,
 void proto_server_seal(const struct proto_server *srv, const struct proto_fh *fh,
 		       struct proto_handle *out);
 
-/* Handle one frame (header, body and tag: exactly the bytes of one frame)
- * on an established session; the reply frame (sealed) is written to out.
- * Returns 0 to go on, or a negative errno when the connection must be
- * closed after sending the *out_len bytes (which may be none): bad magic,
- * wrong version, frame over the limit, tag mismatch.  err->msg says what
- * was wrong with a refused request, for the server's log. */
-int proto_server_handle(struct proto_server *srv, struct proto_session *sess, const uint8_t *frame,
-			size_t len, uint8_t *out, size_t cap, size_t *out_len, uint8_t *scratch,
-			size_t scratch_cap, struct proto_err *err);
+/* ---- outstanding requests of one connection (docs/protocol.md §1.1) ----
+ * Not locked: the reader claims ids, the sender releases them; callers
+ * serialise the two with the connection's lock. */
+struct proto_reqtab {
+	uint32_t id[PROTO_MAX_INFLIGHT];
+	bool used[PROTO_MAX_INFLIGHT];
+	unsigned n, max;
+};
+void proto_reqtab_init(struct proto_reqtab *t, unsigned max_inflight);
+/* 0, -PLAT_EBUSY when max_inflight are outstanding, -PLAT_EEXIST when the
+ * id is already outstanding. */
+int proto_reqtab_begin(struct proto_reqtab *t, uint32_t id);
+void proto_reqtab_end(struct proto_reqtab *t, uint32_t id);
+
+/* One received request.  Its decoded fields point into the frame, which
+ * must stay until proto_server_execute() has returned. */
+struct proto_request {
+	struct proto_hdr hdr;
+	uint32_t status;        /* != 0: refused at the gate, answer this */
+	bool claimed;           /* holds its id in the reqtab: end it after the reply */
+	struct proto_call call;
+	_Alignas(16) uint8_t req[512];
+};
+
+/* The reader's part for one frame (header, body and tag: exactly the
+ * bytes of one frame).  Returns 0 with *r ready for execute (possibly
+ * only to answer r->status), or a negative errno when the connection must
+ * be closed: bad magic, wrong version, frame over the limit, tag mismatch
+ * (r->status is then set if an answer is still due: TOOBIG, VERSION).
+ * err->msg says what was wrong, for the server's log. */
+int proto_server_receive(struct proto_server *srv, struct proto_session *sess, struct proto_reqtab *tab,
+			 const uint8_t *frame, size_t len, struct proto_request *r, struct proto_err *err);
+/* Run the request (or only its refusal) and encode the reply, unsealed,
+ * with the session's flags: returns its length or a negative errno (out
+ * too small even for a status reply). */
+int proto_server_execute(struct proto_server *srv, const struct proto_session *sess,
+			 struct proto_request *r, uint8_t *out, size_t cap, uint8_t *scratch,
+			 size_t scratch_cap, struct proto_err *err);
+
+/* receive + execute + seal + end, for one frame: 0 to go on, or a
+ * negative errno when the connection must be closed after sending the
+ * *out_len bytes (which may be none). */
+int proto_server_handle(struct proto_server *srv, struct proto_session *sess, struct proto_reqtab *tab,
+			const uint8_t *frame, size_t len, uint8_t *out, size_t cap, size_t *out_len,
+			uint8_t *scratch, size_t scratch_cap, struct proto_err *err);
 
 #endif

@@ -147,7 +147,12 @@ static void check_server(const uint8_t *data, size_t len)
 			ops.op[op] = fuzz_op;
 		proto_server_init(&fsrv, &ops, NULL, proto_fuzz_handle_key, 32);
 	}
-	proto_server_handle(&fsrv, &sess, data, len, out, sizeof(out), &out_len, scratch, sizeof(scratch), &err);
+	struct proto_reqtab tab;
+
+	proto_reqtab_init(&tab, 8);
+	proto_server_handle(&fsrv, &sess, &tab, data, len, out, sizeof(out), &out_len, scratch, sizeof(scratch), &err);
+	if (tab.n)
+		violated("a request id stays claimed after its reply", "");
 	if (!out_len)
 		return;
 	int rc = proto_hdr_decode(out, out_len, 1, 65536, &h, &err);

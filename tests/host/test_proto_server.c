@@ -243,6 +243,7 @@ static const struct proto_fs_ops fake_ops = { .op = {
 static const uint8_t secret[32] = "server test secret 0123456789ab";
 static struct proto_server srv;
 static struct proto_session cs, ss;
+static struct proto_reqtab tab;
 static uint8_t in[8192], out[8192], scratch[4096];
 _Alignas(16) static uint8_t rep_msg[512];
 static struct proto_err serr;
@@ -274,32 +275,42 @@ static void setup(bool anon)
 	ffs_reset();
 	proto_server_init(&srv, &fake_ops, &F, "persistent handle key of the ser", 32);
 	connect(anon);
+	proto_reqtab_init(&tab, ss.max_inflight);
+}
+
+/* Check a reply frame (sealed) and decode it into rep_msg: its status. */
+static int client_reply(const uint8_t *f, size_t len)
+{
+	size_t tag = cs.keyed ? PROTO_TAG_SIZE : 0;
+	struct proto_hdr h;
+	struct proto_err err;
+
+	EXPECT_EQ_INT(proto_session_open(&cs, f, len - tag, tag ? f + len - tag : NULL), 0);
+	int rc = proto_hdr_decode(f, len - tag, cs.version, cs.max_body, &h, &err);
+	if (rc == -PLAT_ENOSYS)         /* BADOP echoes the unknown opcode */
+		return (int)h.status;
+	EXPECT_EQ_INT(rc, 0);
+	EXPECT_EQ_INT(proto_decode_body(&h, f + 32, h.length, rep_msg, &err), 0);
+	return (int)h.status;
 }
 
 /* Deliver n bytes of `in` to the server; return the reply's status, or
  * -1000 when the server closed without a reply. */
 static int deliver(size_t n)
 {
-	size_t out_len, tag = cs.keyed ? PROTO_TAG_SIZE : 0;
-	struct proto_hdr h;
-	struct proto_err err;
+	size_t out_len;
 
-	server_rc = proto_server_handle(&srv, &ss, in, n, out, sizeof(out), &out_len, scratch,
+	server_rc = proto_server_handle(&srv, &ss, &tab, in, n, out, sizeof(out), &out_len, scratch,
 					sizeof(scratch), &serr);
-	if (!out_len)
-		return -1000;
-	EXPECT_EQ_INT(proto_session_open(&cs, out, out_len - tag, tag ? out + out_len - tag : NULL), 0);
-	int rc = proto_hdr_decode(out, out_len - tag, cs.version, cs.max_body, &h, &err);
-	if (rc == -PLAT_ENOSYS)         /* BADOP echoes the unknown opcode */
-		return (int)h.status;
-	EXPECT_EQ_INT(rc, 0);
-	EXPECT_EQ_INT(proto_decode_body(&h, out + 32, h.length, rep_msg, &err), 0);
-	return (int)h.status;
+	EXPECT_EQ_INT(tab.n, 0);                /* every id released after its reply */
+	return out_len ? client_reply(out, out_len) : -1000;
 }
+
+static uint32_t next_id = 42;
 
 static size_t frame_of(uint8_t op, const void *req)
 {
-	struct proto_hdr h = { .version = cs.version, .opcode = op, .id = 42, .uid = 1000, .gid = 100,
+	struct proto_hdr h = { .version = cs.version, .opcode = op, .id = next_id, .uid = 1000, .gid = 100,
 			       .flags = proto_session_hdr_flags(&cs) };
 	struct proto_err err;
 	int n = proto_encode(in, sizeof(in), &h, req, 0, &err);
@@ -514,6 +525,54 @@ TEST(invalid_fs_reply_is_serverfault)
 	struct proto_dirop_req l = { .dir = root, .name = { "evil", 4 } };
 	EXPECT_EQ_INT(call(PROTO_OP_LOOKUP, &l), PROTO_E_SERVERFAULT);
 	EXPECT(strstr(serr.msg, "attr.type") != NULL);
+}
+
+/* Requests received and executed in any order; the outstanding limit
+ * answers BUSY, a duplicate id BADMSG, and released ids are reusable. */
+TEST(outstanding_requests)
+{
+	static uint8_t frames[10][128], replies[10][256];
+	static struct proto_request r[10];
+	size_t flen[10];
+	struct proto_err err;
+
+	setup(false);
+	EXPECT_EQ_INT(tab.max, 8);
+	for (int i = 0; i < 10; i++) {
+		next_id = 100 + (uint32_t)(i == 9 ? 3 : i);     /* the 10th reuses id 103 */
+		flen[i] = frame_of(PROTO_OP_PING, NULL);
+		memcpy(frames[i], in, flen[i]);
+	}
+	next_id = 42;
+	for (int i = 0; i < 8; i++) {
+		EXPECT_EQ_INT(proto_server_receive(&srv, &ss, &tab, frames[i], flen[i], &r[i], &err), 0);
+		EXPECT_EQ_INT(r[i].status, 0);
+	}
+	EXPECT_EQ_INT(tab.n, 8);
+	EXPECT_EQ_INT(proto_server_receive(&srv, &ss, &tab, frames[8], flen[8], &r[8], &err), 0);
+	EXPECT_EQ_INT(r[8].status, PROTO_E_BUSY);
+	EXPECT(!r[8].claimed);
+	/* execute in reverse order; seal in sending order */
+	for (int i = 8; i >= 0; i--) {
+		int n = proto_server_execute(&srv, &ss, &r[i], replies[i], sizeof(replies[i]), scratch,
+					     sizeof(scratch), &err);
+		EXPECT(n > 0);
+		n = proto_session_seal(&ss, replies[i], (size_t)n, sizeof(replies[i]));
+		EXPECT_EQ_INT(client_reply(replies[i], (size_t)n), i == 8 ? PROTO_E_BUSY : 0);
+		if (i == 3) {   /* 103 is still outstanding: a duplicate is refused */
+			EXPECT_EQ_INT(proto_server_receive(&srv, &ss, &tab, frames[9], flen[9], &r[9], &err), 0);
+			EXPECT_EQ_INT(r[9].status, PROTO_E_BADMSG);
+			EXPECT(strstr(err.msg, "already outstanding") != NULL);
+			n = proto_server_execute(&srv, &ss, &r[9], replies[9], sizeof(replies[9]), scratch,
+						 sizeof(scratch), &err);
+			n = proto_session_seal(&ss, replies[9], (size_t)n, sizeof(replies[9]));
+			EXPECT_EQ_INT(client_reply(replies[9], (size_t)n), PROTO_E_BADMSG);
+		}
+		if (r[i].claimed)
+			proto_reqtab_end(&tab, r[i].hdr.id);
+	}
+	EXPECT_EQ_INT(tab.n, 0);
+	EXPECT_EQ_INT(call(PROTO_OP_PING, NULL), 0);
 }
 
 TEST_MAIN()
