@@ -55,3 +55,12 @@ proto-fuzz: $(PROTO_FUZZ_DIR)/fuzz_proto $(HOST_BUILD)/test_proto_fuzz
 # `stress` only gains a prerequisite here, so other components hook their
 # long runs in the same way.
 stress: proto-fuzz
+
+# `bench` only gains a prerequisite here (as iomap/iomap.mk does).
+.PHONY: proto-bench
+bench: proto-bench
+proto-bench:
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. -o $(BUILD)/proto_bench tools/proto_bench.c \
+		$(PROTO_HOST_SRCS) -lpthread
+	$(BUILD)/proto_bench
