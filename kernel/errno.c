@@ -38,6 +38,9 @@ const char *strerror(int err)
 	case ELOOP:      return "too many symbolic links";
 	case ENODATA:    return "no data";
 	case EOVERFLOW:  return "value too large";
+	case EPROTO:     return "protocol error";
+	case EBADMSG:    return "malformed message";
+	case EMSGSIZE:   return "message too long";
 	case ESTALE:     return "stale handle";
 	case EUCLEAN:    return "structure needs cleaning (corrupt)";
 	case EDQUOT:     return "quota exceeded";

@@ -30,7 +30,10 @@
 #define ENOTEMPTY      39
 #define ELOOP          40
 #define ENODATA        61
+#define EPROTO         71
+#define EBADMSG        74
 #define EOVERFLOW      75
+#define EMSGSIZE       90
 #define ENOTSUP        95
 #define ETIMEDOUT     110
 #define ESTALE        116

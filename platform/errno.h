@@ -37,7 +37,10 @@
 #define PLAT_ENOTEMPTY      39
 #define PLAT_ELOOP          40
 #define PLAT_ENODATA        61
+#define PLAT_EPROTO         71
+#define PLAT_EBADMSG        74
 #define PLAT_EOVERFLOW      75
+#define PLAT_EMSGSIZE       90
 #define PLAT_ENOTSUP        95
 #define PLAT_ETIMEDOUT     110
 #define PLAT_ESTALE        116

@@ -1,0 +1,148 @@
+/*
+ * Connection setup and frame integrity (docs/protocol.md §2, §3):
+ * the HELLO/AUTH handshake as two transport-independent state machines
+ * that consume and produce whole frames, the session that tags every later
+ * frame, and the failed-authentication rate limiter.
+ *
+ * Client:  proto_authc_init(nonce from the caller's entropy source)
+ *          proto_authc_step(NULL)            -> HELLO frame to send
+ *          proto_authc_step(HELLO reply)     -> AUTH frame to send
+ *          proto_authc_step(AUTH reply)      -> 0, state DONE, session set
+ * Server:  proto_auths_init(nonce, peer address key, now)
+ *          proto_auths_step(HELLO)           -> HELLO reply to send
+ *          proto_auths_step(AUTH)            -> AUTH reply, state DONE
+ * A step returns 0 to go on, or a negative errno: the handshake failed,
+ * err.msg says why, and the connection is to be closed after sending the
+ * *out_len bytes produced (the server's error reply; may be 0).
+ * Frames passed in are whole: header + body (handshake frames are never
+ * tagged).  Nonces must be fresh and unpredictable (32 random bytes); this
+ * code makes up none.
+ *
+ * After DONE: proto_session_seal() every outgoing frame, proto_session_open()
+ * every incoming one before decoding its body.
+ */
+#ifndef PROTO_AUTH_H
+#define PROTO_AUTH_H
+
+#include "proto/wire.h"
+#include "proto/codec.h"
+#include "proto/sha256.h"
+
+/* ---- session: per-direction keys and sequence numbers (§3.4) ------------ */
+struct proto_session {
+	bool keyed;                     /* false: anonymous, frames untagged */
+	uint8_t access;                 /* PROTO_ACCESS_RO / _RW */
+	uint8_t version;
+	uint32_t max_body;
+	uint16_t max_inflight;
+	uint64_t boot_id;
+	uint64_t seq_send, seq_recv;
+	struct proto_hmac_key k_send, k_recv;
+};
+
+/* Header flags a frame sent on this session carries (PROTO_F_TAGGED if
+ * keyed): OR them into proto_hdr.flags before proto_encode(). */
+uint16_t proto_session_hdr_flags(const struct proto_session *s);
+/* Tag of the next outgoing frame, made of `a` (header + encoded body)
+ * followed by `b` (data sent from its own buffer, PROTO_ENC_NODATA; may be
+ * empty); advances seq_send.  Unkeyed sessions: returns 0, no tag. */
+int proto_session_tag(struct proto_session *s, const uint8_t *a, size_t alen, const uint8_t *b,
+		      size_t blen, uint8_t tag[PROTO_TAG_SIZE]);
+/* Append the tag to a frame of len bytes in buf: returns the new length,
+ * or -PLAT_EMSGSIZE when cap has no room for it. */
+int proto_session_seal(struct proto_session *s, uint8_t *buf, size_t len, size_t cap);
+/* Check an incoming frame (header + body, frame_len bytes) against its
+ * tag (ignored when unkeyed): 0, or -PLAT_EBADMSG if the flag is wrong or
+ * the tag does not match (replayed, reordered, altered, another
+ * session's).  Close the connection on failure. */
+int proto_session_open(struct proto_session *s, const uint8_t *frame, size_t frame_len,
+		       const uint8_t *tag);
+
+/* ---- failed-authentication rate limit (§3.5) ----------------------------------
+ * A fixed table keyed by the peer address; the oldest entry is evicted, so
+ * an address flood cannot grow it.  Not locked: the caller serialises
+ * (the server runs handshakes from one thread or under one lock). */
+#define PROTO_AUTH_FREE_FAILS   3
+#define PROTO_AUTH_WINDOW_NS    (60ull * 1000000000ull)
+#define PROTO_AUTH_LOCK_MIN_NS  (1ull * 1000000000ull)
+#define PROTO_AUTH_LOCK_MAX_NS  (60ull * 1000000000ull)
+#define PROTO_RL_SLOTS 64
+struct proto_ratelimit {
+	struct {
+		uint64_t key, last_ns, until_ns;
+		uint32_t fails;
+	} e[PROTO_RL_SLOTS];
+};
+void proto_rl_init(struct proto_ratelimit *rl);
+/* 0, or -PLAT_EAGAIN with *retry_ns = time until the lockout ends. */
+int proto_rl_check(struct proto_ratelimit *rl, uint64_t key, uint64_t now_ns, uint64_t *retry_ns);
+void proto_rl_fail(struct proto_ratelimit *rl, uint64_t key, uint64_t now_ns);
+void proto_rl_success(struct proto_ratelimit *rl, uint64_t key);
+
+/* ---- handshake --------------------------------------------------------------------- */
+enum proto_auth_state { PROTO_AUTH_START, PROTO_AUTH_HELLO, PROTO_AUTH_PROOF, PROTO_AUTH_DONE,
+			PROTO_AUTH_FAILED };
+
+struct proto_auth_keys {
+	uint8_t proof_c[32], proof_s[32], c2s[32], s2c[32];
+};
+
+struct proto_client_cfg {
+	const uint8_t *psk;             /* NULL/0 with want_anon */
+	size_t psk_len;
+	const char *client_id;          /* 1..64 bytes, for the server's log */
+	bool want_anon;
+	uint32_t max_body;              /* what this client can receive */
+	uint16_t max_inflight;
+};
+
+struct proto_auth_client {
+	enum proto_auth_state state;
+	struct proto_client_cfg cfg;
+	uint8_t nonce[PROTO_NONCE_SIZE];
+	struct sha256 transcript;
+	uint8_t h[SHA256_DIGEST];
+	struct proto_auth_keys keys;
+	struct proto_session *sess;
+	struct proto_err err;
+};
+
+void proto_authc_init(struct proto_auth_client *c, const struct proto_client_cfg *cfg,
+		      const uint8_t nonce[PROTO_NONCE_SIZE], struct proto_session *sess);
+int proto_authc_step(struct proto_auth_client *c, const uint8_t *in, size_t in_len, uint8_t *out,
+		     size_t cap, size_t *out_len);
+
+struct proto_server_cfg {
+	const uint8_t *psk;             /* NULL/0: no secret configured */
+	size_t psk_len;
+	bool anon_ok;                   /* read-only anonymous sessions allowed */
+	uint32_t max_body;
+	uint16_t max_inflight;
+	uint64_t boot_id;
+	struct proto_ratelimit *rl;     /* may be NULL (no rate limit) */
+};
+
+struct proto_auth_server {
+	enum proto_auth_state state;
+	struct proto_server_cfg cfg;
+	uint8_t nonce[PROTO_NONCE_SIZE];
+	uint64_t peer;                  /* rate-limit key: the peer's address */
+	uint64_t now_ns;
+	bool anon;
+	struct proto_hello_rep hello;   /* what was negotiated */
+	struct sha256 transcript;
+	struct proto_auth_keys keys;
+	struct proto_session *sess;
+	struct proto_err err;
+};
+
+void proto_auths_init(struct proto_auth_server *s, const struct proto_server_cfg *cfg,
+		      const uint8_t nonce[PROTO_NONCE_SIZE], uint64_t peer_key, uint64_t now_ns,
+		      struct proto_session *sess);
+int proto_auths_step(struct proto_auth_server *s, const uint8_t *in, size_t in_len, uint8_t *out,
+		     size_t cap, size_t *out_len);
+
+/* Handshake frames are small: this bounds them. */
+#define PROTO_HANDSHAKE_MAX_BODY 1024u
+
+#endif

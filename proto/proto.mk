@@ -1,0 +1,66 @@
+# The file protocol (proto/): host tests, the decoder fuzzer and the
+# freestanding build check.  Included by tests/tests.mk (*/*.mk hooks).
+#
+#   make proto-test     build and run the proto host tests (ASan+UBSan)
+#   make proto-kcheck   proto/ compiled with the kernel's flags: proves it
+#                       needs nothing but the platform interface
+#   make proto-fuzz     libFuzzer (clang) on the decoder and the handshake
+#                       for PROTO_FUZZ_SECONDS (default 120); part of
+#                       `make stress`
+PROTO_SRCS      := $(wildcard proto/*.c)
+PROTO_HOST_SRCS := $(PROTO_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
+PROTO_TEST_SUPPORT := tests/host/proto_samples.c tests/host/proto_fuzz_one.c
+
+PROTO_TESTS := test_proto_crypto test_proto_codec test_proto_auth test_proto_fuzz test_proto_server
+HOST_TESTS += $(PROTO_TESTS)
+$(foreach t,$(PROTO_TESTS),$(eval $(t)_SRCS := $$(PROTO_HOST_SRCS) $$(PROTO_TEST_SUPPORT)))
+$(foreach t,$(PROTO_TESTS),$(eval $(t)_LDLIBS := -lpthread))
+
+.PHONY: proto-test proto-kcheck proto-fuzz stress
+
+proto-test: $(addprefix $(HOST_BUILD)/,$(PROTO_TESTS))
+	@set -e; for t in $(PROTO_TESTS); do $(HOST_BUILD)/$$t; done
+
+# Only these headers may appear in proto/ (docs: platform/README.md).
+PROTO_ALLOWED_INCLUDES := stdint.h|stddef.h|stdbool.h|stdarg.h|proto/[a-z0-9_]+\.h|platform/platform\.h|platform/errno\.h
+proto-kcheck:
+	@mkdir -p $(BUILD)/proto-k
+	@set -e; bad=$$(grep -hE '^\s*#\s*include' proto/*.c proto/*.h | \
+		grep -vE '^\s*#\s*include\s*[<"]($(PROTO_ALLOWED_INCLUDES))[>"]' || true); \
+	if [ -n "$$bad" ]; then echo "proto-kcheck: includes outside the platform interface: $$bad"; exit 1; fi; \
+	for f in $(PROTO_SRCS); do \
+		$(CC) $(filter-out -MMD -MP,$(KCFLAGS)) -nostdinc -isystem $$($(CC) -print-file-name=include) \
+			-c $$f -o $(BUILD)/proto-k/$$(basename $$f .c).o; \
+	done; \
+	undef=$$(nm -u $(BUILD)/proto-k/*.o | grep -v ':$$' | awk '{print $$2}' | sort -u | \
+		grep -v -E '^(plat_|proto_|sha256|pf_)|^(memcpy|memmove|memset|memcmp)$$' || true); \
+	if [ -n "$$undef" ]; then echo "proto-kcheck: unexpected symbols: $$undef"; exit 1; fi; \
+	echo "proto-kcheck: proto/ builds freestanding with KCFLAGS"
+
+# libFuzzer needs clang (Debian: clang, libclang-rt-14-dev; tools/deps.sh).
+PROTO_FUZZ_SECONDS ?= 120
+PROTO_FUZZ_DIR := $(BUILD)/proto-fuzz
+$(PROTO_FUZZ_DIR)/fuzz_proto: tests/fuzz/fuzz_proto.c $(PROTO_HOST_SRCS) $(PROTO_TEST_SUPPORT) \
+		$(wildcard proto/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -O1 -g -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ tests/fuzz/fuzz_proto.c $(PROTO_HOST_SRCS) $(PROTO_TEST_SUPPORT) -lpthread
+
+proto-fuzz: $(PROTO_FUZZ_DIR)/fuzz_proto $(HOST_BUILD)/test_proto_fuzz
+	@mkdir -p $(PROTO_FUZZ_DIR)/corpus
+	$(HOST_BUILD)/test_proto_fuzz --write-seeds $(PROTO_FUZZ_DIR)/corpus
+	$(PROTO_FUZZ_DIR)/fuzz_proto -max_total_time=$(PROTO_FUZZ_SECONDS) -max_len=8192 \
+		-print_final_stats=1 $(PROTO_FUZZ_DIR)/corpus
+
+# `stress` only gains a prerequisite here, so other components hook their
+# long runs in the same way.
+stress: proto-fuzz
+
+# `bench` only gains a prerequisite here (as iomap/iomap.mk does).
+.PHONY: proto-bench
+bench: proto-bench
+proto-bench:
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. -o $(BUILD)/proto_bench tools/proto_bench.c \
+		$(PROTO_HOST_SRCS) -lpthread
+	$(BUILD)/proto_bench
