@@ -87,7 +87,7 @@ static int cmd_ifconfig(int argc, char **argv)
 	return 0;
 }
 SHELL_COMMAND(ifconfig, "ifconfig [-v] | ifconfig DEV stall",
-	      "network interfaces: addresses, link, counters; 'stall' injects a transmit stall", cmd_ifconfig);
+	      "NICs: addresses, link, counters; 'stall' injects a TX stall", cmd_ifconfig);
 
 /* ---- netstat ----------------------------------------------------------- */
 

@@ -213,7 +213,7 @@ static const char status_page[] =
 "['free',sz(one(s.metrics,'appliance_memory_free_bytes'))],['heap',sz(one(s.metrics,'appliance_heap_used_bytes'))],"
 "['page cache',sz(one(s.metrics,'appliance_pagecache_cached_bytes'))],"
 "['page cache dirty',sz(one(s.metrics,'appliance_pagecache_dirty_bytes'))]]);\n"
-"document.getElementById('log').textContent=s.log.join('\\n');\n"
+"const lg=document.getElementById('log');lg.textContent=s.log.join('\\n');lg.scrollTop=lg.scrollHeight;\n"
 "document.getElementById('err').textContent='';prev={t:now,disks,nics}}\n"
 "catch(e){document.getElementById('err').textContent='status unavailable: '+e.message}}\n"
 "tick();setInterval(tick,2000);\n"

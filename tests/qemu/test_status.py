@@ -5,6 +5,7 @@ parses and agrees, the page loads nothing from elsewhere, bad requests get
 their status codes, and with a token in config.txt nothing is served
 without it."""
 import json
+import os
 import re
 import socket
 import subprocess
@@ -145,4 +146,49 @@ def status_server_token(ctx):
     with ctx.subtest("served_with"):
         check(get(port, "/metrics", {"Authorization": "Bearer s3cret-token"})[0] == 200, "bearer token")
         check(get(port, "/status.json?token=s3cret-token")[0] == 200, "query token")
+    poweroff(m)
+
+
+def chromium(args, timeout=120):
+    """Headless Chromium (Debian's): returns (stdout, console lines)."""
+    p = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--enable-logging=stderr", "--log-level=0", "--window-size=1280,1000",
+                        "--virtual-time-budget=4000"] + args,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    console = [ln for ln in p.stderr.decode(errors="replace").splitlines() if ":CONSOLE" in ln]
+    return p.stdout.decode(errors="replace"), console
+
+
+def disk_row(dom, disk):
+    """The cells of the disks table row for `disk` in a dumped DOM."""
+    m = re.search(r"<tr><td>" + re.escape(disk) + r"</td>(.*?)</tr>", dom)
+    check(m, f"no row for {disk} in the page's disk table:\n{dom[:3000]}")
+    return re.findall(r"<td>(.*?)</td>", m.group(1))
+
+
+@qemu_test(weight=3)
+def status_page_browser(ctx):
+    """The page as a person sees it: loaded by Chromium, no console errors,
+    tables filled from /status.json, values that move under disk load, and
+    a screenshot kept beside the logs."""
+    m, port = boot(ctx, "browser")
+    url = f"http://127.0.0.1:{port}/"
+    with ctx.subtest("loads_without_console_errors"):
+        dom, console = chromium(["--dump-dom", url])
+        check(not console, "console messages:\n" + "\n".join(console))
+        check(re.search(r'<div id="err" class="err"></div>', dom), "the page shows an error:\n" + dom[:2000])
+        before = disk_row(dom, "nvme0n1")
+        check(re.search(r"<td>em0</td><td>up</td>", dom), "no NIC row with link up")
+    with ctx.subtest("values_move_under_load"):
+        shell(m, "blk write nvme0n1 0 4096 9", 120)
+        dom, console = chromium(["--dump-dom", url])
+        after = disk_row(dom, "nvme0n1")
+        # columns: size, read/s, written/s, reads, writes, errors, p50, p99
+        check(int(after[4]) > int(before[4]), f"writes column did not move: {before} -> {after}")
+        check(not console, "console messages:\n" + "\n".join(console))
+    with ctx.subtest("screenshot"):
+        shot = os.path.join(vm.LOG_DIR, "status-page.png")
+        chromium([f"--screenshot={shot}", url])
+        check(os.path.exists(shot) and os.path.getsize(shot) > 10000, f"no screenshot at {shot}")
+        ctx.note(f"status page screenshot: {shot}")
     poweroff(m)
