@@ -194,7 +194,7 @@ SELFTEST(nvme, rw_polling)
 			ST_EXPECT(nvme_test_irqs(c) - before <= pieces * (b->stats.poll_sleeps - sleeps));
 			if (!was)
 				for (unsigned j = 0; j < c->nns; j++)
-					blk_set_polling(&c->ns[j]->blk, false);
+					ST_EXPECT(blk_set_polling(&c->ns[j]->blk, false) == 0);
 		}
 	}
 }
