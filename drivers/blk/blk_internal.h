@@ -31,6 +31,7 @@ struct blk_swq {
 	struct blk_req *head, *tail;     /* parked after -EBUSY */
 	volatile uint64_t ncompleted;    /* completions seen (requeue race) */
 	volatile uint32_t inflight;      /* handed to the driver */
+	unsigned armed;                  /* hybrid pollers asleep (lock held) */
 };
 
 struct blk_priv {

@@ -414,16 +414,33 @@ uint64_t blk_poll_spin_budget(const struct blk_dev *dev, unsigned inflight)
 	return MIN(MAX(b, BLK_SPIN_MIN_NS), BLK_SPIN_MAX_NS);
 }
 
+/* Pollers sharing a queue sleep on the same interrupt: the first to
+ * sleep lets it through, the last to wake stops it (q->armed, counted
+ * under the software queue's lock, which no driver path takes inside its
+ * own locks). */
+static int blk_poll_arm(struct blk_dev *dev, unsigned queue, bool on)
+{
+	struct blk_swq *q = &((struct blk_priv *)dev->blk_private)->swq[queue];
+	int rc = 0;
+	uint64_t fl = spin_lock_irqsave(&q->lock);
+	if (on ? q->armed++ == 0 : --q->armed == 0)
+		rc = dev->ops->arm(dev, queue, on);
+	if (on && rc < 0)
+		q->armed--;
+	spin_unlock_irqrestore(&q->lock, fl);
+	return rc;
+}
+
 int blk_poll_sleep(struct blk_dev *dev, unsigned queue, struct waitq *wq, bool (*cond)(void *), void *arg,
 		   uint64_t deadline_ns)
 {
-	if (!dev->ops->arm || dev->ops->arm(dev, queue, true) < 0)
+	if (!dev->ops->arm || queue >= dev->nqueues || blk_poll_arm(dev, queue, true) < 0)
 		return -ENOTSUP;
 	__atomic_fetch_add(&dev->stats.poll_sleeps, 1, __ATOMIC_RELAXED);
 	blk_poll_queue(dev, queue);
 	if (!cond(arg))
 		waitq_wait_until(wq, cond, arg, deadline_ns);
-	dev->ops->arm(dev, queue, false);
+	blk_poll_arm(dev, queue, false);
 	return 0;
 }
 

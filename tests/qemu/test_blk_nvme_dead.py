@@ -29,3 +29,15 @@ def blk_nvme_dead(ctx):
         out = m.output(0, len(m.buf))
         check(re.search(r"nvme0: dead, no shutdown notification", out), out[-2000:])
         check(m.wait_exit(60) == 1, "qemu exit status")
+
+
+@qemu_test(weight=1)
+def blk_nvme_mode_race(ctx):
+    """Two namespaces of one controller switching modes at once from two
+    CPUs (selftest nvme.mode_switch_race): the controller's count of
+    polling namespaces and its vector masking stay consistent."""
+    m = ctx.machine()
+    ns = [{"size": "16M", "lba": 512}, {"size": "16M", "lba": 4096}]
+    boot_to_prompt(m, smp=2, disks=[{"kind": "nvme", "ns": ns}])
+    out = blk_run(m, "selftest nvme.mode_switch_race", 300)
+    check(re.search(r"selftest: nvme.mode_switch_race ok", out), out[-3000:])

@@ -18,7 +18,8 @@ SUMMARY_RE = r"^selftest: (\d+) passed, (\d+) failed, (\d+) skipped"
 ARGS = "selftest expect_nvme scratch=nvme0n1 panic=poweroff"
 # Tests that skip by design in this run, and where they do run.
 MAY_SKIP = {"nvme.dead_after_failed_reset",     # kills the controller: test_blk_nvme_dead.py
-            "ahci.dma32_bounce"}               # needs ahci_dma32 and RAM above 4 GiB: test_blk_dma32.py
+            "ahci.dma32_bounce",               # needs ahci_dma32 and RAM above 4 GiB: test_blk_dma32.py
+            "nvme.mode_switch_race"}           # needs two namespaces on one controller: test_blk_nvme_dead.py
 
 
 def selftest_verdicts(ctx, prefix, text, may_skip=()):
