@@ -43,14 +43,17 @@ struct kernel_arg {
 	const char *help;
 };
 
-#define KERNEL_ARG_DECL(aname, akind, amin, amax, avalues, ahelp)               \
-	static const struct kernel_arg kernel_arg_desc_##aname                   \
+#define KERNEL_ARG_DECL(aid, aname, akind, amin, amax, avalues, ahelp)          \
+	static const struct kernel_arg kernel_arg_desc_##aid                     \
 		__attribute__((used, section(".kernel_args"), aligned(8))) =     \
-		{ #aname, (akind), (amin), (amax), (avalues), (ahelp) }
-#define KERNEL_ARG_FLAG(n, help)            KERNEL_ARG_DECL(n, KARG_FLAG, 0, 0, NULL, help)
-#define KERNEL_ARG_UINT(n, lo, hi, help)    KERNEL_ARG_DECL(n, KARG_UINT, lo, hi, NULL, help)
-#define KERNEL_ARG_WORD(n, words, help)     KERNEL_ARG_DECL(n, KARG_WORD, 0, 0, words, help)
-#define KERNEL_ARG_TEXT(n, shape, help)     KERNEL_ARG_DECL(n, KARG_TEXT, 0, 0, shape, help)
+		{ (aname), (akind), (amin), (amax), (avalues), (ahelp) }
+#define KERNEL_ARG_FLAG(n, help)            KERNEL_ARG_DECL(n, #n, KARG_FLAG, 0, 0, NULL, help)
+#define KERNEL_ARG_UINT(n, lo, hi, help)    KERNEL_ARG_DECL(n, #n, KARG_UINT, lo, hi, NULL, help)
+#define KERNEL_ARG_WORD(n, words, help)     KERNEL_ARG_DECL(n, #n, KARG_WORD, 0, 0, words, help)
+#define KERNEL_ARG_TEXT(n, shape, help)     KERNEL_ARG_DECL(n, #n, KARG_TEXT, 0, 0, shape, help)
+/* Names that are no C identifier ("net.dhcp_timeout"): an identifier for
+ * the declaration, then the name. */
+#define KERNEL_ARG_UINT_NAMED(id, name, lo, hi, help) KERNEL_ARG_DECL(id, name, KARG_UINT, lo, hi, NULL, help)
 
 /* Print one line per unknown, malformed or out-of-range boot argument
  * ("args: unknown boot argument 'smpp' ignored"); returns how many. */

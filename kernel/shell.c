@@ -249,8 +249,13 @@ void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_he
 				c->help);
 		else
 			kprintf("%*s%s%s\n", pad, "", pre, line);
-		if (with_help && last && !beside)
-			kprintf("%*s%s\n", (int)lead_len + 4, "", c->help);
+		if (with_help && last && !beside) {
+			/* Below the usage, wrapped like it. */
+			char hl[SHELL_USAGE_WIDTH + 1];
+			size_t hpos = 0;
+			while (shell_usage_line(c->help, &hpos, SHELL_USAGE_WIDTH - lead_len - 4, hl, sizeof(hl)))
+				kprintf("%*s%s\n", (int)lead_len + 4, "", hl);
+		}
 		first = false;
 		/* shell_usage_line stops after " | " at a new form; anything
 		 * else left means the width cut this form. */

@@ -148,6 +148,8 @@ static void net_make_hostname(void)
 		strlcpy(net_host, "appliance", sizeof(net_host));
 }
 
+KERNEL_ARG_UINT_NAMED(net_dhcp_timeout, "net.dhcp_timeout", 1, 3600, "seconds to wait for a DHCP lease (default 10)");
+
 static uint64_t net_dhcp_timeout_ns(void)
 {
 	unsigned long long s = NET_DHCP_TIMEOUT_S_DEFAULT;

@@ -46,7 +46,7 @@ candidate() {
 # prints the .deb's path (apt writes an epoch's ':' as %3a).
 download() {
 	local deb="$out/debs/${1}_${2/:/%3a}_amd64.deb"
-	(cd "$out/debs" && apt_quiet peer "apt-get download $1=$2" apt-get download -q "$1=$2")
+	(cd "$out/debs" && apt_quiet peer "apt-get download $1=$2" apt-get download -q "$1=$2") || exit 1
 	[ -f "$deb" ] || { echo "peer: apt-get download left no $deb" >&2; exit 1; }
 	echo "$deb"
 }
