@@ -9,6 +9,7 @@
 #define TEST_SUITE "proto_server"
 #include "tests/host/test.h"
 #include "proto/server.h"
+#include "tests/host/proto_samples.h"
 
 #define FSID 77
 #define NNODES 16
@@ -249,32 +250,11 @@ _Alignas(16) static uint8_t rep_msg[512];
 static struct proto_err serr;
 static int server_rc;
 
-static void connect(bool anon)
-{
-	struct proto_client_cfg cc = { anon ? NULL : secret, anon ? 0 : 32, "t", anon, PROTO_MAX_BODY, 8 };
-	struct proto_server_cfg sc = { secret, 32, true, PROTO_MAX_BODY, 8, 1, NULL };
-	struct proto_auth_client c;
-	struct proto_auth_server s;
-	uint8_t nc[32], ns[32], a[1024], b[1024];
-	size_t na, nb;
-
-	memset(nc, 0x11, 32);
-	memset(ns, 0x22, 32);
-	proto_authc_init(&c, &cc, nc, &cs);
-	proto_auths_init(&s, &sc, ns, 1, 0, &ss);
-	EXPECT_EQ_INT(proto_authc_step(&c, NULL, 0, a, sizeof(a), &na), 0);
-	EXPECT_EQ_INT(proto_auths_step(&s, a, na, b, sizeof(b), &nb), 0);
-	EXPECT_EQ_INT(proto_authc_step(&c, b, nb, a, sizeof(a), &na), 0);
-	EXPECT_EQ_INT(proto_auths_step(&s, a, na, b, sizeof(b), &nb), 0);
-	EXPECT_EQ_INT(proto_authc_step(&c, b, nb, NULL, 0, &na), 0);
-	EXPECT_EQ_INT(s.state, PROTO_AUTH_DONE);
-}
-
 static void setup(bool anon)
 {
 	ffs_reset();
 	proto_server_init(&srv, &fake_ops, &F, "persistent handle key of the ser", 32);
-	connect(anon);
+	EXPECT_EQ_INT(proto_test_connect(secret, anon, 8, &cs, &ss), 0);
 	proto_reqtab_init(&tab, ss.max_inflight);
 }
 
