@@ -145,7 +145,9 @@ static void check_server(const uint8_t *data, size_t len)
 	if (!ops.op[PROTO_OP_GETATTR]) {
 		for (unsigned op = 0; op < PROTO_OP_LIMIT; op++)
 			ops.op[op] = fuzz_op;
+		static const struct proto_export_cfg exp[] = { { "fuzz", 1, 1, 1, 0, PROTO_EXP_ANON } };
 		proto_server_init(&fsrv, &ops, NULL, proto_fuzz_handle_key, 32);
+		proto_server_set_exports(&fsrv, exp, 1);
 	}
 	struct proto_reqtab tab;
 
