@@ -48,5 +48,7 @@ int proto_test_connect(const uint8_t psk[32], bool anon, uint16_t max_inflight,
 void proto_fuzz_one(const uint8_t *data, size_t len);
 /* How many fuzzed frames reached a filesystem operation of the server. */
 extern unsigned long proto_fuzz_fs_calls;
+/* How many fuzzed frames the client core accepted as a reply. */
+extern unsigned long proto_fuzz_client_accepts;
 
 #endif
