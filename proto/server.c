@@ -39,6 +39,45 @@ void proto_server_seal(const struct proto_server *srv, const struct proto_fh *fh
 	proto_handle_seal(&srv->hkey, fh, out);
 }
 
+void proto_server_set_exports(struct proto_server *srv, const struct proto_export_cfg *e, unsigned n)
+{
+	srv->exports = e;
+	srv->nexports = n;
+}
+
+static const struct proto_export_cfg *export_of(const struct proto_server *srv, uint64_t fsid)
+{
+	for (unsigned i = 0; i < srv->nexports; i++)
+		if (srv->exports[i].fsid == fsid)
+			return &srv->exports[i];
+	return NULL;
+}
+
+/* EXPORTS, answered by the core from the export table. */
+static int list_exports(const struct proto_server *srv, bool anon, struct proto_call *call, void *rep,
+			struct proto_err *err)
+{
+	struct proto_exports_rep *r = rep;
+	struct proto_listbuf lb;
+	int rc;
+
+	proto_listbuf_init(&lb, call->scratch, (uint32_t)call->scratch_cap);
+	for (unsigned i = 0; i < srv->nexports; i++) {
+		const struct proto_export_cfg *x = &srv->exports[i];
+		struct proto_fh root = { x->fsid, x->root_ino, x->root_gen, x->snap };
+		struct proto_export e = { .name = { x->name, (uint16_t)plat_strlen(x->name) },
+					  .flags = x->flags };
+
+		if (anon && !(x->flags & PROTO_EXP_ANON))
+			continue;
+		proto_handle_seal(&srv->hkey, &root, &e.root);
+		if ((rc = proto_list_add(&lb, PROTO_L_EXPORT, &e, err)) < 0)
+			return rc;
+	}
+	r->exports = proto_list_of(&lb);
+	return 0;
+}
+
 /* ---- outstanding requests ------------------------------------------------------ */
 void proto_reqtab_init(struct proto_reqtab *t, unsigned max_inflight)
 {
@@ -88,6 +127,23 @@ static uint32_t open_handles(const struct proto_server *srv, const struct pf_lay
 			plat_snprintf(err->msg, sizeof(err->msg), "%s: handle %s was not made by this server",
 				      proto_op_name(call->opcode), l->f[i].name);
 			return PROTO_E_BADHANDLE;
+		}
+		const struct proto_export_cfg *x = export_of(srv, call->fh[call->nfh].fsid);
+		if (!x) {
+			plat_snprintf(err->msg, sizeof(err->msg), "%s: handle %s is of filesystem %llx, not exported",
+				      proto_op_name(call->opcode), l->f[i].name,
+				      (unsigned long long)call->fh[call->nfh].fsid);
+			return PROTO_E_STALE;
+		}
+		if (call->anonymous && !(x->flags & PROTO_EXP_ANON)) {
+			plat_snprintf(err->msg, sizeof(err->msg), "%s: export %s needs the secret",
+				      proto_op_name(call->opcode), x->name);
+			return PROTO_E_ACCES;
+		}
+		if ((x->flags & PROTO_EXP_RO) && proto_op_mutates(call->opcode)) {
+			plat_snprintf(err->msg, sizeof(err->msg), "%s: export %s is read-only",
+				      proto_op_name(call->opcode), x->name);
+			return PROTO_E_ROFS;
 		}
 		if (call->fh[call->nfh].snap && proto_op_mutates(call->opcode)) {
 			plat_snprintf(err->msg, sizeof(err->msg), "%s: handle %s is in snapshot %u (read-only)",
@@ -156,6 +212,7 @@ int proto_server_receive(struct proto_server *srv, struct proto_session *sess, s
 		return refuse(srv, r, PROTO_E_BADOP);
 	call->opcode = r->hdr.opcode;
 	call->read_only = sess->access != PROTO_ACCESS_RW;
+	call->anonymous = !sess->keyed;
 	call->uid = sess->keyed ? r->hdr.uid : ANON_ID;
 	call->gid = sess->keyed ? r->hdr.gid : ANON_ID;
 	if (r->hdr.opcode == PROTO_OP_HELLO || r->hdr.opcode == PROTO_OP_AUTH) {
@@ -186,7 +243,15 @@ int proto_server_execute(struct proto_server *srv, const struct proto_session *s
 
 	r->call.scratch = scratch;
 	r->call.scratch_cap = scratch_cap;
-	if (!r->status && r->hdr.opcode != PROTO_OP_PING) {
+	if (!r->status && r->hdr.opcode == PROTO_OP_EXPORTS) {
+		plat_memset(rep, 0, sizeof(rep));
+		if ((rc = list_exports(srv, r->call.anonymous, &r->call, rep, err)) < 0) {
+			plat_log(PLAT_LOG_ERR, "proto: export list: %s", rc == -PLAT_ENOSPC ?
+				 "more than the scratch buffer holds" : err->msg);
+			srv->errors++;
+			r->status = PROTO_E_SERVERFAULT;
+		}
+	} else if (!r->status && r->hdr.opcode != PROTO_OP_PING) {
 		proto_fs_op op = srv->ops->op[r->hdr.opcode];
 
 		PLAT_ASSERT(proto_msg_size(r->hdr.opcode, true) <= sizeof(rep));

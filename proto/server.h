@@ -23,8 +23,10 @@
  * sessions), the request id is not outstanding and the table has room,
  * the body decodes with every check of the codec, the session may write
  * if the operation mutates, every handle in the request was sealed by
- * this server (else BADHANDLE, nothing looked up), and no handle into a
- * snapshot is used to mutate (ROFS).  The fs operation then sees only
+ * this server (else BADHANDLE, nothing looked up) and belongs to an
+ * exported filesystem (else STALE) the session may see (anonymous
+ * sessions: ACCES unless the export allows them), and nothing mutates
+ * through a snapshot or a read-only export (ROFS).  The fs operation then sees only
  * opened handles (struct proto_fh).
  */
 #ifndef PROTO_SERVER_H
@@ -45,6 +47,7 @@ struct proto_call {
 	uint8_t opcode;
 	uint32_t uid, gid;              /* from the header (65534 on anonymous sessions) */
 	bool read_only;                 /* session access */
+	bool anonymous;                 /* no secret: only PROTO_EXP_ANON exports */
 	struct proto_fh fh[PROTO_CALL_MAX_FH];  /* the request's handles, opened, in field order */
 	unsigned nfh;
 	/* Memory for what the reply points to (READ data, READLINK target,
@@ -62,13 +65,28 @@ struct proto_call {
 typedef int (*proto_fs_op)(void *fs, struct proto_call *call, const void *req, void *rep);
 
 struct proto_fs_ops {
-	proto_fs_op op[PROTO_OP_LIMIT];         /* by opcode; PING, HELLO, AUTH are the core's */
+	proto_fs_op op[PROTO_OP_LIMIT];         /* by opcode; PING, EXPORTS, HELLO, AUTH are the core's */
+};
+
+/* An export: a filesystem (or one of its snapshots) clients may reach.
+ * Handles are only honoured for exported filesystems; anonymous sessions
+ * only for exports with PROTO_EXP_ANON; nothing mutates through an export
+ * with PROTO_EXP_RO. */
+struct proto_export_cfg {
+	const char *name;               /* a single name component */
+	uint64_t fsid;
+	uint64_t root_ino;
+	uint32_t root_gen;
+	uint32_t snap;                  /* 0: the live filesystem */
+	uint32_t flags;                 /* PROTO_EXP_RO, PROTO_EXP_ANON */
 };
 
 struct proto_server {
 	const struct proto_fs_ops *ops;
 	void *fs;
 	struct proto_handle_key hkey;
+	const struct proto_export_cfg *exports;
+	unsigned nexports;
 	uint64_t requests, errors;      /* counters (racy reads are fine) */
 };
 
@@ -76,6 +94,10 @@ void proto_server_init(struct proto_server *srv, const struct proto_fs_ops *ops,
 		       const void *handle_key, size_t key_len);
 void proto_server_seal(const struct proto_server *srv, const struct proto_fh *fh,
 		       struct proto_handle *out);
+/* The export table (kept by pointer; set before serving).  EXPORTS is
+ * answered from it by the core, listing to anonymous sessions only the
+ * exports that allow them. */
+void proto_server_set_exports(struct proto_server *srv, const struct proto_export_cfg *e, unsigned n);
 
 /* ---- outstanding requests of one connection (docs/protocol.md §1.1) ----
  * Not locked: the reader claims ids, the sender releases them; callers

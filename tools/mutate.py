@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Mutation check of the portable core: each mutation below is a one-line
 change that breaks one numbered requirement (docs/iomap-requirements.md:
-COW-n, DIO-n / DIO-Tn, EXT-n).  Each is applied to a scratch copy of the
+COW-n, DIO-n / DIO-Tn, EXT-n) or one rule of the file protocol
+(docs/protocol.md, by section).  Each is applied to a scratch copy of the
 tree (build/mutate/src, never the working tree), the host tests named for it
 are built there and run, and the mutation must make at least one of them
 fail (a "not ok" line, a crash or a non-zero exit; a test still running
@@ -102,6 +103,56 @@ MUTATIONS = [
      "\t\tif (fl & FOLIO_REFERENCED) {\n",
      "\t\tif (fl & FOLIO_REFERENCED & 0) {\n",
      ["test_iomap_pcache"]),
+    # The file protocol (proto/, docs/protocol.md): the checks every byte from
+    # the network passes (`tools/mutate.py -k proto-` runs only these).
+    ("proto-name-slash-accepted", "protocol §4 names", "proto/codec.c",
+     "if (component && s->p[i] == '/')",
+     "if (0 && component && s->p[i] == '/')",
+     ["test_proto_codec"]),
+    ("proto-name-dotdot-accepted", "protocol §4 names", "proto/codec.c",
+     "if (component && (s->len == 1 || s->len == 2) && s->p[0] == '.' && s->p[s->len - 1] == '.')",
+     "if (component && s->len == 1 && s->p[0] == '.')",
+     ["test_proto_codec"]),
+    ("proto-read-past-body", "protocol §1 bounds", "proto/codec.c",
+     "\tif (n > r->len - r->pos)\n\t\treturn NULL;\n\tr->pos += n;",
+     "\tif (n > r->len)\n\t\treturn NULL;\n\tr->pos += n;",
+     ["test_proto_codec"]),
+    ("proto-trailing-bytes-accepted", "protocol §1 bodies", "proto/codec.c",
+     "if (r->pos != r->len)",
+     "if (0 && r->pos != r->len)",
+     ["test_proto_codec"]),
+    ("proto-frame-limit-doubled", "protocol §7 frame", "proto/codec.c",
+     "if (h->length > max_body)",
+     "if (h->length > 2 * (uint64_t)max_body)",
+     ["test_proto_codec"]),
+    ("proto-tag-replay-accepted", "protocol §3.4 tags", "proto/auth.c",
+     "\ts->seq_recv++;",
+     "\t(void)s->seq_recv;",
+     ["test_proto_auth"]),
+    ("proto-proof-not-checked", "protocol §3.2 proofs", "proto/auth.c",
+     "if (!proto_ct_equal(want, q.proof, PROTO_PROOF_SIZE)) {",
+     "if (!proto_ct_equal(want, q.proof, 0)) {",
+     ["test_proto_auth"]),
+    ("proto-rate-limit-one-more", "protocol §3.5 rate limit", "proto/auth.c",
+     "if (rl->e[i].fails >= PROTO_AUTH_FREE_FAILS) {",
+     "if (rl->e[i].fails > PROTO_AUTH_FREE_FAILS) {",
+     ["test_proto_auth"]),
+    ("proto-handle-mac-one-byte", "protocol §4 handles", "proto/handle.c",
+     "if (!proto_ct_equal(mac, h->b + FH_BODY, PROTO_HANDLE_SIZE - FH_BODY))",
+     "if (!proto_ct_equal(mac, h->b + FH_BODY, 1))",
+     ["test_proto_auth", "test_proto_server"]),
+    ("proto-read-only-session-writes", "protocol §3.5 anonymous", "proto/server.c",
+     "if (call->read_only && proto_op_mutates(r->hdr.opcode)) {",
+     "if (call->read_only && proto_op_mutates(r->hdr.opcode) && 0) {",
+     ["test_proto_server"]),
+    ("proto-no-busy-limit", "protocol §1.1 outstanding", "proto/server.c",
+     "if (t->n >= t->max || free_slot < 0)",
+     "if (free_slot < 0)",
+     ["test_proto_server"]),
+    ("proto-verifier-change-ignored", "protocol §5.3 verifier", "proto/client.c",
+     "if (plat_memcmp(e->verf.b, verf->b, PROTO_VERF_SIZE)) {",
+     "if (0 && plat_memcmp(e->verf.b, verf->b, PROTO_VERF_SIZE)) {",
+     ["test_proto_client"]),
 ]
 
 

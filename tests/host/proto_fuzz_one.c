@@ -8,6 +8,8 @@
  *     decodable HELLO reply, and never completes authentication (the
  *     fuzzer does not know the secret);
  *   - no input opens as a file handle (the fuzzer does not know the key);
+ *   - a client with requests of every opcode outstanding accepts a frame
+ *     only as the reply to one of them (releasing exactly that one);
  *   - the server core answers every frame with a reply the client decodes,
  *     or closes; a filesystem operation is only ever called with handles
  *     that verify, as many as the request has.
@@ -17,6 +19,7 @@
 #include "proto/auth.h"
 #include "proto/handle.h"
 #include "proto/server.h"
+#include "proto/client.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +105,7 @@ static void check_handshake(const uint8_t *data, size_t len)
 const char proto_fuzz_handle_key[33] = "fuzz server handle key, 32 bytes";
 static struct proto_server fsrv;
 static struct sample reply_sample;     /* the fuzzed server's replies point into it */
-unsigned long proto_fuzz_fs_calls;
+unsigned long proto_fuzz_fs_calls, proto_fuzz_client_accepts;
 
 /* The filesystem behind the fuzzed server: checks what it is given, then
  * fails (odd opcodes) or returns a valid random reply (even ones). */
@@ -145,7 +148,9 @@ static void check_server(const uint8_t *data, size_t len)
 	if (!ops.op[PROTO_OP_GETATTR]) {
 		for (unsigned op = 0; op < PROTO_OP_LIMIT; op++)
 			ops.op[op] = fuzz_op;
+		static const struct proto_export_cfg exp[] = { { "fuzz", 1, 1, 1, 0, PROTO_EXP_ANON } };
 		proto_server_init(&fsrv, &ops, NULL, proto_fuzz_handle_key, 32);
+		proto_server_set_exports(&fsrv, exp, 1);
 	}
 	struct proto_reqtab tab;
 
@@ -182,10 +187,46 @@ static void check_handle(const uint8_t *data, size_t len)
 		violated("a handle opened without the key", "");
 }
 
+static void check_client(const uint8_t *data, size_t len)
+{
+	static struct proto_client_reply rep;
+	struct proto_session sess = { .access = PROTO_ACCESS_RW, .version = 1, .max_body = PROTO_MAX_BODY,
+				      .max_inflight = PROTO_MAX_INFLIGHT };
+	struct proto_client c;
+	struct proto_err err;
+	unsigned sent = 0;
+
+	/* one outstanding request per opcode, with the opcode as its id
+	 * (reply seeds carry that id), filled in as proto_client_request
+	 * would have */
+	proto_client_init(&c, &sess);
+	for (unsigned op = 0; op < PROTO_OP_LIMIT && sent < PROTO_MAX_INFLIGHT; op++) {
+		if (!proto_op_known(op))
+			continue;
+		c.out[sent].used = true;
+		c.out[sent].id = op;
+		c.out[sent].opcode = (uint8_t)op;
+		sent++;
+	}
+	c.n = sent;
+	c.next_id = PROTO_OP_LIMIT;
+	if (proto_client_reply(&c, data, len, &rep, &err) == 0) {
+		if (c.n != sent - 1 || rep.hdr.id != rep.hdr.opcode)
+			violated("the client accepted a reply it did not match", proto_op_name(rep.hdr.opcode));
+		for (unsigned i = 0; i < sent; i++)
+			if (c.out[i].used == (c.out[i].id == rep.hdr.id))
+				violated("the client released the wrong request", proto_op_name(rep.hdr.opcode));
+		proto_fuzz_client_accepts++;
+	} else if (c.n != sent) {
+		violated("the client released a request for a refused reply", err.msg);
+	}
+}
+
 void proto_fuzz_one(const uint8_t *data, size_t len)
 {
 	check_codec(data, len);
 	check_handshake(data, len);
 	check_handle(data, len);
 	check_server(data, len);
+	check_client(data, len);
 }

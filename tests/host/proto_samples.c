@@ -2,6 +2,7 @@
 #include "tests/host/proto_samples.h"
 #include "proto/codec_int.h"
 #include "proto/handle.h"
+#include "proto/auth.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,4 +207,29 @@ void sample_seal_handles(struct sample *s, const struct proto_handle_key *key)
 			proto_handle_seal(key, &fh, (struct proto_handle *)(s->msg + l->f[i].off));
 		}
 	}
+}
+
+int proto_test_connect(const uint8_t psk[32], bool anon, uint16_t max_inflight,
+		       struct proto_session *cs, struct proto_session *ss)
+{
+	struct proto_client_cfg cc = { anon ? NULL : psk, anon ? 0 : 32, "test", anon, PROTO_MAX_BODY,
+				       max_inflight };
+	struct proto_server_cfg sc = { psk, 32, true, PROTO_MAX_BODY, 64, 1, NULL };
+	struct proto_auth_client c;
+	struct proto_auth_server s;
+	uint8_t nc[32], ns[32], a[1024], b[1024];
+	size_t na, nb;
+	int rc;
+
+	memset(nc, 0x11, 32);
+	memset(ns, 0x22, 32);
+	proto_authc_init(&c, &cc, nc, cs);
+	proto_auths_init(&s, &sc, ns, 1, 0, ss);
+	if ((rc = proto_authc_step(&c, NULL, 0, a, sizeof(a), &na)) < 0 ||
+	    (rc = proto_auths_step(&s, a, na, b, sizeof(b), &nb)) < 0 ||
+	    (rc = proto_authc_step(&c, b, nb, a, sizeof(a), &na)) < 0 ||
+	    (rc = proto_auths_step(&s, a, na, b, sizeof(b), &nb)) < 0 ||
+	    (rc = proto_authc_step(&c, b, nb, NULL, 0, &na)) < 0)
+		return rc;
+	return s.state == PROTO_AUTH_DONE && c.state == PROTO_AUTH_DONE ? 0 : -PLAT_EPROTO;
 }

@@ -2,8 +2,8 @@
  * Test support for proto/: valid messages of every opcode with
  * pseudo-random field values (walking the codec's own field tables, so a
  * new operation is covered without touching the tests), a field-by-field
- * comparison, and the fuzz oracle shared by the gcc mutator test and the
- * libFuzzer target.
+ * comparison, a handshake between a client and a server session, and the
+ * fuzz oracle shared by the gcc mutator test and the libFuzzer target.
  */
 #ifndef TESTS_HOST_PROTO_SAMPLES_H
 #define TESTS_HOST_PROTO_SAMPLES_H
@@ -35,11 +35,20 @@ void sample_seal_handles(struct sample *s, const struct proto_handle_key *key);
 /* The handle key of the server the fuzz oracle feeds. */
 extern const char proto_fuzz_handle_key[33];
 
+/* A client and a server session set up by a real handshake (fixed
+ * nonces; the server allows anonymous access and 64 requests): 0, or the
+ * first failing step's errno. */
+struct proto_session;
+int proto_test_connect(const uint8_t psk[32], bool anon, uint16_t max_inflight,
+		       struct proto_session *cs, struct proto_session *ss);
+
 /* The fuzz oracle: decode arbitrary bytes as a frame; if accepted, the
  * re-encoding must reproduce them exactly.  Also feeds them to a server
  * handshake and to the handle check.  Aborts on a violated property. */
 void proto_fuzz_one(const uint8_t *data, size_t len);
 /* How many fuzzed frames reached a filesystem operation of the server. */
 extern unsigned long proto_fuzz_fs_calls;
+/* How many fuzzed frames the client core accepted as a reply. */
+extern unsigned long proto_fuzz_client_accepts;
 
 #endif

@@ -49,6 +49,8 @@ static void make_seeds(void)
 					continue;
 				if (!reply && seed == 2)        /* handles the fuzzed server accepts */
 					sample_seal_handles(&smp, &key);
+				if (reply)                      /* the id the fuzzed client waits on */
+					smp.hdr.id = op;
 				n = proto_encode(buf, sizeof(buf), &smp.hdr, smp.msg, 0, &err);
 				if (n > 0)
 					add_seed(buf, (size_t)n);
@@ -149,8 +151,9 @@ TEST(mutated_frames)
 			rejected++;
 	}
 	printf("# %u mutated frames: %u accepted (re-encoded identically), %u rejected, "
-	       "%lu reached a server filesystem operation\n", ITERATIONS, accepted, rejected,
-	       proto_fuzz_fs_calls);
+	       "%lu reached a server filesystem operation, %lu were accepted by the client\n", ITERATIONS,
+	       accepted, rejected, proto_fuzz_fs_calls, proto_fuzz_client_accepts);
+	EXPECT(proto_fuzz_client_accepts > ITERATIONS / 100);
 	EXPECT(proto_fuzz_fs_calls > ITERATIONS / 100);
 	EXPECT(accepted > ITERATIONS / 50);
 	EXPECT(rejected > ITERATIONS / 2);

@@ -9,6 +9,7 @@
 #define TEST_SUITE "proto_server"
 #include "tests/host/test.h"
 #include "proto/server.h"
+#include "tests/host/proto_samples.h"
 
 #define FSID 77
 #define NNODES 16
@@ -98,21 +99,6 @@ static int enter_entry(struct proto_call *c, const struct proto_str *name, struc
 	if ((i = find(c->fh[0].ino, name)) < 0)
 		return -PLAT_ENOENT;
 	return i;
-}
-
-static int f_exports(void *fs, struct proto_call *c, const void *req, void *rep)
-{
-	struct proto_exports_rep *r = rep;
-	struct proto_listbuf lb;
-	struct proto_export e = { .name = { "data", 4 } };
-	struct proto_err err;
-	(void)fs; (void)req;
-	F.calls++;
-	seal_ino(c, 1, &e.root);
-	proto_listbuf_init(&lb, c->scratch, (uint32_t)c->scratch_cap);
-	int rc = proto_list_add(&lb, PROTO_L_EXPORT, &e, &err);
-	r->exports = proto_list_of(&lb);
-	return rc;
 }
 
 static int f_getattr(void *fs, struct proto_call *c, const void *req, void *rep)
@@ -234,7 +220,7 @@ static int f_read(void *fs, struct proto_call *c, const void *req, void *rep)
 }
 
 static const struct proto_fs_ops fake_ops = { .op = {
-	[PROTO_OP_EXPORTS] = f_exports, [PROTO_OP_GETATTR] = f_getattr, [PROTO_OP_LOOKUP] = f_lookup,
+	[PROTO_OP_GETATTR] = f_getattr, [PROTO_OP_LOOKUP] = f_lookup,
 	[PROTO_OP_CREATE] = f_create, [PROTO_OP_REMOVE] = f_remove, [PROTO_OP_WRITE] = f_write,
 	[PROTO_OP_READ] = f_read,
 } };
@@ -249,32 +235,20 @@ _Alignas(16) static uint8_t rep_msg[512];
 static struct proto_err serr;
 static int server_rc;
 
-static void connect(bool anon)
-{
-	struct proto_client_cfg cc = { anon ? NULL : secret, anon ? 0 : 32, "t", anon, PROTO_MAX_BODY, 8 };
-	struct proto_server_cfg sc = { secret, 32, true, PROTO_MAX_BODY, 8, 1, NULL };
-	struct proto_auth_client c;
-	struct proto_auth_server s;
-	uint8_t nc[32], ns[32], a[1024], b[1024];
-	size_t na, nb;
-
-	memset(nc, 0x11, 32);
-	memset(ns, 0x22, 32);
-	proto_authc_init(&c, &cc, nc, &cs);
-	proto_auths_init(&s, &sc, ns, 1, 0, &ss);
-	EXPECT_EQ_INT(proto_authc_step(&c, NULL, 0, a, sizeof(a), &na), 0);
-	EXPECT_EQ_INT(proto_auths_step(&s, a, na, b, sizeof(b), &nb), 0);
-	EXPECT_EQ_INT(proto_authc_step(&c, b, nb, a, sizeof(a), &na), 0);
-	EXPECT_EQ_INT(proto_auths_step(&s, a, na, b, sizeof(b), &nb), 0);
-	EXPECT_EQ_INT(proto_authc_step(&c, b, nb, NULL, 0, &na), 0);
-	EXPECT_EQ_INT(s.state, PROTO_AUTH_DONE);
-}
+/* "data" is the fake filesystem; "private" and "archive" are other
+ * filesystem ids, refused by the gate before any lookup. */
+static const struct proto_export_cfg exports[] = {
+	{ "data", FSID, 1, 1, 0, PROTO_EXP_ANON },
+	{ "private", FSID + 1, 1, 1, 0, 0 },
+	{ "archive", FSID + 2, 1, 1, 0, PROTO_EXP_RO | PROTO_EXP_ANON },
+};
 
 static void setup(bool anon)
 {
 	ffs_reset();
 	proto_server_init(&srv, &fake_ops, &F, "persistent handle key of the ser", 32);
-	connect(anon);
+	proto_server_set_exports(&srv, exports, 3);
+	EXPECT_EQ_INT(proto_test_connect(secret, anon, 8, &cs, &ss), 0);
 	proto_reqtab_init(&tab, ss.max_inflight);
 }
 
@@ -332,7 +306,7 @@ static struct proto_handle root_handle(void)
 	uint32_t pos = 0;
 
 	EXPECT_EQ_INT(call(PROTO_OP_EXPORTS, NULL), 0);
-	EXPECT_EQ_INT(r->exports.count, 1);
+	EXPECT_EQ_INT(r->exports.count, cs.keyed ? 3 : 2);
 	EXPECT_EQ_INT(proto_list_next(&r->exports, PROTO_L_EXPORT, &pos, &e), 1);
 	return e.root;
 }
@@ -395,7 +369,12 @@ TEST(stale_handles)
 	EXPECT_EQ_INT(call(PROTO_OP_GETATTR, &g), 0);
 	/* a new server instance with the same key accepts old handles */
 	proto_server_init(&srv, &fake_ops, &F, "persistent handle key of the ser", 32);
+	proto_server_set_exports(&srv, exports, 3);
 	EXPECT_EQ_INT(call(PROTO_OP_GETATTR, &g), 0);
+	/* ... but not once its filesystem is no longer exported */
+	proto_server_set_exports(&srv, exports + 1, 2);
+	EXPECT_EQ_INT(call(PROTO_OP_GETATTR, &g), PROTO_E_STALE);
+	EXPECT(strstr(serr.msg, "not exported") != NULL);
 }
 
 TEST(forged_handles_never_reach_the_fs)
@@ -573,6 +552,43 @@ TEST(outstanding_requests)
 	}
 	EXPECT_EQ_INT(tab.n, 0);
 	EXPECT_EQ_INT(call(PROTO_OP_PING, NULL), 0);
+}
+
+static struct proto_handle export_root(unsigned i)
+{
+	struct proto_fh fh = { exports[i].fsid, exports[i].root_ino, exports[i].root_gen, 0 };
+	struct proto_handle h;
+	proto_server_seal(&srv, &fh, &h);
+	return h;
+}
+
+TEST(export_rules)
+{
+	struct proto_exports_rep *r = (void *)rep_msg;
+	struct proto_export e;
+	uint32_t pos = 0;
+	unsigned calls;
+
+	setup(true);                            /* anonymous */
+	EXPECT_EQ_INT(call(PROTO_OP_EXPORTS, NULL), 0);
+	EXPECT_EQ_INT(r->exports.count, 2);
+	while (proto_list_next(&r->exports, PROTO_L_EXPORT, &pos, &e) == 1)
+		EXPECT(e.name.len != 7 || memcmp(e.name.p, "private", 7) != 0);
+	calls = F.calls;
+	struct proto_fh_req g = { .fh = export_root(1) };
+	EXPECT_EQ_INT(call(PROTO_OP_GETATTR, &g), PROTO_E_ACCES);
+	EXPECT(strstr(serr.msg, "export private needs the secret") != NULL);
+	EXPECT_EQ_INT(F.calls, calls);
+
+	setup(false);
+	struct proto_create_req q = { .dir = export_root(2), .name = { "a", 1 } };
+	EXPECT_EQ_INT(call(PROTO_OP_CREATE, &q), PROTO_E_ROFS);
+	EXPECT(strstr(serr.msg, "export archive is read-only") != NULL);
+	EXPECT_EQ_INT(F.calls, 0);
+	struct proto_fh none = { 999, 1, 1, 0 };
+	proto_server_seal(&srv, &none, &g.fh);
+	EXPECT_EQ_INT(call(PROTO_OP_GETATTR, &g), PROTO_E_STALE);
+	EXPECT_EQ_INT(F.calls, 0);
 }
 
 TEST_MAIN()
