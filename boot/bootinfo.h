@@ -49,6 +49,13 @@ enum boot_net_mode {
 	BOOT_NET_STATIC,
 };
 
+/* An IPv4 address and UDP/TCP port from config.txt ("10.0.2.2:123"). */
+struct boot_endpoint {
+	uint8_t  ip[4];
+	uint16_t port;
+};
+#define BOOT_NTP_MAX 2
+
 /* Parsed, validated /appliance/config.txt (defaults where a key is absent).
  * With net = dhcp, ip/netmask/gateway (optional, ip and netmask together) are
  * the fallback used when no DHCP answer arrives in time. */
@@ -60,6 +67,8 @@ struct boot_config {
 	char     token[128];    /* access token for the file protocol, may be "" */
 	char     cmdline[256];  /* kernel arguments, space separated */
 	char     hostname[64];  /* mDNS/DHCP host name, "" = derive from the MAC */
+	struct boot_endpoint ntp[BOOT_NTP_MAX]; /* SNTP servers; port 0 = unused */
+	struct boot_endpoint syslog;            /* remote syslog (UDP); port 0 = none */
 };
 
 struct boot_framebuffer {

@@ -54,6 +54,46 @@ static bool cfg_parse_quad(const char *v, size_t n, uint8_t out[4])
 	return i == n;
 }
 
+/* ADDR[:PORT] with a default port; the port 1..65535. */
+static bool cfg_parse_endpoint(const char *v, size_t n, uint16_t default_port, struct boot_endpoint *out)
+{
+	size_t colon = n;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == ':')
+			colon = i;
+	if (!cfg_parse_quad(v, colon, out->ip))
+		return false;
+	out->port = default_port;
+	if (colon == n)
+		return true;
+	unsigned port = 0, digits = 0;
+	for (size_t i = colon + 1; i < n; i++, digits++) {
+		if (v[i] < '0' || v[i] > '9' || digits == 5)
+			return false;
+		port = port * 10 + (unsigned)(v[i] - '0');
+	}
+	if (!digits || port == 0 || port > 65535)
+		return false;
+	out->port = (uint16_t)port;
+	return true;
+}
+
+/* ntp: up to BOOT_NTP_MAX endpoints separated by commas. */
+static bool cfg_parse_ntp(const char *v, size_t n, struct boot_endpoint *out)
+{
+	unsigned count = 0;
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && v[i] != ',')
+			continue;
+		if (count == BOOT_NTP_MAX || !cfg_parse_endpoint(v + start, i - start, 123, &out[count]))
+			return false;
+		count++;
+		start = i + 1;
+	}
+	return true;
+}
+
 static bool cfg_parse_baud(const char *v, size_t n, uint32_t *out)
 {
 	static const char *const rates[] = { "9600", "19200", "38400", "57600", "115200" };
@@ -110,9 +150,10 @@ static bool cfg_valid_hostname(const char *v, size_t n)
 
 /* --- the parser ---------------------------------------------------------- */
 
-enum cfg_key { K_NET, K_IP, K_NETMASK, K_GATEWAY, K_DISKS, K_CONSOLE, K_TOKEN, K_ARGS, K_HOSTNAME, K_COUNT };
+enum cfg_key { K_NET, K_IP, K_NETMASK, K_GATEWAY, K_DISKS, K_CONSOLE, K_TOKEN, K_ARGS, K_HOSTNAME, K_NTP,
+	       K_SYSLOG, K_COUNT };
 static const char *const cfg_key_names[K_COUNT] = {
-	"net", "ip", "netmask", "gateway", "disks", "console", "token", "args", "hostname",
+	"net", "ip", "netmask", "gateway", "disks", "console", "token", "args", "hostname", "ntp", "syslog",
 };
 
 struct cfg_state {
@@ -174,6 +215,14 @@ static bool cfg_apply(struct cfg_state *st, unsigned line, enum cfg_key k,
 			goto bad_value;
 		cfg_copy(cfg->hostname, sizeof(cfg->hostname), v, n);
 		return true;
+	case K_NTP:
+		if (!cfg_parse_ntp(v, n, cfg->ntp))
+			goto bad_value;
+		return true;
+	case K_SYSLOG:
+		if (!cfg_parse_endpoint(v, n, 514, &cfg->syslog))
+			goto bad_value;
+		return true;
 	case K_COUNT:
 		break;
 	}
@@ -203,6 +252,13 @@ bad_value:
 		fmt_message(st->err, st->errlen,
 			   "config.txt line %u: hostname must be 1-63 of a-z, 0-9 and '-', not starting or ending with '-', not '%.*s'",
 			   line, (int)n, v);
+		break;
+	case K_NTP:
+	case K_SYSLOG:
+		fmt_message(st->err, st->errlen,
+			   "config.txt line %u: %s must be %s like 10.0.2.2:%u, not '%.*s'", line, name,
+			   k == K_NTP ? "one or two ADDR[:PORT] separated by a comma," : "ADDR[:PORT]",
+			   k == K_NTP ? 123 : 514, (int)n, v);
 		break;
 	default:
 		fmt_message(st->err, st->errlen,
@@ -266,7 +322,7 @@ static bool cfg_line(struct cfg_state *st, unsigned line, const char *s, size_t 
 		return cfg_apply(st, line, (enum cfg_key)k, s + val_start, val_end - val_start);
 	}
 	fmt_message(st->err, st->errlen,
-		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args hostname)",
+		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args hostname ntp syslog)",
 		   line, (int)(key_end - key_start), s + key_start);
 	return false;
 }

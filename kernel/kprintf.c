@@ -271,6 +271,22 @@ size_t log_read(char *buf, size_t size)
 	return n;
 }
 
+size_t log_read_from(uint64_t *pos, char *buf, size_t size, uint64_t *lost)
+{
+	uint64_t f = spin_lock_irqsave(&console_lock);
+	uint64_t oldest = log_written > LOG_RING_SIZE ? log_written - LOG_RING_SIZE : 0;
+	*lost = *pos < oldest ? oldest - *pos : 0;
+	if (*pos < oldest)
+		*pos = oldest;
+	uint64_t avail = log_written - *pos;
+	size_t n = avail < size ? (size_t)avail : size;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = log_ring[(*pos + i) % LOG_RING_SIZE];
+	*pos += n;
+	spin_unlock_irqrestore(&console_lock, f);
+	return n;
+}
+
 void kprintf_force_unlock(void)
 {
 	/* The holder may be a CPU that is about to be halted, or this very

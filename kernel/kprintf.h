@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -28,6 +29,10 @@ void kfmt_size(char *buf, size_t size, unsigned long long bytes, int always_deci
 #define LOG_RING_SIZE (64 * 1024)
 /* Copy out the ring, oldest first; returns bytes copied. */
 size_t log_read(char *buf, size_t size);
+/* Copy out what was logged since byte *pos (0 = the start of the log),
+ * advancing *pos; *lost is how many bytes the ring overwrote before they
+ * were read.  For readers that follow the log (remote syslog). */
+size_t log_read_from(uint64_t *pos, char *buf, size_t size, uint64_t *lost);
 
 /* Called by panic(): lets the faulting CPU print even if another CPU holds
  * the console lock. */

@@ -25,6 +25,8 @@ KERNEL_ARG_WORD(realtime, "uefi|cmos", "where the wall clock comes from at boot 
 
 static int64_t rt_offset_ns;           /* realtime = time_ns() + offset */
 static const char *rt_source = "none";
+static uint64_t rt_set_at_ns;          /* time_ns() of the last realtime_set, 0 = never */
+static int64_t rt_set_step_ns;         /* how far that set moved the clock */
 
 static uint8_t cmos_read(uint8_t reg)
 {
@@ -129,6 +131,16 @@ const char *realtime_source(void)
 
 void realtime_set(int64_t unix_ns, const char *source)
 {
-	__atomic_store_n(&rt_offset_ns, unix_ns - (int64_t)time_ns(), __ATOMIC_RELAXED);
+	int64_t now = (int64_t)time_ns();
+	rt_set_step_ns = unix_ns - realtime_ns();
+	__atomic_store_n(&rt_offset_ns, unix_ns - now, __ATOMIC_RELAXED);
+	rt_set_at_ns = (uint64_t)now ? (uint64_t)now : 1;
 	rt_source = source;
+}
+
+bool realtime_last_set(uint64_t *at_ns, int64_t *step_ns)
+{
+	*at_ns = rt_set_at_ns;
+	*step_ns = rt_set_step_ns;
+	return rt_set_at_ns != 0;
 }

@@ -8,6 +8,7 @@
 #ifndef KERNEL_REALTIME_H
 #define KERNEL_REALTIME_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* 0, or -ENODEV when neither the firmware nor the CMOS gave a valid time
@@ -18,6 +19,9 @@ int64_t realtime_ns(void);
 /* "UEFI", "CMOS", "set" or "none". */
 const char *realtime_source(void);
 void realtime_set(int64_t unix_ns, const char *source);
+/* When the clock was last set (time_ns()) and by how much it moved; false
+ * when it never was. */
+bool realtime_last_set(uint64_t *at_ns, int64_t *step_ns);
 /* The CMOS clock now, as UTC ns (it is kept in UTC by qemu and by the
  * usual appliance setup), or -ENODEV / -ETIMEDOUT. */
 int realtime_read_cmos(int64_t *unix_ns);

@@ -198,6 +198,14 @@ static int cmd_date(int argc, char **argv)
 	char buf[48];
 	civil_format(buf, sizeof(buf), realtime_ns());
 	kprintf("%s (clock from %s)\n", buf, realtime_source());
+	uint64_t at;
+	int64_t step;
+	if (realtime_last_set(&at, &step)) {
+		int64_t ms = step / 1000000;
+		kprintf("last set %llu s ago, moved by %s%lld.%03lld s\n",
+			(unsigned long long)((time_ns() - at) / NS_PER_S), step < 0 ? "-" : "+",
+			(long long)((ms < 0 ? -ms : ms) / 1000), (long long)((ms < 0 ? -ms : ms) % 1000));
+	}
 	return 0;
 }
 SHELL_COMMAND(date, "date", "the wall clock (UTC) and where it came from", cmd_date);

@@ -9,7 +9,8 @@ LWIP_SRC := $(addprefix $(LWIP_DIR)/core/,init.c def.c inet_chksum.c ip.c mem.c 
 		ip4_frag.c) \
 	    $(LWIP_DIR)/netif/ethernet.c \
 	    $(LWIP_DIR)/apps/mdns/mdns.c \
-	    $(LWIP_DIR)/apps/lwiperf/lwiperf.c
+	    $(LWIP_DIR)/apps/lwiperf/lwiperf.c \
+	    $(LWIP_DIR)/apps/sntp/sntp.c
 LWIP_OBJ := $(LWIP_SRC:$(LWIP_DIR)/%.c=$(BUILD)/lwip/%.o)
 LWIP_INC := -Inet/port -I$(LWIP_DIR)/include
 

@@ -106,6 +106,29 @@
 #define SYS_STATS                   0
 #define IGMP_STATS                  1
 
+/* SNTP (lwIP's client, net/ntp.c): servers from config.txt "ntp" and from
+ * DHCP (option 42); the answer sets the wall clock through net_ntp_set()
+ * with the round trip compensated and the response checked against our
+ * request.  The port is a variable so tests can point it at an unprivileged
+ * port on the host. */
+#include <stdint.h>
+extern uint16_t net_ntp_port;
+void net_ntp_set(uint32_t unix_sec, uint32_t usec);
+void net_ntp_now(uint32_t *unix_sec, uint32_t *usec);
+#define SNTP_PORT                   net_ntp_port
+#define SNTP_SET_SYSTEM_TIME_US(s, us) net_ntp_set((s), (us))
+#define SNTP_GET_SYSTEM_TIME(s, us) net_ntp_now(&(s), &(us))
+#define SNTP_COMP_ROUNDTRIP         1
+#define SNTP_CHECK_RESPONSE         2
+#define SNTP_MAX_SERVERS            2
+#define SNTP_GET_SERVERS_FROM_DHCP  1
+#define LWIP_DHCP_GET_NTP_SRV       1
+#define LWIP_DHCP_MAX_NTP_SERVERS   2
+#define SNTP_STARTUP_DELAY          0
+#define SNTP_RECV_TIMEOUT           3000
+#define SNTP_UPDATE_DELAY           (15 * 60 * 1000)   /* every 15 minutes */
+#define SNTP_RETRY_TIMEOUT_MAX      (60 * 1000)
+
 #define LWIP_DEBUG                  0
 #define LWIP_NOASSERT               0
 #define LWIP_PROVIDE_ERRNO          0

@@ -227,6 +227,30 @@ TEST(hostname_rules)
 	}
 }
 
+TEST(ntp_and_syslog_endpoints)
+{
+	EXPECT_EQ_INT(parse("net = dhcp\n"), 0);
+	EXPECT_EQ_INT(cfg.ntp[0].port, 0);                      /* none by default */
+	EXPECT_EQ_INT(cfg.syslog.port, 0);
+	EXPECT_EQ_INT(parse("ntp = 10.0.2.2\nsyslog = 192.168.1.5:5140\n"), 0);
+	EXPECT(cfg.ntp[0].ip[0] == 10 && cfg.ntp[0].ip[3] == 2 && cfg.ntp[0].port == 123);
+	EXPECT_EQ_INT(cfg.ntp[1].port, 0);
+	EXPECT(cfg.syslog.ip[0] == 192 && cfg.syslog.ip[3] == 5 && cfg.syslog.port == 5140);
+	EXPECT_EQ_INT(parse("ntp = 10.0.2.2:12300,10.0.2.3\nsyslog = 10.0.2.2\n"), 0);
+	EXPECT(cfg.ntp[0].port == 12300 && cfg.ntp[1].ip[3] == 3 && cfg.ntp[1].port == 123);
+	EXPECT_EQ_INT(cfg.syslog.port, 514);
+	static const char *bad[] = { "ntp = pool.ntp.org", "ntp = 10.0.2.2:0", "ntp = 10.0.2.2:65536",
+		"ntp = 10.0.2.2:", "ntp = 1.2.3.4,5.6.7.8,9.9.9.9", "ntp = 10.0.2.2,", "syslog = 10.0.2.2:x",
+		"syslog = 10.0.2.2,10.0.2.3", "syslog = " };
+	char text[128];
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "net = dhcp\n%s\n", bad[i]);
+		EXPECT_EQ_INT(parse(text), -1);
+		EXPECT(err_names_line(2));
+		EXPECT(strstr(err, bad[i][0] == 'n' ? "ntp" : "syslog") != NULL);
+	}
+}
+
 TEST(disks_values)
 {
 	EXPECT_EQ_INT(parse("disks = nvme0n1\n"), 0);
