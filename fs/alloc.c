@@ -68,7 +68,7 @@ int cowfs_alloc_init(struct cowfs *fs, bool fresh)
 	al->inuse = plat_zalloc(words * 8);
 	al->group_dirty = plat_zalloc((al->ngroups + 63) / 64 * 8);
 	if (!al->ondisk || !al->inuse || !al->group_dirty)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	al->cursor = CFS_RESERVED_BLOCKS;
 	if (fresh) {
 		alloc_reserve(fs);
@@ -131,7 +131,7 @@ int cowfs_alloc_blocks(struct cowfs *fs, uint32_t n, uint64_t *out)
 		b++;
 		scanned++;
 	}
-	return -IOMAP_ENOSPC;
+	return -PLAT_ENOSPC;
 }
 
 static int pins_add(struct cowfs_pins *p, uint64_t blk, uint64_t n)
@@ -140,7 +140,7 @@ static int pins_add(struct cowfs_pins *p, uint64_t blk, uint64_t n)
 		size_t cap = p->cap ? p->cap * 2 : 256;
 		uint64_t *nb = plat_alloc(cap * sizeof(*nb));
 		if (!nb)
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		if (p->n)
 			plat_memcpy(nb, p->blk, p->n * sizeof(*nb));
 		plat_free(p->blk);
@@ -247,7 +247,7 @@ static int load_one(void *arg, const struct cowfs_key *k, const void *data, uint
 	    len != CFS_GROUP_BYTES || c->next_group >= fs->al.ngroups) {
 		plat_log(PLAT_LOG_ERR, "cowfs: free-space tree: unexpected item (%llu, %u, %llu) len %u",
 			 (unsigned long long)k->objectid, k->type, (unsigned long long)k->offset, len);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	plat_memcpy((uint8_t *)fs->al.ondisk + c->next_group * CFS_GROUP_BYTES, data, len);
 	c->next_group++;
@@ -262,11 +262,11 @@ int cowfs_alloc_load(struct cowfs *fs)
 	struct cowfs_key from = { 0, 0, 0 }, to = { UINT64_MAX, 255, UINT64_MAX };
 	int err = cowfs_bt_iterate(&fs->free_tree, &from, &to, load_one, &c);
 	if (err)
-		return err < 0 ? err : -IOMAP_EIO;
+		return err < 0 ? err : -PLAT_EIO;
 	if (c.next_group != fs->al.ngroups) {
 		plat_log(PLAT_LOG_ERR, "cowfs: free-space tree has %llu groups, expected %llu",
 			 (unsigned long long)c.next_group, (unsigned long long)fs->al.ngroups);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	uint64_t used = 0;
 	for (uint64_t w = 0; w < alloc_words(fs); w++) {
@@ -278,6 +278,6 @@ int cowfs_alloc_load(struct cowfs *fs)
 	fs->al.used = used;
 	for (uint64_t b = 0; b < CFS_RESERVED_BLOCKS; b++)
 		if (!bit_test(fs->al.ondisk, b))
-			return -IOMAP_EIO;
+			return -PLAT_EIO;
 	return 0;
 }

@@ -57,7 +57,7 @@ static int node_alloc(struct cowfs_tree *t, uint8_t level, struct cowfs_node **o
 	struct cowfs_node *n = cowfs_nc_new(fs, blk);
 	if (!n) {
 		cowfs_free_blocks(fs, blk, fs->node_blocks, fs->gen);
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	}
 	nd_init(fs, n->buf, blk, level, t->id);
 	*out = n;
@@ -128,7 +128,7 @@ int cowfs_bt_lookup(struct cowfs_tree *t, const struct cowfs_key *k, void *buf, 
 		nd_key(n->buf, 0, &first);
 		if (cfs_key_cmp(k, &first) < 0) {
 			cowfs_nc_put(fs, n);
-			return -IOMAP_ENOENT;
+			return -PLAT_ENOENT;
 		}
 		err = read_child(t, n, child_slot(n->buf, k), &c);
 		cowfs_nc_put(fs, n);
@@ -146,7 +146,7 @@ int cowfs_bt_lookup(struct cowfs_tree *t, const struct cowfs_key *k, void *buf, 
 			*len = l;
 	}
 	cowfs_nc_put(fs, n);
-	return exact ? 0 : -IOMAP_ENOENT;
+	return exact ? 0 : -PLAT_ENOENT;
 }
 
 struct walk {
@@ -225,7 +225,7 @@ int cowfs_bt_next(struct cowfs_tree *t, struct cowfs_key *k, void *buf, uint32_t
 	static const struct cowfs_key last = { UINT64_MAX, 255, UINT64_MAX };
 	struct next_ctx c = { k, buf, bufsize, len };
 	int r = cowfs_bt_iterate(t, k, &last, next_cb, &c);
-	return r < 0 ? r : r == 1 ? 0 : -IOMAP_ENOENT;
+	return r < 0 ? r : r == 1 ? 0 : -PLAT_ENOENT;
 }
 
 /* ---- insert ---- */
@@ -446,7 +446,7 @@ out_put:
 
 static int change_ok(struct cowfs_tree *t)
 {
-	return t->fs->readonly ? (t->fs->error ? t->fs->error : -IOMAP_EROFS) : 0;
+	return t->fs->readonly ? (t->fs->error ? t->fs->error : -PLAT_EROFS) : 0;
 }
 
 /* A failure half-way through a change (no space for a node, no memory,
@@ -467,10 +467,10 @@ int cowfs_bt_insert(struct cowfs_tree *t, const struct cowfs_key *k, const void 
 	if (err)
 		return err;
 	if (len > max_item(t->fs))
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	err = cowfs_bt_lookup(t, k, NULL, 0, NULL);
-	if (err != -IOMAP_ENOENT)
-		return err ? err : -IOMAP_EEXIST;
+	if (err != -PLAT_ENOENT)
+		return err ? err : -PLAT_EEXIST;
 	return change_done(t, insert_item(t, k, data, len), "insert");
 }
 
@@ -490,7 +490,7 @@ int cowfs_bt_update(struct cowfs_tree *t, const struct cowfs_key *k, const void 
 	if (err)
 		return err;
 	if (len > max_item(t->fs))
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	uint32_t old;
 	if ((err = cowfs_bt_lookup(t, k, NULL, 0, &old)))
 		return err;

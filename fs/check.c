@@ -18,7 +18,7 @@ static int chk_fail(struct chk *c, uint64_t blk, const char *what)
 {
 	plat_snprintf(c->msg, c->msglen, "tree %llu, block %llu: %s", (unsigned long long)c->t->id,
 		      (unsigned long long)blk, what);
-	return -IOMAP_EIO;
+	return -PLAT_EIO;
 }
 
 static int chk_mark(struct chk *c, uint64_t blk)
@@ -142,7 +142,7 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, char *msg, size_t msg
 		uint8_t ri[CFS_ROOT_ITEM_SIZE];
 		uint32_t len;
 		int r = cowfs_bt_next(&fs->root_tree, &k, ri, sizeof(ri), &len);
-		if (r == -IOMAP_ENOENT)
+		if (r == -PLAT_ENOENT)
 			break;
 		if (r) {
 			err = r;
@@ -176,7 +176,7 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 	uint64_t words = (fs->total_blocks + 63) / 64;
 	uint64_t *seen = plat_zalloc(words * 8);
 	if (!seen)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	int err = chk_all_trees(fs, seen, msg, msglen);
 	for (uint64_t b = 0; b < fs->total_blocks && !err; b++) {
 		bool reserved = b < CFS_RESERVED_BLOCKS || b >= fs->total_blocks - CFS_SB_SLOTS;
@@ -185,7 +185,7 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 			plat_snprintf(msg, msglen, "free space: block %llu is %s but the bitmap says %s",
 				      (unsigned long long)b, used ? "in use" : "unreferenced",
 				      used ? "free" : "allocated");
-			err = -IOMAP_EIO;
+			err = -PLAT_EIO;
 		}
 	}
 	plat_free(seen);

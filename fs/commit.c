@@ -34,7 +34,7 @@ static int clist_add(struct commit_list *l, struct cowfs_node *n)
 		size_t cap = l->cap ? l->cap * 2 : 256;
 		struct cowfs_node **nn = plat_alloc(cap * sizeof(*nn));
 		if (!nn)
-			return -IOMAP_ENOMEM;
+			return -PLAT_ENOMEM;
 		if (l->len)
 			plat_memcpy(nn, l->n, l->len * sizeof(*nn));
 		plat_free(l->n);
@@ -63,9 +63,9 @@ static int write_node(struct cowfs *fs, struct cowfs_node *n, struct cowfs_iob *
 				continue;
 			struct cowfs_node *c = cowfs_nc_lookup_dirty(fs, p.blocknr);
 			if (!c) {
-				cowfs_fail(fs, -IOMAP_EIO, "commit: dirty node %llu missing from the cache",
+				cowfs_fail(fs, -PLAT_EIO, "commit: dirty node %llu missing from the cache",
 					   (unsigned long long)p.blocknr);
-				return -IOMAP_EIO;
+				return -PLAT_EIO;
 			}
 			if ((err = write_node(fs, c, iob, l, &p.csum)))
 				return err;
@@ -84,9 +84,9 @@ static int write_tree(struct cowfs *fs, struct cowfs_tree *t, struct cowfs_iob *
 		return 0;                   /* unchanged since the last commit */
 	struct cowfs_node *n = cowfs_nc_lookup_dirty(fs, t->root.blocknr);
 	if (!n) {
-		cowfs_fail(fs, -IOMAP_EIO, "commit: root of tree %llu missing from the cache",
+		cowfs_fail(fs, -PLAT_EIO, "commit: root of tree %llu missing from the cache",
 			   (unsigned long long)t->id);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	return write_node(fs, n, iob, l, &t->root.csum);
 }
@@ -117,8 +117,8 @@ static int commit_fold(struct cowfs *fs)
 		if (!changed && !groups)
 			return 0;
 	}
-	cowfs_fail(fs, -IOMAP_EIO, "commit: free-space accounting did not settle");
-	return -IOMAP_EIO;
+	cowfs_fail(fs, -PLAT_EIO, "commit: free-space accounting did not settle");
+	return -PLAT_EIO;
 }
 
 /* Step 2: subvolume trees and the free-space tree first; their root
@@ -135,8 +135,8 @@ static int commit_write(struct cowfs *fs, struct cowfs_iob *iob, struct commit_l
 	if (!err && fs->free_tree.root.gen == fs->gen && !(err = write_tree(fs, &fs->free_tree, iob, l)))
 		err = cowfs_root_item_put(fs, &fs->free_tree);
 	if (!err && (fs->al.used != used || fs->al.cursor != cursor)) {
-		cowfs_fail(fs, -IOMAP_EIO, "commit: allocation while writing the trees");
-		err = -IOMAP_EIO;
+		cowfs_fail(fs, -PLAT_EIO, "commit: allocation while writing the trees");
+		err = -PLAT_EIO;
 	}
 	if (!err)
 		err = write_tree(fs, &fs->root_tree, iob, l);
@@ -148,10 +148,10 @@ static int commit_super(struct cowfs *fs, uint64_t gen)
 {
 	uint8_t *sb = plat_alloc_pages(PLAT_PAGE_SIZE);
 	if (!sb)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	cowfs_sb_encode(fs, sb, gen);
 	uint64_t slot = gen % CFS_SB_SLOTS;
-	int err = -IOMAP_ENOMEM;
+	int err = -PLAT_ENOMEM;
 	for (int fua = 1; fua >= 0; fua--) {
 		struct cowfs_iob *iob = cowfs_iob_new(fs);
 		if (!iob)
@@ -162,7 +162,7 @@ static int commit_super(struct cowfs *fs, uint64_t gen)
 		err = cowfs_iob_wait(iob);
 		if (!fua && !err)
 			err = cowfs_flush(fs);
-		if (err != -IOMAP_ENOTSUP)
+		if (err != -PLAT_ENOTSUP)
 			break;
 	}
 	plat_free_pages(sb, PLAT_PAGE_SIZE);
@@ -172,7 +172,7 @@ static int commit_super(struct cowfs *fs, uint64_t gen)
 int cowfs_commit(struct cowfs *fs)
 {
 	if (fs->readonly)
-		return fs->error ? fs->error : -IOMAP_EROFS;
+		return fs->error ? fs->error : -PLAT_EROFS;
 	if (!fs->dirty_changes)
 		return 0;
 	uint64_t gen = fs->gen;
@@ -189,7 +189,7 @@ int cowfs_commit(struct cowfs *fs)
 	/* 2. Write every new node; nothing points to them yet. */
 	struct cowfs_iob *iob = cowfs_iob_new(fs);
 	if (!iob)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	err = commit_write(fs, iob, &l);
 	int werr = cowfs_iob_wait(iob);
 	err = err ? err : werr;

@@ -1,6 +1,6 @@
 /*
  * cowfs: the appliance's copy-on-write extent filesystem (portable; over
- * iomap/platform.h).  This header is the foundation layer: format, mount,
+ * platform/platform.h).  This header is the foundation layer: format, mount,
  * copy-on-write B+trees and commits.  Inodes, directories and the iomap
  * hooks build on it.
  *
@@ -24,7 +24,7 @@
 #ifndef FS_COWFS_H
 #define FS_COWFS_H
 
-#include "iomap/platform.h"
+#include "platform/platform.h"
 #include "fs/format.h"
 
 struct cowfs;

@@ -78,7 +78,7 @@ struct cowfs {
 
 /* ---- errors ---- */
 void cowfs_fail(struct cowfs *fs, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static inline int cowfs_writable(struct cowfs *fs) { return fs->readonly ? -IOMAP_EROFS : 0; }
+static inline int cowfs_writable(struct cowfs *fs) { return fs->readonly ? -PLAT_EROFS : 0; }
 
 /* ---- io.c: device I/O in blocks, batched async writes ---- */
 struct cowfs_iob;

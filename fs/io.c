@@ -7,7 +7,7 @@
 #include "fs/cowfs_int.h"
 
 /* A device that does not answer within a minute is reported as an I/O
- * error (the bios are still waited for: their buffers belong to us). */
+ * error (the bios are still waited for: the device owns their buffers). */
 #define COWFS_IO_TIMEOUT_NS (60ull * 1000000000ull)
 
 struct cowfs_iob {
@@ -52,7 +52,7 @@ static void cowfs_iob_submit(struct cowfs_iob *iob, enum plat_bio_op op, uint64_
 	struct plat_bio *bio = plat_zalloc(sizeof(*bio));
 	if (!bio) {
 		int zero = 0;
-		plat_cas(&iob->err, &zero, -IOMAP_ENOMEM);
+		plat_cas(&iob->err, &zero, -PLAT_ENOMEM);
 		return;
 	}
 	if (fs->hooks && op == PLAT_BIO_WRITE && fs->hooks->before_write)
@@ -86,29 +86,17 @@ static bool cowfs_iob_idle(void *arg)
 	return plat_load(&((struct cowfs_iob *)arg)->pending) == 0;
 }
 
+/* The bios' buffers belong to the device until every end_io ran, so this
+ * wait never gives up (plat_wait_owned); a late device is an error. */
 int cowfs_iob_wait(struct cowfs_iob *iob)
 {
-	uint64_t deadline = plat_time_ns() + COWFS_IO_TIMEOUT_NS;
-	int timed_out = 0;
-	while (!cowfs_iob_idle(iob)) {
-		int n = plat_bdev_poll(iob->fs->bdev, 32);
-		if (n == -IOMAP_ENOTSUP) {
-			if (plat_wait_until(iob->wq, cowfs_iob_idle, iob, deadline) == -IOMAP_ETIMEDOUT &&
-			    !timed_out) {
-				timed_out = 1;
-				plat_log(PLAT_LOG_ERR, "cowfs: %s: writes not completed after 60 s, still waiting",
-					 plat_bdev_name(iob->fs->bdev));
-				deadline = PLAT_FOREVER;
-			}
-		} else if (n == 0) {
-			plat_yield();
-		}
-	}
+	int late = plat_wait_owned(iob->wq, cowfs_iob_idle, iob, iob->fs->bdev,
+				   plat_time_ns() + COWFS_IO_TIMEOUT_NS, "cowfs: commit writes");
 	while (plat_load(&iob->done) != iob->submitted)
 		plat_yield();
 	int err = iob->err;
-	if (!err && timed_out)
-		err = -IOMAP_EIO;
+	if (!err && late)
+		err = -PLAT_EIO;
 	plat_waitq_free(iob->wq);
 	plat_free(iob);
 	return err;
@@ -117,7 +105,7 @@ int cowfs_iob_wait(struct cowfs_iob *iob)
 int cowfs_read_blocks(struct cowfs *fs, uint64_t blk, void *buf, uint32_t len)
 {
 	if (blk >= fs->total_blocks || (len >> CFS_BLOCK_SHIFT) > fs->total_blocks - blk)
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	return plat_bdev_rw(fs->bdev, PLAT_BIO_READ, blk << CFS_BLOCK_SHIFT, buf, len);
 }
 
@@ -125,7 +113,7 @@ int cowfs_flush(struct cowfs *fs)
 {
 	struct cowfs_iob *iob = cowfs_iob_new(fs);
 	if (!iob)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	cowfs_iob_submit(iob, PLAT_BIO_FLUSH, 0, NULL, 0, 0);
 	return cowfs_iob_wait(iob);
 }
@@ -138,8 +126,8 @@ void cowfs_fail(struct cowfs *fs, int err, const char *fmt, ...)
 		plat_vsnprintf(fs->reason, sizeof(fs->reason), fmt, ap);
 		va_end(ap);
 		fs->error = err;
-		plat_log(PLAT_LOG_ERR, "cowfs: %s: read-only: %s (error %d)", plat_bdev_name(fs->bdev),
-			 fs->reason, err);
+		plat_log(PLAT_LOG_ERR, "cowfs: %s: read-only: %s (%s)", plat_bdev_name(fs->bdev),
+			 fs->reason, plat_strerror(err));
 	}
 	fs->readonly = true;
 }

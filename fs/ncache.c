@@ -32,7 +32,7 @@ int cowfs_nc_init(struct cowfs *fs, uint64_t budget_bytes)
 		hsize <<= 1;
 	nc->hash = plat_zalloc(hsize * sizeof(*nc->hash));
 	if (!nc->hash)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	nc->hmask = hsize - 1;
 	nc->lru.lnext = nc->lru.lprev = &nc->lru;
 	return 0;
@@ -211,7 +211,7 @@ int cowfs_nc_read(struct cowfs *fs, const struct cowfs_bptr *p, uint64_t owner, 
 			fs->nc.verify_errors++;
 			plat_log(PLAT_LOG_ERR, "cowfs: block %llu (tree %llu): cached node does not match its pointer",
 				 (unsigned long long)p->blocknr, (unsigned long long)owner);
-			return -IOMAP_EIO;
+			return -PLAT_EIO;
 		}
 		if (!n->refs++)
 			lru_del(n);
@@ -222,12 +222,12 @@ int cowfs_nc_read(struct cowfs *fs, const struct cowfs_bptr *p, uint64_t owner, 
 		fs->nc.verify_errors++;
 		plat_log(PLAT_LOG_ERR, "cowfs: tree %llu points to block %llu outside the data area",
 			 (unsigned long long)owner, (unsigned long long)p->blocknr);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	nc_evict(fs);
 	n = nc_alloc(fs, p->blocknr);
 	if (!n)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	int err = cowfs_read_blocks(fs, p->blocknr, n->buf, fs->node_size);
 	fs->nc.reads++;
 	const char *why = err ? "read error" : cowfs_node_verify(fs, n->buf, p->blocknr, p, owner, true);
@@ -238,7 +238,7 @@ int cowfs_nc_read(struct cowfs *fs, const struct cowfs_bptr *p, uint64_t owner, 
 			 (unsigned long long)p->gen, why);
 		hash_del(fs, n);
 		node_free(fs, n);
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	}
 	*out = n;
 	return 0;

@@ -85,7 +85,7 @@ static int fs_setup(struct cowfs *fs, uint64_t cache_bytes, bool fresh)
 	fs->scratch[0] = plat_alloc_pages(fs->node_size);
 	fs->scratch[1] = plat_alloc_pages(fs->node_size);
 	if (!fs->scratch[0] || !fs->scratch[1])
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	int err = cowfs_nc_init(fs, cache_bytes ? cache_bytes : COWFS_DEFAULT_CACHE);
 	if (!err)
 		err = cowfs_alloc_init(fs, fresh);
@@ -111,7 +111,7 @@ int cowfs_root_item_put(struct cowfs *fs, struct cowfs_tree *t)
 	struct cowfs_key k = { t->id, CFS_ITEM_ROOT, 0 };
 	cfs_bptr_put(ri + CFS_RI_PTR, &t->root);
 	int err = cowfs_bt_update(&fs->root_tree, &k, ri, sizeof(ri));
-	if (err == -IOMAP_ENOENT)
+	if (err == -PLAT_ENOENT)
 		err = cowfs_bt_insert(&fs->root_tree, &k, ri, sizeof(ri));
 	return err;
 }
@@ -125,7 +125,7 @@ static int tree_load(struct cowfs *fs, struct cowfs_tree *t)
 	if (err)
 		return err;
 	if (len != CFS_ROOT_ITEM_SIZE)
-		return -IOMAP_EIO;
+		return -PLAT_EIO;
 	cfs_bptr_get(ri + CFS_RI_PTR, &t->root);
 	return 0;
 }
@@ -133,7 +133,7 @@ static int tree_load(struct cowfs *fs, struct cowfs_tree *t)
 int cowfs_tree_open(struct cowfs *fs, uint64_t id, bool create, struct cowfs_tree **out)
 {
 	if (id < CFS_TREE_FS)
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	for (struct cowfs_tree *t = fs->trees; t; t = t->next)
 		if (t->id == id) {
 			*out = t;
@@ -141,11 +141,11 @@ int cowfs_tree_open(struct cowfs *fs, uint64_t id, bool create, struct cowfs_tre
 		}
 	struct cowfs_tree *t = plat_zalloc(sizeof(*t));
 	if (!t)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	t->fs = fs;
 	t->id = id;
 	int err = tree_load(fs, t);
-	if (err == -IOMAP_ENOENT && create) {
+	if (err == -PLAT_ENOENT && create) {
 		err = cowfs_writable(fs);
 		if (!err)
 			err = cowfs_tree_new_root(t);
@@ -183,16 +183,16 @@ int cowfs_mkfs(struct plat_bdev *b, const struct cowfs_mkfs_opts *o)
 	uint32_t ns = o->node_size ? o->node_size : 16384;
 	if (ns != 4096 && ns != 8192 && ns != 16384) {
 		plat_log(PLAT_LOG_ERR, "cowfs: mkfs: node size %u: must be 4096, 8192 or 16384", ns);
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	}
 	if (total < CFS_MIN_BLOCKS || total > dev_blocks) {
 		plat_log(PLAT_LOG_ERR, "cowfs: mkfs: %llu blocks: need %u..%llu", (unsigned long long)total,
 			 CFS_MIN_BLOCKS, (unsigned long long)dev_blocks);
-		return -IOMAP_EINVAL;
+		return -PLAT_EINVAL;
 	}
 	struct cowfs *fs = fs_new(b);
 	if (!fs)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	fs->node_size = ns;
 	fs->total_blocks = total;
 	fs->gen = 1;
@@ -213,11 +213,11 @@ int cowfs_mkfs(struct plat_bdev *b, const struct cowfs_mkfs_opts *o)
 	 * mkfs: a stale slot with a higher generation would win at mount. */
 	uint8_t *zero = plat_zalloc(CFS_SB_SLOTS * CFS_BLOCK_SIZE);
 	if (!err && !zero)
-		err = -IOMAP_ENOMEM;
+		err = -PLAT_ENOMEM;
 	if (!err) {
 		struct cowfs_iob *iob = cowfs_iob_new(fs);
 		if (!iob) {
-			err = -IOMAP_ENOMEM;
+			err = -PLAT_ENOMEM;
 		} else {
 			cowfs_iob_write(iob, CFS_SB_AREA0, zero, CFS_SB_SLOTS * CFS_BLOCK_SIZE, 0);
 			cowfs_iob_write(iob, total - CFS_SB_SLOTS, zero, CFS_SB_SLOTS * CFS_BLOCK_SIZE, 0);
@@ -236,7 +236,7 @@ int cowfs_mkfs(struct plat_bdev *b, const struct cowfs_mkfs_opts *o)
 	if (!err)
 		err = cowfs_commit(fs);
 	if (err)
-		plat_log(PLAT_LOG_ERR, "cowfs: mkfs on %s failed: error %d", plat_bdev_name(b), err);
+		plat_log(PLAT_LOG_ERR, "cowfs: mkfs on %s failed: %s", plat_bdev_name(b), plat_strerror(err));
 	fs_free(fs);
 	return err;
 }
@@ -268,7 +268,7 @@ static int mount_from(struct cowfs *fs, const uint8_t *sb, uint64_t cache_bytes)
 	if (!err && fs->al.used != cfs_get64(sb + CFS_SB_USED)) {
 		plat_log(PLAT_LOG_ERR, "cowfs: superblock says %llu blocks used, free-space tree %llu",
 			 (unsigned long long)cfs_get64(sb + CFS_SB_USED), (unsigned long long)fs->al.used);
-		err = -IOMAP_EIO;
+		err = -PLAT_EIO;
 	}
 	return err;
 }
@@ -309,7 +309,7 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 	struct sb_cand c[2 * CFS_SB_SLOTS];
 	unsigned nc = 0;
 	if (!buf)
-		return -IOMAP_ENOMEM;
+		return -PLAT_ENOMEM;
 	sb_read_area(b, CFS_SB_AREA0, dev_blocks, buf, NULL, c, &nc);
 	/* Area 1 sits at the end of the filesystem: where area 0 says, or at
 	 * the end of the device when area 0 has nothing valid. */
@@ -322,7 +322,7 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 	if (nc)
 		area1 = cfs_get64(c[newest].sb + CFS_SB_AREA1_OFF);
 	sb_read_area(b, area1, dev_blocks, buf + CFS_SB_SLOTS * CFS_BLOCK_SIZE, fsid, c, &nc);
-	int err = -IOMAP_EINVAL;
+	int err = -PLAT_EINVAL;
 	if (!nc)
 		plat_log(PLAT_LOG_ERR, "cowfs: %s: no valid cowfs superblock", plat_bdev_name(b));
 	/* Newest first; copies of one generation are tried once. */
@@ -337,7 +337,7 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 		tried_below = c[best].gen;
 		struct cowfs *fs = fs_new(b);
 		if (!fs) {
-			err = -IOMAP_ENOMEM;
+			err = -PLAT_ENOMEM;
 			break;
 		}
 		fs->hooks = o->hooks;
@@ -353,8 +353,8 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 			*out = fs;
 			return 0;
 		}
-		plat_log(PLAT_LOG_ERR, "cowfs: %s: commit %llu does not load (error %d), trying the one before",
-			 plat_bdev_name(b), (unsigned long long)c[best].gen, err);
+		plat_log(PLAT_LOG_ERR, "cowfs: %s: commit %llu does not load (%s), trying the one before",
+			 plat_bdev_name(b), (unsigned long long)c[best].gen, plat_strerror(err));
 		fs_free(fs);
 	}
 	plat_free(buf);

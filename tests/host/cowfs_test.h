@@ -9,7 +9,7 @@
 #define TESTS_HOST_COWFS_TEST_H
 
 #include <unistd.h>
-#include "iomap/platform_host.h"
+#include "platform/host/platform_host.h"
 #include "fs/cowfs_int.h"
 
 struct ct_image {
@@ -113,7 +113,7 @@ static inline const char *ct_random_op(struct cowfs_tree *t, struct ct_model *m,
 		ct_value(i, v, buf, len);
 		err = cowfs_bt_insert(t, &k, buf, len);
 		if (m->ver[i])
-			return err == -IOMAP_EEXIST ? NULL : "insert of a present key did not say EEXIST";
+			return err == -PLAT_EEXIST ? NULL : "insert of a present key did not say EEXIST";
 		if (err)
 			return "insert failed";
 		m->ver[i] = v;
@@ -121,7 +121,7 @@ static inline const char *ct_random_op(struct cowfs_tree *t, struct ct_model *m,
 	} else if (dice < insert_pct + (100 - insert_pct) * 2 / 3) {
 		err = cowfs_bt_delete(t, &k);
 		if (!m->ver[i])
-			return err == -IOMAP_ENOENT ? NULL : "delete of an absent key did not say ENOENT";
+			return err == -PLAT_ENOENT ? NULL : "delete of an absent key did not say ENOENT";
 		if (err)
 			return "delete failed";
 		m->ver[i] = 0;
@@ -132,7 +132,7 @@ static inline const char *ct_random_op(struct cowfs_tree *t, struct ct_model *m,
 		ct_value(i, v, buf, len);
 		err = cowfs_bt_update(t, &k, buf, len);
 		if (!m->ver[i])
-			return err == -IOMAP_ENOENT ? NULL : "update of an absent key did not say ENOENT";
+			return err == -PLAT_ENOENT ? NULL : "update of an absent key did not say ENOENT";
 		if (err)
 			return "update failed";
 		m->ver[i] = v;
@@ -140,7 +140,7 @@ static inline const char *ct_random_op(struct cowfs_tree *t, struct ct_model *m,
 	/* Every op ends with a lookup of its key. */
 	err = cowfs_bt_lookup(t, &k, got, sizeof(got), &len);
 	if (!m->ver[i])
-		return err == -IOMAP_ENOENT ? NULL : "lookup found a key the model does not have";
+		return err == -PLAT_ENOENT ? NULL : "lookup found a key the model does not have";
 	if (err)
 		return "lookup of a present key failed";
 	uint32_t want = ct_len(m, i, m->ver[i]);

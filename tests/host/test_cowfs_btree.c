@@ -228,7 +228,7 @@ TEST(range_iteration_and_next)
 			EXPECT_EQ_INT(r, 0);
 			EXPECT_EQ_INT(ct_key_index(&k), nxt);
 		} else {
-			EXPECT_EQ_INT(r, -IOMAP_ENOENT);
+			EXPECT_EQ_INT(r, -PLAT_ENOENT);
 		}
 	}
 	free(m.ver);
@@ -246,23 +246,23 @@ TEST(bad_arguments_and_missing_keys)
 	struct cowfs_key k = { 300, 1, 0 };
 	uint32_t max = cowfs_max_item_size(e.fs);
 	EXPECT_EQ_INT(max, (4096 - 64) / 4 - 21);
-	EXPECT_EQ_INT(cowfs_bt_insert(e.t, &k, big, max + 1), -IOMAP_EINVAL);
+	EXPECT_EQ_INT(cowfs_bt_insert(e.t, &k, big, max + 1), -PLAT_EINVAL);
 	EXPECT_EQ_INT(cowfs_bt_insert(e.t, &k, big, max), 0);
-	EXPECT_EQ_INT(cowfs_bt_insert(e.t, &k, big, 1), -IOMAP_EEXIST);
-	EXPECT_EQ_INT(cowfs_bt_update(e.t, &k, big, max + 1), -IOMAP_EINVAL);
+	EXPECT_EQ_INT(cowfs_bt_insert(e.t, &k, big, 1), -PLAT_EEXIST);
+	EXPECT_EQ_INT(cowfs_bt_update(e.t, &k, big, max + 1), -PLAT_EINVAL);
 	k.offset = 1;
-	EXPECT_EQ_INT(cowfs_bt_delete(e.t, &k), -IOMAP_ENOENT);
-	EXPECT_EQ_INT(cowfs_bt_update(e.t, &k, big, 3), -IOMAP_ENOENT);
-	EXPECT_EQ_INT(cowfs_bt_lookup(e.t, &k, NULL, 0, NULL), -IOMAP_ENOENT);
+	EXPECT_EQ_INT(cowfs_bt_delete(e.t, &k), -PLAT_ENOENT);
+	EXPECT_EQ_INT(cowfs_bt_update(e.t, &k, big, 3), -PLAT_ENOENT);
+	EXPECT_EQ_INT(cowfs_bt_lookup(e.t, &k, NULL, 0, NULL), -PLAT_ENOENT);
 	struct cowfs_tree *t2;
-	EXPECT_EQ_INT(cowfs_tree_open(e.fs, 1, true, &t2), -IOMAP_EINVAL);
-	EXPECT_EQ_INT(cowfs_tree_open(e.fs, 999, false, &t2), -IOMAP_ENOENT);
+	EXPECT_EQ_INT(cowfs_tree_open(e.fs, 1, true, &t2), -PLAT_EINVAL);
+	EXPECT_EQ_INT(cowfs_tree_open(e.fs, 999, false, &t2), -PLAT_ENOENT);
 	/* 4 KiB / 8 KiB / 16 KiB nodes only. */
 	struct cowfs_mkfs_opts o = { .node_size = 2048 };
-	EXPECT_EQ_INT(cowfs_mkfs(e.im.bdev, &o), -IOMAP_EINVAL);
+	EXPECT_EQ_INT(cowfs_mkfs(e.im.bdev, &o), -PLAT_EINVAL);
 	o.node_size = 4096;
 	o.total_blocks = 10;
-	EXPECT_EQ_INT(cowfs_mkfs(e.im.bdev, &o), -IOMAP_EINVAL);
+	EXPECT_EQ_INT(cowfs_mkfs(e.im.bdev, &o), -PLAT_EINVAL);
 out:
 	env_close(&e);
 }
@@ -292,7 +292,7 @@ static int lookup_all(struct env *e, struct ct_model *m)
 		struct cowfs_key k;
 		ct_key(i, &k);
 		int r = cowfs_bt_lookup(e->t, &k, NULL, 0, NULL);
-		if (r == -IOMAP_EIO)
+		if (r == -PLAT_EIO)
 			bad++;
 	}
 	return bad;
@@ -367,7 +367,7 @@ static void damage_test(enum damage how)
 		cowfs_info(e.fs, &info);
 		EXPECT(info.verify_errors > 0);
 		char msg[200];
-		EXPECT(cowfs_check(e.fs, msg, sizeof(msg)) == -IOMAP_EIO);
+		EXPECT(cowfs_check(e.fs, msg, sizeof(msg)) == -PLAT_EIO);
 		EXPECT(strstr(msg, "fails verification") != NULL);
 	}
 out_model:
