@@ -330,8 +330,14 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 	while (nc) {
 		unsigned best = nc;
 		for (unsigned i = 0; i < nc; i++)
-			if (c[i].gen < tried_below && (best == nc || c[i].gen > c[best].gen))
+			if (c[i].gen < tried_below && (best == nc || c[i].gen > c[best].gen) &&
+			    (!o->gen || c[i].gen == o->gen))
 				best = i;
+		if (best == nc && o->gen && tried_below == UINT64_MAX) {
+			plat_log(PLAT_LOG_ERR, "cowfs: %s: no valid superblock of commit %llu",
+				 plat_bdev_name(b), (unsigned long long)o->gen);
+			err = -PLAT_ENOENT;
+		}
 		if (best == nc)
 			break;
 		tried_below = c[best].gen;

@@ -54,6 +54,7 @@ static inline uint64_t ct_rand(uint64_t *s)
 /* Model: key i <-> (i / 3, type 1 + i % 3, i * 7919). */
 struct ct_model {
 	uint32_t n;
+	uint32_t lo, span;    /* random ops pick keys in [lo, lo + span) (span 0 = all) */
 	uint32_t *ver;        /* 0 = absent */
 	uint32_t maxlen;
 	uint64_t present;
@@ -102,7 +103,7 @@ static inline const char *ct_random_op(struct cowfs_tree *t, struct ct_model *m,
 				       unsigned insert_pct, uint32_t *next_ver)
 {
 	static uint8_t buf[4096], got[4096];
-	uint32_t i = (uint32_t)(ct_rand(rng) % m->n), len;
+	uint32_t i = m->span ? m->lo + (uint32_t)(ct_rand(rng) % m->span) : (uint32_t)(ct_rand(rng) % m->n), len;
 	struct cowfs_key k;
 	ct_key(i, &k);
 	unsigned dice = (unsigned)(ct_rand(rng) % 100);
