@@ -90,6 +90,7 @@ static inline void ct_model_init(struct ct_model *m, uint32_t n, uint32_t maxlen
 	m->ver = calloc(n, sizeof(*m->ver));
 	m->maxlen = maxlen;
 	m->present = 0;
+	m->lo = m->span = 0;
 }
 static inline void ct_model_copy(struct ct_model *dst, const struct ct_model *src)
 {

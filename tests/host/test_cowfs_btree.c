@@ -74,16 +74,16 @@ static const char *check_all(struct env *e, struct cowfs_tree_stats *st)
 		test_fail_at(__FILE__, __LINE__, m_);                             \
 	} while (0)
 
-/* Small keys space (many EEXIST/ENOENT), 4 KiB nodes, values up to the
- * largest item so leaves split and merge often; the full invariant check
- * after every single step; commit every 300 steps, remount every 2000. */
-TEST(random_ops_full_check_every_step)
+/* Small key space (many EEXIST/ENOENT), values up to the largest item so
+ * leaves split and merge often; the full invariant check after every
+ * single step; commit every 300 steps, remount every 2000. */
+static void random_ops_full_check(uint32_t node_size, uint64_t steps, unsigned min_height)
 {
 	struct env e;
 	struct ct_model m;
-	uint64_t rng = 0x1234567, steps = stress() ? 200000 : 12000;
+	uint64_t rng = 0x1234567 + node_size;
 	uint32_t ver = 1;
-	EXPECT_EQ_INT(env_open(&e, "bt-small", 64 << 20, 4096, 1 << 20), 0);
+	EXPECT_EQ_INT(env_open(&e, "bt-small", 64 << 20, node_size, 1 << 20), 0);
 	if (!e.t)
 		goto out;
 	ct_model_init(&m, 3000, cowfs_max_item_size(e.fs));
@@ -120,10 +120,25 @@ TEST(random_ops_full_check_every_step)
 	}
 	char msg[200];
 	EXPECT(!e.fs || cowfs_check(e.fs, msg, sizeof(msg)) == 0);
-	EXPECT(max_height >= 3);     /* splits and merges happened on several levels */
+	EXPECT(max_height >= min_height);  /* splits and merges on several levels */
 	free(m.ver);
 out:
 	env_close(&e);
+}
+
+TEST(random_ops_full_check_every_step)
+{
+	random_ops_full_check(4096, stress() ? 200000 : 12000, 3);
+}
+
+TEST(random_ops_16k_nodes)
+{
+	random_ops_full_check(16384, stress() ? 100000 : 4000, 2);
+}
+
+TEST(random_ops_8k_nodes)
+{
+	random_ops_full_check(8192, stress() ? 100000 : 3000, 2);
 }
 
 /* Hundreds of thousands of keys (millions with COWFS_STRESS), a node
