@@ -14,6 +14,27 @@ HOST_TESTS += $(FS_TESTS)
 $(foreach t,$(FS_TESTS),$(eval $(t)_SRCS := $$(FS_HOST_SRCS)))
 $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 
+# The host tool (make builds it): build/cowfs and build/mkfs.cowfs.
+HOST_TESTS += test_cowfs_tool
+test_cowfs_tool_SRCS := $(FS_HOST_SRCS) tools/cowfs_tool.c
+test_cowfs_tool_CFLAGS := -DCOWFS_TOOL_TEST
+test_cowfs_tool_LDLIBS := -lpthread
+
+.PHONY: cowfs-tools cowfs-stress stress
+all: cowfs-tools
+cowfs-tools: $(BUILD)/cowfs $(BUILD)/mkfs.cowfs
+$(BUILD)/cowfs: tools/cowfs_tool.c $(FS_HOST_SRCS) $(wildcard fs/*.h platform/*.h platform/host/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ tools/cowfs_tool.c $(FS_HOST_SRCS) -lpthread
+$(BUILD)/mkfs.cowfs: $(BUILD)/cowfs
+	cp $< $@
+
+# make stress: the large variants (millions of keys, 30 survivor subsets
+# per power-cut point).  Other components hook in with `stress: ...`.
+stress: cowfs-stress
+cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS))
+	@set -e; for t in $(FS_TESTS); do COWFS_STRESS=1 $(HOST_BUILD)/$$t; done
+
 # The portable filesystem compiled with the kernel's flags (freestanding,
 # no SSE, kernel code model): fails on any undefined symbol outside the
 # platform interface and the iomap core.
