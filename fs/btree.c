@@ -228,6 +228,26 @@ int cowfs_bt_next(struct cowfs_tree *t, struct cowfs_key *k, void *buf, uint32_t
 	return r < 0 ? r : r == 1 ? 0 : -PLAT_ENOENT;
 }
 
+int cowfs_bt_last(struct cowfs_tree *t, struct cowfs_key *k)
+{
+	struct cowfs_node *n, *c;
+	int err = read_root(t, &n);
+	if (err)
+		return err;
+	while (nd_level(n->buf)) {
+		err = read_child(t, n, nd_nr(n->buf) - 1, &c);
+		cowfs_nc_put(t->fs, n);
+		if (err)
+			return err;
+		n = c;
+	}
+	uint32_t nr = nd_nr(n->buf);
+	if (nr)
+		nd_key(n->buf, nr - 1, k);
+	cowfs_nc_put(t->fs, n);
+	return nr ? 0 : -PLAT_ENOENT;
+}
+
 /* ---- insert ---- */
 
 static bool node_full(struct cowfs *fs, const uint8_t *b, uint32_t need)

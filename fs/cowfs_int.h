@@ -52,6 +52,7 @@ struct cowfs_tree {
 	uint64_t id;
 	struct cowfs_bptr root;
 	bool root_changed;           /* ROOT_ITEM must be rewritten */
+	uint64_t next_ino;           /* next free inode number; 0 = not known yet */
 	struct cowfs_tree *next;
 };
 
