@@ -227,3 +227,11 @@ int cowfs_commit(struct cowfs *fs)
 	cowfs_alloc_committed(fs);
 	return 0;
 }
+
+int cowfs_commit_if_needed(struct cowfs *fs)
+{
+	if (fs->readonly || fs->nc.dirty < fs->nc.budget_nodes / 2)
+		return 0;
+	int err = cowfs_commit(fs);
+	return err ? err : 1;
+}

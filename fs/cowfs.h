@@ -55,6 +55,11 @@ struct cowfs_mount_opts {
 int cowfs_mkfs(struct plat_bdev *b, const struct cowfs_mkfs_opts *o);
 int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct cowfs **out);
 int cowfs_commit(struct cowfs *fs);
+/* Between two operations: commit when the running transaction's dirty
+ * nodes reach half the node cache budget (they cannot be evicted, so
+ * this is what keeps the cache within its budget).  Returns 1 when it
+ * committed, 0 when not needed, or -errno. */
+int cowfs_commit_if_needed(struct cowfs *fs);
 /* Commits (unless read-only or failed), then frees everything.  Returns
  * the commit's status; the filesystem is gone either way. */
 int cowfs_unmount(struct cowfs *fs);

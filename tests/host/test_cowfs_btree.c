@@ -190,6 +190,45 @@ out:
 	env_close(&e);
 }
 
+/* Committing when dirty nodes reach half the budget keeps the cache
+ * within its budget while a large tree is built. */
+TEST(commit_if_needed_bounds_the_cache)
+{
+	struct env e;
+	struct ct_model m;
+	uint64_t rng = 77, commits = 0, max_nodes = 0;
+	uint32_t ver = 1;
+	EXPECT_EQ_INT(env_open(&e, "bt-budget", 256 << 20, 4096, 1 << 20), 0);   /* 256 nodes */
+	if (!e.t)
+		goto out;
+	ct_model_init(&m, 100000, 48);
+	for (int s = 0; s < 100000; s++) {
+		const char *why = ct_random_op(e.t, &m, &rng, 90, &ver);
+		int r = cowfs_commit_if_needed(e.fs);
+		if (why || r < 0) {
+			FAIL_AT(s, why ? why : "commit failed");
+			break;
+		}
+		commits += r;
+		struct cowfs_info info;
+		cowfs_info(e.fs, &info);
+		if (info.cached_nodes > max_nodes)
+			max_nodes = info.cached_nodes;
+	}
+	EXPECT(commits >= 10);
+	/* The budget (256) plus one operation's path and splits. */
+	EXPECT(max_nodes <= 256 + 16);
+	EXPECT_EQ_INT(env_remount(&e), 0);
+	if (e.t) {
+		const char *why = ct_compare(e.t, &m);
+		if (why)
+			test_fail_at(__FILE__, __LINE__, why);
+	}
+	free(m.ver);
+out:
+	env_close(&e);
+}
+
 struct range_ctx { uint32_t n; int64_t last; };
 static int range_cb(void *arg, const struct cowfs_key *k, const void *d, uint32_t l)
 {
