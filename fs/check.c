@@ -135,7 +135,8 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, char *msg, size_t msg
 	if (!err)
 		err = chk_tree(&fs->free_tree, &st, msg, msglen, seen);
 	for (struct cowfs_tree *t = fs->trees; t && !err; t = t->next)
-		err = chk_tree(t, &st, msg, msglen, seen);
+		if (!(err = chk_tree(t, &st, msg, msglen, seen)))
+			err = cowfs_check_dirs(t, msg, msglen);
 	/* Trees in the root tree that are not open are checked too. */
 	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
 	while (!err) {
@@ -154,7 +155,8 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, char *msg, size_t msg
 		if (!open && k.type == CFS_ITEM_ROOT) {
 			struct cowfs_tree t = { .fs = fs, .id = k.objectid };
 			cfs_bptr_get(ri + CFS_RI_PTR, &t.root);
-			err = chk_tree(&t, &st, msg, msglen, seen);
+			if (!(err = chk_tree(&t, &st, msg, msglen, seen)))
+				err = cowfs_check_dirs(&t, msg, msglen);
 		}
 		if (k.offset++ == UINT64_MAX) {
 			k.offset = 0;

@@ -134,6 +134,8 @@ int cowfs_bt_write_tree(struct cowfs_tree *t, struct cowfs_iob *iob);
 
 /* ---- check.c: blocks referenced by all trees, as a bitmap ---- */
 int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);
+/* check_dir.c: names agree across entry, index and back-reference items. */
+int cowfs_check_dirs(struct cowfs_tree *t, char *msg, size_t msglen);
 
 /* ---- super.c ---- */
 void cowfs_sb_encode(struct cowfs *fs, uint8_t *sb, uint64_t gen);

@@ -51,7 +51,8 @@ static inline uint64_t ct_rand(uint64_t *s)
 	return *s;
 }
 
-/* Model: key i <-> (i / 3, type 1 + i % 3, i * 7919). */
+/* Model: key i <-> (i / 3, type 100 + i % 3, i * 7919): item types no
+ * filesystem layer uses, so the whole-filesystem check ignores them. */
 struct ct_model {
 	uint32_t n;
 	uint32_t lo, span;    /* random ops pick keys in [lo, lo + span) (span 0 = all) */
@@ -60,16 +61,18 @@ struct ct_model {
 	uint64_t present;
 };
 
+#define CT_TYPE 100
+
 static inline void ct_key(uint32_t i, struct cowfs_key *k)
 {
 	k->objectid = i / 3;
-	k->type = (uint8_t)(1 + i % 3);
+	k->type = (uint8_t)(CT_TYPE + i % 3);
 	k->offset = (uint64_t)i * 7919;
 }
 static inline int64_t ct_key_index(const struct cowfs_key *k)
 {
-	uint64_t i = k->objectid * 3 + (k->type - 1);
-	if (k->type < 1 || k->type > 3 || k->offset != i * 7919)
+	uint64_t i = k->objectid * 3 + (uint64_t)(k->type - CT_TYPE);
+	if (k->type < CT_TYPE || k->type > CT_TYPE + 2 || k->offset != i * 7919)
 		return -1;
 	return (int64_t)i;
 }

@@ -284,7 +284,10 @@ TEST(random_dir_ops_vs_model)
 	EXPECT_EQ_INT(env_open(&e, "d-rand", 64 << 20, 4096), 0);
 	if (!e.t)
 		goto out;
+	/* One inode per name: inodes f .. f + n - 1. */
 	uint64_t next_seq = CFS_FIRST_DIR_SEQ, f = new_file(&e);
+	for (uint32_t i = 1; i < m.n; i++)
+		EXPECT_EQ_INT(new_file(&e), f + i);
 	for (int s = 0; s < 20000; s++) {
 		uint32_t i = (uint32_t)(ct_rand(&rng) % m.n);
 		dname(i, name, &len);
@@ -405,6 +408,84 @@ static int count_cb(void *arg, const char *name, size_t len, uint64_t ino, uint8
 	return 0;
 }
 
+/* The whole-filesystem check cross-checks the three items of every name:
+ * each kind of damage is found and named. */
+static const char *damaged_check(int how)
+{
+	static char msg[200];
+	struct env e;
+	const char *ret = "setup failed";
+	if (env_open(&e, "d-chk", 16 << 20, 4096) || !e.t)
+		goto out;
+	uint64_t f = new_file(&e);
+	for (int i = 0; i < 50; i++) {
+		char n[16];
+		int l = snprintf(n, sizeof(n), "n%d", i);
+		if (cowfs_dir_add(e.t, CFS_ROOT_INO, n, (size_t)l, f, CFS_DT_REG))
+			goto out;
+	}
+	ret = cowfs_check(e.fs, msg, sizeof(msg)) ? "check failed before the damage" : NULL;
+	if (ret)
+		goto out;
+	struct cowfs_key k = { CFS_ROOT_INO, CFS_ITEM_DIR_INDEX, CFS_FIRST_DIR_SEQ + 7 };
+	uint8_t buf[512];
+	uint32_t len;
+	switch (how) {
+	case 0:     /* an index item lost */
+		cowfs_bt_delete(e.t, &k);
+		break;
+	case 1:     /* the back-references lost */
+		k = (struct cowfs_key){ f, CFS_ITEM_INODE_REF, CFS_ROOT_INO };
+		cowfs_bt_delete(e.t, &k);
+		break;
+	case 2:     /* an index item naming another inode */
+		cowfs_bt_lookup(e.t, &k, buf, sizeof(buf), &len);
+		cfs_put64(buf, f + 1);
+		cowfs_bt_update(e.t, &k, buf, len);
+		break;
+	case 3:     /* the named inode gone */
+		cowfs_inode_delete(e.t, f);
+		break;
+	case 4:     /* an entry under another hash */
+		k = (struct cowfs_key){ CFS_ROOT_INO, CFS_ITEM_DIR_ENTRY, cowfs_name_hash("n3", 2) };
+		cowfs_bt_lookup(e.t, &k, buf, sizeof(buf), &len);
+		cowfs_bt_delete(e.t, &k);
+		k.offset ^= 1;
+		cowfs_bt_insert(e.t, &k, buf, len);
+		break;
+	case 5:     /* a back-reference to a name that does not exist */
+		k = (struct cowfs_key){ f, CFS_ITEM_INODE_REF, 999 };
+		cfs_put64(buf, 5);
+		cfs_put16(buf + 8, 1);
+		buf[10] = 'z';
+		cowfs_bt_insert(e.t, &k, buf, 11);
+		break;
+	}
+	ret = cowfs_check(e.fs, msg, sizeof(msg)) ? msg : "damage not found";
+	cowfs_unmount(e.fs);
+	e.fs = NULL;
+out:
+	env_close(&e);
+	return ret;
+}
+
+TEST(check_finds_inconsistent_directories)
+{
+	static const char *want[] = {
+		"index item missing or different", "back-reference from the inode missing",
+		"index item missing or different", "names an inode that does not exist",
+		"stored under the wrong name hash", "50 names, 50 index items, 51 back-references",
+	};
+	for (int how = 0; how < 6; how++) {
+		const char *got = damaged_check(how);
+		if (!strstr(got, want[how])) {
+			char m[300];
+			snprintf(m, sizeof(m), "damage %d: got \"%s\", want \"%s\"", how, got, want[how]);
+			test_fail_at(__FILE__, __LINE__, m);
+		}
+	}
+}
+
 /* One directory with many entries: every name found, readdir complete. */
 TEST(large_directory)
 {
@@ -415,9 +496,10 @@ TEST(large_directory)
 	EXPECT_EQ_INT(env_open(&e, "d-large", getenv("COWFS_STRESS") ? (2ull << 30) : (256ull << 20), 16384), 0);
 	if (!e.t)
 		goto out;
-	uint64_t f = new_file(&e);
+	uint64_t f = CFS_ROOT_INO + 1;
 	for (uint32_t i = 0; i < n && !test_current_failed; i++) {
 		int l = snprintf(name, sizeof(name), "file-%08u", i);
+		EXPECT_EQ_INT(new_file(&e), f + i);
 		EXPECT_EQ_INT(cowfs_dir_add(e.t, CFS_ROOT_INO, name, (size_t)l, f + i, CFS_DT_REG), 0);
 		if (i % (n / 4) == n / 4 - 1)
 			EXPECT_EQ_INT(cowfs_commit(e.fs), 0);
@@ -436,9 +518,9 @@ TEST(large_directory)
 	struct cowfs_tree_stats st;
 	char msg[200];
 	EXPECT_EQ_INT(cowfs_bt_check(e.t, &st, msg, sizeof(msg)), 0);
-	/* Per name: an entry (shared on a hash collision), an index item and
-	 * a back-reference; plus the two inodes. */
-	EXPECT(st.items <= 3ull * n + 2 && st.items > 3ull * n + 2 - 1000);
+	/* Per name: an inode, an entry (shared on a hash collision), an index
+	 * item and a back-reference; plus the root. */
+	EXPECT(st.items <= 4ull * n + 1 && st.items > 4ull * n + 1 - 1000);
 	/* readdir lists every name once, in creation order. */
 	struct count_state c = { 0, 0, false };
 	EXPECT_EQ_INT(cowfs_dir_readdir(e.t, CFS_ROOT_INO, 0, count_cb, &c), 0);
