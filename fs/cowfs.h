@@ -48,7 +48,7 @@ struct cowfs_mkfs_opts {
 struct cowfs_mount_opts {
 	uint64_t cache_bytes;        /* node cache budget; 0 = 16 MiB */
 	bool readonly;
-	uint64_t gen;                /* mount exactly this commit (fsck, tests); 0 = newest */
+	uint64_t gen;                /* mount exactly this commit, read-only (fsck, tests); 0 = newest */
 	const struct cowfs_hooks *hooks;
 };
 

@@ -349,7 +349,9 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 		fs->hooks = o->hooks;
 		err = mount_from(fs, c[best].sb, o->cache_bytes);
 		if (!err) {
-			fs->readonly = o->readonly;
+			/* An older commit is for looking at (fsck, tests): writing
+			 * on it would reuse blocks of the newer ones. */
+			fs->readonly = o->readonly || o->gen;
 			if (cfs_get64(c[best].sb + CFS_SB_RO_COMPAT) & ~CFS_RO_COMPAT_KNOWN) {
 				plat_log(PLAT_LOG_WARN, "cowfs: %s: unknown read-only-compatible features: read-only",
 					 plat_bdev_name(b));

@@ -413,9 +413,14 @@ static void cut_before_write(void *arg, uint64_t off, const void *buf, uint64_t 
 static const char *check_older(struct ct_image *im, uint64_t g, struct history *h)
 {
 	struct cowfs *old;
-	struct cowfs_mount_opts mo = { .gen = g, .readonly = true };
+	struct cowfs_mount_opts mo = { .gen = g };
+	struct cowfs_tree *t;
 	if (cowfs_mount(im->bdev, &mo, &old))
 		return "the commit before the mounted one does not mount";
+	if (cowfs_tree_open(old, CFS_TREE_FS + 1, true, &t) != -PLAT_EROFS) {
+		cowfs_unmount(old);
+		return "an older commit was mounted writable";
+	}
 	const char *why = compare_fs(old, &h->models[g]);
 	if (!why)
 		why = check_fs(old);
