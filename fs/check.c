@@ -1,0 +1,195 @@
+/*
+ * Structure checks (the start of fsck): one tree's invariants
+ * (docs/format.md §4.3-4.6) and the free-space bitmap against the blocks
+ * the trees reference.  Every problem is reported in words.
+ */
+#include "fs/node.h"
+
+struct chk {
+	struct cowfs_tree *t;
+	struct cowfs_tree_stats *st;
+	char *msg;
+	size_t msglen;
+	int leaf_depth;
+	uint64_t *seen;          /* optional bitmap of referenced blocks */
+};
+
+static int chk_fail(struct chk *c, uint64_t blk, const char *what)
+{
+	plat_snprintf(c->msg, c->msglen, "tree %llu, block %llu: %s", (unsigned long long)c->t->id,
+		      (unsigned long long)blk, what);
+	return -PLAT_EIO;
+}
+
+static int chk_mark(struct chk *c, uint64_t blk)
+{
+	struct cowfs *fs = c->t->fs;
+	if (!c->seen)
+		return 0;
+	for (uint64_t b = blk; b < blk + fs->node_blocks; b++) {
+		if (c->seen[b / 64] & (1ull << (b % 64)))
+			return chk_fail(c, blk, "block referenced twice");
+		c->seen[b / 64] |= 1ull << (b % 64);
+	}
+	return 0;
+}
+
+/* Node n reached through pointer p; all its keys in [lo, hi) (hi NULL =
+ * unbounded); depth from the root. */
+static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr *p, const struct cowfs_key *lo,
+		    const struct cowfs_key *hi, int depth, bool is_root)
+{
+	struct cowfs *fs = c->t->fs;
+	const uint8_t *b = n->buf;
+	uint64_t blk = n->blocknr;
+	uint32_t nr = nd_nr(b);
+	bool clean = nd_gen(b) < fs->gen;
+	const char *why = cowfs_node_verify(fs, b, blk, p, c->t->id, clean);
+	if (why)
+		return chk_fail(c, blk, why);
+	if (!clean && !n->dirty)
+		return chk_fail(c, blk, "node of the running transaction is not dirty in the cache");
+	if (clean && n->dirty)
+		return chk_fail(c, blk, "node of an old generation is dirty (changed in place)");
+	if (nd_gen(b) > fs->gen)
+		return chk_fail(c, blk, "generation from the future");
+	int err = chk_mark(c, blk);
+	if (err)
+		return err;
+	struct cowfs_key k, first;
+	for (uint32_t i = 0; i < nr; i++) {
+		nd_key(b, i, &k);
+		if ((lo && cfs_key_cmp(&k, lo) < 0) || (hi && cfs_key_cmp(&k, hi) >= 0))
+			return chk_fail(c, blk, "key outside the range its parent gives");
+	}
+	if (!nd_level(b)) {
+		if (c->leaf_depth < 0)
+			c->leaf_depth = depth;
+		if (depth != c->leaf_depth)
+			return chk_fail(c, blk, "leaves at different depths");
+		if (!is_root && lf_used(fs, b) < cfs_node_cap(fs->node_size) / 4)
+			return chk_fail(c, blk, "leaf less than a quarter full");
+		for (uint32_t i = 0; i < nr; i++)
+			if (lf_len(b, i) > cfs_max_item(fs->node_size))
+				return chk_fail(c, blk, "item larger than the largest allowed");
+		c->st->leaves++;
+		c->st->items += nr;
+		return 0;
+	}
+	if (is_root ? nr < 2 : nr < cfs_min_ptrs(fs->node_size))
+		return chk_fail(c, blk, is_root ? "interior root with fewer than 2 children"
+					       : "interior node below the minimum fill");
+	c->st->interior++;
+	for (uint32_t i = 0; i < nr; i++) {
+		struct cowfs_bptr cp;
+		struct cowfs_node *ch;
+		struct cowfs_key nk;
+		in_ptr(b, i, &cp);
+		if (cp.gen > nd_gen(b))
+			return chk_fail(c, blk, "child newer than its parent");
+		if ((err = cowfs_nc_read(fs, &cp, c->t->id, &ch)))
+			return chk_fail(c, cp.blocknr, "child unreadable or fails verification");
+		nd_key(b, i, &k);
+		if (nd_nr(ch->buf)) {
+			nd_key(ch->buf, 0, &first);
+			if (cfs_key_cmp(&first, &k) < 0)
+				err = chk_fail(c, cp.blocknr, "first key below the parent's key");
+		}
+		if (i + 1 < nr)
+			nd_key(b, i + 1, &nk);
+		if (!err)
+			err = chk_node(c, ch, &cp, &k, i + 1 < nr ? &nk : hi, depth + 1, false);
+		cowfs_nc_put(fs, ch);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen)
+{
+	struct chk c = { t, st, msg, msglen, -1, seen };
+	struct cowfs_node *n;
+	plat_memset(st, 0, sizeof(*st));
+	if (msglen)
+		msg[0] = 0;
+	int err = cowfs_nc_read(t->fs, &t->root, t->id, &n);
+	if (err)
+		return chk_fail(&c, t->root.blocknr, "root unreadable or fails verification");
+	err = chk_node(&c, n, &t->root, NULL, NULL, 0, true);
+	cowfs_nc_put(t->fs, n);
+	st->height = (unsigned)c.leaf_depth + 1;
+	return err;
+}
+
+int cowfs_bt_check(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen)
+{
+	return chk_tree(t, st, msg, msglen, NULL);
+}
+
+/* Every tree into `seen` (a zeroed bitmap of total_blocks bits). */
+static int chk_all_trees(struct cowfs *fs, uint64_t *seen, char *msg, size_t msglen)
+{
+	struct cowfs_tree_stats st;
+	int err = chk_tree(&fs->root_tree, &st, msg, msglen, seen);
+	if (!err)
+		err = chk_tree(&fs->free_tree, &st, msg, msglen, seen);
+	for (struct cowfs_tree *t = fs->trees; t && !err; t = t->next)
+		if (!(err = chk_tree(t, &st, msg, msglen, seen)))
+			err = cowfs_check_dirs(t, msg, msglen);
+	/* Trees in the root tree that are not open are checked too. */
+	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
+	while (!err) {
+		uint8_t ri[CFS_ROOT_ITEM_SIZE];
+		uint32_t len;
+		int r = cowfs_bt_next(&fs->root_tree, &k, ri, sizeof(ri), &len);
+		if (r == -PLAT_ENOENT)
+			break;
+		if (r) {
+			err = r;
+			break;
+		}
+		bool open = false;
+		for (struct cowfs_tree *t = fs->trees; t; t = t->next)
+			open |= t->id == k.objectid;
+		if (!open && k.type == CFS_ITEM_ROOT) {
+			struct cowfs_tree t = { .fs = fs, .id = k.objectid };
+			cfs_bptr_get(ri + CFS_RI_PTR, &t.root);
+			if (!(err = chk_tree(&t, &st, msg, msglen, seen)))
+				err = cowfs_check_dirs(&t, msg, msglen);
+		}
+		if (k.offset++ == UINT64_MAX) {
+			k.offset = 0;
+			if (k.type++ == 255)
+				k.objectid++;
+		}
+	}
+	return err;
+}
+
+int cowfs_used_map(struct cowfs *fs, uint64_t *seen)
+{
+	char msg[160];
+	return chk_all_trees(fs, seen, msg, sizeof(msg));
+}
+
+int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
+{
+	uint64_t words = (fs->total_blocks + 63) / 64;
+	uint64_t *seen = plat_zalloc(words * 8);
+	if (!seen)
+		return -PLAT_ENOMEM;
+	int err = chk_all_trees(fs, seen, msg, msglen);
+	for (uint64_t b = 0; b < fs->total_blocks && !err; b++) {
+		bool reserved = b < CFS_RESERVED_BLOCKS || b >= fs->total_blocks - CFS_SB_SLOTS;
+		bool used = reserved || (seen[b / 64] & (1ull << (b % 64)));
+		if (used != cowfs_alloc_test(fs, b)) {
+			plat_snprintf(msg, msglen, "free space: block %llu is %s but the bitmap says %s",
+				      (unsigned long long)b, used ? "in use" : "unreferenced",
+				      used ? "free" : "allocated");
+			err = -PLAT_EIO;
+		}
+	}
+	plat_free(seen);
+	return err;
+}

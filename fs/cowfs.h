@@ -1,0 +1,114 @@
+/*
+ * cowfs: the appliance's copy-on-write extent filesystem (portable; over
+ * platform/platform.h).  This header is the foundation layer: format, mount,
+ * copy-on-write B+trees and commits.  Inodes, directories and the iomap
+ * hooks build on it.
+ *
+ * Call order and states:
+ *   cowfs_mkfs(bdev)                      writes an empty filesystem (commit 1)
+ *   cowfs_mount(bdev, opts, &fs)          -> MOUNTED (transaction gen = newest
+ *                                            valid superblock's gen + 1)
+ *     cowfs_tree_open(fs, id, create, &t) a tree by id (>= CFS_TREE_FS)
+ *     cowfs_bt_* on t                     changes go to the running
+ *                                            transaction, in memory
+ *     cowfs_commit(fs)                    makes them durable (docs/format.md §8)
+ *   cowfs_unmount(fs)                     commits what is dirty, frees all
+ *
+ * A write or flush error during a commit, or corrupt metadata found on a
+ * read, turns the filesystem read-only (cowfs_error(fs) says why); what was
+ * committed before stays intact and later changes return -EROFS.
+ *
+ * Concurrency: one thread at a time per filesystem.  Callers serialise
+ * (the VFS layer above will hold the filesystem lock).
+ */
+#ifndef FS_COWFS_H
+#define FS_COWFS_H
+
+#include "platform/platform.h"
+#include "fs/format.h"
+
+struct cowfs;
+struct cowfs_tree;
+
+/* Test hooks: NULL in production.  Called before each device write or
+ * flush the filesystem submits (crash-point injection). */
+struct cowfs_hooks {
+	void (*before_write)(void *arg, uint64_t dev_off, const void *buf, uint64_t len, unsigned flags);
+	void (*before_flush)(void *arg);
+	void *arg;
+};
+
+struct cowfs_mkfs_opts {
+	uint32_t node_size;          /* 4096, 8192 or 16384; 0 = 16384 */
+	uint64_t total_blocks;       /* 0 = whole device */
+	const char *label;           /* NULL = empty */
+	const uint8_t *fsid;         /* 16 bytes; NULL = derived from the clock */
+};
+
+struct cowfs_mount_opts {
+	uint64_t cache_bytes;        /* node cache budget; 0 = 16 MiB */
+	bool readonly;
+	uint64_t gen;                /* mount exactly this commit, read-only (fsck, tests); 0 = newest */
+	const struct cowfs_hooks *hooks;
+};
+
+int cowfs_mkfs(struct plat_bdev *b, const struct cowfs_mkfs_opts *o);
+int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct cowfs **out);
+int cowfs_commit(struct cowfs *fs);
+/* Between two operations: commit when the running transaction's dirty
+ * nodes reach half the node cache budget (they cannot be evicted, so
+ * this is what keeps the cache within its budget).  Returns 1 when it
+ * committed, 0 when not needed, or -errno. */
+int cowfs_commit_if_needed(struct cowfs *fs);
+/* Commits (unless read-only or failed), then frees everything.  Returns
+ * the commit's status; the filesystem is gone either way. */
+int cowfs_unmount(struct cowfs *fs);
+
+/* First error that made the filesystem read-only (0 if none), and why. */
+int cowfs_error(struct cowfs *fs, const char **reason);
+
+struct cowfs_info {
+	uint64_t gen;                /* running transaction */
+	uint64_t committed_gen;
+	uint64_t total_blocks, used_blocks, pinned_blocks;
+	uint32_t node_size;
+	uint64_t cached_nodes, dirty_nodes, cache_bytes;
+	uint64_t node_reads, node_writes, evictions;
+	uint64_t verify_errors;      /* corrupt or misplaced blocks seen */
+};
+void cowfs_info(struct cowfs *fs, struct cowfs_info *out);
+
+/* ---- trees ---------------------------------------------------------------
+ * Keys are (objectid, type, offset); item data is 0..cowfs_max_item_size()
+ * bytes.  All return 0 or -errno: -ENOENT (no such key), -EEXIST,
+ * -E2BIG... (too large: -EINVAL), -ENOSPC, -EIO (corrupt metadata),
+ * -EROFS.  Lookups copy at most bufsize bytes and report the full length. */
+int cowfs_tree_open(struct cowfs *fs, uint64_t id, bool create, struct cowfs_tree **out);
+uint32_t cowfs_max_item_size(struct cowfs *fs);
+
+int cowfs_bt_lookup(struct cowfs_tree *t, const struct cowfs_key *k, void *buf, uint32_t bufsize,
+		    uint32_t *len);
+int cowfs_bt_insert(struct cowfs_tree *t, const struct cowfs_key *k, const void *data, uint32_t len);
+/* Replace the data of an existing item (any new length). */
+int cowfs_bt_update(struct cowfs_tree *t, const struct cowfs_key *k, const void *data, uint32_t len);
+int cowfs_bt_delete(struct cowfs_tree *t, const struct cowfs_key *k);
+/* The first item with key >= *k: *k is set to its key.  -ENOENT at the end. */
+int cowfs_bt_next(struct cowfs_tree *t, struct cowfs_key *k, void *buf, uint32_t bufsize, uint32_t *len);
+/* The last (largest) key in the tree; -ENOENT when empty. */
+int cowfs_bt_last(struct cowfs_tree *t, struct cowfs_key *k);
+/* In-order walk of [from, to] (inclusive); cb returns 0 to go on, > 0 to
+ * stop (returned), < 0 error (returned).  cb must not change the tree. */
+typedef int (*cowfs_iter_fn)(void *arg, const struct cowfs_key *k, const void *data, uint32_t len);
+int cowfs_bt_iterate(struct cowfs_tree *t, const struct cowfs_key *from, const struct cowfs_key *to,
+		     cowfs_iter_fn cb, void *arg);
+
+/* Structure check of one tree (docs/format.md §4.3-4.6): key order and
+ * bounds, fill, levels, owner, parent gen/csum of every child.  Returns 0
+ * or -EUCLEAN-like -EIO with the first problem in words in msg. */
+struct cowfs_tree_stats { uint64_t items, leaves, interior; unsigned height; };
+int cowfs_bt_check(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen);
+/* Whole-filesystem check: every tree, and the free-space bitmap equals the
+ * set of blocks the trees reference plus the reserved ones. */
+int cowfs_check(struct cowfs *fs, char *msg, size_t msglen);
+
+#endif

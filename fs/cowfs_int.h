@@ -1,0 +1,145 @@
+/*
+ * cowfs internals shared by the files of fs/.  Not for users of the filesystem.
+ */
+#ifndef FS_COWFS_INT_H
+#define FS_COWFS_INT_H
+
+#include "fs/cowfs.h"
+#include "fs/crc32c.h"
+
+/* ---- node cache (ncache.c) -------------------------------------------------
+ * A node is in the hash from creation (new) or read until it is forgotten
+ * (freed by the tree).  refs counts users; a clean node with no users sits
+ * on the LRU and may be evicted when the cache is over budget.  A dirty
+ * node (gen == running transaction) is never evicted: it exists only in
+ * memory until the commit writes it. */
+struct cowfs_node {
+	uint64_t blocknr;
+	uint8_t *buf;
+	uint32_t refs;
+	bool dirty;
+	bool forgotten;              /* freed by the tree; buffer goes at refs 0 */
+	struct cowfs_node *hnext;
+	struct cowfs_node *lprev, *lnext;
+};
+
+struct cowfs_ncache {
+	struct cowfs_node **hash;
+	uint64_t hmask;
+	struct cowfs_node lru;       /* list head: lnext oldest, lprev newest */
+	uint64_t nodes, dirty, budget_nodes;
+	uint64_t reads, writes, evictions, verify_errors;
+};
+
+/* ---- allocator (alloc.c) ---------------------------------------------------
+ * ondisk: bit set = allocated in the running transaction's state; written
+ *         to the FREE_BITMAP items at commit (docs/format.md §7).
+ * inuse:  ondisk plus blocks freed in the last two transactions (pinned):
+ *         the allocator hands out only blocks clear here. */
+struct cowfs_pins {
+	uint64_t *blk;               /* pairs (start, count) */
+	size_t n, cap;
+};
+
+struct cowfs_alloc {
+	uint64_t *ondisk, *inuse, *group_dirty;
+	uint64_t ngroups, used, cursor, pinned;
+	struct cowfs_pins pin_cur, pin_prev;  /* freed in this / the last txn */
+};
+
+struct cowfs_tree {
+	struct cowfs *fs;
+	uint64_t id;
+	struct cowfs_bptr root;
+	bool root_changed;           /* ROOT_ITEM must be rewritten */
+	uint64_t next_ino;           /* next free inode number; 0 = not known yet */
+	struct cowfs_tree *next;
+};
+
+struct cowfs {
+	struct plat_bdev *bdev;
+	const struct cowfs_hooks *hooks;
+	uint8_t fsid[CFS_FSID_SIZE];
+	char label[CFS_LABEL_SIZE];
+	uint32_t node_size, node_blocks, lba_size;
+	uint64_t total_blocks;
+	uint64_t gen;                /* running transaction */
+	uint64_t committed_gen;
+	struct cowfs_bptr backup[2]; /* root pointers of the last two commits */
+	bool readonly;
+	int error;
+	char reason[160];
+	struct cowfs_ncache nc;
+	struct cowfs_alloc al;
+	struct cowfs_tree root_tree, free_tree;
+	struct cowfs_tree *trees;    /* opened subvolume trees */
+	uint8_t *scratch[2];         /* node-size buffers for leaf rebuilds */
+	uint64_t dirty_changes;      /* tree changes since the last commit */
+};
+
+/* ---- errors ---- */
+void cowfs_fail(struct cowfs *fs, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int cowfs_writable(struct cowfs *fs) { return fs->readonly ? -PLAT_EROFS : 0; }
+
+/* ---- io.c: device I/O in blocks, batched async writes ---- */
+struct cowfs_iob;
+struct cowfs_iob *cowfs_iob_new(struct cowfs *fs);
+/* Queue a write of len bytes at block blk (buf must stay unchanged until
+ * cowfs_iob_wait returns). */
+void cowfs_iob_write(struct cowfs_iob *iob, uint64_t blk, const void *buf, uint32_t len, unsigned flags);
+/* Wait for every queued write; frees the batch; returns the first error. */
+int cowfs_iob_wait(struct cowfs_iob *iob);
+int cowfs_read_blocks(struct cowfs *fs, uint64_t blk, void *buf, uint32_t len);
+int cowfs_flush(struct cowfs *fs);
+
+/* ---- ncache.c ---- */
+int cowfs_nc_init(struct cowfs *fs, uint64_t budget_bytes);
+void cowfs_nc_fini(struct cowfs *fs);
+/* Node reached through pointer p of tree owner: from the cache or read
+ * and verified (docs/format.md §4.3).  Holds a reference. */
+int cowfs_nc_read(struct cowfs *fs, const struct cowfs_bptr *p, uint64_t owner, struct cowfs_node **out);
+/* A fresh zeroed dirty node for block blk (header filled by the caller). */
+struct cowfs_node *cowfs_nc_new(struct cowfs *fs, uint64_t blk);
+void cowfs_nc_put(struct cowfs *fs, struct cowfs_node *n);
+/* The tree freed this node's block: drop it from the cache. */
+void cowfs_nc_forget(struct cowfs *fs, struct cowfs_node *n);
+struct cowfs_node *cowfs_nc_lookup_dirty(struct cowfs *fs, uint64_t blk);
+void cowfs_nc_mark_clean(struct cowfs *fs, struct cowfs_node *n);
+/* Evict clean unused nodes down to the budget (after a commit). */
+void cowfs_nc_trim(struct cowfs *fs);
+/* Header checks shared with the tree checker; NULL when fine. */
+const char *cowfs_node_verify(struct cowfs *fs, const uint8_t *buf, uint64_t blk, const struct cowfs_bptr *p,
+			      uint64_t owner, bool check_csum);
+static inline uint32_t cowfs_node_csum(struct cowfs *fs, const uint8_t *buf)
+{
+	return crc32c(0, buf + 4, fs->node_size - 4);
+}
+
+/* ---- alloc.c ---- */
+int cowfs_alloc_init(struct cowfs *fs, bool fresh);
+void cowfs_alloc_fini(struct cowfs *fs);
+int cowfs_alloc_load(struct cowfs *fs);            /* from the free-space tree */
+int cowfs_alloc_blocks(struct cowfs *fs, uint32_t n, uint64_t *out);
+/* born = generation that allocated the blocks: this transaction's blocks
+ * are reusable at once, older ones are pinned (docs/format.md §7). */
+void cowfs_free_blocks(struct cowfs *fs, uint64_t blk, uint32_t n, uint64_t born);
+bool cowfs_alloc_test(struct cowfs *fs, uint64_t blk);  /* ondisk bit */
+int cowfs_alloc_sync(struct cowfs *fs, bool *changed);  /* dirty groups -> tree */
+int cowfs_alloc_create_items(struct cowfs *fs);     /* mkfs */
+void cowfs_alloc_committed(struct cowfs *fs);       /* after a durable commit */
+
+/* ---- btree.c ---- */
+int cowfs_tree_new_root(struct cowfs_tree *t);      /* an empty leaf */
+int cowfs_bt_write_tree(struct cowfs_tree *t, struct cowfs_iob *iob);
+
+/* ---- check.c: blocks referenced by all trees, as a bitmap ---- */
+int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);
+/* check_dir.c: names agree across entry, index and back-reference items. */
+int cowfs_check_dirs(struct cowfs_tree *t, char *msg, size_t msglen);
+
+/* ---- super.c ---- */
+void cowfs_sb_encode(struct cowfs *fs, uint8_t *sb, uint64_t gen);
+int cowfs_root_item_put(struct cowfs *fs, struct cowfs_tree *t);
+void cowfs_trees_free(struct cowfs *fs);
+
+#endif

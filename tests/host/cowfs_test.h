@@ -1,0 +1,208 @@
+/*
+ * Helpers shared by the cowfs host tests: an image file as a block
+ * device, a small PRNG, deterministic item values and an in-memory model
+ * of one tree (dense key index -> version; the value bytes are derived
+ * from index and version, so the model stores no data).
+ * Include after tests/host/test.h.
+ */
+#ifndef TESTS_HOST_COWFS_TEST_H
+#define TESTS_HOST_COWFS_TEST_H
+
+#include <unistd.h>
+#include "platform/host/platform_host.h"
+#include "fs/cowfs_int.h"
+
+struct ct_image {
+	char path[96];
+	uint64_t bytes;
+	struct plat_bdev *bdev;
+};
+
+/* A fresh image file of `bytes` (kept until ct_image_remove). */
+static inline struct plat_bdev *ct_image_create(struct ct_image *im, const char *name, uint64_t bytes)
+{
+	static unsigned seq;
+	snprintf(im->path, sizeof(im->path), "/tmp/cowfs-%s-%d-%u.img", name, getpid(), seq++);
+	unlink(im->path);
+	im->bytes = bytes;
+	im->bdev = plat_host_bdev_open(im->path, bytes, 512, 0, false);
+	return im->bdev;
+}
+static inline struct plat_bdev *ct_image_reopen(struct ct_image *im)
+{
+	if (im->bdev)
+		plat_bdev_close(im->bdev);
+	im->bdev = plat_host_bdev_open(im->path, im->bytes, 512, 0, false);
+	return im->bdev;
+}
+static inline void ct_image_remove(struct ct_image *im)
+{
+	if (im->bdev)
+		plat_bdev_close(im->bdev);
+	im->bdev = NULL;
+	unlink(im->path);
+}
+
+static inline uint64_t ct_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Model: key i <-> (i / 3, type 100 + i % 3, i * 7919): item types no
+ * filesystem layer uses, so the whole-filesystem check ignores them. */
+struct ct_model {
+	uint32_t n;
+	uint32_t lo, span;    /* random ops pick keys in [lo, lo + span) (span 0 = all) */
+	uint32_t *ver;        /* 0 = absent */
+	uint32_t maxlen;
+	uint64_t present;
+};
+
+#define CT_TYPE 100
+
+static inline void ct_key(uint32_t i, struct cowfs_key *k)
+{
+	k->objectid = i / 3;
+	k->type = (uint8_t)(CT_TYPE + i % 3);
+	k->offset = (uint64_t)i * 7919;
+}
+static inline int64_t ct_key_index(const struct cowfs_key *k)
+{
+	uint64_t i = k->objectid * 3 + (uint64_t)(k->type - CT_TYPE);
+	if (k->type < CT_TYPE || k->type > CT_TYPE + 2 || k->offset != i * 7919)
+		return -1;
+	return (int64_t)i;
+}
+static inline uint32_t ct_len(const struct ct_model *m, uint32_t i, uint32_t ver)
+{
+	uint64_t s = ((uint64_t)i << 32 | ver) * 0x9E3779B97F4A7C15ull | 1;
+	return (uint32_t)(ct_rand(&s) % (m->maxlen + 1));
+}
+static inline void ct_value(uint32_t i, uint32_t ver, uint8_t *buf, uint32_t len)
+{
+	uint64_t s = ((uint64_t)i << 32 | ver) * 0xD1B54A32D192ED03ull | 1;
+	for (uint32_t j = 0; j < len; j++)
+		buf[j] = (uint8_t)ct_rand(&s);
+}
+static inline void ct_model_init(struct ct_model *m, uint32_t n, uint32_t maxlen)
+{
+	m->n = n;
+	m->ver = calloc(n, sizeof(*m->ver));
+	m->maxlen = maxlen;
+	m->present = 0;
+	m->lo = m->span = 0;
+}
+static inline void ct_model_copy(struct ct_model *dst, const struct ct_model *src)
+{
+	*dst = *src;
+	dst->ver = malloc(src->n * sizeof(*dst->ver));
+	memcpy(dst->ver, src->ver, src->n * sizeof(*dst->ver));
+}
+
+/* One random operation on tree t and the model; returns 0 or a message. */
+static inline const char *ct_random_op(struct cowfs_tree *t, struct ct_model *m, uint64_t *rng,
+				       unsigned insert_pct, uint32_t *next_ver)
+{
+	static uint8_t buf[4096], got[4096];
+	uint32_t i = m->span ? m->lo + (uint32_t)(ct_rand(rng) % m->span) : (uint32_t)(ct_rand(rng) % m->n), len;
+	struct cowfs_key k;
+	ct_key(i, &k);
+	unsigned dice = (unsigned)(ct_rand(rng) % 100);
+	int err;
+	if (dice < insert_pct) {
+		uint32_t v = (*next_ver)++;
+		len = ct_len(m, i, v);
+		ct_value(i, v, buf, len);
+		err = cowfs_bt_insert(t, &k, buf, len);
+		if (m->ver[i])
+			return err == -PLAT_EEXIST ? NULL : "insert of a present key did not say EEXIST";
+		if (err)
+			return "insert failed";
+		m->ver[i] = v;
+		m->present++;
+	} else if (dice < insert_pct + (100 - insert_pct) * 2 / 3) {
+		err = cowfs_bt_delete(t, &k);
+		if (!m->ver[i])
+			return err == -PLAT_ENOENT ? NULL : "delete of an absent key did not say ENOENT";
+		if (err)
+			return "delete failed";
+		m->ver[i] = 0;
+		m->present--;
+	} else if (dice < 95) {
+		uint32_t v = (*next_ver)++;
+		len = ct_len(m, i, v);
+		ct_value(i, v, buf, len);
+		err = cowfs_bt_update(t, &k, buf, len);
+		if (!m->ver[i])
+			return err == -PLAT_ENOENT ? NULL : "update of an absent key did not say ENOENT";
+		if (err)
+			return "update failed";
+		m->ver[i] = v;
+	}
+	/* Every op ends with a lookup of its key. */
+	err = cowfs_bt_lookup(t, &k, got, sizeof(got), &len);
+	if (!m->ver[i])
+		return err == -PLAT_ENOENT ? NULL : "lookup found a key the model does not have";
+	if (err)
+		return "lookup of a present key failed";
+	uint32_t want = ct_len(m, i, m->ver[i]);
+	ct_value(i, m->ver[i], buf, want);
+	if (len != want || memcmp(buf, got, len))
+		return "lookup returned the wrong value";
+	return NULL;
+}
+
+struct ct_cmp {
+	const struct ct_model *m;
+	uint32_t expect;       /* next index the model has */
+	uint64_t seen;
+	const char *why;
+};
+
+static inline uint32_t ct_next_present(const struct ct_model *m, uint32_t from)
+{
+	while (from < m->n && !m->ver[from])
+		from++;
+	return from;
+}
+
+static inline int ct_cmp_cb(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	static uint8_t buf[4096];
+	struct ct_cmp *c = arg;
+	int64_t i = ct_key_index(k);
+	if (i < 0 || (uint32_t)i != c->expect) {
+		c->why = i < 0 ? "tree holds a key outside the model's key space"
+			       : "tree and model disagree on the next key";
+		return -1;
+	}
+	uint32_t want = ct_len(c->m, (uint32_t)i, c->m->ver[i]);
+	ct_value((uint32_t)i, c->m->ver[i], buf, want);
+	if (len != want || memcmp(buf, data, len)) {
+		c->why = "value differs from the model";
+		return -1;
+	}
+	c->seen++;
+	c->expect = ct_next_present(c->m, (uint32_t)i + 1);
+	return 0;
+}
+
+/* The whole tree, in order, equals the model.  NULL or a reason. */
+static inline const char *ct_compare(struct cowfs_tree *t, const struct ct_model *m)
+{
+	struct ct_cmp c = { m, ct_next_present(m, 0), 0, NULL };
+	struct cowfs_key from = { 0, 0, 0 }, to = { UINT64_MAX, 255, UINT64_MAX };
+	int err = cowfs_bt_iterate(t, &from, &to, ct_cmp_cb, &c);
+	if (c.why)
+		return c.why;
+	if (err)
+		return "iteration failed";
+	if (c.seen != m->present)
+		return "tree has fewer items than the model";
+	return NULL;
+}
+
+#endif
