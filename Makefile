@@ -45,6 +45,12 @@ DEPS_STAMP := third_party/lwip.stamp
 # The network stack (net/ and lwIP) adds to KERNEL_C and KERNEL_EXTRA_OBJ.
 include net/net.mk
 KERNEL_OBJ := $(KERNEL_C:%.c=$(BUILD)/k/%.o) $(KERNEL_ASM:%.asm=$(BUILD)/k/%.asm.o) $(KERNEL_EXTRA_OBJ)
+# The screen console's font, converted at build time from a Debian console
+# font (tools/psf.py; package console-setup-linux, installed by make deps).
+# tools/psf.py names the file, so the screen test reads the same glyphs.
+FONT_PSF   := $(shell $(PYTHON) tools/psf.py path)
+FONT_C     := $(BUILD)/k/fbcon_font.c
+KERNEL_OBJ += $(FONT_C:.c=.o)
 BOOT_C     := $(wildcard boot/*.c)
 BOOT_OBJ   := $(BOOT_C:%.c=$(BUILD)/efi/%.o)
 
@@ -64,6 +70,16 @@ $(DEPS_STAMP): tools/deps.sh
 
 $(BUILD)/k/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) -c $< -o $@
+
+$(FONT_C): tools/psf.py $(FONT_PSF) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(PYTHON) tools/psf.py c $(FONT_PSF) -o $@
+
+$(FONT_PSF):
+	@bash tools/deps.sh
+
+$(FONT_C:.c=.o): $(FONT_C)
 	$(CC) $(KCFLAGS) -c $< -o $@
 
 $(BUILD)/k/%.asm.o: %.asm | $(DEPS_STAMP)

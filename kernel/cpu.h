@@ -58,5 +58,6 @@ static inline __attribute__((noreturn)) void cpu_halt_forever(void)
 #define MSR_GS_BASE       0xc0000101
 #define MSR_KERNEL_GS     0xc0000102
 #define MSR_APIC_BASE     0x1b
+#define MSR_PAT           0x277
 
 #endif

@@ -8,6 +8,8 @@
  */
 #include "kernel/kprintf.h"
 #include "kernel/serial.h"
+#include "kernel/fbcon.h"
+#include "kernel/conin.h"
 #include "kernel/sync.h"
 #include "kernel/kstring.h"
 #include <stdint.h>
@@ -217,9 +219,17 @@ struct kfmt_console {
 	size_t n;
 };
 
+/* Screen first: once a byte is on the serial line it is on the screen too,
+ * which is what lets a test compare the two. */
+static void console_emit(const char *s, size_t n)
+{
+	fbcon_write(s, n);
+	serial_write(s, n);
+}
+
 static void console_flush(struct kfmt_console *c)
 {
-	serial_write(c->line, c->n);
+	console_emit(c->line, c->n);
 	c->n = 0;
 }
 
@@ -255,6 +265,20 @@ void kprintf(const char *fmt, ...)
 	va_start(ap, fmt);
 	kvprintf(fmt, ap);
 	va_end(ap);
+}
+
+void console_write(const char *s, size_t n)
+{
+	char reply[24];
+
+	uint64_t f = spin_lock_irqsave(&console_lock);
+	console_emit(s, n);
+	spin_unlock_irqrestore(&console_lock, f);
+	/* The screen answers queries (cursor position) like a terminal: as
+	 * input, sent without holding the console lock. */
+	size_t r = fbcon_take_reply(reply, sizeof(reply));
+	if (r)
+		conin_push(reply, r);
 }
 
 size_t log_read(char *buf, size_t size)
@@ -293,6 +317,7 @@ void kprintf_force_unlock(void)
 	 * CPU interrupted inside kprintf: either way it will never release. */
 	__atomic_store_n(&console_lock.locked, 0, __ATOMIC_RELEASE);
 	console_lock.owner_cpu = 0xffffffffu;
+	fbcon_force_unlock();
 }
 
 void kfmt_size(char *buf, size_t size, unsigned long long bytes, int always_decimal)

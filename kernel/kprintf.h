@@ -1,8 +1,8 @@
 /*
  * Console output and the kernel log.
  *
- * kprintf() formats into the kernel log ring (kernel/log.c) and writes the
- * same bytes to the serial console.  Supported conversions: %d %i %u %x %X
+ * kprintf() formats into the kernel log ring and writes the same bytes to
+ * every console: the screen (kernel/fbcon.h) and the serial line.  Supported conversions: %d %i %u %x %X
  * %p %s %c %%, with l/ll/z length modifiers, '-', '0' flags, width and
  * precision ("%.*s" included).  Safe from any context, including interrupt
  * handlers and the fault path: output is serialised by an IRQ-saving
@@ -19,6 +19,10 @@ int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void kvprintf(const char *fmt, va_list ap);
+
+/* Raw bytes to every console (serial line and screen), not into the log:
+ * the shell's echo and escape sequences.  Same lock as kprintf. */
+void console_write(const char *s, size_t n);
 
 /* Human-readable size: "512 B", "4 KiB", "1.5 MiB".  With always_decimal
  * the tenth is printed even when zero ("1.0 GiB"), for columns that

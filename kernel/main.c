@@ -8,6 +8,7 @@
 #include "kernel/kprintf.h"
 #include "kernel/panic.h"
 #include "kernel/serial.h"
+#include "kernel/fbcon.h"
 #include "kernel/trap.h"
 #include "kernel/mm.h"
 #include "kernel/acpi.h"
@@ -84,6 +85,8 @@ void kmain(const struct boot_info *bi)
 	time_early_init();
 	boot_info = bi;
 	serial_init(bi && bi->magic == BOOT_INFO_MAGIC ? bi->config.console_baud : 115200);
+	if (bi && bi->magic == BOOT_INFO_MAGIC)
+		fbcon_init(bi);   /* keeps text from here on; drawn once mapped */
 	kmain_banner();
 	kmain_check_boot_info(bi);
 	args_check();
@@ -98,6 +101,8 @@ void kmain(const struct boot_info *bi)
 	kmain_mark("pmm");
 	vmm_init(bi);
 	kmain_mark("vmm");
+	fbcon_map();
+	kmain_mark("fbcon");
 	heap_init();
 	percpu_init_bsp();
 	kmain_mark("heap");

@@ -7,7 +7,8 @@
  *     writable + NX (sections from linker.ld symbols);
  *   - all RAM at PHYS_TO_VIRT(phys), writable, NX, write-back cached;
  *   - no identity map (low 1 MiB is mapped only while APs start, see smp.c);
- *   - device memory only through vmm_map_mmio(): uncached, NX.
+ *   - device memory only through vmm_map_mmio(): uncached, NX (framebuffers
+ *     through vmm_map_wc(): write-combining).
  */
 #ifndef KERNEL_MM_H
 #define KERNEL_MM_H
@@ -37,6 +38,12 @@ void vmm_init(const struct boot_info *bi);
 /* Map [phys, phys+size) uncached (PCD|PWT), NX, writable; returns the
  * virtual address or NULL.  Repeated calls for the same range are cheap. */
 void *vmm_map_mmio(uint64_t phys, size_t size);
+/* Map [phys, phys+size) write-combining (PAT entry 4), NX, writable: for
+ * framebuffers, where stores are gathered into bursts; reads are uncached.
+ * Needs vmm_pat_init_cpu() on every CPU that touches it. */
+void *vmm_map_wc(uint64_t phys, size_t size);
+/* Program this CPU's page attribute table (entry 4 = write-combining). */
+void vmm_pat_init_cpu(void);
 /* Identity-map [phys, phys+size) executable (for the AP trampoline) and
  * remove it again. */
 int vmm_identity_map(uint64_t phys, size_t size);
@@ -52,6 +59,7 @@ uint64_t vmm_kernel_cr3(void);
 #define PTE_PWT (1ULL << 3)
 #define PTE_PCD (1ULL << 4)
 #define PTE_PS  (1ULL << 7)
+#define PTE_PAT4K (1ULL << 7)   /* in a 4 KiB PTE the same bit selects PAT entries 4-7 */
 #define PTE_NX  (1ULL << 63)
 #define PTE_ADDR 0x000ffffffffff000ULL
 uint64_t vmm_query_pte(const void *va, unsigned *level);

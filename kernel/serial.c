@@ -2,11 +2,12 @@
  * 16550 UART on COM1 (0x3f8): polled output, interrupt-driven input.
  *
  * Output is always polled so the console works from any context, including
- * the fault path.  Input goes through a 1 KiB ring filled by the IRQ 4
- * handler once serial_enable_irq() succeeded; before that (or if it failed)
- * serial_getc() polls the line status register.
+ * the fault path.  Input: once serial_enable_irq() succeeded the IRQ 4
+ * handler hands received bytes to the console input ring (kernel/conin.c);
+ * before that (or if it failed) the reader polls with serial_poll().
  */
 #include "kernel/serial.h"
+#include "kernel/conin.h"
 #include "kernel/cpu.h"
 #include "kernel/errno.h"
 #include "kernel/kprintf.h"
@@ -31,25 +32,17 @@
 #define LSR_OVERRUN    0x02
 #define LSR_THR_EMPTY  0x20
 #define IER_RX_AVAIL   0x01
-#define SERIAL_RING 1024
+#define SERIAL_IRQ_BATCH 64
 /* ~1 ms per byte at 9600 baud; this bound is far beyond that even under TCG. */
 #define SERIAL_TX_SPIN 1000000
 
 static inline void serial_out(unsigned reg, uint8_t v) { outb(COM1 + reg, v); }
 static inline uint8_t serial_in(unsigned reg) { return inb(COM1 + reg); }
 
-static uint8_t serial_ring[SERIAL_RING];
-static volatile unsigned serial_head, serial_tail;  /* head: next write */
 static spinlock_t serial_lock = SPINLOCK_INIT("serial");
-static struct waitq serial_wq = WAITQ_INIT("serial-rx");
 static volatile bool serial_irq_on;
 static volatile bool serial_present = true;
-static uint64_t serial_overruns, serial_dropped;
-/* Interrupt capture: while on, a received Ctrl-C (0x03) is counted instead
- * of queued, so a command that is running sees it at once and the line
- * editor never sees a stale one afterwards. */
-static volatile bool serial_capture;
-static volatile unsigned serial_intr;
+static uint64_t serial_overruns;
 
 void serial_init(uint32_t baud)
 {
@@ -97,28 +90,21 @@ void serial_write(const char *s, size_t n)
 static void serial_irq(void *arg)
 {
 	(void)arg;
+	char buf[SERIAL_IRQ_BATCH];
+	unsigned n = 0;
+
 	uint64_t f = spin_lock_irqsave(&serial_lock);
-	for (unsigned i = 0; i < 64; i++) {
+	while (n < SERIAL_IRQ_BATCH) {
 		uint8_t lsr = serial_in(UART_LSR);
 		if (lsr & LSR_OVERRUN)
 			serial_overruns++;
 		if (!(lsr & LSR_DATA_READY))
 			break;
-		uint8_t c = serial_in(UART_RBR);
-		if (c == 0x03 && serial_capture) {
-			__atomic_add_fetch(&serial_intr, 1, __ATOMIC_RELEASE);
-			continue;
-		}
-		unsigned next = (serial_head + 1) % SERIAL_RING;
-		if (next == serial_tail) {
-			serial_dropped++;   /* ring full: reader is not keeping up */
-			continue;
-		}
-		serial_ring[serial_head] = c;
-		serial_head = next;
+		buf[n++] = (char)serial_in(UART_RBR);
 	}
 	spin_unlock_irqrestore(&serial_lock, f);
-	waitq_wake_all(&serial_wq);
+	if (n)
+		conin_push(buf, n);
 }
 
 int serial_enable_irq(void)
@@ -145,76 +131,16 @@ err_vector:
 	return err;
 }
 
-static bool serial_ring_nonempty(void *arg)
+bool serial_input_irq(void)
 {
-	(void)arg;
-	return serial_head != serial_tail;
+	return serial_irq_on;
 }
 
-static int serial_ring_pop(void)
+int serial_poll(void)
 {
-	int c = -EAGAIN;
-	uint64_t f = spin_lock_irqsave(&serial_lock);
-	if (serial_head != serial_tail) {
-		c = serial_ring[serial_tail];
-		serial_tail = (serial_tail + 1) % SERIAL_RING;
-	}
-	spin_unlock_irqrestore(&serial_lock, f);
-	return c;
-}
-
-static int serial_getc_polled(uint64_t timeout_ns)
-{
-	uint64_t hz = time_tsc_hz();
-
-	if (hz) {
-		uint64_t deadline = timeout_ns ? time_ns() + timeout_ns : UINT64_MAX;
-		while (time_ns() < deadline) {
-			if (serial_in(UART_LSR) & LSR_DATA_READY)
-				return serial_in(UART_RBR);
-			cpu_pause();
-		}
-		return -ETIMEDOUT;
-	}
-	/* Before time_init(): a bounded iteration count, roughly timeout_ns
-	 * worth of port reads (each ~1 us under emulation). */
-	uint64_t spins = timeout_ns ? timeout_ns / 1000 + 1 : UINT64_MAX;
-	for (uint64_t i = 0; i < spins; i++) {
-		if (serial_in(UART_LSR) & LSR_DATA_READY)
-			return serial_in(UART_RBR);
-		cpu_pause();
-	}
-	return -ETIMEDOUT;
-}
-
-int serial_getc(uint64_t timeout_ns)
-{
-	if (serial_irq_on) {
-		int c = serial_ring_pop();
-		if (c >= 0)
-			return c;
-	}
-	if (!serial_irq_on || !cpu_irqs_enabled())
-		return serial_getc_polled(timeout_ns);
-
-	uint64_t deadline = timeout_ns ? time_ns() + timeout_ns : UINT64_MAX;
-	for (;;) {
-		int c = serial_ring_pop();
-		if (c >= 0)
-			return c;
-		if (waitq_wait_until(&serial_wq, serial_ring_nonempty, NULL, deadline) == -ETIMEDOUT)
-			break;
-	}
-	int c = serial_ring_pop();
-	return c >= 0 ? c : -ETIMEDOUT;
-}
-
-void serial_capture_intr(bool on)
-{
-	serial_capture = on;
-}
-
-unsigned serial_intr_count(void)
-{
-	return __atomic_load_n(&serial_intr, __ATOMIC_ACQUIRE);
+	if (serial_irq_on || !serial_present)
+		return -EAGAIN;
+	if (serial_in(UART_LSR) & LSR_DATA_READY)
+		return serial_in(UART_RBR);
+	return -EAGAIN;
 }

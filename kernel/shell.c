@@ -3,7 +3,7 @@
  *
  * Built-in commands sit in the .shell_cmds linker section (SHELL_COMMAND);
  * drivers may add more at run time with shell_register().  Input is edited
- * by kernel/lineedit.c and echoed straight to the UART; command output goes
+ * by kernel/lineedit.c and echoed to the consoles; command output goes
  * through kprintf so it also lands in the kernel log.
  */
 #include "kernel/shell.h"
@@ -11,14 +11,14 @@
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
 #include "kernel/kstring.h"
-#include "kernel/serial.h"
+#include "kernel/conin.h"
 #include "kernel/sched.h"
 #include "kernel/sync.h"
 #include "kernel/time.h"
 #include "kernel/errno.h"
 
 #define SHELL_PROMPT "appliance> "
-/* serial_getc() sleeps at most this long per call; an idle console simply
+/* conin_getc() sleeps at most this long per call; an idle console simply
  * loops, so the wait is bounded without ever giving up on the operator. */
 #define SHELL_INPUT_WAIT_NS (60 * NS_PER_S)
 /* Back-off after an unexpected input error, so a broken UART cannot spin. */
@@ -30,7 +30,7 @@ static const struct shell_cmd *shell_dynamic[SHELL_MAX_DYNAMIC];
 static spinlock_t shell_lock = SPINLOCK_INIT("shell");
 static struct lineedit shell_le;   /* 9 KiB with history: not on a stack */
 static unsigned shell_depth;               /* commands running (shell_exec nests) */
-static unsigned shell_intr_base;           /* serial_intr_count() at its start */
+static unsigned shell_intr_base;           /* conin_intr_count() at its start */
 
 static unsigned shell_nbuiltin(void)
 {
@@ -180,12 +180,12 @@ int shell_exec(char *line)
 	 * command a test runs. */
 	bool outer = __atomic_fetch_add(&shell_depth, 1, __ATOMIC_ACQ_REL) == 0;
 	if (outer) {
-		shell_intr_base = serial_intr_count();
-		serial_capture_intr(true);
+		shell_intr_base = conin_intr_count();
+		conin_capture_intr(true);
 	}
 	int st = cmd->run(argc, argv);
 	if (outer)
-		serial_capture_intr(false);
+		conin_capture_intr(false);
 	__atomic_sub_fetch(&shell_depth, 1, __ATOMIC_ACQ_REL);
 	if (st == -EINVAL)
 		shell_print_usage(cmd, "usage: ", false);
@@ -266,7 +266,7 @@ void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_he
 bool shell_interrupted(void)
 {
 	return __atomic_load_n(&shell_depth, __ATOMIC_ACQUIRE) == 1 &&
-	       serial_intr_count() != shell_intr_base;
+	       conin_intr_count() != shell_intr_base;
 }
 
 bool shell_progress_due(uint64_t *next_ns)
@@ -352,7 +352,7 @@ int shell_arg_kv(const char *cmd, const char *key, const char *text,
 static void shell_flush_echo(void)
 {
 	if (shell_le.out_len)
-		serial_write(shell_le.out, shell_le.out_len);
+		console_write(shell_le.out, shell_le.out_len);
 }
 
 /* Read one edited line; returns LINEEDIT_DONE or LINEEDIT_CANCEL. */
@@ -361,7 +361,7 @@ static int shell_read_line(void)
 	lineedit_start(&shell_le);
 	shell_flush_echo();
 	for (;;) {
-		int c = serial_getc(SHELL_INPUT_WAIT_NS);
+		int c = conin_getc(SHELL_INPUT_WAIT_NS);
 		if (c == -ETIMEDOUT)
 			continue;
 		if (c < 0) {

@@ -227,7 +227,7 @@ static size_t cmd_log_tail(const char *buf, size_t n, unsigned long long lines)
 	return 0;
 }
 
-/* The dump goes straight to the UART: through kprintf it would copy the
+/* The dump goes straight to the consoles: through kprintf it would copy the
  * log into itself. */
 static void cmd_log_write(const char *s, size_t n)
 {
@@ -235,13 +235,13 @@ static void cmd_log_write(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] != '\n')
 			continue;
-		serial_write(s + start, i - start);
-		serial_write("\r\n", 2);
+		console_write(s + start, i - start);
+		console_write("\r\n", 2);
 		start = i + 1;
 	}
 	if (start < n) {
-		serial_write(s + start, n - start);
-		serial_write("\r\n", 2);
+		console_write(s + start, n - start);
+		console_write("\r\n", 2);
 	}
 }
 

@@ -78,6 +78,7 @@ __attribute__((noreturn)) static void smp_ap_entry(struct percpu *p)
 	smp_write_cr0(smp_read_cr0() | CR0_WP);
 	smp_write_cr4(smp_read_cr4() | (smp_bsp_cr4 & CR4_COPY_MASK));
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
+	vmm_pat_init_cpu();
 	lapic_init_cpu();
 	p->apic_id = lapic_id();
 	sched_start_cpu();          /* marks the CPU online; never returns */

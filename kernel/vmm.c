@@ -30,7 +30,7 @@ static spinlock_t vmm_lock = SPINLOCK_INIT("vmm");
 static uint64_t vmm_pml4;         /* physical; 0 until vmm_init */
 static uint64_t vmm_nx;           /* PTE_NX when the CPU supports it */
 static uint64_t vmm_mmio_next = MMIO_BASE;
-static struct { uint64_t phys, size; uint64_t va; } vmm_mmio_cache[MMIO_CACHE];
+static struct { uint64_t phys, size; uint64_t va, flags; } vmm_mmio_cache[MMIO_CACHE];
 static unsigned vmm_mmio_ncache, vmm_mmio_victim;
 
 static inline uint64_t *vmm_table(uint64_t phys)
@@ -174,6 +174,7 @@ static void vmm_map_kernel(uint64_t pml4, const struct boot_info *bi, char *s, c
 void vmm_init(const struct boot_info *bi)
 {
 	vmm_enable_nx();
+	vmm_pat_init_cpu();
 	uint64_t pml4 = pmm_alloc_pages(0);
 	if (!pml4)
 		panic("vmm: no page for the top-level page table");
@@ -233,7 +234,25 @@ uint64_t vmm_virt_to_phys(const void *va)
 	return base | ((uint64_t)va & (span - 1));
 }
 
-void *vmm_map_mmio(uint64_t phys, size_t size)
+/*
+ * Page attribute table.  A 4 KiB PTE picks its memory type from PAT entry
+ * (PAT << 2 | PCD << 1 | PWT).  The power-on table gives entries 0-3 WB, WT,
+ * UC-, UC and repeats them in 4-7; we change only entry 4 to write-combining,
+ * which no mapping used before, so no cache flush is needed.  Every CPU must
+ * hold the same table: vmm_init programs the boot CPU, smp.c each AP before
+ * it can print (and so touch the framebuffer's WC mapping).
+ */
+#define PAT_ENTRY_WC 4
+#define PAT_TYPE_WC  0x01ULL
+
+void vmm_pat_init_cpu(void)
+{
+	uint64_t pat = rdmsr(MSR_PAT);
+	pat &= ~(0xffULL << (8 * PAT_ENTRY_WC));
+	wrmsr(MSR_PAT, pat | PAT_TYPE_WC << (8 * PAT_ENTRY_WC));
+}
+
+static void *vmm_map_io(uint64_t phys, size_t size, uint64_t flags)
 {
 	void *ret = NULL;
 
@@ -241,7 +260,7 @@ void *vmm_map_mmio(uint64_t phys, size_t size)
 		return NULL;
 	uint64_t f = spin_lock_irqsave(&vmm_lock);
 	for (unsigned i = 0; i < vmm_mmio_ncache; i++) {
-		if (phys >= vmm_mmio_cache[i].phys &&
+		if (vmm_mmio_cache[i].flags == flags && phys >= vmm_mmio_cache[i].phys &&
 		    phys + size <= vmm_mmio_cache[i].phys + vmm_mmio_cache[i].size) {
 			ret = (void *)(vmm_mmio_cache[i].va + (phys - vmm_mmio_cache[i].phys));
 			goto out;
@@ -256,7 +275,7 @@ void *vmm_map_mmio(uint64_t phys, size_t size)
 			(unsigned long long)phys, size);
 		goto out;
 	}
-	if (vmm_map_range(vmm_pml4, va, base, len, PTE_W | PTE_PCD | PTE_PWT | vmm_nx, false)) {
+	if (vmm_map_range(vmm_pml4, va, base, len, flags, false)) {
 		kprintf("vmm: out of memory for page tables mapping MMIO %#llx\n",
 			(unsigned long long)phys);
 		goto out;
@@ -267,10 +286,21 @@ void *vmm_map_mmio(uint64_t phys, size_t size)
 	vmm_mmio_cache[slot].phys = base;
 	vmm_mmio_cache[slot].size = len;
 	vmm_mmio_cache[slot].va = va;
+	vmm_mmio_cache[slot].flags = flags;
 	ret = (void *)(va + (phys - base));
 out:
 	spin_unlock_irqrestore(&vmm_lock, f);
 	return ret;
+}
+
+void *vmm_map_mmio(uint64_t phys, size_t size)
+{
+	return vmm_map_io(phys, size, PTE_W | PTE_PCD | PTE_PWT | vmm_nx);
+}
+
+void *vmm_map_wc(uint64_t phys, size_t size)
+{
+	return vmm_map_io(phys, size, PTE_W | PTE_PAT4K | vmm_nx);
 }
 
 int vmm_identity_map(uint64_t phys, size_t size)

@@ -96,20 +96,29 @@ from vm_disks import (AHCI_PORTS, vm_disk_args, vm_disk_parse, vm_disks_args,  #
                       vm_disks_prepare, vm_drive_opt, vm_ensure_disk)
 
 
+VGA_KINDS = ("std", "virtio", "none")
+
+
 def vm_command(esp=None, image=None, smp=2, mem="512M", serial="stdio",
-               disks=(), nic=None, no_reboot=True, debug_exit=True, extra=()):
+               disks=(), nic=None, no_reboot=True, debug_exit=True, extra=(),
+               vga="std", display="none"):
     """Build the qemu command line.
 
     esp: ESP directory served as a FAT drive; image: GPT image attached as
     USB mass storage on qemu-xhci (exactly one of them).  disks: list of
     (kind, path) or spec dicts with paths (see vm_disks_args).  nic: None for
     no network, a -nic option value, or a list of arguments (vm_nic_args).
+    vga: the display adapter OVMF offers as a GOP framebuffer (std: Bochs VGA,
+    virtio: virtio-vga; none: no screen); display: where qemu shows it (none
+    keeps it headless; the monitor's screendump still reads it).
     """
+    if vga not in VGA_KINDS:
+        raise ValueError(f"vga must be one of {', '.join(VGA_KINDS)}")
     if (esp is None) == (image is None):
         raise ValueError("boot from exactly one of esp= or image=")
     cmd = [QEMU, "-accel", "tcg", "-machine", "q35", "-cpu", "max",
            "-m", str(mem), "-smp", str(smp), "-bios", OVMF,
-           "-display", "none", "-serial", serial]
+           "-vga", vga, "-display", display, "-serial", serial]
     if esp is not None:
         # The ESP directory is not on the AHCI controller (the default for
         # a bare -drive on q35) so the first SATA port stays free for the
@@ -241,13 +250,15 @@ class Machine:
 
     # -- lifecycle --------------------------------------------------------
     def start(self, esp=None, image=None, smp=2, args=None, config=(), remove=(),
-              disks=(), mem="512M", no_reboot=True, nic=None, extra=(), qmp=False, files=None):
+              disks=(), mem="512M", no_reboot=True, nic=None, extra=(), qmp=False, files=None,
+              vga="std"):
         """Boot.  esp defaults to build/esp unless image is given; args and
         config rewrite a private copy of the ESP; disks is a list of "nvme" /
         "sata" (fresh 64 MiB scratch disks), (kind, path) pairs or spec dicts
         (see vm_disks_args; self.disks then lists name, drive id and path of
         every image).  qmp: open a QMP socket for self.qmp().  files:
-        {relative path: bytes} written into the private ESP copy."""
+        {relative path: bytes} written into the private ESP copy.  vga: see
+        vm_command."""
         if self.proc:
             raise RuntimeError("machine already started")
         os.makedirs(self.tmp, exist_ok=True)
@@ -269,7 +280,8 @@ class Machine:
                 os.remove(self.qmp_path)
             extra += ["-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
         self.cmd = vm_command(esp=esp, image=image, smp=smp, mem=mem, serial="stdio",
-                              disks=disk_list, nic=nic, no_reboot=no_reboot, extra=extra)
+                              disks=disk_list, nic=nic, no_reboot=no_reboot, extra=extra,
+                              vga=vga)
         self.log = open(self.log_path, "w", encoding="utf-8", errors="replace")
         self.log.write("# " + " ".join(self.cmd) + "\n")
         self.log.flush()
@@ -598,6 +610,10 @@ def vm_main():
                     help="exit qemu when the guest resets (default: reboot like a machine)")
     ap.add_argument("--nic", choices=sorted(NIC_MODELS), default="e1000e",
                     help="network card model (default e1000e); 127.0.0.1:2049 is forwarded")
+    ap.add_argument("--vga", choices=VGA_KINDS, default="std",
+                    help="display adapter (the kernel's screen console draws on it)")
+    ap.add_argument("--display", default="none",
+                    help="qemu display backend, e.g. gtk or sdl to see the screen (default none)")
     ap.add_argument("--disk", action="append", default=[], metavar="SPEC",
                     help="kind[,key=val...]: nvme, nvme-ns, sata, cdrom (see above); "
                          "replaces the default disks")
@@ -680,7 +696,7 @@ def vm_main_in(a, run_dir):
     # (the shell's start-of-line key) to Ctrl-].
     cmd = vm_command(esp=esp, image=image, smp=a.smp, mem=a.mem, serial="mon:stdio",
                      disks=disks, nic=nic, no_reboot=a.no_reboot,
-                     extra=["-echr", str(ESCAPE_KEY)] + a.extra)
+                     extra=["-echr", str(ESCAPE_KEY)] + a.extra, vga=a.vga, display=a.display)
     if a.action == "cmd":
         print(" ".join(cmd))
         return 0

@@ -1,0 +1,41 @@
+/*
+ * The network's item on the screen's status line (kernel/statusline.h): the
+ * address a person at the console needs to reach the box from elsewhere.
+ *   "net: 10.0.2.15 (appliance-5254.local)"   one address per interface
+ *   "net: down (no network card)" / "em0 link down" / "em0 no address yet"
+ */
+#include "net/net.h"
+#include "drivers/net/netdev.h"
+#include "kernel/kprintf.h"
+#include "kernel/statusline.h"
+
+#include "lwip/ip4_addr.h"
+#include "lwip/netif.h"
+
+static void net_status(char *buf, size_t size)
+{
+	unsigned n = net_if_count();
+	size_t len = (size_t)ksnprintf(buf, size, "net:");
+
+	if (n == 0) {
+		ksnprintf(buf, size, "net: down (no network card)");
+		return;
+	}
+	net_lock();
+	for (unsigned i = 0; i < n && len + 1 < size; i++) {
+		struct net_if *nif = net_if_at(i);
+		char ip[16];
+		if (!nif->dev->link_up)
+			len += (size_t)ksnprintf(buf + len, size - len, " %s link down", nif->dev->name);
+		else if (ip4_addr_isany_val(*netif_ip4_addr(nif->netif)))
+			len += (size_t)ksnprintf(buf + len, size - len, " %s no address yet",
+						 nif->dev->name);
+		else
+			len += (size_t)ksnprintf(buf + len, size - len, " %s",
+						 ip4addr_ntoa_r(netif_ip4_addr(nif->netif), ip, sizeof(ip)));
+	}
+	if (len + 1 < size)
+		ksnprintf(buf + len, size - len, " (%s)", net_hostname());
+	net_unlock();
+}
+STATUSLINE_ITEM(net, 10, net_status);
