@@ -70,19 +70,32 @@ def wait_serial_line(m, line, col, timeout=30):
         time.sleep(0.2)
 
 
-def type_keys(m, text):
-    """Type text on the PS/2 keyboard, one QMP send-key per character."""
-    for ch in text:
-        keys = []
-        if ch.isupper():
-            keys.append({"type": "qcode", "data": "shift"})
-        name = QCODE.get(ch, ch.lower())
-        keys.append({"type": "qcode", "data": name})
-        m.qmp("send-key", keys=keys)
-
-
-def press(m, *names):
+def send_keys(m, names, paced=True):
+    """One QMP send-key (names pressed together).  Paced: wait until the
+    serial line shows the guest reacted, as a typist waits for the echo.
+    qemu's PS/2 keyboard holds only 16 bytes; on a loaded host an unpaced
+    burst can outrun a vCPU that is not scheduled and lose keys in qemu."""
+    with m.cond:
+        before = len(m.buf)
     m.qmp("send-key", keys=[{"type": "qcode", "data": n} for n in names])
+    deadline = time.monotonic() + 20
+    while paced:
+        with m.cond:
+            if len(m.buf) > before:
+                return
+        check(time.monotonic() < deadline, f"no echo on the serial line for key(s) {names}")
+        time.sleep(0.02)
+
+
+def type_keys(m, text):
+    """Type text on the PS/2 keyboard, one key (with Shift for capitals) at a time."""
+    for ch in text:
+        names = ["shift"] if ch.isupper() else []
+        send_keys(m, names + [QCODE.get(ch, ch.lower())])
+
+
+def press(m, *names, paced=True):
+    send_keys(m, names, paced)
 
 
 SCREEN = screen.Screen()
@@ -176,6 +189,13 @@ def console_screen(ctx):
               "long line not redrawn in place:\n" + "\n".join(rows[-3:]))
         m.send("\r")
         m.expect("^" + long + r"\n", 30)
+        m.expect(r"^" + re.escape(PROMPT), 30)
+
+    with ctx.subtest("keyboard_ctrl_c_stops_command"):
+        m.sendline("bench blk nvme0n1 randread secs=3000")
+        m.expect(r"^bench: nvme0n1 randread: \d+ of 3001 s", 60)
+        press(m, "ctrl", "c", paced=False)
+        m.expect(r"^bench: nvme0n1: interrupted; no result", 30)
         m.expect(r"^" + re.escape(PROMPT), 30)
 
     with ctx.subtest("fault_on_screen"):
