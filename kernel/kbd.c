@@ -19,6 +19,11 @@
  * keys, E1 starts Pause), set 2 by mapping each code to its set 1 equivalent
  * (break = F0 prefix, E0 and E1 as in set 1).  The boot argument kbd=set2
  * turns translation off and selects set 2 on the keyboard (for tests).
+ *
+ * Keys become what xterm sends: characters (Shift, Caps Lock, Ctrl-letter
+ * as control codes, Alt as an ESC prefix), arrows ESC [ A-D, Ctrl-arrows
+ * ESC [ 1 ; 5 C/D, Home ESC [ H, End ESC [ F, Delete ESC [ 3 ~, Backspace
+ * DEL, Enter CR.  Function keys, Insert and Page Up/Down are ignored.
  */
 #include "kernel/acpi.h"
 #include "kernel/apic.h"
@@ -97,7 +102,7 @@ static const uint8_t kbd_set2_to_set1[0x84] = {
 static bool kbd_set2;
 static bool kbd_e0, kbd_break;
 static unsigned kbd_skip;            /* bytes left of a Pause sequence */
-static bool kbd_lshift, kbd_rshift, kbd_lctrl, kbd_rctrl, kbd_caps;
+static bool kbd_lshift, kbd_rshift, kbd_lctrl, kbd_rctrl, kbd_lalt, kbd_ralt, kbd_caps;
 static uint64_t kbd_keys, kbd_unknown;
 
 /* ---- controller access, every wait bounded ------------------------------ */
@@ -181,8 +186,10 @@ static void kbd_key(uint8_t code, bool brk, bool e0)
 			kbd_caps = !kbd_caps;
 		return;
 	case K_ALT:
+		*(e0 ? &kbd_ralt : &kbd_lalt) = make;
 		return;
 	}
+	bool ctrl = kbd_lctrl || kbd_rctrl, alt = kbd_lalt || kbd_ralt;
 	if (brk)
 		return;
 	if (e0) {
@@ -191,6 +198,11 @@ static void kbd_key(uint8_t code, bool brk, bool e0)
 			{ K_LEFT, "\x1b[D" }, { K_HOME, "\x1b[H" }, { K_END, "\x1b[F" },
 			{ K_DEL, "\x1b[3~" }, { K_ENTER, "\r" }, { 0x35, "/" },
 		};
+		/* Ctrl-Left/Right move by words: ESC [ 1 ; 5 D/C, as xterm sends. */
+		if (ctrl && (code == K_LEFT || code == K_RIGHT)) {
+			kbd_emit(code == K_LEFT ? "\x1b[1;5D" : "\x1b[1;5C");
+			return;
+		}
 		for (unsigned i = 0; i < ARRAY_SIZE(ext); i++)
 			if (ext[i].code == code) {
 				kbd_emit(ext[i].seq);
@@ -209,10 +221,12 @@ static void kbd_key(uint8_t code, bool brk, bool e0)
 		shift = !shift;
 	if (shift)
 		c = kbd_shift[code];
-	if ((kbd_lctrl || kbd_rctrl) && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+	if (ctrl && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
 		c &= 0x1f;        /* Ctrl-A .. Ctrl-Z, as a terminal sends them */
-	char s[2] = { c, 0 };
-	kbd_emit(s);
+	/* Alt-X is ESC X, as a terminal with "meta sends escape" has it
+	 * (the line editor's Alt-B / Alt-F). */
+	char s[3] = { '\x1b', c, 0 };
+	kbd_emit(alt ? s : s + 1);
 }
 
 static void kbd_byte(uint8_t b)

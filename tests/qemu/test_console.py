@@ -238,6 +238,16 @@ def console_keyboard_set2(ctx):
     with ctx.subtest("typed"):
         m.expect("^" + re.escape(PANGRAM) + r" _\n", 30)
         m.expect(r"^" + re.escape(PROMPT), 30)
+    with ctx.subtest("word_moves"):
+        # Ctrl-Left (E0-prefixed with a modifier) and Alt-B (ESC b) move by words.
+        type_keys(m, "echo ab cd")
+        press(m, "ctrl", "left")
+        type_keys(m, "X")
+        press(m, "alt", "b")
+        type_keys(m, "Y")
+        press(m, "ret")
+        m.expect(r"^ab YXcd\n", 30)
+        m.expect(r"^" + re.escape(PROMPT), 30)
 
 
 @qemu_test(weight=0)
