@@ -248,6 +248,17 @@ def console_keyboard_set2(ctx):
         press(m, "ret")
         m.expect(r"^ab YXcd\n", 30)
         m.expect(r"^" + re.escape(PROMPT), 30)
+    with ctx.subtest("caps_lock"):
+        type_keys(m, "echo ")
+        press(m, "caps_lock", paced=False)     # no echo: the next key's shows the order
+        send_keys(m, ["a"])
+        send_keys(m, ["shift", "b"])           # Shift undoes Caps Lock for letters
+        send_keys(m, ["1"])                    # and Caps Lock leaves digits alone
+        press(m, "caps_lock", paced=False)
+        type_keys(m, "c")
+        press(m, "ret")
+        m.expect(r"^Ab1c\n", 30)
+        m.expect(r"^" + re.escape(PROMPT), 30)
 
 
 @qemu_test(weight=0)
