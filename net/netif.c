@@ -55,7 +55,17 @@ void net_lock(void)
 	mutex_lock(&net_mutex);
 }
 
-void net_unlock(void) { mutex_unlock(&net_mutex); }
+/* Frames lwIP queued while the lock was held go to the devices now, one
+ * doorbell per device per critical section. */
+void net_unlock(void)
+{
+	for (unsigned i = 0; i < net_nifs; i++) {
+		struct netdev *dev = net_ifs[i].dev;
+		if (dev->ops->tx_commit && dev->state == NETDEV_UP)
+			dev->ops->tx_commit(dev);
+	}
+	mutex_unlock(&net_mutex);
+}
 
 unsigned net_if_count(void) { return net_nifs; }
 struct net_if *net_if_at(unsigned i) { return i < net_nifs ? &net_ifs[i] : NULL; }
