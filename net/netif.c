@@ -46,6 +46,8 @@ static struct netif net_netifs[NET_MAX_IFS];
 static unsigned net_nifs;
 static bool net_mutex_ready;
 
+/* The first caller is net_init() (INIT_SUBSYS, before any other user can
+ * exist), so the lazy initialisation cannot race. */
 void net_lock(void)
 {
 	if (!net_mutex_ready) {
@@ -112,12 +114,6 @@ static void net_tx_csum(struct pbuf *p, struct netdev_tx *f)
 	f->csum_offset = 16;
 }
 
-static bool net_tx_room(void *arg)
-{
-	(void)arg;
-	return __atomic_load_n(&net_work, __ATOMIC_ACQUIRE) != 0;
-}
-
 static err_t net_linkoutput(struct netif *netif, struct pbuf *p)
 {
 	struct net_if *nif = netif->state;
@@ -157,7 +153,7 @@ static err_t net_linkoutput(struct netif *netif, struct pbuf *p)
 		 * the completion interrupt kicks net_work. */
 		__atomic_store_n(&net_work, 0, __ATOMIC_RELEASE);
 		if (dev->ops->reap(dev) == 0)
-			waitq_wait_until(&net_wq, net_tx_room, NULL, MIN(deadline, time_ns() + NS_PER_MS));
+			waitq_wait_until(&net_wq, net_has_work, NULL, MIN(deadline, time_ns() + NS_PER_MS));
 		__atomic_store_n(&net_work, 1, __ATOMIC_RELEASE);
 	}
 	if (rc < 0) {
