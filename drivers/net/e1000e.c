@@ -12,13 +12,10 @@
  * buffer, so transmit copies the frame (legacy descriptors can also do the
  * TCP checksum: CSS where summing starts, CSO where the result goes, IC).
  *
- * Interrupts: receive causes stay enabled, rate-limited by ITR (about 20000
- * per second); the handler reads ICR, writes the bits back to clear them and
- * wakes the consumer.  (Masking receive causes in the handler and unmasking
- * them when the ring is drained, as the virtio driver does, lost most
- * interrupts on qemu's 82574 model: it sends an MSI only for causes it has
- * not already signalled, and re-enabling the mask did not re-signal.)  A link
- * status change (LSC) reads STATUS.LU and reports it.  Errors are decoded into
+ * Interrupts: the handler reads ICR (read-to-clear in MSI mode), masks the
+ * receive/transmit causes and wakes the consumer, which re-enables them in
+ * rx() once the ring is drained (then looks once more).  A link status
+ * change (LSC) reads STATUS.LU and reports it.  Errors are decoded into
  * words in dev->error (receive overrun, descriptor error bits).
  */
 #include "drivers/driver.h"
@@ -37,6 +34,7 @@
 #define EM_NDESC   256
 #define EM_BUF     2048
 #define EM_IRQ_RX   (EM_INT_RXT0 | EM_INT_RXO | EM_INT_RXDMT0)
+#define EM_IRQ_DATA (EM_IRQ_RX | EM_INT_TXDW)
 
 struct em {
 	struct netdev nd;
@@ -73,14 +71,13 @@ static void em_intr(void *arg)
 	uint32_t icr = em_r(e, EM_ICR);
 	if (!icr)
 		return;
-	/* Read-to-clear is not dependable across 82574 models and emulations
-	 * while causes are unmasked; write-1-to-clear always is. */
-	em_w(e, EM_ICR, icr);
 	__atomic_or_fetch(&e->icr_seen, icr, __ATOMIC_RELEASE);
 	if (icr & (EM_INT_RXT0 | EM_INT_RXO | EM_INT_RXDMT0))
 		e->nd.rx.irqs++;
 	if (icr & EM_INT_TXDW)
 		e->nd.tx.irqs++;
+	if (icr & EM_IRQ_DATA)
+		em_w(e, EM_IMC, EM_IRQ_DATA);
 	if (icr & EM_INT_LSC) {
 		e->nd.link_up = (em_r(e, EM_STATUS) & EM_STATUS_LU) != 0;
 		netdev_link_changed(&e->nd);
@@ -172,7 +169,7 @@ static int em_start(struct em *e)
 	em_w(e, EM_TIDV, 0);
 	em_w(e, EM_TADV, 0);
 	em_w(e, EM_TIPG, 10 | 8 << 10 | 6 << 20);
-	em_w(e, EM_ITR, 195);          /* at most ~20000 interrupts per second */
+	em_w(e, EM_ITR, 0);
 	em_w(e, EM_TCTL, EM_TCTL_EN | EM_TCTL_PSP | EM_TCTL_CT(0x0f) | EM_TCTL_COLD(0x3f));
 	/* Multicast promiscuous: mDNS needs 224.0.0.251 and lwIP has no
 	 * filter hook here. */
@@ -299,9 +296,13 @@ again:
 	}
 	if (last != EM_NDESC)
 		em_w(e, EM_RDT, last);
-	if (n < budget && (e->rxd[e->rx_next].status & EM_RXD_STAT_DD)) {
-		last = EM_NDESC;
-		goto again;
+	if (n < budget && e->msi) {
+		em_w(e, EM_IMS, EM_IRQ_RX);
+		if (e->rxd[e->rx_next].status & EM_RXD_STAT_DD) {
+			em_w(e, EM_IMC, EM_IRQ_DATA);
+			last = EM_NDESC;
+			goto again;
+		}
 	}
 	return n;
 }
