@@ -139,10 +139,11 @@ static int cmd_netstat(int argc, char **argv)
 				more++;
 				continue;
 			}
-			kprintf("  tcp %s:%u %s:%u %s sndq %u wnd %u\n", ip_str(ip_2_ip4(&p->local_ip), a),
-				p->local_port, ip_str(ip_2_ip4(&p->remote_ip), b), p->remote_port,
-				p->state < ARRAY_SIZE(tcp_states) ? tcp_states[p->state] : "?",
-				(unsigned)tcp_sndqueuelen(p), (unsigned)p->rcv_wnd);
+			kprintf("  tcp %s:%u %s:%u %s sndq %u rcvwnd %u sndwnd %u cwnd %u rto %d ms rtx %u\n",
+				ip_str(ip_2_ip4(&p->local_ip), a), p->local_port, ip_str(ip_2_ip4(&p->remote_ip), b),
+				p->remote_port, p->state < ARRAY_SIZE(tcp_states) ? tcp_states[p->state] : "?",
+				(unsigned)tcp_sndqueuelen(p), (unsigned)p->rcv_wnd, (unsigned)p->snd_wnd,
+				(unsigned)p->cwnd, p->rto * TCP_SLOW_INTERVAL, (unsigned)p->nrtx);
 		}
 	if (more)
 		kprintf("  ... and %u more\n", more);

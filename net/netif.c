@@ -46,6 +46,8 @@ static struct netif net_netifs[NET_MAX_IFS];
 static unsigned net_nifs;
 static bool net_mutex_ready;
 
+/* The first caller is net_init() (INIT_SUBSYS, before any other user can
+ * exist), so the lazy initialisation cannot race. */
 void net_lock(void)
 {
 	if (!net_mutex_ready) {
@@ -55,7 +57,17 @@ void net_lock(void)
 	mutex_lock(&net_mutex);
 }
 
-void net_unlock(void) { mutex_unlock(&net_mutex); }
+/* Frames lwIP queued while the lock was held go to the devices now, one
+ * doorbell per device per critical section. */
+void net_unlock(void)
+{
+	for (unsigned i = 0; i < net_nifs; i++) {
+		struct netdev *dev = net_ifs[i].dev;
+		if (dev->ops->tx_commit && dev->state == NETDEV_UP)
+			dev->ops->tx_commit(dev);
+	}
+	mutex_unlock(&net_mutex);
+}
 
 unsigned net_if_count(void) { return net_nifs; }
 struct net_if *net_if_at(unsigned i) { return i < net_nifs ? &net_ifs[i] : NULL; }
@@ -102,12 +114,6 @@ static void net_tx_csum(struct pbuf *p, struct netdev_tx *f)
 	f->csum_offset = 16;
 }
 
-static bool net_tx_room(void *arg)
-{
-	(void)arg;
-	return __atomic_load_n(&net_work, __ATOMIC_ACQUIRE) != 0;
-}
-
 static err_t net_linkoutput(struct netif *netif, struct pbuf *p)
 {
 	struct net_if *nif = netif->state;
@@ -147,7 +153,7 @@ static err_t net_linkoutput(struct netif *netif, struct pbuf *p)
 		 * the completion interrupt kicks net_work. */
 		__atomic_store_n(&net_work, 0, __ATOMIC_RELEASE);
 		if (dev->ops->reap(dev) == 0)
-			waitq_wait_until(&net_wq, net_tx_room, NULL, MIN(deadline, time_ns() + NS_PER_MS));
+			waitq_wait_until(&net_wq, net_has_work, NULL, MIN(deadline, time_ns() + NS_PER_MS));
 		__atomic_store_n(&net_work, 1, __ATOMIC_RELEASE);
 	}
 	if (rc < 0) {

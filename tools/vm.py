@@ -18,8 +18,10 @@ Options select the boot medium (--esp DIR, default build/esp, or --image IMG
 attached as USB mass storage on qemu-xhci), CPUs and memory, the boot
 arguments (--args, written into this run's copy of config.txt),
 and whether to attach the default disks (disks/nvme0.img, disks/sata0.img,
-1 GiB sparse, created on first use) and the e1000e NIC forwarding
-127.0.0.1:2049 to the guest's NFS port.
+1 GiB sparse, created on first use) and the NIC (--nic e1000e, the default,
+or virtio) on qemu user networking, forwarding 127.0.0.1:2049 to the guest's
+NFS port, 127.0.0.1:8080 to its status page, plus any --forward
+HOSTPORT:GUESTPORT (always from 127.0.0.1).
 
 Disks beyond the defaults: --disk SPEC (repeatable), SPEC being a kind and
 comma-separated options, e.g.
@@ -609,7 +611,10 @@ def vm_main():
     ap.add_argument("--no-reboot", action="store_true",
                     help="exit qemu when the guest resets (default: reboot like a machine)")
     ap.add_argument("--nic", choices=sorted(NIC_MODELS), default="e1000e",
-                    help="network card model (default e1000e); 127.0.0.1:2049 is forwarded")
+                    help="network card model (default e1000e); 127.0.0.1:2049 and :8080 are forwarded")
+    ap.add_argument("--forward", action="append", default=[], metavar="HOSTPORT:GUESTPORT",
+                    help="also forward 127.0.0.1:HOSTPORT to the guest's TCP port (e.g. 5001:5001 "
+                         "for bench net, 7007:7 for the echo service)")
     ap.add_argument("--vga", choices=VGA_KINDS, default="std",
                     help="display adapter (the kernel's screen console draws on it)")
     ap.add_argument("--display", default="none",
@@ -690,7 +695,13 @@ def vm_main_in(a, run_dir):
     elif not a.no_disks:
         disks = [("nvme", vm_ensure_disk(os.path.join(DISK_DIR, "nvme0.img"), announce=True)),
                  ("sata", vm_ensure_disk(os.path.join(DISK_DIR, "sata0.img"), announce=True))]
-    nic = None if a.no_net else vm_nic_args(a.nic, RUN_FORWARDS)
+    fwd = list(RUN_FORWARDS)
+    for text in a.forward:
+        m = re.fullmatch(r"(\d{1,5}):(\d{1,5})", text)
+        if not m or not all(0 < int(p) < 65536 for p in m.groups()):
+            sys.exit(f"vm.py: --forward {text}: want HOSTPORT:GUESTPORT, ports 1..65535")
+        fwd.append((int(m.group(1)), int(m.group(2))))
+    nic = None if a.no_net else vm_nic_args(a.nic, fwd)
     # mon:stdio multiplexes the monitor on the terminal and lets Ctrl-C reach
     # the guest instead of killing qemu.  Its escape key moves from Ctrl-A
     # (the shell's start-of-line key) to Ctrl-].

@@ -46,6 +46,7 @@ struct em {
 	uint8_t *rxb, *txb;
 	unsigned rx_next;             /* next descriptor the device completes */
 	unsigned tx_tail, tx_clean;
+	unsigned tdt_written;         /* TDT as last written to the device */
 	bool msi;
 	volatile uint32_t icr_seen;   /* causes accumulated by the handler */
 	uint64_t rx_overruns;
@@ -159,7 +160,7 @@ static int em_start(struct em *e)
 	em_w(e, EM_RXCSUM, 0);
 
 	memset((void *)e->txd, 0, EM_NDESC * sizeof(struct em_tx_desc));
-	e->tx_tail = e->tx_clean = 0;
+	e->tx_tail = e->tx_clean = e->tdt_written = 0;
 	em_w(e, EM_TDBAL, (uint32_t)e->txd_phys);
 	em_w(e, EM_TDBAH, (uint32_t)(e->txd_phys >> 32));
 	em_w(e, EM_TDLEN, EM_NDESC * sizeof(struct em_tx_desc));
@@ -201,6 +202,19 @@ static unsigned em_tx_pending(struct netdev *nd)
 	return (e->tx_tail + EM_NDESC - e->tx_clean) % EM_NDESC;
 }
 
+/* One TDT write per batch: qemu's model transmits everything up to TDT on
+ * the write, inside the writing CPU's time, so per-frame writes cost a
+ * device exit each. */
+static void em_tx_commit(struct netdev *nd)
+{
+	struct em *e = nd->driver_data;
+	if (e->tdt_written == e->tx_tail)
+		return;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	em_w(e, EM_TDT, e->tx_tail);
+	e->tdt_written = e->tx_tail;
+}
+
 static int em_tx(struct netdev *nd, const struct netdev_tx *f)
 {
 	struct em *e = nd->driver_data;
@@ -211,6 +225,7 @@ static int em_tx(struct netdev *nd, const struct netdev_tx *f)
 		return -EINVAL;
 	}
 	if ((e->tx_tail + 1) % EM_NDESC == e->tx_clean && em_reap(nd) == 0) {
+		em_tx_commit(nd);
 		nd->tx.drops++;
 		if (e->msi)
 			em_w(e, EM_IMS, EM_INT_TXDW);     /* wake us on the next completion */
@@ -237,8 +252,6 @@ static int em_tx(struct netdev *nd, const struct netdev_tx *f)
 		d->css = d->cso = 0;
 	}
 	e->tx_tail = (i + 1) % EM_NDESC;
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	em_w(e, EM_TDT, e->tx_tail);
 	nd->tx.bytes += f->len;
 	return 0;
 }
@@ -319,6 +332,7 @@ static void em_describe(struct netdev *nd)
 static const struct netdev_ops em_ops = {
 	.rx = em_rx,
 	.tx = em_tx,
+	.tx_commit = em_tx_commit,
 	.reap = em_reap,
 	.tx_pending = em_tx_pending,
 	.reset = em_reset,

@@ -86,6 +86,11 @@ struct netdev_ops {
 	/* Queue one frame.  0, -EBUSY when the ring is full (the consumer
 	 * waits for a kick and retries), -EIO when the device is down. */
 	int (*tx)(struct netdev *dev, const struct netdev_tx *frame);
+	/* Hand frames queued by tx() since the last call to the device (one
+	 * doorbell for a batch).  Optional: without it tx() rings the
+	 * doorbell itself.  The consumer calls it before it stops sending
+	 * (net/ does so whenever it drops its lock). */
+	void (*tx_commit)(struct netdev *dev);
 	/* Reclaim completed transmit descriptors; returns how many. */
 	int (*reap)(struct netdev *dev);
 	/* Descriptors handed to the device and not yet completed. */

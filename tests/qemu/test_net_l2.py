@@ -1,7 +1,7 @@
 """The test is the guest's only link partner (qemu socket netdev over UDP on
 127.0.0.1, no DHCP server): DHCP times out and the configured fallback
 address is used (boot report says so); mDNS announces the configured
-hostname as announcements of <hostname>.local; then a bounded barrage of
+hostname as <hostname>.local and answers a query for it; then a bounded barrage of
 malformed, oversized and hostile frames (runts, jumbo frames, broken IPv4
 headers, never-completed fragments, broken TCP/UDP, junk for the mDNS
 parser, a burst of half-open TCP connections) leaves the appliance answering
@@ -147,6 +147,32 @@ def net_l2_test(ctx, model):
             global_mac = f[6:12]
             check(ping(peer, global_mac, 0x77, 1) is not None, "no echo reply before the barrage")
         mac = global_mac
+
+        with ctx.subtest("mdns_answers_query"):
+            # A one-shot query (source port not 5353): answered by unicast to us,
+            # whose MAC the guest learnt from our ARP request.
+            q = struct.pack("!HHHHHH", 0x4242, 0, 1, 0, 0, 0) + b"\x08files-01\x05local\x00" + struct.pack("!HH", 1, 1)
+            udp = struct.pack("!HHHH", 40053, 5353, 8 + len(q), 0) + q
+
+            def is_answer(f):
+                et, p = parse_frame(f)
+                if et != 0x0800 or len(p) < 28 or p[9] != 17:
+                    return False
+                ihl = (p[0] & 15) * 4
+                dns = p[ihl + 8:]
+                # Unicast to our port, not one of the periodic announcements.
+                return p[ihl + 2:ihl + 4] == struct.pack("!H", 40053) and len(dns) > 12 and dns[2] & 0x80 and b"\x08files-01\x05local" in dns and \
+                    netutil.ip_aton(GUEST_IP) in dns
+            # The responder answers once probing and announcing are over
+            # (about 2 s after the address is set): up to 6 queries, 2 s apart.
+            got = None
+            for _ in range(6):
+                peer.send(eth(bytes.fromhex("01005e0000fb"), PEER_MAC, 0x0800,
+                              ipv4(PEER_IP, "224.0.0.251", 17, udp)))
+                got = peer.recv_until(is_answer, 2)
+                if got:
+                    break
+            check(got is not None, "no unicast mDNS answer with 10.0.3.15 for files-01.local")
 
         with ctx.subtest("hostile_frames_leave_it_serving"):
             rnd = random.Random(1234)
