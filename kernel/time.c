@@ -190,7 +190,7 @@ static int time_measure(bool *hpet, unsigned ms, uint64_t *hz, uint64_t *lhz)
 	return 0;
 }
 
-#define CALIB_GOOD    3     /* plausible measurements we take the median of */
+#define CALIB_GOOD    1     /* plausible passes needed (more cost 10 ms of boot each) */
 #define CALIB_TRIES   8     /* a stalled host vCPU spoils a pass: retry, bounded */
 
 int time_init(void)
@@ -201,9 +201,11 @@ int time_init(void)
 	lapic_timer_calibrate_start();
 	/* A first short pass is discarded: under TCG the first run of any code
 	 * pays for its translation, which would skew one end of the interval
-	 * by tens of microseconds.  Then the median of three plausible
-	 * passes: a host that deschedules the vCPU inside one window (seen:
-	 * a 22.8 GHz "TSC" on a loaded build machine) spoils that pass only. */
+	 * by tens of microseconds.  Then the first plausible pass: a host
+	 * that deschedules the vCPU inside a window (seen: a 22.8 GHz "TSC" on
+	 * a loaded build machine) spoils that pass only, and it is measured
+	 * again, up to CALIB_TRIES times.  (With CALIB_GOOD > 1 the median of
+	 * the good passes is taken.) */
 	bool hpet = acpi.hpet_phys != 0;
 	const char *fault = arg_get("time_calib_fault");
 	if (fault && parse_u64(fault, &calib_faults_left))
