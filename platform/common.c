@@ -91,37 +91,29 @@ static int plat_bio_sync(struct plat_bio *bio)
 	return ret ? -PLAT_EIO : bio->status;
 }
 
-int plat_bdev_rw(struct plat_bdev *b, enum plat_bio_op op, uint64_t dev_off, void *buf, size_t len)
+/* One synchronous bio; buf NULL for the ops that carry no data. */
+static int plat_bdev_sync_op(struct plat_bdev *b, enum plat_bio_op op, uint64_t dev_off, void *buf, uint64_t len)
 {
 	struct plat_bio bio = { 0 };
-	bio.bdev = b;
-	bio.op = op;
-	bio.dev_off = dev_off;
-	bio.len = len;
-	bio.vec = bio.inline_vec;
-	bio.maxvec = PLAT_BIO_INLINE_VECS;
-	bio.nvec = 1;
-	bio.vec[0].buf = buf;
-	bio.vec[0].len = (uint32_t)len;
+	plat_bio_setup(&bio, b, op, dev_off, bio.inline_vec, PLAT_BIO_INLINE_VECS, NULL);
+	if (buf)
+		plat_bio_append(&bio, buf, (uint32_t)len, false);
+	else
+		bio.len = len;
 	return plat_bio_sync(&bio);
+}
+
+int plat_bdev_rw(struct plat_bdev *b, enum plat_bio_op op, uint64_t dev_off, void *buf, size_t len)
+{
+	return plat_bdev_sync_op(b, op, dev_off, buf, len);
 }
 
 int plat_bdev_flush(struct plat_bdev *b)
 {
-	struct plat_bio bio = { 0 };
-	bio.bdev = b;
-	bio.op = PLAT_BIO_FLUSH;
-	bio.vec = bio.inline_vec;
-	return plat_bio_sync(&bio);
+	return plat_bdev_sync_op(b, PLAT_BIO_FLUSH, 0, NULL, 0);
 }
 
 int plat_bdev_discard(struct plat_bdev *b, uint64_t dev_off, uint64_t len)
 {
-	struct plat_bio bio = { 0 };
-	bio.bdev = b;
-	bio.op = PLAT_BIO_DISCARD;
-	bio.dev_off = dev_off;
-	bio.len = len;
-	bio.vec = bio.inline_vec;
-	return plat_bio_sync(&bio);
+	return plat_bdev_sync_op(b, PLAT_BIO_DISCARD, dev_off, NULL, len);
 }
