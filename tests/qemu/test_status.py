@@ -113,6 +113,16 @@ def status_server(ctx):
     with ctx.subtest("idle_connections_do_not_block"):
         idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
         try:
+            # The host side of a forwarded connection is up before the
+            # guest has accepted it: wait until the guest itself holds 16
+            # established connections on the status port (a full pool).
+            held, deadline = 0, time.monotonic() + 20
+            while time.monotonic() < deadline:
+                held = len(re.findall(rf"^  tcp \S+:{HTTP} \S+ ESTABLISHED", shell(m, "netstat"), re.M))
+                if held >= 16:
+                    break
+                time.sleep(0.5)
+            check(held >= 16, f"the guest holds {held} status connections, not a full pool of 16")
             # The pool (16) is full of idlers: new clients are refused
             # until the idle timeout frees it, then served again.
             refused, code = 0, None
