@@ -1,0 +1,137 @@
+/*
+ * cowfs, mounted: the filesystem's API for its users (the FUSE mount, the
+ * shell, the protocol server).  Everything is addressed by inode number, as
+ * a FUSE low-level node id or a protocol file handle is; the inode cache
+ * behind it (fs/vfs_int.h) keeps an in-memory inode while it is referenced.
+ *
+ * Call order and states:
+ *   cowfs_vfs_mount(bdev, opts, &m)       mount (fs/cowfs.h), open the default
+ *                                          subvolume, start the background
+ *                                          commit; -> MOUNTED
+ *     any operation below, from any number of threads
+ *   cowfs_vfs_unmount(m)                  write back, commit, stop, free
+ *
+ * Attributes are struct cowfs_inode (fs/inode.h).  Modes use the Linux
+ * values (CFS_S_*), times are UTC from plat_realtime_ns().
+ *
+ * Errors: negative PLAT_E* values: -ENOENT, -EEXIST, -ENOTDIR, -EISDIR,
+ * -ENOTEMPTY, -EINVAL, -ENAMETOOLONG, -EMLINK, -ENOSPC, -EFBIG, -EIO (corrupt
+ * metadata or data: checksum mismatch), -EROFS (read-only mount, or the
+ * filesystem failed and went read-only: cowfs_error() says why).
+ *
+ * Durability: a change is durable after the next commit (background, every
+ * commit_interval_ms, or cowfs_vfs_sync), or for one file after
+ * cowfs_fsync() returns 0.
+ */
+#ifndef FS_VFS_H
+#define FS_VFS_H
+
+#include "fs/cowfs.h"
+#include "fs/inode.h"
+
+struct cowfs_mount;
+struct pcache;
+struct iomap_workq;
+
+/* File types and permission bits (the Linux values). */
+#define CFS_S_IFMT   0170000u
+#define CFS_S_IFREG  0100000u
+#define CFS_S_IFDIR  0040000u
+#define CFS_S_IFLNK  0120000u
+#define CFS_S_ISREG(m) (((m) & CFS_S_IFMT) == CFS_S_IFREG)
+#define CFS_S_ISDIR(m) (((m) & CFS_S_IFMT) == CFS_S_IFDIR)
+#define CFS_S_ISLNK(m) (((m) & CFS_S_IFMT) == CFS_S_IFLNK)
+
+struct cowfs_vfs_opts {
+	struct cowfs_mount_opts fs;      /* node cache budget, read-only, test hooks */
+	struct pcache *pc;               /* page cache to use; NULL = a private one */
+	uint64_t data_cache_bytes;       /* private page cache budget; 0 = 64 MiB */
+	struct iomap_workq *wq;          /* I/O completion worker; NULL = a private one */
+	unsigned commit_interval_ms;     /* background commit period; 0 = 5000 */
+};
+
+int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct cowfs_mount **out);
+/* Writes back and commits (unless read-only or failed), frees everything.
+ * Returns the first error; the mount is gone either way. */
+int cowfs_vfs_unmount(struct cowfs_mount *m);
+/* Everything written so far becomes durable (writeback + commit). */
+int cowfs_vfs_sync(struct cowfs_mount *m);
+struct cowfs *cowfs_vfs_fs(struct cowfs_mount *m);
+
+struct cowfs_statfs {
+	uint64_t block_size, total_blocks, free_blocks;
+	uint64_t inodes;                 /* in use */
+	uint32_t name_max;
+};
+int cowfs_statfs(struct cowfs_mount *m, struct cowfs_statfs *out);
+
+/* ---- attributes ---- */
+int cowfs_getattr(struct cowfs_mount *m, uint64_t ino, struct cowfs_inode *out);
+
+#define CFS_SET_MODE      0x01u
+#define CFS_SET_UID       0x02u
+#define CFS_SET_GID       0x04u
+#define CFS_SET_SIZE      0x08u      /* truncate or extend */
+#define CFS_SET_ATIME     0x10u
+#define CFS_SET_MTIME     0x20u
+#define CFS_SET_ATIME_NOW 0x40u
+#define CFS_SET_MTIME_NOW 0x80u
+struct cowfs_setattr {
+	unsigned valid;                  /* CFS_SET_* */
+	uint32_t mode;                   /* permission bits only (07777) */
+	uint32_t uid, gid;
+	uint64_t size;
+	struct cowfs_time atime, mtime;
+};
+/* Applies sa and bumps ctime; out (may be NULL) receives the new attributes. */
+int cowfs_setattr(struct cowfs_mount *m, uint64_t ino, const struct cowfs_setattr *sa, struct cowfs_inode *out);
+
+/* ---- namespace (fs/namei.c) ----
+ * Names are 1..CFS_NAME_MAX bytes without '/' or NUL; "." and ".." are
+ * never stored and are refused as names (-EINVAL), except that lookup
+ * resolves them.  Every call that returns an inode fills out (may be NULL). */
+int cowfs_lookup(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, struct cowfs_inode *out);
+/* A regular file (mode: permission bits).  -EEXIST when the name exists. */
+int cowfs_create(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint32_t uid,
+		 uint32_t gid, struct cowfs_inode *out);
+int cowfs_mkdir(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint32_t uid,
+		uint32_t gid, struct cowfs_inode *out);
+int cowfs_symlink(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, const char *target,
+		  size_t tlen, uint32_t uid, uint32_t gid, struct cowfs_inode *out);
+/* Copies at most bufsize bytes (no NUL added); *len = the target's length. */
+int cowfs_readlink(struct cowfs_mount *m, uint64_t ino, char *buf, size_t bufsize, size_t *len);
+int cowfs_link(struct cowfs_mount *m, uint64_t ino, uint64_t newdir, const char *name, size_t len,
+	       struct cowfs_inode *out);
+/* The inode goes when its last name is removed and it is not open. */
+int cowfs_unlink(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len);
+int cowfs_rmdir(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len);
+#define CFS_RENAME_NOREPLACE 1u
+#define CFS_RENAME_EXCHANGE  2u
+/* Atomic: one transaction, so a crash leaves the old or the new state. */
+int cowfs_rename(struct cowfs_mount *m, uint64_t olddir, const char *oldname, size_t oldlen, uint64_t newdir,
+		 const char *newname, size_t newlen, unsigned flags);
+/* Entries from cookie on (0 = start; "." and ".." come first with cookies
+ * 0 and 1), as cowfs_dir_readdir (fs/inode.h). */
+int cowfs_readdir(struct cowfs_mount *m, uint64_t dir, uint64_t cookie, cowfs_readdir_fn cb, void *arg);
+
+/* ---- open files ----
+ * An open inode survives the removal of its last name (an ORPHAN item
+ * records it, so the next mount frees it after a crash) until its last
+ * cowfs_release. */
+int cowfs_open(struct cowfs_mount *m, uint64_t ino);
+void cowfs_release(struct cowfs_mount *m, uint64_t ino);
+
+/* ---- data (fs/file.c): buffered and direct I/O through the iomap core ---- */
+#define CFS_IO_DIRECT 0x1u   /* O_DIRECT: block-aligned offset, length and buffer, else -EINVAL */
+#define CFS_IO_DSYNC  0x2u   /* O_DSYNC: durable when the call returns */
+#define CFS_IO_APPEND 0x4u   /* write at the end of file (off is ignored) */
+/* Bytes read (short at end of file, 0 past it) or -errno. */
+int64_t cowfs_read(struct cowfs_mount *m, uint64_t ino, uint64_t off, void *buf, uint64_t len, unsigned flags);
+/* Bytes written or -errno (-ENOSPC, -EFBIG, -EISDIR ...). */
+int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const void *buf, uint64_t len,
+		    unsigned flags);
+/* The file's data and attributes (and the names leading to a new file)
+ * durable when 0 is returned. */
+int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * cowfs mount internals shared by fs/vfs.c (mount, inode cache, commits),
+ * fs/file*.c (data path) and fs/namei.c (namespace).  Not for users of the
+ * filesystem: they see fs/vfs.h only.
+ *
+ * The filesystem lock (m->lock) serialises every change to the trees and
+ * the inode cache.  Namespace operations hold it for the whole operation,
+ * so each is one step of one transaction.  It is never held while waiting
+ * for a folio lock, page-cache writeback or a direct I/O: the iomap hooks
+ * take it as a leaf lock around their tree work only.  Work that must touch
+ * the page cache on behalf of a namespace operation (freeing the data of an
+ * inode whose last name and last open are gone) is queued while the lock is
+ * held and done by cowfs_vfs_unlock() after the lock is released.
+ */
+#ifndef FS_VFS_INT_H
+#define FS_VFS_INT_H
+
+#include "fs/vfs.h"
+#include "fs/cowfs_int.h"
+#include "iomap/iomap.h"
+
+/* An in-memory inode.  rec is authoritative while the vnode is cached;
+ * rec_dirty says it must be written to the tree (at the latest by the
+ * next commit).  refs and opens are changed under m->lock. */
+struct cowfs_vnode {
+	struct iomap_inode io;           /* the data path's view; io.ino = rec.ino */
+	struct cowfs_mount *m;
+	struct cowfs_inode rec;
+	uint32_t refs;                   /* cowfs_vget references */
+	uint32_t opens;                  /* cowfs_open without cowfs_release */
+	bool rec_dirty;
+	bool doomed;                     /* nlink 0: data freed at last put/release */
+	struct cowfs_vnode *hnext;       /* inode cache hash chain */
+	struct cowfs_vnode *evict_next;  /* deferred eviction list */
+};
+
+struct cowfs_mount {
+	struct cowfs *fs;
+	struct cowfs_tree *tree;         /* the default subvolume */
+	struct plat_bdev *bdev;
+	struct pcache *pc;
+	struct iomap_workq *wq;
+	bool own_pc, own_wq;
+	struct plat_mutex *lock;
+	struct cowfs_vnode **vhash;
+	uint64_t vhash_mask, vnodes;
+	struct cowfs_vnode *evict_list;
+};
+
+void cowfs_vfs_lock(struct cowfs_mount *m);
+/* Releases m->lock, then runs the deferred evictions. */
+void cowfs_vfs_unlock(struct cowfs_mount *m);
+
+/* With m->lock held.  A referenced vnode for ino (read from the tree on a
+ * miss): -ENOENT when the inode does not exist. */
+int cowfs_vget(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out);
+/* Drops a reference; an unreferenced, unopened vnode with nlink 0 is
+ * queued for eviction (its data and inode item freed after unlock). */
+void cowfs_vput(struct cowfs_vnode *vn);
+/* rec changed: write it back by the next commit. */
+void cowfs_vdirty(struct cowfs_vnode *vn);
+/* Current wall-clock time for timestamps. */
+struct cowfs_time cowfs_now(void);
+
+#endif
