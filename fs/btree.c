@@ -82,20 +82,65 @@ static void point_root_at(struct cowfs_tree *t, struct cowfs_node *n)
 	t->root_changed = true;
 }
 
+/* References of a subvolume node (1 unless shared by a snapshot). */
+static int node_refs(struct cowfs_tree *t, uint64_t blk, uint32_t *refs)
+{
+	*refs = 1;
+	return t->id >= CFS_TREE_FS ? cowfs_ref_get(t->fs, blk, refs) : 0;
+}
+
+/* A copy of a shared node is one more parent of everything the node
+ * points at: its children, or for a leaf the data extents its items name
+ * (Rodeh's clone rule: sharing is pushed down one level at a time, only
+ * along the paths that change). */
+static int node_share_below(struct cowfs_tree *t, struct cowfs_node *n)
+{
+	struct cowfs *fs = t->fs;
+	if (!nd_level(n->buf))
+		return fs->leaf_data_refs ? fs->leaf_data_refs(fs, n->buf, 1) : 0;
+	for (uint32_t i = 0; i < nd_nr(n->buf); i++) {
+		struct cowfs_bptr p;
+		in_ptr(n->buf, i, &p);
+		int err = cowfs_ref_inc(fs, p.blocknr, fs->node_blocks);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /* Shadow *np (reached from parent's entry pslot, or the root when parent
- * is NULL) unless it already belongs to the running transaction. */
+ * is NULL) unless it already belongs to the running transaction.  A node
+ * of the running transaction is never shared: a snapshot is taken of a
+ * committed root only (snapshot.c). */
 static int node_cow(struct cowfs_tree *t, struct cowfs_node **np, struct cowfs_node *parent, uint32_t pslot)
 {
 	struct cowfs *fs = t->fs;
 	struct cowfs_node *old = *np, *n;
+	uint32_t refs;
 	if (nd_gen(old->buf) == fs->gen)
 		return 0;
-	int err = node_alloc(t, nd_level(old->buf), &n);
+	int err = node_refs(t, old->blocknr, &refs);
+	if (err)
+		return err;
+	err = node_alloc(t, nd_level(old->buf), &n);
 	if (err)
 		return err;
 	plat_memcpy(n->buf + CFS_NH_SIZE, old->buf + CFS_NH_SIZE, fs->node_size - CFS_NH_SIZE);
 	nd_set_nr(n->buf, nd_nr(old->buf));
-	node_release(t, old);
+	if (refs > 1) {
+		/* The other trees keep the old node: one reference less. */
+		bool last;
+		err = node_share_below(t, n);
+		if (!err)
+			err = cowfs_ref_dec(fs, old->blocknr, &last);
+		cowfs_nc_put(fs, old);
+		if (err) {
+			cowfs_nc_put(fs, n);     /* the change fails; the fs goes read-only */
+			return err;
+		}
+	} else {
+		node_release(t, old);
+	}
 	if (parent) {
 		struct cowfs_bptr p = { n->blocknr, fs->gen, 0, nd_level(n->buf) };
 		set_child_ptr(parent, pslot, &p);
@@ -466,6 +511,8 @@ out_put:
 
 static int change_ok(struct cowfs_tree *t)
 {
+	if (t->readonly)
+		return -PLAT_EROFS;
 	return t->fs->readonly ? (t->fs->error ? t->fs->error : -PLAT_EROFS) : 0;
 }
 
@@ -544,6 +591,39 @@ int cowfs_bt_update(struct cowfs_tree *t, const struct cowfs_key *k, const void 
 		cowfs_nc_put(fs, n);
 	}
 	return change_done(t, err, "update");
+}
+
+/* ---- dropping a tree (snapshot delete) ---- */
+
+int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p)
+{
+	struct cowfs *fs = t->fs;
+	struct cowfs_node *n;
+	uint32_t refs;
+	int err = node_refs(t, p->blocknr, &refs);
+	if (err)
+		return err;
+	if (refs > 1) {
+		bool last;
+		return cowfs_ref_dec(fs, p->blocknr, &last);
+	}
+	if ((err = cowfs_nc_read(fs, p, t->id, &n)))
+		return err;
+	if (nd_level(n->buf)) {
+		for (uint32_t i = 0; i < nd_nr(n->buf) && !err; i++) {
+			struct cowfs_bptr cp;
+			in_ptr(n->buf, i, &cp);
+			err = cowfs_bt_drop(t, &cp);
+		}
+	} else if (fs->leaf_data_refs) {
+		err = fs->leaf_data_refs(fs, n->buf, -1);
+	}
+	if (err) {
+		cowfs_nc_put(fs, n);
+		return err;
+	}
+	node_release(t, n);
+	return 0;
 }
 
 int cowfs_tree_new_root(struct cowfs_tree *t)

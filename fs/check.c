@@ -12,6 +12,8 @@ struct chk {
 	size_t msglen;
 	int leaf_depth;
 	uint64_t *seen;          /* optional bitmap of referenced blocks */
+	uint8_t *extra;          /* with seen: references beyond the first, per
+				  * node block (saturating at 255) */
 };
 
 static int chk_fail(struct chk *c, uint64_t blk, const char *what)
@@ -21,14 +23,23 @@ static int chk_fail(struct chk *c, uint64_t blk, const char *what)
 	return -PLAT_EIO;
 }
 
+/* 0 = first reference, 1 = a further one (a shared node: counted, its
+ * subtree already checked), or an error. */
 static int chk_mark(struct chk *c, uint64_t blk)
 {
 	struct cowfs *fs = c->t->fs;
 	if (!c->seen)
 		return 0;
+	if (c->seen[blk / 64] & (1ull << (blk % 64))) {
+		if (!c->extra)
+			return chk_fail(c, blk, "block referenced twice");
+		if (c->extra[blk] < 255)
+			c->extra[blk]++;
+		return 1;
+	}
 	for (uint64_t b = blk; b < blk + fs->node_blocks; b++) {
 		if (c->seen[b / 64] & (1ull << (b % 64)))
-			return chk_fail(c, blk, "block referenced twice");
+			return chk_fail(c, blk, "node overlaps another referenced block");
 		c->seen[b / 64] |= 1ull << (b % 64);
 	}
 	return 0;
@@ -54,13 +65,23 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 	if (nd_gen(b) > fs->gen)
 		return chk_fail(c, blk, "generation from the future");
 	int err = chk_mark(c, blk);
-	if (err)
+	if (err < 0)
 		return err;
+	bool again = err == 1;
 	struct cowfs_key k, first;
 	for (uint32_t i = 0; i < nr; i++) {
 		nd_key(b, i, &k);
 		if ((lo && cfs_key_cmp(&k, lo) < 0) || (hi && cfs_key_cmp(&k, hi) >= 0))
 			return chk_fail(c, blk, "key outside the range its parent gives");
+	}
+	if (again) {
+		/* A node shared by snapshots: only subvolume trees may share,
+		 * and everything below it was checked on its first visit. */
+		if (c->t->id < CFS_TREE_FS)
+			return chk_fail(c, blk, "node of an internal tree referenced twice");
+		if (!nd_level(b) && c->leaf_depth >= 0 && depth != c->leaf_depth)
+			return chk_fail(c, blk, "leaves at different depths");
+		return 0;
 	}
 	if (!nd_level(b)) {
 		if (c->leaf_depth < 0)
@@ -106,9 +127,10 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 	return 0;
 }
 
-static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen)
+static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen,
+		    uint8_t *extra)
 {
-	struct chk c = { t, st, msg, msglen, -1, seen };
+	struct chk c = { t, st, msg, msglen, -1, seen, extra };
 	struct cowfs_node *n;
 	plat_memset(st, 0, sizeof(*st));
 	if (msglen)
@@ -124,18 +146,19 @@ static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg
 
 int cowfs_bt_check(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen)
 {
-	return chk_tree(t, st, msg, msglen, NULL);
+	return chk_tree(t, st, msg, msglen, NULL, NULL);
 }
 
-/* Every tree into `seen` (a zeroed bitmap of total_blocks bits). */
-static int chk_all_trees(struct cowfs *fs, uint64_t *seen, char *msg, size_t msglen)
+/* Every tree into `seen` (a zeroed bitmap of total_blocks bits) and
+ * `extra` (zeroed, total_blocks bytes). */
+static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char *msg, size_t msglen)
 {
 	struct cowfs_tree_stats st;
-	int err = chk_tree(&fs->root_tree, &st, msg, msglen, seen);
+	int err = chk_tree(&fs->root_tree, &st, msg, msglen, seen, extra);
 	if (!err)
-		err = chk_tree(&fs->free_tree, &st, msg, msglen, seen);
+		err = chk_tree(&fs->free_tree, &st, msg, msglen, seen, extra);
 	for (struct cowfs_tree *t = fs->trees; t && !err; t = t->next)
-		if (!(err = chk_tree(t, &st, msg, msglen, seen)))
+		if (!(err = chk_tree(t, &st, msg, msglen, seen, extra)) && t->id >= CFS_TREE_FS)
 			err = cowfs_check_dirs(t, msg, msglen);
 	/* Trees in the root tree that are not open are checked too. */
 	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
@@ -155,7 +178,7 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, char *msg, size_t msg
 		if (!open && k.type == CFS_ITEM_ROOT) {
 			struct cowfs_tree t = { .fs = fs, .id = k.objectid };
 			cfs_bptr_get(ri + CFS_RI_PTR, &t.root);
-			if (!(err = chk_tree(&t, &st, msg, msglen, seen)))
+			if (!(err = chk_tree(&t, &st, msg, msglen, seen, extra)))
 				err = cowfs_check_dirs(&t, msg, msglen);
 		}
 		if (k.offset++ == UINT64_MAX) {
@@ -170,16 +193,76 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, char *msg, size_t msg
 int cowfs_used_map(struct cowfs *fs, uint64_t *seen)
 {
 	char msg[160];
-	return chk_all_trees(fs, seen, msg, sizeof(msg));
+	uint8_t *extra = plat_zalloc(fs->total_blocks);
+	if (!extra)
+		return -PLAT_ENOMEM;
+	int err = chk_all_trees(fs, seen, extra, msg, sizeof(msg));
+	plat_free(extra);
+	return err;
+}
+
+/* Shared nodes: the references counted while walking agree with the
+ * REFCOUNT items (no item = exactly one reference). */
+struct refchk {
+	struct cowfs *fs;
+	const uint64_t *seen;
+	uint8_t *extra;
+	char *msg;
+	size_t msglen;
+};
+
+static int refchk_item(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	struct refchk *r = arg;
+	uint64_t blk = k->objectid;
+	if (k->type != CFS_ITEM_REFCOUNT || len != 12 || blk >= r->fs->total_blocks) {
+		plat_snprintf(r->msg, r->msglen, "refcount tree: damaged item for block %llu", (unsigned long long)blk);
+		return -PLAT_EIO;
+	}
+	uint32_t refs = cfs_get32((const uint8_t *)data + 8);
+	if (cfs_get64(data) != r->fs->node_blocks || !(r->seen[blk / 64] & (1ull << (blk % 64))))
+		return 0;              /* not a tree node: a data extent (the data layer's check) */
+	uint32_t counted = 1u + r->extra[blk];
+	if (counted != refs) {
+		plat_snprintf(r->msg, r->msglen, "refcount: node %llu has %u references, its item says %u",
+			      (unsigned long long)blk, counted, refs);
+		return -PLAT_EIO;
+	}
+	r->extra[blk] = 0;         /* accounted for */
+	return 0;
+}
+
+static int chk_refcounts(struct cowfs *fs, const uint64_t *seen, uint8_t *extra, char *msg, size_t msglen)
+{
+	struct refchk r = { fs, seen, extra, msg, msglen };
+	if (fs->ref_tree) {
+		static const struct cowfs_key from = { 0, 0, 0 }, to = { UINT64_MAX, 255, UINT64_MAX };
+		int err = cowfs_bt_iterate(fs->ref_tree, &from, &to, refchk_item, &r);
+		if (err)
+			return err;
+	}
+	for (uint64_t b = 0; b < fs->total_blocks; b++)
+		if (extra[b]) {
+			plat_snprintf(msg, msglen, "refcount: node %llu is referenced %u times but has no refcount item",
+				      (unsigned long long)b, 1u + extra[b]);
+			return -PLAT_EIO;
+		}
+	return 0;
 }
 
 int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 {
 	uint64_t words = (fs->total_blocks + 63) / 64;
 	uint64_t *seen = plat_zalloc(words * 8);
-	if (!seen)
+	uint8_t *extra = plat_zalloc(fs->total_blocks);
+	if (!seen || !extra) {
+		plat_free(seen);
+		plat_free(extra);
 		return -PLAT_ENOMEM;
-	int err = chk_all_trees(fs, seen, msg, msglen);
+	}
+	int err = chk_all_trees(fs, seen, extra, msg, msglen);
+	if (!err)
+		err = chk_refcounts(fs, seen, extra, msg, msglen);
 	for (uint64_t b = 0; b < fs->total_blocks && !err; b++) {
 		bool reserved = b < CFS_RESERVED_BLOCKS || b >= fs->total_blocks - CFS_SB_SLOTS;
 		bool used = reserved || (seen[b / 64] & (1ull << (b % 64)));
@@ -191,5 +274,6 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 		}
 	}
 	plat_free(seen);
+	plat_free(extra);
 	return err;
 }

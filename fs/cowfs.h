@@ -102,6 +102,25 @@ typedef int (*cowfs_iter_fn)(void *arg, const struct cowfs_key *k, const void *d
 int cowfs_bt_iterate(struct cowfs_tree *t, const struct cowfs_key *from, const struct cowfs_key *to,
 		     cowfs_iter_fn cb, void *arg);
 
+/* ---- snapshots (fs/snapshot.c, docs/format.md §10) ----
+ * A snapshot (readonly) or clone (writable) of subvolume tree src as a new
+ * tree dst (both ids >= CFS_TREE_FS): constant cost, nodes shared until
+ * changed.  Commits first when src's root changed in this transaction.
+ * -EEXIST when dst exists.  A read-only tree refuses changes (-EROFS). */
+int cowfs_snapshot_create(struct cowfs *fs, uint64_t src, uint64_t dst, bool readonly);
+/* Drops the tree: nodes only it references are freed, shared ones lose a
+ * reference. */
+int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id);
+struct cowfs_subvol_info {
+	uint64_t id, parent;         /* parent: the tree it was taken of, 0 = none */
+	bool readonly;
+	uint64_t root_gen;
+};
+/* Every subvolume tree in id order; cb returns 0 to go on, > 0 to stop,
+ * < 0 an error (returned). */
+typedef int (*cowfs_subvol_fn)(void *arg, const struct cowfs_subvol_info *si);
+int cowfs_subvol_list(struct cowfs *fs, cowfs_subvol_fn cb, void *arg);
+
 /* Structure check of one tree (docs/format.md §4.3-4.6): key order and
  * bounds, fill, levels, owner, parent gen/csum of every child.  Returns 0
  * or -EUCLEAN-like -EIO with the first problem in words in msg. */

@@ -53,6 +53,7 @@ struct cowfs_tree {
 	struct cowfs_bptr root;
 	bool root_changed;           /* ROOT_ITEM must be rewritten */
 	uint64_t next_ino;           /* next free inode number; 0 = not known yet */
+	bool readonly;               /* a read-only snapshot (ROOT_ITEM flag) */
 	struct cowfs_tree *next;
 };
 
@@ -75,6 +76,16 @@ struct cowfs {
 	struct cowfs_tree *trees;    /* opened subvolume trees */
 	uint8_t *scratch[2];         /* node-size buffers for leaf rebuilds */
 	uint64_t dirty_changes;      /* tree changes since the last commit */
+	/* Shared blocks (docs/format.md §10): the refcount tree, opened on
+	 * first use; refs_present says it may hold items, so an unshared
+	 * filesystem never looks there. */
+	struct cowfs_tree *ref_tree;
+	bool refs_present;
+	/* The data layer's part in sharing: called when a leaf of a
+	 * subvolume tree gains (+1: a shared leaf was copied) or loses (-1: a
+	 * leaf was dropped) a reference to the data extents its items name.
+	 * NULL = leaves name no data. */
+	int (*leaf_data_refs)(struct cowfs *fs, const uint8_t *leaf, int delta);
 };
 
 /* ---- errors ---- */
@@ -107,6 +118,13 @@ struct cowfs_node *cowfs_nc_lookup_dirty(struct cowfs *fs, uint64_t blk);
 void cowfs_nc_mark_clean(struct cowfs *fs, struct cowfs_node *n);
 /* Evict clean unused nodes down to the budget (after a commit). */
 void cowfs_nc_trim(struct cowfs *fs);
+/* A node's owner field names the tree that created it.  Subvolume trees
+ * share nodes after a snapshot (docs/format.md §10), so a subvolume node
+ * may be owned by any subvolume; the internal trees own theirs alone. */
+static inline bool cowfs_owner_ok(uint64_t node_owner, uint64_t tree)
+{
+	return node_owner == tree || (tree >= CFS_TREE_FS && node_owner >= CFS_TREE_FS);
+}
 /* Header checks shared with the tree checker; NULL when fine. */
 const char *cowfs_node_verify(struct cowfs *fs, const uint8_t *buf, uint64_t blk, const struct cowfs_bptr *p,
 			      uint64_t owner, bool check_csum);
@@ -131,6 +149,19 @@ void cowfs_alloc_committed(struct cowfs *fs);       /* after a durable commit */
 /* ---- btree.c ---- */
 int cowfs_tree_new_root(struct cowfs_tree *t);      /* an empty leaf */
 int cowfs_bt_write_tree(struct cowfs_tree *t, struct cowfs_iob *iob);
+
+/* ---- refcount.c: references to shared blocks (tree nodes, data extents).
+ * A block without a REFCOUNT item has exactly one reference. */
+int cowfs_tree_get(struct cowfs *fs, uint64_t id, bool create, struct cowfs_tree **out);
+/* Mount: opens the refcount tree when the filesystem has one. */
+int cowfs_refs_load(struct cowfs *fs);
+int cowfs_ref_get(struct cowfs *fs, uint64_t blk, uint32_t *refs);
+int cowfs_ref_inc(struct cowfs *fs, uint64_t blk, uint32_t nblocks);
+/* *last = true when that was the only reference (the caller frees). */
+int cowfs_ref_dec(struct cowfs *fs, uint64_t blk, bool *last);
+/* btree.c: drop a whole (sub)tree reached through p: shared nodes lose a
+ * reference, unshared ones are freed with everything below them. */
+int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
 
 /* ---- check.c: blocks referenced by all trees, as a bitmap ---- */
 int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);

@@ -196,7 +196,7 @@ const char *cowfs_node_verify(struct cowfs *fs, const uint8_t *buf, uint64_t blk
 		return "generation differs from the parent pointer (lost or stale write)";
 	if (buf[CFS_NH_LEVEL] != p->level)
 		return "level differs from the parent pointer";
-	if (cfs_get64(buf + CFS_NH_OWNER) != owner)
+	if (!cowfs_owner_ok(cfs_get64(buf + CFS_NH_OWNER), owner))
 		return "owner is another tree";
 	return node_check_layout(fs, buf);
 }
@@ -207,7 +207,7 @@ int cowfs_nc_read(struct cowfs *fs, const struct cowfs_bptr *p, uint64_t owner, 
 	if (n) {
 		/* Verified when it came in; the pointer must still agree. */
 		if (cfs_get64(n->buf + CFS_NH_GEN) != p->gen || n->buf[CFS_NH_LEVEL] != p->level ||
-		    cfs_get64(n->buf + CFS_NH_OWNER) != owner) {
+		    !cowfs_owner_ok(cfs_get64(n->buf + CFS_NH_OWNER), owner)) {
 			fs->nc.verify_errors++;
 			plat_log(PLAT_LOG_ERR, "cowfs: block %llu (tree %llu): cached node does not match its pointer",
 				 (unsigned long long)p->blocknr, (unsigned long long)owner);

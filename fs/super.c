@@ -105,15 +105,20 @@ static void fs_free(struct cowfs *fs)
 
 /* ---- trees by id ---- */
 
+/* The tree's root pointer into its ROOT_ITEM; the item's other fields
+ * (snapshot flags, parent, drop progress) are kept. */
 int cowfs_root_item_put(struct cowfs *fs, struct cowfs_tree *t)
 {
 	uint8_t ri[CFS_ROOT_ITEM_SIZE] = { 0 };
 	struct cowfs_key k = { t->id, CFS_ITEM_ROOT, 0 };
+	uint32_t len;
+	int err = cowfs_bt_lookup(&fs->root_tree, &k, ri, sizeof(ri), &len);
+	if (err && err != -PLAT_ENOENT)
+		return err;
+	bool exists = !err;
 	cfs_bptr_put(ri + CFS_RI_PTR, &t->root);
-	int err = cowfs_bt_update(&fs->root_tree, &k, ri, sizeof(ri));
-	if (err == -PLAT_ENOENT)
-		err = cowfs_bt_insert(&fs->root_tree, &k, ri, sizeof(ri));
-	return err;
+	return exists ? cowfs_bt_update(&fs->root_tree, &k, ri, sizeof(ri))
+		      : cowfs_bt_insert(&fs->root_tree, &k, ri, sizeof(ri));
 }
 
 static int tree_load(struct cowfs *fs, struct cowfs_tree *t)
@@ -127,12 +132,21 @@ static int tree_load(struct cowfs *fs, struct cowfs_tree *t)
 	if (len != CFS_ROOT_ITEM_SIZE)
 		return -PLAT_EIO;
 	cfs_bptr_get(ri + CFS_RI_PTR, &t->root);
+	t->readonly = cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_RDONLY;
 	return 0;
 }
 
 int cowfs_tree_open(struct cowfs *fs, uint64_t id, bool create, struct cowfs_tree **out)
 {
 	if (id < CFS_TREE_FS)
+		return -PLAT_EINVAL;
+	return cowfs_tree_get(fs, id, create, out);
+}
+
+/* Any tree but the root and free-space trees (which live in struct cowfs). */
+int cowfs_tree_get(struct cowfs *fs, uint64_t id, bool create, struct cowfs_tree **out)
+{
+	if (id == CFS_TREE_ROOT || id == CFS_TREE_FREE)
 		return -PLAT_EINVAL;
 	for (struct cowfs_tree *t = fs->trees; t; t = t->next)
 		if (t->id == id) {
@@ -265,6 +279,8 @@ static int mount_from(struct cowfs *fs, const uint8_t *sb, uint64_t cache_bytes)
 		err = tree_load(fs, &fs->free_tree);
 	if (!err)
 		err = cowfs_alloc_load(fs);
+	if (!err)
+		err = cowfs_refs_load(fs);
 	if (!err && fs->al.used != cfs_get64(sb + CFS_SB_USED)) {
 		plat_log(PLAT_LOG_ERR, "cowfs: superblock says %llu blocks used, free-space tree %llu",
 			 (unsigned long long)cfs_get64(sb + CFS_SB_USED), (unsigned long long)fs->al.used);

@@ -1,0 +1,125 @@
+/*
+ * Snapshots and clones of subvolume trees (docs/format.md §10).
+ *
+ * A snapshot is a second ROOT_ITEM pointing at the same root node: taking
+ * one costs one refcount item and one root item, whatever the size of the
+ * tree.  From then on both trees shadow what they change (btree.c's
+ * node_cow), pushing the sharing down one level per copied node, and a
+ * node is freed only when its last reference goes.
+ *
+ * The root must be a committed node: a node of the running transaction is
+ * changed in place, which would change the snapshot too.  So a source whose
+ * root changed in this transaction is committed first.
+ */
+#include "fs/cowfs_int.h"
+
+static int root_item_get(struct cowfs *fs, uint64_t id, uint8_t *ri)
+{
+	struct cowfs_key k = { id, CFS_ITEM_ROOT, 0 };
+	uint32_t len;
+	int err = cowfs_bt_lookup(&fs->root_tree, &k, ri, CFS_ROOT_ITEM_SIZE, &len);
+	if (!err && len != CFS_ROOT_ITEM_SIZE)
+		err = -PLAT_EIO;
+	return err;
+}
+
+int cowfs_snapshot_create(struct cowfs *fs, uint64_t src_id, uint64_t dst_id, bool readonly)
+{
+	uint8_t ri[CFS_ROOT_ITEM_SIZE];
+	struct cowfs_tree *src, *dst;
+	int err = cowfs_writable(fs);
+	if (err)
+		return err;
+	if (src_id < CFS_TREE_FS || dst_id < CFS_TREE_FS)
+		return -PLAT_EINVAL;
+	if ((err = cowfs_tree_open(fs, src_id, false, &src)))
+		return err;
+	err = root_item_get(fs, dst_id, ri);
+	if (err != -PLAT_ENOENT)
+		return err ? err : -PLAT_EEXIST;
+	if (src->root.gen == fs->gen || src->root_changed) {
+		if ((err = cowfs_commit(fs)))
+			return err;
+	}
+	/* 1. One more parent for the source's root. */
+	if ((err = cowfs_ref_inc(fs, src->root.blocknr, fs->node_blocks)))
+		goto fail;
+	/* 2. The new tree's root item: same root, its own flags. */
+	plat_memset(ri, 0, sizeof(ri));
+	cfs_bptr_put(ri + CFS_RI_PTR, &src->root);
+	cfs_put64(ri + CFS_RI_FLAGS, readonly ? CFS_ROOT_RDONLY : 0);
+	cfs_put64(ri + CFS_RI_PARENT, src_id);
+	struct cowfs_key k = { dst_id, CFS_ITEM_ROOT, 0 };
+	if ((err = cowfs_bt_insert(&fs->root_tree, &k, ri, sizeof(ri))))
+		goto fail;
+	if ((err = cowfs_tree_open(fs, dst_id, false, &dst)))
+		goto fail;
+	fs->dirty_changes++;
+	return 0;
+fail:
+	cowfs_fail(fs, err, "snapshot of tree %llu failed half-way", (unsigned long long)src_id);
+	return err;
+}
+
+int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id)
+{
+	uint8_t ri[CFS_ROOT_ITEM_SIZE];
+	struct cowfs_tree *t;
+	int err = cowfs_writable(fs);
+	if (err)
+		return err;
+	if (id < CFS_TREE_FS)
+		return -PLAT_EINVAL;
+	if ((err = root_item_get(fs, id, ri)))
+		return err;
+	if ((err = cowfs_tree_open(fs, id, false, &t)))
+		return err;
+	/* Everything only this tree references goes; shared nodes lose a
+	 * reference.  Then the root item and the open tree. */
+	struct cowfs_bptr root = t->root;
+	err = cowfs_bt_drop(t, &root);
+	struct cowfs_key k = { id, CFS_ITEM_ROOT, 0 };
+	if (!err)
+		err = cowfs_bt_delete(&fs->root_tree, &k);
+	if (err) {
+		cowfs_fail(fs, err, "delete of tree %llu failed half-way", (unsigned long long)id);
+		return err;
+	}
+	for (struct cowfs_tree **pp = &fs->trees; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			plat_free(t);
+			break;
+		}
+	fs->dirty_changes++;
+	return 0;
+}
+
+int cowfs_subvol_list(struct cowfs *fs, cowfs_subvol_fn cb, void *arg)
+{
+	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
+	for (;;) {
+		uint8_t ri[CFS_ROOT_ITEM_SIZE];
+		uint32_t len;
+		int err = cowfs_bt_next(&fs->root_tree, &k, ri, sizeof(ri), &len);
+		if (err == -PLAT_ENOENT)
+			return 0;
+		if (err)
+			return err;
+		if (k.type == CFS_ITEM_ROOT && len == CFS_ROOT_ITEM_SIZE) {
+			struct cowfs_bptr p;
+			cfs_bptr_get(ri + CFS_RI_PTR, &p);
+			struct cowfs_subvol_info si = {
+				.id = k.objectid,
+				.parent = cfs_get64(ri + CFS_RI_PARENT),
+				.readonly = cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_RDONLY,
+				.root_gen = p.gen,
+			};
+			if ((err = cb(arg, &si)))
+				return err > 0 ? 0 : err;
+		}
+		k.objectid++;
+		k.type = CFS_ITEM_ROOT;
+		k.offset = 0;
+	}
+}
