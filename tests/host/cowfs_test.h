@@ -8,6 +8,7 @@
 #ifndef TESTS_HOST_COWFS_TEST_H
 #define TESTS_HOST_COWFS_TEST_H
 
+#include <fcntl.h>
 #include <unistd.h>
 #include "platform/host/platform_host.h"
 #include "fs/cowfs_int.h"
@@ -203,6 +204,78 @@ static inline const char *ct_compare(struct cowfs_tree *t, const struct ct_model
 	if (c.seen != m->present)
 		return "tree has fewer items than the model";
 	return NULL;
+}
+
+/* ---- power cuts at a chosen device write ----
+ * Hooks for struct cowfs_hooks: count the filesystem's writes; at write
+ * cut_at the power goes: the image (a volatile-cache host bdev) loses what
+ * was not flushed except a random subset of it (each unflushed write
+ * survives with probability 1/2), and every later write fails. */
+struct ct_logged { uint64_t off, len; uint8_t *data; };
+
+struct ct_cut {
+	struct ct_image *im;
+	uint64_t count, cut_at, rng;
+	bool cut;
+	struct ct_logged *log;
+	size_t nlog, caplog;
+	unsigned survivors;
+};
+
+static inline void ct_cut_log_clear(struct ct_cut *c)
+{
+	for (size_t i = 0; i < c->nlog; i++)
+		free(c->log[i].data);
+	c->nlog = 0;
+}
+
+static inline void ct_cut_before_flush(void *arg)
+{
+	struct ct_cut *c = arg;
+	if (!c->cut)
+		ct_cut_log_clear(c);
+}
+
+static inline void ct_cut_before_write(void *arg, uint64_t off, const void *buf, uint64_t len, unsigned flags)
+{
+	struct ct_cut *c = arg;
+	if (c->cut)
+		return;
+	if (++c->count == c->cut_at) {
+		/* Power goes now: the cache loses what was not flushed, except
+		 * a random subset of it that had reached the media. */
+		c->cut = true;
+		plat_host_bdev_crash(c->im->bdev);
+		int fd = open(c->im->path, O_WRONLY);
+		for (size_t i = 0; i < c->nlog; i++)
+			if (ct_rand(&c->rng) & 1) {
+				EXPECT_EQ_INT(pwrite(fd, c->log[i].data, c->log[i].len, (off_t)c->log[i].off),
+					      (ssize_t)c->log[i].len);
+				c->survivors++;
+			}
+		close(fd);
+		ct_cut_log_clear(c);
+		plat_host_bdev_inject(c->im->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, UINT32_MAX);
+		return;
+	}
+	if (flags & PLAT_BIO_FUA)
+		return;
+	if (c->nlog == c->caplog) {
+		c->caplog = c->caplog ? c->caplog * 2 : 64;
+		c->log = realloc(c->log, c->caplog * sizeof(*c->log));
+	}
+	struct ct_logged *l = &c->log[c->nlog++];
+	l->off = off;
+	l->len = len;
+	l->data = malloc(len);
+	memcpy(l->data, buf, len);
+}
+
+static inline void ct_cut_free(struct ct_cut *c)
+{
+	ct_cut_log_clear(c);
+	free(c->log);
+	c->log = NULL;
 }
 
 #endif

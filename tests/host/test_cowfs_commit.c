@@ -343,67 +343,7 @@ TEST(freed_blocks_not_reused_while_last_two_commits_live)
 	ct_image_remove(&im);
 }
 
-/* ---- power cuts ---- */
-
-struct logged { uint64_t off, len; uint8_t *data; };
-
-struct cut {
-	struct ct_image *im;
-	uint64_t count, cut_at, rng;
-	bool cut;
-	struct logged *log;
-	size_t nlog, caplog;
-	unsigned survivors;
-};
-
-static void log_clear(struct cut *c)
-{
-	for (size_t i = 0; i < c->nlog; i++)
-		free(c->log[i].data);
-	c->nlog = 0;
-}
-
-static void cut_before_flush(void *arg)
-{
-	struct cut *c = arg;
-	if (!c->cut)
-		log_clear(c);
-}
-
-static void cut_before_write(void *arg, uint64_t off, const void *buf, uint64_t len, unsigned flags)
-{
-	struct cut *c = arg;
-	if (c->cut)
-		return;
-	if (++c->count == c->cut_at) {
-		/* Power goes now: the cache loses what was not flushed, except
-		 * a random subset of it that had reached the media. */
-		c->cut = true;
-		plat_host_bdev_crash(c->im->bdev);
-		int fd = open(c->im->path, O_WRONLY);
-		for (size_t i = 0; i < c->nlog; i++)
-			if (ct_rand(&c->rng) & 1) {
-				EXPECT_EQ_INT(pwrite(fd, c->log[i].data, c->log[i].len, (off_t)c->log[i].off),
-					      (ssize_t)c->log[i].len);
-				c->survivors++;
-			}
-		close(fd);
-		log_clear(c);
-		plat_host_bdev_inject(c->im->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, UINT32_MAX);
-		return;
-	}
-	if (flags & PLAT_BIO_FUA)
-		return;
-	if (c->nlog == c->caplog) {
-		c->caplog = c->caplog ? c->caplog * 2 : 64;
-		c->log = realloc(c->log, c->caplog * sizeof(*c->log));
-	}
-	struct logged *l = &c->log[c->nlog++];
-	l->off = off;
-	l->len = len;
-	l->data = malloc(len);
-	memcpy(l->data, buf, len);
-}
+/* ---- power cuts (the cut machinery is in cowfs_test.h) ---- */
 
 #define CUT_COMMITS 20
 #define CUT_OPS 250
@@ -437,8 +377,8 @@ static uint64_t cut_run(uint64_t cut_at, uint64_t subset_seed, const char **why)
 	struct history h;
 	uint64_t rng = 77;
 	uint32_t ver = 1;
-	struct cut c = { &im, 0, cut_at ? cut_at : UINT64_MAX, subset_seed | 1, false, NULL, 0, 0, 0 };
-	struct cowfs_hooks hooks = { cut_before_write, cut_before_flush, &c };
+	struct ct_cut c = { &im, 0, cut_at ? cut_at : UINT64_MAX, subset_seed | 1, false, NULL, 0, 0, 0 };
+	struct cowfs_hooks hooks = { ct_cut_before_write, ct_cut_before_flush, &c };
 	struct cowfs_mount_opts mo = { .hooks = &hooks };
 	*why = NULL;
 	history_init(&h, 600, 100);
@@ -485,8 +425,7 @@ static uint64_t cut_run(uint64_t cut_at, uint64_t subset_seed, const char **why)
 		*why = "the recovered filesystem does not take a new commit";
 	cowfs_unmount(fs);
 out:
-	log_clear(&c);
-	free(c.log);
+	ct_cut_free(&c);
 	history_free(&h);
 	ct_image_remove(&im);
 	return c.count;

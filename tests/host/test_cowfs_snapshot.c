@@ -264,4 +264,194 @@ TEST(unshared_filesystem_has_no_refcount_tree)
 	fx_done(&f, &live);
 }
 
+/* ---- power cuts during snapshot work ----
+ * A workload of commits on a small, wrapping device: changes to the
+ * source, a snapshot, a clone changed on its own, deletes.  Every commit
+ * records which trees exist and their models.  A cut at any write leaves
+ * the last commit or the one in progress, with exactly its trees, each
+ * equal to its model, and a clean check (references included). */
+
+#define CUT_TREES 4
+#define CUT_GENS 24
+
+struct cut_state {
+	bool live[CUT_TREES];              /* tree SRC + i exists (i: 0 source, 1..3) */
+	struct ct_model m[CUT_TREES];
+};
+
+struct cut_hist {
+	struct cut_state at[CUT_GENS];     /* by committed generation */
+	bool have[CUT_GENS];
+};
+
+static void state_copy(struct cut_state *dst, const struct cut_state *src)
+{
+	for (unsigned i = 0; i < CUT_TREES; i++) {
+		dst->live[i] = src->live[i];
+		if (src->live[i])
+			ct_model_copy(&dst->m[i], &src->m[i]);
+	}
+}
+
+static void state_free(struct cut_state *st)
+{
+	for (unsigned i = 0; i < CUT_TREES; i++)
+		if (st->live[i])
+			free(st->m[i].ver);
+	memset(st, 0, sizeof(*st));
+}
+
+/* The state is recorded before the commit: a commit that fails half-way
+ * (the cut) may still have reached the media, and then it is the one
+ * mounted. */
+static int cut_commit(struct cowfs *fs, struct cut_hist *h, struct cut_state *cur)
+{
+	struct cowfs_info info;
+	cowfs_info(fs, &info);
+	if (info.gen < CUT_GENS) {
+		state_free(&h->at[info.gen]);
+		state_copy(&h->at[info.gen], cur);
+		h->have[info.gen] = true;
+	}
+	return cowfs_commit(fs);
+}
+
+static int cut_ops(struct cowfs *fs, struct cut_state *cur, unsigned i, unsigned n, uint64_t *rng, uint32_t *ver)
+{
+	struct cowfs_tree *t;
+	int err = cowfs_tree_open(fs, SRC + i, i == 0, &t);
+	for (unsigned k = 0; k < n && !err; k++)
+		if (ct_random_op(t, &cur->m[i], rng, 60, ver))
+			err = -PLAT_EIO;
+	return err;
+}
+
+/* The workload; returns the first error (the cut makes writes fail). */
+static int cut_workload(struct cowfs *fs, struct cut_hist *h, struct cut_state *cur)
+{
+	uint64_t rng = 91;
+	uint32_t ver = 1;
+	int err = 0;
+	cur->live[0] = true;
+	ct_model_init(&cur->m[0], 400, 120);
+	for (unsigned step = 0; step < 10 && !err; step++) {
+		err = cut_ops(fs, cur, 0, 80, &rng, &ver);
+		if (!err && cur->live[2])
+			err = cut_ops(fs, cur, 2, 60, &rng, &ver);
+		if (!err)
+			err = cut_commit(fs, h, cur);
+		unsigned id = step == 2 ? 1 : step == 4 ? 2 : step == 7 ? 3 : 0;
+		if (!err && id) {
+			/* 1: snapshot of the source; 2: clone of the source;
+			 * 3: snapshot of the clone. */
+			unsigned from = id == 3 ? 2 : 0;
+			err = cowfs_snapshot_create(fs, SRC + from, SRC + id, id != 2);
+			if (!err) {
+				cur->live[id] = true;
+				ct_model_copy(&cur->m[id], &cur->m[from]);
+			}
+		}
+		if (!err && (step == 6 || step == 9)) {
+			unsigned id = step == 6 ? 1 : 2;      /* then the clone its snapshot was taken of */
+			err = cowfs_snapshot_delete(fs, SRC + id);
+			if (!err) {
+				free(cur->m[id].ver);
+				cur->live[id] = false;
+			}
+		}
+		if (!err)
+			err = cut_commit(fs, h, cur);
+	}
+	return err;
+}
+
+static const char *cut_verify(struct cowfs *fs, const struct cut_state *st)
+{
+	for (unsigned i = 0; i < CUT_TREES; i++) {
+		struct cowfs_tree *t;
+		int err = cowfs_tree_open(fs, SRC + i, false, &t);
+		if (!st->live[i]) {
+			if (err != -PLAT_ENOENT)
+				return "a tree deleted (or never made) by this commit exists";
+			continue;
+		}
+		if (err)
+			return "a tree of this commit is missing";
+		const char *why = ct_compare(t, &st->m[i]);
+		if (why)
+			return why;
+	}
+	static char msg[200];
+	return cowfs_check(fs, msg, sizeof(msg)) ? msg : NULL;
+}
+
+static uint64_t snap_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
+{
+	struct ct_image im;
+	struct cowfs *fs;
+	struct cut_hist *h = calloc(1, sizeof(*h));
+	struct cut_state cur = { 0 };
+	struct ct_cut c = { &im, 0, cut_at ? cut_at : UINT64_MAX, seed | 1, false, NULL, 0, 0, 0 };
+	struct cowfs_hooks hooks = { ct_cut_before_write, ct_cut_before_flush, &c };
+	struct cowfs_mount_opts mo = { .hooks = &hooks };
+	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
+	*why = NULL;
+	/* 160 blocks: freed blocks are reused all through the run. */
+	ct_image_create(&im, "snapcut", 160 * 4096);
+	if (cowfs_mkfs(im.bdev, &mk) || (plat_host_bdev_set_volatile(im.bdev, true), cowfs_mount(im.bdev, &mo, &fs))) {
+		*why = "setup failed";
+		goto out;
+	}
+	h->have[1] = true;                   /* mkfs: no trees */
+	int err = cut_workload(fs, h, &cur);
+	if (err && !c.cut)
+		*why = "workload failed without a power cut";
+	cowfs_unmount(fs);
+	if (*why || !ct_image_reopen(&im))
+		goto out;
+	if (cowfs_mount(im.bdev, NULL, &fs)) {
+		*why = "mount after the power cut failed";
+		goto out;
+	}
+	struct cowfs_info info;
+	cowfs_info(fs, &info);
+	uint64_t g = info.committed_gen;
+	if (g >= CUT_GENS || !h->have[g])
+		*why = "mounted a generation the workload never committed";
+	else
+		*why = cut_verify(fs, &h->at[g]);
+	cowfs_unmount(fs);
+out:
+	ct_cut_free(&c);
+	state_free(&cur);
+	for (unsigned g = 0; g < CUT_GENS; g++)
+		state_free(&h->at[g]);
+	free(h);
+	ct_image_remove(&im);
+	return c.count;
+}
+
+TEST(power_cut_at_every_write_during_snapshot_work)
+{
+	const char *why;
+	uint64_t total = snap_cut_run(0, 0, &why);
+	if (why) {
+		test_fail_at(__FILE__, __LINE__, why);
+		return;
+	}
+	EXPECT(total > 50);
+	unsigned subsets = getenv("COWFS_STRESS") ? 20 : 2;
+	for (uint64_t k = 1; k <= total + 1; k++)
+		for (unsigned s = 0; s < subsets; s++) {
+			snap_cut_run(k, k * 7 + s, &why);
+			if (why) {
+				char m[260];
+				snprintf(m, sizeof(m), "cut at write %llu of %llu (subset %u): %s",
+					 (unsigned long long)k, (unsigned long long)total, s, why);
+				test_fail_at(__FILE__, __LINE__, m);
+				return;
+			}
+		}
+}
+
 TEST_MAIN()
