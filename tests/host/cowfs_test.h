@@ -278,4 +278,33 @@ static inline void ct_cut_free(struct ct_cut *c)
 	c->log = NULL;
 }
 
+/* Runs run(0) once (no cut: counts the writes), then run(k) with a cut at
+ * every write k, `subsets` random survivor sets each; stops at the first
+ * failure and reports it with the cut point.  run returns the writes the
+ * workload issued and sets *why on failure. */
+typedef uint64_t (*ct_cut_run_fn)(uint64_t cut_at, uint64_t seed, const char **why);
+static inline void ct_cut_every_write(const char *file, int line, ct_cut_run_fn run, unsigned subsets,
+				      uint64_t min_writes)
+{
+	const char *why;
+	uint64_t total = run(0, 0, &why);
+	if (!why && total < min_writes)
+		why = "the workload issued fewer writes than expected";
+	if (why) {
+		test_fail_at(file, line, why);
+		return;
+	}
+	for (uint64_t k = 1; k <= total + 1; k++)
+		for (unsigned s = 0; s < subsets; s++) {
+			run(k, k * 131 + s, &why);
+			if (why) {
+				char m[300];
+				snprintf(m, sizeof(m), "cut at write %llu of %llu (subset %u): %s",
+					 (unsigned long long)k, (unsigned long long)total, s, why);
+				test_fail_at(file, line, m);
+				return;
+			}
+		}
+}
+
 #endif

@@ -433,25 +433,7 @@ out:
 
 TEST(power_cut_at_every_write_keeps_last_commit)
 {
-	const char *why;
-	uint64_t total = cut_run(0, 0, &why);
-	if (why) {
-		test_fail_at(__FILE__, __LINE__, why);
-		return;
-	}
-	EXPECT(total > 50);
-	unsigned subsets = stress() ? 30 : 3;
-	for (uint64_t k = 1; k <= total + 1; k++)
-		for (unsigned s = 0; s < subsets; s++) {
-			cut_run(k, k * 131 + s, &why);
-			if (why) {
-				char m[200];
-				snprintf(m, sizeof(m), "cut at write %llu of %llu (subset %u): %s",
-					 (unsigned long long)k, (unsigned long long)total, s, why);
-				test_fail_at(__FILE__, __LINE__, m);
-				return;
-			}
-		}
+	ct_cut_every_write(__FILE__, __LINE__, cut_run, stress() ? 30 : 3, 50);
 }
 
 /* A device write error during a commit: the filesystem turns read-only

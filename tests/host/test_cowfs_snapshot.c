@@ -433,25 +433,7 @@ out:
 
 TEST(power_cut_at_every_write_during_snapshot_work)
 {
-	const char *why;
-	uint64_t total = snap_cut_run(0, 0, &why);
-	if (why) {
-		test_fail_at(__FILE__, __LINE__, why);
-		return;
-	}
-	EXPECT(total > 50);
-	unsigned subsets = getenv("COWFS_STRESS") ? 20 : 2;
-	for (uint64_t k = 1; k <= total + 1; k++)
-		for (unsigned s = 0; s < subsets; s++) {
-			snap_cut_run(k, k * 7 + s, &why);
-			if (why) {
-				char m[260];
-				snprintf(m, sizeof(m), "cut at write %llu of %llu (subset %u): %s",
-					 (unsigned long long)k, (unsigned long long)total, s, why);
-				test_fail_at(__FILE__, __LINE__, m);
-				return;
-			}
-		}
+	ct_cut_every_write(__FILE__, __LINE__, snap_cut_run, getenv("COWFS_STRESS") ? 20 : 2, 50);
 }
 
 TEST_MAIN()
