@@ -14,6 +14,27 @@ HOST_TESTS += $(FS_TESTS)
 $(foreach t,$(FS_TESTS),$(eval $(t)_SRCS := $$(FS_HOST_SRCS)))
 $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 
+# Damaged images: the bounded run in make test, libFuzzer in make stress.
+HOST_TESTS += test_cowfs_fuzz
+test_cowfs_fuzz_SRCS := $(FS_HOST_SRCS) tests/host/cowfs_fuzz_one.c
+test_cowfs_fuzz_LDLIBS := -lpthread
+
+COWFS_FUZZ_SECONDS ?= 120
+COWFS_FUZZ_DIR := $(BUILD)/cowfs-fuzz
+$(COWFS_FUZZ_DIR)/fuzz_cowfs: tests/fuzz/fuzz_cowfs.c tests/host/cowfs_fuzz_one.c $(FS_HOST_SRCS) \
+		$(wildcard fs/*.h tests/host/cowfs_fuzz.h)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -O1 -g -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ tests/fuzz/fuzz_cowfs.c tests/host/cowfs_fuzz_one.c $(FS_HOST_SRCS) -lpthread
+
+.PHONY: cowfs-fuzz
+cowfs-fuzz: $(COWFS_FUZZ_DIR)/fuzz_cowfs $(HOST_BUILD)/test_cowfs_fuzz
+	@mkdir -p $(COWFS_FUZZ_DIR)/corpus
+	$(HOST_BUILD)/test_cowfs_fuzz --write-seeds $(COWFS_FUZZ_DIR)/corpus
+	$(COWFS_FUZZ_DIR)/fuzz_cowfs -max_total_time=$(COWFS_FUZZ_SECONDS) -max_len=96 -timeout=20 \
+		-print_final_stats=1 $(COWFS_FUZZ_DIR)/corpus
+stress: cowfs-fuzz
+
 # The host tool (make builds it): build/cowfs and build/mkfs.cowfs.
 HOST_TESTS += test_cowfs_tool
 test_cowfs_tool_SRCS := $(FS_HOST_SRCS) tools/cowfs_tool.c
