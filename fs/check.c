@@ -190,6 +190,37 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char 
 	return err;
 }
 
+/* Every snapshot name (ROOT_REF) names an existing tree taken of its
+ * parent. */
+static int chk_names_cb(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	void **a = arg;
+	struct cowfs *fs = a[0];
+	(void)data;
+	(void)len;
+	if (k->type != CFS_ITEM_ROOT_REF)
+		return 0;
+	uint8_t ri[CFS_ROOT_ITEM_SIZE];
+	uint32_t rl;
+	struct cowfs_key rk = { k->offset, CFS_ITEM_ROOT, 0 };
+	int err = cowfs_bt_lookup(&fs->root_tree, &rk, ri, sizeof(ri), &rl);
+	if (err || rl != CFS_ROOT_ITEM_SIZE || cfs_get64(ri + CFS_RI_PARENT) != k->objectid) {
+		plat_snprintf(a[1], (size_t)(uintptr_t)a[2], "snapshot name of tree %llu under %llu: %s",
+			      (unsigned long long)k->offset, (unsigned long long)k->objectid,
+			      err ? "no such tree" : "the tree was taken of another one");
+		return -PLAT_EIO;
+	}
+	return 0;
+}
+
+static int chk_names(struct cowfs *fs, char *msg, size_t msglen)
+{
+	void *a[3] = { fs, msg, (void *)(uintptr_t)msglen };
+	static const struct cowfs_key from = { 0, 0, 0 }, to = { UINT64_MAX, 255, UINT64_MAX };
+	int err = cowfs_bt_iterate(&fs->root_tree, &from, &to, chk_names_cb, a);
+	return err < 0 ? err : 0;
+}
+
 int cowfs_used_map(struct cowfs *fs, uint64_t *seen)
 {
 	char msg[160];
@@ -263,6 +294,8 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 	int err = chk_all_trees(fs, seen, extra, msg, msglen);
 	if (!err)
 		err = chk_refcounts(fs, seen, extra, msg, msglen);
+	if (!err)
+		err = chk_names(fs, msg, msglen);
 	for (uint64_t b = 0; b < fs->total_blocks && !err; b++) {
 		bool reserved = b < CFS_RESERVED_BLOCKS || b >= fs->total_blocks - CFS_SB_SLOTS;
 		bool used = reserved || (seen[b / 64] & (1ull << (b % 64)));

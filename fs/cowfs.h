@@ -111,11 +111,20 @@ int cowfs_snapshot_create(struct cowfs *fs, uint64_t src, uint64_t dst, bool rea
 /* Drops the tree: nodes only it references are freed, shared ones lose a
  * reference. */
 int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id);
+#define CFS_NAME_MAX_SNAP 255u
 struct cowfs_subvol_info {
 	uint64_t id, parent;         /* parent: the tree it was taken of, 0 = none */
 	bool readonly;
 	uint64_t root_gen;
+	char name[CFS_NAME_MAX_SNAP + 1];   /* "" = unnamed */
 };
+/* Named snapshots of src (ROOT_REF items, docs/format.md §10): the new
+ * tree gets the next free id (*id).  Names: 1..255 bytes, no '/' or NUL;
+ * -EEXIST when taken.  Delete by name drops the tree like
+ * cowfs_snapshot_delete, which also removes its name. */
+int cowfs_snapshot_named(struct cowfs *fs, uint64_t src, const char *name, size_t len, bool readonly, uint64_t *id);
+int cowfs_snapshot_lookup(struct cowfs *fs, uint64_t src, const char *name, size_t len, uint64_t *id);
+int cowfs_snapshot_delete_named(struct cowfs *fs, uint64_t src, const char *name, size_t len);
 /* Every subvolume tree in id order; cb returns 0 to go on, > 0 to stop,
  * < 0 an error (returned). */
 typedef int (*cowfs_subvol_fn)(void *arg, const struct cowfs_subvol_info *si);

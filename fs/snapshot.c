@@ -61,6 +61,125 @@ fail:
 	return err;
 }
 
+/* ---- names: ROOT_REF (parent, 17, child) -> {dir u64, name_len u16, name} ---- */
+
+#define REF_HDR 10u
+
+struct name_find {
+	const char *name;
+	size_t len;
+	uint64_t id;
+};
+
+static int name_find_cb(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	struct name_find *f = arg;
+	const uint8_t *d = data;
+	if (k->type != CFS_ITEM_ROOT_REF || len < REF_HDR)
+		return 0;
+	uint16_t nl = (uint16_t)(d[8] | d[9] << 8);
+	if (nl == f->len && REF_HDR + nl <= len && !plat_memcmp(d + REF_HDR, f->name, nl)) {
+		f->id = k->offset;
+		return 1;
+	}
+	return 0;
+}
+
+static int name_ok(const char *name, size_t len)
+{
+	if (!len || len > CFS_NAME_MAX_SNAP)
+		return len ? -PLAT_ENAMETOOLONG : -PLAT_EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if (name[i] == '/' || name[i] == 0)
+			return -PLAT_EINVAL;
+	return 0;
+}
+
+int cowfs_snapshot_lookup(struct cowfs *fs, uint64_t src, const char *name, size_t len, uint64_t *id)
+{
+	struct name_find f = { name, len, 0 };
+	struct cowfs_key from = { src, CFS_ITEM_ROOT_REF, 0 }, to = { src, CFS_ITEM_ROOT_REF, UINT64_MAX };
+	int err = name_ok(name, len);
+	if (err)
+		return err;
+	err = cowfs_bt_iterate(&fs->root_tree, &from, &to, name_find_cb, &f);
+	if (err < 0)
+		return err;
+	if (!f.id)
+		return -PLAT_ENOENT;
+	*id = f.id;
+	return 0;
+}
+
+/* The next free tree id above every existing one. */
+static int next_tree_id(struct cowfs *fs, uint64_t *id)
+{
+	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
+	uint64_t last = CFS_TREE_FS;
+	for (;;) {
+		int err = cowfs_bt_next(&fs->root_tree, &k, NULL, 0, NULL);
+		if (err == -PLAT_ENOENT)
+			break;
+		if (err)
+			return err;
+		if (k.type == CFS_ITEM_ROOT && k.objectid > last)
+			last = k.objectid;
+		k.objectid++;
+		k.type = 0;
+		k.offset = 0;
+	}
+	*id = last + 1;
+	return 0;
+}
+
+int cowfs_snapshot_named(struct cowfs *fs, uint64_t src, const char *name, size_t len, bool readonly, uint64_t *id)
+{
+	uint64_t existing;
+	int err = cowfs_snapshot_lookup(fs, src, name, len, &existing);
+	if (!err)
+		return -PLAT_EEXIST;
+	if (err != -PLAT_ENOENT)
+		return err;
+	if ((err = next_tree_id(fs, id)) || (err = cowfs_snapshot_create(fs, src, *id, readonly)))
+		return err;
+	uint8_t ref[REF_HDR + CFS_NAME_MAX_SNAP];
+	plat_memset(ref, 0, REF_HDR);
+	ref[8] = (uint8_t)len;
+	ref[9] = (uint8_t)(len >> 8);
+	plat_memcpy(ref + REF_HDR, name, len);
+	struct cowfs_key k = { src, CFS_ITEM_ROOT_REF, *id };
+	err = cowfs_bt_insert(&fs->root_tree, &k, ref, (uint32_t)(REF_HDR + len));
+	if (err)
+		cowfs_fail(fs, err, "naming snapshot %llu failed", (unsigned long long)*id);
+	return err;
+}
+
+int cowfs_snapshot_delete_named(struct cowfs *fs, uint64_t src, const char *name, size_t len)
+{
+	uint64_t id;
+	int err = cowfs_snapshot_lookup(fs, src, name, len, &id);
+	return err ? err : cowfs_snapshot_delete(fs, id);
+}
+
+/* The ROOT_REF naming tree id (its parent's), if any. */
+static int ref_of(struct cowfs *fs, uint64_t parent, uint64_t id, char *name, bool remove)
+{
+	uint8_t ref[REF_HDR + CFS_NAME_MAX_SNAP];
+	uint32_t len;
+	struct cowfs_key k = { parent, CFS_ITEM_ROOT_REF, id };
+	int err = cowfs_bt_lookup(&fs->root_tree, &k, ref, sizeof(ref), &len);
+	if (err)
+		return err;
+	uint16_t nl = (uint16_t)(ref[8] | ref[9] << 8);
+	if (len < REF_HDR || nl > CFS_NAME_MAX_SNAP || REF_HDR + nl != len)
+		return -PLAT_EIO;
+	if (name) {
+		plat_memcpy(name, ref + REF_HDR, nl);
+		name[nl] = 0;
+	}
+	return remove ? cowfs_bt_delete(&fs->root_tree, &k) : 0;
+}
+
 int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id)
 {
 	uint8_t ri[CFS_ROOT_ITEM_SIZE];
@@ -81,6 +200,12 @@ int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id)
 	struct cowfs_key k = { id, CFS_ITEM_ROOT, 0 };
 	if (!err)
 		err = cowfs_bt_delete(&fs->root_tree, &k);
+	uint64_t parent = cfs_get64(ri + CFS_RI_PARENT);
+	if (!err && parent) {
+		err = ref_of(fs, parent, id, NULL, true);
+		if (err == -PLAT_ENOENT)
+			err = 0;                 /* an unnamed one */
+	}
 	if (err) {
 		cowfs_fail(fs, err, "delete of tree %llu failed half-way", (unsigned long long)id);
 		return err;
@@ -115,6 +240,8 @@ int cowfs_subvol_list(struct cowfs *fs, cowfs_subvol_fn cb, void *arg)
 				.readonly = cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_RDONLY,
 				.root_gen = p.gen,
 			};
+			if (si.parent && (err = ref_of(fs, si.parent, si.id, si.name, false)) && err != -PLAT_ENOENT)
+				return err;
 			if ((err = cb(arg, &si)))
 				return err > 0 ? 0 : err;
 		}

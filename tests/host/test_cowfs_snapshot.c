@@ -264,6 +264,62 @@ TEST(unshared_filesystem_has_no_refcount_tree)
 	fx_done(&f, &live);
 }
 
+struct name_list { unsigned n; char names[8][32]; uint64_t ids[8]; };
+static int name_cb(void *arg, const struct cowfs_subvol_info *si)
+{
+	struct name_list *l = arg;
+	if (si->name[0] && l->n < 8) {
+		snprintf(l->names[l->n], sizeof(l->names[0]), "%s", si->name);
+		l->ids[l->n++] = si->id;
+	}
+	return 0;
+}
+
+TEST(named_snapshots)
+{
+	struct fx f;
+	struct ct_model live;
+	fx_init_filled(&f, 4096, &live, 200, 3000);
+	uint64_t a, b, got;
+	EXPECT_EQ_INT(cowfs_snapshot_named(f.fs, SRC, "monday", 6, true, &a), 0);
+	run_ops(&f, SRC, &live, 500, 50);
+	EXPECT_EQ_INT(cowfs_snapshot_named(f.fs, SRC, "tuesday", 7, false, &b), 0);
+	EXPECT(a > SRC && b > a);
+	EXPECT_EQ_INT(cowfs_snapshot_named(f.fs, SRC, "monday", 6, true, &got), -PLAT_EEXIST);
+	EXPECT_EQ_INT(cowfs_snapshot_named(f.fs, SRC, "a/b", 3, true, &got), -PLAT_EINVAL);
+	EXPECT_EQ_INT(cowfs_snapshot_named(f.fs, SRC, "", 0, true, &got), -PLAT_EINVAL);
+	char longname[300];
+	memset(longname, 'x', sizeof(longname));
+	EXPECT_EQ_INT(cowfs_snapshot_named(f.fs, SRC, longname, 256, true, &got), -PLAT_ENAMETOOLONG);
+	EXPECT_EQ_INT(cowfs_snapshot_lookup(f.fs, SRC, "tuesday", 7, &got), 0);
+	EXPECT_EQ_INT(got, b);
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	expect_clean(&f);
+	fx_remount(&f);
+	struct name_list l = { 0 };
+	EXPECT_EQ_INT(cowfs_subvol_list(f.fs, name_cb, &l), 0);
+	EXPECT_EQ_INT(l.n, 2);
+	EXPECT(!strcmp(l.names[0], "monday") && l.ids[0] == a && !strcmp(l.names[1], "tuesday"));
+	EXPECT_EQ_INT(cowfs_snapshot_delete_named(f.fs, SRC, "monday", 6), 0);
+	EXPECT_EQ_INT(cowfs_snapshot_lookup(f.fs, SRC, "monday", 6, &got), -PLAT_ENOENT);
+	EXPECT_EQ_INT(cowfs_snapshot_delete_named(f.fs, SRC, "monday", 6), -PLAT_ENOENT);
+	/* The name goes with the tree, also when deleted by id. */
+	EXPECT_EQ_INT(cowfs_snapshot_delete(f.fs, b), 0);
+	l.n = 0;
+	EXPECT_EQ_INT(cowfs_subvol_list(f.fs, name_cb, &l), 0);
+	EXPECT_EQ_INT(l.n, 0);
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	expect_clean(&f);
+	/* A name left pointing at no tree is found by the check. */
+	uint8_t ref[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 'z', 'z' };
+	struct cowfs_key k = { SRC, CFS_ITEM_ROOT_REF, 999 };
+	EXPECT_EQ_INT(cowfs_bt_insert(&f.fs->root_tree, &k, ref, sizeof(ref)), 0);
+	char msg[200];
+	EXPECT_EQ_INT(cowfs_check(f.fs, msg, sizeof(msg)), -PLAT_EIO);
+	EXPECT(strstr(msg, "snapshot name of tree 999") != NULL);
+	fx_done(&f, &live);
+}
+
 /* ---- power cuts during snapshot work ----
  * A workload of commits on a small, wrapping device: changes to the
  * source, a snapshot, a clone changed on its own, deletes.  Every commit
