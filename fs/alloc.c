@@ -134,6 +134,18 @@ int cowfs_alloc_blocks(struct cowfs *fs, uint32_t n, uint64_t *out)
 	return -PLAT_ENOSPC;
 }
 
+/* Repair: a block the trees reference but the space map calls free. */
+void cowfs_alloc_mark(struct cowfs *fs, uint64_t blk)
+{
+	struct cowfs_alloc *al = &fs->al;
+	if (bit_test(al->ondisk, blk))
+		return;
+	bit_set(al->ondisk, blk);
+	bit_set(al->inuse, blk);
+	group_dirty(fs, blk);
+	al->used++;
+}
+
 static int pins_add(struct cowfs_pins *p, uint64_t blk, uint64_t n)
 {
 	if (p->n + 2 > p->cap) {

@@ -149,6 +149,27 @@ int cowfs_bt_check(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg,
 	return chk_tree(t, st, msg, msglen, NULL, NULL);
 }
 
+struct chk_closed {
+	struct cowfs *fs;
+	uint64_t *seen;
+	uint8_t *extra;
+	char *msg;
+	size_t msglen;
+};
+
+static int chk_closed_cb(void *arg, uint64_t id, const uint8_t *ri)
+{
+	struct chk_closed *c = arg;
+	struct cowfs_tree_stats st;
+	for (struct cowfs_tree *t = c->fs->trees; t; t = t->next)
+		if (t->id == id)
+			return 0;                  /* open: checked above */
+	struct cowfs_tree t = { .fs = c->fs, .id = id };
+	cfs_bptr_get(ri + CFS_RI_PTR, &t.root);
+	int err = chk_tree(&t, &st, c->msg, c->msglen, c->seen, c->extra);
+	return err ? err : cowfs_check_dirs(&t, c->msg, c->msglen);
+}
+
 /* Every tree into `seen` (a zeroed bitmap of total_blocks bits) and
  * `extra` (zeroed, total_blocks bytes). */
 static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char *msg, size_t msglen)
@@ -161,32 +182,9 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char 
 		if (!(err = chk_tree(t, &st, msg, msglen, seen, extra)) && t->id >= CFS_TREE_FS)
 			err = cowfs_check_dirs(t, msg, msglen);
 	/* Trees in the root tree that are not open are checked too. */
-	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
-	while (!err) {
-		uint8_t ri[CFS_ROOT_ITEM_SIZE];
-		uint32_t len;
-		int r = cowfs_bt_next(&fs->root_tree, &k, ri, sizeof(ri), &len);
-		if (r == -PLAT_ENOENT)
-			break;
-		if (r) {
-			err = r;
-			break;
-		}
-		bool open = false;
-		for (struct cowfs_tree *t = fs->trees; t; t = t->next)
-			open |= t->id == k.objectid;
-		if (!open && k.type == CFS_ITEM_ROOT) {
-			struct cowfs_tree t = { .fs = fs, .id = k.objectid };
-			cfs_bptr_get(ri + CFS_RI_PTR, &t.root);
-			if (!(err = chk_tree(&t, &st, msg, msglen, seen, extra)))
-				err = cowfs_check_dirs(&t, msg, msglen);
-		}
-		if (k.offset++ == UINT64_MAX) {
-			k.offset = 0;
-			if (k.type++ == 255)
-				k.objectid++;
-		}
-	}
+	struct chk_closed c = { fs, seen, extra, msg, msglen };
+	if (!err)
+		err = cowfs_root_items(fs, CFS_TREE_FS, chk_closed_cb, &c);
 	return err;
 }
 
@@ -219,6 +217,11 @@ static int chk_names(struct cowfs *fs, char *msg, size_t msglen)
 	static const struct cowfs_key from = { 0, 0, 0 }, to = { UINT64_MAX, 255, UINT64_MAX };
 	int err = cowfs_bt_iterate(&fs->root_tree, &from, &to, chk_names_cb, a);
 	return err < 0 ? err : 0;
+}
+
+int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char *msg, size_t msglen)
+{
+	return chk_all_trees(fs, seen, extra, msg, msglen);
 }
 
 int cowfs_used_map(struct cowfs *fs, uint64_t *seen)

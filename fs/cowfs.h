@@ -130,6 +130,27 @@ int cowfs_snapshot_delete_named(struct cowfs *fs, uint64_t src, const char *name
 typedef int (*cowfs_subvol_fn)(void *arg, const struct cowfs_subvol_info *si);
 int cowfs_subvol_list(struct cowfs *fs, cowfs_subvol_fn cb, void *arg);
 
+/* ---- integrity: scrub (fs/scrub.c) and repair (fs/repair.c) ---- */
+typedef void (*cowfs_report_fn)(void *arg, const char *line);
+typedef void (*cowfs_progress_fn)(void *arg, uint64_t done, uint64_t total);
+struct cowfs_scrub_stats {
+	uint64_t sb_valid, sb_bad;            /* superblock copies (16 in all) */
+	uint64_t nodes, node_errors;          /* tree nodes read back and verified */
+	uint64_t data_blocks, data_errors;    /* data blocks against their checksums */
+	uint64_t bytes;
+};
+/* Commits (unless read-only), then reads back and verifies everything
+ * that commit references, bypassing the caches; each problem reported in
+ * words (report may be NULL) and counted, the scrub goes on.  progress
+ * (may be NULL) is called every 1024 blocks with done/total.  Returns 0
+ * when the scrub ran (problems are in *st), or -errno when it could not. */
+int cowfs_scrub(struct cowfs *fs, struct cowfs_scrub_stats *st, cowfs_report_fn report, cowfs_progress_fn progress,
+		void *arg);
+/* fsck --repair: node reference counts, dangling snapshot names, leaked
+ * or wrongly free space, from structurally sound trees; each fix reported;
+ * commits.  -EIO (and the reason reported) when a tree is damaged. */
+int cowfs_repair(struct cowfs *fs, cowfs_report_fn report, void *arg, unsigned *fixed);
+
 /* Structure check of one tree (docs/format.md §4.3-4.6): key order and
  * bounds, fill, levels, owner, parent gen/csum of every child.  Returns 0
  * or -EUCLEAN-like -EIO with the first problem in words in msg. */

@@ -86,6 +86,10 @@ struct cowfs {
 	 * leaf was dropped) a reference to the data extents its items name.
 	 * NULL = leaves name no data. */
 	int (*leaf_data_refs)(struct cowfs *fs, const uint8_t *leaf, int delta);
+	/* Scrub: read and verify the data blocks a subvolume leaf's items
+	 * name (counting into st, reporting each problem).  NULL = no data. */
+	void (*scrub_leaf_data)(struct cowfs *fs, const uint8_t *leaf, struct cowfs_scrub_stats *st,
+				cowfs_report_fn report, void *arg);
 };
 
 /* ---- errors ---- */
@@ -142,6 +146,7 @@ int cowfs_alloc_blocks(struct cowfs *fs, uint32_t n, uint64_t *out);
  * are reusable at once, older ones are pinned (docs/format.md §7). */
 void cowfs_free_blocks(struct cowfs *fs, uint64_t blk, uint32_t n, uint64_t born);
 bool cowfs_alloc_test(struct cowfs *fs, uint64_t blk);  /* ondisk bit */
+void cowfs_alloc_mark(struct cowfs *fs, uint64_t blk);  /* repair: set a referenced block's bit */
 int cowfs_alloc_sync(struct cowfs *fs, bool *changed);  /* dirty groups -> tree */
 int cowfs_alloc_create_items(struct cowfs *fs);     /* mkfs */
 void cowfs_alloc_committed(struct cowfs *fs);       /* after a durable commit */
@@ -149,6 +154,12 @@ void cowfs_alloc_committed(struct cowfs *fs);       /* after a durable commit */
 /* ---- btree.c ---- */
 int cowfs_tree_new_root(struct cowfs_tree *t);      /* an empty leaf */
 int cowfs_bt_write_tree(struct cowfs_tree *t, struct cowfs_iob *iob);
+
+/* super.c: every ROOT_ITEM with tree id >= first, in id order; cb returns
+ * 0 to go on, > 0 to stop (returned), < 0 an error (returned); it must
+ * not change the root tree. */
+typedef int (*cowfs_root_item_fn)(void *arg, uint64_t id, const uint8_t *ri);
+int cowfs_root_items(struct cowfs *fs, uint64_t first, cowfs_root_item_fn cb, void *arg);
 
 /* ---- refcount.c: references to shared blocks (tree nodes, data extents).
  * A block without a REFCOUNT item has exactly one reference. */
@@ -165,6 +176,10 @@ int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
 
 /* ---- check.c: blocks referenced by all trees, as a bitmap ---- */
 int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);
+/* Every tree walked: seen = referenced blocks (total_blocks bits, zeroed),
+ * extra = references beyond the first per node (total_blocks bytes,
+ * zeroed).  Fails with msg on the first structural problem. */
+int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char *msg, size_t msglen);
 /* check_dir.c: names agree across entry, index and back-reference items. */
 int cowfs_check_dirs(struct cowfs_tree *t, char *msg, size_t msglen);
 

@@ -1,7 +1,7 @@
 # cowfs: host unit tests (tests/tests.mk builds each with ASan/UBSan from
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
-	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/refcount.c fs/snapshot.c
+	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/repair.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
 HOST_TESTS += test_cowfs_crc32c
@@ -9,7 +9,7 @@ test_cowfs_crc32c_SRCS := fs/crc32c.c
 
 # Trees, allocator, commits and power cuts over a host image file.
 # COWFS_STRESS=1 in the environment runs the large variants (make stress).
-FS_TESTS := test_cowfs_btree test_cowfs_commit test_cowfs_dir test_cowfs_snapshot
+FS_TESTS := test_cowfs_btree test_cowfs_commit test_cowfs_dir test_cowfs_snapshot test_cowfs_integrity
 HOST_TESTS += $(FS_TESTS)
 $(foreach t,$(FS_TESTS),$(eval $(t)_SRCS := $$(FS_HOST_SRCS)))
 $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
@@ -35,7 +35,7 @@ cowfs-fuzz: $(COWFS_FUZZ_DIR)/fuzz_cowfs $(HOST_BUILD)/test_cowfs_fuzz
 		-print_final_stats=1 $(COWFS_FUZZ_DIR)/corpus
 stress: cowfs-fuzz
 
-# The host tool (make builds it): build/cowfs and build/mkfs.cowfs.
+# The host tool (make builds it): build/cowfs, build/mkfs.cowfs and build/fsck.cowfs.
 HOST_TESTS += test_cowfs_tool
 test_cowfs_tool_SRCS := $(FS_HOST_SRCS) tools/cowfs_tool.c
 test_cowfs_tool_CFLAGS := -DCOWFS_TOOL_TEST
@@ -43,11 +43,11 @@ test_cowfs_tool_LDLIBS := -lpthread
 
 .PHONY: cowfs-tools cowfs-stress stress
 all: cowfs-tools
-cowfs-tools: $(BUILD)/cowfs $(BUILD)/mkfs.cowfs
+cowfs-tools: $(BUILD)/cowfs $(BUILD)/mkfs.cowfs $(BUILD)/fsck.cowfs
 $(BUILD)/cowfs: tools/cowfs_tool.c $(FS_HOST_SRCS) $(wildcard fs/*.h platform/*.h platform/host/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ tools/cowfs_tool.c $(FS_HOST_SRCS) -lpthread
-$(BUILD)/mkfs.cowfs: $(BUILD)/cowfs
+$(BUILD)/mkfs.cowfs $(BUILD)/fsck.cowfs: $(BUILD)/cowfs
 	cp $< $@
 
 # make stress: the large variants (millions of keys, 30 survivor subsets

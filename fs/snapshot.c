@@ -111,25 +111,20 @@ int cowfs_snapshot_lookup(struct cowfs *fs, uint64_t src, const char *name, size
 	return 0;
 }
 
+static int max_id_cb(void *arg, uint64_t id, const uint8_t *ri)
+{
+	(void)ri;
+	*(uint64_t *)arg = id;                 /* in id order: the last is the largest */
+	return 0;
+}
+
 /* The next free tree id above every existing one. */
 static int next_tree_id(struct cowfs *fs, uint64_t *id)
 {
-	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
 	uint64_t last = CFS_TREE_FS;
-	for (;;) {
-		int err = cowfs_bt_next(&fs->root_tree, &k, NULL, 0, NULL);
-		if (err == -PLAT_ENOENT)
-			break;
-		if (err)
-			return err;
-		if (k.type == CFS_ITEM_ROOT && k.objectid > last)
-			last = k.objectid;
-		k.objectid++;
-		k.type = 0;
-		k.offset = 0;
-	}
+	int err = cowfs_root_items(fs, CFS_TREE_FS, max_id_cb, &last);
 	*id = last + 1;
-	return 0;
+	return err < 0 ? err : 0;
 }
 
 int cowfs_snapshot_named(struct cowfs *fs, uint64_t src, const char *name, size_t len, bool readonly, uint64_t *id)
@@ -220,33 +215,32 @@ int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id)
 	return 0;
 }
 
+struct list_ctx {
+	struct cowfs *fs;
+	cowfs_subvol_fn cb;
+	void *arg;
+};
+
+static int list_cb(void *arg, uint64_t id, const uint8_t *ri)
+{
+	struct list_ctx *c = arg;
+	struct cowfs_bptr p;
+	cfs_bptr_get(ri + CFS_RI_PTR, &p);
+	struct cowfs_subvol_info si = {
+		.id = id,
+		.parent = cfs_get64(ri + CFS_RI_PARENT),
+		.readonly = cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_RDONLY,
+		.root_gen = p.gen,
+	};
+	int err;
+	if (si.parent && (err = ref_of(c->fs, si.parent, si.id, si.name, false)) && err != -PLAT_ENOENT)
+		return err;
+	return c->cb(c->arg, &si);
+}
+
 int cowfs_subvol_list(struct cowfs *fs, cowfs_subvol_fn cb, void *arg)
 {
-	struct cowfs_key k = { CFS_TREE_FS, CFS_ITEM_ROOT, 0 };
-	for (;;) {
-		uint8_t ri[CFS_ROOT_ITEM_SIZE];
-		uint32_t len;
-		int err = cowfs_bt_next(&fs->root_tree, &k, ri, sizeof(ri), &len);
-		if (err == -PLAT_ENOENT)
-			return 0;
-		if (err)
-			return err;
-		if (k.type == CFS_ITEM_ROOT && len == CFS_ROOT_ITEM_SIZE) {
-			struct cowfs_bptr p;
-			cfs_bptr_get(ri + CFS_RI_PTR, &p);
-			struct cowfs_subvol_info si = {
-				.id = k.objectid,
-				.parent = cfs_get64(ri + CFS_RI_PARENT),
-				.readonly = cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_RDONLY,
-				.root_gen = p.gen,
-			};
-			if (si.parent && (err = ref_of(fs, si.parent, si.id, si.name, false)) && err != -PLAT_ENOENT)
-				return err;
-			if ((err = cb(arg, &si)))
-				return err > 0 ? 0 : err;
-		}
-		k.objectid++;
-		k.type = CFS_ITEM_ROOT;
-		k.offset = 0;
-	}
+	struct list_ctx c = { fs, cb, arg };
+	int err = cowfs_root_items(fs, CFS_TREE_FS, list_cb, &c);
+	return err < 0 ? err : 0;
 }

@@ -121,6 +121,26 @@ int cowfs_root_item_put(struct cowfs *fs, struct cowfs_tree *t)
 		      : cowfs_bt_insert(&fs->root_tree, &k, ri, sizeof(ri));
 }
 
+struct root_walk {
+	cowfs_root_item_fn cb;
+	void *arg;
+};
+
+static int root_walk_cb(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	struct root_walk *w = arg;
+	if (k->type != CFS_ITEM_ROOT || len != CFS_ROOT_ITEM_SIZE)
+		return 0;
+	return w->cb(w->arg, k->objectid, data);
+}
+
+int cowfs_root_items(struct cowfs *fs, uint64_t first, cowfs_root_item_fn cb, void *arg)
+{
+	struct root_walk w = { cb, arg };
+	struct cowfs_key from = { first, CFS_ITEM_ROOT, 0 }, to = { UINT64_MAX, 255, UINT64_MAX };
+	return cowfs_bt_iterate(&fs->root_tree, &from, &to, root_walk_cb, &w);
+}
+
 static int tree_load(struct cowfs *fs, struct cowfs_tree *t)
 {
 	uint8_t ri[CFS_ROOT_ITEM_SIZE];

@@ -3,9 +3,13 @@
  *
  *   cowfs mkfs [-n NODE_SIZE] [-L LABEL] [-s SIZE] IMAGE
  *   cowfs info IMAGE
- *   cowfs check IMAGE          exit 0 clean, 4 errors found, 8 could not run (fsck(8))
+ *   cowfs check [--repair] IMAGE   exit 0 clean, 1 errors corrected, 4 errors left,
+ *                                  8 could not run (fsck(8))
+ *   cowfs scrub IMAGE              read back and verify everything; exit 0 or 4
+ *   cowfs snapshot IMAGE list | create NAME | clone NAME | delete NAME
  *
- * Installed also as mkfs.cowfs (same options as `cowfs mkfs`).  SIZE takes
+ * Installed also as mkfs.cowfs (same options as `cowfs mkfs`) and
+ * fsck.cowfs (`fsck.cowfs [-y|--repair] IMAGE`).  SIZE takes
  * K, M, G or T suffixes; the image file is created or grown to SIZE, never
  * shrunk.  Works through the same fs/ code as everything else, over the
  * host platform's file block device.
@@ -21,6 +25,7 @@
 #define EXIT_USAGE 16     /* fsck(8): usage or syntax error */
 #define EXIT_OPER 8       /* fsck(8): operational error */
 #define EXIT_UNCORRECTED 4
+#define EXIT_CORRECTED 1
 
 /* One line naming the argument and what is wrong with it. */
 static int bad_arg(const char *arg, const char *why)
@@ -33,7 +38,9 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: cowfs mkfs [-n 4096|8192|16384] [-L LABEL] [-s SIZE] IMAGE\n"
 		"       cowfs info IMAGE\n"
-		"       cowfs check IMAGE\n");
+		"       cowfs check [--repair] IMAGE\n"
+		"       cowfs scrub IMAGE\n"
+		"       cowfs snapshot IMAGE list|create NAME|clone NAME|delete NAME\n");
 	return EXIT_USAGE;
 }
 
@@ -166,21 +173,159 @@ static int cmd_info_check(int argc, char **argv, bool check)
 	return ret;
 }
 
+static void print_line(void *arg, const char *line)
+{
+	printf("cowfs: %s: %s\n", (const char *)arg, line);
+}
+
+/* check --repair: check, repair what is safe, check again. */
+static int cmd_repair(const char *image)
+{
+	struct plat_bdev *b = open_image(image, 0, false);
+	struct cowfs *fs;
+	char msg[200];
+	unsigned fixed;
+	if (!b)
+		return EXIT_OPER;
+	int err = cowfs_mount(b, NULL, &fs);
+	if (err) {
+		fprintf(stderr, "cowfs: %s: does not mount: %s (not repairable here)\n", image, plat_strerror(err));
+		plat_bdev_close(b);
+		return EXIT_UNCORRECTED;
+	}
+	int ret = 0;
+	if (cowfs_check(fs, msg, sizeof(msg))) {
+		printf("cowfs: %s: %s\n", image, msg);
+		err = cowfs_repair(fs, print_line, (void *)image, &fixed);
+		if (!err && !cowfs_check(fs, msg, sizeof(msg))) {
+			printf("cowfs: %s: %u problems corrected; clean now\n", image, fixed);
+			ret = EXIT_CORRECTED;
+		} else {
+			printf("cowfs: %s: errors left: %s\n", image, err ? plat_strerror(err) : msg);
+			ret = EXIT_UNCORRECTED;
+		}
+	} else {
+		printf("cowfs: %s: clean\n", image);
+	}
+	if (cowfs_unmount(fs) && ret != EXIT_UNCORRECTED)
+		ret = EXIT_OPER;
+	plat_bdev_close(b);
+	return ret;
+}
+
+static void scrub_progress(void *arg, uint64_t done, uint64_t total)
+{
+	(void)arg;
+	if (isatty(2))
+		fprintf(stderr, "\rscrub: %llu of about %llu blocks", (unsigned long long)done,
+			(unsigned long long)total);
+}
+
+static int cmd_scrub(int argc, char **argv)
+{
+	if (argc != 2)
+		return bad_arg(argv[0], "needs exactly one IMAGE");
+	struct plat_bdev *b = open_image(argv[1], 0, false);
+	struct cowfs *fs;
+	struct cowfs_mount_opts mo = { .readonly = true };
+	struct cowfs_scrub_stats st;
+	if (!b)
+		return EXIT_OPER;
+	int err = cowfs_mount(b, &mo, &fs);
+	if (!err) {
+		err = cowfs_scrub(fs, &st, print_line, scrub_progress, argv[1]);
+		if (isatty(2))
+			fprintf(stderr, "\n");
+		cowfs_unmount(fs);
+	}
+	plat_bdev_close(b);
+	if (err) {
+		fprintf(stderr, "cowfs: %s: scrub could not run: %s\n", argv[1], plat_strerror(err));
+		return EXIT_OPER;
+	}
+	uint64_t bad = st.node_errors + st.data_errors + st.sb_bad;
+	printf("cowfs: %s: scrub %s: %llu superblock copies, %llu nodes, %llu data blocks, %llu MiB read; "
+	       "%llu errors\n", argv[1], bad ? "found damage" : "clean", (unsigned long long)st.sb_valid,
+	       (unsigned long long)st.nodes, (unsigned long long)st.data_blocks,
+	       (unsigned long long)(st.bytes >> 20), (unsigned long long)bad);
+	return bad ? EXIT_UNCORRECTED : 0;
+}
+
+static int snap_print(void *arg, const struct cowfs_subvol_info *si)
+{
+	(void)arg;
+	if (si->parent == CFS_TREE_FS)
+		printf("%-24s %-9s tree %llu\n", si->name[0] ? si->name : "(unnamed)",
+		       si->readonly ? "snapshot" : "clone", (unsigned long long)si->id);
+	return 0;
+}
+
+static int cmd_snapshot(int argc, char **argv)
+{
+	bool list = argc == 3 && !strcmp(argv[2], "list");
+	bool named = argc == 4 && (!strcmp(argv[2], "create") || !strcmp(argv[2], "clone") ||
+				   !strcmp(argv[2], "delete"));
+	if (!list && !named)
+		return bad_arg("snapshot", "usage: snapshot IMAGE list|create NAME|clone NAME|delete NAME");
+	struct plat_bdev *b = open_image(argv[1], 0, false);
+	struct cowfs *fs;
+	struct cowfs_mount_opts mo = { .readonly = list };
+	uint64_t id;
+	if (!b)
+		return EXIT_OPER;
+	int err = cowfs_mount(b, &mo, &fs);
+	if (!err) {
+		const char *name = named ? argv[3] : "";
+		size_t len = strlen(name);
+		struct cowfs_tree *t;
+		if (list)
+			err = cowfs_subvol_list(fs, snap_print, NULL);
+		else if ((err = cowfs_tree_open(fs, CFS_TREE_FS, true, &t)))
+			;                    /* the default subvolume (made on first use) */
+		else if (!strcmp(argv[2], "delete"))
+			err = cowfs_snapshot_delete_named(fs, CFS_TREE_FS, name, len);
+		else
+			err = cowfs_snapshot_named(fs, CFS_TREE_FS, name, len, !strcmp(argv[2], "create"), &id);
+		int uerr = cowfs_unmount(fs);
+		if (!err)
+			err = uerr;
+	}
+	plat_bdev_close(b);
+	if (err) {
+		fprintf(stderr, "cowfs: %s: snapshot %s%s%s: %s\n", argv[1], argv[2], named ? " " : "",
+			named ? argv[3] : "", plat_strerror(err));
+		return EXIT_OPER;
+	}
+	return 0;
+}
+
 int cowfs_tool(int argc, char **argv)
 {
 	const char *prog = strrchr(argv[0], '/');
 	prog = prog ? prog + 1 : argv[0];
 	if (!strcmp(prog, "mkfs.cowfs"))
 		return cmd_mkfs(argc, argv);
+	if (!strcmp(prog, "fsck.cowfs")) {
+		bool repair = argc == 3 && (!strcmp(argv[1], "-y") || !strcmp(argv[1], "--repair"));
+		if (argc != 2 && !repair)
+			return bad_arg(prog, "usage: fsck.cowfs [-y|--repair] IMAGE");
+		return repair ? cmd_repair(argv[2]) : cmd_info_check(argc, argv, true);
+	}
 	if (argc < 2)
 		return usage();
 	if (!strcmp(argv[1], "mkfs"))
 		return cmd_mkfs(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "info"))
 		return cmd_info_check(argc - 1, argv + 1, false);
+	if (!strcmp(argv[1], "check") && argc == 4 && !strcmp(argv[2], "--repair"))
+		return cmd_repair(argv[3]);
 	if (!strcmp(argv[1], "check"))
 		return cmd_info_check(argc - 1, argv + 1, true);
-	return bad_arg(argv[1], "unknown command (mkfs, info, check)");
+	if (!strcmp(argv[1], "scrub"))
+		return cmd_scrub(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "snapshot"))
+		return cmd_snapshot(argc - 1, argv + 1);
+	return bad_arg(argv[1], "unknown command (mkfs, info, check, scrub, snapshot)");
 }
 
 #ifndef COWFS_TOOL_TEST

@@ -101,4 +101,49 @@ TEST(bad_arguments)
 	unlink(p);
 }
 
+TEST(repair_scrub_snapshot)
+{
+	char p[96];
+	image_path(p, sizeof(p), "rep");
+	EXPECT_EQ_INT(run("cowfs", "mkfs", "-s", "8M", "-n", "4096", p, NULL), 0);
+	EXPECT_EQ_INT(run("cowfs", "snapshot", p, "create", "first", NULL), 0);
+	EXPECT_EQ_INT(run("cowfs", "snapshot", p, "clone", "work", NULL), 0);
+	EXPECT_EQ_INT(run("cowfs", "snapshot", p, "create", "first", NULL), 8);     /* name taken */
+	EXPECT_EQ_INT(run("cowfs", "snapshot", p, "list", NULL), 0);
+	EXPECT_EQ_INT(run("cowfs", "snapshot", p, "delete", "work", NULL), 0);
+	EXPECT_EQ_INT(run("cowfs", "snapshot", p, "delete", "work", NULL), 8);
+	EXPECT_EQ_INT(run("cowfs", "snapshot", p, "rename", "x", NULL), 16);
+	EXPECT_EQ_INT(run("cowfs", "scrub", p, NULL), 0);
+	EXPECT_EQ_INT(run("fsck.cowfs", p, NULL), 0);
+	EXPECT_EQ_INT(run("cowfs", "check", "--repair", p, NULL), 0);           /* clean: nothing to do */
+	/* Leak blocks: the check says so (4), repair fixes it (1), clean after (0). */
+	struct plat_bdev *b = plat_host_bdev_open(p, 8 << 20, 512, 0, false);
+	struct cowfs *fs;
+	uint64_t blk = 0;
+	EXPECT_EQ_INT(cowfs_mount(b, NULL, &fs), 0);
+	EXPECT_EQ_INT(cowfs_alloc_blocks(fs, 3, &blk), 0);
+	fs->dirty_changes++;                 /* commit the space map alone */
+	EXPECT_EQ_INT(cowfs_commit(fs), 0);
+	EXPECT_EQ_INT(cowfs_unmount(fs), 0);
+	plat_bdev_close(b);
+	EXPECT_EQ_INT(run("cowfs", "check", p, NULL), 4);
+	EXPECT_EQ_INT(run("fsck.cowfs", "-y", p, NULL), 1);
+	EXPECT_EQ_INT(run("cowfs", "check", p, NULL), 0);
+	/* A damaged node: scrub names it (4); repair cannot fix it (4). */
+	b = plat_host_bdev_open(p, 8 << 20, 512, 0, false);
+	EXPECT_EQ_INT(cowfs_mount(b, NULL, &fs), 0);
+	struct cowfs_tree *t = NULL;
+	EXPECT_EQ_INT(cowfs_tree_open(fs, CFS_TREE_FS + 1, false, &t), 0);
+	blk = t ? t->root.blocknr : 0;
+	cowfs_unmount(fs);
+	plat_bdev_close(b);
+	int fd = open(p, O_RDWR);
+	uint8_t c = 0x55;
+	EXPECT_EQ_INT(pwrite(fd, &c, 1, (off_t)(blk * 4096 + 100)), 1);
+	close(fd);
+	EXPECT_EQ_INT(run("cowfs", "scrub", p, NULL), 4);
+	EXPECT_EQ_INT(run("cowfs", "check", "--repair", p, NULL), 4);
+	unlink(p);
+}
+
 TEST_MAIN()
