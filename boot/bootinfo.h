@@ -69,6 +69,8 @@ struct boot_config {
 	char     hostname[64];  /* mDNS/DHCP host name, "" = derive from the MAC */
 	struct boot_endpoint ntp[BOOT_NTP_MAX]; /* SNTP servers; port 0 = unused */
 	struct boot_endpoint syslog;            /* remote syslog (UDP); port 0 = none */
+	char     mounts[160];   /* "all" (default), "none" or DEV[:/NAME],... */
+	uint32_t format_blank;  /* format = blank: make a filesystem on blank disks */
 };
 
 struct boot_framebuffer {

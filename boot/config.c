@@ -126,6 +126,39 @@ static bool cfg_valid_disks(const char *v, size_t n)
 	return in_name;
 }
 
+/* mount = all | none | DEV[:/NAME],...  (DEV and NAME: a-z 0-9; NAME may
+ * also hold '-', '_' and '.'; one path component under the root). */
+static bool cfg_valid_mounts(const char *v, size_t n)
+{
+	if (cfg_eq(v, n, "all") || cfg_eq(v, n, "none"))
+		return true;
+	if (n == 0)
+		return false;
+	size_t i = 0;
+	while (i < n) {
+		size_t d = i;
+		while (i < n && ((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9')))
+			i++;
+		if (i == d)
+			return false;
+		if (i < n && v[i] == ':') {
+			if (++i == n || v[i] != '/')
+				return false;
+			size_t p = ++i;
+			while (i < n && ((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
+					 v[i] == '_' || v[i] == '.'))
+				i++;
+			if (i == p || cfg_eq(v + p, i - p, ".") || cfg_eq(v + p, i - p, ".."))
+				return false;
+		}
+		if (i < n && (v[i] != ',' || i + 1 == n))
+			return false;
+		if (i < n)
+			i++;
+	}
+	return true;
+}
+
 static bool cfg_printable(const char *v, size_t n, bool allow_space)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -151,9 +184,10 @@ static bool cfg_valid_hostname(const char *v, size_t n)
 /* --- the parser ---------------------------------------------------------- */
 
 enum cfg_key { K_NET, K_IP, K_NETMASK, K_GATEWAY, K_DISKS, K_CONSOLE, K_TOKEN, K_ARGS, K_HOSTNAME, K_NTP,
-	       K_SYSLOG, K_COUNT };
+	       K_SYSLOG, K_MOUNT, K_FORMAT, K_COUNT };
 static const char *const cfg_key_names[K_COUNT] = {
 	"net", "ip", "netmask", "gateway", "disks", "console", "token", "args", "hostname", "ntp", "syslog",
+	"mount", "format",
 };
 
 struct cfg_state {
@@ -195,6 +229,19 @@ static bool cfg_apply(struct cfg_state *st, unsigned line, enum cfg_key k,
 		if (n >= sizeof(cfg->disks) || !cfg_valid_disks(v, n))
 			goto bad_value;
 		cfg_copy(cfg->disks, sizeof(cfg->disks), v, n);
+		return true;
+	case K_MOUNT:
+		if (n >= sizeof(cfg->mounts) || !cfg_valid_mounts(v, n))
+			goto bad_value;
+		cfg_copy(cfg->mounts, sizeof(cfg->mounts), v, n);
+		return true;
+	case K_FORMAT:
+		if (cfg_eq(v, n, "never"))
+			cfg->format_blank = 0;
+		else if (cfg_eq(v, n, "blank"))
+			cfg->format_blank = 1;
+		else
+			goto bad_value;
 		return true;
 	case K_CONSOLE:
 		if (!cfg_parse_baud(v, n, &cfg->console_baud))
@@ -247,6 +294,15 @@ bad_value:
 		fmt_message(st->err, st->errlen,
 			   "config.txt line %u: disks must be 'all' or names like nvme0n1,sata0 (a-z, 0-9, under 128 chars)",
 			   line);
+		break;
+	case K_MOUNT:
+		fmt_message(st->err, st->errlen,
+			   "config.txt line %u: mount must be all, none or DEV[:/NAME],... like nvme0n1:/data,sata0 "
+			   "(a-z, 0-9; NAME also - _ .; under 160 chars), not '%.*s'", line, (int)n, v);
+		break;
+	case K_FORMAT:
+		fmt_message(st->err, st->errlen, "config.txt line %u: format must be never or blank, not '%.*s'",
+			   line, (int)n, v);
 		break;
 	case K_HOSTNAME:
 		fmt_message(st->err, st->errlen,
@@ -322,7 +378,7 @@ static bool cfg_line(struct cfg_state *st, unsigned line, const char *s, size_t 
 		return cfg_apply(st, line, (enum cfg_key)k, s + val_start, val_end - val_start);
 	}
 	fmt_message(st->err, st->errlen,
-		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args hostname ntp syslog)",
+		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args hostname ntp syslog mount format)",
 		   line, (int)(key_end - key_start), s + key_start);
 	return false;
 }
@@ -371,6 +427,7 @@ void config_defaults(struct boot_config *cfg)
 	cfg->net_mode = BOOT_NET_DHCP;
 	cfg->console_baud = 115200;
 	cfg_copy(cfg->disks, sizeof(cfg->disks), "all", 3);
+	cfg_copy(cfg->mounts, sizeof(cfg->mounts), "all", 3);
 }
 
 int config_parse(const char *text, size_t len, struct boot_config *cfg, char *err, size_t errlen)

@@ -1,7 +1,7 @@
 # cowfs: host unit tests (tests/tests.mk builds each with ASan/UBSan from
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
-	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/repair.c
+	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/repair.c fs/probe.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
 HOST_TESTS += test_cowfs_crc32c
@@ -9,7 +9,7 @@ test_cowfs_crc32c_SRCS := fs/crc32c.c
 
 # Trees, allocator, commits and power cuts over a host image file.
 # COWFS_STRESS=1 in the environment runs the large variants (make stress).
-FS_TESTS := test_cowfs_btree test_cowfs_commit test_cowfs_dir test_cowfs_snapshot test_cowfs_integrity
+FS_TESTS := test_cowfs_btree test_cowfs_commit test_cowfs_dir test_cowfs_snapshot test_cowfs_integrity test_cowfs_probe
 HOST_TESTS += $(FS_TESTS)
 $(foreach t,$(FS_TESTS),$(eval $(t)_SRCS := $$(FS_HOST_SRCS)))
 $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))

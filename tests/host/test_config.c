@@ -61,6 +61,9 @@ TEST(shipped_default_file)
 	EXPECT_EQ_INT(parse(buf), 0);
 	EXPECT_STREQ(err, "");
 	EXPECT_EQ_INT(cfg.net_mode, BOOT_NET_DHCP);
+	/* make run's disks are formatted on first boot and mounted. */
+	EXPECT_STREQ(cfg.mounts, "all");
+	EXPECT_EQ_INT(cfg.format_blank, 1);
 }
 
 TEST(full_static)
@@ -262,6 +265,36 @@ TEST(disks_values)
 	EXPECT_EQ_INT(parse("disks = a b\n"), -1);
 	EXPECT_EQ_INT(parse("disks =\n"), -1);
 	EXPECT(err_names_line(1));
+}
+
+TEST(mount_and_format_values)
+{
+	EXPECT_EQ_INT(parse(""), 0);
+	EXPECT_STREQ(cfg.mounts, "all");
+	EXPECT_EQ_INT(cfg.format_blank, 0);            /* never formats unless told */
+	static const char *good[] = { "none", "nvme0n1", "nvme0n1:/data", "nvme0n1:/data,sata0",
+				      "sata0:/backup-1.x_y,nvme0n1:/d" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "mount = %s\n", good[i]);
+		EXPECT_EQ_INT(parse(text), 0);
+		EXPECT_STREQ(cfg.mounts, good[i]);
+	}
+	static const char *bad[] = { "nvme0n1,", ",sata0", "nvme0n1:", "nvme0n1:data", "nvme0n1:/",
+				     "nvme0n1:/a/b", "nvme0n1:/..", "nvme0n1:/.", "NVME", "a b", "", "x:/D" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "net = none\nmount = %s\n", bad[i]);
+		EXPECT_EQ_INT(parse(text), -1);
+		EXPECT(err_names_line(2));
+		EXPECT(strstr(err, "mount must be") != NULL);
+	}
+	EXPECT_EQ_INT(parse("format = blank\n"), 0);
+	EXPECT_EQ_INT(cfg.format_blank, 1);
+	EXPECT_EQ_INT(parse("format = never\n"), 0);
+	EXPECT_EQ_INT(cfg.format_blank, 0);
+	EXPECT_EQ_INT(parse("format = always\n"), -1);
+	EXPECT(strstr(err, "format must be never or blank") != NULL);
 }
 
 TEST(token_rules)
