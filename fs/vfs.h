@@ -57,6 +57,10 @@ int cowfs_vfs_unmount(struct cowfs_mount *m);
 /* Everything written so far becomes durable (writeback + commit). */
 int cowfs_vfs_sync(struct cowfs_mount *m);
 struct cowfs *cowfs_vfs_fs(struct cowfs_mount *m);
+/* Online check (fs/vfs_check.c): sync, then check the committed trees,
+ * the space map and the directories under the filesystem lock.  0, or
+ * -EIO with the first problem in words in msg. */
+int cowfs_vfs_check(struct cowfs_mount *m, char *msg, size_t msglen);
 
 struct cowfs_statfs {
 	uint64_t block_size, total_blocks, free_blocks;
