@@ -255,7 +255,8 @@ class Machine:
               disks=(), mem="512M", no_reboot=True, nic=None, extra=(), qmp=False, files=None,
               vga="std"):
         """Boot.  esp defaults to build/esp unless image is given; args and
-        config rewrite a private copy of the ESP; disks is a list of "nvme" /
+        config rewrite a private copy of the ESP (with "mount = none" unless
+        config has a mount line: nothing is mounted or formatted); disks is a list of "nvme" /
         "sata" (fresh 64 MiB scratch disks), (kind, path) pairs or spec dicts
         (see vm_disks_args; self.disks then lists name, drive id and path of
         every image).  qmp: open a QMP socket for self.qmp().  files:
@@ -269,6 +270,11 @@ class Machine:
             src = esp or DEFAULT_ESP
             if not os.path.isfile(os.path.join(src, "EFI", "BOOT", "BOOTX64.EFI")):
                 raise MachineError(f"{src} is not an ESP tree (run make esp)")
+            # Machines started here are tests and benchmarks: they write
+            # their disks raw, so boot mounts (and formats) nothing unless
+            # the caller's config says otherwise.
+            if not any(re.match(r"\s*mount\s*=", line) for line in config):
+                config = ["mount = none"] + list(config)
             # Always a private copy: fat:rw lets qemu write into the tree.
             esp = vm_esp_copy(src, os.path.join(self.tmp, "esp"), args, config, remove, files)
         elif args is not None or config or remove or files:

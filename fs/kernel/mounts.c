@@ -314,7 +314,13 @@ static int fsk_boot(void)
 	}
 	for (unsigned i = 0; i < blk_count(); i++) {
 		struct blk_dev *d = blk_get(i);
-		if (d && !d->dead && fsk_config_name(mounts, d->name, name, sizeof(name)))
+		if (!d || d->dead || !fsk_config_name(mounts, d->name, name, sizeof(name)))
+			continue;
+		/* Self-tests overwrite scratch disks at will: a filesystem
+		 * there would be destroyed under its own feet. */
+		if (blk_is_scratch(d))
+			kprintf("fs: %s is a scratch disk for self-tests: not mounted\n", d->name);
+		else
 			fsk_mount(d->name, name, fmt, false);
 	}
 	/* A disk named in config.txt that is not there. */
