@@ -27,7 +27,8 @@ ECFLAGS := -std=gnu11 -O2 $(WARN) -Wno-unused-parameter -fpic -ffreestanding \
 	   -I$(EFI_INC) -I$(EFI_INC)/x86_64 -I. -DEFI_FUNCTION_WRAPPER -MMD -MP
 
 # Layers, selected by folder (see docs/ARCHITECTURE.md).  Portable code:
-# platform/*.c (helpers over the interface), pcache/, iomap/.  Each has one
+# platform/*.c (helpers over the interface), pcache/, iomap/, fs/ (cowfs;
+# its kernel glue is fs/kernel/).  Each has one
 # implementation of the platform under it: platform/host/ for host
 # programs and tests, platform/kernel/ for the kernel (with the kernel's
 # page-cache instance, shell commands and self-tests).
@@ -36,10 +37,12 @@ PLAT_HOST_SRCS   := $(wildcard platform/host/*.c)
 PLAT_KERNEL_SRCS := $(wildcard platform/kernel/*.c)
 PCACHE_SRCS      := $(wildcard pcache/*.c)
 IOMAP_SRCS       := $(wildcard iomap/*.c)
+FS_SRCS          := $(wildcard fs/*.c)
+FS_KERNEL_SRCS   := $(wildcard fs/kernel/*.c)
 PORTABLE_SRCS    := $(PLAT_SRCS) $(PCACHE_SRCS) $(IOMAP_SRCS)
 
 KERNEL_C   := $(wildcard kernel/*.c) $(wildcard drivers/*/*.c) $(wildcard drivers/*.c)
-KERNEL_C   += $(PORTABLE_SRCS) $(PLAT_KERNEL_SRCS)
+KERNEL_C   += $(PORTABLE_SRCS) $(PLAT_KERNEL_SRCS) $(FS_SRCS) $(FS_KERNEL_SRCS)
 KERNEL_ASM := $(wildcard kernel/*.asm)
 DEPS_STAMP := third_party/lwip.stamp
 # The network stack (net/ and lwIP) adds to KERNEL_C and KERNEL_EXTRA_OBJ.
