@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import struct
+import zlib
 import subprocess
 import tempfile
 
@@ -40,6 +41,21 @@ def pattern_bytes(seed, offset, length):
     words = [pattern_word(seed, i) for i in range(first, end)]
     skip = offset - first * 8
     return struct.pack(f"<{len(words)}Q", *words)[skip:skip + length]
+
+
+_CRC_CACHE = {}
+
+
+def pattern_crc32(seed, size):
+    """zlib's CRC-32 of the first `size` pattern bytes for SEED (what the
+    guest's `cksum` prints for a file `fill` wrote from offset 0)."""
+    key = (seed, size)
+    if key not in _CRC_CACHE:
+        crc = 0
+        for off in range(0, size, 1 << 20):
+            crc = zlib.crc32(pattern_bytes(seed, off, min(1 << 20, size - off)), crc)
+        _CRC_CACHE[key] = crc
+    return _CRC_CACHE[key]
 
 
 # -- self-check -----------------------------------------------------------

@@ -1,0 +1,188 @@
+"""Power cuts that really lose the device's cache, on NVMe and AHCI.
+
+Killing qemu loses nothing (its writeback cache is the host's page cache),
+so the disks run under qemu's blklogwrites driver, which records every write
+and flush the device completed.  The appliance formats the disks at boot
+and runs a mixed workload: files written and fsync'd (`fill -s` prints
+"fsynced" only after fsync returned), files written without fsync, renames
+and removals.  After each fsync'd file the host notes how long the log is,
+so for any cut point it knows which files were acknowledged durable.
+
+Then, from the log, crash images: cut right after a flush (several, spread
+over the run, and always the last), and cut between flushes with a random
+subset of the writes since the last flush surviving (a device may write
+back any part of its cache).  Each image is attached to a new boot (several
+per boot), mounted without formatting, checked (`fsck`) and every file
+acknowledged durable before the cut is compared with its pattern.  The
+host's fsck checks each image too.
+
+fs_process_death: qemu killed in the middle of the workload (process death,
+the host keeps what qemu wrote): the next boot mounts, fsck is clean and the
+fsync'd files are intact.
+
+POWERCUT_CUTS (environment) sets the number of cut points per disk; `make
+stress` runs many more.
+"""
+import os
+import random
+import re
+import subprocess
+import time
+
+import blkutil
+import dmlog
+import harness
+from harness import qemu_test, check, boot_to_prompt, shell, poweroff
+
+REPO = harness.REPO
+SIZE = 64 << 20
+CUTS = int(os.environ.get("POWERCUT_CUTS", "6"))
+# Per round: one fsync'd file, one unsynced file, a rename of an old one.
+ROUNDS = 6
+
+
+def durable_workload(ctx, m, mount, logpath, rounds=ROUNDS, seed0=100):
+    """Runs the workload; returns [(log length after fsync, name, size,
+    seed)] for every fsync'd file, in order."""
+    acked = []
+    rng = random.Random(seed0)
+    for i in range(rounds):
+        size = rng.choice([4096, 12345, 200000, 1 << 20])
+        seed = seed0 + i
+        out = shell(m, f"fill -s {mount}/s{i} {size} {seed}", 300)
+        check(re.search(r" fsynced ", out), f"fill -s {mount}/s{i}:\n{out}")
+        n = len(dmlog.read_log(logpath).entries)
+        acked.append((n, f"s{i}", size, seed))
+        shell(m, f"fill {mount}/u{i} {rng.choice([5000, 70000])} {seed + 1000}", 300)
+        if i >= 2:
+            shell(m, f"mv {mount}/u{i - 2} {mount}/moved{i}")
+            shell(m, f"rm {mount}/moved{i}")
+    return acked
+
+
+def cut_points(log, count, rng):
+    """(entry index to cut after, random survivors?) pairs: flushes spread
+    over the log plus the last entry, and points between flushes."""
+    flushes = [e.index for e in log.entries if e.flags & dmlog.FLUSH]
+    n = len(log.entries)
+    pts = set()
+    if flushes:
+        step = max(1, len(flushes) // max(1, count // 2))
+        pts.update((f, False) for f in flushes[::step])
+        pts.add((flushes[-1], False))
+    while len(pts) < count and n > 1:
+        pts.add((rng.randrange(n), True))
+    pts.add((n - 1, True))
+    return sorted(pts)
+
+
+def build_crash_images(log, base_path, acked, count, seed):
+    """[(image path, files that must be intact, description)]."""
+    rng = random.Random(seed)
+    out = []
+    for k, (cut, partial) in enumerate(cut_points(log, count, rng)):
+        path = f"{base_path}.cut{k}"
+        lost = dmlog.replay(log, path, after=cut, rng=random.Random(seed + k) if partial else None, size=SIZE)
+        must = [(name, size, s) for n, name, size, s in acked if n <= cut + 1]
+        out.append((path, must, f"cut after log entry {cut} of {len(log.entries)}"
+                    f"{f', {len(lost)} unflushed writes lost at random' if partial else ''}"))
+    return out
+
+
+def host_fsck(path):
+    p = subprocess.run([os.path.join(REPO, "build", "cowfs"), "check", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=300)
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def check_images(ctx, kind, images, lba):
+    """Boots with up to 4 crash images at a time; every one must mount,
+    fsck clean and hold its durable files."""
+    for first in range(0, len(images), 4):
+        batch = images[first:first + 4]
+        if kind == "nvme":
+            disks = [{"kind": "nvme", "path": p, "lba": lba} for p, _, _ in batch]
+            names = [f"nvme{i}n1" for i in range(len(batch))]
+        else:
+            disks = [{"kind": "sata", "path": p} for p, _, _ in batch]
+            names = [f"sata{i}" for i in range(len(batch))]
+        m = ctx.machine(f"{kind}-check{first}")
+        boot = boot_to_prompt(m, smp=2, disks=disks, config=["mount = all", "format = never"])
+        for dev, (path, must, what) in zip(names, batch):
+            with ctx.subtest(f"{kind}_{os.path.basename(path).split('.')[-1]}"):
+                check(re.search(rf"^fs: {dev} mounted on /{dev}", boot, re.M),
+                      f"{what}: {dev} did not mount:\n{boot[-2500:]}")
+                out = shell(m, f"fsck /{dev}", 300)
+                check(re.search(rf"^fsck: /{dev}: clean", out, re.M), f"{what}: {out}")
+                for name, size, seed in must:
+                    out = shell(m, f"cksum /{dev}/{name}", 300)
+                    mt = re.search(r"size (\d+) crc32 ([0-9a-f]{8})", out)
+                    want = blkutil.pattern_crc32(seed, size)
+                    check(mt and int(mt.group(1)) == size and int(mt.group(2), 16) == want,
+                          f"{what}: fsync'd /{dev}/{name} ({size} bytes) after the cut:\n{out}")
+        poweroff(m)
+        for path, _, what in batch:
+            rc, out = host_fsck(path)
+            with ctx.subtest(f"{kind}_{os.path.basename(path).split('.')[-1]}_host_fsck"):
+                check(rc == 0, f"{what}: host fsck exit {rc}\n{out}")
+            os.remove(path)
+
+
+def powercut(ctx, kind):
+    paths = blkutil.fresh_images(harness.vm.TMP_DIR, f"fs_powercut_{kind}", {"d": f"{kind}.img"})
+    img = paths["d"]
+    log = img + ".log"
+    lba = 4096 if kind == "nvme" else 512
+    disk = {"kind": kind, "path": img, "size": "64M", "logwrites": log}
+    if kind == "nvme":
+        disk["lba"] = lba
+    dev = "nvme0n1" if kind == "nvme" else "sata0"
+    m = ctx.machine(f"{kind}-work")
+    boot_to_prompt(m, smp=2, disks=[disk], config=["mount = all", "format = blank"])
+    acked = durable_workload(ctx, m, f"/{dev}", log)
+    m.kill()      # the power cut: nothing of the guest's shutdown runs
+    parsed = dmlog.read_log(log)
+    with ctx.subtest(f"{kind}_log_durable"):
+        bad = dmlog.unflushed(parsed, max(n for n, *_ in acked))
+        check(not bad, f"{len(bad)} writes before the last fsync are not covered by a flush")
+    images = build_crash_images(parsed, img, acked, CUTS, 7 if kind == "nvme" else 8)
+    check_images(ctx, kind, images, lba)
+    for p in (img, log):
+        os.remove(p)
+
+
+@qemu_test(weight=6)
+def fs_powercut_nvme(ctx):
+    powercut(ctx, "nvme")
+
+
+@qemu_test(weight=6)
+def fs_powercut_ahci(ctx):
+    powercut(ctx, "sata")
+
+
+@qemu_test(weight=3)
+def fs_process_death(ctx):
+    paths = blkutil.fresh_images(harness.vm.TMP_DIR, "fs_process_death", {"d": "nvme.img"})
+    m = ctx.machine("work")
+    boot_to_prompt(m, smp=2, disks=[{"kind": "nvme", "path": paths["d"], "size": "64M"}],
+                   config=["mount = all", "format = blank"])
+    out = shell(m, "fill -s /nvme0n1/kept 300000 41", 300)
+    check(" fsynced " in out, out)
+    # Killed while a big unsynced write is under way.
+    m.sendline("fill /nvme0n1/inflight 16m 42")
+    time.sleep(random.Random(3).uniform(0.5, 2.0))
+    m.kill()
+    m2 = ctx.machine("after")
+    boot = boot_to_prompt(m2, smp=2, disks=[{"kind": "nvme", "path": paths["d"]}],
+                          config=["mount = all", "format = never"])
+    with ctx.subtest("mounts"):
+        check(re.search(r"^fs: nvme0n1 mounted on /nvme0n1", boot, re.M), boot[-2500:])
+    with ctx.subtest("fsck_clean"):
+        out = shell(m2, "fsck /nvme0n1", 300)
+        check(re.search(r"^fsck: /nvme0n1: clean", out, re.M), out)
+    with ctx.subtest("fsynced_intact"):
+        out = shell(m2, "cksum /nvme0n1/kept", 300)
+        want = blkutil.pattern_crc32(41, 300000)
+        check(re.search(rf"size 300000 crc32 {want:08x}", out), out)
+    poweroff(m2)
