@@ -125,6 +125,16 @@ int cowfs_readdir(struct cowfs_mount *m, uint64_t dir, uint64_t cookie, cowfs_re
 int cowfs_open(struct cowfs_mount *m, uint64_t ino);
 void cowfs_release(struct cowfs_mount *m, uint64_t ino);
 
+/* ---- snapshots of the mounted subvolume (fs/vfs_snap.c) ----
+ * What was written before the call is in the snapshot (the filesystem is
+ * synced first), and the snapshot is durable when 0 is returned.  A clone
+ * (readonly false) can be changed later; names as cowfs_snapshot_named. */
+int cowfs_snapshot(struct cowfs_mount *m, const char *name, size_t len, bool readonly);
+int cowfs_snapshot_remove(struct cowfs_mount *m, const char *name, size_t len);
+/* The mounted subvolume's snapshots and clones (cb as cowfs_subvol_list;
+ * only those taken of this subvolume). */
+int cowfs_snapshot_list(struct cowfs_mount *m, cowfs_subvol_fn cb, void *arg);
+
 /* ---- data (fs/file.c): buffered and direct I/O through the iomap core ---- */
 #define CFS_IO_DIRECT 0x1u   /* O_DIRECT: block-aligned offset, length and buffer, else -EINVAL */
 #define CFS_IO_DSYNC  0x2u   /* O_DSYNC: durable when the call returns */

@@ -1,6 +1,6 @@
 /*
  * Shell commands that manage filesystems: mkfs, mount, umount, df, sync,
- * fsck.  Output lines are parsed by tests/qemu/test_fs*.py: change them
+ * fsck, snapshot, clone.  Output lines are parsed by tests/qemu/test_fs*.py: change them
  * together.
  */
 #include "fs/kernel/mounts.h"
@@ -177,3 +177,72 @@ static int cmd_fsck(int argc, char **argv)
 	return err ? 1 : 0;
 }
 SHELL_COMMAND(fsck, "fsck /NAME", "check a mounted filesystem's trees, space map and directories", cmd_fsck);
+
+/* ---- snapshots ---- */
+
+static int snap_list_cb(void *arg, const struct cowfs_subvol_info *si)
+{
+	unsigned *n = arg;
+	(*n)++;
+	kprintf("%-24s %-9s tree %llu, root generation %llu\n", si->name[0] ? si->name : "(unnamed)",
+		si->readonly ? "snapshot" : "clone", (unsigned long long)si->id, (unsigned long long)si->root_gen);
+	return 0;
+}
+
+/* snapshot create|list|delete /MOUNT [NAME]; clone /MOUNT NAME. */
+static int snapshot_cmd(const char *cmd, const char *verb, const char *mount, const char *name)
+{
+	struct fsk_path p;
+	char path[80];
+	ksnprintf(path, sizeof(path), "/%s", mount_name(mount));
+	int err = fsk_resolve(path, false, &p);
+	if (err)
+		return fsk_fail(cmd, path, err);
+	uint64_t t0 = time_ns();
+	if (!strcmp(verb, "list")) {
+		unsigned n = 0;
+		err = cowfs_snapshot_list(p.fm->m, snap_list_cb, &n);
+		if (!err && !n)
+			kprintf("%s: no snapshots\n", path);
+	} else if (!strcmp(verb, "delete")) {
+		err = cowfs_snapshot_remove(p.fm->m, name, strlen(name));
+		if (!err)
+			kprintf("%s: snapshot %s deleted in %llu ms\n", path, name,
+				(unsigned long long)((time_ns() - t0) / 1000000));
+	} else {
+		bool clone = !strcmp(verb, "clone");
+		err = cowfs_snapshot(p.fm->m, name, strlen(name), !clone);
+		if (!err)
+			kprintf("%s: %s %s created in %llu ms\n", path, clone ? "clone" : "snapshot", name,
+				(unsigned long long)((time_ns() - t0) / 1000000));
+	}
+	fsk_put(p.fm);
+	if (err) {
+		kprintf("%s: %s%s%s: %s\n", cmd, path, name ? " " : "", name ? name : "", strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_snapshot(int argc, char **argv)
+{
+	bool list = argc == 3 && !strcmp(argv[1], "list");
+	bool named = argc == 4 && (!strcmp(argv[1], "create") || !strcmp(argv[1], "delete"));
+	if (!list && !named) {
+		kprintf("snapshot: usage: snapshot create|delete /MOUNT NAME | snapshot list /MOUNT\n");
+		return 1;
+	}
+	return snapshot_cmd("snapshot", argv[1], argv[2], named ? argv[3] : NULL);
+}
+SHELL_COMMAND(snapshot, "snapshot create|delete /MOUNT NAME | list /MOUNT",
+	      "read-only snapshots of a filesystem: instant, shared until changed", cmd_snapshot);
+
+static int cmd_clone(int argc, char **argv)
+{
+	if (argc != 3) {
+		kprintf("clone: usage: clone /MOUNT NAME (a writable snapshot; delete with snapshot delete)\n");
+		return 1;
+	}
+	return snapshot_cmd("clone", "clone", argv[1], argv[2]);
+}
+SHELL_COMMAND(clone, "clone /MOUNT NAME", "a writable snapshot of a filesystem", cmd_clone);
