@@ -133,6 +133,21 @@ def fs_shell(ctx):
         one_line_error(m, "mount nvme0n1", r"^fs: nvme0n1 or /nvme0n1 is already mounted")
         one_line_error(m, "mkfs nvme0n1", r"^mkfs: nvme0n1 is mounted")
         one_line_error(m, "fill /nvme0n1/f 10q", r"^fill: usage")
+    with ctx.subtest("snapshots"):
+        out = ok(m, "snapshot create /nvme0n1 monday")
+        check(re.search(r"^/nvme0n1: snapshot monday created", out, re.M), out)
+        ok(m, "fill /nvme0n1/after-monday 100k 12")
+        out = ok(m, "clone /nvme0n1 work")
+        check(re.search(r"^/nvme0n1: clone work created", out, re.M), out)
+        out = ok(m, "snapshot list /nvme0n1")
+        check(re.search(r"^monday\s+snapshot\s+tree \d+", out, re.M) and re.search(r"^work\s+clone\s+tree", out, re.M),
+              out)
+        one_line_error(m, "snapshot create /nvme0n1 monday", r"^snapshot: /nvme0n1 monday: .*exists")
+        one_line_error(m, "snapshot delete /nvme0n1 sunday", r"^snapshot: /nvme0n1 sunday: .*(No such|not found)")
+        ok(m, "snapshot delete /nvme0n1 monday")
+        out = ok(m, "snapshot list /nvme0n1")
+        check("monday" not in out and "work" in out, out)
+        check(cksum(m, "/nvme0n1/after-monday") == (100 << 10, pattern_crc(12, 100 << 10)), "data after snapshots")
     with ctx.subtest("fsck_clean"):
         for mount in ("/nvme0n1", "/sata0"):
             out = shell(m, f"fsck {mount}", 300)
