@@ -61,6 +61,10 @@ struct cowfs *cowfs_vfs_fs(struct cowfs_mount *m);
  * the space map and the directories under the filesystem lock.  0, or
  * -EIO with the first problem in words in msg. */
 int cowfs_vfs_check(struct cowfs_mount *m, char *msg, size_t msglen);
+/* Scrub (fs/vfs_check.c): sync, then cowfs_scrub (fs/cowfs.h) under the
+ * filesystem lock (other operations wait while it runs). */
+int cowfs_vfs_scrub(struct cowfs_mount *m, struct cowfs_scrub_stats *st, cowfs_report_fn report,
+		    cowfs_progress_fn progress, void *arg);
 
 struct cowfs_statfs {
 	uint64_t block_size, total_blocks, free_blocks;

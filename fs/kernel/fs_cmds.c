@@ -1,6 +1,6 @@
 /*
  * Shell commands that manage filesystems: mkfs, mount, umount, df, sync,
- * fsck, snapshot, clone.  Output lines are parsed by tests/qemu/test_fs*.py: change them
+ * fsck, scrub, snapshot, clone.  Output lines are parsed by tests/qemu/test_fs*.py: change them
  * together.
  */
 #include "fs/kernel/mounts.h"
@@ -11,6 +11,7 @@
 #include "kernel/mm.h"
 #include "kernel/shell.h"
 #include "kernel/time.h"
+#include "kernel/realtime.h"
 
 /* "/name" or "name" -> "name". */
 static const char *mount_name(const char *s)
@@ -177,6 +178,54 @@ static int cmd_fsck(int argc, char **argv)
 	return err ? 1 : 0;
 }
 SHELL_COMMAND(fsck, "fsck /NAME", "check a mounted filesystem's trees, space map and directories", cmd_fsck);
+
+/* ---- scrub ---- */
+
+static void scrub_report(void *arg, const char *line)
+{
+	kprintf("scrub: %s: %s\n", (const char *)arg, line);
+}
+
+static void scrub_progress(void *arg, uint64_t done, uint64_t total)
+{
+	static uint64_t next_ns;
+	(void)arg;
+	if (shell_progress_due(&next_ns))
+		kprintf("scrub: %llu of about %llu blocks\n", (unsigned long long)done, (unsigned long long)total);
+}
+
+static int cmd_scrub(int argc, char **argv)
+{
+	if (argc != 2) {
+		kprintf("scrub: usage: scrub /MOUNT\n");
+		return 1;
+	}
+	struct fsk_path p;
+	char path[80];
+	ksnprintf(path, sizeof(path), "/%s", mount_name(argv[1]));
+	int err = fsk_resolve(path, false, &p);
+	if (err)
+		return fsk_fail("scrub", path, err);
+	struct cowfs_scrub_stats st;
+	uint64_t t0 = time_ns();
+	err = cowfs_vfs_scrub(p.fm->m, &st, scrub_report, scrub_progress, path);
+	uint64_t ms = (time_ns() - t0) / 1000000;
+	if (!err) {
+		uint64_t bad = st.node_errors + st.data_errors + st.sb_bad;
+		p.fm->scrub_errors = bad;
+		p.fm->scrub_unix_s = realtime_ns() / 1000000000;
+		kprintf("scrub: %s: %s: %llu superblock copies, %llu nodes, %llu data blocks, %llu MiB in %llu ms; "
+			"%llu errors\n", path, bad ? "found damage" : "clean", (unsigned long long)st.sb_valid,
+			(unsigned long long)st.nodes, (unsigned long long)st.data_blocks,
+			(unsigned long long)(st.bytes >> 20), (unsigned long long)ms, (unsigned long long)bad);
+		err = bad ? -EIO : 0;
+	} else {
+		kprintf("scrub: %s: could not run: %s\n", path, strerror(err));
+	}
+	fsk_put(p.fm);
+	return err ? 1 : 0;
+}
+SHELL_COMMAND(scrub, "scrub /MOUNT", "read back and verify everything a filesystem holds", cmd_scrub);
 
 /* ---- snapshots ---- */
 

@@ -389,6 +389,10 @@ static void fsk_metrics(struct metric_sink *s)
 		       (int64_t)(st.free_blocks * st.block_size), 0);
 		metric(s, "appliance_fs_inodes", METRIC_GAUGE, "Inodes in use", "mount", fm->name,
 		       (int64_t)st.inodes, 0);
+		metric(s, "appliance_fs_last_scrub_timestamp_seconds", METRIC_GAUGE,
+		       "End of the last scrub (Unix time), 0 = never", "mount", fm->name, fm->scrub_unix_s, 0);
+		metric(s, "appliance_fs_last_scrub_errors", METRIC_GAUGE, "Problems the last scrub found", "mount",
+		       fm->name, (int64_t)fm->scrub_errors, 0);
 	}
 	mutex_unlock(&fsk_lock);
 }

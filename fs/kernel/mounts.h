@@ -36,6 +36,8 @@ struct fsk_mount {
 	bool readonly;
 	int users;                   /* commands inside it (atomic) */
 	uint64_t mounted_ns;         /* how long the mount took */
+	int64_t scrub_unix_s;        /* last scrub's end (wall clock), 0 = never */
+	uint64_t scrub_errors;       /* problems the last scrub found */
 };
 
 /* What boot and `mount` do with a disk.  FSK_FORMAT_BLANK formats a blank

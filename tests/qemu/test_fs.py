@@ -148,10 +148,12 @@ def fs_shell(ctx):
         out = ok(m, "snapshot list /nvme0n1")
         check("monday" not in out and "work" in out, out)
         check(cksum(m, "/nvme0n1/after-monday") == (100 << 10, pattern_crc(12, 100 << 10)), "data after snapshots")
-    with ctx.subtest("fsck_clean"):
+    with ctx.subtest("fsck_and_scrub_clean"):
         for mount in ("/nvme0n1", "/sata0"):
             out = shell(m, f"fsck {mount}", 300)
             check(re.search(rf"^fsck: {mount}: clean", out, re.M), out)
+            out = shell(m, f"scrub {mount}", 300)
+            check(re.search(rf"^scrub: {mount}: clean: .* 0 errors$", out, re.M), out)
     with ctx.subtest("status_metrics"):
         out = shell(m, "umount /sata0")
         check(re.search(r"^fs: /sata0 unmounted", out, re.M), out)
