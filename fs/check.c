@@ -14,6 +14,7 @@ struct chk {
 	uint64_t *seen;          /* optional bitmap of referenced blocks */
 	uint8_t *extra;          /* with seen: references beyond the first, per
 				  * node block (saturating at 255) */
+	const struct cowfs_key *dropped;   /* a DROPPING tree: keys below are freed */
 };
 
 static int chk_fail(struct chk *c, uint64_t blk, const char *what)
@@ -105,6 +106,10 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 		struct cowfs_bptr cp;
 		struct cowfs_node *ch;
 		struct cowfs_key nk;
+		if (i + 1 < nr)
+			nd_key(b, i + 1, &nk);
+		if (c->dropped && cowfs_drop_done_below(c->dropped, i + 1 < nr ? &nk : hi))
+			continue;                /* freed by the background delete */
 		in_ptr(b, i, &cp);
 		if (cp.gen > nd_gen(b))
 			return chk_fail(c, blk, "child newer than its parent");
@@ -116,8 +121,6 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 			if (cfs_key_cmp(&first, &k) < 0)
 				err = chk_fail(c, cp.blocknr, "first key below the parent's key");
 		}
-		if (i + 1 < nr)
-			nd_key(b, i + 1, &nk);
 		if (!err)
 			err = chk_node(c, ch, &cp, &k, i + 1 < nr ? &nk : hi, depth + 1, false);
 		cowfs_nc_put(fs, ch);
@@ -127,10 +130,10 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 	return 0;
 }
 
-static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen,
-		    uint8_t *extra)
+static int chk_tree_from(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen,
+			 uint64_t *seen, uint8_t *extra, const struct cowfs_key *dropped)
 {
-	struct chk c = { t, st, msg, msglen, -1, seen, extra };
+	struct chk c = { t, st, msg, msglen, -1, seen, extra, dropped };
 	struct cowfs_node *n;
 	plat_memset(st, 0, sizeof(*st));
 	if (msglen)
@@ -142,6 +145,12 @@ static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg
 	cowfs_nc_put(t->fs, n);
 	st->height = (unsigned)c.leaf_depth + 1;
 	return err;
+}
+
+static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen,
+		    uint8_t *extra)
+{
+	return chk_tree_from(t, st, msg, msglen, seen, extra, NULL);
 }
 
 int cowfs_bt_check(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen)
@@ -166,6 +175,14 @@ static int chk_closed_cb(void *arg, uint64_t id, const uint8_t *ri)
 			return 0;                  /* open: checked above */
 	struct cowfs_tree t = { .fs = c->fs, .id = id };
 	cfs_bptr_get(ri + CFS_RI_PTR, &t.root);
+	if (cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_DROPPING) {
+		/* What the background delete has not freed yet is still
+		 * referenced; the rest is gone.  Names no longer matter. */
+		struct cowfs_key progress;
+		bool started;
+		cowfs_drop_progress(ri, &progress, &started);
+		return chk_tree_from(&t, &st, c->msg, c->msglen, c->seen, c->extra, started ? &progress : NULL);
+	}
 	int err = chk_tree(&t, &st, c->msg, c->msglen, c->seen, c->extra);
 	return err ? err : cowfs_check_dirs(&t, c->msg, c->msglen);
 }

@@ -174,6 +174,14 @@ int cowfs_ref_dec(struct cowfs *fs, uint64_t blk, bool *last);
  * reference, unshared ones are freed with everything below them. */
 int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
 
+/* ---- drop.c: background delete of a DROPPING tree ---- */
+/* The progress key of a ROOT_ITEM: *started false = nothing dropped yet. */
+void cowfs_drop_progress(const uint8_t *ri, struct cowfs_key *progress, bool *started);
+/* Whether a subtree whose keys are all below upper is already freed. */
+bool cowfs_drop_done_below(const struct cowfs_key *progress, const struct cowfs_key *upper);
+/* 1 and *id when a tree is waiting to be dropped, 0 when none. */
+int cowfs_drop_pending(struct cowfs *fs, uint64_t *id);
+
 /* ---- check.c: blocks referenced by all trees, as a bitmap ---- */
 int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);
 /* Every tree walked: seen = referenced blocks (total_blocks bits, zeroed),

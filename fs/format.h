@@ -175,5 +175,6 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_RI_PARENT       32
 #define CFS_RI_DROP         40
 #define CFS_ROOT_RDONLY     1ull     /* ROOT_ITEM flags: a read-only snapshot */
+#define CFS_ROOT_DROPPING   2ull     /* ROOT_ITEM flags: deleted, being freed in the background */
 
 #endif

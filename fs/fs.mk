@@ -1,7 +1,7 @@
 # cowfs: host unit tests (tests/tests.mk builds each with ASan/UBSan from
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
-	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/repair.c
+	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/repair.c fs/drop.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
 HOST_TESTS += test_cowfs_crc32c

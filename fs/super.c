@@ -151,6 +151,8 @@ static int tree_load(struct cowfs *fs, struct cowfs_tree *t)
 		return err;
 	if (len != CFS_ROOT_ITEM_SIZE)
 		return -PLAT_EIO;
+	if (cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_DROPPING)
+		return -PLAT_ENOENT;            /* deleted: being freed in the background */
 	cfs_bptr_get(ri + CFS_RI_PTR, &t->root);
 	t->readonly = cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_RDONLY;
 	return 0;
