@@ -51,6 +51,9 @@ int cowfs_inode_create(struct cowfs_tree *t, struct cowfs_inode *in);
 int cowfs_inode_delete(struct cowfs_tree *t, uint64_t ino);
 
 uint64_t cowfs_name_hash(const char *name, size_t len);
+/* 0 when name may be stored: 1..CFS_NAME_MAX bytes (-ENAMETOOLONG), no
+ * '/' or NUL, not "." or ".." (-EINVAL). */
+int cowfs_name_valid(const char *name, size_t len);
 int cowfs_dir_lookup(struct cowfs_tree *t, uint64_t dir, const char *name, size_t len, uint64_t *ino,
 		     uint8_t *type);
 /* Add name -> ino in dir: -EEXIST when the name is taken; -EMLINK when an
