@@ -51,10 +51,17 @@ static void env_close(struct env *e)
 	ct_image_remove(&e->im);
 }
 
+/* The whole-filesystem check and the namespace rules, on what the
+ * inode cache wrote back (a commit first). */
 static const char *check_fs(struct cowfs_mount *m)
 {
-	static char msg[200];
-	return cowfs_check(cowfs_vfs_fs(m), msg, sizeof(msg)) ? msg : NULL;
+	static char msg[1024];
+	struct cowfs *fs = cowfs_vfs_fs(m);
+	if (!fs->readonly && cowfs_vfs_sync(m))
+		return "sync before the check failed";
+	if (cowfs_check(fs, msg, sizeof(msg)) || cowfs_check_namespace(m->tree, msg, sizeof(msg), NULL))
+		return msg;
+	return NULL;
 }
 
 #define S(x) x, strlen(x)
@@ -840,6 +847,136 @@ out:
 TEST(power_cut_at_every_write_during_renames)
 {
 	ct_cut_every_write(__FILE__, __LINE__, rename_cut_run, getenv("COWFS_STRESS") ? 20 : 1, 150);
+}
+
+/* ---- fsck: each broken namespace rule is found and named ---- */
+int cowfs_tool(int argc, char **argv);
+
+enum { BRK_FILE_NLINK, BRK_DIR_NLINK, BRK_TWO_NAMES, BRK_LOOP, BRK_NO_ORPHAN, BRK_STALE_ORPHAN,
+       BRK_ORPHAN_GONE, BRK_SYMLINK, BRK_COUNT };
+
+struct ns_inos { uint64_t a, b, f, g, s; };
+
+/* Change the committed namespace behind the filesystem's back. */
+static int break_rule(struct ct_image *im, int which, const struct ns_inos *n)
+{
+	struct cowfs *fs;
+	struct cowfs_tree *t;
+	struct cowfs_inode in;
+	ct_image_reopen(im);
+	int err = cowfs_mount(im->bdev, NULL, &fs);
+	if (err)
+		return err;
+	if (!(err = cowfs_tree_open(fs, CFS_TREE_FS, false, &t))) {
+		struct cowfs_key k = { CFS_ORPHAN_OBJECTID, CFS_ITEM_ORPHAN, 0 };
+		switch (which) {
+		case BRK_FILE_NLINK:
+		case BRK_DIR_NLINK:
+			if (!(err = cowfs_inode_read(t, which == BRK_FILE_NLINK ? n->f : n->a, &in))) {
+				in.nlink += 3;
+				err = cowfs_inode_write(t, &in);
+			}
+			break;
+		case BRK_TWO_NAMES:
+			err = cowfs_dir_add(t, R, S("a2"), n->a, CFS_DT_DIR);
+			break;
+		case BRK_LOOP:   /* a moves under its own child b */
+			if (!(err = cowfs_dir_remove(t, R, S("a"))))
+				err = cowfs_dir_add(t, n->b, S("a"), n->a, CFS_DT_DIR);
+			break;
+		case BRK_NO_ORPHAN:   /* g loses its only name and count, no ORPHAN item */
+			if (!(err = cowfs_dir_remove(t, R, S("g"))) && !(err = cowfs_inode_read(t, n->g, &in))) {
+				in.nlink = 0;
+				err = cowfs_inode_write(t, &in);
+			}
+			break;
+		case BRK_STALE_ORPHAN:
+			k.offset = n->f;
+			err = cowfs_bt_insert(t, &k, NULL, 0);
+			break;
+		case BRK_ORPHAN_GONE:
+			k.offset = 999999;
+			err = cowfs_bt_insert(t, &k, NULL, 0);
+			break;
+		case BRK_SYMLINK:
+			k = (struct cowfs_key){ n->s, CFS_ITEM_SYMLINK, 0 };
+			err = cowfs_bt_delete(t, &k);
+			break;
+		}
+	}
+	int err2 = cowfs_unmount(fs);
+	return err ? err : err2;
+}
+
+static int check_ns_image(struct ct_image *im, char *msg, size_t len)
+{
+	struct cowfs *fs;
+	struct cowfs_tree *t;
+	struct cowfs_mount_opts ro = { .readonly = true };
+	ct_image_reopen(im);
+	int err = cowfs_mount(im->bdev, &ro, &fs);
+	if (err)
+		return err;
+	if (!(err = cowfs_tree_open(fs, CFS_TREE_FS, false, &t)))
+		err = cowfs_check_namespace(t, msg, len, NULL);
+	cowfs_unmount(fs);
+	return err;
+}
+
+static int tool_check(const char *path)
+{
+	char *argv[] = { (char *)"cowfs", (char *)"check", (char *)path, NULL };
+	fflush(stdout);
+	return cowfs_tool(3, argv);
+}
+
+TEST(fsck_names_each_broken_namespace_rule)
+{
+	static const char *const expect[BRK_COUNT] = {
+		"link count 5, but 2 names", "link count 6, but 3 from its name and subdirectories",
+		"has 2 names (\"..\" is ambiguous)", "is not reachable from the root",
+		"link count 0 without an ORPHAN item", "ORPHAN item, but 2 links", "which does not exist",
+		"target item missing",
+	};
+	struct env e;
+	struct cowfs_inode in;
+	struct ns_inos n;
+	char msg[1024];
+	EXPECT_EQ_INT(env_open(&e, "nm-fsck", 2048), 0);
+	struct cowfs_mount *m = e.m;
+	EXPECT_EQ_INT(cowfs_mkdir(m, R, S("a"), 0755, 0, 0, &in), 0);
+	n.a = in.ino;
+	EXPECT_EQ_INT(cowfs_mkdir(m, n.a, S("b"), 0755, 0, 0, &in), 0);
+	n.b = in.ino;
+	EXPECT_EQ_INT(cowfs_create(m, R, S("f"), 0644, 0, 0, &in), 0);
+	n.f = in.ino;
+	EXPECT_EQ_INT(cowfs_link(m, n.f, n.a, S("f2"), NULL), 0);
+	EXPECT_EQ_INT(cowfs_create(m, R, S("g"), 0644, 0, 0, &in), 0);
+	n.g = in.ino;
+	EXPECT_EQ_INT(cowfs_symlink(m, n.b, S("s"), S("../../f"), 0, 0, &in), 0);
+	n.s = in.ino;
+	EXPECT_EQ_INT(cowfs_vfs_unmount(e.m), 0);
+	e.m = NULL;
+	EXPECT_EQ_INT(check_ns_image(&e.im, msg, sizeof(msg)), 0);
+	EXPECT_EQ_INT(tool_check(e.im.path), 0);
+	char base[128], cmd[300];
+	snprintf(base, sizeof(base), "%s.base", e.im.path);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", e.im.path, base);
+	EXPECT_EQ_INT(system(cmd), 0);
+	for (int w = 0; w < BRK_COUNT; w++) {
+		snprintf(cmd, sizeof(cmd), "cp %s %s", base, e.im.path);
+		EXPECT_EQ_INT(system(cmd), 0);
+		EXPECT_EQ_INT(break_rule(&e.im, w, &n), 0);
+		EXPECT_EQ_INT(check_ns_image(&e.im, msg, sizeof(msg)), -PLAT_EIO);
+		if (!strstr(msg, expect[w])) {
+			char m2[1200];
+			snprintf(m2, sizeof(m2), "damage %d: \"%s\" not in \"%s\"", w, expect[w], msg);
+			test_fail_at(__FILE__, __LINE__, m2);
+		}
+		EXPECT_EQ_INT(tool_check(e.im.path), 4);
+	}
+	unlink(base);
+	env_close(&e);
 }
 
 TEST_MAIN()
