@@ -35,11 +35,14 @@
 #define CFS_TREE_CSUM       4ull
 #define CFS_TREE_FS         256ull
 
+/* ORPHAN items (docs/format.md §6) live under this reserved objectid. */
+#define CFS_ORPHAN_OBJECTID 5ull
+
 /* Item types (docs/format.md §6). */
 enum {
 	CFS_ITEM_INODE = 1, CFS_ITEM_INODE_REF = 2, CFS_ITEM_DIR_ENTRY = 3,
 	CFS_ITEM_DIR_INDEX = 4, CFS_ITEM_EXTENT = 5, CFS_ITEM_XATTR = 6,
-	CFS_ITEM_ORPHAN = 7, CFS_ITEM_ROOT = 16, CFS_ITEM_ROOT_REF = 17,
+	CFS_ITEM_ORPHAN = 7, CFS_ITEM_SYMLINK = 8, CFS_ITEM_ROOT = 16, CFS_ITEM_ROOT_REF = 17,
 	CFS_ITEM_FREE_BITMAP = 32, CFS_ITEM_REFCOUNT = 33, CFS_ITEM_DATA_CSUM = 48,
 };
 

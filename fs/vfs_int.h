@@ -59,6 +59,10 @@ int cowfs_vget(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out);
 void cowfs_vput(struct cowfs_vnode *vn);
 /* rec changed: write it back by the next commit. */
 void cowfs_vdirty(struct cowfs_vnode *vn);
+/* fs/namei.c: frees the inodes that ORPHAN items name (unlinked while
+ * open when a crash came); called by mount before the filesystem is used.
+ * *freed (may be NULL) = how many. */
+int cowfs_orphans_cleanup(struct cowfs_mount *m, uint64_t *freed);
 /* Current wall-clock time for timestamps. */
 struct cowfs_time cowfs_now(void);
 
