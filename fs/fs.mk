@@ -2,7 +2,7 @@
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
 	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c \
-	fs/repair.c fs/drop.c
+	fs/repair.c fs/drop.c fs/dataref.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
 HOST_TESTS += test_cowfs_crc32c
@@ -15,11 +15,15 @@ HOST_TESTS += $(FS_TESTS)
 $(foreach t,$(FS_TESTS),$(eval $(t)_SRCS := $$(FS_HOST_SRCS)))
 $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 
-# The namespace (namei.c, rename.c).  Until the mount and inode cache
-# (vfs.c) are linked here, a test-only inode cache stands in for them.
-FS_NAMEI_SRCS := fs/namei.c fs/rename.c
+# The mounted filesystem: mount and inode cache (vfs.c), file data through
+# the iomap core (file.c, extent.c), the namespace (namei.c, rename.c).
+FS_VFS_SRCS := fs/vfs.c fs/file.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
+FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
 HOST_TESTS += test_cowfs_namei
-test_cowfs_namei_SRCS := $(FS_HOST_SRCS) $(FS_NAMEI_SRCS) tests/host/vfs_stub.c tools/cowfs_tool.c
+test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
+HOST_TESTS += test_cowfs_file
+test_cowfs_file_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_file_LDLIBS := -lpthread
 test_cowfs_namei_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_namei_LDLIBS := -lpthread
 
@@ -71,7 +75,7 @@ cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS))
 .PHONY: fs-kcheck
 fs-kcheck:
 	@mkdir -p $(BUILD)/fs-k
-	@set -e; for f in $(FS_CORE_SRCS); do \
+	@set -e; for f in $(FS_CORE_SRCS) $(FS_VFS_SRCS); do \
 		$(CC) $(filter-out -MMD -MP,$(KCFLAGS)) -nostdinc -isystem $$($(CC) -print-file-name=include) \
 			-c $$f -o $(BUILD)/fs-k/$$(basename $$f .c).o; \
 	done; \

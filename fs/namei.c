@@ -18,6 +18,7 @@
  * crash left (cowfs_orphans_cleanup).
  */
 #include "fs/namei_int.h"
+#include "fs/file.h"
 
 /* ---- helpers ---- */
 
@@ -393,23 +394,16 @@ int cowfs_setattr(struct cowfs_mount *m, uint64_t ino, const struct cowfs_setatt
 {
 	struct cowfs_vnode *vn;
 	struct cowfs_time now = cowfs_now();
-	cowfs_vfs_lock(m);
 	int err = cowfs_writable(m->fs);
+	/* The size first, without the lock (it truncates the page cache);
+	 * it sets mtime and ctime itself. */
+	if (!err && (sa->valid & CFS_SET_SIZE))
+		err = cowfs_file_setsize(m, ino, sa->size);
 	if (err)
-		goto out;
+		return err;
+	cowfs_vfs_lock(m);
 	if ((err = cowfs_vget(m, ino, &vn)))
 		goto out;
-	if (sa->valid & CFS_SET_SIZE) {
-		if (CFS_S_ISDIR(vn->rec.mode))
-			err = -PLAT_EISDIR;
-		else if (!CFS_S_ISREG(vn->rec.mode))
-			err = -PLAT_EINVAL;
-		else
-			err = -PLAT_ENOTSUP;   /* the file layer's cowfs_file_setsize, once merged */
-		if (err)
-			goto put;
-		vn->rec.mtime = now;
-	}
 	if (sa->valid & CFS_SET_MODE)
 		vn->rec.mode = (vn->rec.mode & CFS_S_IFMT) | (sa->mode & 07777);
 	if (sa->valid & CFS_SET_UID)
@@ -426,9 +420,10 @@ int cowfs_setattr(struct cowfs_mount *m, uint64_t ino, const struct cowfs_setatt
 		vn->rec.mtime = sa->mtime;
 	vn->rec.ctime = now;
 	cowfs_vdirty(vn);
-	if (out)
+	if (out) {
 		*out = vn->rec;
-put:
+		cowfs_file_attr(vn, out);
+	}
 	cowfs_vput(vn);
 out:
 	cowfs_vfs_unlock(m);

@@ -303,6 +303,7 @@ static int mount_from(struct cowfs *fs, const uint8_t *sb, uint64_t cache_bytes)
 		err = cowfs_alloc_load(fs);
 	if (!err)
 		err = cowfs_refs_load(fs);
+	fs->leaf_data_refs = cowfs_extent_leaf_refs;
 	if (!err && fs->al.used != cfs_get64(sb + CFS_SB_USED)) {
 		plat_log(PLAT_LOG_ERR, "cowfs: superblock says %llu blocks used, free-space tree %llu",
 			 (unsigned long long)cfs_get64(sb + CFS_SB_USED), (unsigned long long)fs->al.used);

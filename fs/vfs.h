@@ -57,6 +57,14 @@ int cowfs_vfs_unmount(struct cowfs_mount *m);
 /* Everything written so far becomes durable (writeback + commit). */
 int cowfs_vfs_sync(struct cowfs_mount *m);
 struct cowfs *cowfs_vfs_fs(struct cowfs_mount *m);
+/* Online check (fs/vfs_check.c): sync, then check the committed trees,
+ * the space map and the directories under the filesystem lock.  0, or
+ * -EIO with the first problem in words in msg. */
+int cowfs_vfs_check(struct cowfs_mount *m, char *msg, size_t msglen);
+/* Scrub (fs/vfs_check.c): sync, then cowfs_scrub (fs/cowfs.h) under the
+ * filesystem lock (other operations wait while it runs). */
+int cowfs_vfs_scrub(struct cowfs_mount *m, struct cowfs_scrub_stats *st, cowfs_report_fn report,
+		    cowfs_progress_fn progress, void *arg);
 
 struct cowfs_statfs {
 	uint64_t block_size, total_blocks, free_blocks;
@@ -120,6 +128,19 @@ int cowfs_readdir(struct cowfs_mount *m, uint64_t dir, uint64_t cookie, cowfs_re
  * cowfs_release. */
 int cowfs_open(struct cowfs_mount *m, uint64_t ino);
 void cowfs_release(struct cowfs_mount *m, uint64_t ino);
+
+/* ---- snapshots of the mounted subvolume (fs/vfs_snap.c) ----
+ * What was written before the call is in the snapshot (the filesystem is
+ * synced first), and the snapshot is durable when 0 is returned.  A clone
+ * (readonly false) can be changed later; names as cowfs_snapshot_named. */
+int cowfs_snapshot(struct cowfs_mount *m, const char *name, size_t len, bool readonly);
+int cowfs_snapshot_remove(struct cowfs_mount *m, const char *name, size_t len);
+/* The mounted subvolume's snapshots and clones (cb as cowfs_subvol_list;
+ * only those taken of this subvolume). */
+int cowfs_snapshot_list(struct cowfs_mount *m, cowfs_subvol_fn cb, void *arg);
+/* Finish the background delete of deleted snapshots now (tests; an
+ * unmount that should leave no work behind); committed. */
+int cowfs_vfs_drop_pending(struct cowfs_mount *m);
 
 /* ---- data (fs/file.c): buffered and direct I/O through the iomap core ---- */
 #define CFS_IO_DIRECT 0x1u   /* O_DIRECT: block-aligned offset, length and buffer, else -EINVAL */
