@@ -94,9 +94,52 @@ bool cowfs_alloc_test(struct cowfs *fs, uint64_t blk)
 	return blk < fs->total_blocks && bit_test(fs->al.ondisk, blk);
 }
 
+static int alloc_find(struct cowfs *fs, uint32_t n, uint64_t *out);
+
 /* n consecutive blocks clear in inuse, next-fit from the cursor; whole
  * free words are skipped 64 blocks at a time. */
 int cowfs_alloc_blocks(struct cowfs *fs, uint32_t n, uint64_t *out)
+{
+	int err = alloc_find(fs, n, out);
+	if (err)
+		return err;
+	for (uint64_t i = *out; i < *out + n; i++)
+		bit_set(fs->al.ondisk, i);
+	group_dirty(fs, *out);
+	group_dirty(fs, *out + n - 1);
+	fs->al.used += n;
+	return 0;
+}
+
+/* Data blocks for a write in flight: taken in memory (inuse) only, so a
+ * commit during the I/O does not record them; claimed when the write
+ * completes and its extent points at them, or given back. */
+int cowfs_alloc_reserve(struct cowfs *fs, uint32_t n, uint64_t *out)
+{
+	return alloc_find(fs, n, out);
+}
+
+void cowfs_alloc_unreserve(struct cowfs *fs, uint64_t blk, uint32_t n)
+{
+	for (uint64_t i = blk; i < blk + n; i++) {
+		PLAT_ASSERT(!bit_test(fs->al.ondisk, i));
+		bit_clear(fs->al.inuse, i);
+	}
+}
+
+void cowfs_alloc_claim(struct cowfs *fs, uint64_t blk, uint32_t n)
+{
+	for (uint64_t i = blk; i < blk + n; i++) {
+		PLAT_ASSERT(bit_test(fs->al.inuse, i) && !bit_test(fs->al.ondisk, i));
+		bit_set(fs->al.ondisk, i);
+	}
+	group_dirty(fs, blk);
+	group_dirty(fs, blk + n - 1);
+	fs->al.used += n;
+	fs->dirty_changes++;
+}
+
+static int alloc_find(struct cowfs *fs, uint32_t n, uint64_t *out)
 {
 	struct cowfs_alloc *al = &fs->al;
 	uint64_t lo = CFS_RESERVED_BLOCKS, hi = fs->total_blocks - CFS_SB_SLOTS;
@@ -117,13 +160,8 @@ int cowfs_alloc_blocks(struct cowfs *fs, uint32_t n, uint64_t *out)
 			run = 0;
 		} else if (++run == n) {
 			uint64_t start = b + 1 - n;
-			for (uint64_t i = start; i <= b; i++) {
+			for (uint64_t i = start; i <= b; i++)
 				bit_set(al->inuse, i);
-				bit_set(al->ondisk, i);
-			}
-			group_dirty(fs, start);
-			group_dirty(fs, b);
-			al->used += n;
 			al->cursor = b + 1;
 			*out = start;
 			return 0;

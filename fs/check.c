@@ -14,6 +14,8 @@ struct chk {
 	uint64_t *seen;          /* optional bitmap of referenced blocks */
 	uint8_t *extra;          /* with seen: references beyond the first, per
 				  * node block (saturating at 255) */
+	const struct cowfs_key *dropped;   /* a DROPPING tree: keys below are freed */
+	uint64_t *nodes;         /* optional: first blocks of nodes */
 };
 
 static int chk_fail(struct chk *c, uint64_t blk, const char *what)
@@ -41,6 +43,38 @@ static int chk_mark(struct chk *c, uint64_t blk)
 		if (c->seen[b / 64] & (1ull << (b % 64)))
 			return chk_fail(c, blk, "node overlaps another referenced block");
 		c->seen[b / 64] |= 1ull << (b % 64);
+	}
+	if (c->nodes)
+		c->nodes[blk / 64] |= 1ull << (blk % 64);
+	return 0;
+}
+
+/* Data blocks an EXTENT item names are referenced: one reference per
+ * leaf that names them (a shared leaf is visited once). */
+static int chk_extent(struct chk *c, uint64_t leafblk, const uint8_t *b, uint32_t i)
+{
+	struct cowfs *fs = c->t->fs;
+	struct cowfs_key k;
+	nd_key(b, i, &k);
+	if (k.type != CFS_ITEM_EXTENT)
+		return 0;
+	if (lf_len(b, i) != CFS_EXTENT_ITEM_SIZE)
+		return chk_fail(c, leafblk, "extent item of the wrong size");
+	const uint8_t *d = b + lf_off(b, i);
+	uint64_t first = cfs_get64(d), n = cfs_get32(d + 8);
+	if (!n || first < CFS_RESERVED_BLOCKS || first + n > fs->total_blocks - CFS_SB_SLOTS || (k.offset & 4095))
+		return chk_fail(c, leafblk, "extent outside the data area or misaligned");
+	if (!c->seen)
+		return 0;
+	for (uint64_t x = first; x < first + n; x++) {
+		if (c->seen[x / 64] & (1ull << (x % 64))) {
+			if (!c->extra || (c->nodes && (c->nodes[x / 64] & (1ull << (x % 64)))))
+				return chk_fail(c, leafblk, "data block referenced twice or used by a node");
+			if (c->extra[x] < 255)
+				c->extra[x]++;
+		} else {
+			c->seen[x / 64] |= 1ull << (x % 64);
+		}
 	}
 	return 0;
 }
@@ -90,9 +124,12 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 			return chk_fail(c, blk, "leaves at different depths");
 		if (!is_root && lf_used(fs, b) < cfs_node_cap(fs->node_size) / 4)
 			return chk_fail(c, blk, "leaf less than a quarter full");
-		for (uint32_t i = 0; i < nr; i++)
+		for (uint32_t i = 0; i < nr; i++) {
 			if (lf_len(b, i) > cfs_max_item(fs->node_size))
 				return chk_fail(c, blk, "item larger than the largest allowed");
+			if (c->t->id >= CFS_TREE_FS && (err = chk_extent(c, blk, b, i)))
+				return err;
+		}
 		c->st->leaves++;
 		c->st->items += nr;
 		return 0;
@@ -105,6 +142,10 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 		struct cowfs_bptr cp;
 		struct cowfs_node *ch;
 		struct cowfs_key nk;
+		if (i + 1 < nr)
+			nd_key(b, i + 1, &nk);
+		if (c->dropped && cowfs_drop_done_below(c->dropped, i + 1 < nr ? &nk : hi))
+			continue;                /* freed by the background delete */
 		in_ptr(b, i, &cp);
 		if (cp.gen > nd_gen(b))
 			return chk_fail(c, blk, "child newer than its parent");
@@ -116,8 +157,6 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 			if (cfs_key_cmp(&first, &k) < 0)
 				err = chk_fail(c, cp.blocknr, "first key below the parent's key");
 		}
-		if (i + 1 < nr)
-			nd_key(b, i + 1, &nk);
 		if (!err)
 			err = chk_node(c, ch, &cp, &k, i + 1 < nr ? &nk : hi, depth + 1, false);
 		cowfs_nc_put(fs, ch);
@@ -127,10 +166,10 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 	return 0;
 }
 
-static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen,
-		    uint8_t *extra)
+static int chk_tree_from(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen,
+			 uint64_t *seen, uint8_t *extra, uint64_t *nodes, const struct cowfs_key *dropped)
 {
-	struct chk c = { t, st, msg, msglen, -1, seen, extra };
+	struct chk c = { t, st, msg, msglen, -1, seen, extra, dropped, nodes };
 	struct cowfs_node *n;
 	plat_memset(st, 0, sizeof(*st));
 	if (msglen)
@@ -144,15 +183,22 @@ static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg
 	return err;
 }
 
+static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen,
+		    uint8_t *extra, uint64_t *nodes)
+{
+	return chk_tree_from(t, st, msg, msglen, seen, extra, nodes, NULL);
+}
+
 int cowfs_bt_check(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen)
 {
-	return chk_tree(t, st, msg, msglen, NULL, NULL);
+	return chk_tree(t, st, msg, msglen, NULL, NULL, NULL);
 }
 
 struct chk_closed {
 	struct cowfs *fs;
 	uint64_t *seen;
 	uint8_t *extra;
+	uint64_t *nodes;
 	char *msg;
 	size_t msglen;
 };
@@ -166,23 +212,33 @@ static int chk_closed_cb(void *arg, uint64_t id, const uint8_t *ri)
 			return 0;                  /* open: checked above */
 	struct cowfs_tree t = { .fs = c->fs, .id = id };
 	cfs_bptr_get(ri + CFS_RI_PTR, &t.root);
-	int err = chk_tree(&t, &st, c->msg, c->msglen, c->seen, c->extra);
+	if (cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_DROPPING) {
+		/* What the background delete has not freed yet is still
+		 * referenced; the rest is gone.  Names no longer matter. */
+		struct cowfs_key progress;
+		bool started;
+		cowfs_drop_progress(ri, &progress, &started);
+		return chk_tree_from(&t, &st, c->msg, c->msglen, c->seen, c->extra, c->nodes,
+				     started ? &progress : NULL);
+	}
+	int err = chk_tree(&t, &st, c->msg, c->msglen, c->seen, c->extra, c->nodes);
 	return err ? err : cowfs_check_dirs(&t, c->msg, c->msglen);
 }
 
 /* Every tree into `seen` (a zeroed bitmap of total_blocks bits) and
  * `extra` (zeroed, total_blocks bytes). */
-static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char *msg, size_t msglen)
+static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t *nodes, char *msg,
+			 size_t msglen)
 {
 	struct cowfs_tree_stats st;
-	int err = chk_tree(&fs->root_tree, &st, msg, msglen, seen, extra);
+	int err = chk_tree(&fs->root_tree, &st, msg, msglen, seen, extra, nodes);
 	if (!err)
-		err = chk_tree(&fs->free_tree, &st, msg, msglen, seen, extra);
+		err = chk_tree(&fs->free_tree, &st, msg, msglen, seen, extra, nodes);
 	for (struct cowfs_tree *t = fs->trees; t && !err; t = t->next)
-		if (!(err = chk_tree(t, &st, msg, msglen, seen, extra)) && t->id >= CFS_TREE_FS)
+		if (!(err = chk_tree(t, &st, msg, msglen, seen, extra, nodes)) && t->id >= CFS_TREE_FS)
 			err = cowfs_check_dirs(t, msg, msglen);
 	/* Trees in the root tree that are not open are checked too. */
-	struct chk_closed c = { fs, seen, extra, msg, msglen };
+	struct chk_closed c = { fs, seen, extra, nodes, msg, msglen };
 	if (!err)
 		err = cowfs_root_items(fs, CFS_TREE_FS, chk_closed_cb, &c);
 	return err;
@@ -219,9 +275,9 @@ static int chk_names(struct cowfs *fs, char *msg, size_t msglen)
 	return err < 0 ? err : 0;
 }
 
-int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char *msg, size_t msglen)
+int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t *nodes, char *msg, size_t msglen)
 {
-	return chk_all_trees(fs, seen, extra, msg, msglen);
+	return chk_all_trees(fs, seen, extra, nodes, msg, msglen);
 }
 
 int cowfs_used_map(struct cowfs *fs, uint64_t *seen)
@@ -230,7 +286,7 @@ int cowfs_used_map(struct cowfs *fs, uint64_t *seen)
 	uint8_t *extra = plat_zalloc(fs->total_blocks);
 	if (!extra)
 		return -PLAT_ENOMEM;
-	int err = chk_all_trees(fs, seen, extra, msg, sizeof(msg));
+	int err = chk_all_trees(fs, seen, extra, NULL, msg, sizeof(msg));
 	plat_free(extra);
 	return err;
 }
@@ -249,6 +305,17 @@ static int refchk_item(void *arg, const struct cowfs_key *k, const void *data, u
 {
 	struct refchk *r = arg;
 	uint64_t blk = k->objectid;
+	if (k->type == CFS_ITEM_DATA_REF && len == 4 && blk < r->fs->total_blocks) {
+		uint32_t refs = cfs_get32(data), counted = 1u + r->extra[blk];
+		if (!(r->seen[blk / 64] & (1ull << (blk % 64))) || counted != refs) {
+			plat_snprintf(r->msg, r->msglen, "refcount: data block %llu has %u references, its item says %u",
+				      (unsigned long long)blk, (r->seen[blk / 64] & (1ull << (blk % 64))) ? counted : 0,
+				      refs);
+			return -PLAT_EIO;
+		}
+		r->extra[blk] = 0;
+		return 0;
+	}
 	if (k->type != CFS_ITEM_REFCOUNT || len != 12 || blk >= r->fs->total_blocks) {
 		plat_snprintf(r->msg, r->msglen, "refcount tree: damaged item for block %llu", (unsigned long long)blk);
 		return -PLAT_EIO;
@@ -277,7 +344,7 @@ static int chk_refcounts(struct cowfs *fs, const uint64_t *seen, uint8_t *extra,
 	}
 	for (uint64_t b = 0; b < fs->total_blocks; b++)
 		if (extra[b]) {
-			plat_snprintf(msg, msglen, "refcount: node %llu is referenced %u times but has no refcount item",
+			plat_snprintf(msg, msglen, "refcount: block %llu is referenced %u times but has no refcount item",
 				      (unsigned long long)b, 1u + extra[b]);
 			return -PLAT_EIO;
 		}
@@ -294,7 +361,7 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 		plat_free(extra);
 		return -PLAT_ENOMEM;
 	}
-	int err = chk_all_trees(fs, seen, extra, msg, msglen);
+	int err = chk_all_trees(fs, seen, extra, NULL, msg, msglen);
 	if (!err)
 		err = chk_refcounts(fs, seen, extra, msg, msglen);
 	if (!err)

@@ -108,9 +108,16 @@ int cowfs_bt_iterate(struct cowfs_tree *t, const struct cowfs_key *from, const s
  * changed.  Commits first when src's root changed in this transaction.
  * -EEXIST when dst exists.  A read-only tree refuses changes (-EROFS). */
 int cowfs_snapshot_create(struct cowfs *fs, uint64_t src, uint64_t dst, bool readonly);
-/* Drops the tree: nodes only it references are freed, shared ones lose a
- * reference. */
+/* Deletes the tree: it disappears at once (name, lookups, lists) and is
+ * marked DROPPING; its space is freed by cowfs_drop_step (nodes only it
+ * references freed, shared ones lose a reference). */
 int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id);
+/* One step of the background delete: frees up to `budget` nodes of a
+ * DROPPING tree and records the progress in its ROOT_ITEM (the caller
+ * commits; a power cut resumes from the last committed step).  *more =
+ * work is left.  cowfs_drop_all runs steps until none is left. */
+int cowfs_drop_step(struct cowfs *fs, unsigned budget, bool *more);
+int cowfs_drop_all(struct cowfs *fs);
 #define CFS_NAME_MAX_SNAP 255u
 struct cowfs_subvol_info {
 	uint64_t id, parent;         /* parent: the tree it was taken of, 0 = none */

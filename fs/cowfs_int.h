@@ -147,6 +147,11 @@ int cowfs_alloc_blocks(struct cowfs *fs, uint32_t n, uint64_t *out);
 void cowfs_free_blocks(struct cowfs *fs, uint64_t blk, uint32_t n, uint64_t born);
 bool cowfs_alloc_test(struct cowfs *fs, uint64_t blk);  /* ondisk bit */
 void cowfs_alloc_mark(struct cowfs *fs, uint64_t blk);  /* repair: set a referenced block's bit */
+/* Data in flight (fs/file.c): blocks taken in memory only, then claimed
+ * into the space map when their extent is written, or given back. */
+int cowfs_alloc_reserve(struct cowfs *fs, uint32_t n, uint64_t *out);
+void cowfs_alloc_unreserve(struct cowfs *fs, uint64_t blk, uint32_t n);
+void cowfs_alloc_claim(struct cowfs *fs, uint64_t blk, uint32_t n);
 int cowfs_alloc_sync(struct cowfs *fs, bool *changed);  /* dirty groups -> tree */
 int cowfs_alloc_create_items(struct cowfs *fs);     /* mkfs */
 void cowfs_alloc_committed(struct cowfs *fs);       /* after a durable commit */
@@ -174,12 +179,29 @@ int cowfs_ref_dec(struct cowfs *fs, uint64_t blk, bool *last);
  * reference, unshared ones are freed with everything below them. */
 int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
 
+/* ---- dataref.c: references to data blocks (docs/format.md §10) ---- */
+/* One reference less to data blocks [blk, blk+n) (freed at the last). */
+int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born);
+/* The leaf_data_refs hook for EXTENT items (set by cowfs_mount). */
+int cowfs_extent_leaf_refs(struct cowfs *fs, const uint8_t *leaf, int delta);
+/* Repair: set a data block's reference count (1 = no item). */
+int cowfs_data_ref_fix(struct cowfs *fs, uint64_t blk, uint32_t refs);
+
+/* ---- drop.c: background delete of a DROPPING tree ---- */
+/* The progress key of a ROOT_ITEM: *started false = nothing dropped yet. */
+void cowfs_drop_progress(const uint8_t *ri, struct cowfs_key *progress, bool *started);
+/* Whether a subtree whose keys are all below upper is already freed. */
+bool cowfs_drop_done_below(const struct cowfs_key *progress, const struct cowfs_key *upper);
+/* 1 and *id when a tree is waiting to be dropped, 0 when none. */
+int cowfs_drop_pending(struct cowfs *fs, uint64_t *id);
+
 /* ---- check.c: blocks referenced by all trees, as a bitmap ---- */
 int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);
 /* Every tree walked: seen = referenced blocks (total_blocks bits, zeroed),
  * extra = references beyond the first per node (total_blocks bytes,
- * zeroed).  Fails with msg on the first structural problem. */
-int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, char *msg, size_t msglen);
+ * zeroed), nodes (optional, total_blocks bits, zeroed) = the first block of
+ * every node.  Fails with msg on the first structural problem. */
+int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t *nodes, char *msg, size_t msglen);
 /* check_dir.c: names agree across entry, index and back-reference items. */
 int cowfs_check_dirs(struct cowfs_tree *t, char *msg, size_t msglen);
 

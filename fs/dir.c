@@ -91,7 +91,7 @@ uint64_t cowfs_name_hash(const char *name, size_t len)
 	return crc32c(0, name, len) & (UINT64_MAX >> 1);
 }
 
-static int name_ok(const char *name, size_t len)
+int cowfs_name_valid(const char *name, size_t len)
 {
 	if (len == 0)
 		return -PLAT_EINVAL;
@@ -116,7 +116,7 @@ int cowfs_dir_lookup(struct cowfs_tree *t, uint64_t dir, const char *name, size_
 		     uint8_t *type)
 {
 	bool bad;
-	int err = name_ok(name, len);
+	int err = cowfs_name_valid(name, len);
 	if (err)
 		return err;
 	struct list_item *li = plat_alloc(sizeof(*li));
@@ -170,7 +170,7 @@ static int dir_add(struct cowfs_tree *t, uint64_t dir, const char *name, size_t 
 	struct cowfs_inode d;
 	bool bad;
 	uint32_t max = cowfs_max_item_size(t->fs);
-	int err = name_ok(name, len);
+	int err = cowfs_name_valid(name, len);
 	if (err)
 		return err;
 	if ((err = cowfs_inode_read(t, dir, &d)))
@@ -219,7 +219,7 @@ static int dir_remove(struct cowfs_tree *t, uint64_t dir, const char *name, size
 		      struct list_item *dir_li, struct list_item *ref_li)
 {
 	bool bad;
-	int err = name_ok(name, len);
+	int err = cowfs_name_valid(name, len);
 	if (err)
 		return err;
 	entry_key(dir, name, len, &dir_li->k);

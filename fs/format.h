@@ -35,12 +35,15 @@
 #define CFS_TREE_CSUM       4ull
 #define CFS_TREE_FS         256ull
 
+/* ORPHAN items (docs/format.md §6) live under this reserved objectid. */
+#define CFS_ORPHAN_OBJECTID 5ull
+
 /* Item types (docs/format.md §6). */
 enum {
 	CFS_ITEM_INODE = 1, CFS_ITEM_INODE_REF = 2, CFS_ITEM_DIR_ENTRY = 3,
 	CFS_ITEM_DIR_INDEX = 4, CFS_ITEM_EXTENT = 5, CFS_ITEM_XATTR = 6,
-	CFS_ITEM_ORPHAN = 7, CFS_ITEM_ROOT = 16, CFS_ITEM_ROOT_REF = 17,
-	CFS_ITEM_FREE_BITMAP = 32, CFS_ITEM_REFCOUNT = 33, CFS_ITEM_DATA_CSUM = 48,
+	CFS_ITEM_ORPHAN = 7, CFS_ITEM_SYMLINK = 8, CFS_ITEM_ROOT = 16, CFS_ITEM_ROOT_REF = 17,
+	CFS_ITEM_FREE_BITMAP = 32, CFS_ITEM_REFCOUNT = 33, CFS_ITEM_DATA_REF = 34, CFS_ITEM_DATA_CSUM = 48,
 };
 
 /* Free space: one FREE_BITMAP item of 512 bytes per group of 4096 blocks. */
@@ -175,5 +178,8 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_RI_PARENT       32
 #define CFS_RI_DROP         40
 #define CFS_ROOT_RDONLY     1ull     /* ROOT_ITEM flags: a read-only snapshot */
+#define CFS_ROOT_DROPPING   2ull
+/* EXTENT item data: disk_block u64, nblocks u32, flags u32, gen u64. */
+#define CFS_EXTENT_ITEM_SIZE 24u     /* ROOT_ITEM flags: deleted, being freed in the background */
 
 #endif

@@ -1,7 +1,8 @@
 # cowfs: host unit tests (tests/tests.mk builds each with ASan/UBSan from
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
-	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/repair.c fs/probe.c
+	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c \
+	fs/repair.c fs/drop.c fs/dataref.c fs/probe.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
 HOST_TESTS += test_cowfs_crc32c
@@ -13,6 +14,18 @@ FS_TESTS := test_cowfs_btree test_cowfs_commit test_cowfs_dir test_cowfs_snapsho
 HOST_TESTS += $(FS_TESTS)
 $(foreach t,$(FS_TESTS),$(eval $(t)_SRCS := $$(FS_HOST_SRCS)))
 $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
+
+# The mounted filesystem: mount and inode cache (vfs.c), file data through
+# the iomap core (file.c, extent.c), the namespace (namei.c, rename.c).
+FS_VFS_SRCS := fs/vfs.c fs/file.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
+FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
+HOST_TESTS += test_cowfs_namei
+test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
+HOST_TESTS += test_cowfs_file
+test_cowfs_file_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_file_LDLIBS := -lpthread
+test_cowfs_namei_CFLAGS := -DCOWFS_TOOL_TEST
+test_cowfs_namei_LDLIBS := -lpthread
 
 # Damaged images: the bounded run in make test, libFuzzer in make stress.
 HOST_TESTS += test_cowfs_fuzz
@@ -62,7 +75,7 @@ cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS))
 .PHONY: fs-kcheck
 fs-kcheck:
 	@mkdir -p $(BUILD)/fs-k
-	@set -e; for f in $(FS_CORE_SRCS); do \
+	@set -e; for f in $(FS_CORE_SRCS) $(FS_VFS_SRCS); do \
 		$(CC) $(filter-out -MMD -MP,$(KCFLAGS)) -nostdinc -isystem $$($(CC) -print-file-name=include) \
 			-c $$f -o $(BUILD)/fs-k/$$(basename $$f .c).o; \
 	done; \

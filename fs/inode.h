@@ -51,6 +51,9 @@ int cowfs_inode_create(struct cowfs_tree *t, struct cowfs_inode *in);
 int cowfs_inode_delete(struct cowfs_tree *t, uint64_t ino);
 
 uint64_t cowfs_name_hash(const char *name, size_t len);
+/* 0 when name may be stored: 1..CFS_NAME_MAX bytes (-ENAMETOOLONG), no
+ * '/' or NUL, not "." or ".." (-EINVAL). */
+int cowfs_name_valid(const char *name, size_t len);
 int cowfs_dir_lookup(struct cowfs_tree *t, uint64_t dir, const char *name, size_t len, uint64_t *ino,
 		     uint8_t *type);
 /* Add name -> ino in dir: -EEXIST when the name is taken; -EMLINK when an
@@ -62,6 +65,11 @@ int cowfs_dir_remove(struct cowfs_tree *t, uint64_t dir, const char *name, size_
 typedef int (*cowfs_readdir_fn)(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type,
 				uint64_t next_cookie);
 int cowfs_dir_readdir(struct cowfs_tree *t, uint64_t dir, uint64_t cookie, cowfs_readdir_fn cb, void *arg);
+/* fs/check_ns.c: the namespace rules of docs/format.md §6 (link counts,
+ * one name and a path to the root per directory, orphans, symlink
+ * targets).  0 when they hold; -EIO with every problem found (as many as
+ * fit) in msg and their number in *problems (may be NULL). */
+int cowfs_check_namespace(struct cowfs_tree *t, char *msg, size_t msglen, uint64_t *problems);
 /* Whether dir has no entries (rmdir). */
 int cowfs_dir_empty(struct cowfs_tree *t, uint64_t dir);
 

@@ -26,6 +26,7 @@ struct rep {
 	unsigned fixed;
 	uint64_t *seen;
 	uint8_t *extra;
+	uint64_t *nodes;
 	char msg[200];
 };
 
@@ -52,11 +53,12 @@ static int rep_walk(struct rep *r)
 	uint64_t words = (r->fs->total_blocks + 63) / 64;
 	plat_memset(r->seen, 0, words * 8);
 	plat_memset(r->extra, 0, r->fs->total_blocks);
-	return cowfs_count_refs(r->fs, r->seen, r->extra, r->msg, sizeof(r->msg));
+	plat_memset(r->nodes, 0, words * 8);
+	return cowfs_count_refs(r->fs, r->seen, r->extra, r->nodes, r->msg, sizeof(r->msg));
 }
 
 /* Step 1, the items: collected first (the walk must not change the tree). */
-struct ref_fix { uint64_t blk; uint32_t want; };
+struct ref_fix { uint64_t blk; uint32_t want; bool data; };
 
 struct ref_scan {
 	struct rep *r;
@@ -69,9 +71,11 @@ static int ref_scan_cb(void *arg, const struct cowfs_key *k, const void *data, u
 	struct ref_scan *s = arg;
 	struct rep *r = s->r;
 	uint64_t b = k->objectid;
-	if (len != 12 || b >= r->fs->total_blocks || cfs_get64(data) != r->fs->node_blocks || !seen(r, b))
-		return 0;                       /* a data extent's: the data layer's */
-	uint32_t want = 1u + r->extra[b], have = cfs_get32((const uint8_t *)data + 8);
+	bool isdata = k->type == CFS_ITEM_DATA_REF && len == 4;
+	if (b >= r->fs->total_blocks || (!isdata && (len != 12 || cfs_get64(data) != r->fs->node_blocks)))
+		return 0;
+	uint32_t want = seen(r, b) ? 1u + r->extra[b] : 1u;
+	uint32_t have = isdata ? cfs_get32(data) : cfs_get32((const uint8_t *)data + 8);
 	r->extra[b] = 0;
 	if (want == have)
 		return 0;
@@ -86,7 +90,7 @@ static int ref_scan_cb(void *arg, const struct cowfs_key *k, const void *data, u
 		s->fix = nf;
 		s->cap = cap;
 	}
-	s->fix[s->n++] = (struct ref_fix){ b, want };
+	s->fix[s->n++] = (struct ref_fix){ b, want, isdata };
 	return 0;
 }
 
@@ -100,6 +104,13 @@ static int rep_refcounts(struct rep *r)
 		err = cowfs_bt_iterate(fs->ref_tree, &from, &to, ref_scan_cb, &s);
 	}
 	for (size_t i = 0; i < s.n && !err; i++) {
+		if (s.fix[i].data) {
+			err = cowfs_data_ref_fix(fs, s.fix[i].blk, s.fix[i].want);
+			if (!err)
+				rep_say(r, "data block %llu: reference count set to %u", (unsigned long long)s.fix[i].blk,
+					s.fix[i].want);
+			continue;
+		}
 		struct cowfs_key k = { s.fix[i].blk, CFS_ITEM_REFCOUNT, 0 };
 		uint8_t v[12];
 		cfs_put64(v, fs->node_blocks);
@@ -115,10 +126,14 @@ static int rep_refcounts(struct rep *r)
 		if (!r->extra[b])
 			continue;
 		uint32_t want = 1u + r->extra[b];
-		for (uint32_t i = 1; i < want && !err; i++)
+		bool node = r->nodes[b / 64] & (1ull << (b % 64));
+		if (!node)
+			err = cowfs_data_ref_fix(fs, b, want);
+		for (uint32_t i = 1; node && i < want && !err; i++)
 			err = cowfs_ref_inc(fs, b, fs->node_blocks);
 		if (!err)
-			rep_say(r, "node %llu: missing reference count %u added", (unsigned long long)b, want);
+			rep_say(r, "%s %llu: missing reference count %u added", node ? "node" : "data block",
+				(unsigned long long)b, want);
 	}
 	return err;
 }
@@ -194,7 +209,8 @@ int cowfs_repair(struct cowfs *fs, cowfs_report_fn report, void *arg, unsigned *
 		return err;
 	r.seen = plat_zalloc((fs->total_blocks + 63) / 64 * 8);
 	r.extra = plat_zalloc(fs->total_blocks);
-	err = r.seen && r.extra ? 0 : -PLAT_ENOMEM;
+	r.nodes = plat_zalloc((fs->total_blocks + 63) / 64 * 8);
+	err = r.seen && r.extra && r.nodes ? 0 : -PLAT_ENOMEM;
 	if (!err && (err = rep_walk(&r)) && report)
 		report(arg, r.msg);                    /* structure damaged: not repairable here */
 	if (!err)
@@ -210,6 +226,7 @@ int cowfs_repair(struct cowfs *fs, cowfs_report_fn report, void *arg, unsigned *
 	}
 	plat_free(r.seen);
 	plat_free(r.extra);
+	plat_free(r.nodes);
 	*fixed = r.fixed;
 	return err;
 }

@@ -108,6 +108,8 @@ static void scrub_superblocks(struct scrub *s)
 static int scrub_root_cb(void *arg, uint64_t id, const uint8_t *ri)
 {
 	struct cowfs_bptr p;
+	if (cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_DROPPING)
+		return 0;                    /* being deleted: parts are already freed */
 	cfs_bptr_get(ri + CFS_RI_PTR, &p);
 	return scrub_node(arg, &p, id, 0);
 }

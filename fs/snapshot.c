@@ -184,17 +184,22 @@ int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id)
 		return err;
 	if (id < CFS_TREE_FS)
 		return -PLAT_EINVAL;
-	if ((err = root_item_get(fs, id, ri)))
+	if ((err = root_item_get(fs, id, ri)) || (err = cowfs_tree_open(fs, id, false, &t)))
 		return err;
-	if ((err = cowfs_tree_open(fs, id, false, &t)))
-		return err;
-	/* Everything only this tree references goes; shared nodes lose a
-	 * reference.  Then the root item and the open tree. */
-	struct cowfs_bptr root = t->root;
-	err = cowfs_bt_drop(t, &root);
+	/* The tree must be whole on the device before it is marked: commit
+	 * its changes of this transaction first (a dying tree is never
+	 * changed again, and its dirty nodes would otherwise be lost). */
+	if (t->root.gen == fs->gen || t->root_changed) {
+		if ((err = cowfs_commit(fs)) || (err = root_item_get(fs, id, ri)))
+			return err;
+	}
+	/* 1. Mark it: flag, no progress yet. */
+	uint64_t flags = cfs_get64(ri + CFS_RI_FLAGS) | CFS_ROOT_DROPPING;
+	cfs_put64(ri + CFS_RI_FLAGS, flags);
+	plat_memset(ri + CFS_RI_DROP, 0, CFS_ROOT_ITEM_SIZE - CFS_RI_DROP);
 	struct cowfs_key k = { id, CFS_ITEM_ROOT, 0 };
-	if (!err)
-		err = cowfs_bt_delete(&fs->root_tree, &k);
+	err = cowfs_bt_update(&fs->root_tree, &k, ri, sizeof(ri));
+	/* 2. Its name goes at once. */
 	uint64_t parent = cfs_get64(ri + CFS_RI_PARENT);
 	if (!err && parent) {
 		err = ref_of(fs, parent, id, NULL, true);
@@ -205,6 +210,7 @@ int cowfs_snapshot_delete(struct cowfs *fs, uint64_t id)
 		cowfs_fail(fs, err, "delete of tree %llu failed half-way", (unsigned long long)id);
 		return err;
 	}
+	/* 3. Closed: lookups now say ENOENT. */
 	for (struct cowfs_tree **pp = &fs->trees; *pp; pp = &(*pp)->next)
 		if (*pp == t) {
 			*pp = t->next;
@@ -224,6 +230,8 @@ struct list_ctx {
 static int list_cb(void *arg, uint64_t id, const uint8_t *ri)
 {
 	struct list_ctx *c = arg;
+	if (cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_DROPPING)
+		return 0;
 	struct cowfs_bptr p;
 	cfs_bptr_get(ri + CFS_RI_PTR, &p);
 	struct cowfs_subvol_info si = {

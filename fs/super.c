@@ -151,6 +151,8 @@ static int tree_load(struct cowfs *fs, struct cowfs_tree *t)
 		return err;
 	if (len != CFS_ROOT_ITEM_SIZE)
 		return -PLAT_EIO;
+	if (cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_DROPPING)
+		return -PLAT_ENOENT;            /* deleted: being freed in the background */
 	cfs_bptr_get(ri + CFS_RI_PTR, &t->root);
 	t->readonly = cfs_get64(ri + CFS_RI_FLAGS) & CFS_ROOT_RDONLY;
 	return 0;
@@ -301,6 +303,7 @@ static int mount_from(struct cowfs *fs, const uint8_t *sb, uint64_t cache_bytes)
 		err = cowfs_alloc_load(fs);
 	if (!err)
 		err = cowfs_refs_load(fs);
+	fs->leaf_data_refs = cowfs_extent_leaf_refs;
 	if (!err && fs->al.used != cfs_get64(sb + CFS_SB_USED)) {
 		plat_log(PLAT_LOG_ERR, "cowfs: superblock says %llu blocks used, free-space tree %llu",
 			 (unsigned long long)cfs_get64(sb + CFS_SB_USED), (unsigned long long)fs->al.used);

@@ -138,6 +138,9 @@ int cowfs_snapshot_remove(struct cowfs_mount *m, const char *name, size_t len);
 /* The mounted subvolume's snapshots and clones (cb as cowfs_subvol_list;
  * only those taken of this subvolume). */
 int cowfs_snapshot_list(struct cowfs_mount *m, cowfs_subvol_fn cb, void *arg);
+/* Finish the background delete of deleted snapshots now (tests; an
+ * unmount that should leave no work behind); committed. */
+int cowfs_vfs_drop_pending(struct cowfs_mount *m);
 
 /* ---- data (fs/file.c): buffered and direct I/O through the iomap core ---- */
 #define CFS_IO_DIRECT 0x1u   /* O_DIRECT: block-aligned offset, length and buffer, else -EINVAL */

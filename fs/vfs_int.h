@@ -30,6 +30,7 @@ struct cowfs_vnode {
 	uint32_t opens;                  /* cowfs_open without cowfs_release */
 	bool rec_dirty;
 	bool doomed;                     /* nlink 0: data freed at last put/release */
+	struct cowfs_fdata *fd;          /* the data path's state (fs/file.c), NULL until first data use */
 	struct cowfs_vnode *hnext;       /* inode cache hash chain */
 	struct cowfs_vnode *evict_next;  /* deferred eviction list */
 };
@@ -45,7 +46,18 @@ struct cowfs_mount {
 	struct cowfs_vnode **vhash;
 	uint64_t vhash_mask, vnodes;
 	struct cowfs_vnode *evict_list;
+	/* Background work (vfs.c): commits every interval_ms, the
+	 * background delete of snapshots. */
+	struct plat_thread *worker;
+	struct plat_waitq *worker_wq;
+	bool stopping, kick;
+	unsigned interval_ms;
+	uint64_t reserved_blocks;        /* delalloc reservations (fs/file.c), under lock */
+	uint64_t inflight_blocks;        /* taken for writes in flight, not yet claimed */
 };
+
+/* Every dirty inode record into the tree, then commit (lock held). */
+int cowfs_vfs_commit_locked(struct cowfs_mount *m);
 
 void cowfs_vfs_lock(struct cowfs_mount *m);
 /* Releases m->lock, then runs the deferred evictions. */
@@ -59,6 +71,13 @@ int cowfs_vget(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out);
 void cowfs_vput(struct cowfs_vnode *vn);
 /* rec changed: write it back by the next commit. */
 void cowfs_vdirty(struct cowfs_vnode *vn);
+/* fs/namei.c: frees the inodes that ORPHAN items name (unlinked while
+ * open when a crash came); called by mount before the filesystem is used.
+ * *freed (may be NULL) = how many. */
+int cowfs_orphans_cleanup(struct cowfs_mount *m, uint64_t *freed);
+/* fs/file.c, called WITHOUT the lock (the page cache is truncated):
+ * truncate or extend a regular file to size, with mtime/ctime. */
+int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size);
 /* Current wall-clock time for timestamps. */
 struct cowfs_time cowfs_now(void);
 

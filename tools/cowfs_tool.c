@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "platform/host/platform_host.h"
 #include "fs/cowfs_int.h"
+#include "fs/inode.h"
 
 #define EXIT_USAGE 16     /* fsck(8): usage or syntax error */
 #define EXIT_OPER 8       /* fsck(8): operational error */
@@ -131,6 +132,36 @@ static int cmd_mkfs(int argc, char **argv)
 	return 0;
 }
 
+struct ns_ctx { struct cowfs *fs; char *msg; size_t msglen; int err; };
+
+static int ns_one(void *arg, const struct cowfs_subvol_info *si)
+{
+	struct ns_ctx *c = arg;
+	struct cowfs_tree *t;
+	struct cowfs_inode root;
+	char sub[900];
+	int err = cowfs_tree_open(c->fs, si->id, false, &t);
+	if (!err && cowfs_inode_read(t, CFS_ROOT_INO, &root) == -PLAT_ENOENT)
+		return 0;   /* a tree without a namespace (no root directory yet) */
+	if (!err)
+		err = cowfs_check_namespace(t, sub, sizeof(sub), NULL);
+	if (err) {
+		snprintf(c->msg, c->msglen, "subvolume %llu: namespace: %s", (unsigned long long)si->id,
+			 err == -PLAT_EIO ? sub : plat_strerror(err));
+		c->err = err;
+		return 1;
+	}
+	return 0;
+}
+
+/* The namespace rules in every subvolume that has a root directory. */
+static int check_namespaces(struct cowfs *fs, char *msg, size_t msglen)
+{
+	struct ns_ctx c = { fs, msg, msglen, 0 };
+	int err = cowfs_subvol_list(fs, ns_one, &c);
+	return c.err ? c.err : err < 0 ? err : 0;
+}
+
 static int cmd_info_check(int argc, char **argv, bool check)
 {
 	if (argc != 2)
@@ -150,8 +181,10 @@ static int cmd_info_check(int argc, char **argv, bool check)
 	cowfs_info(fs, &in);
 	int ret = 0;
 	if (check) {
-		char msg[200];
+		char msg[1024];
 		err = cowfs_check(fs, msg, sizeof(msg));
+		if (!err)
+			err = check_namespaces(fs, msg, sizeof(msg));
 		if (err) {
 			printf("cowfs: %s: %s\n", argv[1], msg);
 			ret = EXIT_UNCORRECTED;

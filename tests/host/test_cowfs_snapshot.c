@@ -186,10 +186,16 @@ TEST(clones_change_independently_and_delete_frees)
 	expect_tree(&f, 302, &m[2]);
 	expect_tree(&f, SRC, &m[0]);
 	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	expect_clean(&f);                   /* deleted, not yet freed */
+	EXPECT_EQ_INT(cowfs_drop_all(f.fs), 0);
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
 	expect_clean(&f);
 	EXPECT_EQ_INT(cowfs_snapshot_delete(f.fs, 302), 0);
 	EXPECT_EQ_INT(cowfs_snapshot_delete(f.fs, 303), 0);
 	EXPECT_EQ_INT(cowfs_snapshot_delete(f.fs, 303), -PLAT_ENOENT);
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	expect_clean(&f);
+	EXPECT_EQ_INT(cowfs_drop_all(f.fs), 0);
 	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
 	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
 	expect_clean(&f);
@@ -215,6 +221,7 @@ TEST(delete_source_keeps_snapshot)
 	ct_model_copy(&frozen, &live);
 	run_ops(&f, SRC, &live, 2000, 50);
 	EXPECT_EQ_INT(cowfs_snapshot_delete(f.fs, SRC), 0);
+	EXPECT_EQ_INT(cowfs_drop_all(f.fs), 0);
 	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
 	expect_tree(&f, 310, &frozen);
 	expect_clean(&f);
@@ -261,6 +268,49 @@ TEST(unshared_filesystem_has_no_refcount_tree)
 	fx_init_filled(&f, 4096, &live, 200, 4000);
 	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
 	EXPECT(f.fs->ref_tree == NULL && !f.fs->refs_present);
+	fx_done(&f, &live);
+}
+
+/* The background delete in small steps: the check is clean after every
+ * committed step (the dying tree's freed part is skipped, its rest still
+ * counted), a remount half-way resumes, and at the end everything the
+ * dying tree alone held is free again. */
+TEST(background_delete_in_steps)
+{
+	struct fx f;
+	struct ct_model live, frozen;
+	fx_init_filled(&f, 4096, &live, 200, 12000);
+	struct cowfs_info empty_snap;
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	cowfs_info(f.fs, &empty_snap);
+	EXPECT_EQ_INT(cowfs_snapshot_create(f.fs, SRC, 330, false), 0);
+	ct_model_copy(&frozen, &live);
+	run_ops(&f, 330, &frozen, 6000, 30);     /* the clone diverges: it owns many nodes */
+	run_ops(&f, SRC, &live, 2000, 50);
+	EXPECT_EQ_INT(cowfs_snapshot_delete(f.fs, 330), 0);
+	struct cowfs_tree *t;
+	EXPECT_EQ_INT(cowfs_tree_open(f.fs, 330, false, &t), -PLAT_ENOENT);
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	bool more = true;
+	unsigned steps = 0;
+	while (more && steps < 10000) {
+		EXPECT_EQ_INT(cowfs_drop_step(f.fs, 7, &more), 0);
+		EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+		if (steps++ % 5 == 0)
+			expect_clean(&f);
+		if (steps == 10)
+			fx_remount(&f);           /* resumes from the committed progress */
+	}
+	EXPECT(steps > 10 && !more);
+	uint64_t id;
+	EXPECT_EQ_INT(cowfs_drop_pending(f.fs, &id), 0);
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	expect_clean(&f);
+	expect_tree(&f, SRC, &live);
+	struct cowfs_key k = { 0, 0, 0 };
+	EXPECT(!f.fs->ref_tree || cowfs_bt_next(f.fs->ref_tree, &k, NULL, 0, NULL) == -PLAT_ENOENT);
+	free(frozen.ver);
 	fx_done(&f, &live);
 }
 
@@ -328,7 +378,7 @@ TEST(named_snapshots)
  * equal to its model, and a clean check (references included). */
 
 #define CUT_TREES 4
-#define CUT_GENS 24
+#define CUT_GENS 64
 
 struct cut_state {
 	bool live[CUT_TREES];              /* tree SRC + i exists (i: 0 source, 1..3) */
@@ -415,6 +465,11 @@ static int cut_workload(struct cowfs *fs, struct cut_hist *h, struct cut_state *
 				cur->live[id] = false;
 			}
 		}
+		/* The background delete, a few nodes per commit. */
+		bool more = true;
+		for (unsigned k = 0; k < 3 && more && !err; k++)
+			if (!(err = cowfs_drop_step(fs, 3, &more)))
+				err = cut_commit(fs, h, cur);
 		if (!err)
 			err = cut_commit(fs, h, cur);
 	}

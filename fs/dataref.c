@@ -1,0 +1,110 @@
+/*
+ * References to shared data blocks (docs/format.md §10), core part of the
+ * data layer: it needs only the trees, so the host tool and the snapshot
+ * code release data correctly without a mounted filesystem.
+ *
+ * After a snapshot, leaves are shared; copying a shared leaf gives every
+ * block its EXTENT items name one more reference (the leaf_data_refs hook,
+ * set at mount), dropping a leaf one less.  Shared data blocks carry an
+ * item in the refcount tree -- DATA_REF (block, 34, 0) -> refs u32 (>= 2),
+ * one per block -- and a block without one has a single reference.  A
+ * release drops one reference and frees the block at the last.
+ */
+#include "fs/cowfs_int.h"
+
+#define DATA_REF_SIZE 4u
+
+static int data_ref_get(struct cowfs *fs, uint64_t blk, uint32_t *refs)
+{
+	*refs = 1;
+	if (!fs->refs_present)
+		return 0;
+	uint8_t v[DATA_REF_SIZE];
+	uint32_t len;
+	struct cowfs_key k = { blk, CFS_ITEM_DATA_REF, 0 };
+	int err = cowfs_bt_lookup(fs->ref_tree, &k, v, sizeof(v), &len);
+	if (err == -PLAT_ENOENT)
+		return 0;
+	if (!err)
+		*refs = cfs_get32(v);
+	return err;
+}
+
+static int data_ref_set(struct cowfs *fs, uint64_t blk, uint32_t old, uint32_t refs)
+{
+	struct cowfs_key k = { blk, CFS_ITEM_DATA_REF, 0 };
+	uint8_t v[DATA_REF_SIZE];
+	cfs_put32(v, refs);
+	if (refs <= 1)
+		return cowfs_bt_delete(fs->ref_tree, &k);
+	return old <= 1 ? cowfs_bt_insert(fs->ref_tree, &k, v, sizeof(v)) : cowfs_bt_update(fs->ref_tree, &k, v, sizeof(v));
+}
+
+static int data_ref_inc(struct cowfs *fs, uint64_t blk)
+{
+	uint32_t refs;
+	if (!fs->ref_tree) {
+		int err = cowfs_tree_get(fs, CFS_TREE_REFCOUNT, true, &fs->ref_tree);
+		if (err)
+			return err;
+	}
+	fs->refs_present = true;
+	int err = data_ref_get(fs, blk, &refs);
+	return err ? err : data_ref_set(fs, blk, refs, refs + 1);
+}
+
+int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born)
+{
+	if (!fs->refs_present) {
+		cowfs_free_blocks(fs, blk, (uint32_t)n, born);
+		return 0;
+	}
+	for (uint64_t b = blk; b < blk + n; b++) {
+		uint32_t refs;
+		int err = data_ref_get(fs, b, &refs);
+		if (!err && refs > 1)
+			err = data_ref_set(fs, b, refs, refs - 1);
+		else if (!err)
+			cowfs_free_blocks(fs, b, 1, born);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int cowfs_extent_leaf_refs(struct cowfs *fs, const uint8_t *leaf, int delta)
+{
+	uint32_t nr = cfs_get16(leaf + CFS_NH_NRITEMS);
+	for (uint32_t i = 0; i < nr; i++) {
+		const uint8_t *item = leaf + CFS_NH_SIZE + i * CFS_LEAF_ITEM_SIZE;
+		struct cowfs_key k;
+		cfs_key_get(item, &k);
+		if (k.type != CFS_ITEM_EXTENT || cfs_get16(item + CFS_KEY_SIZE + 2) != CFS_EXTENT_ITEM_SIZE)
+			continue;
+		const uint8_t *d = leaf + cfs_get16(item + CFS_KEY_SIZE);
+		uint64_t blk = cfs_get64(d), n = cfs_get32(d + 8), gen = cfs_get64(d + 16);
+		for (uint64_t b = blk; b < blk + n; b++) {
+			int err = delta > 0 ? data_ref_inc(fs, b) : cowfs_data_release(fs, b, 1, gen);
+			if (err)
+				return err;
+		}
+	}
+	return 0;
+}
+
+
+int cowfs_data_ref_fix(struct cowfs *fs, uint64_t blk, uint32_t refs)
+{
+	uint32_t old;
+	if (!fs->ref_tree && refs > 1) {
+		int err = cowfs_tree_get(fs, CFS_TREE_REFCOUNT, true, &fs->ref_tree);
+		if (err)
+			return err;
+	}
+	if (refs > 1)
+		fs->refs_present = true;
+	int err = data_ref_get(fs, blk, &old);
+	if (err || old == refs)
+		return err;
+	return data_ref_set(fs, blk, old, refs);
+}

@@ -1,0 +1,44 @@
+/*
+ * cowfs file data (fs/file.c, fs/extent.c): what fs/vfs.c and fs/namei.c
+ * call of the data path.  Not for users of the filesystem (fs/vfs.h).
+ */
+#ifndef FS_FILE_H
+#define FS_FILE_H
+
+#include "fs/vfs_int.h"
+
+/* EXTENT item (docs/format.md §6): (ino, EXTENT, file byte offset) ->
+ * disk_block u64, nblocks u32, flags u32, gen u64. */
+#define CFS_EXTENT_SIZE CFS_EXTENT_ITEM_SIZE
+#define CFS_EXTENT_MAX_BLOCKS 32768u     /* 128 MiB: bounds the backward search of a lookup */
+
+struct cowfs_extent {
+	uint64_t off;            /* file bytes, block aligned */
+	uint64_t disk_block;
+	uint32_t nblocks;
+	uint64_t gen;
+};
+
+/* ---- extent.c (filesystem lock held) ---- */
+/* The extent holding pos, else the first after pos (*found = false and
+ * e->off = where the hole ends, UINT64_MAX when none). */
+int cowfs_extent_find(struct cowfs_mount *m, uint64_t ino, uint64_t pos, struct cowfs_extent *e, bool *found);
+/* [off, off+n blocks) now lives at disk_block: what was there is released. */
+int cowfs_extent_replace(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t off, uint64_t disk_block,
+			 uint32_t nblocks);
+/* Everything at or after `from` (block aligned) released. */
+int cowfs_extent_punch_from(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t from);
+
+/* ---- file.c ---- */
+/* Lock held: free the inode's data (extents, reservations, state). */
+int cowfs_file_free_data(struct cowfs_vnode *vn);
+/* No lock: the inode's page cache goes (written back unless doomed). */
+void cowfs_file_drop_cache(struct cowfs_vnode *vn);
+/* No lock: write back every file's dirty data and wait for it. */
+int cowfs_file_writeback_all(struct cowfs_mount *m);
+/* Lock held: blocks reserved by buffered writes not yet allocated. */
+uint64_t cowfs_file_reserved(struct cowfs_mount *m);
+/* Lock held: attributes the data path knows better (in-memory size). */
+void cowfs_file_attr(struct cowfs_vnode *vn, struct cowfs_inode *out);
+
+#endif

@@ -1,0 +1,384 @@
+/* File data (fs/file.c, fs/extent.c, fs/dataref.c) through the iomap core:
+ * a random model test (buffered and direct writes and reads, appends,
+ * truncates, fsyncs, remounts) with the whole-filesystem check (space map
+ * = referenced nodes and data blocks, reference counts) after each round;
+ * ENOSPC without losing what was written before; power cuts at every
+ * device write with every fsync'd file intact; snapshots that keep their
+ * data while the live file changes and after it is deleted. */
+#define TEST_SUITE "cowfs_file"
+#include "tests/host/test.h"
+#include "tests/host/cowfs_test.h"
+#include "fs/vfs.h"
+
+#define NFILES 4
+#define FILE_CAP (3u << 20)
+
+struct env {
+	struct ct_image im;
+	struct cowfs_mount *m;
+	const struct cowfs_hooks *hooks;
+	unsigned interval_ms;        /* 0: 200 ms, busy background commits */
+};
+
+static int env_mount(struct env *e)
+{
+	struct cowfs_vfs_opts o = { .fs = { .hooks = e->hooks }, .data_cache_bytes = 8 << 20,
+				    .commit_interval_ms = e->interval_ms ? e->interval_ms : 200 };
+	return cowfs_vfs_mount(e->im.bdev, &o, &e->m);
+}
+
+static int env_open(struct env *e, const char *name, uint64_t bytes)
+{
+	memset(e, 0, sizeof(*e));
+	if (!ct_image_create(&e->im, name, bytes))
+		return -1;
+	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
+	int err = cowfs_mkfs(e->im.bdev, &mk);
+	return err ? err : env_mount(e);
+}
+
+static void env_remount(struct env *e)
+{
+	EXPECT_EQ_INT(cowfs_vfs_unmount(e->m), 0);
+	ct_image_reopen(&e->im);
+	EXPECT_EQ_INT(env_mount(e), 0);
+}
+
+static const char *env_check(struct env *e)
+{
+	static char msg[200];
+	return cowfs_vfs_check(e->m, msg, sizeof(msg)) ? msg : NULL;
+}
+
+static void env_close(struct env *e)
+{
+	if (e->m)
+		cowfs_vfs_unmount(e->m);
+	ct_image_remove(&e->im);
+}
+
+static uint64_t mkfile(struct env *e, const char *name)
+{
+	struct cowfs_inode a;
+	EXPECT_EQ_INT(cowfs_create(e->m, CFS_ROOT_INO, name, strlen(name), 0644, 0, 0, &a), 0);
+	return a.ino;
+}
+
+static void fill(uint8_t *p, uint64_t off, uint64_t n, uint64_t seed)
+{
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(((off + i) * 2654435761u) >> 13 ^ seed);
+}
+
+/* The file's bytes equal the model's (and its size). */
+static bool same(struct env *e, uint64_t ino, const uint8_t *model, uint64_t size, uint8_t *buf)
+{
+	struct cowfs_inode a;
+	if (cowfs_getattr(e->m, ino, &a) || a.size != size) {
+		fprintf(stderr, "ino %llu: size %llu, model %llu\n", (unsigned long long)ino,
+			(unsigned long long)a.size, (unsigned long long)size);
+		return false;
+	}
+	int64_t n = cowfs_read(e->m, ino, 0, buf, FILE_CAP, 0);
+	if (n != (int64_t)size || memcmp(buf, model, size)) {
+		for (uint64_t i = 0; n == (int64_t)size && i < size; i++)
+			if (buf[i] != model[i]) {
+				fprintf(stderr, "ino %llu: byte %llu is %02x, model %02x\n", (unsigned long long)ino,
+					(unsigned long long)i, buf[i], model[i]);
+				break;
+			}
+		return false;
+	}
+	return true;
+}
+
+TEST(random_io_against_model)
+{
+	struct env e;
+	EXPECT_EQ_INT(env_open(&e, "file", 64 << 20), 0);
+	uint8_t *model[NFILES], *buf = aligned_alloc(4096, FILE_CAP), *data = aligned_alloc(4096, FILE_CAP);
+	uint64_t size[NFILES] = { 0 }, ino[NFILES], rng = 0xf17e;
+	for (unsigned f = 0; f < NFILES; f++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%u", f);
+		ino[f] = mkfile(&e, name);
+		model[f] = calloc(1, FILE_CAP);
+	}
+	unsigned ops = getenv("COWFS_STRESS") ? 20000 : 1500;
+	for (unsigned op = 0; op < ops; op++) {
+		unsigned f = (unsigned)(ct_rand(&rng) % NFILES), kind = (unsigned)(ct_rand(&rng) % 100);
+		uint64_t off = ct_rand(&rng) % (FILE_CAP / 2), len = 1 + ct_rand(&rng) % 70000;
+		if (getenv("DBG") && f == (unsigned)atoi(getenv("DBG")))
+			fprintf(stderr, "op %u kind %u off %llu len %llu size %llu\n", op, kind, (unsigned long long)off,
+				(unsigned long long)len, (unsigned long long)size[f]);
+		if (kind < 40) {                               /* buffered write */
+			fill(data, off, len, op);
+			EXPECT_EQ_INT(cowfs_write(e.m, ino[f], off, data, len, 0), (int64_t)len);
+			memcpy(model[f] + off, data, len);
+			if (off + len > size[f])
+				size[f] = off + len;
+		} else if (kind < 55) {                        /* direct write, whole blocks */
+			off &= ~4095ull;
+			len = (len + 4095) & ~4095ull;
+			fill(data, off, len, op);
+			EXPECT_EQ_INT(cowfs_write(e.m, ino[f], off, data, len, CFS_IO_DIRECT), (int64_t)len);
+			memcpy(model[f] + off, data, len);
+			if (off + len > size[f])
+				size[f] = off + len;
+		} else if (kind < 62) {                        /* append */
+			len %= 9000;
+			if (size[f] + len <= FILE_CAP) {
+				fill(data, size[f], len, op);
+				EXPECT_EQ_INT(cowfs_write(e.m, ino[f], 0, data, len, CFS_IO_APPEND), (int64_t)len);
+				memcpy(model[f] + size[f], data, len);
+				size[f] += len;
+			}
+		} else if (kind < 70) {                        /* truncate down or up */
+			uint64_t ns = ct_rand(&rng) % (FILE_CAP / 2);
+			struct cowfs_setattr sa = { .valid = CFS_SET_SIZE, .size = ns };
+			EXPECT_EQ_INT(cowfs_setattr(e.m, ino[f], &sa, NULL), 0);
+			if (ns < size[f])
+				memset(model[f] + ns, 0, size[f] - ns);
+			size[f] = ns;
+		} else if (kind < 85) {                        /* buffered read of a range */
+			int64_t n = cowfs_read(e.m, ino[f], off, buf, len, 0);
+			uint64_t want = off >= size[f] ? 0 : (size[f] - off < len ? size[f] - off : len);
+			EXPECT_EQ_INT(n, (int64_t)want);
+			for (int64_t i = 0; getenv("DBG") && i < n; i++)
+				if (buf[i] != model[f][off + (uint64_t)i]) {
+					fprintf(stderr, "op %u f %u: byte %llu is %02x, model %02x\n", op, f,
+						(unsigned long long)(off + (uint64_t)i), buf[i], model[f][off + (uint64_t)i]);
+					break;
+				}
+			EXPECT(n < 0 || !memcmp(buf, model[f] + off, (size_t)n));
+		} else if (kind < 92) {                        /* direct read */
+			off &= ~4095ull;
+			len = (len + 4095) & ~4095ull;
+			int64_t n = cowfs_read(e.m, ino[f], off, buf, len, CFS_IO_DIRECT);
+			uint64_t want = off >= size[f] ? 0 : (size[f] - off < len ? size[f] - off : len);
+			EXPECT_EQ_INT(n, (int64_t)want);
+			EXPECT(n < 0 || !memcmp(buf, model[f] + off, (size_t)n));
+		} else if (kind < 97) {
+			EXPECT_EQ_INT(cowfs_fsync(e.m, ino[f], false), 0);
+		} else {
+			env_remount(&e);
+		}
+		if (op % 250 == 249) {
+			const char *why = env_check(&e);
+			if (why)
+				fprintf(stderr, "op %u: %s\n", op, why);
+			EXPECT(why == NULL);
+			for (unsigned g = 0; g < NFILES; g++)
+				EXPECT(same(&e, ino[g], model[g], size[g], buf));
+		}
+	}
+	env_remount(&e);
+	for (unsigned f = 0; f < NFILES; f++)
+		EXPECT(same(&e, ino[f], model[f], size[f], buf));
+	EXPECT(env_check(&e) == NULL);
+	/* Removing the files gives every data block back. */
+	for (unsigned f = 0; f < NFILES; f++) {
+		char name[16];
+		snprintf(name, sizeof(name), "f%u", f);
+		EXPECT_EQ_INT(cowfs_unlink(e.m, CFS_ROOT_INO, name, strlen(name)), 0);
+		free(model[f]);
+	}
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	struct cowfs_statfs st;
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(cowfs_statfs(e.m, &st), 0);
+	if (st.total_blocks - st.free_blocks >= 200)
+		fprintf(stderr, "%llu blocks still in use\n", (unsigned long long)(st.total_blocks - st.free_blocks));
+	EXPECT(st.total_blocks - st.free_blocks < 200);   /* only metadata left */
+	EXPECT(env_check(&e) == NULL);
+	free(buf);
+	free(data);
+	env_close(&e);
+}
+
+TEST(enospc_keeps_what_was_written)
+{
+	struct env e;
+	EXPECT_EQ_INT(env_open(&e, "nospc", 8 << 20), 0);
+	uint8_t *data = aligned_alloc(4096, 1 << 20), *buf = aligned_alloc(4096, 1 << 20);
+	fill(data, 0, 1 << 20, 1);
+	uint64_t keep = mkfile(&e, "keep"), big = mkfile(&e, "big");
+	EXPECT_EQ_INT(cowfs_write(e.m, keep, 0, data, 1 << 20, 0), 1 << 20);
+	EXPECT_EQ_INT(cowfs_fsync(e.m, keep, false), 0);
+	int64_t r = 0;
+	uint64_t off = 0;
+	for (int i = 0; i < 40 && r >= 0; i++, off += 1 << 20)
+		r = cowfs_write(e.m, big, off, data, 1 << 20, i & 1 ? CFS_IO_DIRECT : 0);
+	EXPECT_EQ_INT(r, -PLAT_ENOSPC);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);           /* what was accepted fits */
+	EXPECT(same(&e, keep, data, 1 << 20, buf));
+	EXPECT_EQ_INT(cowfs_unlink(e.m, CFS_ROOT_INO, "big", 3), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);           /* freed blocks reusable after the next commit */
+	EXPECT_EQ_INT(cowfs_write(e.m, keep, 1 << 20, data, 1 << 20, 0), 1 << 20);
+	EXPECT_EQ_INT(cowfs_fsync(e.m, keep, false), 0);
+	EXPECT(env_check(&e) == NULL);
+	free(data);
+	free(buf);
+	env_close(&e);
+}
+
+TEST(snapshots_keep_their_data)
+{
+	struct env e;
+	EXPECT_EQ_INT(env_open(&e, "snapdata", 32 << 20), 0);
+	uint8_t *v1 = malloc(1 << 20), *v2 = malloc(1 << 20), *buf = aligned_alloc(4096, FILE_CAP);
+	fill(v1, 0, 1 << 20, 1);
+	fill(v2, 0, 1 << 20, 2);
+	uint64_t ino = mkfile(&e, "data");
+	EXPECT_EQ_INT(cowfs_write(e.m, ino, 0, v1, 1 << 20, 0), 1 << 20);
+	EXPECT_EQ_INT(cowfs_snapshot(e.m, "before", 6, true), 0);
+	/* Overwrite half and truncate: the snapshot's blocks must survive. */
+	EXPECT_EQ_INT(cowfs_write(e.m, ino, 0, v2, 1 << 19, 0), 1 << 19);
+	struct cowfs_setattr sa = { .valid = CFS_SET_SIZE, .size = 300000 };
+	EXPECT_EQ_INT(cowfs_setattr(e.m, ino, &sa, NULL), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	const char *why = env_check(&e);
+	if (why)
+		fprintf(stderr, "%s\n", why);
+	EXPECT(why == NULL);
+	/* The snapshot's file, read from its extents on the device: all of
+	 * v1, although the live file overwrote and truncated it. */
+	struct cowfs *fs = cowfs_vfs_fs(e.m);
+	uint64_t sid;
+	struct cowfs_tree *st_tree = NULL;
+	EXPECT_EQ_INT(cowfs_snapshot_lookup(fs, CFS_TREE_FS, "before", 6, &sid), 0);
+	EXPECT_EQ_INT(cowfs_tree_open(fs, sid, false, &st_tree), 0);
+	uint64_t covered = 0;
+	struct cowfs_key k = { ino, CFS_ITEM_EXTENT, 0 };
+	uint8_t item[32];
+	uint32_t ilen;
+	while (st_tree && cowfs_bt_next(st_tree, &k, item, sizeof(item), &ilen) == 0 && k.objectid == ino &&
+	       k.type == CFS_ITEM_EXTENT) {
+		uint64_t blk = cfs_get64(item), n = cfs_get32(item + 8);
+		EXPECT_EQ_INT(plat_bdev_rw(e.im.bdev, PLAT_BIO_READ, blk * 4096, buf, n * 4096), 0);
+		EXPECT(!memcmp(buf, v1 + k.offset, n * 4096));
+		covered += n * 4096;
+		k.offset++;
+	}
+	EXPECT_EQ_INT(covered, 1 << 20);
+	uint8_t *model = malloc(1 << 20);
+	memcpy(model, v2, 1 << 19);
+	memcpy(model + (1 << 19), v1 + (1 << 19), 1 << 19);
+	EXPECT(same(&e, ino, model, 300000, buf));
+	/* Delete the live file, then the snapshot: all space comes back. */
+	EXPECT_EQ_INT(cowfs_unlink(e.m, CFS_ROOT_INO, "data", 4), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT(env_check(&e) == NULL);
+	EXPECT_EQ_INT(cowfs_snapshot_remove(e.m, "before", 6), 0);
+	EXPECT_EQ_INT(cowfs_vfs_drop_pending(e.m), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	why = env_check(&e);
+	if (why)
+		fprintf(stderr, "%s\n", why);
+	EXPECT(why == NULL);
+	struct cowfs_statfs st;
+	EXPECT_EQ_INT(cowfs_statfs(e.m, &st), 0);
+	EXPECT(st.total_blocks - st.free_blocks < 200);
+	(void)sid;
+	free(v1);
+	free(v2);
+	free(model);
+	free(buf);
+	env_close(&e);
+}
+
+/* ---- power cuts ---- */
+
+#define CUT_FILES 5
+static uint64_t file_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
+{
+	struct env e;
+	struct ct_cut c = { &e.im, 0, cut_at ? cut_at : UINT64_MAX, seed | 1, false, NULL, 0, 0, 0 };
+	struct cowfs_hooks hooks = { ct_cut_before_write, ct_cut_before_flush, &c };
+	uint8_t *data = aligned_alloc(4096, 1 << 18), *buf = aligned_alloc(4096, FILE_CAP);
+	bool synced[CUT_FILES] = { false };
+	uint64_t sizes[CUT_FILES];
+	*why = NULL;
+	memset(&e, 0, sizeof(e));
+	ct_image_create(&e.im, "filecut", 8 << 20);
+	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
+	if (cowfs_mkfs(e.im.bdev, &mk)) {
+		*why = "mkfs failed";
+		goto out;
+	}
+	plat_host_bdev_set_volatile(e.im.bdev, true);
+	e.hooks = &hooks;
+	e.interval_ms = 3600000;     /* only the workload's syncs commit: the same writes every run */
+	if (env_mount(&e)) {
+		*why = "mount failed";
+		goto out;
+	}
+	for (unsigned f = 0; f < CUT_FILES && !c.cut; f++) {
+		char name[8];
+		snprintf(name, sizeof(name), "c%u", f);
+		struct cowfs_inode a;
+		sizes[f] = 5000 + f * 37000;
+		fill(data, 0, sizes[f], f);
+		if (cowfs_create(e.m, CFS_ROOT_INO, name, strlen(name), 0644, 0, 0, &a) ||
+		    cowfs_write(e.m, a.ino, 0, data, sizes[f], 0) != (int64_t)sizes[f])
+			break;
+		if (f % 2 == 0 && cowfs_fsync(e.m, a.ino, false) == 0 && cowfs_fsync(e.m, CFS_ROOT_INO, false) == 0)
+			synced[f] = !c.cut;
+		/* An overwrite, not synced: either version may survive. */
+		if (f)
+			cowfs_write(e.m, a.ino, 100, data + 7, 3000, 0);
+	}
+	cowfs_vfs_unmount(e.m);
+	e.m = NULL;
+	if (!c.cut && cut_at)
+		goto out;
+	e.hooks = NULL;
+	ct_image_reopen(&e.im);
+	if (env_mount(&e)) {
+		*why = "mount after the power cut failed";
+		goto out;
+	}
+	if ((*why = env_check(&e)))
+		goto out;
+	for (unsigned f = 0; f < CUT_FILES; f++) {
+		if (!synced[f])
+			continue;
+		char name[8];
+		snprintf(name, sizeof(name), "c%u", f);
+		struct cowfs_inode a;
+		if (cowfs_lookup(e.m, CFS_ROOT_INO, name, strlen(name), &a)) {
+			*why = "an fsync'd file is gone";
+			break;
+		}
+		fill(data, 0, sizes[f], f);
+		int64_t n = cowfs_read(e.m, a.ino, 0, buf, sizes[f], 0);
+		if (n < (int64_t)sizes[f] || memcmp(buf, data, sizes[f])) {
+			/* f > 0 files were overwritten at 100.. after the fsync,
+			 * unsynced: either version of those bytes is fine. */
+			bool ok = n >= (int64_t)sizes[f] && !memcmp(buf, data, 100) &&
+				  !memcmp(buf + 3100, data + 3100, sizes[f] - 3100);
+			if (!ok) {
+				*why = "an fsync'd file lost data";
+				break;
+			}
+		}
+	}
+out:
+	if (e.m)
+		cowfs_vfs_unmount(e.m);
+	ct_cut_free(&c);
+	ct_image_remove(&e.im);
+	free(data);
+	free(buf);
+	return c.count;
+}
+
+TEST(power_cut_at_every_write_keeps_fsynced_data)
+{
+	ct_cut_every_write(__FILE__, __LINE__, file_cut_run, getenv("COWFS_STRESS") ? 10 : 1, 20);
+}
+
+TEST_MAIN()
