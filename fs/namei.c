@@ -142,8 +142,10 @@ int cowfs_lookup(struct cowfs_mount *m, uint64_t dir, const char *name, size_t l
 		goto out;
 	if ((err = cowfs_vget(m, ino, &vn)))
 		goto out;
-	if (out)
+	if (out) {
 		*out = vn->rec;
+		cowfs_file_attr(vn, out);
+	}
 	cowfs_vput(vn);
 out:
 	cowfs_vfs_unlock(m);
@@ -205,8 +207,10 @@ static int create_common(struct cowfs_mount *m, uint64_t dir, const char *name, 
 		err = make_node(m, d, name, len, mode, uid, gid, extra, extra_len, &vn);
 	cowfs_vput(d);
 	if (!err) {
-		if (out)
+		if (out) {
 			*out = vn->rec;
+			cowfs_file_attr(vn, out);
+		}
 		cowfs_vput(vn);
 	}
 out:
@@ -297,8 +301,10 @@ int cowfs_link(struct cowfs_mount *m, uint64_t ino, uint64_t newdir, const char 
 		vn->rec.nlink++;
 		cowfs_touch(vn, false);
 		cowfs_touch(d, true);
-		if (out)
+		if (out) {
 			*out = vn->rec;
+			cowfs_file_attr(vn, out);
+		}
 	}
 	cowfs_vput(vn);
 put_d:

@@ -73,13 +73,14 @@ define RUN_HOST_TESTS
 	done; true
 endef
 
-# The qemu tests need the ESP tree and the GPT image; if they do not build
+# The qemu tests need the ESP tree and the GPT image (and the host's cowfs
+# tool, which checks the images the appliance wrote); if they do not build
 # there is nothing to boot, so the failure is counted once as "build.image".
 define RUN_QEMU_TESTS
 	@mkdir -p $(TEST_LOGS)
 	@rm -f $(TEST_LOGS)/qemu.log
 	@$(SUMMARY) exec --log $(TEST_LOGS)/qemu.log --name build.image -- \
-		$(MAKE) -s --no-print-directory image && \
+		$(MAKE) -s --no-print-directory image cowfs-tools && \
 	$(SUMMARY) exec --log $(TEST_LOGS)/qemu.log --name qemu --timeout 1500 -- \
 		$(PYTHON) tests/qemu/run.py $(QEMU_TEST_ARGS); true
 endef

@@ -94,6 +94,50 @@ static int ls_entry(void *arg, const char *name, size_t len, uint64_t ino, uint8
 	return 0;
 }
 
+/* readdir calls back under the filesystem lock: entries are collected a
+ * batch at a time and printed (with their attributes) after it returns. */
+#define LS_BATCH 64
+struct ls_batch {
+	unsigned n;
+	uint64_t next;
+	struct { uint64_t ino; uint8_t type; uint16_t len; char name[CFS_NAME_MAX + 1]; } e[LS_BATCH];
+};
+
+static int ls_collect(void *arg, const char *name, size_t len, uint64_t ino, uint8_t type, uint64_t next)
+{
+	struct ls_batch *b = arg;
+	if (b->n == LS_BATCH)
+		return 1;
+	b->e[b->n].ino = ino;
+	b->e[b->n].type = type;
+	b->e[b->n].len = (uint16_t)len;
+	memcpy(b->e[b->n].name, name, len);
+	b->n++;
+	b->next = next;
+	return 0;
+}
+
+static int ls_dir(struct ls_ctx *c, uint64_t dir)
+{
+	struct ls_batch *b = kmalloc(sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	uint64_t cookie = 2;                    /* from 2: no "." and ".." */
+	int err;
+	do {
+		b->n = 0;
+		err = cowfs_readdir(c->m, dir, cookie, ls_collect, b);
+		if (err < 0)
+			break;
+		for (unsigned i = 0; i < b->n; i++)
+			ls_entry(c, b->e[i].name, b->e[i].len, b->e[i].ino, b->e[i].type, 0);
+		cookie = b->next;
+		err = 0;
+	} while (b->n == LS_BATCH && !shell_interrupted());
+	kfree(b);
+	return err;
+}
+
 static int cmd_ls(int argc, char **argv)
 {
 	bool longfmt = argc > 1 && !strcmp(argv[1], "-l");
@@ -120,7 +164,7 @@ static int cmd_ls(int argc, char **argv)
 				base = q + 1;
 		ls_entry(&c, base, strlen(base), p.ino, 0, 0);
 	} else {
-		err = cowfs_readdir(p.fm->m, p.ino, 2, ls_entry, &c);   /* from 2: no "." and ".." */
+		err = ls_dir(&c, p.ino);
 		if (err)
 			fsk_fail("ls", path, err);
 	}

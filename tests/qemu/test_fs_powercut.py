@@ -60,27 +60,29 @@ def durable_workload(ctx, m, mount, logpath, rounds=ROUNDS, seed0=100):
     return acked
 
 
-def cut_points(log, count, rng):
+def cut_points(log, count, rng, first=0):
     """(entry index to cut after, random survivors?) pairs: flushes spread
-    over the log plus the last entry, and points between flushes."""
-    flushes = [e.index for e in log.entries if e.flags & dmlog.FLUSH]
+    over the log plus the last entry, and points between flushes; none
+    before entry `first` (the format at boot: a disk cut during mkfs is
+    not a filesystem yet)."""
+    flushes = [e.index for e in log.entries if e.flags & dmlog.FLUSH and e.index >= first]
     n = len(log.entries)
     pts = set()
     if flushes:
         step = max(1, len(flushes) // max(1, count // 2))
         pts.update((f, False) for f in flushes[::step])
         pts.add((flushes[-1], False))
-    while len(pts) < count and n > 1:
-        pts.add((rng.randrange(n), True))
+    while len(pts) < count and n > first + 1:
+        pts.add((rng.randrange(first, n), True))
     pts.add((n - 1, True))
     return sorted(pts)
 
 
-def build_crash_images(log, base_path, acked, count, seed):
+def build_crash_images(log, base_path, acked, count, seed, first=0):
     """[(image path, files that must be intact, description)]."""
     rng = random.Random(seed)
     out = []
-    for k, (cut, partial) in enumerate(cut_points(log, count, rng)):
+    for k, (cut, partial) in enumerate(cut_points(log, count, rng, first)):
         path = f"{base_path}.cut{k}"
         lost = dmlog.replay(log, path, after=cut, rng=random.Random(seed + k) if partial else None, size=SIZE)
         must = [(name, size, s) for n, name, size, s in acked if n <= cut + 1]
@@ -139,13 +141,15 @@ def powercut(ctx, kind):
     dev = "nvme0n1" if kind == "nvme" else "sata0"
     m = ctx.machine(f"{kind}-work")
     boot_to_prompt(m, smp=2, disks=[disk], config=["mount = all", "format = blank"])
+    # The format at boot ends with its commit: cuts start after it.
+    formatted = max(e.index for e in dmlog.read_log(log).entries if e.flags & dmlog.FLUSH)
     acked = durable_workload(ctx, m, f"/{dev}", log)
     m.kill()      # the power cut: nothing of the guest's shutdown runs
     parsed = dmlog.read_log(log)
     with ctx.subtest(f"{kind}_log_durable"):
         bad = dmlog.unflushed(parsed, max(n for n, *_ in acked))
         check(not bad, f"{len(bad)} writes before the last fsync are not covered by a flush")
-    images = build_crash_images(parsed, img, acked, CUTS, 7 if kind == "nvme" else 8)
+    images = build_crash_images(parsed, img, acked, CUTS, 7 if kind == "nvme" else 8, formatted)
     check_images(ctx, kind, images, lba)
     for p in (img, log):
         os.remove(p)
