@@ -5,10 +5,13 @@
 
 mkfs an image file, mount it with build/cowfs-fuse, build a tree with
 mkdir, cp -r, ln, ln -s, mv, rm -r, check it with find, stat, readlink,
-diff -r and df, unmount, run `cowfs check`, remount and compare again.
+diff -r, tar, dd with O_DIRECT and df, unmount, run `cowfs check`, remount
+and compare again, remount read-only.
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount is always taken down.
 """
+import ctypes
+import mmap
 import os
 import shutil
 import subprocess
@@ -150,10 +153,25 @@ def data_ops(mnt, src):
     run("tar", "-C", os.path.join(mnt, "untar"), "-xf", os.path.join(os.path.dirname(src), "t.tar"))
     run("diff", "-r", src, os.path.join(mnt, "untar", "copy"))
     run("rm", "-r", os.path.join(mnt, "untar"))
+    # O_DIRECT both ways, mixed with buffered I/O of the same file.
+    big = os.path.join(src, "a", "f5")
+    run("dd", f"if={big}", f"of={mnt}/direct", "bs=64k", "oflag=direct", "status=none")
+    run("cmp", big, os.path.join(mnt, "direct"))
+    run("dd", f"if={mnt}/direct", f"of={os.path.dirname(src)}/back", "bs=64k", "iflag=direct", "status=none")
+    run("cmp", big, os.path.join(os.path.dirname(src), "back"))
+    with open(os.path.join(mnt, "direct"), "r+b") as f:
+        f.seek(4096)
+        f.write(b"buffered")
+    fd = os.open(os.path.join(mnt, "direct"), os.O_RDONLY | os.O_DIRECT)
+    try:
+        buf = mmap.mmap(-1, 4096)
+        os.preadv(fd, [buf], 4096)
+        assert buf[:8] == b"buffered", "a direct read misses a buffered write before it"
+    finally:
+        os.close(fd)
 
 
 def rename_edges(mnt):
-    import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     d = os.path.join(mnt, "ren")
     os.makedirs(os.path.join(d, "dir", "sub"))
