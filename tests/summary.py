@@ -2,7 +2,8 @@
 """Run test programs and summarise their results.
 
 Protocol (tests/host/test.h): each program prints one line per case,
-"ok - SUITE.NAME" or "not ok - SUITE.NAME: reason".
+"ok - SUITE.NAME" or "not ok - SUITE.NAME: reason", or "skip - SUITE.NAME:
+reason" for a case that cannot run here (counted as skipped, never passed).
 
   summary.py exec --log LOG --name NAME [--timeout S] -- CMD ARGS...
       Run CMD, append all its output to LOG between "# begin NAME" and
@@ -16,6 +17,7 @@ Protocol (tests/host/test.h): each program prints one line per case,
       final line "N passed, N failed".  A program that exited non-zero (or
       never reached its end marker) without printing any "not ok" line is
       one failure under its own name: a crash must never look like a pass.
+      Skipped cases are added as ", N skipped" when there are any.
       Exits 1 if anything failed or if nothing ran at all.
 """
 import argparse
@@ -27,7 +29,7 @@ import subprocess
 import sys
 import threading
 
-RESULT_RE = re.compile(r"^(not ok|ok) - (\S+?)(?::\s*(.*))?$")
+RESULT_RE = re.compile(r"^(not ok|ok|skip) - (\S+?)(?::\s*(.*))?$")
 DIAG_TAIL = 40
 BEGIN_RE = re.compile(r"^# begin (\S+)$")
 END_RE = re.compile(r"^# end (\S+) exit=(-?\d+)$")
@@ -111,6 +113,7 @@ class Program:
     def __init__(self, name):
         self.name = name
         self.passed = 0
+        self.skipped = []    # skip lines as printed
         self.failed = []     # failure lines as printed
         self.exit = None     # None = no end marker seen
 
@@ -147,6 +150,8 @@ def summary_parse(paths):
                     programs.append(cur)
                 if m.group(1) == "ok":
                     cur.passed += 1
+                elif m.group(1) == "skip":
+                    cur.skipped.append(line)
                 else:
                     cur.failed.append(line)
     return programs, missing
@@ -154,9 +159,12 @@ def summary_parse(paths):
 
 def summary_report(args):
     programs, missing = summary_parse(args.logs)
-    passed = failed = 0
+    passed = failed = skipped = 0
     for p in programs:
         passed += p.passed
+        skipped += len(p.skipped)
+        for line in p.skipped:
+            print(line)
         failed += len(p.failed)
         for line in p.failed:
             print(line)
@@ -171,7 +179,7 @@ def summary_report(args):
         print(f"summary: log {path} is missing")
     if passed + failed == 0:
         print("summary: nothing ran")
-    print(f"{passed} passed, {failed} failed", flush=True)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""), flush=True)
     return 1 if failed or passed + failed == 0 else 0
 
 

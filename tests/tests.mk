@@ -25,6 +25,13 @@
 #   test_foo_LDLIBS     := -lpthread           (optional)
 # Each test compiles its own objects (build/host/obj/<test>/...) so per-test
 # flags never clash; binaries land in build/host/<test>.
+#
+# Script tests (a program that is not C, e.g. a FUSE mount driven with
+# ordinary tools) run with the host tests, same protocol; "skip - S.N: why"
+# lines count as skipped, never as passed:
+#   HOST_SCRIPT_TESTS   += test_bar
+#   test_bar_DEPS       := build/tool          (made first; failure = build.test_bar)
+#   test_bar_CMD        := $(PYTHON) tests/bar/test_bar.py
 
 HOST_BUILD   := $(BUILD)/host
 TEST_LOGS    := $(BUILD)/test-logs
@@ -71,7 +78,15 @@ define RUN_HOST_TESTS
 		$(SUMMARY) exec --log $(TEST_LOGS)/host.log --name $$t --timeout 600 -- \
 			$(HOST_BUILD)/$$t; \
 	done; true
+	@for t in $(HOST_SCRIPT_TESTS); do \
+		$(SUMMARY) exec --log $(TEST_LOGS)/host.log --name build.$$t -- \
+			$(MAKE) -s --no-print-directory script-deps-$$t && \
+		$(SUMMARY) exec --log $(TEST_LOGS)/host.log --name $$t --timeout 600 -- \
+			$(MAKE) -s --no-print-directory script-run-$$t; \
+	done; true
 endef
+$(foreach t,$(HOST_SCRIPT_TESTS),$(eval script-deps-$(t): $$($(t)_DEPS)))
+$(foreach t,$(HOST_SCRIPT_TESTS),$(eval script-run-$(t): ; $$($(t)_CMD)))
 
 # The qemu tests need the ESP tree and the GPT image (and the host's cowfs
 # tool, which checks the images the appliance wrote); if they do not build

@@ -237,7 +237,13 @@ static int cmd_repair(const char *image)
 			printf("cowfs: %s: errors left: %s\n", image, err ? plat_strerror(err) : msg);
 			ret = EXIT_UNCORRECTED;
 		}
-	} else {
+	}
+	/* Namespace damage (link counts, "..", orphans) is found, not repaired yet:
+	 * --repair must not call such an image clean. */
+	if (ret != EXIT_UNCORRECTED && check_namespaces(fs, msg, sizeof(msg))) {
+		printf("cowfs: %s: errors left (not repaired): %s\n", image, msg);
+		ret = EXIT_UNCORRECTED;
+	} else if (!ret) {
 		printf("cowfs: %s: clean\n", image);
 	}
 	if (cowfs_unmount(fs) && ret != EXIT_UNCORRECTED)

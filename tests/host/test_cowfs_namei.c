@@ -930,6 +930,14 @@ static int tool_check(const char *path)
 	return cowfs_tool(3, argv);
 }
 
+/* check --repair does not repair the namespace: it must not say clean. */
+static int tool_repair(const char *path)
+{
+	char *argv[] = { (char *)"cowfs", (char *)"check", (char *)"--repair", (char *)path, NULL };
+	fflush(stdout);
+	return cowfs_tool(4, argv);
+}
+
 TEST(fsck_names_each_broken_namespace_rule)
 {
 	static const char *const expect[BRK_COUNT] = {
@@ -959,6 +967,7 @@ TEST(fsck_names_each_broken_namespace_rule)
 	e.m = NULL;
 	EXPECT_EQ_INT(check_ns_image(&e.im, msg, sizeof(msg)), 0);
 	EXPECT_EQ_INT(tool_check(e.im.path), 0);
+	EXPECT_EQ_INT(tool_repair(e.im.path), 0);
 	char base[128], cmd[300];
 	snprintf(base, sizeof(base), "%s.base", e.im.path);
 	snprintf(cmd, sizeof(cmd), "cp %s %s", e.im.path, base);
@@ -974,6 +983,7 @@ TEST(fsck_names_each_broken_namespace_rule)
 			test_fail_at(__FILE__, __LINE__, m2);
 		}
 		EXPECT_EQ_INT(tool_check(e.im.path), 4);
+		EXPECT_EQ_INT(tool_repair(e.im.path), 4);
 	}
 	unlink(base);
 	env_close(&e);

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""cowfs through FUSE with ordinary tools (tests/host/test.h protocol lines).
+
+  test_cowfs_fuse.py [BUILD_DIR]
+
+mkfs an image file, mount it with build/cowfs-fuse, build a tree with
+mkdir, cp -r, ln, ln -s, mv, rm -r, check it with find, stat, readlink,
+diff -r, tar, dd with O_DIRECT and df, unmount, run `cowfs check`, remount
+and compare again, remount read-only.
+Without /dev/fuse every case is reported as skipped (never as passed).
+Every wait has a deadline; the mount is always taken down.
+"""
+import ctypes
+import mmap
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+SUITE = "cowfs_fuse"
+BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
+CASES = ["mount", "namespace", "data", "rename_edges", "statfs", "unmount_check", "remount_same", "readonly"]
+results = {}
+
+
+def report(name, ok, why=""):
+    results[name] = ok
+    print(f"{'ok' if ok else 'not ok'} - {SUITE}.{name}" + ("" if ok else f": {why}"), flush=True)
+
+
+def run(*cmd, check=True, timeout=60, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()[:300]}")
+    return p
+
+
+def wait_for(cond, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+class Mount:
+    def __init__(self, image, mnt, *opts):
+        self.mnt = mnt
+        log = open(os.path.join(os.path.dirname(image), "fuse.log"), "a")
+        self.proc = subprocess.Popen([os.path.join(BUILD, "cowfs-fuse"), image, mnt, "-f", *opts],
+                                     stdout=log, stderr=log)
+        wait_for(lambda: os.path.ismount(mnt) or self.proc.poll() is not None, 15, "the mount")
+        if not os.path.ismount(mnt):
+            raise AssertionError(f"cowfs-fuse exited {self.proc.returncode} without mounting")
+
+    def unmount(self):
+        if os.path.ismount(self.mnt):
+            run("fusermount3", "-u", self.mnt, timeout=30)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError("cowfs-fuse did not exit within 60 s of the unmount")
+        if code != 0:
+            raise AssertionError(f"cowfs-fuse exited {code} (see fuse.log)")
+
+    def kill(self):
+        if os.path.ismount(self.mnt):
+            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True, timeout=30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def listing(root):
+    """Every path with its type, link count and (files) content or (links) target."""
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            p = os.path.join(d, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                out.append((rel, "l", st.st_nlink, os.readlink(p)))
+            elif os.path.isdir(p):
+                out.append((rel, "d", st.st_nlink, None))
+            else:
+                with open(p, "rb") as f:
+                    out.append((rel, "f", st.st_nlink, f.read()))
+    return out
+
+
+def make_source(src):
+    """A tree of ordinary files to copy in: sizes from empty to 1.5 MiB."""
+    os.makedirs(os.path.join(src, "a", "b", "c"))
+    os.makedirs(os.path.join(src, "empty"))
+    sizes = [0, 1, 4095, 4096, 4097, 65536 + 7, 1536 * 1024]
+    for i, size in enumerate(sizes):
+        d = os.path.join(src, "a" if i % 2 else os.path.join("a", "b", "c"))
+        with open(os.path.join(d, f"f{i}"), "wb") as f:
+            f.write(bytes((i * 31 + j * 7) & 255 for j in range(size)))
+    os.symlink("b/c/f0", os.path.join(src, "a", "to_f0"))
+
+
+def namespace_ops(mnt):
+    """Namespace only (no file data): directories, empty files, links."""
+    os.makedirs(os.path.join(mnt, "n", "x", "y"))
+    for name in ("p", "q", "r"):
+        open(os.path.join(mnt, "n", name), "w").close()
+    os.link(os.path.join(mnt, "n", "p"), os.path.join(mnt, "n", "x", "p2"))
+    assert os.stat(os.path.join(mnt, "n", "p")).st_nlink == 2, "hard link count"
+    os.symlink("../p", os.path.join(mnt, "n", "x", "sl"))
+    assert os.readlink(os.path.join(mnt, "n", "x", "sl")) == "../p"
+    assert os.path.samefile(os.path.join(mnt, "n", "x", "sl"), os.path.join(mnt, "n", "p"))
+    run("mv", os.path.join(mnt, "n", "q"), os.path.join(mnt, "n", "x", "y", "q"))
+    run("mv", os.path.join(mnt, "n", "x", "y"), os.path.join(mnt, "n", "y"))
+    assert os.stat(os.path.join(mnt, "n", "x")).st_nlink == 2, "x lost subdirectory y"
+    assert os.stat(os.path.join(mnt, "n")).st_nlink == 4, "n has x and y"
+    os.unlink(os.path.join(mnt, "n", "r"))
+    try:
+        os.rmdir(os.path.join(mnt, "n", "y"))
+        raise AssertionError("rmdir of a non-empty directory succeeded")
+    except OSError as e:
+        assert e.errno == 39, f"rmdir non-empty: {e}"
+    names = sorted(os.listdir(os.path.join(mnt, "n")))
+    assert names == ["p", "x", "y"], names
+    os.chmod(os.path.join(mnt, "n", "p"), 0o640)
+    assert os.stat(os.path.join(mnt, "n", "p")).st_mode & 0o7777 == 0o640
+    os.utime(os.path.join(mnt, "n", "p"), ns=(1_000_000_123, 2_000_000_456))
+    st = os.stat(os.path.join(mnt, "n", "p"))
+    assert st.st_mtime_ns == 2_000_000_456 and st.st_atime_ns == 1_000_000_123, "utime"
+    run("rm", "-r", os.path.join(mnt, "n", "y"))
+    assert not os.path.exists(os.path.join(mnt, "n", "y"))
+    long = "L" * 255
+    open(os.path.join(mnt, "n", long), "w").close()
+    try:
+        open(os.path.join(mnt, "n", long + "L"), "w").close()
+        raise AssertionError("a 256-byte name was accepted")
+    except OSError as e:
+        assert e.errno == 36, f"256-byte name: {e}"
+
+
+def data_ops(mnt, src):
+    run("cp", "-r", src, os.path.join(mnt, "copy"))
+    run("diff", "-r", src, os.path.join(mnt, "copy"))
+    run("tar", "-C", mnt, "-cf", os.path.join(os.path.dirname(src), "t.tar"), "copy")
+    os.makedirs(os.path.join(mnt, "untar"))
+    run("tar", "-C", os.path.join(mnt, "untar"), "-xf", os.path.join(os.path.dirname(src), "t.tar"))
+    run("diff", "-r", src, os.path.join(mnt, "untar", "copy"))
+    run("rm", "-r", os.path.join(mnt, "untar"))
+    # O_DIRECT both ways, mixed with buffered I/O of the same file.
+    big = os.path.join(src, "a", "f5")
+    run("dd", f"if={big}", f"of={mnt}/direct", "bs=64k", "oflag=direct", "status=none")
+    run("cmp", big, os.path.join(mnt, "direct"))
+    run("dd", f"if={mnt}/direct", f"of={os.path.dirname(src)}/back", "bs=64k", "iflag=direct", "status=none")
+    run("cmp", big, os.path.join(os.path.dirname(src), "back"))
+    with open(os.path.join(mnt, "direct"), "r+b") as f:
+        f.seek(4096)
+        f.write(b"buffered")
+    fd = os.open(os.path.join(mnt, "direct"), os.O_RDONLY | os.O_DIRECT)
+    try:
+        buf = mmap.mmap(-1, 4096)
+        os.preadv(fd, [buf], 4096)
+        assert buf[:8] == b"buffered", "a direct read misses a buffered write before it"
+    finally:
+        os.close(fd)
+
+
+def rename_edges(mnt):
+    libc = ctypes.CDLL(None, use_errno=True)
+    d = os.path.join(mnt, "ren")
+    os.makedirs(os.path.join(d, "dir", "sub"))
+    open(os.path.join(d, "a"), "w").close()
+    open(os.path.join(d, "b"), "w").close()
+    AT_FDCWD, NOREPLACE, EXCHANGE = -100, 1, 2
+
+    def renameat2(old, new, flags):
+        r = libc.renameat2(AT_FDCWD, old.encode(), AT_FDCWD, new.encode(), flags)
+        return 0 if r == 0 else -ctypes.get_errno()
+    ia, ib = os.stat(os.path.join(d, "a")).st_ino, os.stat(os.path.join(d, "b")).st_ino
+    assert renameat2(os.path.join(d, "a"), os.path.join(d, "b"), NOREPLACE) == -17, "NOREPLACE"
+    assert renameat2(os.path.join(d, "a"), os.path.join(d, "b"), EXCHANGE) == 0, "EXCHANGE"
+    assert os.stat(os.path.join(d, "a")).st_ino == ib and os.stat(os.path.join(d, "b")).st_ino == ia
+    assert renameat2(os.path.join(d, "dir"), os.path.join(d, "dir", "sub", "x"), 0) == -22, "into own subtree"
+    os.rename(os.path.join(d, "a"), os.path.join(d, "b"))          # over an existing file
+    assert sorted(os.listdir(d)) == ["b", "dir"]
+    os.makedirs(os.path.join(d, "e"))
+    os.rename(os.path.join(d, "dir", "sub"), os.path.join(d, "e"))  # over an empty directory
+    assert os.stat(os.path.join(d, "dir")).st_nlink == 2
+
+
+def main():
+    if not os.path.exists("/dev/fuse"):
+        for c in CASES:
+            print(f"skip - {SUITE}.{c}: /dev/fuse is absent", flush=True)
+        return 0
+    tmp = tempfile.mkdtemp(prefix="cowfs-fuse-")
+    image, mnt, src = os.path.join(tmp, "img"), os.path.join(tmp, "mnt"), os.path.join(tmp, "src")
+    os.makedirs(mnt)
+    m = None
+    try:
+        run(os.path.join(BUILD, "mkfs.cowfs"), "-s", "256M", image)
+        make_source(src)
+        steps = [
+            ("mount", lambda: None),
+            ("namespace", lambda: namespace_ops(mnt)),
+            ("data", lambda: data_ops(mnt, src)),
+            ("rename_edges", lambda: rename_edges(mnt)),
+            ("statfs", lambda: check_df(mnt)),
+        ]
+        m = Mount(image, mnt)
+        for name, fn in steps:
+            try:
+                fn()
+                report(name, True)
+            except (AssertionError, OSError, subprocess.SubprocessError) as e:
+                report(name, False, str(e)[:400])
+        before = listing(mnt)
+        try:
+            m.unmount()
+            m = None
+            p = run(os.path.join(BUILD, "cowfs"), "check", image, check=False)
+            report("unmount_check", p.returncode == 0, p.stdout.strip() + p.stderr.strip())
+        except (AssertionError, subprocess.SubprocessError) as e:
+            report("unmount_check", False, str(e))
+        try:
+            m = Mount(image, mnt)
+            after = listing(mnt)
+            report("remount_same", after == before and len(after) > 10,
+                   f"{len(before)} paths before, {len(after)} after; first difference: "
+                   f"{next((a, b) for a, b in zip(before + [None], after + [None]) if a != b)[0:2] if after != before else ''}")
+            m.unmount()
+            m = None
+        except (AssertionError, subprocess.SubprocessError) as e:
+            report("remount_same", False, str(e))
+        try:
+            m = Mount(image, mnt, "-o", "ro")
+            try:
+                open(os.path.join(mnt, "new"), "w").close()
+                report("readonly", False, "a file was created on a read-only mount")
+            except OSError as e:
+                same = listing(mnt) == before
+                report("readonly", e.errno == 30 and same, f"errno {e.errno}, tree unchanged: {same}")
+            m.unmount()
+            m = None
+        except (AssertionError, subprocess.SubprocessError) as e:
+            report("readonly", False, str(e))
+    except (AssertionError, OSError, subprocess.SubprocessError) as e:
+        for c in CASES:
+            if c not in results:
+                report(c, False, f"setup: {e}")
+    finally:
+        if m:
+            m.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if all(results.values()) else 1
+
+
+def check_df(mnt):
+    p = run("df", "-P", "-B4096", mnt)
+    fields = p.stdout.splitlines()[1].split()
+    total, used = int(fields[1]), int(fields[2])
+    assert 60000 < total <= 65536, f"df total {total} blocks of 4 KiB for a 256 MiB image"
+    assert 0 < used < total, f"df used {used}"
+    st = os.statvfs(mnt)
+    assert st.f_namemax == 255, st.f_namemax
+
+
+if __name__ == "__main__":
+    sys.exit(main())
