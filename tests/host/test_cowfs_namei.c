@@ -394,6 +394,63 @@ TEST(setattr_mode_owner_times)
 	env_close(&e);
 }
 
+/* Parents' mtime and ctime move with every change of their names; a
+ * renamed or linked inode's mtime does not (its ctime does). */
+static void set_old_times(struct cowfs_mount *m, uint64_t ino)
+{
+	struct cowfs_setattr sa = { .valid = CFS_SET_MTIME | CFS_SET_ATIME, .mtime = { 1, 0 }, .atime = { 1, 0 } };
+	EXPECT_EQ_INT(cowfs_setattr(m, ino, &sa, NULL), 0);
+}
+static uint64_t mtime_of(struct cowfs_mount *m, uint64_t ino)
+{
+	struct cowfs_inode in;
+	return cowfs_getattr(m, ino, &in) ? 0 : in.mtime.sec;
+}
+
+TEST(timestamps_of_parents_and_inodes)
+{
+	struct env e;
+	struct cowfs_inode a, b, f;
+	EXPECT_EQ_INT(env_open(&e, "nm-times", 2048), 0);
+	struct cowfs_mount *m = e.m;
+	EXPECT_EQ_INT(cowfs_mkdir(m, R, S("a"), 0755, 0, 0, &a), 0);
+	EXPECT_EQ_INT(cowfs_mkdir(m, R, S("b"), 0755, 0, 0, &b), 0);
+	uint64_t dirs[] = { R, a.ino, b.ino };
+	for (int op = 0; op < 7; op++) {
+		for (int i = 0; i < 3; i++)
+			set_old_times(m, dirs[i]);
+		uint64_t changed1 = a.ino, changed2 = a.ino;
+		switch (op) {
+		case 0: EXPECT_EQ_INT(cowfs_create(m, a.ino, S("f"), 0644, 0, 0, &f), 0); break;
+		case 1:
+			set_old_times(m, f.ino);
+			EXPECT_EQ_INT(cowfs_link(m, f.ino, b.ino, S("g"), NULL), 0);
+			changed1 = changed2 = b.ino;
+			EXPECT_EQ_INT(mtime_of(m, f.ino), 1);
+			break;
+		case 2:
+			EXPECT_EQ_INT(cowfs_rename(m, a.ino, S("f"), b.ino, S("h"), 0), 0);
+			changed2 = b.ino;
+			EXPECT_EQ_INT(mtime_of(m, f.ino), 1);
+			break;
+		case 3: EXPECT_EQ_INT(cowfs_unlink(m, b.ino, S("h")), 0); changed1 = changed2 = b.ino; break;
+		case 4: EXPECT_EQ_INT(cowfs_mkdir(m, a.ino, S("d"), 0755, 0, 0, NULL), 0); break;
+		case 5: EXPECT_EQ_INT(cowfs_rmdir(m, a.ino, S("d")), 0); break;
+		case 6: EXPECT_EQ_INT(cowfs_symlink(m, a.ino, S("s"), S("t"), 0, 0, NULL), 0); break;
+		}
+		for (int i = 0; i < 3; i++) {
+			bool want = dirs[i] == changed1 || dirs[i] == changed2;
+			if ((mtime_of(m, dirs[i]) > 1) != want) {
+				char msg[100];
+				snprintf(msg, sizeof(msg), "op %d: directory %d's mtime %s", op, i,
+					 want ? "did not move" : "moved");
+				test_fail_at(__FILE__, __LINE__, msg);
+			}
+		}
+	}
+	env_close(&e);
+}
+
 static uint64_t orphan_count(struct cowfs_mount *m)
 {
 	uint64_t n = 0;
