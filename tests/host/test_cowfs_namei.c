@@ -20,7 +20,9 @@ struct env {
 
 static int env_mount(struct env *e, const struct cowfs_hooks *hooks)
 {
-	struct cowfs_vfs_opts o = { .fs = { .hooks = hooks } };
+	/* No timed background commit: the tests decide when to commit (the
+	 * power-cut test records the namespace of every commit it makes). */
+	struct cowfs_vfs_opts o = { .fs = { .hooks = hooks }, .commit_interval_ms = 24u * 3600 * 1000 };
 	return cowfs_vfs_mount(e->im.bdev, &o, &e->m);
 }
 
