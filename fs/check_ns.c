@@ -11,6 +11,12 @@
  * One in-order walk: the items of one inode are adjacent (objectid
  * first), ORPHAN items (objectid 5) come before every inode.  Every
  * problem is reported (as many as fit in msg), not just the first.
+ *
+ * Repair (fsck --repair) fixes what follows from the names alone: a wrong
+ * link count becomes the count of names (0 for a nameless inode, which
+ * then gets its ORPHAN item so the next mount frees it), ORPHAN items are
+ * added or removed to match.  A directory with two names or outside the
+ * root's tree is left alone (which name is right cannot be known).
  */
 #include "fs/inode.h"
 #include "fs/cowfs_int.h"
@@ -20,6 +26,8 @@
 #define MODE_LNK 0120000u
 
 struct ns_dir { uint64_t ino, parent; uint8_t state; };   /* state: 0 unknown, 1 walking, 2 reaches root */
+enum { FIX_NLINK, FIX_ADD_ORPHAN, FIX_DEL_ORPHAN };
+struct ns_fix { uint64_t ino; uint32_t nlink; uint8_t kind; };
 
 struct ns {
 	struct cowfs_tree *t;
@@ -31,6 +39,9 @@ struct ns {
 	size_t norphans, caporphans;
 	struct ns_dir *dirs;
 	size_t ndirs, capdirs;
+	bool repair;
+	struct ns_fix *fixes;
+	size_t nfixes, capfixes;
 	/* the inode being walked */
 	uint64_t ino;
 	bool have_inode;
@@ -103,6 +114,29 @@ static struct ns_dir *find_dir(const struct ns *c, uint64_t ino)
 	return NULL;
 }
 
+static void add_fix(struct ns *c, uint64_t ino, uint8_t kind, uint32_t nlink)
+{
+	if (!grow((void **)&c->fixes, &c->capfixes, c->nfixes, sizeof(*c->fixes))) {
+		c->err = -PLAT_ENOMEM;
+		return;
+	}
+	c->fixes[c->nfixes++] = (struct ns_fix){ ino, nlink, kind };
+}
+
+/* What the names say c->ino's count and ORPHAN item must be. */
+static void plan_fixes(struct ns *c, uint64_t want, bool dir)
+{
+	uint32_t nlink = c->in.nlink;
+	if (nlink != want && !(dir && c->names > 1) && !(c->ino == CFS_ROOT_INO && c->names)) {
+		nlink = (uint32_t)want;
+		add_fix(c, c->ino, FIX_NLINK, nlink);
+	}
+	if (nlink == 0 && !is_orphan(c, c->ino))
+		add_fix(c, c->ino, FIX_ADD_ORPHAN, 0);
+	if (nlink != 0 && is_orphan(c, c->ino))
+		add_fix(c, c->ino, FIX_DEL_ORPHAN, 0);
+}
+
 /* All items of c->ino were seen: judge it. */
 static void finish_inode(struct ns *c)
 {
@@ -128,6 +162,8 @@ static void finish_inode(struct ns *c)
 	if ((c->in.mode & MODE_FMT) == MODE_LNK && (!c->have_symlink || c->symlink_len != c->in.size))
 		problem(c, "symlink %llu: target item %s", ino, c->have_symlink ? "length differs from the size"
 										   : "missing");
+	if (c->repair)
+		plan_fixes(c, want, dir);
 	if (dir && c->names) {   /* (more than one name was reported above) */
 		if (!grow((void **)&c->dirs, &c->capdirs, c->ndirs, sizeof(*c->dirs))) {
 			c->err = -PLAT_ENOMEM;
@@ -216,11 +252,8 @@ static void check_reachable(struct ns *c)
 	}
 }
 
-int cowfs_check_namespace(struct cowfs_tree *t, char *msg, size_t msglen, uint64_t *problems)
+static int ns_walk(struct ns *c, struct cowfs_tree *t, char *msg, size_t msglen, uint64_t *problems)
 {
-	struct ns *c = plat_zalloc(sizeof(*c));
-	if (!c)
-		return -PLAT_ENOMEM;
 	c->t = t;
 	c->msg = msg;
 	c->msglen = msglen;
@@ -233,9 +266,12 @@ int cowfs_check_namespace(struct cowfs_tree *t, char *msg, size_t msglen, uint64
 	if (!err && !c->err) {
 		for (size_t i = 0; i < c->norphans; i++) {
 			struct cowfs_inode in;
-			if (cowfs_inode_read(t, c->orphans[i], &in) == -PLAT_ENOENT)
+			if (cowfs_inode_read(t, c->orphans[i], &in) == -PLAT_ENOENT) {
 				problem(c, "ORPHAN item names inode %llu, which does not exist",
 					(unsigned long long)c->orphans[i]);
+				if (c->repair)
+					add_fix(c, c->orphans[i], FIX_DEL_ORPHAN, 0);
+			}
 		}
 		check_reachable(c);
 	}
@@ -244,8 +280,68 @@ int cowfs_check_namespace(struct cowfs_tree *t, char *msg, size_t msglen, uint64
 		*problems = c->problems;
 	if (!err && c->problems)
 		err = -PLAT_EIO;
+	return err;
+}
+
+static void ns_free(struct ns *c)
+{
 	plat_free(c->orphans);
 	plat_free(c->dirs);
+	plat_free(c->fixes);
 	plat_free(c);
+}
+
+int cowfs_check_namespace(struct cowfs_tree *t, char *msg, size_t msglen, uint64_t *problems)
+{
+	struct ns *c = plat_zalloc(sizeof(*c));
+	if (!c)
+		return -PLAT_ENOMEM;
+	int err = ns_walk(c, t, msg, msglen, problems);
+	ns_free(c);
+	return err;
+}
+
+static int apply_fix(struct cowfs_tree *t, const struct ns_fix *f, char *line, size_t len)
+{
+	struct cowfs_key k = { CFS_ORPHAN_OBJECTID, CFS_ITEM_ORPHAN, f->ino };
+	struct cowfs_inode in;
+	int err;
+	switch (f->kind) {
+	case FIX_NLINK:
+		if ((err = cowfs_inode_read(t, f->ino, &in)))
+			return err;
+		plat_snprintf(line, len, "inode %llu: link count %u set to %u (its names)", (unsigned long long)f->ino,
+			      in.nlink, f->nlink);
+		in.nlink = f->nlink;
+		return cowfs_inode_write(t, &in);
+	case FIX_ADD_ORPHAN:
+		plat_snprintf(line, len, "inode %llu: no names left: ORPHAN item added (freed at the next mount)",
+			      (unsigned long long)f->ino);
+		return cowfs_bt_insert(t, &k, NULL, 0);
+	default:
+		plat_snprintf(line, len, "inode %llu: ORPHAN item removed", (unsigned long long)f->ino);
+		return cowfs_bt_delete(t, &k);
+	}
+}
+
+int cowfs_repair_namespace(struct cowfs_tree *t, cowfs_report_fn report, void *arg, unsigned *fixed)
+{
+	char msg[256], line[160];
+	struct ns *c = plat_zalloc(sizeof(*c));
+	*fixed = 0;
+	if (!c)
+		return -PLAT_ENOMEM;
+	c->repair = true;
+	int err = ns_walk(c, t, msg, sizeof(msg), NULL);
+	if (err == -PLAT_EIO)
+		err = 0;   /* problems found: the fixes below */
+	for (size_t i = 0; !err && i < c->nfixes; i++) {
+		if (!(err = apply_fix(t, &c->fixes[i], line, sizeof(line)))) {
+			(*fixed)++;
+			if (report)
+				report(arg, line);
+		}
+	}
+	ns_free(c);
 	return err;
 }

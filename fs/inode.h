@@ -70,6 +70,11 @@ int cowfs_dir_readdir(struct cowfs_tree *t, uint64_t dir, uint64_t cookie, cowfs
  * targets).  0 when they hold; -EIO with every problem found (as many as
  * fit) in msg and their number in *problems (may be NULL). */
 int cowfs_check_namespace(struct cowfs_tree *t, char *msg, size_t msglen, uint64_t *problems);
+/* fsck --repair: link counts from the names, ORPHAN items to match (in
+ * the running transaction: the caller commits).  Each fix is reported in
+ * words; *fixed counts them.  Two names of a directory or a loop of ".."
+ * are not repaired (the check still reports them). */
+int cowfs_repair_namespace(struct cowfs_tree *t, cowfs_report_fn report, void *arg, unsigned *fixed);
 /* Whether dir has no entries (rmdir). */
 int cowfs_dir_empty(struct cowfs_tree *t, uint64_t dir);
 

@@ -211,13 +211,41 @@ static void print_line(void *arg, const char *line)
 	printf("cowfs: %s: %s\n", (const char *)arg, line);
 }
 
+struct nsr_ctx { struct cowfs *fs; const char *image; unsigned fixed; int err; };
+
+static int nsr_one(void *arg, const struct cowfs_subvol_info *si)
+{
+	struct nsr_ctx *c = arg;
+	struct cowfs_tree *t;
+	struct cowfs_inode root;
+	unsigned n = 0;
+	int err = cowfs_tree_open(c->fs, si->id, false, &t);
+	if (!err && (si->readonly || cowfs_inode_read(t, CFS_ROOT_INO, &root) == -PLAT_ENOENT))
+		return 0;   /* a read-only snapshot keeps its state; a tree without a namespace */
+	if (!err)
+		err = cowfs_repair_namespace(t, print_line, (void *)c->image, &n);
+	c->fixed += n;
+	return err ? (c->err = err) : 0;
+}
+
+/* The namespace fixes of every writable subvolume, committed. */
+static int repair_namespaces(struct cowfs *fs, const char *image, unsigned *fixed)
+{
+	struct nsr_ctx c = { fs, image, 0, 0 };
+	int err = cowfs_subvol_list(fs, nsr_one, &c);
+	*fixed += c.fixed;
+	if (c.err || err < 0)
+		return c.err ? c.err : err;
+	return c.fixed ? cowfs_commit(fs) : 0;
+}
+
 /* check --repair: check, repair what is safe, check again. */
 static int cmd_repair(const char *image)
 {
 	struct plat_bdev *b = open_image(image, 0, false);
 	struct cowfs *fs;
-	char msg[200];
-	unsigned fixed;
+	char msg[1024];
+	unsigned fixed = 0;
 	if (!b)
 		return EXIT_OPER;
 	int err = cowfs_mount(b, NULL, &fs);
@@ -227,10 +255,13 @@ static int cmd_repair(const char *image)
 		return EXIT_UNCORRECTED;
 	}
 	int ret = 0;
-	if (cowfs_check(fs, msg, sizeof(msg))) {
+	bool structure = cowfs_check(fs, msg, sizeof(msg)) != 0;
+	if (structure || check_namespaces(fs, msg, sizeof(msg))) {
 		printf("cowfs: %s: %s\n", image, msg);
-		err = cowfs_repair(fs, print_line, (void *)image, &fixed);
-		if (!err && !cowfs_check(fs, msg, sizeof(msg))) {
+		err = structure ? cowfs_repair(fs, print_line, (void *)image, &fixed) : 0;
+		if (!err && !cowfs_check(fs, msg, sizeof(msg)))
+			err = repair_namespaces(fs, image, &fixed);
+		if (!err && !cowfs_check(fs, msg, sizeof(msg)) && !check_namespaces(fs, msg, sizeof(msg))) {
 			printf("cowfs: %s: %u problems corrected; clean now\n", image, fixed);
 			ret = EXIT_CORRECTED;
 		} else {
@@ -238,8 +269,8 @@ static int cmd_repair(const char *image)
 			ret = EXIT_UNCORRECTED;
 		}
 	}
-	/* Namespace damage (link counts, "..", orphans) is found, not repaired yet:
-	 * --repair must not call such an image clean. */
+	/* A last guard: namespace damage left (two names of a directory, a
+	 * loop of "..") must never be called clean. */
 	if (ret != EXIT_UNCORRECTED && check_namespaces(fs, msg, sizeof(msg))) {
 		printf("cowfs: %s: errors left (not repaired): %s\n", image, msg);
 		ret = EXIT_UNCORRECTED;

@@ -21,7 +21,7 @@ import time
 
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
-CASES = ["mount", "namespace", "data", "rename_edges", "statfs", "unmount_check", "remount_same", "readonly"]
+CASES = ["mount", "namespace", "data", "rename_edges", "concurrent_namespace", "statfs", "unmount_check", "remount_same", "readonly"]
 results = {}
 
 
@@ -194,6 +194,63 @@ def rename_edges(mnt):
     assert os.stat(os.path.join(d, "dir")).st_nlink == 2
 
 
+def concurrent_ops(mnt, threads=4, ops=300):
+    """Random namespace operations from several threads on shared names
+    (the FUSE loop is multithreaded): refusals are expected, a broken
+    namespace is not (link counts here; "..", orphans and counts again in
+    the check after unmount)."""
+    import errno
+    import random
+    import threading
+    root = os.path.join(mnt, "conc")
+    dirs = [os.path.join(root, d) for d in ("p", "q", "r")]
+    for d in dirs:
+        os.makedirs(d)
+    names = ["n%d" % i for i in range(6)]
+    expected = (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR, errno.EPERM,
+                errno.EINVAL)
+    failures = []
+
+    def worker(seed):
+        rnd = random.Random(seed)
+        for _ in range(ops):
+            a = os.path.join(rnd.choice(dirs), rnd.choice(names))
+            b = os.path.join(rnd.choice(dirs), rnd.choice(names))
+            op = rnd.randrange(6)
+            try:
+                if op == 0:
+                    os.close(os.open(a, os.O_CREAT | os.O_WRONLY, 0o644))
+                elif op == 1:
+                    os.mkdir(a)
+                elif op == 2:
+                    os.rename(a, b)
+                elif op == 3:
+                    os.link(a, b)
+                elif op == 4:
+                    os.unlink(a)
+                else:
+                    os.rmdir(a)
+            except OSError as e:
+                if e.errno not in expected:
+                    failures.append(f"op {op} {a} {b}: {e}")
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=120)
+    if any(t.is_alive() for t in ts):
+        raise AssertionError("a worker hung")
+    if failures:
+        raise AssertionError("; ".join(failures[:3]))
+    time.sleep(1.2)   # past the 1 s attribute timeout: counts come from cowfs, not the kernel's cache
+    for top, subdirs, files in os.walk(root):
+        n = os.stat(top).st_nlink
+        if n != 2 + len(subdirs):
+            raise AssertionError(f"{top}: link count {n}, {len(subdirs)} subdirectories")
+        for f in files:
+            os.lstat(os.path.join(top, f))
+
+
 def main():
     if not os.path.exists("/dev/fuse"):
         for c in CASES:
@@ -211,6 +268,7 @@ def main():
             ("namespace", lambda: namespace_ops(mnt)),
             ("data", lambda: data_ops(mnt, src)),
             ("rename_edges", lambda: rename_edges(mnt)),
+            ("concurrent_namespace", lambda: concurrent_ops(mnt)),
             ("statfs", lambda: check_df(mnt)),
         ]
         m = Mount(image, mnt)
