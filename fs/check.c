@@ -231,7 +231,14 @@ static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint6
 			 size_t msglen)
 {
 	struct cowfs_tree_stats st;
-	int err = chk_tree(&fs->root_tree, &st, msg, msglen, seen, extra, nodes);
+	/* The checksum tree is opened on first use by the data path: open it
+	 * here so it is walked below (a filesystem without data has none). */
+	struct cowfs_tree *csum;
+	int err = cowfs_tree_get(fs, CFS_TREE_CSUM, false, &csum);
+	if (err == -PLAT_ENOENT)
+		err = 0;
+	if (!err)
+		err = chk_tree(&fs->root_tree, &st, msg, msglen, seen, extra, nodes);
 	if (!err)
 		err = chk_tree(&fs->free_tree, &st, msg, msglen, seen, extra, nodes);
 	for (struct cowfs_tree *t = fs->trees; t && !err; t = t->next)

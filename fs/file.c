@@ -174,6 +174,7 @@ static int file_ready(struct cowfs_vnode *vn)
 	vn->io.flush_bdev = m->bdev;
 	vn->io.ino = vn->rec.ino;
 	vn->io.fs_private = vn;
+	vn->io.xform = &cowfs_csum_xform;
 	vn->io.size = vn->io.disk_size = vn->rec.size;
 	vn->fd = fd;
 	return 0;
@@ -224,6 +225,7 @@ static int map_disk(struct cowfs_vnode *vn, uint64_t pos, struct iomap *map)
 		map->offset = e.off;
 		map->length = (uint64_t)e.nblocks * BS;
 		map->type = IOMAP_MAPPED;
+		map->flags |= IOMAP_F_CSUM;
 		map->addr = e.disk_block * BS;
 	} else {
 		map->offset = down(pos);
@@ -301,7 +303,7 @@ static int write_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsig
 		if ((err = take_blocks(vn, start, end, &addr, &got)))
 			goto out;
 		*iomap = (struct iomap){ .offset = start, .length = got, .addr = addr, .bdev = m->bdev,
-					 .type = IOMAP_MAPPED, .flags = IOMAP_F_NEW | IOMAP_F_SHARED,
+					 .type = IOMAP_MAPPED, .flags = IOMAP_F_NEW | IOMAP_F_SHARED | IOMAP_F_CSUM,
 					 .validity_cookie = vn->fd->seq };
 		goto out;
 	}
@@ -411,7 +413,7 @@ static int map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *io, u
 	}
 	if (!err)
 		*map = (struct iomap){ .offset = start, .length = got, .addr = addr, .bdev = m->bdev,
-				       .type = IOMAP_MAPPED, .flags = IOMAP_F_NEW | IOMAP_F_SHARED,
+				       .type = IOMAP_MAPPED, .flags = IOMAP_F_NEW | IOMAP_F_SHARED | IOMAP_F_CSUM,
 				       .validity_cookie = vn->fd->seq };
 	plat_mutex_unlock(m->lock);
 	return err;

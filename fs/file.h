@@ -29,6 +29,9 @@ int cowfs_extent_replace(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t
 /* Everything at or after `from` (block aligned) released. */
 int cowfs_extent_punch_from(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t from);
 
+/* ---- csum.c: the data checksum stage (IOMAP_F_CSUM maps) ---- */
+extern const struct iomap_xform_ops cowfs_csum_xform;
+
 /* ---- file.c ---- */
 /* Lock held: free the inode's data (extents, reservations, state). */
 int cowfs_file_free_data(struct cowfs_vnode *vn);

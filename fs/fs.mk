@@ -17,7 +17,7 @@ $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 
 # The mounted filesystem: mount and inode cache (vfs.c), file data through
 # the iomap core (file.c, extent.c), the namespace (namei.c, rename.c).
-FS_VFS_SRCS := fs/vfs.c fs/file.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
+FS_VFS_SRCS := fs/vfs.c fs/file.c fs/csum.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
 FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
 HOST_TESTS += test_cowfs_namei
 test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c

@@ -54,6 +54,8 @@ struct cowfs_mount {
 	unsigned interval_ms;
 	uint64_t reserved_blocks;        /* delalloc reservations (fs/file.c), under lock */
 	uint64_t inflight_blocks;        /* taken for writes in flight, not yet claimed */
+	struct cowfs_tree *csum_tree;    /* data checksums (fs/csum.c), opened on first use */
+	uint64_t csum_errors;            /* data blocks that failed verification, under lock */
 };
 
 /* Every dirty inode record into the tree, then commit (lock held). */

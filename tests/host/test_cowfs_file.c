@@ -4,11 +4,13 @@
  * = referenced nodes and data blocks, reference counts) after each round;
  * ENOSPC without losing what was written before; power cuts at every
  * device write with every fsync'd file intact; snapshots that keep their
- * data while the live file changes and after it is deleted. */
+ * data while the live file changes and after it is deleted; data
+ * checksums: a flipped bit in a data block is -EIO for buffered and direct
+ * reads and for a partial overwrite, counted, and the other blocks read. */
 #define TEST_SUITE "cowfs_file"
 #include "tests/host/test.h"
 #include "tests/host/cowfs_test.h"
-#include "fs/vfs.h"
+#include "fs/file.h"
 
 #define NFILES 4
 #define FILE_CAP (3u << 20)
@@ -196,12 +198,21 @@ TEST(random_io_against_model)
 	env_close(&e);
 }
 
+/* A fresh mounted image and n bytes of pattern data plus a buffer. */
+static void env_with_data(struct env *e, const char *name, uint64_t bytes, size_t n, uint64_t seed,
+			  uint8_t **data, uint8_t **buf)
+{
+	EXPECT_EQ_INT(env_open(e, name, bytes), 0);
+	*data = aligned_alloc(4096, n);
+	*buf = aligned_alloc(4096, n);
+	fill(*data, 0, n, seed);
+}
+
 TEST(enospc_keeps_what_was_written)
 {
 	struct env e;
-	EXPECT_EQ_INT(env_open(&e, "nospc", 8 << 20), 0);
-	uint8_t *data = aligned_alloc(4096, 1 << 20), *buf = aligned_alloc(4096, 1 << 20);
-	fill(data, 0, 1 << 20, 1);
+	uint8_t *data, *buf;
+	env_with_data(&e, "nospc", 8 << 20, 1 << 20, 1, &data, &buf);
 	uint64_t keep = mkfile(&e, "keep"), big = mkfile(&e, "big");
 	EXPECT_EQ_INT(cowfs_write(e.m, keep, 0, data, 1 << 20, 0), 1 << 20);
 	EXPECT_EQ_INT(cowfs_fsync(e.m, keep, false), 0);
@@ -379,6 +390,95 @@ out:
 TEST(power_cut_at_every_write_keeps_fsynced_data)
 {
 	ct_cut_every_write(__FILE__, __LINE__, file_cut_run, getenv("COWFS_STRESS") ? 10 : 1, 20);
+}
+
+/* Device byte address of file offset off (lock taken here). */
+static uint64_t dev_addr(struct env *e, uint64_t ino, uint64_t off)
+{
+	struct cowfs_extent x;
+	bool found = false;
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_extent_find(e->m, ino, off, &x, &found), 0);
+	cowfs_vfs_unlock(e->m);
+	EXPECT(found);
+	return found ? x.disk_block * CFS_BLOCK_SIZE + (off - x.off) : 0;
+}
+
+static uint64_t csum_errors(struct env *e)
+{
+	cowfs_vfs_lock(e->m);
+	uint64_t n = e->m->csum_errors;
+	cowfs_vfs_unlock(e->m);
+	return n;
+}
+
+/* Flip one bit at each device byte address, behind the filesystem's back
+ * (the image is not mounted). */
+static void flip_bits(struct env *e, const uint64_t *at, int n)
+{
+	int fd = open(e->im.path, O_RDWR);
+	EXPECT(fd >= 0);
+	for (int i = 0; i < n; i++) {
+		uint8_t c;
+		EXPECT_EQ_INT(pread(fd, &c, 1, (off_t)at[i]), 1);
+		c ^= 0x10;
+		EXPECT_EQ_INT(pwrite(fd, &c, 1, (off_t)at[i]), 1);
+	}
+	close(fd);
+}
+
+TEST(flipped_data_bit_is_eio)
+{
+	struct env e;
+	uint8_t *data, *buf;
+	env_with_data(&e, "filecsum", 32 << 20, 1 << 16, 7, &data, &buf);
+	/* One file written buffered, one direct; made durable by remounting. */
+	uint64_t a = mkfile(&e, "buffered"), d = mkfile(&e, "direct");
+	EXPECT_EQ_INT(cowfs_write(e.m, d, 0, data, 1 << 14, CFS_IO_DIRECT), 1 << 14);
+	EXPECT_EQ_INT(cowfs_write(e.m, a, 0, data, 1 << 16, 0), 1 << 16);
+	env_remount(&e);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 1 << 16, 0), 1 << 16);
+	EXPECT(memcmp(buf, data, 1 << 16) == 0);
+	EXPECT_EQ_INT(cowfs_read(e.m, d, 0, buf, 1 << 14, CFS_IO_DIRECT), 1 << 14);
+	EXPECT(memcmp(buf, data, 1 << 14) == 0);
+	EXPECT_EQ_INT(csum_errors(&e), 0);
+	uint64_t bad_a = dev_addr(&e, a, 8192) + 100, bad_d = dev_addr(&e, d, 4096) + 4095;
+	EXPECT_EQ_INT(cowfs_vfs_unmount(e.m), 0);
+	e.m = NULL;
+	uint64_t at[2] = { bad_a, bad_d };
+	flip_bits(&e, at, 2);
+	ct_image_reopen(&e.im);
+	EXPECT_EQ_INT(env_mount(&e), 0);
+	/* A read over the damaged block stops short before it (what read(2)
+	 * does with an error after some bytes); from it on: EIO. */
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 1 << 16, 0), 8192);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 8192, buf, 4096, 0), -PLAT_EIO);
+	EXPECT_EQ_INT(cowfs_read(e.m, d, 4096, buf, 4096, CFS_IO_DIRECT), -PLAT_EIO);
+	EXPECT_EQ_INT(cowfs_read(e.m, d, 4096, buf, 4096, 0), -PLAT_EIO);
+	EXPECT(csum_errors(&e) >= 3);
+	/* The other blocks are fine. */
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 8192, 0), 8192);
+	EXPECT(memcmp(buf, data, 8192) == 0);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 12288, buf, 4096, 0), 4096);
+	EXPECT(memcmp(buf, data + 12288, 4096) == 0);
+	EXPECT_EQ_INT(cowfs_read(e.m, d, 0, buf, 4096, CFS_IO_DIRECT), 4096);
+	EXPECT(memcmp(buf, data, 4096) == 0);
+	/* A partial overwrite needs the damaged block's other bytes: refused,
+	 * never built on unverified data. */
+	EXPECT_EQ_INT(cowfs_write(e.m, a, 8192 + 10, data, 10, 0), -PLAT_EIO);
+	/* A whole-block overwrite replaces it: readable again. */
+	EXPECT_EQ_INT(cowfs_write(e.m, a, 8192, data + 8192, 4096, 0), 4096);
+	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);
+	env_remount(&e);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 1 << 16, 0), 1 << 16);
+	EXPECT(memcmp(buf, data, 1 << 16) == 0);
+	const char *why = env_check(&e);
+	EXPECT(why == NULL);
+	if (why)
+		fprintf(stderr, "check: %s\n", why);
+	free(data);
+	free(buf);
+	env_close(&e);
 }
 
 TEST_MAIN()
