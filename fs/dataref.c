@@ -53,19 +53,37 @@ static int data_ref_inc(struct cowfs *fs, uint64_t blk)
 	return err ? err : data_ref_set(fs, blk, refs, refs + 1);
 }
 
+/* A data block is free: its checksum (fs/csum.c, DATA_CSUM in tree 4)
+ * goes with it, in the same transaction. */
+static int data_free(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born)
+{
+	struct cowfs_tree *csum;
+	int err = cowfs_tree_get(fs, CFS_TREE_CSUM, false, &csum);
+	if (err == -PLAT_ENOENT)
+		err = 0;                 /* no data was ever checksummed */
+	else
+		for (uint64_t b = blk; b < blk + n && !err; b++) {
+			struct cowfs_key k = { b, CFS_ITEM_DATA_CSUM, 0 };
+			err = cowfs_bt_delete(csum, &k);
+			if (err == -PLAT_ENOENT)
+				err = 0;
+		}
+	if (!err)
+		cowfs_free_blocks(fs, blk, (uint32_t)n, born);
+	return err;
+}
+
 int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born)
 {
-	if (!fs->refs_present) {
-		cowfs_free_blocks(fs, blk, (uint32_t)n, born);
-		return 0;
-	}
+	if (!fs->refs_present)
+		return data_free(fs, blk, n, born);
 	for (uint64_t b = blk; b < blk + n; b++) {
 		uint32_t refs;
 		int err = data_ref_get(fs, b, &refs);
 		if (!err && refs > 1)
 			err = data_ref_set(fs, b, refs, refs - 1);
 		else if (!err)
-			cowfs_free_blocks(fs, b, 1, born);
+			err = data_free(fs, b, 1, born);
 		if (err)
 			return err;
 	}
