@@ -49,6 +49,28 @@ static int chk_mark(struct chk *c, uint64_t blk)
 	return 0;
 }
 
+/* Every data block an extent names has its checksum (fs/csum.c: data is
+ * checksummed when written, the checksum goes when the block is freed). */
+static int chk_data_csums(struct chk *c, uint64_t leafblk, uint64_t first, uint64_t n)
+{
+	struct cowfs_tree *csum;
+	int err = cowfs_tree_get(c->t->fs, CFS_TREE_CSUM, false, &csum);
+	if (err == -PLAT_ENOENT)
+		return chk_fail(c, leafblk, "file data but no checksum tree");
+	for (uint64_t x = first; x < first + n && !err; x++) {
+		struct cowfs_key k = { x, CFS_ITEM_DATA_CSUM, 0 };
+		uint32_t len;
+		err = cowfs_bt_lookup(csum, &k, NULL, 0, &len);
+		if (err == -PLAT_ENOENT || (!err && len != 4)) {
+			char what[96];
+			plat_snprintf(what, sizeof(what), "data block %llu has no valid checksum item",
+				      (unsigned long long)x);
+			return chk_fail(c, leafblk, what);
+		}
+	}
+	return err;
+}
+
 /* Data blocks an EXTENT item names are referenced: one reference per
  * leaf that names them (a shared leaf is visited once). */
 static int chk_extent(struct chk *c, uint64_t leafblk, const uint8_t *b, uint32_t i)
@@ -64,8 +86,9 @@ static int chk_extent(struct chk *c, uint64_t leafblk, const uint8_t *b, uint32_
 	uint64_t first = cfs_get64(d), n = cfs_get32(d + 8);
 	if (!n || first < CFS_RESERVED_BLOCKS || first + n > fs->total_blocks - CFS_SB_SLOTS || (k.offset & 4095))
 		return chk_fail(c, leafblk, "extent outside the data area or misaligned");
-	if (!c->seen)
-		return 0;
+	int err = chk_data_csums(c, leafblk, first, n);
+	if (err || !c->seen)
+		return err;
 	for (uint64_t x = first; x < first + n; x++) {
 		if (c->seen[x / 64] & (1ull << (x % 64))) {
 			if (!c->extra || (c->nodes && (c->nodes[x / 64] & (1ull << (x % 64)))))

@@ -510,4 +510,33 @@ TEST(flipped_data_bit_is_eio)
 	env_close(&e);
 }
 
+TEST(check_finds_a_missing_data_checksum)
+{
+	struct env e;
+	uint8_t *data, *buf;
+	env_with_data(&e, "filenocsum", 32 << 20, 1 << 14, 3, &data, &buf);
+	uint64_t a = mkfile(&e, "f");
+	EXPECT_EQ_INT(cowfs_write(e.m, a, 0, data, 1 << 14, 0), 1 << 14);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT(env_check(&e) == NULL);
+	uint64_t blk = dev_addr(&e, a, 4096) / CFS_BLOCK_SIZE;
+	struct cowfs_tree *t;
+	struct cowfs_key k = { blk, CFS_ITEM_DATA_CSUM, 0 };
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e.m), CFS_TREE_CSUM, false, &t), 0);
+	EXPECT_EQ_INT(cowfs_bt_delete(t, &k), 0);
+	cowfs_vfs_unlock(e.m);
+	const char *why = env_check(&e);
+	char want[64];
+	snprintf(want, sizeof(want), "data block %llu has no valid checksum", (unsigned long long)blk);
+	EXPECT(why && strstr(why, want));
+	/* Reading it: EIO (unverifiable), never unchecked bytes. */
+	env_remount(&e);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 4096, buf, 4096, CFS_IO_DIRECT), -PLAT_EIO);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 4096, 0), 4096);
+	free(data);
+	free(buf);
+	env_close(&e);
+}
+
 TEST_MAIN()
