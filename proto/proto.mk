@@ -11,7 +11,7 @@ PROTO_SRCS      := $(wildcard proto/*.c)
 PROTO_HOST_SRCS := $(PROTO_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 PROTO_TEST_SUPPORT := tests/host/proto_samples.c tests/host/proto_fuzz_one.c
 
-PROTO_TESTS := test_proto_crypto test_proto_codec test_proto_auth test_proto_fuzz test_proto_server test_proto_client
+PROTO_TESTS := test_proto_crypto test_proto_chacha test_proto_codec test_proto_auth test_proto_fuzz test_proto_server test_proto_client
 HOST_TESTS += $(PROTO_TESTS)
 $(foreach t,$(PROTO_TESTS),$(eval $(t)_SRCS := $$(PROTO_HOST_SRCS) $$(PROTO_TEST_SUPPORT)))
 $(foreach t,$(PROTO_TESTS),$(eval $(t)_LDLIBS := -lpthread))
