@@ -289,13 +289,15 @@ int apfpc_call(struct apfpc *c, uint8_t op, const void *req, struct proto_client
 	int rc;
 
 	for (unsigned attempt = 0;; attempt++) {
+		bool sent = false;      /* the whole request left: the server may have run it */
 		if (c->fd < 0) {
-			rc = -ENOTCONN;
+			rc = fail(c, -ENOTCONN, "not connected to %s:%u", c->cfg.host, c->cfg.port);
 		} else if ((rc = apfpc_send(c, op, req, &id)) == 0) {
+			sent = true;
 			if ((rc = apfpc_recv(c, r)) == 0)
 				return r->err ? r->err : 0;
 		}
-		if (c->fd >= 0 || attempt >= c->cfg.reconnects || !idempotent(op))
+		if (c->fd >= 0 || attempt >= c->cfg.reconnects || (sent && !idempotent(op)))
 			return rc;
 		/* the connection broke: make it again (backing off) and repeat */
 		usleep((useconds_t)(100000u << (attempt < 4 ? attempt : 4)));

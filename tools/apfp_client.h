@@ -6,9 +6,15 @@
  *
  * Call order:
  *   apfpc_open(&c, &cfg)          connect + handshake (bounded by cfg.timeout_ms)
- *   apfpc_call(&c, op, req, &rep) one request, its reply (reconnects and
- *                                 resends once when the connection broke and
- *                                 the operation may be repeated safely)
+ *   apfpc_call(&c, op, req, &rep) one request, its reply; when the connection
+ *                                 is broken it is made again (up to
+ *                                 cfg.reconnects times, backing off) and the
+ *                                 request sent on it, unless the whole request
+ *                                 had left already and the operation is not
+ *                                 one the server may run twice (PING, reads,
+ *                                 lookups, COMMIT...): a REMOVE that may have
+ *                                 been done is never repeated behind the
+ *                                 caller's back
  *   or, pipelined: apfpc_send() up to the negotiated max_inflight, then
  *                  apfpc_recv() the replies in whatever order they come
  *   apfpc_close(&c)

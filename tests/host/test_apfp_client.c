@@ -234,6 +234,32 @@ TEST(reconnects_after_the_server_drops)
 	server_stop(&s);
 }
 
+/* A REMOVE may have been done before the connection broke: it is not
+ * sent again on its own, the caller hears of the break. */
+TEST(no_repeat_of_mutations)
+{
+	struct server s;
+	struct apfpc c;
+	struct proto_client_reply r;
+	struct apfpc_cfg cfg;
+	struct proto_dirop_req q = { .name = { "f", 1 } };
+
+	server_start(&s, SERVE, 1);             /* every connection ends after 1 request */
+	cfg = cfg_for(&s, 3, 5000);
+	EXPECT_EQ_INT(apfpc_open(&c, &cfg), 0);
+	EXPECT_EQ_INT(apfpc_call(&c, PROTO_OP_PING, NULL, &r), 0);
+	int rc = apfpc_call(&c, PROTO_OP_REMOVE, &q, &r);
+	EXPECT(rc == -ECONNRESET || rc == -EPIPE);
+	EXPECT_EQ_INT(c.reconnected, 0);
+	EXPECT_EQ_INT(s.connections, 1);
+	/* a REMOVE that never left is sent on a new connection */
+	EXPECT_EQ_INT(apfpc_call(&c, PROTO_OP_REMOVE, &q, &r), -PLAT_ESTALE);   /* forged handle */
+	EXPECT_EQ_INT(c.reconnected, 1);
+	EXPECT(strstr(c.err, "REMOVE") != NULL);
+	apfpc_close(&c);
+	server_stop(&s);
+}
+
 TEST(timeouts_refusals_and_wrong_secret)
 {
 	struct server s;

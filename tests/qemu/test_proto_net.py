@@ -6,7 +6,9 @@ handshakes with the right and a wrong secret, anonymous sessions, EXPORTS
 limit, a client that never finishes its handshake dropped at the deadline,
 garbage and oversized frames closing only their connection, the rate limit
 on wrong secrets, and the server still serving after all of it.  Without a
-token in config.txt only anonymous read-only sessions are possible.
+token in config.txt only anonymous read-only sessions are possible; that
+boot also checks the idle deadline, the buffer bound under a stream of 1 MiB
+frames nobody reads the replies of, and the counters in /metrics.
 
 The CLI's bench-null line (null round trips per second at QD1 and QD8) is
 printed into the log, never judged: timings do not belong in `make test`."""
@@ -16,7 +18,9 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.request
 
 import netutil
 from harness import REPO, qemu_test, check, boot_to_prompt, shell, vm
@@ -109,11 +113,11 @@ def anonymous_ping_and_exports(port):
     check(rc == 0 and "exports: 0" in out, (rc, out))
 
 
-def boot(ctx, name, config, args):
+def boot(ctx, name, config, args, http=None):
     port = netutil.free_ports(1)[0]
     m = ctx.machine(name)
-    out = boot_to_prompt(m, nic=vm.vm_nic_args("e1000e", [(port, PROTO_PORT)]), disks=["nvme"],
-                         config=config, args=args)
+    fwd = [(port, PROTO_PORT)] + ([(http, 80)] if http else [])
+    out = boot_to_prompt(m, nic=vm.vm_nic_args("e1000e", fwd), disks=["nvme"], config=config, args=args)
     rx = r"^proto: file server on tcp/2049: [^\n]*"
     mt = re.search(rx, out, re.M)
     if not mt:
@@ -250,7 +254,8 @@ def proto_net(ctx):
 @qemu_test(weight=2)
 def proto_net_no_token(ctx):
     build_tool()
-    m, port, line = boot(ctx, "notoken", [], "")
+    http = netutil.free_ports(1)[0]
+    m, port, line = boot(ctx, "notoken", [], "proto_idle_s=3", http=http)
     with ctx.subtest("boot_line"):
         check("no token configured: anonymous read-only access only" in line, line)
     with ctx.subtest("anonymous_works"):
@@ -262,3 +267,52 @@ def proto_net_no_token(ctx):
             rc, out = apfp(port, "ping", secret=f.name)
         check(rc == 3 and "authentication failed" in out, (rc, out))
         m.expect(r"handshake refused: no secret configured: anonymous only", 30)
+    with ctx.subtest("idle_deadline"):
+        s = anon_session(port)
+        s.sendall(header(OP_PING, 0, version=2, rid=3))
+        check(parse_header(recv_exact(s, 32))["status"] == 0, "PING on the raw session")
+        t0 = time.monotonic()
+        check(closed_within(s, 15), "an idle session was not dropped within 15 s (proto_idle_s=3)")
+        waited = time.monotonic() - t0
+        check(2.5 < waited < 8, f"idle session dropped after {waited:.1f} s, proto_idle_s=3")
+        s.close()
+        m.expect(r"proto: [0-9.:]+: idle for 3 s: dropped", 30)
+    with ctx.subtest("memory_bound_under_large_frames"):
+        # 48 frames of 1 MiB (PINGs with a body: each answered BADMSG, the
+        # connection goes on) sent without reading a reply: the server holds
+        # at most a few of them at once, and still answers another client.
+        big = anon_session(port)
+        sender_ok = []
+
+        def send_all_frames():
+            try:
+                for i in range(48):
+                    big.sendall(header(OP_PING, 1 << 20, version=2, rid=100 + i) + bytes(1 << 20))
+                sender_ok.append(True)
+            except OSError as e:
+                sender_ok.append(e)
+        t = threading.Thread(target=send_all_frames, daemon=True)
+        t.start()
+        time.sleep(2)
+        anonymous_ping_and_exports(port)
+        t.join(timeout=240)
+        check(sender_ok == [True], f"sending the large frames: {sender_ok}")
+        statuses = []
+        for _ in range(48):
+            h = parse_header(recv_exact(big, 32))
+            recv_exact(big, h["length"])
+            statuses.append(h["status"])
+        check(statuses == [10010] * 48, f"replies to PINGs with a body: {statuses[:8]}...")
+        big.close()
+        out = shell(m, "proto", 30)
+        mt = re.search(r"buffers: \d+ bytes now, (\d+) high", out)
+        check(mt and int(mt.group(1)) <= (4 << 20) + (64 << 10), f"buffer high-water mark over 4 MiB:\n{out}")
+    with ctx.subtest("metrics"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=60) as r:
+            text = r.read().decode()
+        for rx in (r'^appliance_proto_connections_total\{outcome="idle_drop"\} [1-9]',
+                   r'^appliance_proto_connections_total\{outcome="auth_failed"\} [1-9]',
+                   r'^appliance_proto_sessions_total\{kind="anonymous"\} [2-9]',
+                   r'^appliance_proto_requests_total [1-9]'):
+            check(re.search(rx, text, re.M), f"no {rx} in /metrics:\n" +
+                  "\n".join(ln for ln in text.splitlines() if "proto" in ln))
