@@ -7,6 +7,7 @@
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
 #include "kernel/kstring.h"
+#include "kernel/mm.h"
 #include "kernel/selftest.h"
 
 #define RDSEED_TRIES 64         /* the entropy source refills in microseconds */
@@ -157,13 +158,17 @@ SELFTEST(random, hardware_source_present)
 
 SELFTEST(random, draws_differ_and_bits_balance)
 {
-	static uint8_t a[4096], b[32];
+	uint8_t *a = kmalloc(4096), b[32];
 	unsigned ones = 0;
 
-	ST_EXPECT(random_bytes(a, sizeof(a)) == 0);
+	ST_EXPECT(a != NULL);
+	if (!a)
+		return;
+
+	ST_EXPECT(random_bytes(a, 4096) == 0);
 	ST_EXPECT(random_bytes(b, sizeof(b)) == 0);
 	ST_EXPECT(memcmp(a, b, sizeof(b)) != 0);
-	for (size_t i = 0; i < sizeof(a); i++)
+	for (size_t i = 0; i < 4096; i++)
 		for (uint8_t x = a[i]; x; x &= (uint8_t)(x - 1))
 			ones++;
 	/* 32768 fair bits: mean 16384, sd 90; 800 is about 9 sd */
@@ -171,8 +176,8 @@ SELFTEST(random, draws_differ_and_bits_balance)
 	/* no 64-bit word repeats within the draw */
 	const uint64_t *w = (const uint64_t *)a;
 	bool repeat = false;
-	for (size_t i = 0; i < sizeof(a) / 8 && !repeat; i++)
-		for (size_t j = i + 1; j < sizeof(a) / 8; j++)
+	for (size_t i = 0; i < 4096 / 8 && !repeat; i++)
+		for (size_t j = i + 1; j < 4096 / 8; j++)
 			if (w[i] == w[j]) {
 				repeat = true;
 				break;
@@ -183,6 +188,7 @@ SELFTEST(random, draws_differ_and_bits_balance)
 	ST_EXPECT(random_bytes(b, 13) == 0);
 	ST_EXPECT(b[13] == 0xa5 && b[31] == 0xa5);
 	ST_EXPECT(random_bytes(b, 0) == 0);
+	kfree(a);
 }
 
 SELFTEST(random, no_generator_refuses)

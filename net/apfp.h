@@ -9,7 +9,10 @@
  * limit is never read or allocated) and queue them on the connection; the
  * workers run the handshake and the server core on each frame in arrival
  * order, outside the lock, then queue the reply and send it under the
- * lock.  One worker owns a connection at a time (its handshake, session
+ * lock.  Each CPU (up to APFP_QUEUES) has its own workers and run queue; a
+ * connection is queued on the CPU that found its frame (the network
+ * thread's CPU), elsewhere only when no local worker waits.  One worker
+ * owns a connection at a time (its handshake, session
  * and request table), so frames of one connection are processed in order;
  * different connections run on different workers.
  *
@@ -33,7 +36,8 @@
 #define APFP_CONN_CAP    128                    /* connection slots; proto_max_conn <= this */
 #define APFP_CONN_MEM    (4u << 20)             /* frames + replies of one connection */
 #define APFP_TOTAL_MEM   (64u << 20)            /* ... of all connections */
-#define APFP_WORKERS     4
+#define APFP_QUEUES      4                      /* CPUs with workers (the first ones) */
+#define APFP_WORKERS_PER_CPU 2
 
 struct apfp_stats {
 	uint64_t accepted, refused_limit, refused_nomem, handshake_timeouts, idle_drops;
