@@ -66,20 +66,9 @@ static void http_free(struct http_conn *c)
 	c->used = false;
 }
 
-static void http_detach(struct tcp_pcb *pcb)
-{
-	tcp_arg(pcb, NULL);
-	tcp_recv(pcb, NULL);
-	tcp_sent(pcb, NULL);
-	tcp_err(pcb, NULL);
-	tcp_poll(pcb, NULL, 0);
-}
-
 static void http_close(struct http_conn *c)
 {
-	http_detach(c->pcb);
-	if (tcp_close(c->pcb) != ERR_OK)
-		tcp_abort(c->pcb);
+	net_tcp_close(c->pcb);
 	http_free(c);
 }
 
@@ -303,7 +292,7 @@ static err_t http_poll(void *arg, struct tcp_pcb *pcb)
 		return ERR_OK;
 	if (++c->idle_polls >= HTTP_IDLE_S * 2) {   /* tcp_poll every 500 ms */
 		http_stats.idle_drops++;
-		http_detach(pcb);
+		net_tcp_detach(pcb);
 		tcp_abort(pcb);
 		http_free(c);
 		return ERR_ABRT;
@@ -338,21 +327,7 @@ static int http_start(void)
 	if (!net_if_count())
 		return 0;                        /* no network: nothing to serve on */
 	net_lock();
-	struct tcp_pcb *pcb = tcp_new();
-	int rc = 0;
-	if (!pcb || tcp_bind(pcb, IP_ANY_TYPE, NET_PORT_HTTP) != ERR_OK) {
-		rc = -EBUSY;
-		if (pcb)
-			tcp_close(pcb);
-	} else {
-		struct tcp_pcb *l = tcp_listen_with_backlog(pcb, 8);
-		if (!l) {
-			tcp_close(pcb);
-			rc = -ENOMEM;
-		} else {
-			tcp_accept(l, http_accept);
-		}
-	}
+	int rc = net_tcp_listen(NET_PORT_HTTP, 8, http_accept, NULL);
 	net_unlock();
 	if (!rc)
 		kprintf("net: status page on http tcp/%u%s\n", NET_PORT_HTTP,

@@ -62,6 +62,19 @@ uint64_t net_half_open_reaped_count(void);
 int net_services_start(void);
 void net_services_stats(uint64_t *accepted, uint64_t *refused, uint64_t *idle, uint64_t *errors, unsigned *open);
 
+/* tcp_conn.c, for the raw-API servers (lock held): drop every callback of
+ * a pcb (its state block is going away); close gracefully, aborting when
+ * lwIP has no memory for the FIN: returns ERR_ABRT after an abort (what a
+ * callback must then return), else ERR_OK. */
+struct tcp_pcb;
+void net_tcp_detach(struct tcp_pcb *pcb);
+int net_tcp_close(struct tcp_pcb *pcb);
+/* Listen on every address at port: 0, -EBUSY (port taken) or -ENOMEM.
+ * accept is an lwIP tcp_accept_fn, arg its argument. */
+typedef signed char net_err_t;
+int net_tcp_listen(uint16_t port, uint8_t backlog,
+		   net_err_t (*accept)(void *arg, struct tcp_pcb *newpcb, net_err_t err), void *arg);
+
 /* The configured hostname (config "hostname" or derived from the MAC). */
 const char *net_hostname(void);
 

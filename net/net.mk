@@ -15,6 +15,9 @@ LWIP_OBJ := $(LWIP_SRC:$(LWIP_DIR)/%.c=$(BUILD)/lwip/%.o)
 LWIP_INC := -Inet/port -I$(LWIP_DIR)/include
 
 KERNEL_C   += $(wildcard net/*.c)
+# The file protocol (portable, over platform/platform.h) runs in the
+# kernel behind net/apfp.c.
+KERNEL_C   += $(wildcard proto/*.c)
 KERNEL_EXTRA_OBJ += $(LWIP_OBJ)
 
 # Our files keep the kernel's -Werror; they see lwIP's headers.

@@ -71,27 +71,13 @@ static void svc_free(struct svc_conn *c)
 	c->used = false;
 }
 
-static void svc_detach(struct tcp_pcb *pcb)
-{
-	tcp_arg(pcb, NULL);
-	tcp_recv(pcb, NULL);
-	tcp_sent(pcb, NULL);
-	tcp_err(pcb, NULL);
-	tcp_poll(pcb, NULL, 0);
-}
-
-/* Close gracefully; abort if lwIP has no memory for the FIN.  Returns the
- * value a callback must return (ERR_ABRT after tcp_abort). */
+/* Close gracefully (abort without memory for the FIN): returns the value
+ * a callback must return. */
 static err_t svc_close(struct svc_conn *c)
 {
 	struct tcp_pcb *pcb = c->pcb;
-	svc_detach(pcb);
 	svc_free(c);
-	if (tcp_close(pcb) != ERR_OK) {
-		tcp_abort(pcb);
-		return ERR_ABRT;
-	}
-	return ERR_OK;
+	return (err_t)net_tcp_close(pcb);
 }
 
 /* Echo: queue as much pending data as the send buffer takes. */
@@ -268,7 +254,7 @@ static err_t svc_poll(void *arg, struct tcp_pcb *pcb)
 	/* tcp_poll interval is 2 s (4 coarse ticks of 500 ms). */
 	if (++c->idle_polls * 2 >= NET_SVC_IDLE_S) {
 		svc_stats.idle_drops++;
-		svc_detach(pcb);
+		net_tcp_detach(pcb);
 		svc_free(c);
 		tcp_abort(pcb);
 		return ERR_ABRT;
@@ -304,21 +290,7 @@ static err_t svc_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 
 static int svc_listen(uint16_t port, enum svc_kind kind)
 {
-	struct tcp_pcb *pcb = tcp_new();
-	if (!pcb)
-		return -1;
-	if (tcp_bind(pcb, IP_ADDR_ANY, port) != ERR_OK) {
-		tcp_abort(pcb);
-		return -1;
-	}
-	struct tcp_pcb *l = tcp_listen_with_backlog(pcb, TCP_DEFAULT_LISTEN_BACKLOG);
-	if (!l) {
-		tcp_abort(pcb);
-		return -1;
-	}
-	tcp_arg(l, (void *)(uintptr_t)kind);
-	tcp_accept(l, svc_accept);
-	return 0;
+	return net_tcp_listen(port, TCP_DEFAULT_LISTEN_BACKLOG, svc_accept, (void *)(uintptr_t)kind);
 }
 
 int net_services_start(void)

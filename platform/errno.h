@@ -24,6 +24,7 @@
 #define PLAT_EBUSY          16
 #define PLAT_EEXIST         17
 #define PLAT_EXDEV          18
+#define PLAT_ENODEV         19
 #define PLAT_ENOTDIR        20
 #define PLAT_EISDIR         21
 #define PLAT_EINVAL         22

@@ -137,6 +137,14 @@ void plat_sleep_ns(uint64_t ns);
 uint64_t plat_time_ns(void);   /* monotonic */
 int64_t plat_realtime_ns(void); /* wall clock: UTC ns since 1970 (file timestamps) */
 
+/* ---- randomness -----------------------------------------------------------
+ * len bytes from the platform's cryptographic source, for keys, nonces and
+ * verifiers (host: getrandom(2); kernel: the CPU's RDSEED/RDRAND mixed with
+ * the TSC, kernel/random.h).  0, or -PLAT_ENODEV when the platform has no
+ * source (a CPU without RDSEED and RDRAND), -PLAT_EIO when it failed; the
+ * caller must then not make keys.  Any thread; never sleeps for long. */
+int plat_random(void *buf, size_t len);
+
 /* ---- logging and assertions ---------------------------------------------- */
 enum { PLAT_LOG_ERR, PLAT_LOG_WARN, PLAT_LOG_INFO, PLAT_LOG_DEBUG };
 void plat_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -23,10 +23,10 @@
 #include "proto/auth.h"
 #include "platform/platform.h"
 
-static const char label_proof_c[] = "apfp1 client proof";
-static const char label_proof_s[] = "apfp1 server proof";
-static const char label_c2s[] = "apfp1 frame c2s";
-static const char label_s2c[] = "apfp1 frame s2c";
+static const char label_proof_c[] = "apfp2 client proof";
+static const char label_proof_s[] = "apfp2 server proof";
+static const char label_c2s[] = "apfp2 frame c2s";
+static const char label_s2c[] = "apfp2 frame s2c";
 static const char fin_c[] = "client finished";
 static const char fin_s[] = "server finished";
 
@@ -83,12 +83,15 @@ static void make_proof(const uint8_t key[32], const char *label, size_t label_le
 	proto_wipe(&k, sizeof(k));
 }
 
-static void session_key(struct proto_session *s, const uint8_t send[32], const uint8_t recv[32])
+static void session_key(struct proto_session *s, const uint8_t send[32], uint8_t dir_send,
+			const uint8_t recv[32], uint8_t dir_recv)
 {
 	s->keyed = true;
 	s->seq_send = s->seq_recv = 0;
-	proto_hmac_key_init(&s->k_send, send, 32);
-	proto_hmac_key_init(&s->k_recv, recv, 32);
+	s->dir_send = dir_send;
+	s->dir_recv = dir_recv;
+	plat_memcpy(s->k_send, send, 32);
+	plat_memcpy(s->k_recv, recv, 32);
 }
 
 /* ---- session ------------------------------------------------------------------------ */
@@ -97,21 +100,25 @@ uint16_t proto_session_hdr_flags(const struct proto_session *s)
 	return s->keyed ? PROTO_F_TAGGED : 0;
 }
 
-static void frame_tag(const struct proto_hmac_key *k, uint64_t seq, const uint8_t *a, size_t alen,
+/* Poly1305 under a one-time key: the first 32 bytes of the ChaCha20 block
+ * (counter 0) of the direction's key with nonce = direction (4 bytes) ||
+ * seq (8 bytes), both little-endian (RFC 8439 §2.6).  A (key, direction,
+ * seq) triple occurs once per session, so no Poly1305 key tags twice. */
+static void frame_tag(const uint8_t key[32], uint8_t dir, uint64_t seq, const uint8_t *a, size_t alen,
 		      const uint8_t *b, size_t blen, uint8_t tag[PROTO_TAG_SIZE])
 {
-	uint8_t seqb[8], full[SHA256_DIGEST];
-	struct proto_hmac m;
+	uint8_t nonce[CHACHA20_NONCE] = { dir }, otk[POLY1305_KEY];
+	struct proto_poly1305 m;
 
 	for (int i = 0; i < 8; i++)
-		seqb[i] = (uint8_t)(seq >> (8 * i));
-	proto_hmac_start(&m, k);
-	proto_hmac_update(&m, seqb, 8);
-	proto_hmac_update(&m, a, alen);
+		nonce[4 + i] = (uint8_t)(seq >> (8 * i));
+	proto_poly1305_keygen(key, nonce, otk);
+	proto_poly1305_init(&m, otk);
+	proto_poly1305_update(&m, a, alen);
 	if (blen)
-		proto_hmac_update(&m, b, blen);
-	proto_hmac_final(&m, full);
-	plat_memcpy(tag, full, PROTO_TAG_SIZE);
+		proto_poly1305_update(&m, b, blen);
+	proto_poly1305_final(&m, tag);
+	proto_wipe(otk, sizeof(otk));
 }
 
 int proto_session_tag(struct proto_session *s, const uint8_t *a, size_t alen, const uint8_t *b,
@@ -121,7 +128,7 @@ int proto_session_tag(struct proto_session *s, const uint8_t *a, size_t alen, co
 		return 0;
 	if (alen < PROTO_HDR_SIZE || !(a[6] & PROTO_F_TAGGED))
 		return -PLAT_EINVAL;    /* the header must announce the tag */
-	frame_tag(&s->k_send, s->seq_send++, a, alen, b, blen, tag);
+	frame_tag(s->k_send, s->dir_send, s->seq_send++, a, alen, b, blen, tag);
 	return 0;
 }
 
@@ -151,7 +158,7 @@ int proto_session_open(struct proto_session *s, const uint8_t *frame, size_t fra
 		return tagged ? -PLAT_EBADMSG : 0;
 	if (!tagged || !tag)
 		return -PLAT_EBADMSG;
-	frame_tag(&s->k_recv, s->seq_recv, frame, frame_len, NULL, 0, want);
+	frame_tag(s->k_recv, s->dir_recv, s->seq_recv, frame, frame_len, NULL, 0, want);
 	if (!proto_ct_equal(want, tag, PROTO_TAG_SIZE))
 		return -PLAT_EBADMSG;
 	s->seq_recv++;
@@ -278,7 +285,7 @@ void proto_authc_init(struct proto_auth_client *c, const struct proto_client_cfg
 
 static int authc_hello(struct proto_auth_client *c, uint8_t *out, size_t cap, size_t *out_len)
 {
-	struct proto_hdr h = { .version = PROTO_VERSION_MIN, .opcode = PROTO_OP_HELLO, .id = HELLO_ID };
+	struct proto_hdr h = { .version = PROTO_HELLO_VERSION, .opcode = PROTO_OP_HELLO, .id = HELLO_ID };
 	struct proto_hello_req q = {
 		.min_version = PROTO_VERSION_MIN, .max_version = PROTO_VERSION_MAX,
 		.max_body = c->cfg.max_body, .max_inflight = c->cfg.max_inflight,
@@ -313,7 +320,7 @@ static int authc_on_hello(struct proto_auth_client *c, const uint8_t *in, size_t
 	uint32_t status;
 	int rc, n;
 
-	if ((rc = hs_decode(in, in_len, PROTO_VERSION_MIN, PROTO_OP_HELLO, true, &h, &r, &e, &status)) < 0)
+	if ((rc = hs_decode(in, in_len, PROTO_HELLO_VERSION, PROTO_OP_HELLO, true, &h, &r, &e, &status)) < 0)
 		return afail(&c->err, &c->state, rc, "%s", e.msg);
 	if (h.id != HELLO_ID)
 		return afail(&c->err, &c->state, -PLAT_EPROTO, "HELLO reply for request id %u", h.id);
@@ -375,7 +382,7 @@ static int authc_on_auth(struct proto_auth_client *c, const uint8_t *in, size_t 
 		return afail(&c->err, &c->state, -PLAT_EACCES,
 			     "the server's proof is wrong: it does not hold our secret");
 	c->sess->access = r.access;
-	session_key(c->sess, c->keys.c2s, c->keys.s2c);
+	session_key(c->sess, c->keys.c2s, PROTO_DIR_C2S, c->keys.s2c, PROTO_DIR_S2C);
 	proto_wipe(&c->keys, sizeof(c->keys));
 	c->state = PROTO_AUTH_DONE;
 	return 0;
@@ -421,7 +428,7 @@ static int auths_refuse(struct proto_auth_server *s, const struct proto_hdr *h, 
 	struct proto_hdr e = *h;
 
 	if (!e.version)
-		e.version = PROTO_VERSION_MIN;
+		e.version = PROTO_HELLO_VERSION;
 	if (status != PROTO_OK) {
 		int n = proto_encode_error(out, cap, &e, status);
 		if (n > 0)
@@ -441,7 +448,7 @@ static int auths_on_hello(struct proto_auth_server *s, const uint8_t *in, size_t
 	uint32_t status;
 	int rc, n;
 
-	if ((rc = hs_decode(in, in_len, PROTO_VERSION_MIN, PROTO_OP_HELLO, false, &h, &q, &s->err, &status)) < 0) {
+	if ((rc = hs_decode(in, in_len, PROTO_HELLO_VERSION, PROTO_OP_HELLO, false, &h, &q, &s->err, &status)) < 0) {
 		/* No opcode parsed (short header, bad magic): not a peer
 		 * of ours, close without answering. */
 		return auths_refuse(s, &h, h.opcode ? status : PROTO_OK, rc, out, cap, out_len);
@@ -482,7 +489,7 @@ static int auths_on_hello(struct proto_auth_server *s, const uint8_t *in, size_t
 	r->boot_id = s->cfg.boot_id;
 	plat_memcpy(r->nonce, s->nonce, PROTO_NONCE_SIZE);
 
-	rh = (struct proto_hdr){ .version = PROTO_VERSION_MIN, .opcode = PROTO_OP_HELLO,
+	rh = (struct proto_hdr){ .version = PROTO_HELLO_VERSION, .opcode = PROTO_OP_HELLO,
 				 .flags = PROTO_F_REPLY, .id = h.id };
 	if ((n = proto_encode(out, cap, &rh, r, 0, &s->err)) < 0)
 		return auths_refuse(s, &h, PROTO_E_SERVERFAULT, n, out, cap, out_len);
@@ -542,7 +549,7 @@ static int auths_on_auth(struct proto_auth_server *s, const uint8_t *in, size_t 
 	s->sess->boot_id = s->hello.boot_id;
 	s->sess->access = r.access;
 	if (!s->anon)
-		session_key(s->sess, s->keys.s2c, s->keys.c2s);
+		session_key(s->sess, s->keys.s2c, PROTO_DIR_S2C, s->keys.c2s, PROTO_DIR_C2S);
 	proto_wipe(&s->keys, sizeof(s->keys));
 	*out_len = (size_t)n;
 	s->state = PROTO_AUTH_DONE;

@@ -27,6 +27,7 @@
 #include "proto/wire.h"
 #include "proto/codec.h"
 #include "proto/sha256.h"
+#include "proto/chacha20.h"
 
 /* ---- session: per-direction keys and sequence numbers (§3.4) ------------ */
 struct proto_session {
@@ -37,8 +38,13 @@ struct proto_session {
 	uint16_t max_inflight;
 	uint64_t boot_id;
 	uint64_t seq_send, seq_recv;
-	struct proto_hmac_key k_send, k_recv;
+	uint8_t dir_send, dir_recv;     /* PROTO_DIR_C2S / _S2C: part of the tag nonce */
+	uint8_t k_send[32], k_recv[32]; /* K_c2s / K_s2c (§3.2), per direction */
 };
+
+/* Directions in the frame tag's nonce (§3.4). */
+#define PROTO_DIR_C2S 1
+#define PROTO_DIR_S2C 2
 
 /* Header flags a frame sent on this session carries (PROTO_F_TAGGED if
  * keyed): OR them into proto_hdr.flags before proto_encode(). */

@@ -11,7 +11,7 @@ PROTO_SRCS      := $(wildcard proto/*.c)
 PROTO_HOST_SRCS := $(PROTO_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 PROTO_TEST_SUPPORT := tests/host/proto_samples.c tests/host/proto_fuzz_one.c
 
-PROTO_TESTS := test_proto_crypto test_proto_codec test_proto_auth test_proto_fuzz test_proto_server test_proto_client
+PROTO_TESTS := test_proto_crypto test_proto_chacha test_proto_codec test_proto_auth test_proto_fuzz test_proto_server test_proto_client
 HOST_TESTS += $(PROTO_TESTS)
 $(foreach t,$(PROTO_TESTS),$(eval $(t)_SRCS := $$(PROTO_HOST_SRCS) $$(PROTO_TEST_SUPPORT)))
 $(foreach t,$(PROTO_TESTS),$(eval $(t)_LDLIBS := -lpthread))
@@ -64,3 +64,18 @@ proto-bench:
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. -o $(BUILD)/proto_bench tools/proto_bench.c \
 		$(PROTO_HOST_SRCS) -lpthread
 	$(BUILD)/proto_bench
+
+# The host client library and its command-line tool: build/apfp (part of
+# `make`; the qemu test tests/qemu/test_proto_net.py runs it).
+.PHONY: apfp-tool
+all: apfp-tool
+apfp-tool: $(BUILD)/apfp
+APFP_TOOL_SRCS := tools/apfp.c tools/apfp_client.c $(PROTO_HOST_SRCS)
+$(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp_client.h platform/*.h platform/host/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ $(APFP_TOOL_SRCS) -lpthread
+
+# The client library against a loopback server made of the server core.
+HOST_TESTS += test_apfp_client
+test_apfp_client_SRCS := tools/apfp_client.c $(PROTO_HOST_SRCS)
+test_apfp_client_LDLIBS := -lpthread

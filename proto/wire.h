@@ -16,8 +16,13 @@
 
 /* ---- framing ---------------------------------------------------------- */
 #define PROTO_MAGIC        0x50465041u    /* "APFP" in wire order */
-#define PROTO_VERSION_MIN  1
-#define PROTO_VERSION_MAX  1
+/* Version 2: frame tags are Poly1305 under per-frame ChaCha20 keys (version
+ * 1 used HMAC-SHA256; no longer spoken).  HELLO frames always carry
+ * PROTO_HELLO_VERSION in their header so every server can parse them; the
+ * version negotiated there is carried by every later frame. */
+#define PROTO_HELLO_VERSION 1
+#define PROTO_VERSION_MIN  2
+#define PROTO_VERSION_MAX  2
 #define PROTO_HDR_SIZE     32
 #define PROTO_TAG_SIZE     16
 

@@ -18,6 +18,7 @@
 #include "kernel/sync.h"
 #include "kernel/time.h"
 #include "kernel/realtime.h"
+#include "kernel/random.h"
 
 int plat_init(void)
 {
@@ -180,6 +181,12 @@ uint32_t *plat_thread_lockdep(void) { return &thread_current()->lockdep_word; }
 void plat_yield(void) { thread_yield(); }
 void plat_sleep_ns(uint64_t ns) { thread_sleep_ns(ns); }
 uint64_t plat_time_ns(void) { return time_ns(); }
+
+/* ---- randomness: the CPU's generator (kernel/random.h) ---- */
+int plat_random(void *buf, size_t len)
+{
+	return random_bytes(buf, len);
+}
 
 /* ---- logging ---- */
 static int plat_log_level = -1;

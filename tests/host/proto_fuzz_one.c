@@ -56,7 +56,9 @@ static void check_codec(const uint8_t *data, size_t len)
 	const struct pf_layout *l;
 	int n;
 
-	if (proto_hdr_decode(data, len, 1, PROTO_MAX_BODY, &h, &err) < 0)
+	/* HELLO frames carry version 1, everything else the negotiated one */
+	uint8_t version = len > 4 && data[4] == PROTO_HELLO_VERSION ? PROTO_HELLO_VERSION : PROTO_VERSION_MAX;
+	if (proto_hdr_decode(data, len, version, PROTO_MAX_BODY, &h, &err) < 0)
 		return;
 	if (len - PROTO_HDR_SIZE < h.length)
 		return;                 /* the transport would wait for more */
@@ -90,7 +92,7 @@ static void check_handshake(const uint8_t *data, size_t len)
 		struct proto_hdr h;
 		struct proto_hello_rep r;
 		struct proto_err err;
-		if (proto_hdr_decode(out, out_len, 1, PROTO_MAX_BODY, &h, &err) < 0 ||
+		if (proto_hdr_decode(out, out_len, PROTO_HELLO_VERSION, PROTO_MAX_BODY, &h, &err) < 0 ||
 		    proto_decode_body(&h, out + PROTO_HDR_SIZE, h.length, &r, &err) < 0)
 			violated("server HELLO reply does not decode", err.msg);
 		/* the same bytes as AUTH: must be refused (no secret known),
@@ -139,7 +141,7 @@ static void check_server(const uint8_t *data, size_t len)
 	static struct proto_fs_ops ops;
 	static uint8_t out[PROTO_HDR_SIZE + 65536], scratch[4096];
 	static _Alignas(16) uint8_t msg[SAMPLE_MSG_MAX];
-	struct proto_session sess = { .access = PROTO_ACCESS_RW, .version = 1, .max_body = 65536,
+	struct proto_session sess = { .access = PROTO_ACCESS_RW, .version = PROTO_VERSION_MAX, .max_body = 65536,
 				      .max_inflight = 8 };
 	struct proto_hdr h;
 	struct proto_err err;
@@ -160,7 +162,7 @@ static void check_server(const uint8_t *data, size_t len)
 		violated("a request id stays claimed after its reply", "");
 	if (!out_len)
 		return;
-	int rc = proto_hdr_decode(out, out_len, 1, 65536, &h, &err);
+	int rc = proto_hdr_decode(out, out_len, PROTO_VERSION_MAX, 65536, &h, &err);
 	/* An error reply echoes the request's opcode, known or not. */
 	if (rc == -PLAT_ENOSYS && h.status && !h.length && out_len == PROTO_HDR_SIZE)
 		return;
@@ -190,7 +192,7 @@ static void check_handle(const uint8_t *data, size_t len)
 static void check_client(const uint8_t *data, size_t len)
 {
 	static struct proto_client_reply rep;
-	struct proto_session sess = { .access = PROTO_ACCESS_RW, .version = 1, .max_body = PROTO_MAX_BODY,
+	struct proto_session sess = { .access = PROTO_ACCESS_RW, .version = PROTO_VERSION_MAX, .max_body = PROTO_MAX_BODY,
 				      .max_inflight = PROTO_MAX_INFLIGHT };
 	struct proto_client c;
 	struct proto_err err;

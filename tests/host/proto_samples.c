@@ -134,7 +134,7 @@ int sample_fill(struct sample *s, unsigned op, bool reply, uint64_t seed)
 	if (l->n)
 		fill_layout(s, l, s->msg, 0);
 	memset(&s->hdr, 0, sizeof(s->hdr));
-	s->hdr.version = 1;
+	s->hdr.version = op == PROTO_OP_HELLO ? PROTO_HELLO_VERSION : PROTO_VERSION_MAX;
 	s->hdr.opcode = (uint8_t)op;
 	s->hdr.flags = reply ? PROTO_F_REPLY : 0;
 	s->hdr.id = (uint32_t)sample_rand(&s->rng);

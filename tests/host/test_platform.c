@@ -143,4 +143,29 @@ TEST(strerror_names_errors)
 	EXPECT(strstr(plat_strerror(-PLAT_ENOSPC), "space") != NULL);
 }
 
+/* plat_random: getrandom(2) on the host; every byte written, draws
+ * differ, bits balanced, no 64-bit word repeated, odd lengths exact. */
+TEST(random_bytes)
+{
+	static uint8_t a[1 << 16], b[32];
+	uint64_t ones = 0;
+
+	EXPECT_EQ_INT(plat_random(a, sizeof(a)), 0);
+	EXPECT_EQ_INT(plat_random(b, sizeof(b)), 0);
+	EXPECT(memcmp(a, b, sizeof(b)) != 0);
+	for (size_t i = 0; i < sizeof(a); i++)
+		ones += (uint64_t)__builtin_popcount(a[i]);
+	/* 524288 fair bits: mean 262144, sd 362; 4000 is 11 sd */
+	EXPECT(ones > 262144 - 4000 && ones < 262144 + 4000);
+	const uint64_t *w = (const uint64_t *)a;
+	unsigned repeats = 0;
+	for (size_t i = 1; i < sizeof(a) / 8; i++)
+		repeats += w[i] == w[i - 1];
+	EXPECT_EQ_INT(repeats, 0);
+	memset(b, 0xa5, sizeof(b));
+	EXPECT_EQ_INT(plat_random(b, 13), 0);
+	EXPECT(b[13] == 0xa5 && b[31] == 0xa5);
+	EXPECT_EQ_INT(plat_random(b, 0), 0);
+}
+
 TEST_MAIN()

@@ -127,7 +127,7 @@ TEST(handshake_and_tagged_frames)
 	EXPECT_EQ_INT(k.s.state, PROTO_AUTH_DONE);
 	EXPECT(k.cs.keyed && k.ss.keyed);
 	EXPECT_EQ_INT(k.cs.access, PROTO_ACCESS_RW);
-	EXPECT_EQ_INT(k.cs.version, 1);
+	EXPECT_EQ_INT(k.cs.version, PROTO_VERSION_MAX);
 	EXPECT_EQ_INT(k.cs.max_body, PROTO_MAX_BODY);
 	EXPECT_EQ_INT(k.cs.max_inflight, 32);       /* the smaller of 64 and 32 */
 	EXPECT_EQ_INT(k.ss.max_inflight, 32);
@@ -185,6 +185,44 @@ TEST(frame_tag_attacks)
 	EXPECT_EQ_INT(proto_session_seal(&k.cs, c, 32, 40), -PLAT_EMSGSIZE);
 }
 
+/* The tag is Poly1305 (RFC 8439) under the one-time key of the ChaCha20
+ * block of the direction's key with nonce = direction || seq, over header
+ * and body (docs/protocol.md §3.4): recomputed here from the primitives. */
+TEST(frame_tag_construction)
+{
+	struct conn k;
+	uint8_t f[128], nonce[12] = { 0 }, otk[32], want[16];
+	struct proto_poly1305 p;
+	size_t n;
+
+	EXPECT_EQ_INT(handshake(&k, secret, secret, NULL, 1, 0), 0);
+	EXPECT(memcmp(k.cs.k_send, k.ss.k_recv, 32) == 0);
+	EXPECT(memcmp(k.cs.k_send, k.cs.k_recv, 32) != 0);
+	EXPECT_EQ_INT(k.cs.dir_send, PROTO_DIR_C2S);
+	EXPECT_EQ_INT(k.ss.dir_send, PROTO_DIR_S2C);
+	for (uint64_t seq = 0; seq < 3; seq++) {
+		n = seal_ping(&k.ss, f, sizeof(f), 9, true);
+		nonce[0] = PROTO_DIR_S2C;
+		for (int i = 0; i < 8; i++)
+			nonce[4 + i] = (uint8_t)(seq >> (8 * i));
+		proto_poly1305_keygen(k.ss.k_send, nonce, otk);
+		proto_poly1305_init(&p, otk);
+		proto_poly1305_update(&p, f, n - 16);
+		proto_poly1305_final(&p, want);
+		EXPECT(memcmp(f + n - 16, want, 16) == 0);
+		EXPECT_EQ_INT(open_frame(&k.cs, f, n), 0);
+	}
+	/* the same key with the other direction's nonce is another tag */
+	n = seal_ping(&k.ss, f, sizeof(f), 9, true);
+	nonce[0] = PROTO_DIR_C2S;
+	nonce[4] = 3;
+	proto_poly1305_keygen(k.ss.k_send, nonce, otk);
+	proto_poly1305_init(&p, otk);
+	proto_poly1305_update(&p, f, n - 16);
+	proto_poly1305_final(&p, want);
+	EXPECT(memcmp(f + n - 16, want, 16) != 0);
+}
+
 /* The tag over header + encoded prefix + separately sent data equals the
  * tag over the whole frame (zero-copy senders). */
 TEST(tag_over_pieces)
@@ -219,7 +257,7 @@ TEST(wrong_secret_refused)
 	EXPECT(!k.ss.keyed && !k.cs.keyed);
 	/* the refusal carries nothing but the status: no server proof */
 	EXPECT_EQ_INT(k.auth_rep_len, 32);
-	EXPECT_EQ_INT(proto_hdr_decode(k.auth_rep, 32, 1, 1024, &h, &err), 0);
+	EXPECT_EQ_INT(proto_hdr_decode(k.auth_rep, 32, PROTO_VERSION_MAX, 1024, &h, &err), 0);
 	EXPECT_EQ_INT(h.status, PROTO_E_AUTH);
 	/* no secret on the client and not anonymous: refused locally */
 	struct proto_client_cfg cc = client_cfg(NULL, false);
@@ -364,7 +402,7 @@ TEST(anonymous_access)
 	EXPECT_CONTAINS(k.c.err.msg, "does not allow anonymous");
 
 	/* a client that ignores that and sends the anonymous AUTH anyway */
-	struct proto_hdr ah = { .version = 1, .opcode = PROTO_OP_AUTH, .id = 1 };
+	struct proto_hdr ah = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_AUTH, .id = 1 };
 	struct proto_auth_req zero = { { 0 } };
 	struct proto_err err;
 	hello_exchange(&k, &cc, &sc);
@@ -403,8 +441,8 @@ static int server_first_frame(const uint8_t *f, size_t n, struct proto_auth_serv
 
 TEST(version_negotiation)
 {
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_HELLO };
-	struct proto_hello_req q = { .min_version = 2, .max_version = 3, .max_body = PROTO_MAX_BODY,
+	struct proto_hdr h = { .version = PROTO_HELLO_VERSION, .opcode = PROTO_OP_HELLO };
+	struct proto_hello_req q = { .min_version = 3, .max_version = 4, .max_body = PROTO_MAX_BODY,
 				     .max_inflight = 8, .client_id = { "future", 6 } };
 	struct proto_auth_server s;
 	struct proto_err err;
@@ -416,27 +454,41 @@ TEST(version_negotiation)
 	n = proto_encode(f, sizeof(f), &h, &q, 0, &err);
 	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), -PLAT_EPROTO);
 	EXPECT_EQ_INT(status, PROTO_E_VERSION);
-	EXPECT_CONTAINS(s.err.msg, "client speaks versions 2..3");
-	/* range 1..5: the server picks 1 */
+	EXPECT_CONTAINS(s.err.msg, "client speaks versions 3..4");
+	/* a version 1 client (HMAC-SHA256 frame tags) is no longer spoken to */
+	q.min_version = q.max_version = 1;
+	n = proto_encode(f, sizeof(f), &h, &q, 0, &err);
+	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), -PLAT_EPROTO);
+	EXPECT_EQ_INT(status, PROTO_E_VERSION);
+	EXPECT_CONTAINS(s.err.msg, "client speaks versions 1..1, we speak 2..2");
+	/* range 1..5: the server picks 2 */
 	q.min_version = 1;
 	q.max_version = 5;
 	n = proto_encode(f, sizeof(f), &h, &q, 0, &err);
 	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), 0);
-	EXPECT_EQ_INT(s.hello.version, 1);
+	EXPECT_EQ_INT(s.hello.version, 2);
 	EXPECT_EQ_INT(s.hello.max_inflight, 8);
+	/* the HELLO reply's header carries version 1, the body the choice */
 	/* a HELLO frame whose header is not version 1 */
 	f[4] = 2;
 	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), -PLAT_EPROTO);
 	EXPECT_EQ_INT(status, PROTO_E_VERSION);
-	/* a client given a reply choosing version 2 refuses */
+	/* a client given a reply choosing version 1 or 3 refuses */
 	struct conn k;
 	struct proto_client_cfg cc = client_cfg(secret, false);
 	struct proto_server_cfg sc = server_cfg(secret, false, NULL);
 	hello_exchange(&k, &cc, &sc);
-	k.hello_rep[32] = 2;
+	EXPECT_EQ_INT(k.hello_rep[4], PROTO_HELLO_VERSION);
+	EXPECT_EQ_INT(k.hello_rep[32], 2);
+	k.hello_rep[32] = 3;
 	EXPECT_EQ_INT(proto_authc_step(&k.c, k.hello_rep, k.hello_rep_len, k.auth, sizeof(k.auth),
 				       &k.auth_len), -PLAT_EPROTO);
-	EXPECT_CONTAINS(k.c.err.msg, "server chose version 2");
+	EXPECT_CONTAINS(k.c.err.msg, "server chose version 3");
+	hello_exchange(&k, &cc, &sc);
+	k.hello_rep[32] = 1;
+	EXPECT_EQ_INT(proto_authc_step(&k.c, k.hello_rep, k.hello_rep_len, k.auth, sizeof(k.auth),
+				       &k.auth_len), -PLAT_EPROTO);
+	EXPECT_CONTAINS(k.c.err.msg, "server chose version 1");
 }
 
 TEST(operations_before_authentication)
@@ -493,7 +545,7 @@ TEST(nonce_checks)
 
 	/* the server refuses a zero nonce and its own nonce reflected */
 	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_HELLO };
-	struct proto_hello_req q = { .min_version = 1, .max_version = 1, .max_body = PROTO_MAX_BODY,
+	struct proto_hello_req q = { .min_version = 2, .max_version = 2, .max_body = PROTO_MAX_BODY,
 				     .max_inflight = 4, .client_id = { "x", 1 } };
 	struct proto_err err;
 	struct proto_auth_server s;

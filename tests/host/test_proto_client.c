@@ -26,14 +26,14 @@ static uint32_t server_reads(const uint8_t *frame, size_t n)
 {
 	struct proto_hdr h;
 	EXPECT_EQ_INT(proto_session_open(&ss, frame, n - 16, frame + n - 16), 0);
-	EXPECT_EQ_INT(proto_hdr_decode(frame, n - 16, 1, PROTO_MAX_BODY, &h, &err), 0);
+	EXPECT_EQ_INT(proto_hdr_decode(frame, n - 16, PROTO_VERSION_MAX, PROTO_MAX_BODY, &h, &err), 0);
 	return h.id;
 }
 
 /* A sealed reply from the server: status, or the message when 0. */
 static size_t server_replies(uint8_t op, uint32_t id, uint32_t status, const void *msg)
 {
-	struct proto_hdr h = { .version = 1, .opcode = op, .id = id, .status = status,
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = op, .id = id, .status = status,
 			       .flags = PROTO_F_REPLY | PROTO_F_TAGGED };
 	int n = proto_encode(f, sizeof(f), &h, msg, 0, &err);
 	EXPECT(n > 0);
@@ -138,7 +138,7 @@ TEST(hostile_replies_refused)
 	setup();
 	id = send_getattr(1);
 	a.attr.type = PROTO_T_REG;
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_GETATTR, .id = id,
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_GETATTR, .id = id,
 			       .flags = PROTO_F_REPLY | PROTO_F_TAGGED };
 	int m = proto_encode(f, sizeof(f), &h, &a, 0, &err);
 	f[32] = 9;                              /* attr.type */
@@ -147,7 +147,7 @@ TEST(hostile_replies_refused)
 	/* a request frame where a reply belongs */
 	setup();
 	id = send_getattr(1);
-	struct proto_hdr q = { .version = 1, .opcode = PROTO_OP_PING, .id = id, .flags = PROTO_F_TAGGED };
+	struct proto_hdr q = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_PING, .id = id, .flags = PROTO_F_TAGGED };
 	m = proto_encode(f, sizeof(f), &q, NULL, 0, &err);
 	m = proto_session_seal(&ss, f, (size_t)m, sizeof(f));
 	EXPECT_EQ_INT(proto_client_reply(&cl, f, (size_t)m, &rep, &err), -PLAT_EBADMSG);

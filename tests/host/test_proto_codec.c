@@ -22,10 +22,16 @@ static int encode_sample(unsigned op, bool reply, uint64_t seed)
 	return proto_encode(frame, sizeof(frame), &smp.hdr, smp.msg, 0, &err);
 }
 
+/* The version a frame must carry: 1 for HELLO (docs/protocol.md §2). */
+static uint8_t version_of(const uint8_t *f, size_t n)
+{
+	return n > 5 && f[5] == PROTO_OP_HELLO ? PROTO_HELLO_VERSION : PROTO_VERSION_MAX;
+}
+
 /* Decode a whole frame in `frame` of n bytes. */
 static int decode(size_t n, struct proto_hdr *h, struct proto_err *err)
 {
-	int rc = proto_hdr_decode(frame, n, 1, PROTO_MAX_BODY, h, err);
+	int rc = proto_hdr_decode(frame, n, version_of(frame, n), PROTO_MAX_BODY, h, err);
 	if (rc < 0)
 		return rc;
 	return proto_decode_body(h, frame + PROTO_HDR_SIZE, n - PROTO_HDR_SIZE, out_msg, err);
@@ -81,12 +87,12 @@ TEST(round_trip_every_message)
 /* The header and a GETATTR request, byte by byte as docs/protocol.md §1. */
 TEST(wire_layout_header_and_getattr)
 {
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_GETATTR, .id = 0x11223344,
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_GETATTR, .id = 0x11223344,
 			       .uid = 1000, .gid = 0x01020304 };
 	struct proto_fh_req q;
 	struct proto_err err;
 	static const uint8_t want_hdr[32] = {
-		'A', 'P', 'F', 'P', 1, 0x10, 0, 0, 0x44, 0x33, 0x22, 0x11, 40, 0, 0, 0,
+		'A', 'P', 'F', 'P', 2, 0x10, 0, 0, 0x44, 0x33, 0x22, 0x11, 40, 0, 0, 0,
 		0, 0, 0, 0, 0xe8, 0x03, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0 };
 
 	for (int i = 0; i < PROTO_HANDLE_SIZE; i++)
@@ -99,7 +105,7 @@ TEST(wire_layout_header_and_getattr)
 /* WRITE request: handle, offset u64, stable u8, data (u32 length + bytes). */
 TEST(wire_layout_write)
 {
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_WRITE, .id = 7 };
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_WRITE, .id = 7 };
 	struct proto_write_req q = { .offset = 0x0102030405060708ull, .stable = PROTO_FILE_SYNC,
 				     .data = { (const uint8_t *)"hello", 5 } };
 	struct proto_err err;
@@ -171,7 +177,7 @@ TEST(truncated_bodies)
 			size_t body = (size_t)n - PROTO_HDR_SIZE;
 
 			EXPECT(n >= PROTO_HDR_SIZE);
-			EXPECT_EQ_INT(proto_hdr_decode(frame, (size_t)n, 1, PROTO_MAX_BODY, &h, &err), 0);
+			EXPECT_EQ_INT(proto_hdr_decode(frame, (size_t)n, version_of(frame, (size_t)n), PROTO_MAX_BODY, &h, &err), 0);
 			for (size_t cut = 0; cut < body; cut++) {
 				uint8_t *copy = malloc(cut + 1);
 				memcpy(copy, frame + PROTO_HDR_SIZE, cut);
@@ -200,17 +206,17 @@ TEST(trailing_bytes_and_length_mismatch)
 	frame[12]++;            /* header length covers one more byte */
 	EXPECT_EQ_INT(decode((size_t)n + 1, &h, &err), -PLAT_EBADMSG);
 	EXPECT_CONTAINS(err.msg, "trailing");
-	EXPECT_EQ_INT(proto_hdr_decode(frame, (size_t)n, 1, PROTO_MAX_BODY, &h, &err), 0);
+	EXPECT_EQ_INT(proto_hdr_decode(frame, (size_t)n, PROTO_VERSION_MAX, PROTO_MAX_BODY, &h, &err), 0);
 	EXPECT_EQ_INT(proto_decode_body(&h, frame + 32, (size_t)n - 32, out_msg, &err), -PLAT_EBADMSG);
 	EXPECT_CONTAINS(err.msg, "header says");
 	/* PING has no fields: any body is malformed */
-	struct proto_hdr ping = { .version = 1, .opcode = PROTO_OP_PING, .length = 1 };
+	struct proto_hdr ping = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_PING, .length = 1 };
 	EXPECT_EQ_INT(proto_decode_body(&ping, frame, 1, NULL, &err), -PLAT_EBADMSG);
 }
 
 static int lookup_encode(const char *name, size_t len, struct proto_err *err)
 {
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_LOOKUP };
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_LOOKUP };
 	struct proto_dirop_req q = { .name = { name, (uint16_t)len } };
 	return proto_encode(frame, sizeof(frame), &h, &q, 0, err);
 }
@@ -263,7 +269,7 @@ TEST(other_string_limits)
 {
 	static char big[5000];
 	struct proto_err err;
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_SYMLINK };
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_SYMLINK };
 	struct proto_symlink_req q = { .name = { "l", 1 }, .target = { big, 4095 } };
 
 	memset(big, 'a', sizeof(big));
@@ -276,11 +282,11 @@ TEST(other_string_limits)
 	q.target.p = "a\0b";
 	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &q, 0, &err), -PLAT_EINVAL);
 
-	struct proto_hdr hx = { .version = 1, .opcode = PROTO_OP_GETXATTR };
+	struct proto_hdr hx = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_GETXATTR };
 	struct proto_xattr_req x = { .name = { big, 256 } };
 	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &hx, &x, 0, &err), -PLAT_ENAMETOOLONG);
 
-	struct proto_hdr hh = { .version = 1, .opcode = PROTO_OP_HELLO };
+	struct proto_hdr hh = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_HELLO };
 	struct proto_hello_req hq = { .client_id = { big, 65 } };
 	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &hh, &hq, 0, &err), -PLAT_ENAMETOOLONG);
 	hq.client_id.len = 64;
@@ -290,7 +296,7 @@ TEST(other_string_limits)
 TEST(io_size_limits)
 {
 	struct proto_err err;
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_READ };
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_READ };
 	struct proto_read_req r = { .count = PROTO_MAX_IO };
 	uint8_t *big = calloc(1, PROTO_MAX_BODY + 64);
 	struct proto_hdr hd;
@@ -302,7 +308,7 @@ TEST(io_size_limits)
 
 	/* a WRITE of 1 MiB fits the largest frame; 1 MiB + 1 is refused on
 	 * both sides */
-	struct proto_hdr hw = { .version = 1, .opcode = PROTO_OP_WRITE };
+	struct proto_hdr hw = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_WRITE };
 	struct proto_write_req w = { .data = { big, PROTO_MAX_IO } };
 	uint8_t *src = calloc(1, PROTO_MAX_IO + 1);
 	w.data.p = src;
@@ -316,7 +322,7 @@ TEST(io_size_limits)
 	uint32_t len = PROTO_MAX_IO + 1, body = hw.length + 1;
 	memcpy(big + 32 + 40 + 8 + 1, &len, 4);
 	memcpy(big + 12, &body, 4);
-	EXPECT_EQ_INT(proto_hdr_decode(big, (size_t)n + 1, 1, PROTO_MAX_BODY, &hd, &err), 0);
+	EXPECT_EQ_INT(proto_hdr_decode(big, (size_t)n + 1, PROTO_VERSION_MAX, PROTO_MAX_BODY, &hd, &err), 0);
 	EXPECT_EQ_INT(proto_decode_body(&hd, big + 32, hd.length, out_msg, &err), -PLAT_EINVAL);
 	EXPECT_CONTAINS(err.msg, "WRITE request, field data");
 	/* a buffer too small is an error, not an overflow */
@@ -328,7 +334,7 @@ TEST(io_size_limits)
 /* Patch one byte of a valid frame at the offset of a field and decode. */
 static int patched(unsigned op, const void *msg, size_t off, uint8_t val, struct proto_err *err)
 {
-	struct proto_hdr h = { .version = 1, .opcode = (uint8_t)op }, d;
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = (uint8_t)op }, d;
 	int n = proto_encode(frame, sizeof(frame), &h, msg, 0, err);
 	if (n < 0)
 		return 1000;
@@ -343,7 +349,7 @@ TEST(enums_bools_flags_times)
 	struct proto_fsync_req f = { .datasync = true };
 	struct proto_rename_req rn = { .from_name = { "a", 1 }, .to_name = { "b", 1 } };
 	struct proto_setattr_req sa = { .sattr = { .mask = PROTO_SA_ATIME } };
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_WRITE };
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_WRITE };
 
 	EXPECT_EQ_INT(patched(PROTO_OP_WRITE, &w, 48, 2, &err), 0);
 	EXPECT_EQ_INT(patched(PROTO_OP_WRITE, &w, 48, 3, &err), -PLAT_EBADMSG);
@@ -370,7 +376,7 @@ TEST(enums_bools_flags_times)
 	EXPECT_CONTAINS(err.msg, "nanoseconds");
 	/* attr type 0 in a GETATTR reply */
 	struct proto_getattr_rep ga = { .attr = { .type = PROTO_T_DIR } };
-	struct proto_hdr gh = { .version = 1, .opcode = PROTO_OP_GETATTR, .flags = PROTO_F_REPLY }, d;
+	struct proto_hdr gh = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_GETATTR, .flags = PROTO_F_REPLY }, d;
 	int n = proto_encode(frame, sizeof(frame), &gh, &ga, 0, &err);
 	frame[32] = 0;
 	EXPECT_EQ_INT(decode((size_t)n, &d, &err), -PLAT_EBADMSG);
@@ -379,7 +385,7 @@ TEST(enums_bools_flags_times)
 
 TEST(error_replies)
 {
-	struct proto_hdr req = { .version = 1, .opcode = PROTO_OP_LOOKUP, .id = 99, .uid = 5 }, h;
+	struct proto_hdr req = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_LOOKUP, .id = 99, .uid = 5 }, h;
 	struct proto_err err;
 
 	EXPECT_EQ_INT(proto_encode_error(frame, sizeof(frame), &req, PROTO_E_STALE), 32);
@@ -393,10 +399,10 @@ TEST(error_replies)
 	EXPECT_CONTAINS(err.msg, "error reply (STALE)");
 	EXPECT_EQ_INT(proto_encode_error(frame, 10, &req, PROTO_E_STALE), -PLAT_EMSGSIZE);
 	/* encode with a status ignores the message */
-	struct proto_hdr r = { .version = 1, .opcode = PROTO_OP_READ, .flags = PROTO_F_REPLY,
+	struct proto_hdr r = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_READ, .flags = PROTO_F_REPLY,
 			       .status = PROTO_E_IO };
 	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &r, NULL, 0, &err), 32);
-	struct proto_hdr bad = { .version = 1, .opcode = 0x3f };
+	struct proto_hdr bad = { .version = PROTO_VERSION_MAX, .opcode = 0x3f };
 	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &bad, NULL, 0, &err), -PLAT_ENOSYS);
 }
 
@@ -408,7 +414,7 @@ TEST(nodata_encoding)
 	uint8_t data[777];
 	struct proto_read_rep r = { .eof = true, .attr = { .type = PROTO_T_REG, .size = 777 },
 				    .data = { data, sizeof(data) } };
-	struct proto_hdr h1 = { .version = 1, .opcode = PROTO_OP_READ, .flags = PROTO_F_REPLY }, h2 = h1;
+	struct proto_hdr h1 = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_READ, .flags = PROTO_F_REPLY }, h2 = h1;
 
 	for (unsigned i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 13);
@@ -421,7 +427,7 @@ TEST(nodata_encoding)
 	/* not allowed when data is not the last field: no such message, so
 	 * a SETXATTR (value then flags) shows it */
 	struct proto_setxattr_req sx = { .name = { "user.a", 6 }, .value = { data, 3 } };
-	struct proto_hdr hs = { .version = 1, .opcode = PROTO_OP_SETXATTR };
+	struct proto_hdr hs = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_SETXATTR };
 	EXPECT_EQ_INT(proto_encode(pre, sizeof(pre), &hs, &sx, PROTO_ENC_NODATA, &err), -PLAT_EINVAL);
 }
 
@@ -468,7 +474,7 @@ TEST(lists)
 	}
 	struct proto_readdir_rep rr = { .eof = true, .entries = proto_list_of(&lb),
 					.dir_attr = { .type = PROTO_T_DIR } };
-	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_READDIR, .flags = PROTO_F_REPLY }, hd;
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_READDIR, .flags = PROTO_F_REPLY }, hd;
 	int n = proto_encode(frame, sizeof(frame), &h, &rr, 0, &err);
 	EXPECT_EQ_INT(decode((size_t)n, &hd, &err), 0);
 	struct proto_readdir_rep *dr = (void *)out_msg;
