@@ -4,7 +4,11 @@
 #                      linux-image-amd64 depends on now; versions.txt)
 #   initramfs.cpio.gz  busybox-static + fio (static, from Debian's source
 #                      package, pinned and checksummed) + the nvme/ahci
-#                      modules and their dependencies, in load order
+#                      modules and their dependencies, in load order; for
+#                      the filesystem table also ext4, XFS and btrfs (the
+#                      kernel's modules) with mkfs.ext4/mkfs.xfs/mkfs.btrfs
+#                      and their shared libraries, from the host's Debian
+#                      packages e2fsprogs, xfsprogs, btrfs-progs (tools/deps.sh)
 # The /init script is generated per run by tools/peer/peer.py (it carries the
 # workload list), so only the static part is built here.
 #
@@ -25,7 +29,12 @@ FIO_ORIG_SHA256="d2410e13e0f379d061d077cc5ae325835bb7c6186aa7bafc1df954cbc9b014f
 # libaio-dev for fio's static libaio engine, gnuplot-nox for the chart.
 PACKAGES=(kmod cpio libaio-dev gnuplot-nox dpkg-dev gcc make zlib1g-dev)
 # Modules the peer loads, by name; their dependencies are resolved on the host.
-MODULES=(nvme ahci sd_mod)
+# crc32c_generic: ext4, XFS and btrfs ask the crypto API for crc32c at mount
+# time (request_module, not a symbol dependency modprobe would see).
+MODULES=(nvme ahci sd_mod crc32c_generic ext4 xfs btrfs)
+# The filesystem tools the peer runs, from the host's Debian packages (same
+# release as the peer's kernel): binary, and the package it comes from.
+FS_TOOLS=(/sbin/mkfs.ext4:e2fsprogs /sbin/mkfs.xfs:xfsprogs /sbin/mkfs.btrfs:btrfs-progs)
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out="$top/build/peer"
@@ -140,6 +149,30 @@ done | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
 		esac
 		echo "$name" >> "$root/modules/order"
 	done
-printf 'kernel linux-image-%s %s, busybox-static %s, fio %s (source, sha256 pinned)\n' \
-	"$KERNEL_ABI" "$KERNEL_DEB_VERSION" "$BUSYBOX_VERSION" "$FIO_VERSION" > "$out/versions.txt"
+
+# --- mkfs tools with the shared libraries they load (their ELF loader too):
+# busybox is static, so these bring their own /lib64 and /lib.
+fs_versions=
+for spec in "${FS_TOOLS[@]}"; do
+	bin=${spec%%:*} pkg=${spec#*:}
+	ver=$(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null) || ver=
+	if [ -z "$ver" ] || [ ! -x "$bin" ]; then
+		echo "peer: $bin ($pkg) is not installed: run make deps (tools/deps.sh)" >&2
+		exit 1
+	fi
+	fs_versions="$fs_versions, $pkg $ver"
+	cp -L "$bin" "$root/sbin/"
+	# ldd lines: "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" and
+	# the loader "/lib64/ld-linux-x86-64.so.2 (0x...)".
+	ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
+		while read -r lib; do
+			mkdir -p "$root$(dirname "$lib")"
+			cp -L "$lib" "$root$lib"
+		done
+done
+# mke2fs reads its feature defaults from here (the package's file).
+mkdir -p "$root/etc"
+cp /etc/mke2fs.conf "$root/etc/mke2fs.conf"
+printf 'kernel linux-image-%s %s, busybox-static %s, fio %s (source, sha256 pinned)%s\n' \
+	"$KERNEL_ABI" "$KERNEL_DEB_VERSION" "$BUSYBOX_VERSION" "$FIO_VERSION" "$fs_versions" > "$out/versions.txt"
 echo "peer: ready: $out/vmlinuz, $root ($(wc -l < "$root/modules/order") modules, fio $FIO_VERSION)"

@@ -4,14 +4,21 @@
 #   make bench-peer SECS=3 REPS=1   quick run
 #   make bench-peer ONLY='randread 4k,read 1M'   a subset (substrings of "DEV WORKLOAD BS qdN")
 #   make bench-peer MODES=poll      only our polling mode
+#   make bench-peer KIND=fs         only the filesystem table (cowfs vs ext4, XFS, btrfs)
+#   make bench-peer KIND=fs FILES=500 FS_SIDES=ext4,xfs   fewer files, some sides only
 #   make bench-peer-compare         re-tabulate the last run (build/peer/runs.txt)
 #   make peer-deps                  fetch and build the peer only (kernel, busybox, fio)
-# Results: build/peer/results.md, results.txt, ratios.png; logs build/peer/*.log.
+# Results: build/peer/results.md, results.txt, ratios.png (block table),
+# fs-results.md, fs-results.txt, fs-ratios.png (filesystem table); logs build/peer/*.log.
 SECS  ?= 10
 REPS  ?= 3
 MODES ?= poll,irq
 ONLY  ?=
-PEER_ARGS = --secs $(SECS) --reps $(REPS) --modes '$(MODES)' --only '$(ONLY)'
+KIND  ?= blk,fs
+FILES ?= 1000
+FS_SIDES ?= ours,ext4,xfs,btrfs
+PEER_ARGS = --secs $(SECS) --reps $(REPS) --modes '$(MODES)' --only '$(ONLY)' --kind '$(KIND)' \
+	--files $(FILES) --fs-sides '$(FS_SIDES)'
 
 .PHONY: bench-peer bench-peer-compare peer-deps
 

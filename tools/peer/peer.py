@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark our block drivers against a stock Debian Linux on the same qemu.
+"""Benchmark our block drivers (and filesystem) against a stock Debian Linux on the same qemu.
 
   peer.py all     [--secs N] [--reps N] [--modes poll,irq] [--only SUBSTR]
+                  [--kind blk,fs] [--files N] [--fs-sides ours,ext4,xfs,btrfs]
   peer.py compare re-tabulate build/peer/runs.txt -> results.{txt,md}, ratios.png
+                  (and fs-runs.txt -> fs-results.{txt,md}, fs-ratios.png)
+
+--kind fs is the filesystem table: our `bench fs` against fio through ext4,
+XFS and btrfs (tools/peer/peerfsrun.py, peerfs.py).
 
 Both sides get the same qemu command line from tools/vm.py (machine type,
 CPU model, -smp 2, memory, firmware, NVMe and AHCI device options) and the
@@ -32,6 +37,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "tools"))
 sys.path.insert(0, os.path.join(REPO, "tests", "qemu"))
 
+import peerfs as pf  # noqa: E402
 import peerparse as pp  # noqa: E402
 import peerstats as ps  # noqa: E402
 from console import Console, ConsoleError  # noqa: E402
@@ -131,8 +137,44 @@ run() {
     if [ -n "$line" ]; then echo "PEER-TERSE $line"
     else echo "PEER-FAIL $1 $2 bs=$3 qd=$4 mode=$8 engine=$9: fio: $out" | head -5; fi
 }
+# The filesystem table (tools/peer/peerfsrun.py).
+# fs_begin FS DEV DATA_MIB: forget every cached block of the disk, make a
+# fresh FS on it (ext4 initialises its inode tables and journal now, not in
+# the background during the runs), mount it on /mnt/fs and write the data
+# file once, as bench fs writes its .bench-data before its first run.
+fs_begin() {
+    umount /mnt/fs 2>/dev/null
+    sync; echo 3 > /proc/sys/vm/drop_caches; blockdev --flushbufs /dev/$2
+    case $1 in
+    ext4) mk="mkfs.ext4 -F -q -E lazy_itable_init=0,lazy_journal_init=0" ;;
+    xfs) mk="mkfs.xfs -f -q" ;;
+    btrfs) mk="mkfs.btrfs -f -q" ;;
+    *) echo "PEER-FAIL fs_begin: unknown filesystem $1"; return ;;
+    esac
+    mkdir -p /mnt/fs
+    if ! out=$($mk /dev/$2 2>&1); then echo "PEER-FAIL $mk /dev/$2: $out" | head -5; return; fi
+    if ! out=$(mount -t $1 /dev/$2 /mnt/fs 2>&1); then
+        echo "PEER-FAIL mount -t $1 /dev/$2: $out"; dmesg | tail -5; return
+    fi
+    mkdir /mnt/fs/meta
+    if ! out=$(dd if=/dev/zero of=/mnt/fs/bench-data bs=1M count=$3 conv=fsync 2>&1); then
+        echo "PEER-FAIL writing the data file: $out"; return
+    fi
+    echo "PEER-FSOK $1 $2: $(grep ' /mnt/fs ' /proc/mounts)"
+}
+# fs_run BUDGET FIO-ARGS...: one fio run (the fsync file is made new), its
+# json output between markers.
+fs_run() {
+    b=$1; shift
+    rm -f /mnt/fs/bench-fsync
+    out=$(timeout -s KILL $b fio "$@" 2>&1)
+    echo PEER-JSON-BEGIN; echo "$out"; echo "PEER-JSON-END"
+}
+fs_end() {
+    out=$(umount /mnt/fs 2>&1) || echo "PEER-FAIL umount /mnt/fs: $out"
+}
 dmesg_check() {
-    dmesg | grep -i -E 'timeout|reset|abort|error|fail' | grep -i -E 'nvme|ata|sd ' | \
+    dmesg | grep -i -E 'timeout|reset|abort|error|fail' | grep -i -E 'nvme|ata|sd |ext4|xfs|btrfs' | \
         sed 's/^/PEER-NOTE dmesg: /' | head -40
 }
 echo PEER-READY
@@ -388,15 +430,17 @@ def run_all(a, disks, workloads):
 
 # --- comparison ----------------------------------------------------------------
 
-GNUPLOT = """set terminal pngcairo size 1400,{h} font "sans,9"
-set output "{png}"
-set multiplot layout 2,1 title "Ours / Linux on the same qemu (TCG q35, -smp {smp}): median of interleaved pairs, bars = min..max"
-set logscale y 2
+# The look of both charts (block and filesystem table): log-scale ratio bars.
+GNUPLOT_STYLE = """set logscale y 2
 set grid ytics
 set xtics rotate by -35 scale 0
 set key outside right top
 set style fill solid 0.6 border -1
-set boxwidth 0.7
+"""
+GNUPLOT = """set terminal pngcairo size 1400,{h} font "sans,9"
+set output "{png}"
+set multiplot layout 2,1 title "Ours / Linux on the same qemu (TCG q35, -smp {smp}): median of interleaved pairs, bars = min..max"
+""" + GNUPLOT_STYLE + """set boxwidth 0.7
 set xrange [-0.6:{n}]
 set title "throughput ratio (higher is better)"
 set ylabel "ours / Linux"
@@ -425,9 +469,14 @@ def chart(rows, smp):
                         f'{r[metric + "_max"]:.4f} {g if g is not None else "NaN"}\n')
             f.write("\n\n")
     png = os.path.join(OUT, "ratios.png")
-    gp = os.path.join(OUT, "ratios.gp")
+    return plot(GNUPLOT.format(h=1000, png=png, smp=smp, n=len(rows), dat=dat), "ratios.gp", png)
+
+
+def plot(script, gp_name, png):
+    """Run a gnuplot script (kept as build/peer/GP_NAME); png or None."""
+    gp = os.path.join(OUT, gp_name)
     with open(gp, "w") as f:
-        f.write(GNUPLOT.format(h=1000, png=png, smp=smp, n=len(rows), dat=dat))
+        f.write(script)
     p = subprocess.run(["gnuplot", gp], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if p.returncode != 0:
         print("peer: gnuplot failed:\n" + p.stdout.decode(errors="replace"))
@@ -435,19 +484,25 @@ def chart(rows, smp):
     return png
 
 
-def run_compare(a):
-    path = os.path.join(OUT, "runs.txt")
+def read_runs(name, how):
+    """The lines of build/peer/NAME and its meta lines (the '# ' ones plus
+    the Debian packages the peer was built from, tools/peer/build.sh)."""
+    path = os.path.join(OUT, name)
     if not os.path.exists(path):
-        sys.exit("peer: no build/peer/runs.txt: run `make bench-peer` first")
+        sys.exit(f"peer: no build/peer/{name}: run `{how}` first")
     with open(path) as f:
         lines = f.read().splitlines()
     metas = [x[2:] for x in lines if x.startswith("# ")]
-    # The Debian packages the peer was built from (tools/peer/build.sh).
     try:
         with open(os.path.join(OUT, "versions.txt"), encoding="utf-8") as f:
             metas.append("peer packages: " + f.read().strip())
     except FileNotFoundError:
         metas.append("peer packages: unknown (no build/peer/versions.txt)")
+    return lines, metas
+
+
+def run_compare(a):
+    lines, metas = read_runs("runs.txt", "make bench-peer")
     runs = [r for r in (ps.parse_run_line(x) for x in lines) if r]
     ours = [r for r in runs if r["side"] == "ours"]
     linux = [r for r in runs if r["side"] == "linux"]
@@ -496,20 +551,38 @@ def main():
                     "'DEV WORKLOAD BS qdN' to select workloads, e.g. 'randread 4k'")
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem", default="512M")
+    ap.add_argument("--kind", default="blk,fs",
+                    help="tables to run: blk (block drivers vs Linux+fio), fs (cowfs vs fio on ext4, XFS, btrfs)")
+    ap.add_argument("--files", type=int, default=1000, help="files of the fs table's create/stat/unlink")
+    ap.add_argument("--fs-sides", default=",".join(pf.SIDES),
+                    help="sides of the fs table: ours,ext4,xfs,btrfs (ours needs bench fs)")
     a = ap.parse_args()
     a.modes = [m for m in a.modes.split(",") if m]
     only = [s for s in a.only.split(",") if s]
+    kinds = [k for k in a.kind.split(",") if k]
+    a.fs_sides = [s for s in a.fs_sides.split(",") if s]
+    bad = [k for k in kinds if k not in ("blk", "fs")] + [s for s in a.fs_sides if s not in pf.SIDES]
+    if bad or not kinds or not a.fs_sides:
+        sys.exit(f"peer: unknown --kind or --fs-sides {bad}: kinds are blk, fs; sides {', '.join(pf.SIDES)}")
     os.makedirs(OUT, exist_ok=True)
+    rc = 0
     if a.action == "compare":
-        return run_compare(a)
+        for k in kinds:
+            rc |= run_compare(a) if k == "blk" else peerfsrun.run_compare(a)
+        return rc
     if a.reps < 1:
         sys.exit("peer: --reps must be at least 1")
+    todo = {"blk": peer_workloads(only), "fs": pf.select(only)}
+    todo = {k: todo[k] for k in kinds if todo[k]}
+    if not todo:
+        sys.exit(f"peer: --only {a.only!r} selects no workload of {a.kind}")
     disks = peer_images()
-    workloads = peer_workloads(only)
-    if not workloads:
-        sys.exit(f"peer: --only {a.only!r} selects no workload")
-    return run_all(a, disks, workloads)
+    for k, workloads in todo.items():
+        rc |= run_all(a, disks, workloads) if k == "blk" else peerfsrun.run_all(a, disks, workloads)
+    return rc
 
+
+import peerfsrun  # noqa: E402  (imports this module: after its definitions)
 
 if __name__ == "__main__":
     sys.exit(main())
