@@ -181,3 +181,84 @@ def peerfs_parse(ctx):
         check("met=none" in pf.row_line(rs[0]), pf.row_line(rs[0]))
         rs = pf.rows(lx + [dict(lx[0], side="ours", iops=3000)])
         check(pf.goals(rs)[0][1] is True, "1x the best metadata rate did not meet the >= 1 goal")
+
+
+class FakeSession:
+    def run(self, fn):
+        return fn()
+
+
+class FakeAppliance:
+    """Answers the shell lines ours_session types as the appliance would."""
+
+    def __init__(self, mounts=True):
+        self.sent, self.mounts = [], mounts
+
+    def shell(self, m, line, timeout=30):
+        self.sent.append(line)
+        if line == "mount":
+            return "nvme0n1 on /fsb type cowfs (rw)\n" if self.mounts else "nothing is mounted\n"
+        if line.startswith("bench fs /fsb "):
+            words = line.split()
+            return OURS.replace("workload=randread", f"workload={words[3]}") + "\n"
+        return ""
+
+
+class FakeLinux:
+    """Answers the init script's commands the way the peer does."""
+
+    def __init__(self, fs_ok=True):
+        self.sent, self.fs_ok = [], fs_ok
+
+    def sendline(self, line):
+        self.sent.append(line)
+
+    def expect(self, pattern, timeout):
+        last = self.sent[-1]
+        if last.startswith("fs_begin"):
+            return ("PEER-FSOK ext4 nvme0n1: ...\n" if self.fs_ok else "PEER-FAIL mkfs.ext4: no\n") + "PEER-READY"
+        if last.startswith("fs_run"):
+            body = JSON_FSYNC if "--fsync=1" in last else JSON_CREATE if "filecreate" in last else JSON_RANDREAD
+            return "PEER-JSON-BEGIN\n" + body + "\nPEER-JSON-END\nPEER-READY"
+        return "PEER-READY"
+
+
+@qemu_test(weight=0)
+def peerfs_sessions(ctx):
+    import argparse
+    import harness
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import peerfsrun
+    a = argparse.Namespace(secs=5, files=300)
+    ws = [w_of("randread", qd=32, mode="direct"), w_of("fsync"), w_of("create")]
+    s = {"rep": 1, "dev": "nvme0n1", "side": "ours", "workloads": ws}
+    real_shell = harness.shell
+    try:
+        with ctx.subtest("ours_session_formats_mounts_runs_unmounts"):
+            fake = FakeAppliance()
+            harness.shell = fake.shell
+            got = peerfsrun.ours_session(None, FakeSession(), s, a)
+            check(fake.sent[:4] == ["umount /fsb", "mkfs -f nvme0n1", "mount nvme0n1 /fsb", "mount"]
+                  and fake.sent[-1] == "umount /fsb", fake.sent)
+            check(fake.sent[4:7] == [pf.ours_command(w, 5, 300) for w in ws], fake.sent)
+            check([r["workload"] for r in got] == ["randread", "fsync", "create"]
+                  and all(r["rep"] == 1 and r["secs"] == 5 for r in got), got)
+        with ctx.subtest("ours_session_without_a_filesystem_runs_nothing"):
+            fake = FakeAppliance(mounts=False)
+            harness.shell = fake.shell
+            check(peerfsrun.ours_session(None, FakeSession(), s, a) == [], "ran on no filesystem")
+            check(not any(x.startswith("bench fs") for x in fake.sent), fake.sent)
+    finally:
+        harness.shell = real_shell
+    with ctx.subtest("linux_session"):
+        lx = FakeLinux()
+        got = peerfsrun.linux_session(lx, FakeSession(), dict(s, side="ext4"), a)
+        check(lx.sent[0] == f"fs_begin ext4 nvme0n1 {pf.DATA_SIZE >> 20}" and lx.sent[-1] == "fs_end", lx.sent)
+        check(all(x.startswith("fs_run ") for x in lx.sent[1:-1]) and len(lx.sent) == 5, lx.sent)
+        # The file-name pattern reaches fio unexpanded by the init script's eval.
+        check("'--filename_format=f$filenum'" in lx.sent[3], lx.sent[3])
+        check([(r["side"], r["workload"]) for r in got] == [("ext4", "randread"), ("ext4", "fsync"),
+                                                              ("ext4", "create")], got)
+        lx = FakeLinux(fs_ok=False)
+        check(peerfsrun.linux_session(lx, FakeSession(), dict(s, side="ext4"), a) == [] and len(lx.sent) == 1,
+              lx.sent)

@@ -108,7 +108,8 @@ def ours_session(m, sess, s, a):
     made = sh(f"mkfs -f {dev}", 300)
     sh(f"mount {dev} {mnt}", 120)
     listing = sh("mount") or ""
-    if made is None or mnt not in listing:
+    # `mount` lists "DEV on /NAME type cowfs (rw)" per mounted filesystem.
+    if made is None or f"{dev} on {mnt} type cowfs (rw)" not in listing:
         print(f"peer: ours: no filesystem on {dev}:\n{(made or '').strip()[-300:]}\n{listing.strip()[-300:]}",
               flush=True)
         return []
