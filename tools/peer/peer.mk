@@ -22,10 +22,16 @@ PEER_ARGS = --secs $(SECS) --reps $(REPS) --modes '$(MODES)' --only '$(ONLY)' --
 
 .PHONY: bench-peer bench-peer-compare peer-deps
 
+# Our image is needed unless only Linux filesystems run (KIND=fs without
+# ours in FS_SIDES).
+peer_comma := ,
+peer_words = $(subst $(peer_comma), ,$(1))
+PEER_ESP = $(if $(filter blk,$(call peer_words,$(KIND)))$(filter ours,$(call peer_words,$(FS_SIDES))),esp)
+
 peer-deps:
 	tools/peer/build.sh
 
-bench-peer: peer-deps esp
+bench-peer: peer-deps $(PEER_ESP)
 	$(PYTHON) -u tools/peer/peer.py all $(PEER_ARGS)
 
 bench-peer-compare:

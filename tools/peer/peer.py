@@ -567,7 +567,12 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     rc = 0
     if a.action == "compare":
-        for k in kinds:
+        # Only the tables that have runs (KIND=blk,fs is the default).
+        files = {"blk": "runs.txt", "fs": "fs-runs.txt"}
+        have = [k for k in kinds if os.path.exists(os.path.join(OUT, files[k]))]
+        if not have:
+            sys.exit(f"peer: no runs of {a.kind} in build/peer: run `make bench-peer` first")
+        for k in have:
             rc |= run_compare(a) if k == "blk" else peerfsrun.run_compare(a)
         return rc
     if a.reps < 1:
