@@ -280,7 +280,10 @@ int cowfs_vfs_unmount(struct cowfs_mount *m)
 	if (m->worker) {
 		plat_store(&m->stopping, true);
 		plat_wake_all(m->worker_wq);
-		plat_thread_join(m->worker, UINT64_MAX);
+		/* The worker uses the mount: never free it under a running
+		 * worker, but say so when the wait is long. */
+		while (plat_thread_join(m->worker, plat_time_ns() + 10000000000ull))
+			plat_log(PLAT_LOG_WARN, "cowfs: unmount still waiting for the commit thread");
 	}
 	if (!m->fs->readonly)
 		err = cowfs_file_writeback_all(m);

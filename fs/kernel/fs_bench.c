@@ -271,9 +271,11 @@ static int bench_fs(int argc, char **argv)
 		}
 		for (unsigned i = 0; i < qd; i++)
 			th[i] = thread_create("bench-fs", fb_io_thread, &ts[i], -1);
+		/* The threads own their buffers: wait for each, saying so when
+		 * one is slow (a device being reset), never giving up. */
 		for (unsigned i = 0; i < qd; i++)
-			if (th[i])
-				thread_join(th[i], UINT64_MAX);
+			while (th[i] && thread_join(th[i], time_ns() + 10000000000ull))
+				kprintf("bench fs: still waiting for I/O thread %u\n", i);
 	} else if (wl == FB_FSYNC) {
 		fb_fsync_loop(&r);
 	} else {

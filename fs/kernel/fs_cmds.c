@@ -154,6 +154,15 @@ static int cmd_sync(int argc, char **argv)
 }
 SHELL_COMMAND(sync, "sync [/NAME]", "write back and commit every (or one) mounted filesystem", cmd_sync);
 
+/* The mounted filesystem `arg` names ("/NAME" or "NAME"): a use on it in
+ * p, its path in path; 0, or 1 with the failure printed. */
+static int mount_arg(const char *cmd, const char *arg, struct fsk_path *p, char *path, size_t size)
+{
+	ksnprintf(path, size, "/%s", mount_name(arg));
+	int err = fsk_resolve(path, false, p);
+	return err ? fsk_fail(cmd, path, err) : 0;
+}
+
 static int cmd_fsck(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -162,10 +171,9 @@ static int cmd_fsck(int argc, char **argv)
 	}
 	struct fsk_path p;
 	char path[80];
-	ksnprintf(path, sizeof(path), "/%s", mount_name(argv[1]));
-	int err = fsk_resolve(path, false, &p);
-	if (err)
-		return fsk_fail("fsck", path, err);
+	if (mount_arg("fsck", argv[1], &p, path, sizeof(path)))
+		return 1;
+	int err;
 	char msg[200];
 	uint64_t t0 = time_ns();
 	err = cowfs_vfs_check(p.fm->m, msg, sizeof(msg));
@@ -202,10 +210,9 @@ static int cmd_scrub(int argc, char **argv)
 	}
 	struct fsk_path p;
 	char path[80];
-	ksnprintf(path, sizeof(path), "/%s", mount_name(argv[1]));
-	int err = fsk_resolve(path, false, &p);
-	if (err)
-		return fsk_fail("scrub", path, err);
+	if (mount_arg("scrub", argv[1], &p, path, sizeof(path)))
+		return 1;
+	int err;
 	struct cowfs_scrub_stats st;
 	uint64_t t0 = time_ns();
 	err = cowfs_vfs_scrub(p.fm->m, &st, scrub_report, scrub_progress, path);
@@ -243,10 +250,9 @@ static int snapshot_cmd(const char *cmd, const char *verb, const char *mount, co
 {
 	struct fsk_path p;
 	char path[80];
-	ksnprintf(path, sizeof(path), "/%s", mount_name(mount));
-	int err = fsk_resolve(path, false, &p);
-	if (err)
-		return fsk_fail(cmd, path, err);
+	if (mount_arg(cmd, mount, &p, path, sizeof(path)))
+		return 1;
+	int err;
 	uint64_t t0 = time_ns();
 	if (!strcmp(verb, "list")) {
 		unsigned n = 0;
