@@ -77,6 +77,8 @@ struct cowfs_info {
 	uint64_t verify_errors;      /* corrupt or misplaced blocks seen */
 };
 void cowfs_info(struct cowfs *fs, struct cowfs_info *out);
+/* The filesystem's 16-byte id, chosen by mkfs (stable for its life). */
+void cowfs_fsid(struct cowfs *fs, uint8_t out[16]);
 
 /* ---- trees ---------------------------------------------------------------
  * Keys are (objectid, type, offset); item data is 0..cowfs_max_item_size()

@@ -417,6 +417,11 @@ int cowfs_unmount(struct cowfs *fs)
 	return err;
 }
 
+void cowfs_fsid(struct cowfs *fs, uint8_t out[16])
+{
+	plat_memcpy(out, fs->fsid, CFS_FSID_SIZE);
+}
+
 void cowfs_info(struct cowfs *fs, struct cowfs_info *out)
 {
 	plat_memset(out, 0, sizeof(*out));

@@ -355,6 +355,14 @@ uint32_t proto_status_from_errno(int err)
 	case PLAT_EPROTO:   return PROTO_E_VERSION;
 	case PLAT_ENOSYS:   return PROTO_E_NOTSUP;
 	}
+	/* An operation may answer a protocol status no errno names
+	 * (BAD_COOKIE, TOOSMALL) by returning its negation. */
+	if (-err >= 10000) {
+		for (unsigned i = 1; i < NSTATUS; i++)
+			if (status_tab[i].status == (uint32_t)-err)
+				return status_tab[i].status;
+		return PROTO_E_SERVERFAULT;
+	}
 	for (unsigned i = 1; i < NSTATUS && status_tab[i].status < 10000; i++)
 		if (status_tab[i].err == -err)
 			return status_tab[i].status;

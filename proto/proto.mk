@@ -7,7 +7,10 @@
 #   make proto-fuzz     libFuzzer (clang) on the decoder and the handshake
 #                       for PROTO_FUZZ_SECONDS (default 120); part of
 #                       `make stress`
-PROTO_SRCS      := $(wildcard proto/*.c)
+# serve_cowfs.c binds the server core to the filesystem: everything else in
+# proto/ is independent of it (and tested without it).
+PROTO_FS_SRCS   := proto/serve_cowfs.c
+PROTO_SRCS      := $(filter-out $(PROTO_FS_SRCS),$(wildcard proto/*.c))
 PROTO_HOST_SRCS := $(PROTO_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 PROTO_TEST_SUPPORT := tests/host/proto_samples.c tests/host/proto_fuzz_one.c
 
@@ -25,7 +28,7 @@ proto-test: $(addprefix $(HOST_BUILD)/,$(PROTO_TESTS))
 PROTO_ALLOWED_INCLUDES := stdint.h|stddef.h|stdbool.h|stdarg.h|proto/[a-z0-9_]+\.h|platform/platform\.h|platform/errno\.h
 proto-kcheck:
 	@mkdir -p $(BUILD)/proto-k
-	@set -e; bad=$$(grep -hE '^\s*#\s*include' proto/*.c proto/*.h | \
+	@set -e; bad=$$(grep -hE '^\s*#\s*include' $(filter-out $(PROTO_FS_SRCS) $(PROTO_FS_SRCS:.c=.h),$(wildcard proto/*.c proto/*.h)) | \
 		grep -vE '^\s*#\s*include\s*[<"]($(PROTO_ALLOWED_INCLUDES))[>"]' || true); \
 	if [ -n "$$bad" ]; then echo "proto-kcheck: includes outside the platform interface: $$bad"; exit 1; fi; \
 	for f in $(PROTO_SRCS); do \
@@ -79,3 +82,16 @@ $(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp_client.h platfo
 HOST_TESTS += test_apfp_client
 test_apfp_client_SRCS := tools/apfp_client.c $(PROTO_HOST_SRCS)
 test_apfp_client_LDLIBS := -lpthread
+
+# The host server: the same core and filesystem operations over image files.
+all: $(BUILD)/apfp-serve
+APFP_SERVE_SRCS = $(sort tools/apfp_serve.c $(PROTO_FS_SRCS) $(FS_VFS_HOST_SRCS) $(PROTO_HOST_SRCS))
+$(BUILD)/apfp-serve: $(APFP_SERVE_SRCS) $(wildcard proto/*.h fs/*.h platform/*.h platform/host/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ $(APFP_SERVE_SRCS) -lpthread
+
+# The host server in the test's process, over an image, driven by the
+# client library's typed operations.
+test_apfp_serve_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c
+test_apfp_serve_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
+test_apfp_serve_LDLIBS := -lpthread

@@ -61,7 +61,9 @@ struct proto_call {
  * replies are made with proto_server_seal().  Return 0 or a negative
  * errno (-ESTALE when a handle's file is gone or its generation differs,
  * -ENOTSUP when not supported, ...); the status sent is
- * proto_status_from_errno() of it.  Entries left NULL answer NOTSUP. */
+ * proto_status_from_errno() of it; a status no errno names is returned
+ * negated (-PROTO_E_BAD_COOKIE, -PROTO_E_TOOSMALL).  Entries left NULL
+ * answer NOTSUP. */
 typedef int (*proto_fs_op)(void *fs, struct proto_call *call, const void *req, void *rep);
 
 struct proto_fs_ops {

@@ -1,0 +1,483 @@
+/*
+ * The protocol end to end on the host: the server (tools/apfp_serve.c,
+ * the portable core with cowfs's operations, proto/serve_cowfs.c) runs in
+ * this process on 127.0.0.1 over an image file, and the client library's
+ * typed operations (tools/apfp_ops.c) drive every operation the server
+ * answers: data of many sizes, names, links, renames, readdir cookies and
+ * their verifier, stale and forged handles, write stability and the
+ * verifier across a server restart, snapshots, server-side copy; the
+ * image is checked by cowfs's fsck afterwards.
+ */
+#define TEST_SUITE "apfp_serve"
+#include "tests/host/test.h"
+#include "tools/apfp_ops.h"
+#include "fs/vfs.h"
+#include "platform/platform.h"
+#include "platform/host/platform_host.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int apfp_serve_main(int argc, char **argv);
+
+#define IMAGE_BYTES (256ull << 20)
+
+static char dir[] = "/tmp/apfp-serve-XXXXXX";
+static char image[256], secret_file[256], port_file[256], vol_arg[300];
+static pthread_t server;
+static int server_rc;
+static uint16_t port;
+static struct apfpc c;
+static struct apfp_obj root;
+
+static void *server_thread(void *arg)
+{
+	(void)arg;
+	char *argv[] = { "apfp-serve", "--port", "0", "--port-file", port_file, "--secret-file", secret_file,
+			 vol_arg, NULL };
+	server_rc = apfp_serve_main(8, argv);
+	return NULL;
+}
+
+static void server_start(void)
+{
+	unlink(port_file);
+	pthread_create(&server, NULL, server_thread, NULL);
+	for (int i = 0; i < 500; i++) {         /* 10 s */
+		FILE *f = fopen(port_file, "r");
+		unsigned p = 0;
+		if (f) {
+			int ok = fscanf(f, "%u", &p);
+			fclose(f);
+			if (ok == 1 && p) {
+				port = (uint16_t)p;
+				return;
+			}
+		}
+		usleep(20000);
+	}
+	fprintf(stderr, "server did not start\n");
+	abort();
+}
+
+static void server_stop(void)
+{
+	kill(getpid(), SIGTERM);
+	pthread_join(server, NULL);
+}
+
+static int connect_client(void)
+{
+	static const uint8_t psk[] = "apfp serve test secret, 32 bytes";
+	struct apfpc_cfg cfg = { .host = "127.0.0.1", .port = port, .secret = psk, .secret_len = sizeof(psk) - 1,
+				 .timeout_ms = 20000, .max_inflight = 8, .client_id = "test" };
+	int rc = apfpc_open(&c, &cfg);
+	if (rc)
+		fprintf(stderr, "connect: %s\n", c.err);
+	else
+		rc = apfp_export_root(&c, "vol", &root);
+	return rc;
+}
+
+static void setup(void)
+{
+	static const char psk[] = "apfp serve test secret, 32 bytes\n";
+	if (!mkdtemp(dir))
+		abort();
+	snprintf(image, sizeof(image), "%s/vol.img", dir);
+	snprintf(secret_file, sizeof(secret_file), "%s/secret", dir);
+	snprintf(port_file, sizeof(port_file), "%s/port", dir);
+	snprintf(vol_arg, sizeof(vol_arg), "vol=%s", image);
+	int fd = open(secret_file, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+	if (fd < 0 || write(fd, psk, sizeof(psk) - 1) != sizeof(psk) - 1 || close(fd))
+		abort();
+	fd = open(image, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)IMAGE_BYTES) || close(fd))
+		abort();
+	plat_init();
+	struct plat_bdev *b = plat_host_bdev_open(image, IMAGE_BYTES, 512, 2, false);
+	if (!b || cowfs_mkfs(b, NULL))
+		abort();
+	plat_bdev_close(b);
+	server_start();
+	if (connect_client())
+		abort();
+}
+
+/* The wire status of one call (UINT32_MAX when the connection failed). */
+static uint32_t status(uint8_t op, const void *req, struct proto_client_reply *r)
+{
+	memset(&r->hdr, 0, sizeof(r->hdr));
+	int rc = apfpc_call(&c, op, req, r);
+	if (rc < 0 && !r->hdr.status) {
+		fprintf(stderr, "%s: %s\n", proto_op_name(op), c.err);
+		return UINT32_MAX;
+	}
+	return r->hdr.status;
+}
+
+static void pattern(uint8_t *p, size_t n, uint64_t seed)
+{
+	for (size_t i = 0; i < n; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		p[i] = (uint8_t)(seed >> 56);
+	}
+}
+
+/* Write all of buf in 1 MiB requests, read it back, compare. */
+static int put_file(const struct apfp_obj *d, const char *name, const uint8_t *buf, size_t len, uint8_t stable,
+		    struct apfp_obj *out)
+{
+	int rc = apfp_create(&c, &d->fh, name, 0644, PROTO_CREATE_GUARDED, out);
+	for (size_t off = 0; !rc && off < len;) {
+		uint32_t n = 0, want = len - off > PROTO_MAX_IO ? PROTO_MAX_IO : (uint32_t)(len - off);
+		rc = apfp_write(&c, &out->fh, off, buf + off, want, stable, &n, NULL);
+		if (!rc && !n)
+			rc = -EIO;
+		off += n;
+	}
+	return rc;
+}
+
+static int get_file(const struct proto_handle *fh, uint8_t *buf, size_t cap, size_t *len)
+{
+	size_t off = 0;
+	for (;;) {
+		uint32_t n = 0, want = cap - off > PROTO_MAX_IO ? PROTO_MAX_IO : (uint32_t)(cap - off);
+		bool eof = false;
+		int rc = apfp_read(&c, fh, off, buf + off, want, &n, &eof);
+		if (rc)
+			return rc;
+		off += n;
+		if (eof || !n || off == cap)
+			break;
+	}
+	*len = off;
+	return 0;
+}
+
+TEST(data_round_trips_of_many_sizes)
+{
+	static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, 65536 + 3, (1u << 20), (3u << 20) + 17 };
+	size_t max = (3u << 20) + 17;
+	uint8_t *w = malloc(max), *r = malloc(max + 4096);
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		char name[32];
+		struct apfp_obj f;
+		size_t got = 0;
+		snprintf(name, sizeof(name), "data%u", i);
+		pattern(w, sizes[i], i + 1);
+		EXPECT_EQ_INT(put_file(&root, name, w, sizes[i], i % 3, &f), 0);
+		EXPECT_EQ_INT(get_file(&f.fh, r, max + 4096, &got), 0);
+		EXPECT_EQ_INT(got, sizes[i]);
+		EXPECT(!memcmp(w, r, sizes[i]));
+		struct proto_attr a;
+		EXPECT_EQ_INT(apfp_getattr(&c, &f.fh, &a), 0);
+		EXPECT_EQ_INT(a.size, sizes[i]);
+		EXPECT_EQ_INT(a.type, PROTO_T_REG);
+		EXPECT_EQ_INT(a.mode, 0644);
+	}
+	/* A read past the end: no data, eof. */
+	struct apfp_obj f;
+	uint32_t n = 1;
+	bool eof = false;
+	EXPECT_EQ_INT(apfp_lookup(&c, &root.fh, "data2", &f), 0);
+	EXPECT_EQ_INT(apfp_read(&c, &f.fh, 1u << 20, r, 4096, &n, &eof), 0);
+	EXPECT_EQ_INT(n, 0);
+	EXPECT(eof);
+	/* Sparse: a write far out leaves zeros before it. */
+	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 100000, "x", 1, PROTO_UNSTABLE, &n, NULL), 0);
+	EXPECT_EQ_INT(apfp_read(&c, &f.fh, 99990, r, 20, &n, &eof), 0);
+	EXPECT_EQ_INT(n, 11);
+	EXPECT(eof);
+	EXPECT(r[0] == 0 && r[9] == 0 && r[10] == 'x');
+	free(w);
+	free(r);
+}
+
+TEST(names_links_renames_and_their_errors)
+{
+	struct apfp_obj d, f, g, l;
+	struct proto_attr a;
+	char target[64];
+	EXPECT_EQ_INT(apfp_mkdir(&c, &root.fh, "names", 0750, &d), 0);
+	EXPECT_EQ_INT(d.attr.type, PROTO_T_DIR);
+	EXPECT_EQ_INT(d.attr.mode, 0750);
+	EXPECT_EQ_INT(apfp_mkdir(&c, &root.fh, "names", 0750, &g), -EEXIST);
+	EXPECT_EQ_INT(apfp_create(&c, &d.fh, "a", 0600, PROTO_CREATE_GUARDED, &f), 0);
+	EXPECT_EQ_INT(apfp_create(&c, &d.fh, "a", 0600, PROTO_CREATE_GUARDED, &g), -EEXIST);
+	/* UNCHECKED on an existing file opens it: the same handle. */
+	EXPECT_EQ_INT(apfp_create(&c, &d.fh, "a", 0600, PROTO_CREATE_UNCHECKED, &g), 0);
+	EXPECT(!memcmp(&f.fh, &g.fh, sizeof(f.fh)));
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "names", 0600, PROTO_CREATE_UNCHECKED, &g), -EISDIR);
+	/* hard link: two names, nlink 2 */
+	EXPECT_EQ_INT(apfp_link(&c, &f.fh, &d.fh, "b", &a), 0);
+	EXPECT_EQ_INT(a.nlink, 2);
+	EXPECT_EQ_INT(apfp_link(&c, &d.fh, &root.fh, "dirlink", &a), -EPERM);
+	/* symlink and readlink */
+	EXPECT_EQ_INT(apfp_symlink(&c, &d.fh, "s", "../some/where", &l), 0);
+	EXPECT_EQ_INT(l.attr.type, PROTO_T_LNK);
+	EXPECT_EQ_INT(apfp_readlink(&c, &l.fh, target, sizeof(target)), 0);
+	EXPECT_STREQ(target, "../some/where");
+	EXPECT_EQ_INT(apfp_readlink(&c, &f.fh, target, sizeof(target)), -EINVAL);
+	/* rename: NOREPLACE refuses, EXCHANGE swaps, plain replaces */
+	EXPECT_EQ_INT(apfp_create(&c, &d.fh, "c", 0600, PROTO_CREATE_GUARDED, &g), 0);
+	EXPECT_EQ_INT(apfp_rename(&c, &d.fh, "a", &d.fh, "c", PROTO_RENAME_NOREPLACE), -EEXIST);
+	EXPECT_EQ_INT(apfp_rename(&c, &d.fh, "a", &d.fh, "c", PROTO_RENAME_EXCHANGE), 0);
+	struct apfp_obj x;
+	EXPECT_EQ_INT(apfp_lookup(&c, &d.fh, "c", &x), 0);
+	EXPECT_EQ_INT(x.attr.ino, f.attr.ino);
+	EXPECT_EQ_INT(apfp_rename(&c, &d.fh, "c", &root.fh, "moved", 0), 0);
+	EXPECT_EQ_INT(apfp_lookup(&c, &d.fh, "c", &x), -ENOENT);
+	EXPECT_EQ_INT(apfp_walk(&c, &root, "moved", &x), 0);
+	EXPECT_EQ_INT(x.attr.ino, f.attr.ino);
+	/* a directory into its own subtree */
+	struct apfp_obj sub;
+	EXPECT_EQ_INT(apfp_mkdir(&c, &d.fh, "sub", 0755, &sub), 0);
+	EXPECT_EQ_INT(apfp_rename(&c, &root.fh, "names", &sub.fh, "loop", 0), -EINVAL);
+	/* rmdir of a non-empty directory; remove of a directory */
+	EXPECT_EQ_INT(apfp_remove(&c, &root.fh, "names", true), -ENOTEMPTY);
+	EXPECT_EQ_INT(apfp_remove(&c, &d.fh, "sub", false), -EISDIR);
+	EXPECT_EQ_INT(apfp_remove(&c, &d.fh, "sub", true), 0);
+	/* walking through a file, and a path with .. */
+	EXPECT_EQ_INT(apfp_walk(&c, &root, "moved/x", &x), -ENOTDIR);
+	EXPECT_EQ_INT(apfp_walk(&c, &root, "names/../moved", &x), -EINVAL);
+	/* reads of a directory, readdir of a file */
+	uint8_t buf[16];
+	uint32_t n;
+	EXPECT_EQ_INT(apfp_read(&c, &d.fh, 0, buf, sizeof(buf), &n, NULL), -EISDIR);
+}
+
+TEST(stale_and_forged_handles)
+{
+	struct apfp_obj f;
+	struct proto_attr a;
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "doomed", 0644, PROTO_CREATE_GUARDED, &f), 0);
+	EXPECT_EQ_INT(apfp_remove(&c, &root.fh, "doomed", false), 0);
+	EXPECT_EQ_INT(apfp_getattr(&c, &f.fh, &a), -ESTALE);
+	uint32_t n;
+	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 0, "x", 1, PROTO_UNSTABLE, &n, NULL), -ESTALE);
+	/* a new file does not answer for the old handle, even on the same inode number */
+	struct apfp_obj g;
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "doomed", 0644, PROTO_CREATE_GUARDED, &g), 0);
+	EXPECT_EQ_INT(apfp_getattr(&c, &f.fh, &a), -ESTALE);
+	/* forged: one byte of the inode number changed -> BADHANDLE */
+	struct proto_fh_req q = { g.fh };
+	struct proto_client_reply r;
+	q.fh.b[8] ^= 1;
+	EXPECT_EQ_INT(status(PROTO_OP_GETATTR, &q, &r), PROTO_E_BADHANDLE);
+}
+
+struct seen { unsigned n; unsigned char hit[400]; bool dup, bad; };
+
+static int count_cb(void *arg, const char *name, const struct apfp_obj *o)
+{
+	struct seen *s = arg;
+	unsigned i;
+	if (sscanf(name, "entry-%u", &i) != 1 || i >= 400 || o->attr.type != PROTO_T_REG) {
+		s->bad = true;
+		return 0;
+	}
+	s->dup |= s->hit[i]++ > 0;
+	s->n++;
+	return 0;
+}
+
+TEST(readdir_cookies_verifier_and_limits)
+{
+	struct apfp_obj d, f;
+	EXPECT_EQ_INT(apfp_mkdir(&c, &root.fh, "many", 0755, &d), 0);
+	for (unsigned i = 0; i < 400; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "entry-%u-%s", i, "with-a-longer-name-to-fill-replies-faster");
+		EXPECT_EQ_INT(apfp_create(&c, &d.fh, name, 0644, PROTO_CREATE_GUARDED, &f), 0);
+	}
+	struct seen s = { 0 };
+	EXPECT_EQ_INT(apfp_readdir(&c, &d.fh, count_cb, &s), 0);
+	EXPECT_EQ_INT(s.n, 400);
+	EXPECT(!s.dup && !s.bad);
+
+	/* Small replies: several calls, each resuming at the last cookie. */
+	struct proto_readdir_req q = { .dir = d.fh, .maxcount = 2048 };
+	struct proto_client_reply r;
+	unsigned total = 0, calls = 0;
+	bool eof = false;
+	uint64_t mid_cookie = 0;
+	struct proto_verf mid_verf = { { 0 } };
+	while (!eof && calls < 1000) {
+		EXPECT_EQ_INT(status(PROTO_OP_READDIR, &q, &r), 0);
+		if (r.hdr.status)
+			break;
+		const struct proto_readdir_rep *rep = (const void *)r.msg;
+		struct proto_dirent e;
+		uint32_t pos = 0;
+		EXPECT(rep->entries.count > 0 || rep->eof);
+		while (proto_list_next(&rep->entries, PROTO_L_DIRENT, &pos, &e) > 0) {
+			q.cookie = e.cookie;
+			total++;
+		}
+		q.verf = rep->verf;
+		eof = rep->eof;
+		if (++calls == 3) {
+			mid_cookie = q.cookie;
+			mid_verf = q.verf;
+		}
+	}
+	EXPECT_EQ_INT(total, 400);
+	EXPECT(calls > 5);
+	/* Removing entries does not disturb a cookie handed out. */
+	EXPECT_EQ_INT(apfp_remove(&c, &d.fh, "entry-0-with-a-longer-name-to-fill-replies-faster", false), 0);
+	q.cookie = mid_cookie;
+	q.verf = mid_verf;
+	EXPECT_EQ_INT(status(PROTO_OP_READDIR, &q, &r), 0);
+	/* A cookie with another directory's verifier: BAD_COOKIE. */
+	q.verf.b[0] ^= 0xff;
+	EXPECT_EQ_INT(status(PROTO_OP_READDIR, &q, &r), PROTO_E_BAD_COOKIE);
+	/* Not even one entry fits: TOOSMALL. */
+	q = (struct proto_readdir_req){ .dir = d.fh, .maxcount = 140 };
+	EXPECT_EQ_INT(status(PROTO_OP_READDIRPLUS, &q, &r), PROTO_E_TOOSMALL);
+	/* READDIR of a file */
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "plain", 0644, PROTO_CREATE_GUARDED, &f), 0);
+	q.dir = f.fh;
+	q.maxcount = 4096;
+	EXPECT_EQ_INT(status(PROTO_OP_READDIR, &q, &r), PROTO_E_NOTDIR);
+}
+
+TEST(setattr_wcc_and_exclusive_create)
+{
+	struct apfp_obj f, g;
+	struct proto_attr a;
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "attrs", 0644, PROTO_CREATE_GUARDED, &f), 0);
+	struct proto_setattr_req q = { f.fh, { .mask = PROTO_SA_SIZE | PROTO_SA_MODE, .mode = 0600, .size = 12345 } };
+	struct proto_client_reply r;
+	EXPECT_EQ_INT(status(PROTO_OP_SETATTR, &q, &r), 0);
+	const struct proto_wcc_rep *w = (const void *)r.msg;
+	EXPECT_EQ_INT(w->wcc.before.size, 0);
+	EXPECT_EQ_INT(w->wcc.after.size, 12345);
+	EXPECT_EQ_INT(w->wcc.after.mode, 0600);
+	EXPECT(w->wcc.after.change != w->wcc.before.change);
+	struct proto_sattr sa = { .mask = PROTO_SA_MTIME, .mtime = { 1000000000, 5 } };
+	EXPECT_EQ_INT(apfp_setattr(&c, &f.fh, &sa, &a), 0);
+	EXPECT_EQ_INT(a.mtime.sec, 1000000000);
+	EXPECT_EQ_INT(a.mtime.nsec, 5);
+	/* exclusive create: a retransmission (same verifier) gets the file, another verifier EEXIST */
+	struct proto_create_req cq = { .dir = root.fh, .name = { "excl", 4 }, .how = PROTO_CREATE_EXCLUSIVE,
+				       .verf = { { 1, 2, 3, 4, 5, 6, 7, 8 } } };
+	EXPECT_EQ_INT(status(PROTO_OP_CREATE, &cq, &r), 0);
+	g.fh = ((const struct proto_newobj_rep *)r.msg)->fh;
+	EXPECT_EQ_INT(status(PROTO_OP_CREATE, &cq, &r), 0);
+	EXPECT(!memcmp(&g.fh, &((const struct proto_newobj_rep *)r.msg)->fh, sizeof(g.fh)));
+	cq.verf.b[7] = 9;
+	EXPECT_EQ_INT(status(PROTO_OP_CREATE, &cq, &r), PROTO_E_EXIST);
+}
+
+TEST(fsstat_copy_and_snapshots)
+{
+	struct proto_fsstat_rep st;
+	EXPECT_EQ_INT(apfp_fsstat(&c, &root.fh, &st), 0);
+	EXPECT(st.total_bytes > 200ull << 20 && st.total_bytes <= IMAGE_BYTES);
+	EXPECT(st.free_bytes > 0 && st.free_bytes < st.total_bytes);
+	EXPECT_EQ_INT(st.max_name, 255);
+	EXPECT_EQ_INT(st.max_io, PROTO_MAX_IO);
+
+	/* server-side copy */
+	static uint8_t w[300000], rb[300000];
+	struct apfp_obj src, dst;
+	pattern(w, sizeof(w), 77);
+	EXPECT_EQ_INT(put_file(&root, "copy-src", w, sizeof(w), PROTO_UNSTABLE, &src), 0);
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "copy-dst", 0644, PROTO_CREATE_GUARDED, &dst), 0);
+	struct proto_copy_req cq = { src.fh, 1000, dst.fh, 0, sizeof(w), 0 };
+	struct proto_client_reply r;
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_copy_rep *)r.msg)->count, sizeof(w) - 1000);
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&dst.fh, rb, sizeof(rb), &got), 0);
+	EXPECT_EQ_INT(got, sizeof(w) - 1000);
+	EXPECT(!memcmp(rb, w + 1000, got));
+	cq.flags = PROTO_COPY_CLONE_ONLY;
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_NOTSUP);
+
+	/* snapshots: create, list, refuse changes through them, delete */
+	uint32_t id = 0;
+	EXPECT_EQ_INT(apfp_snap_create(&c, &root.fh, "before", &id), 0);
+	EXPECT(id > 0);
+	struct proto_snap_req sq = { root.fh, { "before", 6 } };
+	EXPECT_EQ_INT(status(PROTO_OP_SNAP_CREATE, &sq, &r), PROTO_E_EXIST);
+	struct proto_fh_req lq = { root.fh };
+	EXPECT_EQ_INT(status(PROTO_OP_SNAP_LIST, &lq, &r), 0);
+	const struct proto_snap_list_rep *l = (const void *)r.msg;
+	EXPECT_EQ_INT(l->snaps.count, 1);
+	struct proto_snap s;
+	uint32_t pos = 0;
+	EXPECT_EQ_INT(proto_list_next(&l->snaps, PROTO_L_SNAP, &pos, &s), 1);
+	EXPECT_EQ_INT(s.id, id);
+	EXPECT(s.name.len == 6 && !memcmp(s.name.p, "before", 6));
+	struct proto_handle sroot = s.root;
+	struct proto_mkdir_req mq = { .dir = sroot, .name = { "x", 1 } };
+	EXPECT_EQ_INT(status(PROTO_OP_MKDIR, &mq, &r), PROTO_E_ROFS);
+	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "before"), 0);
+	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "before"), -ENOENT);
+	EXPECT_EQ_INT(status(PROTO_OP_SNAP_LIST, &lq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_snap_list_rep *)r.msg)->snaps.count, 0);
+}
+
+/* Last: the server restarts.  FILE_SYNC data survives, handles still
+ * work (the key comes from the secret), the verifier changed. */
+TEST(restart_keeps_data_and_handles_and_changes_verifier)
+{
+	static uint8_t w[200000], rb[200000];
+	struct apfp_obj f;
+	struct proto_verf v1, v2, v3;
+	uint32_t n;
+	pattern(w, sizeof(w), 99);
+	EXPECT_EQ_INT(put_file(&root, "durable", w, sizeof(w), PROTO_FILE_SYNC, &f), 0);
+	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 0, w, 10, PROTO_UNSTABLE, &n, &v1), 0);
+	EXPECT_EQ_INT(apfp_commit(&c, &f.fh, &v2), 0);
+	EXPECT(!memcmp(&v1, &v2, sizeof(v1)));
+	apfpc_close(&c);
+	server_stop();
+	EXPECT_EQ_INT(server_rc, 0);
+
+	/* the image is consistent */
+	struct plat_bdev *b = plat_host_bdev_open(image, IMAGE_BYTES, 512, 2, false);
+	struct cowfs_mount *m = NULL;
+	char msg[512] = "";
+	EXPECT(b != NULL);
+	EXPECT_EQ_INT(cowfs_vfs_mount(b, NULL, &m), 0);
+	if (m) {
+		EXPECT_EQ_INT(cowfs_vfs_check(m, msg, sizeof(msg)), 0);
+		EXPECT_EQ_INT(cowfs_vfs_unmount(m), 0);
+	}
+	if (msg[0])
+		fprintf(stderr, "check: %s\n", msg);
+	plat_bdev_close(b);
+
+	server_start();
+	EXPECT_EQ_INT(connect_client(), 0);
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&f.fh, rb, sizeof(rb), &got), 0);
+	EXPECT_EQ_INT(got, sizeof(w));
+	EXPECT(!memcmp(rb, w, sizeof(w)));
+	EXPECT_EQ_INT(apfp_commit(&c, &f.fh, &v3), 0);
+	EXPECT(memcmp(&v1, &v3, sizeof(v1)) != 0);
+	apfpc_close(&c);
+	server_stop();
+	EXPECT_EQ_INT(server_rc, 0);
+}
+
+int main(void)
+{
+	setup();
+	int rc = test_main();
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd))
+		rc = rc ? rc : 1;
+	return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * Typed file operations over one client connection (tools/apfp_client.h):
+ * one function per protocol operation the CLI and the network FUSE mount
+ * use, and path resolution from an export's root.  Each returns 0 or a
+ * negative errno (the server's status mapped by proto_status_errno, or the
+ * connection's failure with its sentence in c->err).
+ *
+ * Handles and attributes are copied out of the reply before returning;
+ * READ data is copied into the caller's buffer.  Not thread safe: one
+ * connection per thread, as the client library.
+ */
+#ifndef TOOLS_APFP_OPS_H
+#define TOOLS_APFP_OPS_H
+
+#include "tools/apfp_client.h"
+
+struct apfp_obj {
+	struct proto_handle fh;
+	struct proto_attr attr;
+};
+
+/* The root of export `name`. -ENOENT when there is none by that name. */
+int apfp_export_root(struct apfpc *c, const char *name, struct apfp_obj *out);
+/* Resolve "a/b/c" from dir, one LOOKUP per component ("" and "/" are dir
+ * itself; "." components skipped; ".." refused: the server has no path
+ * above an export).  Symlinks are not followed. */
+int apfp_walk(struct apfpc *c, const struct apfp_obj *dir, const char *path, struct apfp_obj *out);
+/* The parent of the last component and that component (a pointer into
+ * path, NUL-terminated by copying into name[256]). */
+int apfp_walk_parent(struct apfpc *c, const struct apfp_obj *dir, const char *path, struct apfp_obj *parent,
+		     char name[256]);
+
+int apfp_getattr(struct apfpc *c, const struct proto_handle *fh, struct proto_attr *attr);
+int apfp_setattr(struct apfpc *c, const struct proto_handle *fh, const struct proto_sattr *sa,
+		 struct proto_attr *after);
+int apfp_lookup(struct apfpc *c, const struct proto_handle *dir, const char *name, struct apfp_obj *out);
+/* how: PROTO_CREATE_*; mode: permission bits (applied unless EXCLUSIVE). */
+int apfp_create(struct apfpc *c, const struct proto_handle *dir, const char *name, uint32_t mode, uint8_t how,
+		struct apfp_obj *out);
+int apfp_mkdir(struct apfpc *c, const struct proto_handle *dir, const char *name, uint32_t mode,
+	       struct apfp_obj *out);
+int apfp_symlink(struct apfpc *c, const struct proto_handle *dir, const char *name, const char *target,
+		 struct apfp_obj *out);
+/* target: cap bytes, NUL-terminated. */
+int apfp_readlink(struct apfpc *c, const struct proto_handle *fh, char *target, size_t cap);
+int apfp_link(struct apfpc *c, const struct proto_handle *fh, const struct proto_handle *dir, const char *name,
+	      struct proto_attr *attr);
+int apfp_remove(struct apfpc *c, const struct proto_handle *dir, const char *name, bool is_dir);
+int apfp_rename(struct apfpc *c, const struct proto_handle *from, const char *from_name,
+		const struct proto_handle *to, const char *to_name, uint32_t flags);
+/* Bytes read into buf (at most count <= 1 MiB) in *n; *eof at end of file. */
+int apfp_read(struct apfpc *c, const struct proto_handle *fh, uint64_t off, void *buf, uint32_t count,
+	      uint32_t *n, bool *eof);
+int apfp_write(struct apfpc *c, const struct proto_handle *fh, uint64_t off, const void *buf, uint32_t len,
+	       uint8_t stable, uint32_t *n, struct proto_verf *verf);
+int apfp_commit(struct apfpc *c, const struct proto_handle *fh, struct proto_verf *verf);
+int apfp_fsstat(struct apfpc *c, const struct proto_handle *fh, struct proto_fsstat_rep *out);
+
+/* Every entry of a directory (READDIRPLUS, cookies followed until eof);
+ * cb returns non-zero to stop (returned). */
+typedef int (*apfp_dirent_fn)(void *arg, const char *name, const struct apfp_obj *obj);
+int apfp_readdir(struct apfpc *c, const struct proto_handle *dir, apfp_dirent_fn cb, void *arg);
+
+int apfp_snap_create(struct apfpc *c, const struct proto_handle *fh, const char *name, uint32_t *id);
+int apfp_snap_delete(struct apfpc *c, const struct proto_handle *fh, const char *name);
+typedef int (*apfp_snap_fn)(void *arg, uint32_t id, const char *name);
+int apfp_snap_list(struct apfpc *c, const struct proto_handle *fh, apfp_snap_fn cb, void *arg);
+
+#endif
