@@ -71,6 +71,7 @@ struct boot_config {
 	struct boot_endpoint syslog;            /* remote syslog (UDP); port 0 = none */
 	char     mounts[160];   /* "all" (default), "none" or DEV[:/NAME],... */
 	uint32_t format_blank;  /* format = blank: make a filesystem on blank disks */
+	char     exports[160];  /* "all" (default), "none" or NAME[:ro][:anon],... (mount names) */
 };
 
 struct boot_framebuffer {

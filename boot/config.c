@@ -159,6 +159,40 @@ static bool cfg_valid_mounts(const char *v, size_t n)
 	return true;
 }
 
+/* export = all | none | NAME[:ro][:anon],...  (NAME: a mount's name, a-z 0-9
+ * - _ .; each option at most once). */
+static bool cfg_valid_exports(const char *v, size_t n)
+{
+	if (cfg_eq(v, n, "all") || cfg_eq(v, n, "none"))
+		return true;
+	size_t i = 0;
+	while (i < n) {
+		size_t p = i;
+		while (i < n && ((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '-' ||
+				 v[i] == '_' || v[i] == '.'))
+			i++;
+		if (i == p || cfg_eq(v + p, i - p, ".") || cfg_eq(v + p, i - p, ".."))
+			return false;
+		bool ro = false, anon = false;
+		while (i < n && v[i] == ':') {
+			if (i + 3 <= n && cfg_eq(v + i + 1, 2, "ro") && !ro) {
+				ro = true;
+				i += 3;
+			} else if (i + 5 <= n && cfg_eq(v + i + 1, 4, "anon") && !anon) {
+				anon = true;
+				i += 5;
+			} else {
+				return false;
+			}
+		}
+		if (i < n && (v[i] != ',' || i + 1 == n))
+			return false;
+		if (i < n)
+			i++;
+	}
+	return n > 0;
+}
+
 static bool cfg_printable(const char *v, size_t n, bool allow_space)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -184,10 +218,10 @@ static bool cfg_valid_hostname(const char *v, size_t n)
 /* --- the parser ---------------------------------------------------------- */
 
 enum cfg_key { K_NET, K_IP, K_NETMASK, K_GATEWAY, K_DISKS, K_CONSOLE, K_TOKEN, K_ARGS, K_HOSTNAME, K_NTP,
-	       K_SYSLOG, K_MOUNT, K_FORMAT, K_COUNT };
+	       K_SYSLOG, K_MOUNT, K_FORMAT, K_EXPORT, K_COUNT };
 static const char *const cfg_key_names[K_COUNT] = {
 	"net", "ip", "netmask", "gateway", "disks", "console", "token", "args", "hostname", "ntp", "syslog",
-	"mount", "format",
+	"mount", "format", "export",
 };
 
 struct cfg_state {
@@ -234,6 +268,11 @@ static bool cfg_apply(struct cfg_state *st, unsigned line, enum cfg_key k,
 		if (n >= sizeof(cfg->mounts) || !cfg_valid_mounts(v, n))
 			goto bad_value;
 		cfg_copy(cfg->mounts, sizeof(cfg->mounts), v, n);
+		return true;
+	case K_EXPORT:
+		if (n >= sizeof(cfg->exports) || !cfg_valid_exports(v, n))
+			goto bad_value;
+		cfg_copy(cfg->exports, sizeof(cfg->exports), v, n);
 		return true;
 	case K_FORMAT:
 		if (cfg_eq(v, n, "never"))
@@ -303,6 +342,11 @@ bad_value:
 	case K_FORMAT:
 		fmt_message(st->err, st->errlen, "config.txt line %u: format must be never or blank, not '%.*s'",
 			   line, (int)n, v);
+		break;
+	case K_EXPORT:
+		fmt_message(st->err, st->errlen,
+			   "config.txt line %u: export must be all, none or NAME[:ro][:anon],... like data:ro,backup "
+			   "(mount names: a-z, 0-9, - _ .; under 160 chars), not '%.*s'", line, (int)n, v);
 		break;
 	case K_HOSTNAME:
 		fmt_message(st->err, st->errlen,
@@ -378,7 +422,7 @@ static bool cfg_line(struct cfg_state *st, unsigned line, const char *s, size_t 
 		return cfg_apply(st, line, (enum cfg_key)k, s + val_start, val_end - val_start);
 	}
 	fmt_message(st->err, st->errlen,
-		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args hostname ntp syslog mount format)",
+		   "config.txt line %u: unknown key '%.*s' (known: net ip netmask gateway disks console token args hostname ntp syslog mount format export)",
 		   line, (int)(key_end - key_start), s + key_start);
 	return false;
 }
@@ -428,6 +472,7 @@ void config_defaults(struct boot_config *cfg)
 	cfg->console_baud = 115200;
 	cfg_copy(cfg->disks, sizeof(cfg->disks), "all", 3);
 	cfg_copy(cfg->mounts, sizeof(cfg->mounts), "all", 3);
+	cfg_copy(cfg->exports, sizeof(cfg->exports), "all", 3);
 }
 
 int config_parse(const char *text, size_t len, struct boot_config *cfg, char *err, size_t errlen)

@@ -13,6 +13,10 @@
  *   console  9600 | 19200 | 38400 | 57600 | 115200   (default 115200)
  *   token    printable, no spaces, < 128 chars      (default empty)
  *   args     kernel arguments, < 256 chars          (default empty)
+ *   hostname, ntp, syslog, mount, format: see config.c
+ *   export   all | none | NAME[:ro][:anon],...      (default all: every mounted
+ *                                                   filesystem, read-write,
+ *                                                   token required)
  * Every key may appear once.  Anything else is an error naming the line.
  */
 #ifndef BOOT_CONFIG_H

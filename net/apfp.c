@@ -16,6 +16,7 @@
  */
 #include "net/net.h"
 #include "net/apfp.h"
+#include "net/apfp_fs.h"
 #include "proto/server.h"
 #include "proto/auth.h"
 #include "proto/sha256.h"
@@ -97,7 +98,6 @@ static unsigned nqueues = 1;
 static struct mutex rl_lock;            /* the rate limiter is shared by all handshakes */
 static struct proto_ratelimit ratelimit;
 static struct proto_server srv;
-static struct proto_fs_ops no_fs_ops;   /* no filesystem yet: every fs operation is NOTSUP */
 static struct proto_server_cfg auth_cfg;
 static unsigned max_conn = PROTO_DEFAULT_MAX_CONN, idle_s = PROTO_IDLE_TIMEOUT_S;
 static bool running;
@@ -529,7 +529,7 @@ static err_t apfp_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 /* ---- workers ----------------------------------------------------------------------- */
 static bool op_has_big_reply(uint8_t op)
 {
-	return op == PROTO_OP_READ || op == PROTO_OP_READDIR || op == PROTO_OP_READDIRPLUS ||
+	return op == PROTO_OP_READ || op == PROTO_OP_READDIR || op == PROTO_OP_READDIRPLUS || op == PROTO_OP_READLINK ||
 	       op == PROTO_OP_GETXATTR || op == PROTO_OP_LISTXATTR || op == PROTO_OP_SNAP_LIST ||
 	       op == PROTO_OP_EXPORTS;
 }
@@ -582,6 +582,7 @@ static struct buf *do_request(struct conn *c, const struct buf *f, bool *close)
 		*close = true;
 		return NULL;
 	}
+	apfp_fs_refresh(&srv);
 	rc = proto_server_handle(&srv, &c->sess, &c->tab, f->data, f->len, out->data, cap, &n, scratch, body,
 				 &err);
 	kfree(scratch);
@@ -716,8 +717,10 @@ static int apfp_start(void)
 		proto_hkdf_extract("apfp handle key", 15, token, strlen(token), handle_key);
 	else if (random_bytes(handle_key, sizeof(handle_key)) < 0)
 		return 0;
-	proto_server_init(&srv, &no_fs_ops, NULL, handle_key, sizeof(handle_key));
-	proto_server_set_exports(&srv, NULL, 0);
+	if ((rc = apfp_fs_init(&srv, handle_key, sizeof(handle_key))) < 0) {
+		off_why = "no random write verifier";
+		return 0;
+	}
 	proto_rl_init(&ratelimit);
 	mutex_init(&rl_lock, "apfp-rl");
 	auth_cfg.psk = (const uint8_t *)token;
@@ -745,15 +748,22 @@ static int apfp_start(void)
 	}
 	running = true;
 	off_why = NULL;
+	char names[160] = "";
+	for (unsigned i = 0; i < srv.nexports; i++) {
+		const struct proto_export_cfg *e = &srv.exports[i];
+		size_t at = strlen(names);
+		ksnprintf(names + at, sizeof(names) - at, "%s/%s%s%s", i ? ", " : ": ", e->name,
+			 e->flags & PROTO_EXP_RO ? " ro" : "", e->flags & PROTO_EXP_ANON ? " anon" : "");
+	}
 	if (token[0])
-		kprintf("proto: file server on tcp/%u: token required%s; up to %u connections; %u exports "
-			"(no filesystem yet); keys from %s\n", APFP_PORT,
+		kprintf("proto: file server on tcp/%u: token required%s; up to %u connections; %u exports%s; "
+			"keys from %s\n", APFP_PORT,
 			auth_cfg.anon_ok ? ", anonymous read-only sessions allowed" : ", no anonymous access",
-			max_conn, srv.nexports, random_source());
+			max_conn, srv.nexports, names, random_source());
 	else
 		kprintf("proto: file server on tcp/%u: no token configured: anonymous read-only access only; "
-			"up to %u connections; %u exports (no filesystem yet); keys from %s\n", APFP_PORT, max_conn,
-			srv.nexports, random_source());
+			"up to %u connections; %u exports%s; keys from %s\n", APFP_PORT, max_conn,
+			srv.nexports, names, random_source());
 	return 0;
 }
 INITCALL(apfp, INIT_LATE, 20, apfp_start);

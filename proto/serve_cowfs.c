@@ -29,6 +29,7 @@ struct op {
 	struct proto_cowfs *pc;
 	struct proto_call *c;
 	struct cowfs_mount *m;
+	void *use;                      /* for pc->put */
 	struct cowfs_inode in;          /* the first handle's inode, before the operation */
 };
 
@@ -59,7 +60,7 @@ static int op_begin(struct op *o, void *fs, struct proto_call *c, bool snap_ok)
 	o->m = NULL;
 	if (c->fh[0].snap && !snap_ok)
 		return -PLAT_ENOTSUP;   /* reading snapshots over the protocol: not yet */
-	if (!(o->m = o->pc->get(o->pc->arg, c->fh[0].fsid)))
+	if (!(o->m = o->pc->get(o->pc->arg, c->fh[0].fsid, &o->use)))
 		return -PLAT_ESTALE;
 	if (c->fh[0].snap)
 		return 0;
@@ -69,7 +70,7 @@ static int op_begin(struct op *o, void *fs, struct proto_call *c, bool snap_ok)
 static int op_end(struct op *o, int rc)
 {
 	if (o->m)
-		o->pc->put(o->pc->arg, o->m);
+		o->pc->put(o->pc->arg, o->use);
 	return rc;
 }
 
@@ -825,8 +826,7 @@ void proto_cowfs_new_verf(struct proto_cowfs *pc)
 	pc->verf = v;
 }
 
-int proto_cowfs_init(struct proto_cowfs *pc, struct cowfs_mount *(*get)(void *, uint64_t),
-		     void (*put)(void *, struct cowfs_mount *), void *arg)
+int proto_cowfs_init(struct proto_cowfs *pc, proto_cowfs_get_fn get, proto_cowfs_put_fn put, void *arg)
 {
 	*pc = (struct proto_cowfs){ .get = get, .put = put, .arg = arg, .copy_max = 64ull << 20 };
 	return plat_random(pc->verf.b, sizeof(pc->verf.b));

@@ -10,8 +10,8 @@
  *   proto_server_init(&srv, &proto_cowfs_ops, &pc, key, len)
  *   proto_cowfs_export(m, &cfg)            fills an export's fsid and root
  *   ... serve ...
- * Every operation resolves its handles' filesystem through get(arg, fsid),
- * which takes a use the operation drops with put(); NULL (unmounted) makes
+ * Every operation resolves its handles' filesystem through get(arg, fsid,
+ * &use), which takes a use the operation drops with put(); NULL makes
  * the handle stale.  An inode that is gone, or whose generation differs
  * from the handle's, is stale too.
  *
@@ -28,9 +28,14 @@
 
 struct cowfs_mount;
 
+/* get: the mounted filesystem of fsid with a use held (NULL: none), and
+ * in *use what put() needs to drop it. */
+typedef struct cowfs_mount *(*proto_cowfs_get_fn)(void *arg, uint64_t fsid, void **use);
+typedef void (*proto_cowfs_put_fn)(void *arg, void *use);
+
 struct proto_cowfs {
-	struct cowfs_mount *(*get)(void *arg, uint64_t fsid);
-	void (*put)(void *arg, struct cowfs_mount *m);
+	proto_cowfs_get_fn get;
+	proto_cowfs_put_fn put;
 	void *arg;
 	struct proto_verf verf;         /* the write verifier of this server instance */
 	uint64_t copy_max;              /* bytes one COPY moves before answering short */
@@ -39,8 +44,7 @@ struct proto_cowfs {
 extern const struct proto_fs_ops proto_cowfs_ops;
 
 /* 0, or -errno when no random verifier could be had. */
-int proto_cowfs_init(struct proto_cowfs *pc, struct cowfs_mount *(*get)(void *, uint64_t),
-		     void (*put)(void *, struct cowfs_mount *), void *arg);
+int proto_cowfs_init(struct proto_cowfs *pc, proto_cowfs_get_fn get, proto_cowfs_put_fn put, void *arg);
 /* The stable filesystem id of handles (from the filesystem's fsid). */
 uint64_t proto_cowfs_fsid(struct cowfs_mount *m);
 /* Fill e->fsid, root_ino and root_gen for the mounted filesystem m. */

@@ -58,18 +58,19 @@ static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t stopping;
 static unsigned idle_s = PROTO_IDLE_TIMEOUT_S;
 
-static struct cowfs_mount *vol_get(void *arg, uint64_t fsid)
+static struct cowfs_mount *vol_get(void *arg, uint64_t fsid, void **use)
 {
 	(void)arg;
+	*use = NULL;
 	for (unsigned i = 0; i < nvols; i++)
 		if (vols[i].fsid == fsid)
 			return vols[i].m;
 	return NULL;
 }
 
-static void vol_put(void *arg, struct cowfs_mount *m)
+static void vol_put(void *arg, void *use)
 {
-	(void)arg; (void)m;     /* mounts live until the server stops */
+	(void)arg; (void)use;   /* mounts live until the server stops */
 }
 
 static uint64_t now_ns(void)

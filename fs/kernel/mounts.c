@@ -27,6 +27,7 @@
 static struct mutex fsk_lock;
 static bool fsk_ready;
 static struct fsk_mount *fsk_table[FSK_MAX_MOUNTS];
+static unsigned fsk_gen;        /* bumped whenever the table changes */
 
 static void fsk_init_lock(void)
 {
@@ -72,6 +73,35 @@ struct fsk_mount *fsk_get_locked(const char *name)
 		__atomic_add_fetch(&fm->users, 1, __ATOMIC_ACQ_REL);
 	mutex_unlock(&fsk_lock);
 	return fm;
+}
+
+unsigned fsk_generation(void)
+{
+	return __atomic_load_n(&fsk_gen, __ATOMIC_ACQUIRE);
+}
+
+void fsk_each(void (*fn)(struct fsk_mount *fm, void *arg), void *arg)
+{
+	fsk_init_lock();
+	mutex_lock(&fsk_lock);
+	for (unsigned k = 0; k < FSK_MAX_MOUNTS; k++)
+		if (fsk_table[k])
+			fn(fsk_table[k], arg);
+	mutex_unlock(&fsk_lock);
+}
+
+struct fsk_mount *fsk_get_if(bool (*match)(struct fsk_mount *fm, void *arg), void *arg)
+{
+	struct fsk_mount *found = NULL;
+	fsk_init_lock();
+	mutex_lock(&fsk_lock);
+	for (unsigned k = 0; k < FSK_MAX_MOUNTS && !found; k++)
+		if (fsk_table[k] && match(fsk_table[k], arg))
+			found = fsk_table[k];
+	if (found)
+		__atomic_add_fetch(&found->users, 1, __ATOMIC_ACQ_REL);
+	mutex_unlock(&fsk_lock);
+	return found;
 }
 
 void fsk_put(struct fsk_mount *fm)
@@ -213,6 +243,7 @@ int fsk_mount(const char *dev, const char *name, enum fsk_format fmt, bool reado
 	fm->bdev = b;
 	fm->readonly = readonly;
 	fsk_table[slot] = fm;
+	__atomic_add_fetch(&fsk_gen, 1, __ATOMIC_RELEASE);
 	struct cowfs_statfs st;
 	cowfs_statfs(fm->m, &st);
 	kprintf("fs: %s mounted on /%s%s: %llu of %llu MiB free, %llu inodes, %llu us\n", dev, name,
@@ -238,6 +269,7 @@ static int fsk_unmount_locked(struct fsk_mount *fm)
 	for (unsigned k = 0; k < FSK_MAX_MOUNTS; k++)
 		if (fsk_table[k] == fm)
 			fsk_table[k] = NULL;
+	__atomic_add_fetch(&fsk_gen, 1, __ATOMIC_RELEASE);
 	kfree(fm);
 	return err;
 }

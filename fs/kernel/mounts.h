@@ -57,6 +57,13 @@ int fsk_mkfs(const char *dev, bool force, const char *label);
 struct fsk_mount *fsk_at(unsigned i);
 struct fsk_mount *fsk_by_dev(const char *dev);
 void fsk_put(struct fsk_mount *fm);
+/* A use of the first mount match() accepts (called under the table's
+ * lock: it must not mount, unmount or sleep long), or NULL. */
+struct fsk_mount *fsk_get_if(bool (*match)(struct fsk_mount *fm, void *arg), void *arg);
+/* fn on every mount, under the table's lock (same rules as match). */
+void fsk_each(void (*fn)(struct fsk_mount *fm, void *arg), void *arg);
+/* Changes whenever a filesystem is mounted or unmounted. */
+unsigned fsk_generation(void);
 
 /* ---- path.c ----
  * fsk_resolve: the inode a path names (symlinks followed, up to 8, except

@@ -76,12 +76,26 @@ static inline void test_check_streq(const char *file, int line, const char *ea, 
 }
 #define EXPECT_STREQ(a, b) test_check_streq(__FILE__, __LINE__, #a, #b, (a), (b))
 
+/* TEST_ONLY=name[,name...]: run only those. */
+static inline bool test_name_listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && !strncmp(p, name, n))
+			return true;
+		p += len + (e != NULL);
+	}
+	return false;
+}
+
 static inline int test_main(void)
 {
 	int failed = 0, count = 0;
 	const char *only = getenv("TEST_ONLY");
 	for (struct test_case *tc = test_cases_head; tc; tc = tc->next) {
-		if (only && strcmp(only, tc->name) != 0)
+		if (only && !test_name_listed(only, tc->name))
 			continue;
 		test_current_failed = false;
 		test_current_reason[0] = 0;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int apfp_serve_main(int argc, char **argv);
@@ -72,16 +73,26 @@ static void server_stop(void)
 	pthread_join(server, NULL);
 }
 
+/* External mode (the qemu test, against the appliance): APFP_TEST_SERVER
+ * = 127.0.0.1:PORT, APFP_TEST_SECRET = the token, APFP_TEST_EXPORT = the
+ * export; every test then works in a directory of its own run. */
+static const char *ext_server, *ext_export;
+static char ext_host[64];
+
 static int connect_client(void)
 {
 	static const uint8_t psk[] = "apfp serve test secret, 32 bytes";
-	struct apfpc_cfg cfg = { .host = "127.0.0.1", .port = port, .secret = psk, .secret_len = sizeof(psk) - 1,
-				 .timeout_ms = 20000, .max_inflight = 8, .client_id = "test" };
+	const char *secret = ext_server ? getenv("APFP_TEST_SECRET") : (const char *)psk;
+	struct apfpc_cfg cfg = { .host = "127.0.0.1", .port = port, .secret = (const uint8_t *)secret,
+				 .secret_len = strlen(secret), .timeout_ms = 60000, .max_inflight = 8,
+				 .client_id = "test" };
+	if (ext_server)
+		cfg.host = ext_host;
 	int rc = apfpc_open(&c, &cfg);
 	if (rc)
 		fprintf(stderr, "connect: %s\n", c.err);
 	else
-		rc = apfp_export_root(&c, "vol", &root);
+		rc = apfp_export_root(&c, ext_server ? ext_export : "vol", &root);
 	return rc;
 }
 
@@ -427,19 +438,70 @@ TEST(fsstat_copy_and_snapshots)
 	EXPECT_EQ_INT(((const struct proto_snap_list_rep *)r.msg)->snaps.count, 0);
 }
 
-/* Last: the server restarts.  FILE_SYNC data survives, handles still
- * work (the key comes from the secret), the verifier changed. */
+static uint8_t durable_data[200000];
+static struct apfp_obj durable;
+static struct proto_verf verf_before;
+
+/* One server instance answers one verifier: WRITE (every stability),
+ * COMMIT and FSYNC agree; committed is at least what was asked. */
+TEST(write_stability_and_one_verifier)
+{
+	struct proto_verf v;
+	uint32_t n;
+	pattern(durable_data, sizeof(durable_data), 99);
+	EXPECT_EQ_INT(put_file(&root, "durable", durable_data, sizeof(durable_data), PROTO_FILE_SYNC, &durable), 0);
+	EXPECT_EQ_INT(apfp_write(&c, &durable.fh, 0, durable_data, 10, PROTO_UNSTABLE, &n, &verf_before), 0);
+	EXPECT_EQ_INT(n, 10);
+	for (uint8_t st = PROTO_UNSTABLE; st <= PROTO_FILE_SYNC; st++) {
+		struct proto_write_req q = { durable.fh, 5, st, { durable_data + 5, 5 } };
+		struct proto_client_reply r;
+		EXPECT_EQ_INT(status(PROTO_OP_WRITE, &q, &r), 0);
+		const struct proto_write_rep *w = (const void *)r.msg;
+		EXPECT(w->committed >= st);
+		EXPECT_EQ_INT(w->count, 5);
+		EXPECT(!memcmp(&w->verf, &verf_before, sizeof(v)));
+	}
+	EXPECT_EQ_INT(apfp_commit(&c, &durable.fh, &v), 0);
+	EXPECT(!memcmp(&v, &verf_before, sizeof(v)));
+	struct proto_fsync_req fq = { durable.fh, false };
+	struct proto_client_reply r;
+	EXPECT_EQ_INT(status(PROTO_OP_FSYNC, &fq, &r), 0);
+	EXPECT(!memcmp(&((const struct proto_fsync_rep *)r.msg)->verf, &verf_before, sizeof(v)));
+	EXPECT_EQ_INT(((const struct proto_fsync_rep *)r.msg)->attr.size, sizeof(durable_data));
+	/* Against the appliance the restart is a reboot between two runs:
+	 * the handle and the verifier go to APFP_TEST_STATE for the next. */
+	const char *state = getenv("APFP_TEST_STATE");
+	FILE *f = state ? fopen(state, "wb") : NULL;
+	if (f) {
+		EXPECT(fwrite(&durable.fh, sizeof(durable.fh), 1, f) == 1);
+		EXPECT(fwrite(&verf_before, sizeof(verf_before), 1, f) == 1);
+		EXPECT(fclose(f) == 0);
+	}
+}
+
+static int load_state(void)
+{
+	const char *state = getenv("APFP_TEST_STATE");
+	FILE *f = state ? fopen(state, "rb") : NULL;
+	int ok = f && fread(&durable.fh, sizeof(durable.fh), 1, f) == 1 &&
+		 fread(&verf_before, sizeof(verf_before), 1, f) == 1;
+	if (f)
+		fclose(f);
+	pattern(durable_data, sizeof(durable_data), 99);
+	return ok ? 0 : -1;
+}
+
+/* Last (host mode only; the qemu test reboots the appliance instead): the
+ * server restarts.  FILE_SYNC data survives, handles still work (the key
+ * comes from the secret), the verifier changed. */
 TEST(restart_keeps_data_and_handles_and_changes_verifier)
 {
-	static uint8_t w[200000], rb[200000];
-	struct apfp_obj f;
-	struct proto_verf v1, v2, v3;
-	uint32_t n;
-	pattern(w, sizeof(w), 99);
-	EXPECT_EQ_INT(put_file(&root, "durable", w, sizeof(w), PROTO_FILE_SYNC, &f), 0);
-	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 0, w, 10, PROTO_UNSTABLE, &n, &v1), 0);
-	EXPECT_EQ_INT(apfp_commit(&c, &f.fh, &v2), 0);
-	EXPECT(!memcmp(&v1, &v2, sizeof(v1)));
+	static uint8_t rb[200000];
+	struct proto_verf v3;
+	if (ext_server) {
+		EXPECT_EQ_INT(load_state(), 0);         /* written by the run before the reboot */
+		goto after_restart;
+	}
 	apfpc_close(&c);
 	server_stop();
 	EXPECT_EQ_INT(server_rc, 0);
@@ -460,19 +522,49 @@ TEST(restart_keeps_data_and_handles_and_changes_verifier)
 
 	server_start();
 	EXPECT_EQ_INT(connect_client(), 0);
+after_restart:;
 	size_t got = 0;
-	EXPECT_EQ_INT(get_file(&f.fh, rb, sizeof(rb), &got), 0);
-	EXPECT_EQ_INT(got, sizeof(w));
-	EXPECT(!memcmp(rb, w, sizeof(w)));
-	EXPECT_EQ_INT(apfp_commit(&c, &f.fh, &v3), 0);
-	EXPECT(memcmp(&v1, &v3, sizeof(v1)) != 0);
+	EXPECT_EQ_INT(get_file(&durable.fh, rb, sizeof(rb), &got), 0);
+	EXPECT_EQ_INT(got, sizeof(durable_data));
+	EXPECT(!memcmp(rb, durable_data, sizeof(durable_data)));
+	EXPECT_EQ_INT(apfp_commit(&c, &durable.fh, &v3), 0);
+	EXPECT(memcmp(&verf_before, &v3, sizeof(v3)) != 0);
+	if (ext_server)
+		return;
 	apfpc_close(&c);
 	server_stop();
 	EXPECT_EQ_INT(server_rc, 0);
 }
 
+static void setup_external(void)
+{
+	char *colon = strrchr(ext_server, ':');
+	char name[64];
+	struct apfp_obj d;
+	if (!colon || (size_t)(colon - ext_server) >= sizeof(ext_host) || !getenv("APFP_TEST_SECRET") || !ext_export)
+		abort();
+	memcpy(ext_host, ext_server, (size_t)(colon - ext_server));
+	port = (uint16_t)atoi(colon + 1);
+	plat_init();
+	if (connect_client())
+		abort();
+	snprintf(name, sizeof(name), "run-%d-%ld", (int)getpid(), (long)time(NULL));
+	if (apfp_mkdir(&c, &root.fh, name, 0755, &d)) {
+		fprintf(stderr, "mkdir %s: %s\n", name, c.err);
+		abort();
+	}
+	root = d;
+}
+
 int main(void)
 {
+	if ((ext_server = getenv("APFP_TEST_SERVER"))) {
+		ext_export = getenv("APFP_TEST_EXPORT");
+		setup_external();
+		int rc = test_main();
+		apfpc_close(&c);
+		return rc;
+	}
 	setup();
 	int rc = test_main();
 	char cmd[400];

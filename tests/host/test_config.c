@@ -297,6 +297,29 @@ TEST(mount_and_format_values)
 	EXPECT(strstr(err, "format must be never or blank") != NULL);
 }
 
+TEST(export_values)
+{
+	EXPECT_EQ_INT(parse(""), 0);
+	EXPECT_STREQ(cfg.exports, "all");
+	static const char *good[] = { "none", "data", "data:ro", "data:anon:ro", "data:ro,backup-1.x_y:anon",
+				      "a,b,c" };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "export = %s\n", good[i]);
+		EXPECT_EQ_INT(parse(text), 0);
+		EXPECT_STREQ(cfg.exports, good[i]);
+	}
+	static const char *bad[] = { "data,", ",data", "data:", "data:rw", "data:ro:ro", "data:anon:anon",
+				     "Data", "a b", "", "..", "data:/x", "data::ro", "data:roo" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "net = none\nexport = %s\n", bad[i]);
+		EXPECT_EQ_INT(parse(text), -1);
+		EXPECT(err_names_line(2));
+		EXPECT(strstr(err, "export must be") != NULL);
+	}
+}
+
 TEST(token_rules)
 {
 	EXPECT_EQ_INT(parse("token = has space\n"), -1);

@@ -2,7 +2,7 @@
 over 127.0.0.1:PORT forwarded to the guest's tcp/2049, with the host client
 (build/apfp, tools/apfp_client.c) and raw sockets for hostile input:
 handshakes with the right and a wrong secret, anonymous sessions, EXPORTS
-(empty: no filesystem yet), many connections at once, the connection
+(empty: these boots mount nothing), many connections at once, the connection
 limit, a client that never finishes its handshake dropped at the deadline,
 garbage and oversized frames closing only their connection, the rate limit
 on wrong secrets, and the server still serving after all of it.  Without a
