@@ -554,6 +554,8 @@ static void setup_external(void)
 		abort();
 	}
 	root = d;
+	printf("# run directory %s\n", name);
+	fflush(stdout);
 }
 
 int main(void)
