@@ -95,3 +95,7 @@ $(BUILD)/apfp-serve: $(APFP_SERVE_SRCS) $(wildcard proto/*.h fs/*.h platform/*.h
 test_apfp_serve_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c
 test_apfp_serve_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
 test_apfp_serve_LDLIBS := -lpthread
+
+# Random well-formed requests of every operation against cowfs.
+test_proto_cowfs_fuzz_SRCS = $(sort $(PROTO_FS_SRCS) $(FS_VFS_HOST_SRCS) $(PROTO_HOST_SRCS))
+test_proto_cowfs_fuzz_LDLIBS := -lpthread

@@ -22,6 +22,8 @@
 #define NS 1000000000ull
 #define COPY_CHUNK (256u << 10)
 #define READDIR_BATCH 256u      /* entries gathered per call before the reply is built */
+#define ATTR_SIZE 109u          /* an encoded attr (docs/protocol.md §5.1) */
+#define READ_FIXED (1u + ATTR_SIZE + 4u)        /* READ reply: eof, attr, data length */
 
 /* ---- handles, attributes ---------------------------------------------------- */
 
@@ -410,7 +412,10 @@ static int op_read(void *fs, struct proto_call *c, const void *req, void *rep)
 	if (!rc && !CFS_S_ISREG(o.in.mode))
 		rc = -PLAT_EINVAL;
 	if (!rc) {
-		uint64_t count = q->count < c->scratch_cap ? q->count : c->scratch_cap;
+		/* The reply (eof, attr, the data's length, the data) must fit
+		 * the connection's reply buffer, which is as large as scratch. */
+		uint64_t room = c->scratch_cap > READ_FIXED ? c->scratch_cap - READ_FIXED : 0;
+		uint64_t count = q->count < room ? q->count : room;
 		n = count ? cowfs_read(o.m, o.in.ino, q->offset, c->scratch, count, 0) : 0;
 		if (n < 0)
 			rc = (int)n;
@@ -592,7 +597,7 @@ static struct proto_verf dir_verf(const struct cowfs_inode *d)
 }
 
 /* The reply's fixed part besides the list: verf, eof, count, dir attr. */
-#define READDIR_FIXED (PROTO_VERF_SIZE + 1 + 4 + 109)
+#define READDIR_FIXED (PROTO_VERF_SIZE + 1 + 4 + ATTR_SIZE)
 
 static int readdir_common(void *fs, struct proto_call *c, const void *req, void *rep, bool plus)
 {
@@ -617,8 +622,13 @@ static int readdir_common(void *fs, struct proto_call *c, const void *req, void 
 		return op_end(&o, -PLAT_ENOMEM);
 	uint64_t start = q->cookie < CFS_FIRST_DIR_SEQ ? CFS_FIRST_DIR_SEQ : q->cookie;
 	rc = cowfs_readdir(o.m, o.in.ino, start, gather_cb, &g);
-	uint32_t room = q->maxcount - READDIR_FIXED;
-	proto_listbuf_init(&lb, c->scratch, room < c->scratch_cap ? room : (uint32_t)c->scratch_cap);
+	/* maxcount bounds the reply; so does the reply buffer (scratch's size) */
+	uint64_t limit = q->maxcount < c->scratch_cap ? q->maxcount : c->scratch_cap;
+	if (limit <= READDIR_FIXED) {
+		plat_free(g.e);
+		return op_end(&o, -(int)PROTO_E_TOOSMALL);
+	}
+	proto_listbuf_init(&lb, c->scratch, (uint32_t)(limit - READDIR_FIXED));
 	bool all = !g.full;
 	for (unsigned i = 0; !rc && i < g.n; i++) {
 		struct gathered *e = &g.e[i];
@@ -783,7 +793,8 @@ static int op_snap_list(void *fs, struct proto_call *c, const void *req, void *r
 		rc = root_gen(&o, &l.root_gen);
 	if (!rc) {
 		l.o = &o;
-		proto_listbuf_init(&l.lb, c->scratch, (uint32_t)(c->scratch_cap < UINT32_MAX ? c->scratch_cap : UINT32_MAX));
+		size_t room = c->scratch_cap - 4;       /* the list's count goes first */
+		proto_listbuf_init(&l.lb, c->scratch, (uint32_t)(room < UINT32_MAX ? room : UINT32_MAX));
 		rc = cowfs_snapshot_list(o.m, snap_list_cb, &l);
 		if (!rc)
 			rc = l.err;

@@ -105,6 +105,18 @@ MUTATIONS = [
      ["test_iomap_pcache"]),
     # The file protocol (proto/, docs/protocol.md): the checks every byte from
     # the network passes (`tools/mutate.py -k proto-` runs only these).
+    ("proto-fs-generation-ignored", "protocol §4 stale handles", "proto/serve_cowfs.c",
+     "if (err == -PLAT_ENOENT || (!err && (uint32_t)in->gen != fh->gen))",
+     "if (err == -PLAT_ENOENT)",
+     ["test_apfp_serve"]),
+    ("proto-fs-cookie-verifier-ignored", "protocol §5 readdir cookies", "proto/serve_cowfs.c",
+     "if (q->cookie && plat_memcmp(q->verf.b, r->verf.b, PROTO_VERF_SIZE))",
+     "if (0 && q->cookie && plat_memcmp(q->verf.b, r->verf.b, PROTO_VERF_SIZE))",
+     ["test_apfp_serve"]),
+    ("proto-fs-read-reply-overflows", "protocol §7 reply bounds", "proto/serve_cowfs.c",
+     "uint64_t room = c->scratch_cap > READ_FIXED ? c->scratch_cap - READ_FIXED : 0;",
+     "uint64_t room = c->scratch_cap;",
+     ["test_proto_cowfs_fuzz"]),
     ("proto-name-slash-accepted", "protocol §4 names", "proto/codec.c",
      "if (component && s->p[i] == '/')",
      "if (0 && component && s->p[i] == '/')",

@@ -439,7 +439,7 @@ TEST(fsstat_copy_and_snapshots)
 }
 
 static uint8_t durable_data[200000];
-static struct apfp_obj durable;
+static struct apfp_obj durable, reused;
 static struct proto_verf verf_before;
 
 /* One server instance answers one verifier: WRITE (every stability),
@@ -468,6 +468,11 @@ TEST(write_stability_and_one_verifier)
 	EXPECT_EQ_INT(status(PROTO_OP_FSYNC, &fq, &r), 0);
 	EXPECT(!memcmp(&((const struct proto_fsync_rep *)r.msg)->verf, &verf_before, sizeof(v)));
 	EXPECT_EQ_INT(((const struct proto_fsync_rep *)r.msg)->attr.size, sizeof(durable_data));
+	/* The newest inode, removed: after a restart its number is given out
+	 * again, with another generation, and its old handle must be stale. */
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "reuse-me", 0644, PROTO_CREATE_GUARDED, &reused), 0);
+	EXPECT_EQ_INT(apfp_remove(&c, &root.fh, "reuse-me", false), 0);
+	EXPECT_EQ_INT(apfp_commit(&c, &durable.fh, &v), 0);
 	/* Against the appliance the restart is a reboot between two runs:
 	 * the handle and the verifier go to APFP_TEST_STATE for the next. */
 	const char *state = getenv("APFP_TEST_STATE");
@@ -475,6 +480,7 @@ TEST(write_stability_and_one_verifier)
 	if (f) {
 		EXPECT(fwrite(&durable.fh, sizeof(durable.fh), 1, f) == 1);
 		EXPECT(fwrite(&verf_before, sizeof(verf_before), 1, f) == 1);
+		EXPECT(fwrite(&reused, sizeof(reused), 1, f) == 1);
 		EXPECT(fclose(f) == 0);
 	}
 }
@@ -484,7 +490,7 @@ static int load_state(void)
 	const char *state = getenv("APFP_TEST_STATE");
 	FILE *f = state ? fopen(state, "rb") : NULL;
 	int ok = f && fread(&durable.fh, sizeof(durable.fh), 1, f) == 1 &&
-		 fread(&verf_before, sizeof(verf_before), 1, f) == 1;
+		 fread(&verf_before, sizeof(verf_before), 1, f) == 1 && fread(&reused, sizeof(reused), 1, f) == 1;
 	if (f)
 		fclose(f);
 	pattern(durable_data, sizeof(durable_data), 99);
@@ -529,6 +535,13 @@ after_restart:;
 	EXPECT(!memcmp(rb, durable_data, sizeof(durable_data)));
 	EXPECT_EQ_INT(apfp_commit(&c, &durable.fh, &v3), 0);
 	EXPECT(memcmp(&verf_before, &v3, sizeof(v3)) != 0);
+	struct apfp_obj again;
+	struct proto_attr a;
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "reused", 0644, PROTO_CREATE_GUARDED, &again), 0);
+	if (!ext_server)        /* on the appliance other clients made newer inodes since */
+		EXPECT_EQ_INT(again.attr.ino, reused.attr.ino);
+	EXPECT_EQ_INT(apfp_getattr(&c, &reused.fh, &a), -ESTALE);
+	EXPECT_EQ_INT(apfp_getattr(&c, &again.fh, &a), 0);
 	if (ext_server)
 		return;
 	apfpc_close(&c);
