@@ -105,6 +105,10 @@ MUTATIONS = [
      ["test_iomap_pcache"]),
     # The file protocol (proto/, docs/protocol.md): the checks every byte from
     # the network passes (`tools/mutate.py -k proto-` runs only these).
+    ("file-truncate-keeps-run-blocks", "cowfs truncate", "fs/file.c",
+     "\t\tinflight_drop(vn, keep, UINT64_MAX);\n",
+     "\t\t;\n",
+     ["test_cowfs_file"]),
     ("proto-fs-generation-ignored", "protocol §4 stale handles", "proto/serve_cowfs.c",
      "if (err == -PLAT_ENOENT || (!err && (uint32_t)in->gen != fh->gen))",
      "if (err == -PLAT_ENOENT)",
