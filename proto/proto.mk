@@ -99,3 +99,24 @@ test_apfp_serve_LDLIBS := -lpthread
 # Random well-formed requests of every operation against cowfs.
 test_proto_cowfs_fuzz_SRCS = $(sort $(PROTO_FS_SRCS) $(FS_VFS_HOST_SRCS) $(PROTO_HOST_SRCS))
 test_proto_cowfs_fuzz_LDLIBS := -lpthread
+
+# The network FUSE mount (libfuse3, as build/cowfs-fuse) and its test with
+# ordinary tools against build/apfp-serve (tests/fuse/test_apfp_fuse.py:
+# every case skipped, not passed, without /dev/fuse).
+all: $(BUILD)/apfp-fuse
+APFP_FUSE_SRCS := tools/apfp_fuse_main.c tools/apfp_fuse.c tools/apfp_fuse_state.c tools/apfp_ops.c \
+	tools/apfp_client.c $(PROTO_HOST_SRCS)
+$(BUILD)/apfp-fuse: $(APFP_FUSE_SRCS) $(wildcard proto/*.h tools/apfp_*.h platform/*.h platform/host/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I. $$(pkg-config --cflags fuse3) -o $@ $(APFP_FUSE_SRCS) \
+		$$(pkg-config --libs fuse3) -lpthread
+HOST_SCRIPT_TESTS += test_apfp_fuse
+test_apfp_fuse_DEPS := $(BUILD)/apfp-fuse $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs
+test_apfp_fuse_CMD := $(PYTHON) tests/fuse/test_apfp_fuse.py $(BUILD)
+
+# make bench: large-file throughput through the mount (256 MiB by default).
+.PHONY: apfp-fuse-bench
+bench: apfp-fuse-bench
+APFP_FUSE_BENCH_MIB ?= 256
+apfp-fuse-bench: $(BUILD)/apfp-fuse $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs
+	$(PYTHON) tests/fuse/test_apfp_fuse.py $(BUILD) --bench $(APFP_FUSE_BENCH_MIB)

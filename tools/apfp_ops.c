@@ -354,3 +354,79 @@ int apfp_snap_list(struct apfpc *c, const struct proto_handle *fh, apfp_snap_fn 
 	}
 	return 0;
 }
+
+/* ---- for the network FUSE mount (tools/apfp_fuse*.c) ------------------------ */
+
+static struct proto_sattr owned(uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	return (struct proto_sattr){ .mask = PROTO_SA_MODE | PROTO_SA_UID | PROTO_SA_GID, .mode = mode & 07777,
+				     .uid = uid, .gid = gid };
+}
+
+int apfp_create_as(struct apfpc *c, const struct proto_handle *dir, const char *name, uint32_t mode, uint8_t how,
+		   uint32_t uid, uint32_t gid, struct apfp_obj *out)
+{
+	if (how == PROTO_CREATE_EXCLUSIVE)
+		return -EINVAL;         /* exclusive creates carry no attributes */
+	struct proto_create_req q = { .dir = *dir, .name = pstr(name), .how = how, .sattr = owned(mode, uid, gid) };
+	return newobj(c, PROTO_OP_CREATE, &q, out);
+}
+
+int apfp_mkdir_as(struct apfpc *c, const struct proto_handle *dir, const char *name, uint32_t mode, uint32_t uid,
+		  uint32_t gid, struct apfp_obj *out)
+{
+	struct proto_mkdir_req q = { .dir = *dir, .name = pstr(name), .sattr = owned(mode, uid, gid) };
+	return newobj(c, PROTO_OP_MKDIR, &q, out);
+}
+
+int apfp_symlink_as(struct apfpc *c, const struct proto_handle *dir, const char *name, const char *target,
+		    uint32_t uid, uint32_t gid, struct apfp_obj *out)
+{
+	if (strlen(target) > PROTO_TARGET_MAX)
+		return -ENAMETOOLONG;
+	struct proto_symlink_req q = { .dir = *dir, .name = pstr(name), .target = pstr(target),
+				       .sattr = owned(0777, uid, gid) };
+	q.sattr.mask &= ~PROTO_SA_MODE;         /* a symlink's mode is fixed */
+	return newobj(c, PROTO_OP_SYMLINK, &q, out);
+}
+
+int apfp_readdir_page(struct apfpc *c, const struct proto_handle *dir, uint64_t *cookie, struct proto_verf *verf,
+		      uint32_t maxcount, apfp_direntc_fn cb, void *arg, bool *eof)
+{
+	struct proto_readdir_req q = { .dir = *dir, .cookie = *cookie, .verf = *verf, .maxcount = maxcount };
+	struct proto_client_reply r;
+	int rc = call(c, PROTO_OP_READDIRPLUS, &q, &r);
+	if (rc)
+		return rc;
+	const struct proto_readdir_rep *d = (const void *)r.msg;
+	struct proto_direntplus e;
+	uint32_t pos = 0;
+	*verf = d->verf;
+	*eof = d->eof;
+	/* Entries point into the connection's buffer: cb must not use c. */
+	while (proto_list_next(&d->entries, PROTO_L_DIRENTPLUS, &pos, &e) > 0) {
+		char name[256];
+		struct apfp_obj obj = { e.fh, e.attr };
+		memcpy(name, e.name.p, e.name.len);
+		name[e.name.len] = 0;
+		if (cb(arg, name, &obj, e.cookie)) {
+			*eof = false;
+			return 0;
+		}
+		*cookie = e.cookie;
+	}
+	if (!d->eof && !d->entries.count)
+		return -EIO;            /* neither entries nor the end: a broken server */
+	return 0;
+}
+
+int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off, const struct proto_handle *dst,
+	      uint64_t dst_off, uint64_t len, uint64_t *n)
+{
+	struct proto_copy_req q = { *src, src_off, *dst, dst_off, len, 0 };
+	struct proto_client_reply r;
+	int rc = call(c, PROTO_OP_COPY, &q, &r);
+	if (!rc)
+		*n = ((const struct proto_copy_rep *)r.msg)->count;
+	return rc;
+}

@@ -66,4 +66,24 @@ int apfp_snap_delete(struct apfpc *c, const struct proto_handle *fh, const char 
 typedef int (*apfp_snap_fn)(void *arg, uint32_t id, const char *name);
 int apfp_snap_list(struct apfpc *c, const struct proto_handle *fh, apfp_snap_fn cb, void *arg);
 
+/* ---- for the network FUSE mount (tools/apfp_fuse*.c) ------------------------
+ * Objects made on behalf of another user: uid/gid are set in the request's
+ * attributes (the connection's header carries the mount daemon's ids). */
+int apfp_create_as(struct apfpc *c, const struct proto_handle *dir, const char *name, uint32_t mode, uint8_t how,
+		   uint32_t uid, uint32_t gid, struct apfp_obj *out);
+int apfp_mkdir_as(struct apfpc *c, const struct proto_handle *dir, const char *name, uint32_t mode, uint32_t uid,
+		  uint32_t gid, struct apfp_obj *out);
+int apfp_symlink_as(struct apfpc *c, const struct proto_handle *dir, const char *name, const char *target,
+		    uint32_t uid, uint32_t gid, struct apfp_obj *out);
+/* One READDIRPLUS call from *cookie (0: the start; *verf from the previous
+ * call, zero at the start): cb sees each entry with the cookie that resumes
+ * after it and returns non-zero to stop early (not an error: *cookie then
+ * names the last entry cb accepted).  *eof when the directory ended. */
+typedef int (*apfp_direntc_fn)(void *arg, const char *name, const struct apfp_obj *obj, uint64_t cookie);
+int apfp_readdir_page(struct apfpc *c, const struct proto_handle *dir, uint64_t *cookie, struct proto_verf *verf,
+		      uint32_t maxcount, apfp_direntc_fn cb, void *arg, bool *eof);
+/* Server-side COPY of up to len bytes: copied bytes in *n (may be short). */
+int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off, const struct proto_handle *dst,
+	      uint64_t dst_off, uint64_t len, uint64_t *n);
+
 #endif

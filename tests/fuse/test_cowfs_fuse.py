@@ -19,80 +19,20 @@ import sys
 import tempfile
 import time
 
+from fuse_util import FuseDaemon, Results, listing, run
+
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 CASES = ["mount", "namespace", "data", "rename_edges", "concurrent_namespace", "statfs", "unmount_check", "remount_same", "readonly"]
-results = {}
+R = Results(SUITE)
+results = R.ok
+report = R.report
 
 
-def report(name, ok, why=""):
-    results[name] = ok
-    print(f"{'ok' if ok else 'not ok'} - {SUITE}.{name}" + ("" if ok else f": {why}"), flush=True)
-
-
-def run(*cmd, check=True, timeout=60, **kw):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()[:300]}")
-    return p
-
-
-def wait_for(cond, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
-class Mount:
+class Mount(FuseDaemon):
     def __init__(self, image, mnt, *opts):
-        self.mnt = mnt
-        log = open(os.path.join(os.path.dirname(image), "fuse.log"), "a")
-        self.proc = subprocess.Popen([os.path.join(BUILD, "cowfs-fuse"), image, mnt, "-f", *opts],
-                                     stdout=log, stderr=log)
-        wait_for(lambda: os.path.ismount(mnt) or self.proc.poll() is not None, 15, "the mount")
-        if not os.path.ismount(mnt):
-            raise AssertionError(f"cowfs-fuse exited {self.proc.returncode} without mounting")
-
-    def unmount(self):
-        if os.path.ismount(self.mnt):
-            run("fusermount3", "-u", self.mnt, timeout=30)
-        try:
-            code = self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            raise AssertionError("cowfs-fuse did not exit within 60 s of the unmount")
-        if code != 0:
-            raise AssertionError(f"cowfs-fuse exited {code} (see fuse.log)")
-
-    def kill(self):
-        if os.path.ismount(self.mnt):
-            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True, timeout=30)
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def listing(root):
-    """Every path with its type, link count and (files) content or (links) target."""
-    out = []
-    for d, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(dirs + files):
-            p = os.path.join(d, name)
-            st = os.lstat(p)
-            rel = os.path.relpath(p, root)
-            if os.path.islink(p):
-                out.append((rel, "l", st.st_nlink, os.readlink(p)))
-            elif os.path.isdir(p):
-                out.append((rel, "d", st.st_nlink, None))
-            else:
-                with open(p, "rb") as f:
-                    out.append((rel, "f", st.st_nlink, f.read()))
-    return out
+        super().__init__([os.path.join(BUILD, "cowfs-fuse"), image, mnt, "-f", *opts], mnt,
+                         os.path.join(os.path.dirname(image), "fuse.log"))
 
 
 def make_source(src):

@@ -1,0 +1,100 @@
+"""Shared by the FUSE mount tests (test_cowfs_fuse.py, test_apfp_fuse.py):
+result lines (tests/host/test.h protocol), commands and waits with
+deadlines, and a FUSE daemon run in the foreground."""
+import hashlib
+import os
+import subprocess
+import time
+
+
+class Results:
+    def __init__(self, suite):
+        self.suite, self.ok = suite, {}
+
+    def report(self, name, ok, why=""):
+        self.ok[name] = ok
+        print(f"{'ok' if ok else 'not ok'} - {self.suite}.{name}" + ("" if ok else f": {why}"), flush=True)
+
+
+def run(*cmd, check=True, timeout=60, **kw):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()[:300]}")
+    return p
+
+
+def wait_for(cond, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+def mounted(mnt):
+    """From the mount table: os.path.ismount stats the root, which fails
+    when a network mount's server is gone."""
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == mnt for line in f)
+
+
+class FuseDaemon:
+    """argv run in the foreground (-f) with its output appended to log;
+    up once mnt is in the mount table."""
+
+    def __init__(self, argv, mnt, log):
+        self.mnt, self.name = mnt, os.path.basename(argv[0])
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=out)
+        wait_for(lambda: mounted(mnt) or self.proc.poll() is not None, 15, "the mount")
+        if not mounted(mnt):
+            raise AssertionError(f"{self.name} exited {self.proc.returncode} without mounting")
+
+    def unmount(self):
+        if mounted(self.mnt):
+            run("fusermount3", "-u", self.mnt, timeout=30)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"{self.name} did not exit within 60 s of the unmount")
+        if code != 0:
+            raise AssertionError(f"{self.name} exited {code} (see fuse.log)")
+
+    def kill(self):
+        if mounted(self.mnt):
+            subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True, timeout=30)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+def listing(root):
+    """Every path under root with its type, link count and (files) content
+    digest and mode or (links) target: equal listings, equal trees."""
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            p = os.path.join(d, name)
+            st = os.lstat(p)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                out.append((rel, "l", st.st_nlink, os.readlink(p)))
+            elif os.path.isdir(p):
+                out.append((rel, "d", st.st_nlink, None))
+            else:
+                out.append((rel, "f", st.st_nlink, sha256_file(p), st.st_mode & 0o7777))
+    return out

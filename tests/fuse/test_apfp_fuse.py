@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""The network FUSE mount (build/apfp-fuse) against build/apfp-serve on
+127.0.0.1, with ordinary tools (tests/host/test.h protocol lines).
+
+  test_apfp_fuse.py [BUILD_DIR]              the test
+  test_apfp_fuse.py BUILD_DIR --bench MIB    throughput of a MIB file through the mount
+
+mkfs an image file, serve it on 127.0.0.1 (port 0), mount it, then: files
+of 0 B .. 30 MiB copied in and compared by SHA-256, a tree through tar,
+the namespace (mkdir, rm -r, mv, ln, ln -s, readlink, rename over a file,
+renameat2 flags), truncate, chmod, touch -d, df, copy_file_range, O_DIRECT,
+a seeded random-operation run compared with a local directory, uncommitted
+writes written again after the server restarts (verifier change), a dead
+server giving EIO instead of a hang, data surviving unmount + server
+restart + remount, a read-only mount and a wrong secret.
+Without /dev/fuse every case is reported as skipped (never as passed).
+Every wait has a deadline; the mount and the server are always taken down.
+"""
+import ctypes
+import errno
+import hashlib
+import mmap
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from fuse_util import FuseDaemon, Results, listing, mounted, run, sha256_file, wait_for
+
+SUITE = "apfp_fuse"
+BUILD = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build"
+CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range",
+         "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "readonly",
+         "wrong_secret"]
+R = Results(SUITE)
+results = R.ok
+report = R.report
+
+
+class Server:
+    """build/apfp-serve on 127.0.0.1; port 0 the first time, the same port on restarts."""
+
+    def __init__(self, tmp, image, secret, port=0):
+        self.tmp, self.image, self.secret = tmp, image, secret
+        pf = os.path.join(tmp, "port")
+        if os.path.exists(pf):
+            os.unlink(pf)
+        log = open(os.path.join(tmp, "serve.log"), "a")
+        self.proc = subprocess.Popen([os.path.join(BUILD, "apfp-serve"), "--port", str(port), "--port-file", pf,
+                                      "--secret-file", secret, f"vol={image}"], stdout=log, stderr=log)
+        wait_for(lambda: os.path.exists(pf) or self.proc.poll() is not None, 15, "apfp-serve's port")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"apfp-serve exited {self.proc.returncode} (see serve.log)")
+        self.port = int(open(pf).read())
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is not None:
+            return                          # stopped already (killed on purpose)
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError("apfp-serve did not stop within 30 s")
+        if sig == signal.SIGTERM and self.proc.returncode != 0:
+            raise AssertionError(f"apfp-serve exited {self.proc.returncode} (see serve.log)")
+
+    def restart(self, sig=signal.SIGTERM):
+        self.stop(sig)
+        # the same port, so a mounted client reconnects (TIME_WAIT: SO_REUSEADDR in the server)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.__init__(self.tmp, self.image, self.secret, self.port)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+
+class Mount(FuseDaemon):
+    def __init__(self, tmp, port, mnt, *opts, secret=None):
+        sec = secret or os.path.join(tmp, "secret")
+        super().__init__([os.path.join(BUILD, "apfp-fuse"), f"127.0.0.1:{port}/vol", mnt, "-f",
+                          "-o", f"secret_file={sec},timeout=3", *opts], mnt, os.path.join(tmp, "fuse.log"))
+
+
+def pattern(seed, size):
+    r = random.Random(seed)
+    return r.randbytes(size)
+
+
+def files_sha256(tmp, mnt):
+    src = os.path.join(tmp, "files")
+    os.makedirs(src)
+    sizes = [0, 1, 4095, 4096, 4097, 65537, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 5 * (1 << 20) + 123,
+             30 * (1 << 20) + 7]
+    for i, size in enumerate(sizes):
+        with open(os.path.join(src, f"f{i}"), "wb") as f:
+            f.write(pattern(i, size))
+    os.makedirs(os.path.join(mnt, "files"))
+    for i in range(len(sizes)):
+        run("cp", os.path.join(src, f"f{i}"), os.path.join(mnt, "files", f"f{i}"))
+    for i, size in enumerate(sizes):
+        p = os.path.join(mnt, "files", f"f{i}")
+        assert os.stat(p).st_size == size, f"f{i}: size {os.stat(p).st_size}, expected {size}"
+        assert sha256_file(p) == sha256_file(os.path.join(src, f"f{i}")), f"f{i} ({size} bytes): content differs"
+    # and back out with cp, compared by sha256sum
+    back = os.path.join(tmp, "back")
+    run("cp", "-r", os.path.join(mnt, "files"), back)
+    a = run("sha256sum", *sorted(os.listdir(src)), cwd=src).stdout
+    b = run("sha256sum", *sorted(os.listdir(back)), cwd=back).stdout
+    assert a == b, "sha256sum of the files copied back differs"
+    # several threads at once (the connection pool)
+    import threading
+    errs = []
+
+    def worker(k):
+        try:
+            p = os.path.join(mnt, "files", f"par{k}")
+            data = pattern(100 + k, 3 * (1 << 20) + k)
+            with open(p, "wb") as f:
+                f.write(data)
+            with open(p, "rb") as f:
+                if f.read() != data:
+                    errs.append(f"par{k} differs")
+        except OSError as e:
+            errs.append(str(e))
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in ts), "a writer hung"
+    assert not errs, errs
+
+
+def make_tree(src):
+    os.makedirs(os.path.join(src, "a", "b", "c"))
+    os.makedirs(os.path.join(src, "empty"))
+    for i in range(40):
+        d = os.path.join(src, "a" if i % 3 == 0 else os.path.join("a", "b") if i % 3 == 1 else os.path.join("a", "b", "c"))
+        with open(os.path.join(d, f"file{i:02d}"), "wb") as f:
+            f.write(pattern(1000 + i, i * 997))
+        os.chmod(os.path.join(d, f"file{i:02d}"), 0o600 + (i % 3) * 0o44)
+    os.symlink("b/c/file02", os.path.join(src, "a", "link"))
+
+
+def tree_tar(tmp, mnt):
+    src = os.path.join(tmp, "tree")
+    make_tree(src)
+    run("sh", "-c", f"tar -C {tmp} -cf - tree | tar -C {mnt} -xf -")
+    run("diff", "-r", "--no-dereference", src, os.path.join(mnt, "tree"))
+    assert listing(src) == listing(os.path.join(mnt, "tree")), "listing (modes, links) differs"
+    out = os.path.join(tmp, "untar")
+    os.makedirs(out)
+    run("sh", "-c", f"tar -C {mnt} -cf - tree | tar -C {out} -xf -")
+    run("diff", "-r", "--no-dereference", src, os.path.join(out, "tree"))
+
+
+def namespace(mnt):
+    n = os.path.join(mnt, "ns")
+    run("mkdir", "-p", os.path.join(n, "x", "y", "z"))
+    for name in ("p", "q", "r"):
+        with open(os.path.join(n, name), "w") as f:
+            f.write(name * 10)
+    run("ln", os.path.join(n, "p"), os.path.join(n, "x", "p2"))
+    assert os.stat(os.path.join(n, "p")).st_nlink == 2, "hard link count"
+    run("ln", "-s", "../p", os.path.join(n, "x", "sl"))
+    assert run("readlink", os.path.join(n, "x", "sl")).stdout.strip() == "../p"
+    assert open(os.path.join(n, "x", "sl")).read() == "p" * 10, "reading through the symlink"
+    run("mv", os.path.join(n, "q"), os.path.join(n, "x", "y", "q"))
+    run("mv", os.path.join(n, "x", "y"), os.path.join(n, "y"))
+    assert os.stat(os.path.join(n, "x")).st_nlink == 2, "x still counts y"
+    # rename over an existing file: the target's content is replaced, atomically
+    os.rename(os.path.join(n, "r"), os.path.join(n, "p"))
+    assert open(os.path.join(n, "p")).read() == "r" * 10
+    assert open(os.path.join(n, "x", "p2")).read() == "p" * 10, "the old target lives on as p2"
+    try:
+        os.rmdir(os.path.join(n, "y"))
+        raise AssertionError("rmdir of a non-empty directory succeeded")
+    except OSError as e:
+        assert e.errno == errno.ENOTEMPTY, f"rmdir non-empty: {e}"
+    run("rm", "-r", os.path.join(n, "y"))
+    assert sorted(os.listdir(n)) == ["p", "x"], sorted(os.listdir(n))
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def renameat2(old, new, flags):
+        r = libc.renameat2(-100, old.encode(), -100, new.encode(), flags)
+        return 0 if r == 0 else -ctypes.get_errno()
+    a, b = os.path.join(n, "p"), os.path.join(n, "x", "p2")
+    assert renameat2(a, b, 1) == -errno.EEXIST, "RENAME_NOREPLACE over an existing name"
+    assert renameat2(a, b, 2) == 0, "RENAME_EXCHANGE"
+    assert open(a).read() == "p" * 10 and open(b).read() == "r" * 10, "EXCHANGE swapped the names"
+    try:
+        open(os.path.join(n, "L" * 256), "w").close()
+        raise AssertionError("a 256-byte name was accepted")
+    except OSError as e:
+        assert e.errno == errno.ENAMETOOLONG, f"256-byte name: {e}"
+    try:
+        os.mkdir(os.path.join(n, "x"))
+        raise AssertionError("mkdir over an existing name succeeded")
+    except OSError as e:
+        assert e.errno == errno.EEXIST, f"mkdir existing: {e}"
+    try:
+        os.stat(os.path.join(n, "nothing"))
+        raise AssertionError("stat of a missing name succeeded")
+    except OSError as e:
+        assert e.errno == errno.ENOENT, f"missing name: {e}"
+    # a listing longer than one readdir buffer (cookies across calls)
+    big = os.path.join(mnt, "bigdir")
+    os.makedirs(big)
+    names = sorted(f"entry-with-a-longish-name-{i:04d}" for i in range(600))
+    for name in names:
+        open(os.path.join(big, name), "w").close()
+    assert sorted(os.listdir(big)) == names, "readdir of 600 entries"
+    run("rm", "-r", big)
+    assert not os.path.exists(big)
+
+
+def attributes(mnt):
+    p = os.path.join(mnt, "attr")
+    with open(p, "wb") as f:
+        f.write(pattern(7, 100000))
+    run("truncate", "-s", "5000", p)
+    assert os.stat(p).st_size == 5000
+    assert open(p, "rb").read() == pattern(7, 100000)[:5000], "shrinking truncate kept the head"
+    run("truncate", "-s", "3M", p)
+    data = open(p, "rb").read()
+    assert len(data) == 3 << 20 and data[5000:] == bytes(len(data) - 5000), "growing truncate reads zeroes"
+    run("chmod", "0640", p)
+    assert os.stat(p).st_mode & 0o7777 == 0o640
+    run("chmod", "u+x,g-r", p)
+    assert os.stat(p).st_mode & 0o7777 == 0o700
+    run("touch", "-d", "2001-02-03 04:05:06.5 UTC", p)
+    st = os.stat(p)
+    assert st.st_mtime_ns == 981173106_500000000 and st.st_atime_ns == 981173106_500000000, (st.st_mtime_ns,)
+    run("touch", "-m", "-d", "1999-12-31 23:59:59 UTC", p)
+    assert os.stat(p).st_mtime == 946684799 and os.stat(p).st_atime_ns == 981173106_500000000
+    before = time.time()
+    run("touch", p)
+    assert os.stat(p).st_mtime >= before - 2, "touch (now)"
+    # fsync of a written file and of a directory
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"synced", 10)
+        os.fsync(fd)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    dfd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    assert open(p, "rb").read()[10:16] == b"synced"
+
+
+def statfs(mnt):
+    p = run("df", "-P", "-B4096", mnt)
+    fields = p.stdout.splitlines()[1].split()
+    total, used = int(fields[1]), int(fields[2])
+    assert 120000 < total <= 131072, f"df total {total} blocks of 4 KiB for a 512 MiB image"
+    assert 0 < used < total, f"df used {used}"
+    st = os.statvfs(mnt)
+    assert st.f_namemax == 255, st.f_namemax
+    # 30 MiB of files are in: used must say so
+    assert used * 4096 > 30 << 20, f"df used {used} blocks after 30+ MiB of files"
+
+
+def copy_range(mnt):
+    src, dst = os.path.join(mnt, "cfr-src"), os.path.join(mnt, "cfr-dst")
+    data = pattern(55, 3 * (1 << 20) + 333)
+    with open(src, "wb") as f:
+        f.write(data)
+    fi, fo = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        done = 0
+        while done < len(data):
+            n = os.copy_file_range(fi, fo, len(data) - done, done, done)
+            assert n > 0, "copy_file_range stopped early"
+            done += n
+        os.fsync(fo)
+    finally:
+        os.close(fi)
+        os.close(fo)
+    assert open(dst, "rb").read() == data, "copy_file_range content"
+
+
+def o_direct(tmp, mnt):
+    p = os.path.join(mnt, "direct")
+    size = 2 << 20
+    data = pattern(9, size)
+    buf = mmap.mmap(-1, size)               # page-aligned, as O_DIRECT wants
+    buf[:] = data
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644)
+    try:
+        assert os.pwritev(fd, [buf], 0) == size
+    finally:
+        os.close(fd)
+    rbuf = mmap.mmap(-1, size)
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+    try:
+        assert os.preadv(fd, [rbuf], 0) == size
+    finally:
+        os.close(fd)
+    assert rbuf[:] == data, "O_DIRECT read back differs"
+    assert open(p, "rb").read() == data, "buffered read of an O_DIRECT write differs"
+    # a buffered write is seen by a direct read afterwards
+    with open(p, "r+b") as f:
+        f.seek(4096)
+        f.write(b"buffered")
+    fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+    try:
+        small = mmap.mmap(-1, 4096)
+        os.preadv(fd, [small], 4096)
+        assert small[:8] == b"buffered", "a direct read misses a buffered write before it"
+    finally:
+        os.close(fd)
+    run("dd", f"if={p}", f"of={tmp}/direct-back", "bs=1M", "iflag=direct", "status=none")
+    exp = bytearray(data)
+    exp[4096:4104] = b"buffered"
+    assert open(f"{tmp}/direct-back", "rb").read() == bytes(exp), "dd iflag=direct"
+
+
+def random_ops(tmp, mnt, seed=1234, count=400):
+    """Seeded random operations applied to a local directory and to the
+    mount; every result (success or errno) must agree, and the trees too."""
+    r = random.Random(seed)
+    roots = [os.path.join(tmp, "rnd-local"), os.path.join(mnt, "rnd")]
+    for root in roots:
+        os.makedirs(root)
+    names = ["a", "b", "c", "d/e", "d/f", "d/g/h", "d", "d/g"]
+
+    def apply(root, op, args):
+        p = [os.path.join(root, a) for a in args[:2] if isinstance(a, str)]
+        try:
+            if op == "write":
+                fd = os.open(p[0], os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.pwrite(fd, pattern(args[2], args[3]), args[4])
+                finally:
+                    os.close(fd)
+            elif op == "truncate":
+                os.truncate(p[0], args[2])
+            elif op == "mkdir":
+                os.mkdir(p[0])
+            elif op == "rmdir":
+                os.rmdir(p[0])
+            elif op == "unlink":
+                os.unlink(p[0])
+            elif op == "rename":
+                os.rename(p[0], p[1])
+            elif op == "link":
+                os.link(p[0], p[1])
+            elif op == "symlink":
+                os.symlink(args[2], p[0])
+            elif op == "read":
+                with open(p[0], "rb") as f:
+                    f.seek(args[2])
+                    return ("data", hashlib.sha256(f.read(args[3])).hexdigest())
+            elif op == "chmod":
+                os.chmod(p[0], args[2])
+            return ("ok",)
+        except OSError as e:
+            return ("err", e.errno)
+    for i in range(count):
+        op = r.choice(["write", "write", "write", "truncate", "mkdir", "rmdir", "unlink", "rename", "link",
+                       "symlink", "read", "read", "chmod"])
+        a, b = r.choice(names), r.choice(names)
+        if op == "write":
+            args = (a, None, r.randrange(1 << 30), r.choice([1, 100, 4096, 70000, 1 << 20]),
+                    r.choice([0, 1, 4095, 8192, 100000, 3 << 20]))
+        elif op == "truncate":
+            args = (a, None, r.choice([0, 1, 5000, 1 << 20, 4 << 20]))
+        elif op == "read":
+            args = (a, None, r.choice([0, 4096, 99999]), r.choice([1, 5000, 2 << 20]))
+        elif op == "symlink":
+            args = (a, None, r.choice(["a", "../x", "d/e"]))
+        elif op == "chmod":
+            args = (a, None, r.choice([0o644, 0o600, 0o755]))
+        else:
+            args = (a, b)
+        got = [apply(root, op, args) for root in roots]
+        if got[0] != got[1]:
+            raise AssertionError(f"op {i} {op}{args[:2]}: local {got[0]}, mount {got[1]}")
+        if i % 100 == 99:
+            la, lb = listing(roots[0]), listing(roots[1])
+            if la != lb:
+                raise AssertionError(f"after op {i}: trees differ: {next((x, y) for x, y in zip(la + [None], lb + [None]) if x != y)}")
+
+
+def resend_after_restart(tmp, mnt, server):
+    """Writes acknowledged UNSTABLE, then the server dies before committing
+    them: fsync must notice the new verifier and write them again."""
+    p = os.path.join(mnt, "resend")
+    first, second = pattern(21, 2 << 20), pattern(22, 3 << 20)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, first)
+        os.fsync(fd)                        # the file and its first bytes are durable
+        os.pwrite(fd, second, 1 << 20)      # unstable, in the dying server's memory only
+        logged = open(os.path.join(tmp, "fuse.log")).read().count("writing")
+        server.restart(signal.SIGKILL)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    log = open(os.path.join(tmp, "fuse.log")).read()
+    assert log.count("writing") > logged, "fsync after a server restart did not write the uncommitted data again"
+    expect = first[:1 << 20] + second
+    assert sha256_file(p) == hashlib.sha256(expect).hexdigest(), "content after the restart"
+    return expect
+
+
+def dead_server(tmp, mnt, server):
+    server.stop(signal.SIGKILL)
+    t0 = time.monotonic()
+    try:
+        os.stat(os.path.join(mnt, "never-seen-name"))
+        raise AssertionError("stat succeeded with the server dead")
+    except OSError as e:
+        took = time.monotonic() - t0
+        assert e.errno in (errno.EIO, errno.ETIMEDOUT), f"dead server: {e}"
+        assert took < 20, f"the error took {took:.1f} s"
+    log = open(os.path.join(tmp, "fuse.log")).read()
+    assert "apfp-fuse: 127.0.0.1:" in log, "no sentence on stderr about the dead server"
+    server.restart()
+    wait_for(lambda: os.path.exists(os.path.join(mnt, "files", "f1")), 15, "the mount to work again")
+
+
+def main():
+    if not os.path.exists("/dev/fuse"):
+        for c in CASES:
+            print(f"skip - {SUITE}.{c}: /dev/fuse is absent", flush=True)
+        return 0
+    if "--bench" in sys.argv:
+        return bench(int(sys.argv[sys.argv.index("--bench") + 1]))
+    tmp = tempfile.mkdtemp(prefix="apfp-fuse-")
+    image, mnt, secret = os.path.join(tmp, "img"), os.path.join(tmp, "mnt"), os.path.join(tmp, "secret")
+    os.makedirs(mnt)
+    m = server = None
+    try:
+        with open(image, "wb") as f:
+            f.truncate(512 << 20)
+        run(os.path.join(BUILD, "mkfs.cowfs"), image)
+        with open(secret, "w") as f:
+            f.write("a test secret of thirty-two bytes!\n")
+        server = Server(tmp, image, secret)
+        expect_resend = None
+        m = Mount(tmp, server.port, mnt)
+        report("mount", True)
+
+        def resend():
+            nonlocal expect_resend
+            expect_resend = resend_after_restart(tmp, mnt, server)
+        steps = [
+            ("files_sha256", lambda: files_sha256(tmp, mnt)),
+            ("tree_tar", lambda: tree_tar(tmp, mnt)),
+            ("namespace", lambda: namespace(mnt)),
+            ("attributes", lambda: attributes(mnt)),
+            ("statfs", lambda: statfs(mnt)),
+            ("copy_file_range", lambda: copy_range(mnt)),
+            ("o_direct", lambda: o_direct(tmp, mnt)),
+            ("random_ops", lambda: random_ops(tmp, mnt)),
+            ("resend_after_restart", resend),
+            ("dead_server", lambda: dead_server(tmp, mnt, server)),
+        ]
+        for name, fn in steps:
+            try:
+                fn()
+                report(name, True)
+            except (AssertionError, OSError, subprocess.SubprocessError) as e:
+                report(name, False, str(e)[:400])
+        try:
+            before = listing(mnt)
+            m.unmount()
+            m = None
+            server.restart()
+            m = Mount(tmp, server.port, mnt)
+            after = listing(mnt)
+            same = after == before and len(after) > 50
+            ok = same and expect_resend is not None and \
+                sha256_file(os.path.join(mnt, "resend")) == hashlib.sha256(expect_resend).hexdigest()
+            report("persist_remount", ok, f"{len(before)} paths before, {len(after)} after, same: {same}")
+            m.unmount()
+            m = None
+        except (AssertionError, OSError, subprocess.SubprocessError) as e:
+            report("persist_remount", False, str(e)[:400])
+        try:
+            m = Mount(tmp, server.port, mnt, "-o", "ro")
+            try:
+                open(os.path.join(mnt, "new"), "w").close()
+                report("readonly", False, "a file was created on a read-only mount")
+            except OSError as e:
+                report("readonly", e.errno == errno.EROFS and not os.path.exists(os.path.join(mnt, "new")),
+                       f"errno {e.errno}")
+            m.unmount()
+            m = None
+        except (AssertionError, OSError, subprocess.SubprocessError) as e:
+            report("readonly", False, str(e)[:400])
+        try:
+            bad = os.path.join(tmp, "bad-secret")
+            with open(bad, "w") as f:
+                f.write("not the secret\n")
+            p = run(os.path.join(BUILD, "apfp-fuse"), f"127.0.0.1:{server.port}/vol", mnt, "-f",
+                    "-o", f"secret_file={bad}", check=False, timeout=30)
+            p2 = run(os.path.join(BUILD, "apfp-fuse"), f"127.0.0.1:{server.port}/nosuch", mnt, "-f",
+                     "-o", f"secret_file={secret}", check=False, timeout=30)
+            ok = p.returncode != 0 and "auth" in p.stderr.lower() and not mounted(mnt) and \
+                p2.returncode != 0 and "no such export" in p2.stderr
+            report("wrong_secret", ok, f"exit {p.returncode}: {p.stderr.strip()}; exit {p2.returncode}: "
+                   f"{p2.stderr.strip()}")
+        except (AssertionError, OSError, subprocess.SubprocessError) as e:
+            report("wrong_secret", False, str(e)[:400])
+    except (AssertionError, OSError, subprocess.SubprocessError) as e:
+        for c in CASES:
+            if c not in results:
+                report(c, False, f"setup: {e}")
+    finally:
+        if m:
+            m.kill()
+        if server:
+            try:
+                server.stop()
+            except AssertionError:
+                pass
+        if not all(results.values()):
+            for log in ("fuse.log", "serve.log"):
+                lp = os.path.join(tmp, log)
+                if os.path.exists(lp):
+                    print(f"# {log}: " + open(lp).read()[-1500:].replace("\n", "\n# "))
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if all(results.values()) else 1
+
+
+def bench(mib):
+    """Large-file throughput through the mount against apfp-serve on this
+    host, and the same dd to and from a file beside the image (the disk
+    alone, no protocol, no FUSE) for scale."""
+    tmp = tempfile.mkdtemp(prefix="apfp-fuse-bench-")
+    image, mnt, secret = os.path.join(tmp, "img"), os.path.join(tmp, "mnt"), os.path.join(tmp, "secret")
+    os.makedirs(mnt)
+    m = server = None
+
+    def dd(*args):
+        t0 = time.monotonic()
+        run("dd", *args, "bs=1M", f"count={mib}", "status=none", timeout=600)
+        return mib * 1048576 / 1e6 / (time.monotonic() - t0)
+    try:
+        with open(image, "wb") as f:
+            f.truncate((mib + 256) << 20)
+        run(os.path.join(BUILD, "mkfs.cowfs"), image)
+        with open(secret, "w") as f:
+            f.write("a bench secret of thirty-two bytes\n")
+        server = Server(tmp, image, secret)
+        m = Mount(tmp, server.port, mnt)
+        w = dd("if=/dev/zero", f"of={mnt}/big", "conv=fsync")
+        r = dd(f"if={mnt}/big", "of=/dev/null")     # a new open drops the kernel's cached pages
+        local = os.path.join(tmp, "local")
+        lw = dd("if=/dev/zero", f"of={local}", "conv=fsync")
+        fd = os.open(local, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        lr = dd(f"if={local}", "of=/dev/null")
+        print(f"bench apfp-fuse write_MBps={w:.0f} read_MBps={r:.0f} file_MiB={mib} "
+              f"local_disk_write_MBps={lw:.0f} local_disk_read_MBps={lr:.0f}", flush=True)
+        m.unmount()
+        m = None
+        return 0
+    finally:
+        if m:
+            m.kill()
+        if server:
+            server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+/*
+ * apfp-fuse internals: the state the FUSE operations (apfp_fuse.c) share,
+ * kept in apfp_fuse_state.c:
+ *  - a pool of client connections (the client library is not thread safe):
+ *    each FUSE worker thread is bound to one slot and locks it per request;
+ *  - the node table: FUSE node id -> protocol handle, with the kernel's
+ *    lookup counts (an entry lives from the first lookup that returns it to
+ *    the forget that brings its count to zero; the root never goes);
+ *  - per node, the unstable writes not yet committed (proto_wlog with a
+ *    private copy of each write's data), committed at fsync, flush and
+ *    release and resent when the server's write verifier changed.
+ */
+#ifndef TOOLS_APFP_FUSE_H
+#define TOOLS_APFP_FUSE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "tools/apfp_ops.h"
+
+struct fuse_lowlevel_ops;
+
+#define AFUSE_MAX_IO        PROTO_MAX_IO
+#define AFUSE_MAX_CONNS     16
+/* Uncommitted data kept per file before a write commits it first: the
+ * client holds a copy of every unstable byte until the server says it is
+ * durable. */
+#define AFUSE_UNSTABLE_MAX  (64u << 20)
+
+struct afuse_conn {
+	pthread_mutex_t lock;
+	struct apfpc c;
+	bool open;
+};
+
+struct afuse_node {
+	uint64_t id;                    /* FUSE node id: the inode number, 1 for the export's root */
+	struct proto_handle fh;
+	uint32_t gen;
+	uint64_t nlookup;
+	struct afuse_node *next;        /* hash chain */
+	pthread_mutex_t wlock;          /* the unstable writes below, and commits */
+	struct proto_wlog *wl;          /* allocated at the first unstable write */
+	uint64_t unstable_bytes;
+};
+
+struct afuse {
+	struct apfpc_cfg cfg;
+	char export[256];
+	struct apfp_obj root;
+	unsigned nconns;
+	struct afuse_conn conns[AFUSE_MAX_CONNS];
+	double attr_timeout, entry_timeout;
+	bool writeback, ro;
+	pthread_mutex_t nodes_lock;
+	struct afuse_node **buckets;
+	size_t nbuckets;
+	uint64_t resent;                /* unstable writes written again after a verifier change */
+};
+
+int afuse_init(struct afuse *a);
+const struct fuse_lowlevel_ops *apfp_fuse_ops(void);
+void afuse_fini(struct afuse *a);
+
+/* A connection for this thread, locked; NULL with *err when none can be
+ * made.  afuse_put() unlocks it.  afuse_fail() turns an operation's result
+ * into the errno for the kernel: a broken connection is said on stderr
+ * (once per second at most) and becomes EIO, or ETIMEDOUT after a timeout. */
+struct afuse_conn *afuse_get(struct afuse *a, int *err);
+void afuse_put(struct afuse_conn *k);
+int afuse_fail(struct afuse *a, struct afuse_conn *k, const char *what, int rc);
+
+/* Node table.  afuse_node_ref() records one more kernel reference to the
+ * object (a lookup, create, mkdir, link, readdirplus entry): its id in *id. */
+int afuse_node_ref(struct afuse *a, const struct apfp_obj *o, uint64_t *id);
+void afuse_node_forget(struct afuse *a, uint64_t id, uint64_t n);
+/* The handle of node id: -ESTALE if the kernel asked about a node it forgot. */
+int afuse_node_fh(struct afuse *a, uint64_t id, struct proto_handle *fh);
+struct afuse_node *afuse_node_find(struct afuse *a, uint64_t id);
+uint64_t afuse_node_id(struct afuse *a, const struct proto_attr *attr);
+
+/* Unstable writes: write len bytes at off (UNSTABLE, a copy logged until
+ * committed; committing first when the log is full); *n bytes written. */
+int afuse_write_unstable(struct afuse *a, struct afuse_conn *k, struct afuse_node *nd, uint64_t off,
+			 const void *buf, uint32_t len, uint32_t *n);
+/* COMMIT the node's unstable writes; writes made under an earlier server
+ * instance (another verifier) are written again and committed again. */
+bool afuse_pending(struct afuse_node *nd);
+int afuse_commit(struct afuse *a, struct afuse_conn *k, struct afuse_node *nd);
+
+#endif
