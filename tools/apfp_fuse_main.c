@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 		goto out_state;
 	}
 	char fsopts[600];
-	snprintf(fsopts, sizeof(fsopts), "-ofsname=%s,subtype=apfp,default_permissions,max_read=%u%s", source,
+	snprintf(fsopts, sizeof(fsopts), "-ofsname=%s,subtype=apfp-fuse,default_permissions,max_read=%u%s", source,
 		 AFUSE_MAX_IO, a.ro && !o.ro ? ",ro" : "");
 	fuse_opt_add_arg(&args, fsopts);
 

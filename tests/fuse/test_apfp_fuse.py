@@ -35,7 +35,7 @@ SUITE = "apfp_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build"
 CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range",
          "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "readonly",
-         "wrong_secret"]
+         "mount_helper", "wrong_secret"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -434,6 +434,23 @@ def dead_server(tmp, mnt, server):
     wait_for(lambda: os.path.exists(os.path.join(mnt, "files", "f1")), 15, "the mount to work again")
 
 
+def mount_helper(tmp, port, mnt):
+    """mount(8) through mount.fuse3 ("PROGRAM#SOURCE", as fstab would give
+    it without installing apfp-fuse in mount.fuse3's PATH): options pass
+    through, the daemon detaches, fusermount3 -u ends it."""
+    prog = os.path.abspath(os.path.join(BUILD, "apfp-fuse"))
+    run("mount", "-t", "fuse", f"{prog}#127.0.0.1:{port}/vol", mnt, "-o",
+        f"secret_file={os.path.join(tmp, 'secret')},ro,attr_timeout=2,_netdev", timeout=30)
+    try:
+        with open("/proc/self/mounts") as f:
+            line = next(ln for ln in f if ln.split()[1] == mnt)
+        assert line.split()[2] == "fuse.apfp-fuse" and "ro," in line.split()[3], line
+        assert os.path.exists(os.path.join(mnt, "files", "f1")), "the export's files are not there"
+    finally:
+        run("fusermount3", "-u", mnt, timeout=30)
+    wait_for(lambda: not mounted(mnt), 15, "the unmount")
+
+
 def main():
     if not os.path.exists("/dev/fuse"):
         for c in CASES:
@@ -504,6 +521,11 @@ def main():
             m = None
         except (AssertionError, OSError, subprocess.SubprocessError) as e:
             report("readonly", False, str(e)[:400])
+        try:
+            mount_helper(tmp, server.port, mnt)
+            report("mount_helper", True)
+        except (AssertionError, OSError, subprocess.SubprocessError) as e:
+            report("mount_helper", False, str(e)[:400])
         try:
             bad = os.path.join(tmp, "bad-secret")
             with open(bad, "w") as f:
