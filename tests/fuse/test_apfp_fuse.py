@@ -34,8 +34,8 @@ from fuse_util import FuseDaemon, Results, listing, mounted, run, sha256_file, w
 SUITE = "apfp_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build"
 CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range",
-         "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "readonly",
-         "mount_helper", "wrong_secret"]
+         "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "writeback",
+         "readonly", "mount_helper", "wrong_secret"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -418,16 +418,72 @@ def resend_after_restart(tmp, mnt, server):
     return expect
 
 
-def dead_server(tmp, mnt, server):
-    server.stop(signal.SIGKILL)
+def writeback_ops(tmp, port, mnt):
+    """-o writeback: the kernel caches writes and sends them later; what
+    reaches the server after fsync and unmount must equal a local model."""
+    m = Mount(tmp, port, mnt, "-o", "writeback")
+    try:
+        r = random.Random(77)
+        p, model = os.path.join(mnt, "wb"), bytearray()
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            for i in range(60):
+                off, size = r.randrange(6 << 20), r.choice([1, 512, 4096, 10000, 300000])
+                data = pattern(500 + i, size)
+                os.pwrite(fd, data, off)
+                if len(model) < off + size:
+                    model.extend(bytes(off + size - len(model)))
+                model[off:off + size] = data
+                if i % 20 == 19:
+                    cut = r.randrange(len(model))
+                    os.ftruncate(fd, cut)
+                    del model[cut:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with open(p, "ab") as f:            # appends where the kernel owns the size
+            f.write(b"appended")
+        model += b"appended"
+        assert sha256_file(p) == hashlib.sha256(model).hexdigest(), "content through the writeback cache"
+        m.unmount()
+        m = Mount(tmp, port, mnt)
+        assert os.stat(p).st_size == len(model), f"size {os.stat(p).st_size} on the server, {len(model)} written"
+        assert sha256_file(p) == hashlib.sha256(model).hexdigest(), "content on the server after unmount"
+        m.unmount()
+        m = None
+    finally:
+        if m:
+            m.kill()
+
+
+def stat_fails_soon(path, seconds, state):
+    """stat of a name the kernel has not cached: EIO or ETIMEDOUT within seconds."""
     t0 = time.monotonic()
     try:
-        os.stat(os.path.join(mnt, "never-seen-name"))
-        raise AssertionError("stat succeeded with the server dead")
+        os.stat(path)
+        raise AssertionError(f"stat succeeded with the server {state}")
     except OSError as e:
         took = time.monotonic() - t0
-        assert e.errno in (errno.EIO, errno.ETIMEDOUT), f"dead server: {e}"
-        assert took < 20, f"the error took {took:.1f} s"
+        assert e.errno in (errno.EIO, errno.ETIMEDOUT), f"{state} server: {e}"
+        assert took < seconds, f"the error took {took:.1f} s"
+
+
+def dead_server(tmp, mnt, server):
+    # a server that stops answering: each wait has the mount's timeout (3 s),
+    # the connection is tried again three times, then the caller hears EIO
+    server.proc.send_signal(signal.SIGSTOP)
+
+    def stopped():
+        with open(f"/proc/{server.proc.pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    wait_for(stopped, 10, "apfp-serve to stop")
+    try:
+        stat_fails_soon(os.path.join(mnt, "frozen-name"), 25, "stopped")
+    finally:
+        server.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: os.path.exists(os.path.join(mnt, "files", "f1")), 15, "the mount to work again")
+    server.stop(signal.SIGKILL)
+    stat_fails_soon(os.path.join(mnt, "never-seen-name"), 20, "dead")
     log = open(os.path.join(tmp, "fuse.log")).read()
     assert "apfp-fuse: 127.0.0.1:" in log, "no sentence on stderr about the dead server"
     server.restart()
@@ -509,6 +565,11 @@ def main():
             m = None
         except (AssertionError, OSError, subprocess.SubprocessError) as e:
             report("persist_remount", False, str(e)[:400])
+        try:
+            writeback_ops(tmp, server.port, mnt)
+            report("writeback", True)
+        except (AssertionError, OSError, subprocess.SubprocessError) as e:
+            report("writeback", False, str(e)[:400])
         try:
             m = Mount(tmp, server.port, mnt, "-o", "ro")
             try:
