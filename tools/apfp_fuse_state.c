@@ -56,6 +56,7 @@ struct afuse_conn *afuse_get(struct afuse *a, int *err)
 		int rc = apfpc_open(&k->c, &a->cfg);
 		if (rc) {
 			*err = afuse_fail(a, k, "connecting", rc);
+			apfpc_close(&k->c);     /* its buffer: the next request tries again */
 			pthread_mutex_unlock(&k->lock);
 			return NULL;
 		}

@@ -11,8 +11,11 @@ the namespace (mkdir, rm -r, mv, ln, ln -s, readlink, rename over a file,
 renameat2 flags), truncate, chmod, touch -d, df, copy_file_range, O_DIRECT,
 a seeded random-operation run compared with a local directory, uncommitted
 writes written again after the server restarts (verifier change), a dead
-server giving EIO instead of a hang, data surviving unmount + server
-restart + remount, a read-only mount and a wrong secret.
+or stopped server giving EIO instead of a hang, data surviving unmount +
+server restart + remount, the writeback cache against a local model, a
+read-only mount, mount(8) through mount.fuse3, and bad input refused before
+mounting (wrong secret, unknown export, anonymous where the secret is
+needed, malformed arguments).
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount and the server are always taken down.
 """
@@ -35,7 +38,7 @@ SUITE = "apfp_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build"
 CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range",
          "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "writeback",
-         "readonly", "mount_helper", "wrong_secret"]
+         "readonly", "mount_helper", "bad_input"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -507,6 +510,27 @@ def mount_helper(tmp, port, mnt):
     wait_for(lambda: not mounted(mnt), 15, "the unmount")
 
 
+def bad_input(tmp, port, mnt, secret):
+    """Refused before anything is mounted, with the reason on stderr."""
+    bad = os.path.join(tmp, "bad-secret")
+    with open(bad, "w") as f:
+        f.write("not the secret\n")
+    src = f"127.0.0.1:{port}/vol"
+    cases = [
+        ([src, "-o", f"secret_file={bad}"], 1, "auth"),
+        ([f"127.0.0.1:{port}/nosuch", "-o", f"secret_file={secret}"], 1, "no such export"),
+        ([src, "-o", "anon"], 1, "anonymous"),                 # the server wants the secret
+        ([src, "-o", f"anon,secret_file={secret}"], 2, "one of them"),
+        ([f"127.0.0.1:{port}", "-o", f"secret_file={secret}"], 2, "not HOST:PORT/EXPORT"),
+        ([src, "-o", f"secret_file={secret},attr_timeout=soon"], 2, "seconds"),
+        ([src, "-o", f"secret_file={os.path.join(tmp, 'absent')}"], 1, "No such file"),
+    ]
+    for args, code, words in cases:
+        p = run(os.path.join(BUILD, "apfp-fuse"), args[0], mnt, "-f", *args[1:], check=False, timeout=30)
+        assert p.returncode == code and words.lower() in p.stderr.lower() and not mounted(mnt), \
+            f"{args}: exit {p.returncode} (expected {code}), stderr {p.stderr.strip()[:200]!r}"
+
+
 def main():
     if not os.path.exists("/dev/fuse"):
         for c in CASES:
@@ -588,19 +612,10 @@ def main():
         except (AssertionError, OSError, subprocess.SubprocessError) as e:
             report("mount_helper", False, str(e)[:400])
         try:
-            bad = os.path.join(tmp, "bad-secret")
-            with open(bad, "w") as f:
-                f.write("not the secret\n")
-            p = run(os.path.join(BUILD, "apfp-fuse"), f"127.0.0.1:{server.port}/vol", mnt, "-f",
-                    "-o", f"secret_file={bad}", check=False, timeout=30)
-            p2 = run(os.path.join(BUILD, "apfp-fuse"), f"127.0.0.1:{server.port}/nosuch", mnt, "-f",
-                     "-o", f"secret_file={secret}", check=False, timeout=30)
-            ok = p.returncode != 0 and "auth" in p.stderr.lower() and not mounted(mnt) and \
-                p2.returncode != 0 and "no such export" in p2.stderr
-            report("wrong_secret", ok, f"exit {p.returncode}: {p.stderr.strip()}; exit {p2.returncode}: "
-                   f"{p2.stderr.strip()}")
+            bad_input(tmp, server.port, mnt, secret)
+            report("bad_input", True)
         except (AssertionError, OSError, subprocess.SubprocessError) as e:
-            report("wrong_secret", False, str(e)[:400])
+            report("bad_input", False, str(e)[:400])
     except (AssertionError, OSError, subprocess.SubprocessError) as e:
         for c in CASES:
             if c not in results:
