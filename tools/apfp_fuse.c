@@ -191,7 +191,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *s, int to_se
 	struct afuse_conn *k = begin(req, ino, &fh);
 	if (!k)
 		return;
-	int rc = apfp_setattr(&k->c, &fh, &sa, &at);
+	/* Uncommitted writes are written again after a server restart: commit
+	 * them before a truncate, or a resend could bring cut bytes back. */
+	struct afuse_node *nd = (sa.mask & PROTO_SA_SIZE) ? afuse_node_find(af(req), ino) : NULL;
+	int rc = nd && afuse_pending(nd) ? afuse_commit(af(req), k, nd) : 0;
+	if (!rc)
+		rc = apfp_setattr(&k->c, &fh, &sa, &at);
 	if (!rc && !sa.mask)
 		rc = apfp_getattr(&k->c, &fh, &at);     /* ctime only (FUSE_SET_ATTR_CTIME): nothing to change */
 	reply_attr(req, end(req, k, "setattr", rc), &at);
