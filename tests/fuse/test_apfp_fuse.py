@@ -655,7 +655,7 @@ def bench(mib):
         return mib * 1048576 / 1e6 / (time.monotonic() - t0)
     try:
         with open(image, "wb") as f:
-            f.truncate((mib + 256) << 20)
+            f.truncate((2 * mib + 256) << 20)
         run(os.path.join(BUILD, "mkfs.cowfs"), image)
         with open(secret, "w") as f:
             f.write("a bench secret of thirty-two bytes\n")
@@ -663,13 +663,16 @@ def bench(mib):
         m = Mount(tmp, server.port, mnt)
         w = dd("if=/dev/zero", f"of={mnt}/big", "conv=fsync")
         r = dd(f"if={mnt}/big", "of=/dev/null")     # a new open drops the kernel's cached pages
+        m.unmount()
+        m = Mount(tmp, server.port, mnt, "-o", "writeback")
+        wbw = dd("if=/dev/zero", f"of={mnt}/big-wb", "conv=fsync")
         local = os.path.join(tmp, "local")
         lw = dd("if=/dev/zero", f"of={local}", "conv=fsync")
         fd = os.open(local, os.O_RDONLY)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(fd)
         lr = dd(f"if={local}", "of=/dev/null")
-        print(f"bench apfp-fuse write_MBps={w:.0f} read_MBps={r:.0f} file_MiB={mib} "
+        print(f"bench apfp-fuse write_MBps={w:.0f} read_MBps={r:.0f} writeback_write_MBps={wbw:.0f} file_MiB={mib} "
               f"local_disk_write_MBps={lw:.0f} local_disk_read_MBps={lr:.0f}", flush=True)
         m.unmount()
         m = None
