@@ -86,6 +86,9 @@ int afuse_write_unstable(struct afuse *a, struct afuse_conn *k, struct afuse_nod
 /* COMMIT the node's unstable writes; writes made under an earlier server
  * instance (another verifier) are written again and committed again. */
 bool afuse_pending(struct afuse_node *nd);
+/* At exit (the daemon was told to stop with files still open): commit
+ * every node's unstable writes; the first error. */
+int afuse_commit_all(struct afuse *a);
 int afuse_commit(struct afuse *a, struct afuse_conn *k, struct afuse_node *nd);
 
 #endif

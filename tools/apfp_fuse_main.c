@@ -169,8 +169,17 @@ int main(int argc, char **argv)
 	fuse_daemonize(o.foreground);
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 2 * a.nconns);
-	ret = fuse_session_loop_mt(se, lc) ? 1 : 0;
+	rc = fuse_session_loop_mt(se, lc);         /* > 0: the signal that stopped it, a normal end */
+	if (rc < 0)
+		fprintf(stderr, "apfp-fuse: %s: %s\n", mountpoint, strerror(-rc));
+	ret = rc < 0 ? 1 : 0;
 	fuse_loop_cfg_destroy(lc);
+	/* Stopped by a signal with files open: their writes were never
+	 * committed by a release; do it now, as the last thing we can. */
+	if ((rc = afuse_commit_all(&a))) {
+		fprintf(stderr, "apfp-fuse: committing the open files' writes at exit: %s\n", strerror(-rc));
+		ret = 1;
+	}
 	if (a.resent)
 		fprintf(stderr, "apfp-fuse: %llu uncommitted writes were written again after server restarts\n",
 			(unsigned long long)a.resent);

@@ -330,3 +330,19 @@ out_unlock:
 	free(copy);
 	return rc;
 }
+
+int afuse_commit_all(struct afuse *a)
+{
+	int err = 0, first = 0;
+	struct afuse_conn *k = afuse_get(a, &err);
+	if (!k)
+		return -err;
+	pthread_mutex_lock(&a->nodes_lock);
+	for (size_t b = 0; b < a->nbuckets; b++)
+		for (struct afuse_node *n = a->buckets[b]; n; n = n->next)
+			if (afuse_pending(n) && (err = afuse_commit(a, k, n)) && !first)
+				first = err;
+	pthread_mutex_unlock(&a->nodes_lock);
+	afuse_put(k);
+	return first;
+}

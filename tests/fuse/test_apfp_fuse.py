@@ -38,6 +38,7 @@ SUITE = "apfp_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build"
 CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range",
          "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "writeback",
+         "commit_at_exit",
          "readonly", "mount_helper", "bad_input"]
 R = Results(SUITE)
 results = R.ok
@@ -474,6 +475,36 @@ def stat_fails_soon(path, seconds, state):
         assert took < seconds, f"the error took {took:.1f} s"
 
 
+def commit_at_exit(tmp, mnt, server):
+    """apfp-fuse stopped by SIGTERM with a file open: the file's unstable
+    writes are committed on the way out, so a server killed right after
+    still has them."""
+    m = Mount(tmp, server.port, mnt)
+    data = pattern(31, (2 << 20) + 5)
+    try:
+        fd = os.open(os.path.join(mnt, "at-exit"), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.fsync(fd)                        # the name is durable
+        os.write(fd, data)                  # the data is not, yet
+        m.proc.send_signal(signal.SIGTERM)
+        code = m.proc.wait(timeout=30)
+        try:
+            os.close(fd)
+        except OSError:
+            pass                            # the mount is gone under it
+        assert code == 0, f"apfp-fuse exited {code} after SIGTERM (see fuse.log)"
+        wait_for(lambda: not mounted(mnt), 15, "the mount to go")
+        m = None
+        server.restart(signal.SIGKILL)
+        m = Mount(tmp, server.port, mnt)
+        got = open(os.path.join(mnt, "at-exit"), "rb").read()
+        assert got == data, f"{len(got)} bytes after the restart, {len(data)} written"
+        m.unmount()
+        m = None
+    finally:
+        if m:
+            m.kill()
+
+
 def dead_server(tmp, mnt, server):
     # a server that stops answering: each wait has the mount's timeout (3 s),
     # the connection is tried again three times, then the caller hears EIO
@@ -597,6 +628,11 @@ def main():
             report("writeback", True)
         except (AssertionError, OSError, subprocess.SubprocessError) as e:
             report("writeback", False, str(e)[:400])
+        try:
+            commit_at_exit(tmp, mnt, server)
+            report("commit_at_exit", True)
+        except (AssertionError, OSError, subprocess.SubprocessError) as e:
+            report("commit_at_exit", False, str(e)[:400])
         try:
             m = Mount(tmp, server.port, mnt, "-o", "ro")
             try:
