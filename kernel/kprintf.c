@@ -12,6 +12,9 @@
 #include "kernel/conin.h"
 #include "kernel/sync.h"
 #include "kernel/kstring.h"
+#include "kernel/sched.h"
+#include "kernel/smp.h"
+#include "kernel/cpu.h"
 #include <stdint.h>
 #include <stdbool.h>
 
@@ -246,8 +249,51 @@ static void kfmt_put_console(struct kfmt_out *o, char ch)
 	c->line[c->n++] = ch;
 }
 
+/* --- per-thread capture (kout_sink) ----------------------------------- */
+void kout_capture(struct kout_sink *sink)
+{
+	thread_current()->out_sink = sink;
+}
+
+/* The sink of the printing thread, if it prints with interrupts on (not
+ * from a handler, not on the fault path). */
+static struct kout_sink *kout_sink_here(void)
+{
+	if (!smp_percpu_ready || !cpu_irqs_enabled())
+		return NULL;
+	/* Interrupts off while reading current: no migration in between. */
+	uint64_t f = irq_save();
+	struct thread *t = this_cpu()->current;
+	irq_restore(f);
+	return t ? t->out_sink : NULL;
+}
+
+static void kout_put(struct kout_sink *k, char ch)
+{
+	if (ch == '\r')
+		return;
+	if (k->len < k->cap)
+		k->buf[k->len++] = ch;
+	else
+		k->cut++;
+}
+
+static void kfmt_put_sink(struct kfmt_out *o, char ch)
+{
+	kout_put((struct kout_sink *)o->buf, ch);
+}
+
 void kvprintf(const char *fmt, va_list ap)
 {
+	struct kout_sink *sink = kout_sink_here();
+	if (sink) {
+		struct kfmt_out o = { kfmt_put_sink, (char *)sink, 0, 0 };
+		va_list aq;
+		va_copy(aq, ap);
+		kfmt(&o, fmt, aq);
+		va_end(aq);
+		return;
+	}
 	struct kfmt_console c = { .out = { kfmt_put_console, NULL, 0, 0 } };
 	va_list aq;
 
@@ -270,6 +316,12 @@ void kprintf(const char *fmt, ...)
 void console_write(const char *s, size_t n)
 {
 	char reply[24];
+	struct kout_sink *sink = kout_sink_here();
+	if (sink) {
+		for (size_t i = 0; i < n; i++)
+			kout_put(sink, s[i]);
+		return;
+	}
 
 	uint64_t f = spin_lock_irqsave(&console_lock);
 	console_emit(s, n);

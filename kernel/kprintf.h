@@ -24,6 +24,22 @@ void kvprintf(const char *fmt, va_list ap);
  * the shell's echo and escape sequences.  Same lock as kprintf. */
 void console_write(const char *s, size_t n);
 
+/* Output capture of one thread (remote administration, net/apfp_admin.c):
+ * while a thread has a sink, what it prints with kprintf() or
+ * console_write() with interrupts enabled goes into the sink instead of
+ * the consoles and the log ring ('\r' dropped).  Other threads, interrupt
+ * handlers and the fault path (interrupts off) print as before, so a
+ * capture never hides a panic or another thread's message.  Bytes past
+ * cap are dropped and counted in `cut`.  Only the owning thread writes
+ * the sink: it needs no lock; read it after the capture ends. */
+struct kout_sink {
+	char *buf;
+	size_t cap, len;
+	size_t cut;             /* bytes dropped for want of room */
+};
+/* Set (or with NULL end) the calling thread's sink. */
+void kout_capture(struct kout_sink *sink);
+
 /* Human-readable size: "512 B", "4 KiB", "1.5 MiB".  With always_decimal
  * the tenth is printed even when zero ("1.0 GiB"), for columns that
  * scripts split on. */

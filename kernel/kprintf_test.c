@@ -4,6 +4,8 @@
 #include "kernel/kstring.h"
 #include "kernel/errno.h"
 #include "kernel/kernel.h"
+#include "kernel/sched.h"
+#include "kernel/time.h"
 #include <stdint.h>
 
 static bool kprintf_test_is(const char *fmt_result, const char *want)
@@ -128,4 +130,34 @@ SELFTEST(kstring, strstr_strncasecmp)
 	ST_EXPECT(strncasecmp("AUTHORIZATION: x", "authorization: y", 15) == 0);
 	ST_EXPECT(strncasecmp("Authorization", "Authorizatiom", 13) != 0);
 	ST_EXPECT(strncasecmp("ab", "abc", 3) < 0);
+}
+
+/* A thread's sink takes what it prints (kprintf and console_write, '\r'
+ * dropped, the excess counted), and nothing another thread prints. */
+static void kout_other_thread(void *arg)
+{
+	(void)arg;
+	kprintf("kout selftest: another thread prints to the console\n");
+}
+
+SELFTEST(kprintf, capture_sink)
+{
+	char buf[32];
+	struct kout_sink k = { buf, sizeof(buf), 0, 0 };
+
+	kout_capture(&k);
+	kprintf("hello %d\n", 5);
+	console_write("a\r\nb", 4);
+	struct thread *t = thread_create("kout-test", kout_other_thread, NULL, THREAD_ANY_CPU);
+	int jrc = t ? thread_join(t, 5 * NS_PER_S) : -ENOMEM;
+	kprintf("0123456789012345678901234567890123456789");
+	kout_capture(NULL);
+	ST_EXPECT(jrc == 0);
+	ST_EXPECT(k.len == sizeof(buf));
+	/* exactly these bytes: the other thread's line is not among them */
+	ST_EXPECT(memcmp(buf, "hello 5\na\nb012345678901234567890", sizeof(buf)) == 0);
+	ST_EXPECT(k.cut == 40 - (sizeof(buf) - 11));
+	size_t before = k.len;
+	kprintf("kout selftest: printed after the capture ended\n");
+	ST_EXPECT(k.len == before);
 }

@@ -80,6 +80,7 @@ struct thread {
 	uint64_t switches_in;
 	uint32_t lockdep_word;         /* per-thread word for debug lock-order checkers
 					 * (iomap/lock.c via plat_thread_lockdep) */
+	struct kout_sink *out_sink;    /* output capture (kernel/kprintf.h), or NULL */
 };
 
 #define THREAD_STACK_ORDER 2           /* 16 KiB */

@@ -168,7 +168,11 @@ int shell_exec(char *line)
 	if (argc == 0)
 		return 0;
 	argv[argc] = NULL;
+	return shell_exec_args(argc, argv, true);
+}
 
+int shell_exec_args(int argc, char **argv, bool console)
+{
 	const struct shell_cmd *cmd = shell_find(argv[0]);
 	if (!cmd) {
 		kprintf("unknown command '%s': type 'help'\n", argv[0]);
@@ -177,8 +181,9 @@ int shell_exec(char *line)
 	/* Commands may nest (self-tests run shell_exec): the outermost one
 	 * owns the capture and the base count, and only it is interrupted, so
 	 * Ctrl-C during `selftest` stops between tests instead of failing the
-	 * command a test runs. */
-	bool outer = __atomic_fetch_add(&shell_depth, 1, __ATOMIC_ACQ_REL) == 0;
+	 * command a test runs.  A command from elsewhere (remote
+	 * administration) leaves the console's Ctrl-C alone. */
+	bool outer = console && __atomic_fetch_add(&shell_depth, 1, __ATOMIC_ACQ_REL) == 0;
 	if (outer) {
 		shell_intr_base = conin_intr_count();
 		conin_capture_intr(true);
@@ -186,7 +191,8 @@ int shell_exec(char *line)
 	int st = cmd->run(argc, argv);
 	if (outer)
 		conin_capture_intr(false);
-	__atomic_sub_fetch(&shell_depth, 1, __ATOMIC_ACQ_REL);
+	if (console)
+		__atomic_sub_fetch(&shell_depth, 1, __ATOMIC_ACQ_REL);
 	if (st == -EINVAL)
 		shell_print_usage(cmd, "usage: ", false);
 	else if (st < 0)

@@ -57,6 +57,11 @@ __attribute__((noreturn)) void shell_run(void);
 void shell_print_usage(const struct shell_cmd *c, const char *lead, bool with_help);
 /* Split and run one command line; returns the command's status. */
 int shell_exec(char *line);
+/* Run an already split line (argv[argc] == NULL), printing usage or the
+ * error as shell_exec does.  console: the console's command (Ctrl-C
+ * interrupts it); false for commands from elsewhere (remote
+ * administration), which leave the console's Ctrl-C to the console. */
+int shell_exec_args(int argc, char **argv, bool console);
 
 /* Argument checks of the commands that never return (shell_cmds.c), for
  * the self-tests: 0 or -EINVAL, nothing else happens. */

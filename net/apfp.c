@@ -531,7 +531,7 @@ static bool op_has_big_reply(uint8_t op)
 {
 	return op == PROTO_OP_READ || op == PROTO_OP_READDIR || op == PROTO_OP_READDIRPLUS || op == PROTO_OP_READLINK ||
 	       op == PROTO_OP_GETXATTR || op == PROTO_OP_LISTXATTR || op == PROTO_OP_SNAP_LIST ||
-	       op == PROTO_OP_EXPORTS;
+	       op == PROTO_OP_EXPORTS || op == PROTO_OP_ADMIN;
 }
 
 /* One handshake frame: the reply, and whether to close after it. */
@@ -565,6 +565,36 @@ static struct buf *do_handshake(struct conn *c, const struct buf *f, bool *close
 	return out;
 }
 
+/* proto_server_handle() with the client's address in the call (the log
+ * lines of ADMIN name it): receive, execute, seal, release the id. */
+static int serve_frame(struct conn *c, const struct buf *f, struct buf *out, size_t cap, size_t *n,
+		       uint8_t *scratch, size_t scratch_cap, struct proto_err *err)
+{
+	struct proto_request r;
+	char peer[24];
+	int rc, len;
+
+	*n = 0;
+	rc = proto_server_receive(&srv, &c->sess, &c->tab, f->data, f->len, &r, err);
+	if (rc < 0 && !r.status)
+		return rc;
+	r.call.peer = peer_str(c, peer, sizeof(peer));
+	/* Remote administration is logged, refusals at the gate included
+	 * (net/apfp_admin.c logs what passes it). */
+	if (r.status && r.hdr.opcode == PROTO_OP_ADMIN)
+		kprintf("admin: %s refused: %s (%s)\n", peer, err->msg[0] ? err->msg : proto_status_str(r.status),
+			proto_status_name(r.status));
+	len = proto_server_execute(&srv, &c->sess, &r, out->data, cap, scratch, scratch_cap, err);
+	if (len >= 0)
+		len = proto_session_seal(&c->sess, out->data, (size_t)len, cap);
+	if (r.claimed)
+		proto_reqtab_end(&c->tab, r.hdr.id);
+	if (len < 0)
+		return len;
+	*n = (size_t)len;
+	return rc;
+}
+
 /* One request frame. */
 static struct buf *do_request(struct conn *c, const struct buf *f, bool *close)
 {
@@ -583,8 +613,7 @@ static struct buf *do_request(struct conn *c, const struct buf *f, bool *close)
 		return NULL;
 	}
 	apfp_fs_refresh(&srv);
-	rc = proto_server_handle(&srv, &c->sess, &c->tab, f->data, f->len, out->data, cap, &n, scratch, body,
-				 &err);
+	rc = serve_frame(c, f, out, cap, &n, scratch, body, &err);
 	kfree(scratch);
 	out->len = n;
 	ADD(requests, 1);
@@ -721,6 +750,7 @@ static int apfp_start(void)
 		off_why = "no random write verifier";
 		return 0;
 	}
+	apfp_admin_attach(&srv);
 	proto_rl_init(&ratelimit);
 	mutex_init(&rl_lock, "apfp-rl");
 	auth_cfg.psk = (const uint8_t *)token;

@@ -69,4 +69,9 @@ unsigned apfp_idle_s(void);
 bool apfp_keyed(void);          /* a token is configured */
 bool apfp_anon(void);           /* anonymous read-only sessions allowed */
 
+/* apfp_admin.c: add the ADMIN operation (remote administration,
+ * docs/protocol.md §5.4) to the server's operations; once, before serving. */
+struct proto_server;
+void apfp_admin_attach(struct proto_server *srv);
+
 #endif

@@ -437,6 +437,11 @@ size_t proto_msg_size(unsigned op, bool reply)
 	return reply ? pf_msgs[op].rep.size : pf_msgs[op].req.size;
 }
 
+bool proto_op_keyed_only(unsigned op)
+{
+	return proto_op_known(op) && pf_msgs[op].keyed_only;
+}
+
 bool proto_op_mutates(unsigned op)
 {
 	return proto_op_known(op) && pf_msgs[op].mutates;

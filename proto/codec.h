@@ -52,6 +52,8 @@ const char *proto_op_name(unsigned op);          /* "READ", or "op 0x5e" style "
 size_t proto_msg_size(unsigned op, bool reply);
 /* Operations that change the filesystem (refused on read-only sessions). */
 bool proto_op_mutates(unsigned op);
+/* Operations only keyed sessions may send (ADMIN): ACCES on anonymous ones. */
+bool proto_op_keyed_only(unsigned op);
 
 /* ---- bodies ------------------------------------------------------------------- */
 /* Leave the bytes of the data field (READ reply, WRITE request, GETXATTR

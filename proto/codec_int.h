@@ -56,6 +56,7 @@ struct pf_msg {
 	const char *name;
 	struct pf_layout req, rep;
 	bool mutates;
+	bool keyed_only;        /* refused on anonymous sessions whatever the exports (ADMIN) */
 };
 
 extern const struct pf_layout pf_structs[PS_COUNT];

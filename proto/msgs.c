@@ -236,6 +236,15 @@ static const struct pf_field r_snap_create[] = {
 };
 static const struct pf_field r_snap_list[] = { LIST(struct proto_snap_list_rep, snaps, PROTO_L_SNAP) };
 
+static const struct pf_field q_admin[] = {
+	U64(struct proto_admin_req, run), U64(struct proto_admin_req, offset), U32(struct proto_admin_req, max),
+	TEXT(struct proto_admin_req, command, PROTO_ADMIN_CMD_MAX),
+};
+static const struct pf_field r_admin[] = {
+	U64(struct proto_admin_rep, run), U32(struct proto_admin_rep, result), BOOL(struct proto_admin_rep, done),
+	DATA(struct proto_admin_rep, output, PROTO_MAX_IO),
+};
+
 #define OP(code, nm, q, r, mut) [code] = { nm, q, r, mut }
 const struct pf_msg pf_msgs[PROTO_OP_LIMIT] = {
 	OP(PROTO_OP_HELLO, "HELLO", LAYOUT(struct proto_hello_req, q_hello), LAYOUT(struct proto_hello_rep, r_hello), false),
@@ -270,6 +279,9 @@ const struct pf_msg pf_msgs[PROTO_OP_LIMIT] = {
 	OP(PROTO_OP_SNAP_CREATE, "SNAP_CREATE", LAYOUT(struct proto_snap_req, q_snap), LAYOUT(struct proto_snap_create_rep, r_snap_create), true),
 	OP(PROTO_OP_SNAP_LIST, "SNAP_LIST", LAYOUT(struct proto_fh_req, q_fh), LAYOUT(struct proto_snap_list_rep, r_snap_list), false),
 	OP(PROTO_OP_SNAP_DELETE, "SNAP_DELETE", LAYOUT(struct proto_snap_req, q_snap), NONE, true),
+	/* Changes the appliance (snapshot, reboot), and only with the secret. */
+	[PROTO_OP_ADMIN] = { "ADMIN", LAYOUT(struct proto_admin_req, q_admin), LAYOUT(struct proto_admin_rep, r_admin),
+			     true, true },
 };
 
 /* ---- status codes ------------------------------------------------------------------------ */

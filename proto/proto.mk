@@ -73,8 +73,8 @@ proto-bench:
 .PHONY: apfp-tool
 all: apfp-tool
 apfp-tool: $(BUILD)/apfp
-APFP_TOOL_SRCS := tools/apfp.c tools/apfp_client.c $(PROTO_HOST_SRCS)
-$(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp_client.h platform/*.h platform/host/*.h)
+APFP_TOOL_SRCS := tools/apfp.c tools/apfp_client.c tools/apfp_admin.c $(PROTO_HOST_SRCS)
+$(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp_client.h tools/apfp_admin.h platform/*.h platform/host/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ $(APFP_TOOL_SRCS) -lpthread
 

@@ -10,7 +10,8 @@
  *              are outstanding, BADMSG when the id already is (its reply
  *              would be ambiguous);
  *   body    -> BADMSG / INVAL / NAMETOOLONG, the connection goes on;
- *   access  -> mutating ops on read-only sessions: ROFS;
+ *   access  -> operations needing the secret (ADMIN) on anonymous
+ *              sessions: ACCES; mutating ops on read-only sessions: ROFS;
  *   handles -> every handle opened with the server key: BADHANDLE;
  *              mutating through a snapshot handle: ROFS;
  *   fs op   -> its errno mapped to a status; its reply is encoded with the
@@ -222,6 +223,13 @@ int proto_server_receive(struct proto_server *srv, struct proto_session *sess, s
 	PLAT_ASSERT(proto_msg_size(r->hdr.opcode, false) <= sizeof(r->req));
 	if ((rc = proto_decode_body(&r->hdr, frame + PROTO_HDR_SIZE, r->hdr.length, r->req, err)) < 0)
 		return refuse(srv, r, proto_status_from_errno(rc));
+	/* Before the read-only check: an anonymous session is refused for
+	 * lacking the secret, which is the reason, not for being read-only. */
+	if (call->anonymous && proto_op_keyed_only(r->hdr.opcode)) {
+		plat_snprintf(err->msg, sizeof(err->msg), "%s needs the secret: refused on an anonymous session",
+			      proto_op_name(r->hdr.opcode));
+		return refuse(srv, r, PROTO_E_ACCES);
+	}
 	if (call->read_only && proto_op_mutates(r->hdr.opcode)) {
 		plat_snprintf(err->msg, sizeof(err->msg), "%s on a read-only session", proto_op_name(r->hdr.opcode));
 		return refuse(srv, r, PROTO_E_ROFS);

@@ -21,8 +21,9 @@
  * What happens before an operation runs (in this order): the header is
  * sound and within the session's limits, the tag verifies (keyed
  * sessions), the request id is not outstanding and the table has room,
- * the body decodes with every check of the codec, the session may write
- * if the operation mutates, every handle in the request was sealed by
+ * the body decodes with every check of the codec, the session has the
+ * secret if the operation needs it (ADMIN; else ACCES), the session may
+ * write if the operation mutates, every handle in the request was sealed by
  * this server (else BADHANDLE, nothing looked up) and belongs to an
  * exported filesystem (else STALE) the session may see (anonymous
  * sessions: ACCES unless the export allows them), and nothing mutates
@@ -47,7 +48,11 @@ struct proto_call {
 	uint8_t opcode;
 	uint32_t uid, gid;              /* from the header (65534 on anonymous sessions) */
 	bool read_only;                 /* session access */
-	bool anonymous;                 /* no secret: only PROTO_EXP_ANON exports */
+	bool anonymous;                 /* no secret: only PROTO_EXP_ANON exports, no ADMIN */
+	/* The client's address ("10.0.2.2:40000") for the operation's log
+	 * lines (ADMIN); the transport sets it between proto_server_receive()
+	 * and proto_server_execute(); NULL when it does not. */
+	const char *peer;
 	struct proto_fh fh[PROTO_CALL_MAX_FH];  /* the request's handles, opened, in field order */
 	unsigned nfh;
 	/* Memory for what the reply points to (READ data, READLINK target,

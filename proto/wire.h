@@ -43,6 +43,8 @@
 #define PROTO_CLIENT_ID_MAX    64u
 #define PROTO_HANDSHAKE_TIMEOUT_S 10u
 #define PROTO_IDLE_TIMEOUT_S   300u
+#define PROTO_ADMIN_CMD_MAX    255u            /* an ADMIN command line */
+#define PROTO_ADMIN_OUTPUT_MAX (256u << 10)    /* output kept of one ADMIN run */
 
 #define PROTO_NONCE_SIZE   32
 #define PROTO_PROOF_SIZE   32
@@ -62,7 +64,8 @@ enum proto_op {
 	PROTO_OP_GETXATTR = 0x25, PROTO_OP_SETXATTR = 0x26, PROTO_OP_LISTXATTR = 0x27,
 	PROTO_OP_REMOVEXATTR = 0x28, PROTO_OP_SNAP_CREATE = 0x30, PROTO_OP_SNAP_LIST = 0x31,
 	PROTO_OP_SNAP_DELETE = 0x32,
-	PROTO_OP_LIMIT = 0x40                   /* table size; not an opcode */
+	PROTO_OP_ADMIN = 0x40,                  /* remote administration (§5.4) */
+	PROTO_OP_LIMIT = 0x41                   /* table size; not an opcode */
 };
 
 /* ---- wire status codes (docs/protocol.md §6) ---------------------------- */
@@ -233,5 +236,10 @@ struct proto_listxattr_rep { struct proto_list names; };
 struct proto_snap_req { struct proto_handle fh; struct proto_str name; };
 struct proto_snap_create_rep { uint32_t id; struct proto_handle root; };
 struct proto_snap_list_rep { struct proto_list snaps; };
+/* ADMIN (§5.4): run 0 starts `command`; else the output of that run from
+ * `offset`, at most `max` bytes (0: as many as fit).  result is the shell
+ * status as s32 (0 ok, 1 failed, -errno).  data last (PROTO_ENC_NODATA). */
+struct proto_admin_req { uint64_t run, offset; uint32_t max; struct proto_str command; };
+struct proto_admin_rep { uint64_t run; uint32_t result; bool done; struct proto_bytes output; };
 
 #endif

@@ -8,6 +8,7 @@
  *     bench-null [N]       PING round trips per second at queue depth 1
  *                          and 8 (N each, default 2000)
  *     hold SECONDS         a session held open that long (tests)
+ *     admin COMMAND [ARGS] a shell command run on the appliance (tools/apfp_admin.c; exit 6: it failed)
  *
  * Exit status: 0 done; 1 usage; 2 no connection, timeout or connection
  * lost; 3 authentication refused; 4 refused for now (connection limit,
@@ -15,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "tools/apfp_client.h"
+#include "tools/apfp_admin.h"
 #include "platform/platform.h"
 
 #include <errno.h>
@@ -29,7 +31,7 @@ enum { EX_OK, EX_USAGE, EX_CONN, EX_AUTH, EX_LATER, EX_SERVER };
 static int usage(void)
 {
 	fprintf(stderr, "usage: apfp [--secret-file FILE | --anon] [--timeout MS] HOST:PORT COMMAND\n"
-			"commands: ping [N] | exports | bench-null [N] | hold SECONDS\n");
+			"commands: ping [N] | exports | bench-null [N] | hold SECONDS | admin COMMAND [ARGS...]\n");
 	return EX_USAGE;
 }
 
@@ -142,6 +144,8 @@ static int run(struct apfpc *c, int argc, char **argv)
 		}
 		return 0;
 	}
+	if (!strcmp(cmd, "admin"))
+		return apfp_admin(c, argc, argv);
 	if (!strcmp(cmd, "hold") && argc == 2) {
 		unsigned s = (unsigned)strtoul(argv[1], NULL, 0);
 		printf("hold: connected\n");

@@ -80,8 +80,8 @@ TEST(round_trip_every_message)
 			}
 		}
 	}
-	EXPECT_EQ_INT(ops, 32);         /* docs/protocol.md §5 lists 32 operations */
-	EXPECT_EQ_INT(cases, 32 * 2 * 40);
+	EXPECT_EQ_INT(ops, 33);         /* docs/protocol.md §5 lists 33 operations */
+	EXPECT_EQ_INT(cases, 33 * 2 * 40);
 }
 
 /* The header and a GETATTR request, byte by byte as docs/protocol.md §1. */
@@ -100,6 +100,36 @@ TEST(wire_layout_header_and_getattr)
 	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &q, 0, &err), 32 + 40);
 	EXPECT(memcmp(frame, want_hdr, 32) == 0);
 	EXPECT(memcmp(frame + 32, q.fh.b, 40) == 0);
+}
+
+/* ADMIN (§5.4): request run u64, offset u64, max u32, command str; reply
+ * run u64, result u32, done bool, output data. */
+TEST(wire_layout_admin)
+{
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_ADMIN, .id = 9 };
+	struct proto_admin_req q = { .run = 0x1122334455667788ull, .offset = 0x10, .max = 0x20,
+				     .command = { "df", 2 } };
+	struct proto_admin_rep r = { .run = 5, .result = (uint32_t)-22, .done = true,
+				     .output = { (const uint8_t *)"ok\n", 3 } };
+	struct proto_err err;
+	const uint8_t *b = frame + 32;
+
+	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &q, 0, &err), 32 + 8 + 8 + 4 + 2 + 2);
+	EXPECT_EQ_INT(frame[5], 0x40);
+	EXPECT_EQ_INT(b[0], 0x88);
+	EXPECT_EQ_INT(b[7], 0x11);
+	EXPECT_EQ_INT(b[8], 0x10);
+	EXPECT_EQ_INT(b[16], 0x20);
+	EXPECT(b[20] == 2 && b[21] == 0 && b[22] == 'd' && b[23] == 'f');
+	/* an empty command is refused like any empty text field */
+	q.command.len = 0;
+	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &q, 0, &err), -PLAT_EINVAL);
+	h.flags = PROTO_F_REPLY;
+	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &r, 0, &err), 32 + 8 + 4 + 1 + 4 + 3);
+	EXPECT_EQ_INT(b[0], 5);
+	EXPECT(b[8] == 0xea && b[11] == 0xff);          /* -22, two's complement */
+	EXPECT_EQ_INT(b[12], 1);
+	EXPECT(b[13] == 3 && b[17] == 'o');
 }
 
 /* WRITE request: handle, offset u64, stable u8, data (u32 length + bytes). */

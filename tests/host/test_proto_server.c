@@ -219,10 +219,27 @@ static int f_read(void *fs, struct proto_call *c, const void *req, void *rep)
 	return 0;
 }
 
+/* ADMIN: answers what it was asked, so the test sees the request arrive. */
+static int f_admin(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct proto_admin_req *q = req;
+	struct proto_admin_rep *r = rep;
+	(void)fs;
+	F.calls++;
+	int n = snprintf((char *)c->scratch, c->scratch_cap, "ran '%.*s' for uid %u", (int)q->command.len,
+			 q->command.p, c->uid);
+	r->run = 7;
+	r->result = (uint32_t)-5;
+	r->done = true;
+	r->output.p = c->scratch;
+	r->output.len = (uint32_t)n;
+	return 0;
+}
+
 static const struct proto_fs_ops fake_ops = { .op = {
 	[PROTO_OP_GETATTR] = f_getattr, [PROTO_OP_LOOKUP] = f_lookup,
 	[PROTO_OP_CREATE] = f_create, [PROTO_OP_REMOVE] = f_remove, [PROTO_OP_WRITE] = f_write,
-	[PROTO_OP_READ] = f_read,
+	[PROTO_OP_READ] = f_read, [PROTO_OP_ADMIN] = f_admin,
 } };
 
 /* ---- a client session against the server ---------------------------------------- */
@@ -492,6 +509,40 @@ TEST(read_only_sessions_and_snapshots)
 	EXPECT_EQ_INT(F.calls, calls);
 	g.fh = q.dir;
 	EXPECT_EQ_INT(call(PROTO_OP_GETATTR, &g), 0);     /* reading a snapshot is fine */
+}
+
+/* ADMIN runs only for sessions with the secret: an anonymous one is refused
+ * at the gate (ACCES, the operation never called), whatever the exports. */
+TEST(admin_needs_the_secret)
+{
+	struct proto_admin_req q = { .command = { "df", 2 } };
+	struct proto_admin_rep *r = (void *)rep_msg;
+
+	setup(true);
+	unsigned calls = F.calls;
+	EXPECT_EQ_INT(call(PROTO_OP_ADMIN, &q), PROTO_E_ACCES);
+	EXPECT(strstr(serr.msg, "ADMIN needs the secret") != NULL);
+	EXPECT_EQ_INT(F.calls, calls);
+	EXPECT_EQ_INT(call(PROTO_OP_PING, NULL), 0);    /* the connection goes on */
+
+	setup(false);
+	calls = F.calls;
+	EXPECT_EQ_INT(call(PROTO_OP_ADMIN, &q), 0);
+	EXPECT_EQ_INT(F.calls, calls + 1);
+	EXPECT_EQ_INT(r->run, 7);
+	EXPECT_EQ_INT((int32_t)r->result, -5);
+	EXPECT(r->done);
+	EXPECT_EQ_INT(r->output.len, strlen("ran 'df' for uid 1000"));
+	EXPECT(!memcmp(r->output.p, "ran 'df' for uid 1000", r->output.len));
+
+	/* the command line's limit is the codec's: over 255 bytes is refused */
+	char longcmd[PROTO_ADMIN_CMD_MAX + 1];
+	memset(longcmd, 'x', sizeof(longcmd));
+	q.command = (struct proto_str){ longcmd, sizeof(longcmd) };
+	struct proto_hdr h = { .version = cs.version, .opcode = PROTO_OP_ADMIN, .id = 1 };
+	struct proto_err err;
+	EXPECT_EQ_INT(proto_encode(in, sizeof(in), &h, &q, 0, &err), -PLAT_ENAMETOOLONG);
+	EXPECT(proto_op_keyed_only(PROTO_OP_ADMIN) && !proto_op_keyed_only(PROTO_OP_READ));
 }
 
 /* A filesystem reply that breaks the protocol is not sent: SERVERFAULT. */
