@@ -52,7 +52,8 @@ def host_fsck(img):
 
 
 def build():
-    p = subprocess.run(["make", "-s", "--no-print-directory", SUITE, APFP], cwd=REPO,
+    p = subprocess.run(["make", "-s", "--no-print-directory", os.path.relpath(SUITE, REPO),
+                        os.path.relpath(APFP, REPO)], cwd=REPO,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     check(p.returncode == 0, f"building the suite:\n{p.stdout.decode()}")
 
