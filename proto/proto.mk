@@ -73,8 +73,9 @@ proto-bench:
 .PHONY: apfp-tool
 all: apfp-tool
 apfp-tool: $(BUILD)/apfp
-APFP_TOOL_SRCS := tools/apfp.c tools/apfp_client.c $(PROTO_HOST_SRCS)
-$(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp_client.h platform/*.h platform/host/*.h)
+APFP_TOOL_SRCS := tools/apfp.c tools/apfp_cmds.c tools/apfp_tree.c tools/apfp_bench.c tools/apfp_xfer.c \
+		  tools/apfp_ops.c tools/apfp_client.c $(PROTO_HOST_SRCS)
+$(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp*.h platform/*.h platform/host/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ $(APFP_TOOL_SRCS) -lpthread
 
@@ -99,3 +100,9 @@ test_apfp_serve_LDLIBS := -lpthread
 # Random well-formed requests of every operation against cowfs.
 test_proto_cowfs_fuzz_SRCS = $(sort $(PROTO_FS_SRCS) $(FS_VFS_HOST_SRCS) $(PROTO_HOST_SRCS))
 test_proto_cowfs_fuzz_LDLIBS := -lpthread
+
+# The CLI end to end: build/apfp against build/apfp-serve on 127.0.0.1 over
+# an image (tests/proto/test_apfp_cli.py).
+HOST_SCRIPT_TESTS += test_apfp_cli
+test_apfp_cli_DEPS := $(BUILD)/apfp $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs $(BUILD)/cowfs
+test_apfp_cli_CMD := $(PYTHON) tests/proto/test_apfp_cli.py $(BUILD)

@@ -66,4 +66,18 @@ int apfp_snap_delete(struct apfpc *c, const struct proto_handle *fh, const char 
 typedef int (*apfp_snap_fn)(void *arg, uint32_t id, const char *name);
 int apfp_snap_list(struct apfpc *c, const struct proto_handle *fh, apfp_snap_fn cb, void *arg);
 
+/* ---- for the CLI (tools/apfp.c): export paths, server-side copy ---------- */
+
+/* "EXPORT/a/b": the export's root walked to a/b (apfp_walk rules); -ENOENT
+ * with no export of that name. */
+int apfp_resolve(struct apfpc *c, const char *path, struct apfp_obj *out);
+/* The parent directory of "EXPORT/a/b" and its last component; -EINVAL for
+ * an export's root (it has no parent over the protocol). */
+int apfp_resolve_parent(struct apfpc *c, const char *path, struct apfp_obj *parent, char name[256]);
+/* One COPY of length bytes from src at src_off to dst at dst_off: the
+ * bytes copied in *count (may be short: continue from there), whether the
+ * server shared extents in *cloned. */
+int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off, const struct proto_handle *dst,
+	      uint64_t dst_off, uint64_t length, uint64_t *count, bool *cloned);
+
 #endif
