@@ -106,3 +106,9 @@ test_proto_cowfs_fuzz_LDLIBS := -lpthread
 HOST_SCRIPT_TESTS += test_apfp_cli
 test_apfp_cli_DEPS := $(BUILD)/apfp $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs $(BUILD)/cowfs
 test_apfp_cli_CMD := $(PYTHON) tests/proto/test_apfp_cli.py $(BUILD)
+
+# The CLI's bulk transfers against the host server in a child process that
+# is killed and started again (the unstable-write resend).
+test_apfp_xfer_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c tools/apfp_xfer.c
+test_apfp_xfer_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
+test_apfp_xfer_LDLIBS := -lpthread

@@ -213,8 +213,10 @@ int apfp_xfer_put(struct apfpc *c, const struct proto_handle *fh, uint64_t size,
 			progress(&e, size);
 			continue;
 		}
-		if (!have_work(&e) && !wl->n)
+		if (!have_work(&e) && !wl->n) {
+			rc = 0;
 			break;          /* everything answered and stable */
+		}
 		/* Nothing in flight: the log is full or all is written. */
 		if (x->before_commit)
 			x->before_commit(x->arg);
@@ -301,6 +303,7 @@ int apfp_xfer_get(struct apfpc *c, const struct proto_handle *fh, uint64_t size,
 		progress(&e, size);
 	}
 	*got = seen < eof_at ? seen : eof_at;
+	rc = 0;
 out:
 	free(e.todo);
 	return rc;
