@@ -93,7 +93,7 @@ $(BUILD)/apfp-serve: $(APFP_SERVE_SRCS) $(wildcard proto/*.h fs/*.h platform/*.h
 
 # The host server in the test's process, over an image, driven by the
 # client library's typed operations.
-test_apfp_serve_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c
+test_apfp_serve_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c tests/host/apfp_env.c
 test_apfp_serve_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
 test_apfp_serve_LDLIBS := -lpthread
 
@@ -109,6 +109,7 @@ test_apfp_cli_CMD := $(PYTHON) tests/proto/test_apfp_cli.py $(BUILD)
 
 # The CLI's bulk transfers against the host server in a child process that
 # is killed and started again (the unstable-write resend).
-test_apfp_xfer_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c tools/apfp_xfer.c
+test_apfp_xfer_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c tools/apfp_xfer.c \
+		      tests/host/apfp_env.c
 test_apfp_xfer_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
 test_apfp_xfer_LDLIBS := -lpthread

@@ -137,6 +137,8 @@ static int launch(struct engine *e, uint8_t op, const void *req, struct range g)
  * broke and was made again (nothing received), or the error to stop. */
 static int receive(struct engine *e, struct proto_client_reply *r, struct range *g)
 {
+	if (e->oom)
+		return -ENOMEM;         /* a range given back was lost */
 	int rc = apfpc_recv(e->c, r);
 	if (rc < 0)
 		return broken(e, rc);
@@ -185,10 +187,6 @@ int apfp_xfer_put(struct apfpc *c, const struct proto_handle *fh, uint64_t size,
 			if ((rc = launch(&e, PROTO_OP_WRITE, &q, g)))
 				goto out;
 		}
-		if (e.oom) {
-			rc = -ENOMEM;
-			goto out;
-		}
 		if (e.nfl) {
 			struct proto_client_reply r;
 			struct range g;
@@ -212,6 +210,10 @@ int apfp_xfer_put(struct apfpc *c, const struct proto_handle *fh, uint64_t size,
 			x->bytes += w->count;
 			progress(&e, size);
 			continue;
+		}
+		if (e.oom) {
+			rc = -ENOMEM;
+			goto out;
 		}
 		if (!have_work(&e) && !wl->n) {
 			rc = 0;
@@ -261,11 +263,7 @@ int apfp_xfer_get(struct apfpc *c, const struct proto_handle *fh, uint64_t size,
 			if ((rc = launch(&e, PROTO_OP_READ, &q, g)))
 				goto out;
 		}
-		if (e.oom) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		if (!e.nfl)
+		if (!e.nfl && !e.oom)
 			break;
 		struct proto_client_reply r;
 		struct range g;

@@ -19,9 +19,8 @@
 #include "tests/host/test.h"
 #include "tools/apfp_xfer.h"
 #include "tools/apfp_ops.h"
-#include "fs/vfs.h"
+#include "tests/host/apfp_env.h"
 #include "platform/platform.h"
-#include "platform/host/platform_host.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,13 +36,20 @@ int apfp_serve_main(int argc, char **argv);
 #define IMAGE_BYTES (128ull << 20)
 #define FILE_BYTES ((9u << 20) + 12345)
 
-static char dir[] = "/tmp/apfp-xfer-XXXXXX";
-static char image[256], secret_file[256], port_file[256], vol_arg[300];
+static struct apfp_env env;
+static char *const dir = env.dir, *const secret_file = env.secret_file, *const port_file = env.port_file,
+	    *const vol_arg = env.vol_arg;
 static pid_t server = -1;
 static uint16_t port;           /* 0 until the first start: then the same on every restart */
 static struct apfpc c;
 static struct apfp_obj root;
 static uint8_t *data;
+
+static bool server_alive(void *arg)
+{
+	(void)arg;
+	return waitpid(server, NULL, WNOHANG) != server;
+}
 
 static void server_start(void)
 {
@@ -59,20 +65,10 @@ static void server_start(void)
 		dup2(fd, 1);    /* its "listening" line is not a test result */
 		_exit(apfp_serve_main(8, argv));
 	}
-	for (int i = 0; i < 500; i++) {         /* 10 s */
-		FILE *f = fopen(port_file, "r");
-		unsigned p = 0;
-		if (f) {
-			int ok = fscanf(f, "%u", &p);
-			fclose(f);
-			if (ok == 1 && p) {
-				port = (uint16_t)p;
-				return;
-			}
-		}
-		if (waitpid(server, NULL, WNOHANG) == server)
-			break;
-		usleep(20000);
+	uint16_t p = apfp_env_port(&env, server_alive, NULL);
+	if (p) {
+		port = p;
+		return;
 	}
 	fprintf(stderr, "apfp-serve did not start on port %u\n", port);
 	abort();
@@ -105,24 +101,7 @@ static int connect_client(void)
 
 static void setup(void)
 {
-	static const char psk[] = "apfp xfer test secret, 32 bytes!\n";
-	if (!mkdtemp(dir))
-		abort();
-	snprintf(image, sizeof(image), "%s/vol.img", dir);
-	snprintf(secret_file, sizeof(secret_file), "%s/secret", dir);
-	snprintf(port_file, sizeof(port_file), "%s/port", dir);
-	snprintf(vol_arg, sizeof(vol_arg), "vol=%s", image);
-	int fd = open(secret_file, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, psk, sizeof(psk) - 1) != sizeof(psk) - 1 || close(fd))
-		abort();
-	fd = open(image, O_CREAT | O_RDWR | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)IMAGE_BYTES) || close(fd))
-		abort();
-	plat_init();
-	struct plat_bdev *b = plat_host_bdev_open(image, IMAGE_BYTES, 512, 2, false);
-	if (!b || cowfs_mkfs(b, NULL))
-		abort();
-	plat_bdev_close(b);
+	apfp_env_make(&env, "apfp-xfer", "apfp xfer test secret, 32 bytes!\n", IMAGE_BYTES);
 	if (!(data = malloc(FILE_BYTES)))
 		abort();
 	uint64_t seed = 12345;
