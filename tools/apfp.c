@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-	"usage: apfp [--secret-file FILE | --anon] [--timeout MS] [--json] HOST:PORT COMMAND [ARGS]\n"
+	"usage: apfp [--secret-file FILE | --anon] [--timeout MS] [--depth N] [--json] HOST:PORT COMMAND [ARGS]\n"
 	"Paths on the server are EXPORT/PATH (EXPORT alone is the export's root directory).\n"
 	"commands:\n"
 	"  ping [N]                   N round trips (default 1), the mean time\n"
@@ -41,6 +41,8 @@ static const char usage_text[] =
 	"                             'bench apfp write_MBps=... read_MBps=... create_per_s=... getattr_us_p50=...'\n"
 	"  bench-null [N]             PING round trips per second at queue depth 1 and 8 (N each, default 2000)\n"
 	"  hold SECONDS               a session held open that long (tests)\n"
+	"--depth N: requests kept in flight by get, put and bench (1..64; default 16 for writes, 4 for reads, which\n"
+	"           the appliance serves fastest; the server may allow fewer).\n"
 	"--json: ls, stat, df, exports, snapshot list and bench print JSON on stdout.\n"
 	"Progress bars (bytes, rate, time left) go to stderr for transfers of 8 MiB or more when it is a terminal.\n"
 	"exit status: 0 done; 1 usage; 2 no connection, timeout or connection lost; 3 authentication or\n"
@@ -318,6 +320,11 @@ int main(int argc, char **argv)
 				return EX_USAGE;
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
 			cfg.timeout_ms = (unsigned)strtoul(argv[++i], NULL, 0);
+		} else if (!strcmp(argv[i], "--depth") && i + 1 < argc) {
+			k.depth = (unsigned)strtoul(argv[++i], NULL, 0);
+			if (!k.depth || k.depth > PROTO_MAX_INFLIGHT)
+				return usage();
+			cfg.max_inflight = k.depth;
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage_text, stdout);
 			return EX_OK;

@@ -111,7 +111,7 @@ int cmd_bench(struct cli *k, int argc, char **argv)
 	double *lat = calloc(getattrs, sizeof(*lat));
 	double t0, write_s = 0, read_s = 0, create_s = 0;
 	uint64_t size = (uint64_t)mib << 20, got = 0;
-	struct apfp_xfer x = { .src = fill, .sink = discard, .arg = &b };
+	struct apfp_xfer x = { .src = fill, .sink = discard, .arg = &b, .depth = k->depth };
 	struct cli_bar bar;
 	snprintf(b.dname, sizeof(b.dname), ".apfp-bench-%d", (int)getpid());
 	if (!lat) {
@@ -177,15 +177,17 @@ out:
 	}
 	double w = (double)size / 1e6 / write_s, r = (double)size / 1e6 / read_s, cr = files / create_s;
 	double p50 = lat[getattrs / 2], p99 = lat[(size_t)getattrs * 99 / 100];
-	unsigned depth = k->c.sess.max_inflight;
+	unsigned depth = k->c.sess.max_inflight, rdepth = k->depth ? k->depth : APFP_READ_DEPTH;
+	rdepth = rdepth < depth ? rdepth : depth;
 	if (k->json)
 		printf("{\"write_MBps\":%.1f,\"read_MBps\":%.1f,\"create_per_s\":%.0f,\"getattr_us_p50\":%.0f,"
 		       "\"getattr_us_p99\":%.0f,\"size_MiB\":%u,\"files\":%u,\"getattrs\":%u,\"depth\":%u,"
-		       "\"commits\":%u}\n", w, r, cr, p50, p99, mib, files, getattrs, depth, commits);
+		       "\"read_depth\":%u,\"commits\":%u}\n",
+		       w, r, cr, p50, p99, mib, files, getattrs, depth, rdepth, commits);
 	else
 		printf("bench apfp write_MBps=%.1f read_MBps=%.1f create_per_s=%.0f getattr_us_p50=%.0f "
-		       "getattr_us_p99=%.0f size_MiB=%u files=%u getattrs=%u depth=%u\n",
-		       w, r, cr, p50, p99, mib, files, getattrs, depth);
+		       "getattr_us_p99=%.0f size_MiB=%u files=%u getattrs=%u depth=%u read_depth=%u\n",
+		       w, r, cr, p50, p99, mib, files, getattrs, depth, rdepth);
 	free(lat);
 	return EX_OK;
 }

@@ -27,6 +27,7 @@ struct cli {
 	struct apfpc c;
 	bool json;
 	bool tty;               /* stderr is a terminal: progress bars */
+	unsigned depth;         /* --depth: requests in flight (0: apfp_xfer's defaults) */
 };
 
 /* A remote operation on `what` failed with rc: say so, return the status. */

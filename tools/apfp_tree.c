@@ -98,7 +98,7 @@ static int get_file(struct cli *k, const struct apfp_obj *o, const char *remote,
 	int fd = open(local, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), rc;
 	if (fd < 0)
 		return cli_local(local, errno);
-	struct apfp_xfer x = { .sink = sink_pwrite, .arg = &fd };
+	struct apfp_xfer x = { .sink = sink_pwrite, .arg = &fd, .depth = k->depth };
 	struct cli_bar bar;
 	uint64_t got = 0;
 	cli_bar_start(k, &bar, remote, o->attr.size, &x);
@@ -209,7 +209,7 @@ static int put_file(struct cli *k, const struct apfp_obj *dir, const char *name,
 		ex = cli_fail(k, remote, rc);
 		goto out;
 	}
-	struct apfp_xfer x = { .src = src_pread, .arg = &fd };
+	struct apfp_xfer x = { .src = src_pread, .arg = &fd, .depth = k->depth };
 	struct cli_bar bar;
 	cli_bar_start(k, &bar, local, (uint64_t)st.st_size, &x);
 	rc = apfp_xfer_put(&k->c, &o.fh, (uint64_t)st.st_size, &x);

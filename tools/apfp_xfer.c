@@ -35,6 +35,7 @@ struct engine {
 	uint32_t io;
 	unsigned strikes;
 	bool oom;
+	bool reading;
 };
 
 static void engine_init(struct engine *e, struct apfpc *c, struct apfp_xfer *x, uint64_t size)
@@ -52,11 +53,10 @@ static void engine_init(struct engine *e, struct apfpc *c, struct apfp_xfer *x, 
 static unsigned depth(const struct engine *e)
 {
 	unsigned d = e->c->sess.max_inflight ? e->c->sess.max_inflight : 1;
+	unsigned want = e->x->depth ? e->x->depth : e->reading ? APFP_READ_DEPTH : PROTO_MAX_INFLIGHT;
 	if (d > PROTO_MAX_INFLIGHT)
 		d = PROTO_MAX_INFLIGHT;
-	if (e->x->depth && e->x->depth < d)
-		d = e->x->depth;
-	return d;
+	return want < d ? want : d;
 }
 
 static void give_back(struct engine *e, uint64_t off, uint32_t len)
@@ -252,6 +252,7 @@ int apfp_xfer_get(struct apfpc *c, const struct proto_handle *fh, uint64_t size,
 	int rc = 0;
 
 	engine_init(&e, c, x, size);
+	e.reading = true;
 	for (;;) {
 		while (e.nfl < depth(&e) && have_work(&e)) {
 			struct range g = take(&e);
