@@ -17,7 +17,8 @@
 
 static const char usage_text[] =
 	"usage: apfp [--secret-file FILE | --anon] [--timeout MS] [--depth N] [--json] HOST:PORT COMMAND [ARGS]\n"
-	"Paths on the server are EXPORT/PATH (EXPORT alone is the export's root directory).\n"
+	"Paths on the server are EXPORT/PATH (EXPORT alone is the export's root directory; symbolic links in them\n"
+	"are not followed).\n"
 	"commands:\n"
 	"  ping [N]                   N round trips (default 1), the mean time\n"
 	"  exports                    the export list\n"
