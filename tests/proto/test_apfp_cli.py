@@ -68,13 +68,22 @@ def make_file(path, size, seed):
 
 
 class Cli:
-    def __init__(self, tmp, port):
+    """build/apfp against one server.  The cases name the export "vol";
+    against another server (tests/qemu/test_apfp_cli.py) it is renamed."""
+
+    def __init__(self, tmp, port, export="vol"):
         self.secret = os.path.join(tmp, "secret")
         self.addr = f"127.0.0.1:{port}"
+        self.export = export
+
+    def remote(self, arg):
+        if arg == "vol" or arg.startswith("vol/"):
+            return self.export + arg[3:]
+        return arg
 
     def run(self, *args, expect=0, timeout=120, secret=None, addr=None, **kw):
         cmd = [os.path.join(BUILD, "apfp"), "--secret-file", secret or self.secret, "--timeout", "20000",
-               addr or self.addr, *args]
+               addr or self.addr, *(self.remote(a) for a in args)]
         p = subprocess.run(cmd, capture_output=True, timeout=timeout, **kw)
         if expect is not None and p.returncode != expect:
             raise AssertionError(f"apfp {' '.join(args)}: exit {p.returncode}, wanted {expect}: "
@@ -214,13 +223,13 @@ def case_namespace(cli, tmp):
 
 def case_df(cli, tmp):
     d = cli.json("df")
-    assert len(d) == 1 and d[0]["export"] == "vol", d
+    assert len(d) == 1 and d[0]["export"] == cli.export, d
     d = d[0]
     assert 200 * MiB < d["total_bytes"] <= 256 * MiB, d
     assert 20 * MiB < d["used_bytes"] < d["total_bytes"], d           # the 20 MiB file at least
     assert d["free_bytes"] + d["used_bytes"] == d["total_bytes"] and d["max_name"] == 255, d
     text = cli.run("df", "vol").stdout.decode().splitlines()
-    assert text[0].split()[0] == "export" and text[1].split()[0] == "vol", text
+    assert text[0].split()[0] == "export" and text[1].split()[0] == cli.export, text
     cli.run("df", "nosuch", expect=6)
 
 
@@ -284,7 +293,7 @@ def case_progress_tty(cli, tmp):
     master, slave = pty.openpty()
     try:
         p = subprocess.Popen([os.path.join(BUILD, "apfp"), "--secret-file", cli.secret, cli.addr, "get",
-                              "vol/sizes-9", os.path.join(tmp, "bar")], stdout=subprocess.DEVNULL, stderr=slave)
+                              cli.remote("vol/sizes-9"), os.path.join(tmp, "bar")], stdout=subprocess.DEVNULL, stderr=slave)
         os.close(slave)
         slave = None
         seen = b""
@@ -326,6 +335,13 @@ def case_bench(cli, tmp):
     print("# " + out.strip(), flush=True)
 
 
+# In order: later cases use what earlier ones put.
+STEPS = [("put_get_sizes", case_put_get_sizes), ("cat", case_cat), ("tree", case_tree),
+         ("ls_stat_json", case_ls_stat_json), ("namespace", case_namespace), ("df", case_df),
+         ("snapshots", case_snapshots), ("clone", case_clone), ("errors", case_errors),
+         ("progress_tty", case_progress_tty), ("bench", case_bench)]
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="apfp-cli-")
     image, port_file = os.path.join(tmp, "vol.img"), os.path.join(tmp, "port")
@@ -344,11 +360,7 @@ def main():
             raise AssertionError(f"apfp-serve exited {server.returncode}")
         cli = Cli(tmp, int(open(port_file).read()))
         report("serve", True)
-        steps = [("put_get_sizes", case_put_get_sizes), ("cat", case_cat), ("tree", case_tree),
-                 ("ls_stat_json", case_ls_stat_json), ("namespace", case_namespace), ("df", case_df),
-                 ("snapshots", case_snapshots), ("clone", case_clone), ("errors", case_errors),
-                 ("progress_tty", case_progress_tty), ("bench", case_bench)]
-        for name, fn in steps:
+        for name, fn in STEPS:
             try:
                 fn(cli, tmp)
                 report(name, True)
