@@ -73,8 +73,9 @@ proto-bench:
 .PHONY: apfp-tool
 all: apfp-tool
 apfp-tool: $(BUILD)/apfp
-APFP_TOOL_SRCS := tools/apfp.c tools/apfp_client.c tools/apfp_admin.c $(PROTO_HOST_SRCS)
-$(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp_client.h tools/apfp_admin.h platform/*.h platform/host/*.h)
+APFP_TOOL_SRCS := tools/apfp.c tools/apfp_cmds.c tools/apfp_tree.c tools/apfp_bench.c tools/apfp_xfer.c \
+		  tools/apfp_ops.c tools/apfp_client.c tools/apfp_admin.c $(PROTO_HOST_SRCS)
+$(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp*.h platform/*.h platform/host/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ $(APFP_TOOL_SRCS) -lpthread
 
@@ -92,7 +93,7 @@ $(BUILD)/apfp-serve: $(APFP_SERVE_SRCS) $(wildcard proto/*.h fs/*.h platform/*.h
 
 # The host server in the test's process, over an image, driven by the
 # client library's typed operations.
-test_apfp_serve_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c
+test_apfp_serve_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c tests/host/apfp_env.c
 test_apfp_serve_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
 test_apfp_serve_LDLIBS := -lpthread
 
@@ -120,3 +121,15 @@ bench: apfp-fuse-bench
 APFP_FUSE_BENCH_MIB ?= 256
 apfp-fuse-bench: $(BUILD)/apfp-fuse $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs
 	$(PYTHON) tests/fuse/test_apfp_fuse.py $(BUILD) --bench $(APFP_FUSE_BENCH_MIB)
+# The CLI end to end: build/apfp against build/apfp-serve on 127.0.0.1 over
+# an image (tests/proto/test_apfp_cli.py).
+HOST_SCRIPT_TESTS += test_apfp_cli
+test_apfp_cli_DEPS := $(BUILD)/apfp $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs $(BUILD)/cowfs
+test_apfp_cli_CMD := $(PYTHON) tests/proto/test_apfp_cli.py $(BUILD)
+
+# The CLI's bulk transfers against the host server in a child process that
+# is killed and started again (the unstable-write resend).
+test_apfp_xfer_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c tools/apfp_xfer.c \
+		      tests/host/apfp_env.c
+test_apfp_xfer_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
+test_apfp_xfer_LDLIBS := -lpthread

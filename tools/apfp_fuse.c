@@ -624,7 +624,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
 	uint64_t done = 0, n = 1;
 	int rc = 0;
 	while (done < len && n) {
-		rc = apfp_copy(&k->c, &src, (uint64_t)off_in + done, &dst, (uint64_t)off_out + done, len - done, &n);
+		rc = apfp_copy(&k->c, &src, (uint64_t)off_in + done, &dst, (uint64_t)off_out + done, len - done, &n, NULL);
 		if (rc)
 			break;
 		done += n;

@@ -420,13 +420,58 @@ int apfp_readdir_page(struct apfpc *c, const struct proto_handle *dir, uint64_t 
 	return 0;
 }
 
-int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off, const struct proto_handle *dst,
-	      uint64_t dst_off, uint64_t len, uint64_t *n)
+/* ---- for the CLI: export paths, server-side copy ---------------------------- */
+
+/* The export's name (the first component of path) into name; the rest. */
+static const char *split_export(const char *path, char name[256])
 {
-	struct proto_copy_req q = { *src, src_off, *dst, dst_off, len, 0 };
+	while (*path == '/')
+		path++;
+	size_t n = strcspn(path, "/");
+	if (!n || n > 255)
+		return NULL;
+	memcpy(name, path, n);
+	name[n] = 0;
+	return path + n;
+}
+
+int apfp_resolve(struct apfpc *c, const char *path, struct apfp_obj *out)
+{
+	char exp[256];
+	struct apfp_obj root;
+	const char *rest = split_export(path, exp);
+	if (!rest)
+		return -EINVAL;
+	int rc = apfp_export_root(c, exp, &root);
+	return rc ? rc : apfp_walk(c, &root, rest, out);
+}
+
+int apfp_resolve_parent(struct apfpc *c, const char *path, struct apfp_obj *parent, char name[256])
+{
+	char exp[256];
+	struct apfp_obj root;
+	const char *rest = split_export(path, exp);
+	if (!rest)
+		return -EINVAL;
+	if (!rest[strspn(rest, "/")])
+		return -EINVAL;         /* the export itself */
+	int rc = apfp_export_root(c, exp, &root);
+	return rc ? rc : apfp_walk_parent(c, &root, rest, parent, name);
+}
+
+int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off, const struct proto_handle *dst,
+	      uint64_t dst_off, uint64_t length, uint64_t *count, bool *cloned)
+{
+	struct proto_copy_req q = { *src, src_off, *dst, dst_off, length, 0 };
 	struct proto_client_reply r;
 	int rc = call(c, PROTO_OP_COPY, &q, &r);
-	if (!rc)
-		*n = ((const struct proto_copy_rep *)r.msg)->count;
-	return rc;
+	if (rc)
+		return rc;
+	const struct proto_copy_rep *p = (const void *)r.msg;
+	if (p->count > length)
+		return -EBADMSG;        /* more than asked for: a broken server */
+	*count = p->count;
+	if (cloned)
+		*cloned = p->cloned;
+	return 0;
 }

@@ -82,8 +82,18 @@ int apfp_symlink_as(struct apfpc *c, const struct proto_handle *dir, const char 
 typedef int (*apfp_direntc_fn)(void *arg, const char *name, const struct apfp_obj *obj, uint64_t cookie);
 int apfp_readdir_page(struct apfpc *c, const struct proto_handle *dir, uint64_t *cookie, struct proto_verf *verf,
 		      uint32_t maxcount, apfp_direntc_fn cb, void *arg, bool *eof);
-/* Server-side COPY of up to len bytes: copied bytes in *n (may be short). */
+/* ---- for the CLI (tools/apfp.c): export paths, server-side copy ---------- */
+
+/* "EXPORT/a/b": the export's root walked to a/b (apfp_walk rules); -ENOENT
+ * with no export of that name. */
+int apfp_resolve(struct apfpc *c, const char *path, struct apfp_obj *out);
+/* The parent directory of "EXPORT/a/b" and its last component; -EINVAL for
+ * an export's root (it has no parent over the protocol). */
+int apfp_resolve_parent(struct apfpc *c, const char *path, struct apfp_obj *parent, char name[256]);
+/* One COPY of length bytes from src at src_off to dst at dst_off: the
+ * bytes copied in *count (may be short: continue from there), whether the
+ * server shared extents in *cloned. */
 int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off, const struct proto_handle *dst,
-	      uint64_t dst_off, uint64_t len, uint64_t *n);
+	      uint64_t dst_off, uint64_t length, uint64_t *count, bool *cloned);
 
 #endif

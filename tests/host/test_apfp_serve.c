@@ -11,6 +11,7 @@
 #define TEST_SUITE "apfp_serve"
 #include "tests/host/test.h"
 #include "tools/apfp_ops.h"
+#include "tests/host/apfp_env.h"
 #include "fs/vfs.h"
 #include "platform/platform.h"
 #include "platform/host/platform_host.h"
@@ -29,8 +30,9 @@ int apfp_serve_main(int argc, char **argv);
 
 #define IMAGE_BYTES (256ull << 20)
 
-static char dir[] = "/tmp/apfp-serve-XXXXXX";
-static char image[256], secret_file[256], port_file[256], vol_arg[300];
+static struct apfp_env env;
+static char *const dir = env.dir, *const image = env.image, *const secret_file = env.secret_file,
+	    *const port_file = env.port_file, *const vol_arg = env.vol_arg;
 static pthread_t server;
 static int server_rc;
 static uint16_t port;
@@ -50,19 +52,8 @@ static void server_start(void)
 {
 	unlink(port_file);
 	pthread_create(&server, NULL, server_thread, NULL);
-	for (int i = 0; i < 500; i++) {         /* 10 s */
-		FILE *f = fopen(port_file, "r");
-		unsigned p = 0;
-		if (f) {
-			int ok = fscanf(f, "%u", &p);
-			fclose(f);
-			if (ok == 1 && p) {
-				port = (uint16_t)p;
-				return;
-			}
-		}
-		usleep(20000);
-	}
+	if ((port = apfp_env_port(&env, NULL, NULL)))
+		return;
 	fprintf(stderr, "server did not start\n");
 	abort();
 }
@@ -98,24 +89,7 @@ static int connect_client(void)
 
 static void setup(void)
 {
-	static const char psk[] = "apfp serve test secret, 32 bytes\n";
-	if (!mkdtemp(dir))
-		abort();
-	snprintf(image, sizeof(image), "%s/vol.img", dir);
-	snprintf(secret_file, sizeof(secret_file), "%s/secret", dir);
-	snprintf(port_file, sizeof(port_file), "%s/port", dir);
-	snprintf(vol_arg, sizeof(vol_arg), "vol=%s", image);
-	int fd = open(secret_file, O_CREAT | O_WRONLY | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, psk, sizeof(psk) - 1) != sizeof(psk) - 1 || close(fd))
-		abort();
-	fd = open(image, O_CREAT | O_RDWR | O_TRUNC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)IMAGE_BYTES) || close(fd))
-		abort();
-	plat_init();
-	struct plat_bdev *b = plat_host_bdev_open(image, IMAGE_BYTES, 512, 2, false);
-	if (!b || cowfs_mkfs(b, NULL))
-		abort();
-	plat_bdev_close(b);
+	apfp_env_make(&env, "apfp-serve", "apfp serve test secret, 32 bytes\n", IMAGE_BYTES);
 	server_start();
 	if (connect_client())
 		abort();
