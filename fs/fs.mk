@@ -86,8 +86,8 @@ $(BUILD)/mkfs.cowfs $(BUILD)/fsck.cowfs: $(BUILD)/cowfs
 # make stress: the large variants (millions of keys, 30 survivor subsets
 # per power-cut point).  Other components hook in with `stress: ...`.
 stress: cowfs-stress
-cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS) test_cowfs_namei)
-	@set -e; for t in $(FS_TESTS) test_cowfs_namei; do COWFS_STRESS=1 $(HOST_BUILD)/$$t; done
+cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS) test_cowfs_namei test_cowfs_xattr)
+	@set -e; for t in $(FS_TESTS) test_cowfs_namei test_cowfs_xattr; do COWFS_STRESS=1 $(HOST_BUILD)/$$t; done
 
 # The portable filesystem compiled with the kernel's flags (freestanding,
 # no SSE, kernel code model): fails on any undefined symbol outside the
