@@ -419,9 +419,13 @@ static int fix_child(struct cowfs_tree *t, struct cowfs_node *parent, uint32_t s
 	uint32_t lslot = slot < sslot ? slot : sslot;
 	struct cowfs_node *l = slot < sslot ? c : s, *r = slot < sslot ? s : c;
 	if (node_mergeable(fs, l->buf, r->buf)) {
-		if (l == s && (err = node_cow(t, &s, parent, sslot)))
+		/* The sibling is shadowed even when it is the right one, which
+		 * the merge frees: shared with a snapshot, it must lose one
+		 * reference (its copy's children gain one), not be freed. */
+		if ((err = node_cow(t, &s, parent, sslot)))
 			goto out;
 		l = slot < sslot ? c : s;
+		r = slot < sslot ? s : c;
 		nd_redistribute(fs, l->buf, r->buf, nd_nr(l->buf) + nd_nr(r->buf));
 		in_delete_at(fs, parent->buf, lslot + 1);
 		cowfs_nc_put(fs, l);

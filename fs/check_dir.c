@@ -6,10 +6,12 @@
  *   <-> INODE_REF (ino, dir) record {seq, name};
  * the directory and the named inode exist and the directory is one.
  * Entries are checked one by one; the three counts must then be equal, so
- * an index item or back-reference without an entry is found too.
+ * an index item or back-reference without an entry is found too.  The
+ * same walk checks extended attribute items (fs/xattr_tree.c).
  */
 #include "fs/inode.h"
 #include "fs/cowfs_int.h"
+#include "fs/xattr.h"
 
 struct dchk {
 	struct cowfs_tree *t;
@@ -17,6 +19,7 @@ struct dchk {
 	size_t msglen;
 	uint64_t entries, index, refs;
 	uint8_t buf[4096];
+	struct cowfs_xattr_check xa;  /* extended attributes (fs/xattr_tree.c) */
 };
 
 static int dfail(struct dchk *c, uint64_t dir, const uint8_t *name, size_t len, const char *what)
@@ -75,6 +78,8 @@ static int dchk_item(void *arg, const struct cowfs_key *k, const void *data, uin
 	struct dchk *c = arg;
 	const uint8_t *d = data;
 	static const uint8_t none[1] = { 0 };
+	if (k->type == CFS_ITEM_XATTR || k->type == CFS_ITEM_XATTR_VALUE)
+		return cowfs_xattr_check_item(c->t, &c->xa, k, data, len, c->msg, c->msglen);
 	if (k->type == CFS_ITEM_DIR_INDEX) {
 		c->index++;
 	} else if (k->type == CFS_ITEM_INODE_REF) {
@@ -118,6 +123,8 @@ int cowfs_check_dirs(struct cowfs_tree *t, char *msg, size_t msglen)
 			      (unsigned long long)c->index, (unsigned long long)c->refs);
 		err = -PLAT_EIO;
 	}
+	if (!err)
+		err = cowfs_xattr_check_done(t, &c->xa, msg, msglen);
 	plat_free(c);
 	return err < 0 ? err : err ? -PLAT_EIO : 0;
 }

@@ -7,7 +7,8 @@
  *     from any directory reaches the root (no loops, no detached trees);
  *   - an inode with link count 0 has an ORPHAN item, and an ORPHAN item
  *     names an inode with link count 0;
- *   - a symlink has its SYMLINK item, as long as its size says.
+ *   - a symlink has its SYMLINK item, as long as its size says;
+ *   - extended attributes (XATTR, XATTR_VALUE) belong to an existing inode.
  * One in-order walk: the items of one inode are adjacent (objectid
  * first), ORPHAN items (objectid 5) come before every inode.  Every
  * problem is reported (as many as fit in msg), not just the first.
@@ -15,18 +16,20 @@
  * Repair (fsck --repair) fixes what follows from the names alone: a wrong
  * link count becomes the count of names (0 for a nameless inode, which
  * then gets its ORPHAN item so the next mount frees it), ORPHAN items are
- * added or removed to match.  A directory with two names or outside the
+ * added or removed to match, attributes of an inode that does not exist
+ * are deleted.  A directory with two names or outside the
  * root's tree is left alone (which name is right cannot be known).
  */
 #include "fs/inode.h"
 #include "fs/cowfs_int.h"
+#include "fs/xattr.h"
 
 #define MODE_FMT 0170000u
 #define MODE_DIR 0040000u
 #define MODE_LNK 0120000u
 
 struct ns_dir { uint64_t ino, parent; uint8_t state; };   /* state: 0 unknown, 1 walking, 2 reaches root */
-enum { FIX_NLINK, FIX_ADD_ORPHAN, FIX_DEL_ORPHAN };
+enum { FIX_NLINK, FIX_ADD_ORPHAN, FIX_DEL_ORPHAN, FIX_DEL_XATTRS };
 struct ns_fix { uint64_t ino; uint32_t nlink; uint8_t kind; };
 
 struct ns {
@@ -46,7 +49,7 @@ struct ns {
 	uint64_t ino;
 	bool have_inode;
 	struct cowfs_inode in;
-	uint64_t names, subdirs, parent;
+	uint64_t names, subdirs, parent, xattrs;
 	bool have_symlink;
 	uint32_t symlink_len;
 	int err;
@@ -144,6 +147,12 @@ static void finish_inode(struct ns *c)
 	if (!c->have_inode) {
 		if (c->names || c->subdirs)
 			problem(c, "inode %llu: names or entries without an inode item", ino);
+		if (c->xattrs) {
+			problem(c, "inode %llu: %llu extended attribute items without an inode item", ino,
+				(unsigned long long)c->xattrs);
+			if (c->repair)
+				add_fix(c, c->ino, FIX_DEL_XATTRS, 0);
+		}
 		return;
 	}
 	bool dir = (c->in.mode & MODE_FMT) == MODE_DIR, root = c->ino == CFS_ROOT_INO;
@@ -192,7 +201,7 @@ static int ns_item(void *arg, const struct cowfs_key *k, const void *data, uint3
 			return c->err;
 		c->ino = k->objectid;
 		c->have_inode = c->have_symlink = false;
-		c->names = c->subdirs = 0;
+		c->names = c->subdirs = c->xattrs = 0;
 	}
 	switch (k->type) {
 	case CFS_ITEM_INODE:
@@ -213,6 +222,10 @@ static int ns_item(void *arg, const struct cowfs_key *k, const void *data, uint3
 	case CFS_ITEM_SYMLINK:
 		c->have_symlink = true;
 		c->symlink_len = len;
+		break;
+	case CFS_ITEM_XATTR:
+	case CFS_ITEM_XATTR_VALUE:
+		c->xattrs++;
 		break;
 	}
 	return 0;
@@ -314,6 +327,10 @@ static int apply_fix(struct cowfs_tree *t, const struct ns_fix *f, char *line, s
 			      in.nlink, f->nlink);
 		in.nlink = f->nlink;
 		return cowfs_inode_write(t, &in);
+	case FIX_DEL_XATTRS:
+		plat_snprintf(line, len, "inode %llu does not exist: its extended attributes removed",
+			      (unsigned long long)f->ino);
+		return cowfs_xattr_delete_all(t, f->ino);
 	case FIX_ADD_ORPHAN:
 		plat_snprintf(line, len, "inode %llu: no names left: ORPHAN item added (freed at the next mount)",
 			      (unsigned long long)f->ino);

@@ -2,7 +2,8 @@
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
 	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c \
-	fs/repair.c fs/drop.c fs/dataref.c fs/probe.c
+	fs/repair.c fs/drop.c fs/dataref.c fs/probe.c \
+	fs/xattr_tree.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
 HOST_TESTS += test_cowfs_crc32c
@@ -18,6 +19,12 @@ $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 # The mounted filesystem: mount and inode cache (vfs.c), file data through
 # the iomap core (file.c, extent.c), the namespace (namei.c, rename.c).
 FS_VFS_SRCS := fs/vfs.c fs/file.c fs/csum.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
+# Extended attributes (fs/xattr.c) and their test.
+FS_VFS_SRCS += fs/xattr.c
+HOST_TESTS += test_cowfs_xattr
+test_cowfs_xattr_SRCS = $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
+test_cowfs_xattr_CFLAGS := -DCOWFS_TOOL_TEST
+test_cowfs_xattr_LDLIBS := -lpthread
 FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
 HOST_TESTS += test_cowfs_namei
 test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
@@ -79,8 +86,8 @@ $(BUILD)/mkfs.cowfs $(BUILD)/fsck.cowfs: $(BUILD)/cowfs
 # make stress: the large variants (millions of keys, 30 survivor subsets
 # per power-cut point).  Other components hook in with `stress: ...`.
 stress: cowfs-stress
-cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS) test_cowfs_namei)
-	@set -e; for t in $(FS_TESTS) test_cowfs_namei; do COWFS_STRESS=1 $(HOST_BUILD)/$$t; done
+cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS) test_cowfs_namei test_cowfs_xattr)
+	@set -e; for t in $(FS_TESTS) test_cowfs_namei test_cowfs_xattr; do COWFS_STRESS=1 $(HOST_BUILD)/$$t; done
 
 # The portable filesystem compiled with the kernel's flags (freestanding,
 # no SSE, kernel code model): fails on any undefined symbol outside the

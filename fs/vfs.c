@@ -17,6 +17,7 @@
  */
 #include "fs/vfs_int.h"
 #include "fs/file.h"
+#include "fs/xattr.h"
 
 #define VFS_HASH 1024u
 #define VFS_DEFAULT_INTERVAL_MS 5000u
@@ -101,6 +102,8 @@ static void vfs_evict(struct cowfs_mount *m, struct cowfs_vnode *vn)
 	struct cowfs_key orph = { CFS_ORPHAN_OBJECTID, CFS_ITEM_ORPHAN, vn->rec.ino };
 	if (!err && (err = cowfs_bt_delete(m->tree, &sym)) == -PLAT_ENOENT)
 		err = 0;
+	if (!err)
+		err = cowfs_xattr_delete_all(m->tree, vn->rec.ino);
 	if (!err)
 		err = cowfs_inode_delete(m->tree, vn->rec.ino);
 	if (!err && (err = cowfs_bt_delete(m->tree, &orph)) == -PLAT_ENOENT)

@@ -142,6 +142,28 @@ int cowfs_snapshot_list(struct cowfs_mount *m, cowfs_subvol_fn cb, void *arg);
  * unmount that should leave no work behind); committed. */
 int cowfs_vfs_drop_pending(struct cowfs_mount *m);
 
+/* ---- extended attributes (fs/xattr.c, docs/format.md §6) ----
+ * Names are 1..255 bytes without NUL (-ERANGE for an empty or longer name,
+ * -EINVAL with a NUL), values 0..CFS_XATTR_VALUE_MAX (fs/xattr.h: 64 KiB; -E2BIG
+ * beyond).  Each change bumps the inode's ctime and is one step of one
+ * transaction; the attributes go with the inode. */
+#define CFS_XATTR_CREATE  1u   /* -EEXIST when the attribute exists */
+#define CFS_XATTR_REPLACE 2u   /* -ENODATA when it does not */
+/* The value into buf; *vlen = its length.  cap 0 only asks the length;
+ * -ERANGE when cap is too small, -ENODATA when absent. */
+int cowfs_getxattr(struct cowfs_mount *m, uint64_t ino, const char *name, size_t len, void *buf, size_t cap,
+		   size_t *vlen);
+/* -ENOSPC when the space (or the item of names sharing this name's hash)
+ * is full; nothing changed then. */
+int cowfs_setxattr(struct cowfs_mount *m, uint64_t ino, const char *name, size_t len, const void *value,
+		   size_t vlen, unsigned flags);
+/* Every name, each followed by a NUL (the listxattr(2) layout), into
+ * buf; *total = the bytes needed.  cap 0 only asks the size; -ERANGE when
+ * cap is too small. */
+int cowfs_listxattr(struct cowfs_mount *m, uint64_t ino, char *buf, size_t cap, size_t *total);
+/* -ENODATA when absent. */
+int cowfs_removexattr(struct cowfs_mount *m, uint64_t ino, const char *name, size_t len);
+
 /* ---- data (fs/file.c): buffered and direct I/O through the iomap core ---- */
 #define CFS_IO_DIRECT 0x1u   /* O_DIRECT: block-aligned offset, length and buffer, else -EINVAL */
 #define CFS_IO_DSYNC  0x2u   /* O_DSYNC: durable when the call returns */

@@ -15,6 +15,7 @@
 #define PLAT_ENOENT          2
 #define PLAT_EINTR           4
 #define PLAT_EIO             5
+#define PLAT_E2BIG           7
 #define PLAT_ENXIO           6
 #define PLAT_EBADF           9
 #define PLAT_EAGAIN         11

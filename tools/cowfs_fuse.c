@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include "platform/host/platform_host.h"
 #include "fs/vfs.h"
@@ -370,12 +371,78 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &v);
 }
 
+/* ---- extended attributes (fs/xattr.c): size 0 asks for the size ---- */
+
+/* Runs get (a getxattr or listxattr into buf of size bytes) and replies
+ * with the size (size 0), the bytes, or the error. */
+static void reply_sized(fuse_req_t req, size_t size, int (*get)(fuse_req_t, void *, size_t, size_t *, const void *),
+			const void *arg)
+{
+	size_t len = 0;
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int err = get(req, buf, size, &len, arg);
+	if (err)
+		fuse_reply_err(req, -err);
+	else if (!size)
+		fuse_reply_xattr(req, len);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+}
+
+struct xa_args { fuse_ino_t ino; const char *name; };
+
+static int get_value(fuse_req_t req, void *buf, size_t size, size_t *len, const void *arg)
+{
+	const struct xa_args *a = arg;
+	return cowfs_getxattr(cf(req)->m, to_ino(a->ino), a->name, strlen(a->name), buf, size, len);
+}
+
+static int get_names(fuse_req_t req, void *buf, size_t size, size_t *len, const void *arg)
+{
+	const struct xa_args *a = arg;
+	return cowfs_listxattr(cf(req)->m, to_ino(a->ino), buf, size, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct xa_args a = { ino, name };
+	reply_sized(req, size, get_value, &a);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+			int flags)
+{
+	unsigned f = (flags & XATTR_CREATE ? CFS_XATTR_CREATE : 0) | (flags & XATTR_REPLACE ? CFS_XATTR_REPLACE : 0);
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	fuse_reply_err(req, -cowfs_setxattr(cf(req)->m, to_ino(ino), name, strlen(name), value, size, f));
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct xa_args a = { ino, NULL };
+	reply_sized(req, size, get_names, &a);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -cowfs_removexattr(cf(req)->m, to_ino(ino), name, strlen(name)));
+}
+
 static const struct fuse_lowlevel_ops ops = {
 	.init = op_init, .lookup = op_lookup, .forget = op_forget, .getattr = op_getattr, .setattr = op_setattr,
 	.readlink = op_readlink, .mknod = op_mknod, .mkdir = op_mkdir, .symlink = op_symlink, .link = op_link,
 	.unlink = op_unlink, .rmdir = op_rmdir, .rename = op_rename, .open = op_open, .create = op_create,
 	.read = op_read, .write = op_write, .flush = op_flush, .release = op_release, .fsync = op_fsync,
 	.readdir = op_readdir, .fsyncdir = op_fsyncdir, .statfs = op_statfs,
+	.getxattr = op_getxattr, .setxattr = op_setxattr, .listxattr = op_listxattr, .removexattr = op_removexattr,
 };
 
 /* ---- options ---- */

@@ -5,7 +5,8 @@
 
 mkfs an image file, mount it with build/cowfs-fuse, build a tree with
 mkdir, cp -r, ln, ln -s, mv, rm -r, check it with find, stat, readlink,
-diff -r, tar, dd with O_DIRECT and df, unmount, run `cowfs check`, remount
+diff -r, tar, dd with O_DIRECT and df, set, read, list and remove extended
+attributes (up to 64 KiB, flags and errors), unmount, run `cowfs check`, remount
 and compare again, remount read-only.
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount is always taken down.
@@ -23,7 +24,7 @@ from fuse_util import FuseDaemon, Results, listing, run
 
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
-CASES = ["mount", "namespace", "data", "rename_edges", "concurrent_namespace", "statfs", "unmount_check", "remount_same", "readonly"]
+CASES = ["mount", "namespace", "data", "rename_edges", "concurrent_namespace", "statfs", "xattr", "unmount_check", "remount_same", "readonly"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -33,6 +34,67 @@ class Mount(FuseDaemon):
     def __init__(self, image, mnt, *opts):
         super().__init__([os.path.join(BUILD, "cowfs-fuse"), image, mnt, "-f", *opts], mnt,
                          os.path.join(os.path.dirname(image), "fuse.log"))
+
+
+def xattr_listing(root):
+    """Every extended attribute of every file and directory: (path, name, value)."""
+    out = []
+    for d, dirs, files in os.walk(root):
+        for name in sorted(dirs + files) + ([] if d != root else ["."]):
+            p = os.path.join(d, name)
+            if os.path.islink(p):
+                continue
+            for a in sorted(os.listxattr(p)):
+                out.append((os.path.relpath(p, root), a, os.getxattr(p, a)))
+    return sorted(out)
+
+
+def xattr_ops(mnt):
+    """setxattr/getxattr/listxattr/removexattr with their flags and errors, up to 64 KiB values."""
+    d = os.path.join(mnt, "xattrs")
+    os.mkdir(d)
+    f = os.path.join(d, "file")
+    open(f, "wb").close()
+    big = bytes((i * 13 + 5) & 255 for i in range(65536))
+    os.setxattr(f, "user.small", b"hello")
+    os.setxattr(f, "user.big", big)
+    os.setxattr(f, "user.empty", b"")
+    os.setxattr(d, "user.dir", b"on a directory")
+    assert os.getxattr(f, "user.small") == b"hello"
+    assert os.getxattr(f, "user.big") == big, "64 KiB value differs"
+    assert os.getxattr(f, "user.empty") == b""
+    assert sorted(os.listxattr(f)) == ["user.big", "user.empty", "user.small"], os.listxattr(f)
+    for flags, name, want in ((os.XATTR_CREATE, "user.small", 17), (os.XATTR_REPLACE, "user.none", 61)):
+        try:
+            os.setxattr(f, name, b"x", flags)
+            raise AssertionError(f"setxattr {name} flags {flags} succeeded")
+        except OSError as e:
+            assert e.errno == want, f"setxattr {name} flags {flags}: errno {e.errno}, want {want}"
+    os.setxattr(f, "user.small", b"replaced", os.XATTR_REPLACE)
+    os.setxattr(f, "user.new", b"created", os.XATTR_CREATE)
+    assert os.getxattr(f, "user.small") == b"replaced"
+    os.removexattr(f, "user.new")
+    for call in (lambda: os.getxattr(f, "user.new"), lambda: os.removexattr(f, "user.new")):
+        try:
+            call()
+            raise AssertionError("an attribute removed is still there")
+        except OSError as e:
+            assert e.errno == 61, f"errno {e.errno} for a removed attribute, want ENODATA"
+    # The size the kernel asks first (size 0) and a too small buffer.
+    libc = ctypes.CDLL(None, use_errno=True)
+    n = libc.getxattr(f.encode(), b"user.big", None, ctypes.c_size_t(0))
+    assert n == 65536, f"getxattr size query: {n}"
+    buf = ctypes.create_string_buffer(10)
+    n = libc.getxattr(f.encode(), b"user.big", buf, ctypes.c_size_t(10))
+    assert n == -1 and ctypes.get_errno() == 34, f"getxattr into 10 bytes: {n}, errno {ctypes.get_errno()}"
+    # Many names on one file, then the file goes with its attributes.
+    g = os.path.join(d, "many")
+    open(g, "wb").close()
+    for i in range(200):
+        os.setxattr(g, f"user.n{i}", str(i).encode() * (i % 50))
+    assert len(os.listxattr(g)) == 200
+    assert all(os.getxattr(g, f"user.n{i}") == str(i).encode() * (i % 50) for i in range(200))
+    os.unlink(g)
 
 
 def make_source(src):
@@ -210,6 +272,7 @@ def main():
             ("rename_edges", lambda: rename_edges(mnt)),
             ("concurrent_namespace", lambda: concurrent_ops(mnt)),
             ("statfs", lambda: check_df(mnt)),
+            ("xattr", lambda: xattr_ops(mnt)),
         ]
         m = Mount(image, mnt)
         for name, fn in steps:
@@ -219,6 +282,7 @@ def main():
             except (AssertionError, OSError, subprocess.SubprocessError) as e:
                 report(name, False, str(e)[:400])
         before = listing(mnt)
+        before_x = xattr_listing(mnt)
         try:
             m.unmount()
             m = None
@@ -229,8 +293,10 @@ def main():
         try:
             m = Mount(image, mnt)
             after = listing(mnt)
-            report("remount_same", after == before and len(after) > 10,
-                   f"{len(before)} paths before, {len(after)} after; first difference: "
+            after_x = xattr_listing(mnt)
+            report("remount_same", after == before and len(after) > 10 and after_x == before_x and len(after_x) >= 4,
+                   f"{len(before)} paths before, {len(after)} after; {len(before_x)} attributes before, "
+                   f"{len(after_x)} after; first difference: "
                    f"{next((a, b) for a, b in zip(before + [None], after + [None]) if a != b)[0:2] if after != before else ''}")
             m.unmount()
             m = None
@@ -243,7 +309,13 @@ def main():
                 report("readonly", False, "a file was created on a read-only mount")
             except OSError as e:
                 same = listing(mnt) == before
-                report("readonly", e.errno == 30 and same, f"errno {e.errno}, tree unchanged: {same}")
+                try:
+                    os.setxattr(os.path.join(mnt, "xattrs", "file"), "user.ro", b"x")
+                    xerr = 0
+                except OSError as xe:
+                    xerr = xe.errno
+                report("readonly", e.errno == 30 and same and xerr == 30,
+                       f"errno {e.errno}, tree unchanged: {same}, setxattr errno {xerr}")
             m.unmount()
             m = None
         except (AssertionError, subprocess.SubprocessError) as e:

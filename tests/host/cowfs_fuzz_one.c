@@ -4,11 +4,12 @@
  * cowfs-fuzz, part of make stress).
  *
  * A small filesystem is built once: a subvolume with inodes, directory
- * entries and plain items, a snapshot of it, a clone changed on its own,
+ * entries, extended attributes (inline and out of line) and plain items,
+ * a snapshot of it, a clone changed on its own,
  * several commits (so older superblocks and freed blocks exist).  An input
  * is a list of 6-byte edits of that image (cowfs_fuzz_edit), applied to a
- * copy; then mount, the whole-filesystem check, a walk of every tree and
- * directory, a few changes and a commit, unmount.  Every outcome is
+ * copy; then mount, the whole-filesystem check, a walk of every tree,
+ * directory and attribute, a few changes and a commit, unmount.  Every outcome is
  * allowed except a crash, a hang, a sanitizer report or one property: when
  * the check passes, walking the trees it checked must not fail.
  */
@@ -21,6 +22,7 @@
 #include "platform/host/platform_host.h"
 #include "fs/cowfs_int.h"
 #include "fs/inode.h"
+#include "fs/xattr.h"
 
 #define FZ_BLOCKS 384u
 #define FZ_BYTES  (FZ_BLOCKS * 4096ull)
@@ -62,6 +64,38 @@ static void fz_names(struct cowfs_tree *t, unsigned n)
 	}
 }
 
+/* Two extended attributes of the first file (inode 257), written as
+ * fs/xattr.c lays them out (docs/format.md §6): "user.in" inline, and
+ * "user.out" of 3000 bytes out of line in chunks under tag 1. */
+#define FZ_XA_INO (CFS_ROOT_INO + 1)
+#define FZ_XA_OUT 3000u
+static void fz_xattrs(struct cowfs_tree *t)
+{
+	uint8_t item[64], chunk[4096];
+	uint32_t c = cowfs_max_item_size(t->fs);
+	struct cowfs_key k = { FZ_XA_INO, CFS_ITEM_XATTR, cowfs_name_hash("user.in", 7) };
+	cfs_put16(item, 7);
+	item[2] = 0;
+	cfs_put32(item + 3, 5);
+	memcpy(item + CFS_XATTR_HEAD, "user.invalue", 12);
+	if (cowfs_bt_insert(t, &k, item, CFS_XATTR_HEAD + 12))
+		fz_die("base image: xattr");
+	k.offset = cowfs_name_hash("user.out", 8);
+	cfs_put16(item, 8);
+	item[2] = 1;
+	cfs_put32(item + 3, FZ_XA_OUT);
+	memcpy(item + CFS_XATTR_HEAD, "user.out", 8);
+	if (cowfs_bt_insert(t, &k, item, CFS_XATTR_HEAD + 8))
+		fz_die("base image: xattr");
+	for (uint32_t i = 0; i * c < FZ_XA_OUT; i++) {
+		struct cowfs_key ck = cowfs_xattr_chunk_key(FZ_XA_INO, k.offset, 1, i);
+		uint32_t n = FZ_XA_OUT - i * c < c ? FZ_XA_OUT - i * c : c;
+		memset(chunk, (int)i, n);
+		if (cowfs_bt_insert(t, &ck, chunk, n))
+			fz_die("base image: xattr chunk");
+	}
+}
+
 /* The base image, in memory and in a scratch file the iterations use. */
 void cowfs_fuzz_init(void)
 {
@@ -78,6 +112,7 @@ void cowfs_fuzz_init(void)
 	if (cowfs_tree_open(fs, CFS_TREE_FS, true, &t))
 		fz_die("base image: tree");
 	fz_names(t, 40);
+	fz_xattrs(t);
 	fz_items(t, 300, 0);
 	if (cowfs_commit(fs) || cowfs_snapshot_create(fs, CFS_TREE_FS, CFS_TREE_FS + 1, true) ||
 	    cowfs_snapshot_create(fs, CFS_TREE_FS, CFS_TREE_FS + 2, false) ||
@@ -182,6 +217,14 @@ static int fz_walk_tree(void *arg, const struct cowfs_subvol_info *si)
 		if (err == -PLAT_ENOENT)
 			err = 0;
 	}
+	/* The attributes read back (absent is fine: a lost item is not
+	 * damage the check can see; what is there must read). */
+	static uint8_t value[CFS_XATTR_VALUE_MAX];
+	size_t vlen;
+	if (!err && (err = cowfs_xattr_get(t, FZ_XA_INO, "user.in", 7, value, sizeof(value), &vlen)) == -PLAT_ENODATA)
+		err = 0;
+	if (!err && (err = cowfs_xattr_get(t, FZ_XA_INO, "user.out", 8, value, sizeof(value), &vlen)) == -PLAT_ENODATA)
+		err = 0;
 	return err;
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "platform/host/platform_host.h"
 #include "fs/cowfs_int.h"
+#include "fs/inode.h"
 
 struct ct_image {
 	char path[96];
@@ -204,6 +205,46 @@ static inline const char *ct_compare(struct cowfs_tree *t, const struct ct_model
 	if (c.seen != m->present)
 		return "tree has fewer items than the model";
 	return NULL;
+}
+
+/* ---- hash collisions of names (fs/dir.c, fs/xattr.c) ---- */
+/* Name i of the collision search: 12 pseudo-random letters (names that
+ * differ in a few bytes only, like "c1" "c2", never collide: CRC is
+ * linear). */
+static inline void ct_coll_name(uint32_t i, char *n)
+{
+	uint64_t s = i * 0x9E3779B97F4A7C15ull + 1;
+	for (int k = 0; k < 12; k++)
+		n[k] = (char)('a' + ct_rand(&s) % 26);
+	n[12] = 0;
+}
+
+/* Two different names with the same cowfs_name_hash (birthday search,
+ * bounded; a and b empty when none was found). */
+static inline void ct_colliding_names(char *a, char *b)
+{
+	enum { N = 1 << 18 };
+	uint64_t *seen = calloc(N * 2, sizeof(uint64_t));
+	a[0] = b[0] = 0;
+	for (uint32_t i = 0; i < N; i++) {
+		char n[32];
+		ct_coll_name(i, n);
+		uint64_t h = cowfs_name_hash(n, strlen(n));
+		uint64_t slot = (h * 0x9E3779B97F4A7C15ull) >> 45;   /* 19 bits */
+		for (;; slot = (slot + 1) % (N * 2)) {
+			if (!seen[slot]) {
+				seen[slot] = ((uint64_t)i << 32 | (h & 0xffffffff)) + 1;
+				break;
+			}
+			if (((seen[slot] - 1) & 0xffffffff) == (h & 0xffffffff)) {
+				ct_coll_name((uint32_t)((seen[slot] - 1) >> 32), a);
+				strcpy(b, n);
+				free(seen);
+				return;
+			}
+		}
+	}
+	free(seen);
 }
 
 /* ---- power cuts at a chosen device write ----

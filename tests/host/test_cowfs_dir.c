@@ -137,51 +137,13 @@ out:
 	env_close(&e);
 }
 
-/* Name i of the collision search: 12 pseudo-random letters (names that
- * differ in a few bytes only, like "c1" "c2", never collide: CRC is
- * linear). */
-static void coll_name(uint32_t i, char *n)
-{
-	uint64_t s = i * 0x9E3779B97F4A7C15ull + 1;
-	for (int k = 0; k < 12; k++)
-		n[k] = (char)('a' + ct_rand(&s) % 26);
-	n[12] = 0;
-}
-
-/* Two different names with the same hash (birthday search, bounded). */
-static void colliding_names(char *a, char *b)
-{
-	enum { N = 1 << 18 };
-	uint64_t *seen = calloc(N * 2, sizeof(uint64_t));
-	a[0] = b[0] = 0;
-	for (uint32_t i = 0; i < N; i++) {
-		char n[32];
-		coll_name(i, n);
-		uint64_t h = cowfs_name_hash(n, strlen(n));
-		uint64_t slot = (h * 0x9E3779B97F4A7C15ull) >> 45;   /* 19 bits */
-		for (;; slot = (slot + 1) % (N * 2)) {
-			if (!seen[slot]) {
-				seen[slot] = ((uint64_t)i << 32 | (h & 0xffffffff)) + 1;
-				break;
-			}
-			if (((seen[slot] - 1) & 0xffffffff) == (h & 0xffffffff)) {
-				coll_name((uint32_t)((seen[slot] - 1) >> 32), a);
-				strcpy(b, n);
-				free(seen);
-				return;
-			}
-		}
-	}
-	free(seen);
-}
-
 TEST(hash_collisions_share_an_item)
 {
 	struct env e;
 	char a[32], b[32];
 	uint64_t ino;
 	uint8_t type;
-	colliding_names(a, b);
+	ct_colliding_names(a, b);
 	EXPECT(a[0] && strcmp(a, b) != 0);
 	EXPECT_EQ_INT(cowfs_name_hash(a, strlen(a)), cowfs_name_hash(b, strlen(b)));
 	EXPECT_EQ_INT(env_open(&e, "d-coll", 16 << 20, 4096), 0);

@@ -131,6 +131,48 @@ TEST(snapshot_keeps_its_state)
 	free(frozen.ver);
 }
 
+/* Deleting keys in order from the left end of a tree shared with a
+ * snapshot: each emptied leaf merges with its right sibling, which the
+ * live tree has not changed yet (still shared): that sibling must lose a
+ * reference, not be freed under the snapshot. */
+TEST(merge_with_a_shared_right_sibling)
+{
+	struct fx f;
+	struct ct_model live, frozen;
+	fx_init(&f, 4096);
+	ct_model_init(&live, KEYS, 200);
+	struct cowfs_tree *t = tree(&f, SRC);
+	uint8_t buf[200];
+	for (uint32_t i = 0; i < 3000 && t; i++) {
+		struct cowfs_key k;
+		ct_key(i, &k);
+		live.ver[i] = f.next_ver++;
+		uint32_t len = ct_len(&live, i, live.ver[i]);
+		ct_value(i, live.ver[i], buf, len);
+		EXPECT_EQ_INT(cowfs_bt_insert(t, &k, buf, len), 0);
+		live.present++;
+	}
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	EXPECT_EQ_INT(cowfs_snapshot_create(f.fs, SRC, 300, true), 0);
+	ct_model_copy(&frozen, &live);
+	for (uint32_t i = 0; i < 1500 && t; i++) {
+		struct cowfs_key k;
+		ct_key(i, &k);
+		EXPECT_EQ_INT(cowfs_bt_delete(t, &k), 0);
+		live.ver[i] = 0;
+		live.present--;
+	}
+	EXPECT_EQ_INT(cowfs_commit(f.fs), 0);
+	expect_clean(&f);
+	expect_tree(&f, 300, &frozen);
+	expect_tree(&f, SRC, &live);
+	fx_remount(&f);
+	expect_tree(&f, 300, &frozen);
+	expect_clean(&f);
+	fx_done(&f, &live);
+	free(frozen.ver);
+}
+
 struct list_ctx { unsigned n; uint64_t ids[8], parents[8]; bool ro[8]; };
 static int list_cb(void *arg, const struct cowfs_subvol_info *si)
 {
