@@ -552,6 +552,105 @@ static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 	return op_end(&o, rc);
 }
 
+/* ---- extended attributes ---------------------------------------------------------- */
+
+/* cowfs's own limits (ERANGE for a name it refuses, E2BIG for a value over
+ * its maximum) are the protocol's INVAL: the codec already bounds both. */
+static int xattr_err(int rc)
+{
+	return rc == -PLAT_ERANGE || rc == -PLAT_E2BIG ? -PLAT_EINVAL : rc;
+}
+
+static int op_getxattr(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct proto_xattr_req *q = req;
+	struct proto_getxattr_rep *r = rep;
+	size_t len = 0;
+	struct op o;
+	int rc = op_begin(&o, fs, c, false);
+	if (!rc)
+		rc = xattr_err(cowfs_getxattr(o.m, o.in.ino, q->name.p, q->name.len, c->scratch,
+					      c->scratch_cap > 4 ? c->scratch_cap - 4 : 0, &len));
+	if (!rc) {
+		r->value.p = c->scratch;
+		r->value.len = (uint32_t)len;
+	}
+	return op_end(&o, rc);
+}
+
+static int op_setxattr(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct proto_setxattr_req *q = req;
+	struct proto_wcc_rep *r = rep;
+	struct op o;
+	int rc = op_begin(&o, fs, c, false);
+	/* PROTO_XATTR_CREATE/REPLACE are cowfs's CFS_XATTR_CREATE/REPLACE. */
+	if (!rc)
+		rc = xattr_err(cowfs_setxattr(o.m, o.in.ino, q->name.p, q->name.len, q->value.p, q->value.len,
+					      q->flags));
+	if (!rc)
+		rc = wcc_of(&o, &o.in, o.in.ino, &r->wcc);
+	return op_end(&o, rc);
+}
+
+static int op_removexattr(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct proto_xattr_req *q = req;
+	struct proto_wcc_rep *r = rep;
+	struct op o;
+	int rc = op_begin(&o, fs, c, false);
+	if (!rc)
+		rc = xattr_err(cowfs_removexattr(o.m, o.in.ino, q->name.p, q->name.len));
+	if (!rc)
+		rc = wcc_of(&o, &o.in, o.in.ino, &r->wcc);
+	return op_end(&o, rc);
+}
+
+static int op_listxattr(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	struct proto_listxattr_rep *r = rep;
+	struct proto_listbuf lb;
+	struct proto_err err;
+	char *names = NULL;
+	size_t total = 0;
+	struct op o;
+	int rc = op_begin(&o, fs, c, false);
+	(void)req;
+	/* The size, then the names: a change between the two calls is
+	 * ERANGE, answered as a retry would be (once more). */
+	for (int tries = 0; !rc && tries < 2; tries++) {
+		plat_free(names);
+		names = NULL;
+		if ((rc = cowfs_listxattr(o.m, o.in.ino, NULL, 0, &total)) || !total)
+			break;
+		if (!(names = plat_alloc(total))) {
+			rc = -PLAT_ENOMEM;
+			break;
+		}
+		rc = cowfs_listxattr(o.m, o.in.ino, names, total, &total);
+		if (rc != -PLAT_ERANGE)
+			break;
+	}
+	rc = xattr_err(rc);
+	if (!rc) {
+		proto_listbuf_init(&lb, c->scratch, (uint32_t)(c->scratch_cap > 4 ? c->scratch_cap - 4 : 0));
+		for (size_t at = 0; at < total && !rc;) {
+			size_t n = 0;
+			while (at + n < total && names[at + n])
+				n++;
+			struct proto_xname x = { { names + at, (uint16_t)n } };
+			int added = proto_list_add(&lb, PROTO_L_XNAME, &x, &err);
+			if (added)
+				rc = added == -PLAT_ENOSPC ? -PLAT_EMSGSIZE : -PLAT_EIO;
+			at += n + 1;
+		}
+		if (!rc)
+			r->names = proto_list_of(&lb);
+	}
+	plat_free(names);
+	return op_end(&o, rc);
+}
+
 /* ---- directories ------------------------------------------------------------------ */
 
 struct gathered {
@@ -824,7 +923,9 @@ const struct proto_fs_ops proto_cowfs_ops = { .op = {
 	[PROTO_OP_SYMLINK] = op_symlink, [PROTO_OP_LINK] = op_link, [PROTO_OP_REMOVE] = op_remove,
 	[PROTO_OP_RMDIR] = op_rmdir, [PROTO_OP_RENAME] = op_rename, [PROTO_OP_READDIR] = op_readdir,
 	[PROTO_OP_READDIRPLUS] = op_readdirplus, [PROTO_OP_FSSTAT] = op_fsstat, [PROTO_OP_FSYNC] = op_fsync,
-	[PROTO_OP_COPY] = op_copy, [PROTO_OP_SNAP_CREATE] = op_snap_create,
+	[PROTO_OP_COPY] = op_copy, [PROTO_OP_GETXATTR] = op_getxattr, [PROTO_OP_SETXATTR] = op_setxattr,
+	[PROTO_OP_LISTXATTR] = op_listxattr, [PROTO_OP_REMOVEXATTR] = op_removexattr,
+	[PROTO_OP_SNAP_CREATE] = op_snap_create,
 	[PROTO_OP_SNAP_LIST] = op_snap_list, [PROTO_OP_SNAP_DELETE] = op_snap_delete,
 } };
 

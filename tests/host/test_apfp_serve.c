@@ -259,6 +259,49 @@ TEST(stale_and_forged_handles)
 	EXPECT_EQ_INT(status(PROTO_OP_GETATTR, &q, &r), PROTO_E_BADHANDLE);
 }
 
+TEST(xattrs)
+{
+	struct apfp_obj f;
+	struct proto_client_reply r;
+	static uint8_t big[65536];
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "with-xattrs", 0644, PROTO_CREATE_GUARDED, &f), 0);
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 13 + 7);
+	struct proto_setxattr_req sq = { f.fh, { "user.small", 10 }, { (const uint8_t *)"v1", 2 }, PROTO_XATTR_CREATE };
+	EXPECT_EQ_INT(status(PROTO_OP_SETXATTR, &sq, &r), 0);
+	EXPECT(((const struct proto_wcc_rep *)r.msg)->wcc.after.change >= ((const struct proto_wcc_rep *)r.msg)->wcc.before.change);
+	EXPECT_EQ_INT(status(PROTO_OP_SETXATTR, &sq, &r), PROTO_E_EXIST);       /* CREATE on an existing name */
+	sq.flags = PROTO_XATTR_REPLACE;
+	sq.name = (struct proto_str){ "user.absent", 11 };
+	EXPECT_EQ_INT(status(PROTO_OP_SETXATTR, &sq, &r), PROTO_E_NODATA);      /* REPLACE of a missing one */
+	sq = (struct proto_setxattr_req){ f.fh, { "user.big", 8 }, { big, sizeof(big) }, 0 };
+	EXPECT_EQ_INT(status(PROTO_OP_SETXATTR, &sq, &r), 0);
+	struct proto_xattr_req gq = { f.fh, { "user.big", 8 } };
+	EXPECT_EQ_INT(status(PROTO_OP_GETXATTR, &gq, &r), 0);
+	const struct proto_getxattr_rep *g = (const void *)r.msg;
+	EXPECT(g->value.len == sizeof(big) && !memcmp(g->value.p, big, sizeof(big)));
+	gq.name = (struct proto_str){ "user.small", 10 };
+	EXPECT_EQ_INT(status(PROTO_OP_GETXATTR, &gq, &r), 0);
+	g = (const void *)r.msg;
+	EXPECT(g->value.len == 2 && !memcmp(g->value.p, "v1", 2));
+	struct proto_fh_req lq = { f.fh };
+	EXPECT_EQ_INT(status(PROTO_OP_LISTXATTR, &lq, &r), 0);
+	const struct proto_listxattr_rep *l = (const void *)r.msg;
+	struct proto_xname x;
+	uint32_t pos = 0;
+	unsigned seen = 0;
+	while (proto_list_next(&l->names, PROTO_L_XNAME, &pos, &x) > 0)
+		seen |= (x.name.len == 8 && !memcmp(x.name.p, "user.big", 8)) ? 1u :
+			(x.name.len == 10 && !memcmp(x.name.p, "user.small", 10)) ? 2u : 4u;
+	EXPECT_EQ_INT(seen, 3);
+	EXPECT_EQ_INT(l->names.count, 2);
+	EXPECT_EQ_INT(status(PROTO_OP_REMOVEXATTR, &gq, &r), 0);
+	EXPECT_EQ_INT(status(PROTO_OP_GETXATTR, &gq, &r), PROTO_E_NODATA);
+	EXPECT_EQ_INT(status(PROTO_OP_REMOVEXATTR, &gq, &r), PROTO_E_NODATA);
+	EXPECT_EQ_INT(status(PROTO_OP_LISTXATTR, &lq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_listxattr_rep *)r.msg)->names.count, 1);
+}
+
 struct seen { unsigned n; unsigned char hit[400]; bool dup, bad; };
 
 static int count_cb(void *arg, const char *name, const struct apfp_obj *o)
