@@ -22,6 +22,11 @@ void cowfs_sb_encode(struct cowfs *fs, uint8_t *sb, uint64_t gen)
 	plat_memcpy(sb + CFS_SB_MAGIC_OFF, CFS_SB_MAGIC, 8);
 	cfs_put16(sb + CFS_SB_VMAJOR, CFS_VERSION_MAJOR);
 	cfs_put16(sb + CFS_SB_VMINOR, CFS_VERSION_MINOR);
+	/* Code that does not replay the log must not mount (it would lose
+	 * what fsync made durable, docs/format.md §9). */
+	cfs_put64(sb + CFS_SB_INCOMPAT, CFS_INCOMPAT_LOG);
+	cfs_put64(sb + CFS_SB_LOG_START, fs->log_start);
+	cfs_put64(sb + CFS_SB_LOG_GEN, fs->log_gen);
 	cfs_put32(sb + CFS_SB_SLOT, (uint32_t)(gen % CFS_SB_SLOTS));
 	plat_memcpy(sb + CFS_SB_FSID, fs->fsid, CFS_FSID_SIZE);
 	cfs_put64(sb + CFS_SB_GEN, gen);
@@ -292,6 +297,8 @@ static int mount_from(struct cowfs *fs, const uint8_t *sb, uint64_t cache_bytes)
 	fs->node_size = cfs_get32(sb + CFS_SB_NODESIZE);
 	fs->total_blocks = cfs_get64(sb + CFS_SB_TOTAL);
 	fs->committed_gen = cfs_get64(sb + CFS_SB_GEN);
+	fs->log_start = cfs_get64(sb + CFS_SB_LOG_START);
+	fs->log_gen = cfs_get64(sb + CFS_SB_LOG_GEN);
 	fs->gen = fs->committed_gen + 1;
 	cfs_bptr_get(sb + CFS_SB_ROOT, &fs->root_tree.root);
 	cfs_bptr_get(sb + CFS_SB_BACKUP, &fs->backup[0]);
@@ -395,6 +402,12 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 				plat_log(PLAT_LOG_WARN, "cowfs: %s: unknown read-only-compatible features: read-only",
 					 plat_bdev_name(b));
 				fs->readonly = true;
+			}
+			/* The intent log of this commit (replayed and committed
+			 * unless read-only); a failure fails the mount. */
+			if ((err = cowfs_log_mount(fs))) {
+				fs_free(fs);
+				break;
 			}
 			plat_free(buf);
 			*out = fs;
