@@ -16,9 +16,10 @@
  * created, removed or renamed anywhere in the running transaction (which
  * includes a file created since the last commit: its name is not durable
  * yet), extents removed from the file (truncate), directories, a log that
- * is full or closed (no space, a failed log write), a mount with
- * no_fsync_log, and an fsync whose records would take more than
- * FILE_LOG_MAX_BYTES.
+ * is full or closed (no space, a failed log write), a filesystem with
+ * fewer than FILE_LOG_ROOM blocks beyond what buffered writes reserved, a
+ * mount with no_fsync_log, and an fsync whose records would take more
+ * than FILE_LOG_MAX_BYTES.
  *
  * The steps (filesystem lock held, the file's data written back and
  * waited for by the caller):
@@ -34,6 +35,7 @@
 #define BS CFS_BLOCK_SIZE
 #define FILE_LOG_MAX_BYTES (16u * (CFS_BLOCK_SIZE - CFS_LH_SIZE))
 #define FILE_LOG_MAX_EXTENTS 128u
+#define FILE_LOG_ROOM 128u          /* free blocks below which fsync commits instead */
 
 void cowfs_file_log_note(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
 {
@@ -122,6 +124,13 @@ int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn)
 	struct cowfs *fs = m->fs;
 	if (!m->fsync_log || !vn->fd || !CFS_S_ISREG(vn->rec.mode) || !vn->rec.nlink || m->ns_gen == fs->gen ||
 	    vn->nolog_gen == fs->gen || !fs->log_next || fs->readonly)
+		return -PLAT_EAGAIN;
+	/* Log blocks come out of the free space buffered writes reserved
+	 * against: leave their room (and a commit's) alone. */
+	struct cowfs_info in;
+	cowfs_info(fs, &in);
+	uint64_t busy = in.used_blocks + in.pinned_blocks + m->reserved_blocks + m->inflight_blocks;
+	if (busy + FILE_LOG_ROOM > in.total_blocks)
 		return -PLAT_EAGAIN;
 	struct recbuf *r = plat_alloc(sizeof(*r));
 	struct new_extents *x = plat_alloc(sizeof(*x));

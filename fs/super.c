@@ -442,7 +442,9 @@ void cowfs_info(struct cowfs *fs, struct cowfs_info *out)
 	out->committed_gen = fs->committed_gen;
 	out->total_blocks = fs->total_blocks;
 	out->used_blocks = fs->al.used;
-	out->pinned_blocks = fs->al.pinned;
+	/* Intent log blocks written since the last commit are free again
+	 * two commits later, like pinned ones (fs/log.c). */
+	out->pinned_blocks = fs->al.pinned + fs->log_n;
 	out->node_size = fs->node_size;
 	out->cached_nodes = fs->nc.nodes;
 	out->dirty_nodes = fs->nc.dirty;
