@@ -93,11 +93,11 @@ struct cowfs {
 	 * name (counting into st, reporting each problem).  NULL = no data. */
 	void (*scrub_leaf_data)(struct cowfs *fs, const uint8_t *leaf, struct cowfs_scrub_stats *st,
 				cowfs_report_fn report, void *arg);
-	/* Intent log (fs/log.c, docs/format.md §9).  log_start/log_gen: the
+	/* Intent log (fs/log.c, docs/format.md §9).  log_start/log_id: the
 	 * log the mounted (or last) commit's superblock names; log_next: the
 	 * block taken for the next log block (0 = no log until the next
 	 * commit); log_blk[0..log_n): blocks written (or replayed) since. */
-	uint64_t log_start, log_gen, log_next, log_seq;
+	uint64_t log_start, log_id, log_next, log_seq;
 	uint64_t log_old_next;       /* during a commit: the old log's unwritten next block */
 	uint64_t log_blk[COWFS_LOG_MAX_BLOCKS];
 	uint32_t log_n;

@@ -7,9 +7,9 @@
  * direct writes: fs/file.c remaps them, and every remapped range is noted
  * here) and attribute changes (size, times, mode...), while no name in the
  * filesystem changed in the running transaction.  The records are the
- * file's extents written in this transaction that lie in the ranges noted
- * since the file's last log (with their data checksums), then the whole
- * inode item.  Replaying them on the last commit gives that commit plus
+ * whole inode item, then the file's extents written in this transaction
+ * that lie in the ranges noted since the file's last log (with their
+ * data checksums).  Replaying them on the last commit gives that commit plus
  * this file as fsync saw it.
  *
  * Everything else commits (cowfs_fsync falls back on -EAGAIN): a name
@@ -23,7 +23,7 @@
  *
  * The steps (filesystem lock held, the file's data written back and
  * waited for by the caller):
- *   1. records: the transaction's extents in the noted ranges, then the inode;
+ *   1. records: the inode, then the transaction's extents in the noted ranges;
  *   2. FLUSH: the data those extents name (and any other completed
  *      write) is on stable media;
  *   3. the log blocks, FUA (cowfs_log_append);
@@ -138,7 +138,7 @@ int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn)
 	if (err)
 		goto out;
 	r->len = 0;
-	/* 1. Records: the new extents in the noted ranges, then the inode. */
+	/* 1. Records: the inode, then the new extents in the noted ranges. */
 	*x = (struct new_extents){ .lo = vn->log_lo, .hi = vn->log_hi, .gen = fs->gen };
 	if (vn->log_range_gen == fs->gen && vn->log_lo < vn->log_hi) {
 		uint64_t span = (uint64_t)CFS_EXTENT_MAX_BLOCKS * BS;
@@ -150,8 +150,6 @@ int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn)
 		if (!err && x->too_many)
 			err = -PLAT_EAGAIN;
 	}
-	for (unsigned i = 0; i < x->n && !err; i++)
-		err = rec_extent(m, r, vn->rec.ino, &x->e[i]);
 	if (!err) {
 		uint8_t *p = rec_begin(r, CFS_LR_INODE, CFS_LR_HDR + CFS_INODE_ITEM_SIZE, m->tree->id, vn->rec.ino);
 		if (p)
@@ -159,6 +157,8 @@ int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn)
 		else
 			err = -PLAT_EAGAIN;
 	}
+	for (unsigned i = 0; i < x->n && !err; i++)
+		err = rec_extent(m, r, vn->rec.ino, &x->e[i]);
 	/* 2. What the records name is durable before they are written. */
 	if (!err)
 		err = cowfs_flush(fs);

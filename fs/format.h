@@ -168,7 +168,7 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_SB_ROOT      112
 #define CFS_SB_USED      136
 #define CFS_SB_LOG_START 144
-#define CFS_SB_LOG_GEN   152
+#define CFS_SB_LOG_ID   152
 #define CFS_SB_LABEL     160
 #define CFS_SB_BACKUP    224     /* 2 x 24 bytes */
 
@@ -189,7 +189,7 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_LH_MAGIC        4
 #define CFS_LH_FSID         8
 #define CFS_LH_BLOCKNR      24
-#define CFS_LH_LOG_GEN      32
+#define CFS_LH_LOG_ID      32
 #define CFS_LH_SEQ          40
 #define CFS_LH_NEXT         48
 #define CFS_LH_NBYTES       56      /* u16: record bytes after the header */

@@ -3,15 +3,19 @@
  *
  * The protocol.  Every commit N names, in its superblock, the block the
  * log of the transaction after it starts at (log_start, taken in memory
- * before the superblock is written) and log_gen = N.  An fsync then
- * writes one or more log blocks: each carries log_gen, its sequence number
+ * before the superblock is written) and log_id, 64 bits it draws at
+ * random.  An fsync then writes one or more log blocks: each carries
+ * log_id, its sequence number
  * in the log, its own block number, and the number of the block the
  * following log block will go to (taken now, in memory).  So appending
  * never rewrites the superblock or an earlier log block, and mount finds
  * the log by following next pointers from log_start while blocks verify
- * (checksum, magic, fsid, blocknr, log_gen, seq = 0, 1, 2 ...).  A stale
- * block at an address cannot pass: log_gen is the commit's generation,
- * used by no other log.
+ * (checksum, magic, fsid, blocknr, log_id, seq = 0, 1, 2 ...).  A stale
+ * block at an address cannot pass: log_id belongs to one commit (random,
+ * so not even a commit of the same generation written again after a
+ * fall-back shares it), and only one mount appends to a log: a mount
+ * that finds its commit's log empty does not append to it (a mount before
+ * may have left blocks of it past a torn one); its first fsync commits.
  *
  * Records say what an fsync made durable, as results: an EXTENT record
  * "bytes [off, off + n blocks) of inode ino now live at disk_block..., with
@@ -72,7 +76,7 @@ static void lb_seal(struct cowfs *fs, uint8_t *b, uint64_t blk, uint64_t seq, ui
 	cfs_put32(b + CFS_LH_MAGIC, CFS_LOG_MAGIC);
 	plat_memcpy(b + CFS_LH_FSID, fs->fsid, CFS_FSID_SIZE);
 	cfs_put64(b + CFS_LH_BLOCKNR, blk);
-	cfs_put64(b + CFS_LH_LOG_GEN, fs->log_gen);
+	cfs_put64(b + CFS_LH_LOG_ID, fs->log_id);
 	cfs_put64(b + CFS_LH_SEQ, seq);
 	cfs_put64(b + CFS_LH_NEXT, next);
 	cfs_put16(b + CFS_LH_NBYTES, (uint16_t)nbytes);
@@ -121,7 +125,7 @@ static const char *lb_verify(struct cowfs *fs, const uint8_t *b, uint64_t blk, u
 		return "another filesystem's block";
 	if (cfs_get64(b + CFS_LH_BLOCKNR) != blk)
 		return "misplaced block";
-	if (cfs_get64(b + CFS_LH_LOG_GEN) != fs->log_gen)
+	if (cfs_get64(b + CFS_LH_LOG_ID) != fs->log_id)
 		return "block of another log";
 	if (cfs_get64(b + CFS_LH_SEQ) != seq)
 		return "out of sequence";
@@ -229,13 +233,15 @@ int cowfs_log_append(struct cowfs *fs, const uint8_t *rec, uint32_t len)
 
 void cowfs_log_commit_start(struct cowfs *fs, uint64_t gen)
 {
-	uint64_t blk;
+	uint64_t blk, id;
+	if (plat_random(&id, sizeof(id)))
+		id = gen ^ plat_time_ns() * 0x9E3779B97F4A7C15ull;   /* no random source: clock and generation */
 	/* Without a free block the new commit has no log: fsync commits. */
 	if (cowfs_alloc_reserve(fs, 1, &blk))
 		blk = 0;
 	fs->log_old_next = fs->log_next;
 	fs->log_start = blk;
-	fs->log_gen = gen;
+	fs->log_id = id ? id : 1;
 }
 
 void cowfs_log_committed(struct cowfs *fs)
@@ -420,15 +426,11 @@ int cowfs_log_mount(struct cowfs *fs)
 	if (fs->readonly) {
 		if (w->n)
 			plat_log(PLAT_LOG_INFO, "cowfs: %s: intent log of commit %llu holds %u block(s), not replayed "
-				 "(read-only mount)", plat_bdev_name(fs->bdev), (unsigned long long)fs->log_gen, w->n);
+				 "(read-only mount)", plat_bdev_name(fs->bdev), (unsigned long long)fs->committed_gen, w->n);
 		goto out;
 	}
-	if (!w->n) {
-		/* Empty: it is ours to append to. */
-		if (!cowfs_alloc_take(fs, fs->log_start))
-			fs->log_next = fs->log_start;
-		goto out;
-	}
+	if (!w->n)
+		goto out;                 /* empty: not appended to (see the top); the first fsync commits */
 	/* 1-2. Whole fsyncs, cut before one naming a block in use. */
 	struct conflict c = { 0, NULL };
 	uint32_t keep;
@@ -480,7 +482,7 @@ int cowfs_log_check(struct cowfs *fs, char *msg, size_t msglen)
 		log_cut(fs, w, &keep, &c);
 		if (c.what) {
 			plat_snprintf(msg, msglen, "intent log of commit %llu: %s (block %llu) is also in the space map",
-				      (unsigned long long)fs->log_gen, c.what, (unsigned long long)c.blk);
+				      (unsigned long long)fs->committed_gen, c.what, (unsigned long long)c.blk);
 			err = -PLAT_EIO;
 		}
 	}

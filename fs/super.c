@@ -26,7 +26,7 @@ void cowfs_sb_encode(struct cowfs *fs, uint8_t *sb, uint64_t gen)
 	 * what fsync made durable, docs/format.md §9). */
 	cfs_put64(sb + CFS_SB_INCOMPAT, CFS_INCOMPAT_LOG);
 	cfs_put64(sb + CFS_SB_LOG_START, fs->log_start);
-	cfs_put64(sb + CFS_SB_LOG_GEN, fs->log_gen);
+	cfs_put64(sb + CFS_SB_LOG_ID, fs->log_id);
 	cfs_put32(sb + CFS_SB_SLOT, (uint32_t)(gen % CFS_SB_SLOTS));
 	plat_memcpy(sb + CFS_SB_FSID, fs->fsid, CFS_FSID_SIZE);
 	cfs_put64(sb + CFS_SB_GEN, gen);
@@ -298,7 +298,7 @@ static int mount_from(struct cowfs *fs, const uint8_t *sb, uint64_t cache_bytes)
 	fs->total_blocks = cfs_get64(sb + CFS_SB_TOTAL);
 	fs->committed_gen = cfs_get64(sb + CFS_SB_GEN);
 	fs->log_start = cfs_get64(sb + CFS_SB_LOG_START);
-	fs->log_gen = cfs_get64(sb + CFS_SB_LOG_GEN);
+	fs->log_id = cfs_get64(sb + CFS_SB_LOG_ID);
 	fs->gen = fs->committed_gen + 1;
 	cfs_bptr_get(sb + CFS_SB_ROOT, &fs->root_tree.root);
 	cfs_bptr_get(sb + CFS_SB_BACKUP, &fs->backup[0]);

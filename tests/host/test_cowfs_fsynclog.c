@@ -371,6 +371,51 @@ TEST(torn_log_block_ends_the_log)
 		if (!why)
 			why = check_online(&e);
 		EXPECT_MSG(!why, "block %u torn: %s", torn, why ? why : "");
+		/* An empty log (its first block torn) is not appended to: blocks
+		 * past the torn one may still be there.  The first fsync commits. */
+		if (torn == 0) {
+			EXPECT_EQ_INT(append(&e, ino, 0, want, 4096), 0);
+			EXPECT_EQ_INT(cowfs_fsync(e.m, ino, false), 0);
+			EXPECT_EQ_INT(e.m->fsync_commits, 1);
+			EXPECT_EQ_INT(e.m->fsync_logged, 0);
+		}
+		cowfs_vfs_unmount(e.m);
+		ct_image_remove(&e.im);
+	}
+}
+
+/* One fsync whose records take two log blocks (120 one-block extents from
+ * direct appends): replayed whole, or -- its last block torn -- not at all. */
+TEST(fsync_over_two_log_blocks_is_all_or_nothing)
+{
+	for (int tear = 0; tear < 2; tear++) {
+		struct env e;
+		uint64_t ino, blk[16];
+		memset(&e, 0, sizeof(e));
+		EXPECT_EQ_INT(fresh(&e, "fl-multi"), 0);
+		ino = mkfile(&e, "p");
+		EXPECT_EQ_INT(append(&e, ino, 0, 0, 8192), 0);
+		EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+		uint8_t *buf = aligned_alloc(4096, 4096);
+		for (uint64_t i = 0; i < 120; i++) {
+			uint64_t off = 8192 + i * 4096;
+			for (unsigned j = 0; j < 4096; j++)
+				buf[j] = byte_of(0, off + j);
+			EXPECT_EQ_INT(cowfs_write(e.m, ino, off, buf, 4096, CFS_IO_DIRECT), 4096);
+		}
+		free(buf);
+		EXPECT_EQ_INT(cowfs_fsync(e.m, ino, false), 0);
+		EXPECT_EQ_INT(e.m->fsync_logged, 1);
+		power_cut(&e);
+		EXPECT_EQ_INT(log_blocks(&e, blk), 2);
+		if (tear)
+			flip(&e, blk[1], 3000);
+		EXPECT_EQ_INT(mount_env(&e), 0);
+		uint64_t want = tear ? 8192 : 8192 + 120 * 4096;
+		const char *why = content_ok(&e, ino, 0, want, want);
+		if (!why)
+			why = check_online(&e);
+		EXPECT_MSG(!why, "%s: %s", tear ? "last block torn" : "whole", why ? why : "");
 		cowfs_vfs_unmount(e.m);
 		ct_image_remove(&e.im);
 	}
@@ -391,12 +436,15 @@ TEST(log_naming_a_used_block_is_found_and_not_replayed)
 	char msg[200] = "";
 	EXPECT_EQ_INT(cowfs_check(fs, msg, sizeof(msg)), 0);
 	cowfs_unmount(fs);
-	/* Second block: its first record is the EXTENT; point it at the root. */
+	/* Second block: its records are the INODE, then the EXTENT; point
+	 * that at the root of the root tree. */
 	uint8_t b[4096];
 	int fd = open(e.im.path, O_RDWR);
 	EXPECT_EQ_INT(pread(fd, b, 4096, (off_t)(blk[1] * 4096)), 4096);
-	EXPECT_EQ_INT(b[CFS_LH_SIZE], CFS_LR_EXTENT);
-	cfs_put64(b + CFS_LH_SIZE + CFS_LR_HDR + 8, used);
+	uint8_t *ext = b + CFS_LH_SIZE + cfs_get16(b + CFS_LH_SIZE + 2);
+	EXPECT_EQ_INT(b[CFS_LH_SIZE], CFS_LR_INODE);
+	EXPECT_EQ_INT(ext[0], CFS_LR_EXTENT);
+	cfs_put64(ext + CFS_LR_HDR + 8, used);
 	cfs_put32(b, crc32c(0, b + 4, 4092));
 	EXPECT_EQ_INT(pwrite(fd, b, 4096, (off_t)(blk[1] * 4096)), 4096);
 	close(fd);
