@@ -588,8 +588,10 @@ int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync)
 		if (err == -PLAT_EAGAIN) {
 			m->fsync_commits++;
 			/* Nothing to commit: written data (committed by a
-			 * commit in between) still needs its FLUSH. */
-			err = m->fs->dirty_changes || vn->rec_dirty ? cowfs_vfs_commit_locked(m) : cowfs_flush(m->fs);
+			 * commit in between) still needs its FLUSH.  A failed
+			 * or read-only filesystem says so, as before. */
+			bool commit = m->fs->readonly || m->fs->dirty_changes || vn->rec_dirty;
+			err = commit ? cowfs_vfs_commit_locked(m) : cowfs_flush(m->fs);
 		}
 	}
 	cowfs_vput(vn);
