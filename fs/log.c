@@ -262,7 +262,6 @@ struct log_walk {
 	uint8_t *buf;            /* the verified blocks, in order */
 	uint64_t blk[COWFS_LOG_MAX_BLOCKS];
 	uint32_t n;              /* verified */
-	uint32_t whole;          /* blocks in whole fsyncs (up to the last END) */
 	const char *end_why;     /* why the walk stopped */
 };
 
@@ -288,8 +287,6 @@ static int log_walk(struct cowfs *fs, struct log_walk *w)
 		if ((w->end_why = lb_verify(fs, b, blk, w->n)))
 			break;
 		w->blk[w->n++] = blk;
-		if (cfs_get16(b + CFS_LH_FLAGS) & CFS_LOG_END)
-			w->whole = w->n;
 		blk = cfs_get64(b + CFS_LH_NEXT);
 	}
 	return 0;
@@ -338,12 +335,12 @@ static int rec_conflict(struct cowfs *fs, const uint8_t *r, void *arg)
 	return 0;
 }
 
-/* Blocks of whole fsyncs [0, *keep) whose blocks are all free in the
- * space map; the first problem in c. */
+/* The blocks [0, *keep) to replay: whole fsyncs (up to an END block)
+ * whose blocks are all free in the space map; the first problem in c. */
 static void log_cut(struct cowfs *fs, struct log_walk *w, uint32_t *keep, struct conflict *c)
 {
 	*keep = 0;
-	for (uint32_t i = 0; i < w->whole; i++) {
+	for (uint32_t i = 0; i < w->n; i++) {
 		if (cowfs_alloc_test(fs, w->blk[i])) {
 			c->blk = w->blk[i];
 			c->what = "a log block";
@@ -440,7 +437,7 @@ int cowfs_log_mount(struct cowfs *fs)
 			 plat_bdev_name(fs->bdev), c.what, (unsigned long long)c.blk);
 	if (keep < w->n)
 		plat_log(PLAT_LOG_INFO, "cowfs: %s: intent log ends after %u of %u block(s) (%s)",
-			 plat_bdev_name(fs->bdev), keep, w->n, keep < w->whole || c.what ? "damaged" : "an fsync cut short");
+			 plat_bdev_name(fs->bdev), keep, w->n, c.what ? "damaged" : "an fsync cut short");
 	/* 3. Taken: nothing the replay allocates lands on them. */
 	for (uint32_t i = 0; i < keep; i++) {
 		(void)cowfs_alloc_take(fs, w->blk[i]);
