@@ -57,8 +57,9 @@ struct cowfs_tree {
 	struct cowfs_tree *next;
 };
 
-/* Log blocks per commit; past this, fsync falls back to a commit. */
+/* Log blocks per commit, and per fsync; past these, fsync commits. */
 #define COWFS_LOG_MAX_BLOCKS 256u
+#define COWFS_LOG_MAX_APPEND 16u
 
 struct cowfs {
 	struct plat_bdev *bdev;

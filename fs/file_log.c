@@ -33,7 +33,7 @@
 #include "fs/inode.h"
 
 #define BS CFS_BLOCK_SIZE
-#define FILE_LOG_MAX_BYTES (16u * (CFS_BLOCK_SIZE - CFS_LH_SIZE))
+#define FILE_LOG_MAX_BYTES (COWFS_LOG_MAX_APPEND * (CFS_BLOCK_SIZE - CFS_LH_SIZE))
 #define FILE_LOG_MAX_EXTENTS 128u
 #define FILE_LOG_ROOM 128u          /* free blocks below which fsync commits instead */
 

@@ -183,9 +183,9 @@ int cowfs_log_append(struct cowfs *fs, const uint8_t *rec, uint32_t len)
 	for (uint32_t off = 0, n; off < len; off += n, need++)
 		if (!(n = fit(rec, off, len)))
 			return -PLAT_EINVAL;             /* a record larger than a block */
-	if (fs->log_n + need > COWFS_LOG_MAX_BLOCKS)
+	if (fs->log_n + need > COWFS_LOG_MAX_BLOCKS || need > COWFS_LOG_MAX_APPEND)
 		return -PLAT_EAGAIN;                     /* log full: the caller commits */
-	uint64_t blk[COWFS_LOG_MAX_BLOCKS + 1];
+	uint64_t blk[COWFS_LOG_MAX_APPEND + 1];
 	uint8_t *bufs = plat_alloc_pages((uint64_t)need * BS);
 	if (!bufs)
 		return -PLAT_ENOMEM;
