@@ -314,11 +314,21 @@ static int each_record(struct cowfs *fs, struct log_walk *w, uint32_t from, uint
 	return 0;
 }
 
-/* The first block (of a fsync) naming a block the space map holds. */
+/* The first block (of a fsync) naming a block the space map holds, or
+ * one of the log's own blocks. */
 struct conflict {
+	const struct log_walk *w;
 	uint64_t blk;
 	const char *what;
 };
+
+static bool is_log_block(const struct log_walk *w, uint64_t blk)
+{
+	for (uint32_t i = 0; i < w->n; i++)
+		if (w->blk[i] == blk)
+			return true;
+	return false;
+}
 
 static int rec_conflict(struct cowfs *fs, const uint8_t *r, void *arg)
 {
@@ -327,7 +337,7 @@ static int rec_conflict(struct cowfs *fs, const uint8_t *r, void *arg)
 		return 0;
 	uint64_t blk = cfs_get64(r + CFS_LR_HDR + 8);
 	for (uint32_t i = 0; i < cfs_get32(r + CFS_LR_HDR + 16); i++)
-		if (cowfs_alloc_test(fs, blk + i)) {
+		if (cowfs_alloc_test(fs, blk + i) || is_log_block(c->w, blk + i)) {
 			c->blk = blk + i;
 			c->what = "a data block an EXTENT record names";
 			return 1;
@@ -429,7 +439,7 @@ int cowfs_log_mount(struct cowfs *fs)
 	if (!w->n)
 		goto out;                 /* empty: not appended to (see the top); the first fsync commits */
 	/* 1-2. Whole fsyncs, cut before one naming a block in use. */
-	struct conflict c = { 0, NULL };
+	struct conflict c = { w, 0, NULL };
 	uint32_t keep;
 	log_cut(fs, w, &keep, &c);
 	if (c.what)
@@ -474,11 +484,11 @@ int cowfs_log_check(struct cowfs *fs, char *msg, size_t msglen)
 		return -PLAT_ENOMEM;
 	int err = log_walk(fs, w);
 	if (!err) {
-		struct conflict c = { 0, NULL };
+		struct conflict c = { w, 0, NULL };
 		uint32_t keep;
 		log_cut(fs, w, &keep, &c);
 		if (c.what) {
-			plat_snprintf(msg, msglen, "intent log of commit %llu: %s (block %llu) is also in the space map",
+			plat_snprintf(msg, msglen, "intent log of commit %llu: %s (block %llu) is in use (space map or log)",
 				      (unsigned long long)fs->committed_gen, c.what, (unsigned long long)c.blk);
 			err = -PLAT_EIO;
 		}

@@ -421,45 +421,49 @@ TEST(fsync_over_two_log_blocks_is_all_or_nothing)
 	}
 }
 
-/* A log record naming a block the committed trees use: the check names
- * it; the mount replays up to it and loses nothing committed. */
+/* A log record naming a block the committed trees use, or one of the
+ * log's own blocks: the check names it; the mount replays up to it and
+ * loses nothing committed. */
 TEST(log_naming_a_used_block_is_found_and_not_replayed)
 {
-	struct env e;
-	uint64_t ino, blk[16], used = 0;
-	pending_log(&e, "fl-bad", 2, &ino);
-	EXPECT_EQ_INT(log_blocks(&e, blk), 2);
-	struct cowfs *fs;
-	struct cowfs_mount_opts ro = { .readonly = true };
-	EXPECT_EQ_INT(cowfs_mount(e.im.bdev, &ro, &fs), 0);
-	used = fs->root_tree.root.blocknr;
-	char msg[200] = "";
-	EXPECT_EQ_INT(cowfs_check(fs, msg, sizeof(msg)), 0);
-	cowfs_unmount(fs);
-	/* Second block: its records are the INODE, then the EXTENT; point
-	 * that at the root of the root tree. */
-	uint8_t b[4096];
-	int fd = open(e.im.path, O_RDWR);
-	EXPECT_EQ_INT(pread(fd, b, 4096, (off_t)(blk[1] * 4096)), 4096);
-	uint8_t *ext = b + CFS_LH_SIZE + cfs_get16(b + CFS_LH_SIZE + 2);
-	EXPECT_EQ_INT(b[CFS_LH_SIZE], CFS_LR_INODE);
-	EXPECT_EQ_INT(ext[0], CFS_LR_EXTENT);
-	cfs_put64(ext + CFS_LR_HDR + 8, used);
-	cfs_put32(b, crc32c(0, b + 4, 4092));
-	EXPECT_EQ_INT(pwrite(fd, b, 4096, (off_t)(blk[1] * 4096)), 4096);
-	close(fd);
-	ct_image_reopen(&e.im);
-	EXPECT_EQ_INT(cowfs_mount(e.im.bdev, &ro, &fs), 0);
-	EXPECT_EQ_INT(cowfs_check(fs, msg, sizeof(msg)), -PLAT_EIO);
-	EXPECT(strstr(msg, "intent log") != NULL);
-	cowfs_unmount(fs);
-	EXPECT_EQ_INT(mount_env(&e), 0);
-	const char *why = content_ok(&e, ino, 0, 12288, 12288);
-	if (!why)
-		why = check_online(&e);
-	EXPECT_MSG(!why, "%s", why ? why : "");
-	cowfs_vfs_unmount(e.m);
-	ct_image_remove(&e.im);
+	for (int own = 0; own < 2; own++) {
+		struct env e;
+		uint64_t ino, blk[16];
+		pending_log(&e, "fl-bad", 2, &ino);
+		EXPECT_EQ_INT(log_blocks(&e, blk), 2);
+		struct cowfs *fs;
+		struct cowfs_mount_opts ro = { .readonly = true };
+		EXPECT_EQ_INT(cowfs_mount(e.im.bdev, &ro, &fs), 0);
+		uint64_t used = own ? blk[0] : fs->root_tree.root.blocknr;
+		char msg[200] = "";
+		EXPECT_EQ_INT(cowfs_check(fs, msg, sizeof(msg)), 0);
+		cowfs_unmount(fs);
+		/* Second block: its records are the INODE, then the EXTENT;
+		 * point that at the block in use. */
+		uint8_t b[4096];
+		int fd = open(e.im.path, O_RDWR);
+		EXPECT_EQ_INT(pread(fd, b, 4096, (off_t)(blk[1] * 4096)), 4096);
+		uint8_t *ext = b + CFS_LH_SIZE + cfs_get16(b + CFS_LH_SIZE + 2);
+		EXPECT_EQ_INT(b[CFS_LH_SIZE], CFS_LR_INODE);
+		EXPECT_EQ_INT(ext[0], CFS_LR_EXTENT);
+		cfs_put64(ext + CFS_LR_HDR + 8, used);
+		cfs_put32(b, crc32c(0, b + 4, 4092));
+		EXPECT_EQ_INT(pwrite(fd, b, 4096, (off_t)(blk[1] * 4096)), 4096);
+		close(fd);
+		ct_image_reopen(&e.im);
+		EXPECT_EQ_INT(cowfs_mount(e.im.bdev, &ro, &fs), 0);
+		EXPECT_EQ_INT(cowfs_check(fs, msg, sizeof(msg)), -PLAT_EIO);
+		EXPECT(strstr(msg, "intent log") != NULL);
+		cowfs_unmount(fs);
+		EXPECT_EQ_INT(mount_env(&e), 0);
+		const char *why = e.m ? content_ok(&e, ino, 0, 12288, 12288) : "no mount";
+		if (!why)
+			why = check_online(&e);
+		EXPECT_MSG(!why, "%s: %s", own ? "a log block" : "a tree node", why ? why : "");
+		if (e.m)
+			cowfs_vfs_unmount(e.m);
+		ct_image_remove(&e.im);
+	}
 }
 
 /* A block a log record names, freed by the same transaction (an
