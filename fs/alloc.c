@@ -212,16 +212,39 @@ void cowfs_free_blocks(struct cowfs *fs, uint64_t blk, uint32_t n, uint64_t born
 	group_dirty(fs, blk);
 	group_dirty(fs, blk + n - 1);
 	al->used -= n;
-	if (born == fs->gen || pins_add(&al->pin_cur, blk, n)) {
+	/* Once this transaction wrote intent log blocks, a block it
+	 * allocated may be named by a record the next mount replays: it
+	 * stays until the next commit like any other (fs/log.c). */
+	bool at_once = born == fs->gen && !fs->log_n;
+	if (at_once || pins_add(&al->pin_cur, blk, n)) {
 		/* Never durable (or no memory to remember the pin: then the
 		 * block is leaked until the next mount rather than reused
 		 * too early -- it stays set in inuse). */
-		if (born == fs->gen)
+		if (at_once)
 			for (uint64_t i = blk; i < blk + n; i++)
 				bit_clear(al->inuse, i);
 		return;
 	}
 	al->pinned += n;
+}
+
+/* The intent log (fs/log.c): a block taken in memory by number (a log
+ * block or a block a log record names); -EEXIST when the space map has it. */
+int cowfs_alloc_take(struct cowfs *fs, uint64_t blk)
+{
+	if (blk < CFS_RESERVED_BLOCKS || blk >= fs->total_blocks - CFS_SB_SLOTS || bit_test(fs->al.ondisk, blk))
+		return -PLAT_EEXIST;
+	bit_set(fs->al.inuse, blk);
+	return 0;
+}
+
+/* A block taken in memory only (a written log block) is released like a
+ * block freed by this transaction: after the next commit is durable. */
+void cowfs_alloc_pin(struct cowfs *fs, uint64_t blk)
+{
+	PLAT_ASSERT(bit_test(fs->al.inuse, blk) && !bit_test(fs->al.ondisk, blk));
+	if (!pins_add(&fs->al.pin_cur, blk, 1))
+		fs->al.pinned++;       /* else leaked until the next mount, never reused early */
 }
 
 void cowfs_alloc_committed(struct cowfs *fs)

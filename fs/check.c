@@ -396,6 +396,8 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 		err = chk_refcounts(fs, seen, extra, msg, msglen);
 	if (!err)
 		err = chk_names(fs, msg, msglen);
+	if (!err)
+		err = cowfs_log_check(fs, msg, msglen);   /* a pending intent log names only free blocks */
 	for (uint64_t b = 0; b < fs->total_blocks && !err; b++) {
 		bool reserved = b < CFS_RESERVED_BLOCKS || b >= fs->total_blocks - CFS_SB_SLOTS;
 		bool used = reserved || (seen[b / 64] & (1ull << (b % 64)));

@@ -19,7 +19,8 @@
  *      their parents' pointers);
  *   3. FLUSH;
  *   4. superblock N to slot N mod 8 of both areas, FUA (or write + FLUSH);
- *   5. release the blocks pinned by transaction N-1.
+ *   5. release the blocks pinned by transaction N-1 (and pin the intent
+ *      log the superblock of N-1 named, fs/log.c).
  */
 #include "fs/node.h"
 
@@ -211,7 +212,9 @@ int cowfs_commit(struct cowfs *fs)
 		return err;
 	}
 
-	/* 4. The superblock: from here on, mount finds commit N. */
+	/* 4. The superblock: from here on, mount finds commit N, and the
+	 * new intent log it names (fs/log.c). */
+	cowfs_log_commit_start(fs, gen);
 	if ((err = commit_super(fs, gen))) {
 		cowfs_fail(fs, err, "commit %llu: superblock write failed", (unsigned long long)gen);
 		return err;
@@ -224,6 +227,7 @@ int cowfs_commit(struct cowfs *fs)
 	fs->gen = gen + 1;
 	fs->dirty_changes = 0;
 	fs->root_tree.root_changed = false;
+	cowfs_log_committed(fs);         /* the old log's blocks: pinned */
 	cowfs_alloc_committed(fs);
 	return 0;
 }

@@ -70,7 +70,7 @@ int cowfs_error(struct cowfs *fs, const char **reason);
 struct cowfs_info {
 	uint64_t gen;                /* running transaction */
 	uint64_t committed_gen;
-	uint64_t total_blocks, used_blocks, pinned_blocks;
+	uint64_t total_blocks, used_blocks, pinned_blocks;   /* pinned: freed or intent log, reusable after commits */
 	uint32_t node_size;
 	uint64_t cached_nodes, dirty_nodes, cache_bytes;
 	uint64_t node_reads, node_writes, evictions;

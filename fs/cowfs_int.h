@@ -57,6 +57,10 @@ struct cowfs_tree {
 	struct cowfs_tree *next;
 };
 
+/* Log blocks per commit, and per fsync; past these, fsync commits. */
+#define COWFS_LOG_MAX_BLOCKS 256u
+#define COWFS_LOG_MAX_APPEND 16u
+
 struct cowfs {
 	struct plat_bdev *bdev;
 	const struct cowfs_hooks *hooks;
@@ -90,6 +94,15 @@ struct cowfs {
 	 * name (counting into st, reporting each problem).  NULL = no data. */
 	void (*scrub_leaf_data)(struct cowfs *fs, const uint8_t *leaf, struct cowfs_scrub_stats *st,
 				cowfs_report_fn report, void *arg);
+	/* Intent log (fs/log.c, docs/format.md §9).  log_start/log_id: the
+	 * log the mounted (or last) commit's superblock names; log_next: the
+	 * block taken for the next log block (0 = no log until the next
+	 * commit); log_blk[0..log_n): blocks written (or replayed) since. */
+	uint64_t log_start, log_id, log_next, log_seq;
+	uint64_t log_old_next;       /* during a commit: the old log's unwritten next block */
+	uint64_t log_blk[COWFS_LOG_MAX_BLOCKS];
+	uint32_t log_n;
+	uint64_t log_writes;         /* log blocks written since mount */
 };
 
 /* ---- errors ---- */
@@ -152,6 +165,10 @@ void cowfs_alloc_mark(struct cowfs *fs, uint64_t blk);  /* repair: set a referen
 int cowfs_alloc_reserve(struct cowfs *fs, uint32_t n, uint64_t *out);
 void cowfs_alloc_unreserve(struct cowfs *fs, uint64_t blk, uint32_t n);
 void cowfs_alloc_claim(struct cowfs *fs, uint64_t blk, uint32_t n);
+/* Intent log (fs/log.c): take block blk in memory (-EEXIST when the space
+ * map has it); pin a taken block until the next commit is durable. */
+int cowfs_alloc_take(struct cowfs *fs, uint64_t blk);
+void cowfs_alloc_pin(struct cowfs *fs, uint64_t blk);
 int cowfs_alloc_sync(struct cowfs *fs, bool *changed);  /* dirty groups -> tree */
 int cowfs_alloc_create_items(struct cowfs *fs);     /* mkfs */
 void cowfs_alloc_committed(struct cowfs *fs);       /* after a durable commit */
@@ -184,6 +201,13 @@ int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
 int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born);
 /* The leaf_data_refs hook for EXTENT items (set by cowfs_mount). */
 int cowfs_extent_leaf_refs(struct cowfs *fs, const uint8_t *leaf, int delta);
+/* EXTENT items (docs/format.md §6) of inode ino in tree t: insert one;
+ * release [start, end) of the mapping (extents inside go, straddling ones
+ * are trimmed, the blocks are released; *released += their number). */
+#define CFS_EXTENT_MAX_SPAN 32768u       /* blocks of one EXTENT item at most (128 MiB) */
+int cowfs_extent_item_put(struct cowfs_tree *t, uint64_t ino, uint64_t off, uint64_t disk_block, uint32_t nblocks,
+			  uint64_t gen);
+int cowfs_extent_release(struct cowfs_tree *t, uint64_t ino, uint64_t start, uint64_t end, uint64_t *released);
 /* Repair: set a data block's reference count (1 = no item). */
 int cowfs_data_ref_fix(struct cowfs *fs, uint64_t blk, uint32_t refs);
 
@@ -204,6 +228,24 @@ int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);
 int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t *nodes, char *msg, size_t msglen);
 /* check_dir.c: names agree across entry, index and back-reference items. */
 int cowfs_check_dirs(struct cowfs_tree *t, char *msg, size_t msglen);
+
+/* ---- log.c: the intent log (docs/format.md §9) ---- */
+/* Records (CFS_LR_*, back to back, len bytes) as one fsync: written to
+ * log blocks with FUA after the caller's FLUSH made what they name
+ * durable.  -EAGAIN: no room or no log now (the caller commits). */
+int cowfs_log_append(struct cowfs *fs, const uint8_t *rec, uint32_t len);
+/* Commit, before the superblock: take the block the new log starts at. */
+void cowfs_log_commit_start(struct cowfs *fs, uint64_t gen);
+/* Commit, after the superblock: the old log's blocks are pinned. */
+void cowfs_log_committed(struct cowfs *fs);
+/* Mount: replay the log the superblock names (read-write mounts) and
+ * commit; a read-only mount leaves it (and says so). */
+int cowfs_log_mount(struct cowfs *fs);
+/* Check: the pending log verifies and names only blocks the space map
+ * has free.  0, or -EIO with the problem in msg. */
+int cowfs_log_check(struct cowfs *fs, char *msg, size_t msglen);
+/* Blocks of the pending log, in order (tests, tools): cb(arg, blk, seq). */
+int cowfs_log_blocks(struct cowfs *fs, void (*cb)(void *arg, uint64_t blk, uint64_t seq), void *arg);
 
 /* ---- super.c ---- */
 void cowfs_sb_encode(struct cowfs *fs, uint8_t *sb, uint64_t gen);

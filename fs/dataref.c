@@ -126,3 +126,79 @@ int cowfs_data_ref_fix(struct cowfs *fs, uint64_t blk, uint32_t refs)
 		return err;
 	return data_ref_set(fs, blk, old, refs);
 }
+
+/* ---- EXTENT items at the tree level: the mounted file layer
+ * (fs/extent.c) and the intent log's replay (fs/log.c) ---- */
+
+int cowfs_extent_item_put(struct cowfs_tree *t, uint64_t ino, uint64_t off, uint64_t disk_block, uint32_t nblocks,
+			  uint64_t gen)
+{
+	uint8_t d[CFS_EXTENT_ITEM_SIZE] = { 0 };
+	struct cowfs_key k = { ino, CFS_ITEM_EXTENT, off };
+	cfs_put64(d, disk_block);
+	cfs_put32(d + 8, nblocks);
+	cfs_put64(d + 16, gen);
+	return cowfs_bt_insert(t, &k, d, sizeof(d));
+}
+
+struct ext_overlap {
+	uint64_t start, end;
+	struct { uint64_t off, blk, gen; uint32_t n; } e[16];
+	unsigned n;
+};
+
+static int ext_overlap_cb(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	struct ext_overlap *o = arg;
+	if (k->type != CFS_ITEM_EXTENT || len != CFS_EXTENT_ITEM_SIZE)
+		return 0;
+	const uint8_t *d = data;
+	uint64_t n = cfs_get32(d + 8);
+	if (k->offset >= o->end)
+		return 1;
+	if (k->offset + n * CFS_BLOCK_SIZE <= o->start)
+		return 0;
+	o->e[o->n].off = k->offset;
+	o->e[o->n].blk = cfs_get64(d);
+	o->e[o->n].n = (uint32_t)n;
+	o->e[o->n].gen = cfs_get64(d + 16);
+	return ++o->n == 16 ? 1 : 0;
+}
+
+/* Extents inside [start, end) go, those straddling an edge are trimmed
+ * (their outer parts stay), the blocks in the range are released.  Done
+ * in rounds of 16 extents. */
+int cowfs_extent_release(struct cowfs_tree *t, uint64_t ino, uint64_t start, uint64_t end, uint64_t *released)
+{
+	uint64_t span = (uint64_t)CFS_EXTENT_MAX_SPAN * CFS_BLOCK_SIZE;
+	for (;;) {
+		struct ext_overlap o = { .start = start, .end = end };
+		struct cowfs_key from = { ino, CFS_ITEM_EXTENT, start > span ? start - span : 0 };
+		struct cowfs_key to = { ino, CFS_ITEM_EXTENT, UINT64_MAX };
+		int err = cowfs_bt_iterate(t, &from, &to, ext_overlap_cb, &o);
+		if (err < 0)
+			return err;
+		if (!o.n)
+			return 0;
+		for (unsigned i = 0; i < o.n; i++) {
+			uint64_t off = o.e[i].off, eend = off + (uint64_t)o.e[i].n * CFS_BLOCK_SIZE;
+			uint64_t cut0 = off > start ? off : start, cut1 = eend < end ? eend : end;
+			struct cowfs_key k = { ino, CFS_ITEM_EXTENT, off };
+			if ((err = cowfs_bt_delete(t, &k)))
+				return err;
+			if (cut0 > off &&            /* left part stays */
+			    (err = cowfs_extent_item_put(t, ino, off, o.e[i].blk, (uint32_t)((cut0 - off) / CFS_BLOCK_SIZE),
+							 o.e[i].gen)))
+				return err;
+			if (cut1 < eend &&           /* right part stays */
+			    (err = cowfs_extent_item_put(t, ino, cut1, o.e[i].blk + (cut1 - off) / CFS_BLOCK_SIZE,
+							 (uint32_t)((eend - cut1) / CFS_BLOCK_SIZE), o.e[i].gen)))
+				return err;
+			uint64_t n = (cut1 - cut0) / CFS_BLOCK_SIZE;
+			err = cowfs_data_release(t->fs, o.e[i].blk + (cut0 - off) / CFS_BLOCK_SIZE, n, o.e[i].gen);
+			if (err)
+				return err;
+			*released += n;
+		}
+	}
+}

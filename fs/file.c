@@ -374,6 +374,8 @@ static int remap(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t 
 		cowfs_alloc_claim(vn->m->fs, blk, (uint32_t)n);
 		vn->m->inflight_blocks -= n;
 		err = cowfs_extent_replace(vn->m, vn, done.r[i].start, blk, (uint32_t)n);
+		if (!err)
+			cowfs_file_log_note(vn, done.r[i].start, done.r[i].end);   /* for fsync's log */
 	}
 	plat_free(done.r);
 	if (!err && done.n && new_size > vn->rec.size) {
@@ -570,14 +572,28 @@ int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync)
 	cowfs_vfs_unlock(m);
 	if (err)
 		return err;
-	/* The data, then one commit for its mapping and the names above it
-	 * (v1: a whole commit; the intent log of docs/format.md §9 will
-	 * replace it). */
-	if (vn->fd)
-		err = iomap_fsync(&vn->io, 0, UINT64_MAX);
+	/* The data to its new blocks and remapped (no FLUSH yet: the log or
+	 * the commit sends the one that covers it), then the intent log
+	 * (fs/file_log.c), or one commit for the mapping and the names above
+	 * it when the change is not one the log records. */
+	if (vn->fd) {
+		err = iomap_writepages(&vn->io, 0, UINT64_MAX, true, NULL);
+		int e2 = pcache_wait_writeback_range(&vn->io.mapping, 0, UINT64_MAX, plat_time_ns() + PCACHE_WAIT_NS);
+		int e3 = pcache_mapping_take_error(&vn->io.mapping);
+		err = e3 ? e3 : err < 0 ? err : e2;
+	}
 	cowfs_vfs_lock(m);
-	if (!err)
-		err = cowfs_vfs_commit_locked(m);
+	if (!err) {
+		err = cowfs_file_log(m, vn);
+		if (err == -PLAT_EAGAIN) {
+			m->fsync_commits++;
+			/* Nothing to commit: written data (committed by a
+			 * commit in between) still needs its FLUSH.  A failed
+			 * or read-only filesystem says so, as before. */
+			bool commit = m->fs->readonly || m->fs->dirty_changes || vn->rec_dirty;
+			err = commit ? cowfs_vfs_commit_locked(m) : cowfs_flush(m->fs);
+		}
+	}
 	cowfs_vput(vn);
 	cowfs_vfs_unlock(m);
 	return err;

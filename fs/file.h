@@ -10,7 +10,7 @@
 /* EXTENT item (docs/format.md §6): (ino, EXTENT, file byte offset) ->
  * disk_block u64, nblocks u32, flags u32, gen u64. */
 #define CFS_EXTENT_SIZE CFS_EXTENT_ITEM_SIZE
-#define CFS_EXTENT_MAX_BLOCKS 32768u     /* 128 MiB: bounds the backward search of a lookup */
+#define CFS_EXTENT_MAX_BLOCKS CFS_EXTENT_MAX_SPAN     /* 128 MiB: bounds the backward search of a lookup */
 
 struct cowfs_extent {
 	uint64_t off;            /* file bytes, block aligned */

@@ -23,10 +23,11 @@
 #define CFS_FSID_SIZE       16u
 #define CFS_LABEL_SIZE      64u
 
-/* Feature bits known to this code (none yet, docs/format.md §3). */
+/* Feature bits known to this code (docs/format.md §3). */
+#define CFS_INCOMPAT_LOG    1ull            /* the superblock may name an intent log to replay (§9) */
 #define CFS_COMPAT_KNOWN    0ull
 #define CFS_RO_COMPAT_KNOWN 0ull
-#define CFS_INCOMPAT_KNOWN  0ull
+#define CFS_INCOMPAT_KNOWN  CFS_INCOMPAT_LOG
 
 /* Tree ids (docs/format.md §5). */
 #define CFS_TREE_ROOT       1ull
@@ -167,7 +168,7 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_SB_ROOT      112
 #define CFS_SB_USED      136
 #define CFS_SB_LOG_START 144
-#define CFS_SB_LOG_GEN   152
+#define CFS_SB_LOG_ID   152
 #define CFS_SB_LABEL     160
 #define CFS_SB_BACKUP    224     /* 2 x 24 bytes */
 
@@ -181,5 +182,26 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_ROOT_DROPPING   2ull
 /* EXTENT item data: disk_block u64, nblocks u32, flags u32, gen u64. */
 #define CFS_EXTENT_ITEM_SIZE 24u     /* ROOT_ITEM flags: deleted, being freed in the background */
+
+/* ---- intent log block (docs/format.md §9), 4096 bytes ---- */
+#define CFS_LOG_MAGIC       0x4c736663u     /* "cfsL" read as LE u32 */
+#define CFS_LH_CSUM         0
+#define CFS_LH_MAGIC        4
+#define CFS_LH_FSID         8
+#define CFS_LH_BLOCKNR      24
+#define CFS_LH_LOG_ID      32
+#define CFS_LH_SEQ          40
+#define CFS_LH_NEXT         48
+#define CFS_LH_NBYTES       56      /* u16: record bytes after the header */
+#define CFS_LH_FLAGS        58      /* u16 */
+#define CFS_LH_SIZE         64u
+#define CFS_LOG_END         1u      /* flags: last block of one fsync */
+/* Record header: type u8, zero u8, len u16 (whole record), tree u64, ino u64. */
+#define CFS_LR_HDR          20u
+enum { CFS_LR_INODE = 1, CFS_LR_EXTENT = 2 };
+/* INODE: the whole INODE item.  EXTENT: off u64, disk_block u64, nblocks
+ * u32, then nblocks crc32c u32 (one per data block). */
+#define CFS_LR_EXTENT_FIXED (CFS_LR_HDR + 20u)
+#define CFS_LR_EXTENT_MAX   512u    /* blocks per EXTENT record */
 
 #endif

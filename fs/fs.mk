@@ -2,7 +2,7 @@
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
 	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c \
-	fs/repair.c fs/drop.c fs/dataref.c fs/probe.c \
+	fs/repair.c fs/drop.c fs/dataref.c fs/probe.c fs/log.c \
 	fs/xattr_tree.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
@@ -18,7 +18,7 @@ $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 
 # The mounted filesystem: mount and inode cache (vfs.c), file data through
 # the iomap core (file.c, extent.c), the namespace (namei.c, rename.c).
-FS_VFS_SRCS := fs/vfs.c fs/file.c fs/csum.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
+FS_VFS_SRCS := fs/vfs.c fs/file.c fs/file_log.c fs/csum.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
 # Extended attributes (fs/xattr.c) and their test.
 FS_VFS_SRCS += fs/xattr.c
 HOST_TESTS += test_cowfs_xattr
@@ -31,6 +31,11 @@ test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
 HOST_TESTS += test_cowfs_file
 test_cowfs_file_SRCS := $(FS_VFS_HOST_SRCS)
 test_cowfs_file_LDLIBS := -lpthread
+# fsync's intent log: costs, power cuts, replay (with the host tool's check).
+HOST_TESTS += test_cowfs_fsynclog
+test_cowfs_fsynclog_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
+test_cowfs_fsynclog_CFLAGS := -DCOWFS_TOOL_TEST
+test_cowfs_fsynclog_LDLIBS := -lpthread
 test_cowfs_namei_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_namei_LDLIBS := -lpthread
 

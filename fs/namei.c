@@ -64,6 +64,7 @@ int cowfs_name_add(struct cowfs_vnode *dir, const char *name, size_t len, uint64
 {
 	struct cowfs_tree *t = dir->m->tree;
 	struct cowfs_inode d;
+	dir->m->ns_gen = dir->m->fs->gen;      /* names are not logged: fsync commits (fs/file_log.c) */
 	int err = cowfs_inode_write(t, &dir->rec);
 	if (!err)
 		err = cowfs_dir_add(t, dir->rec.ino, name, len, ino, cowfs_dtype(mode));
@@ -76,6 +77,7 @@ int cowfs_name_add(struct cowfs_vnode *dir, const char *name, size_t len, uint64
 
 int cowfs_name_remove(struct cowfs_vnode *dir, const char *name, size_t len)
 {
+	dir->m->ns_gen = dir->m->fs->gen;
 	return cowfs_dir_remove(dir->m->tree, dir->rec.ino, name, len);
 }
 

@@ -22,6 +22,11 @@ void cowfs_sb_encode(struct cowfs *fs, uint8_t *sb, uint64_t gen)
 	plat_memcpy(sb + CFS_SB_MAGIC_OFF, CFS_SB_MAGIC, 8);
 	cfs_put16(sb + CFS_SB_VMAJOR, CFS_VERSION_MAJOR);
 	cfs_put16(sb + CFS_SB_VMINOR, CFS_VERSION_MINOR);
+	/* Code that does not replay the log must not mount (it would lose
+	 * what fsync made durable, docs/format.md §9). */
+	cfs_put64(sb + CFS_SB_INCOMPAT, CFS_INCOMPAT_LOG);
+	cfs_put64(sb + CFS_SB_LOG_START, fs->log_start);
+	cfs_put64(sb + CFS_SB_LOG_ID, fs->log_id);
 	cfs_put32(sb + CFS_SB_SLOT, (uint32_t)(gen % CFS_SB_SLOTS));
 	plat_memcpy(sb + CFS_SB_FSID, fs->fsid, CFS_FSID_SIZE);
 	cfs_put64(sb + CFS_SB_GEN, gen);
@@ -292,6 +297,8 @@ static int mount_from(struct cowfs *fs, const uint8_t *sb, uint64_t cache_bytes)
 	fs->node_size = cfs_get32(sb + CFS_SB_NODESIZE);
 	fs->total_blocks = cfs_get64(sb + CFS_SB_TOTAL);
 	fs->committed_gen = cfs_get64(sb + CFS_SB_GEN);
+	fs->log_start = cfs_get64(sb + CFS_SB_LOG_START);
+	fs->log_id = cfs_get64(sb + CFS_SB_LOG_ID);
 	fs->gen = fs->committed_gen + 1;
 	cfs_bptr_get(sb + CFS_SB_ROOT, &fs->root_tree.root);
 	cfs_bptr_get(sb + CFS_SB_BACKUP, &fs->backup[0]);
@@ -396,6 +403,12 @@ int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct co
 					 plat_bdev_name(b));
 				fs->readonly = true;
 			}
+			/* The intent log of this commit (replayed and committed
+			 * unless read-only); a failure fails the mount. */
+			if ((err = cowfs_log_mount(fs))) {
+				fs_free(fs);
+				break;
+			}
 			plat_free(buf);
 			*out = fs;
 			return 0;
@@ -429,7 +442,9 @@ void cowfs_info(struct cowfs *fs, struct cowfs_info *out)
 	out->committed_gen = fs->committed_gen;
 	out->total_blocks = fs->total_blocks;
 	out->used_blocks = fs->al.used;
-	out->pinned_blocks = fs->al.pinned;
+	/* Intent log blocks written since the last commit are free again
+	 * two commits later, like pinned ones (fs/log.c). */
+	out->pinned_blocks = fs->al.pinned + fs->log_n;
 	out->node_size = fs->node_size;
 	out->cached_nodes = fs->nc.nodes;
 	out->dirty_nodes = fs->nc.dirty;

@@ -226,6 +226,7 @@ int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct 
 	m->bdev = b;
 	m->interval_ms = o->commit_interval_ms ? o->commit_interval_ms : VFS_DEFAULT_INTERVAL_MS;
 	m->vhash_mask = VFS_HASH - 1;
+	m->fsync_log = !o->no_fsync_log;
 	m->vhash = plat_zalloc(VFS_HASH * sizeof(*m->vhash));
 	m->lock = plat_mutex_new("cowfs");
 	m->worker_wq = plat_waitq_new("cowfs-worker");

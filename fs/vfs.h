@@ -48,6 +48,7 @@ struct cowfs_vfs_opts {
 	uint64_t data_cache_bytes;       /* private page cache budget; 0 = 64 MiB */
 	struct iomap_workq *wq;          /* I/O completion worker; NULL = a private one */
 	unsigned commit_interval_ms;     /* background commit period; 0 = 5000 */
+	bool no_fsync_log;               /* fsync always commits (no intent log, docs/format.md §9) */
 };
 
 int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct cowfs_mount **out);

@@ -33,6 +33,11 @@ struct cowfs_vnode {
 	struct cowfs_fdata *fd;          /* the data path's state (fs/file.c), NULL until first data use */
 	struct cowfs_vnode *hnext;       /* inode cache hash chain */
 	struct cowfs_vnode *evict_next;  /* deferred eviction list */
+	/* fsync's intent log (fs/file_log.c): [log_lo, log_hi) bytes
+	 * remapped since the last log of this file, valid while
+	 * log_range_gen is the running transaction; nolog_gen: the
+	 * transaction removed extents (truncate), which is not logged. */
+	uint64_t log_lo, log_hi, log_range_gen, nolog_gen;
 };
 
 struct cowfs_mount {
@@ -56,6 +61,9 @@ struct cowfs_mount {
 	uint64_t inflight_blocks;        /* taken for writes in flight, not yet claimed */
 	struct cowfs_tree *csum_tree;    /* data checksums (fs/csum.c), opened on first use */
 	uint64_t csum_errors;            /* data blocks that failed verification, under lock */
+	uint64_t ns_gen;                 /* the last transaction that changed a name (fsync then commits) */
+	bool fsync_log;                  /* fsync may use the intent log (cowfs_vfs_opts.no_fsync_log) */
+	uint64_t fsync_logged, fsync_commits;   /* how fsyncs went, under lock */
 };
 
 /* Every dirty inode record into the tree, then commit (lock held). */
@@ -80,6 +88,12 @@ int cowfs_orphans_cleanup(struct cowfs_mount *m, uint64_t *freed);
 /* fs/file.c, called WITHOUT the lock (the page cache is truncated):
  * truncate or extend a regular file to size, with mtime/ctime. */
 int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size);
+/* fs/file_log.c, lock held: make vn's changes since the last commit
+ * durable through the intent log.  -EAGAIN: not loggable (the caller
+ * commits). */
+int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn);
+/* fs/file_log.c, lock held: [start, end) of vn was remapped. */
+void cowfs_file_log_note(struct cowfs_vnode *vn, uint64_t start, uint64_t end);
 /* Current wall-clock time for timestamps. */
 struct cowfs_time cowfs_now(void);
 

@@ -31,6 +31,28 @@ TEST_TIMEOUT = 120
 # "pcache LRU" is the page cache's own rule (pcache/pagecache.c), not a numbered one.
 # The fragment must occur exactly once in the file.
 MUTATIONS = [
+    # cowfs's fsync intent log (docs/format.md §9).
+    ("fslog-logged-block-reused", "format §9", "fs/alloc.c",
+     "bool at_once = born == fs->gen && !fs->log_n;",
+     "bool at_once = born == fs->gen;",
+     ["test_cowfs_fsynclog"]),
+    ("fslog-no-flush-before-log", "format §9", "fs/file_log.c",
+     "\t\terr = cowfs_flush(fs);",
+     "\t\terr = 0; /* mutated: no flush */",
+     ["test_cowfs_fsynclog"]),
+    ("fslog-partial-fsync-replayed", "format §9", "fs/log.c",
+     "if (cfs_get16(w->buf + (uint64_t)i * BS + CFS_LH_FLAGS) & CFS_LOG_END)",
+     "if (1)",
+     ["test_cowfs_fsynclog"]),
+    ("fslog-replay-leaves-log-blocks-free", "format §9", "fs/log.c",
+     "\t\t(void)cowfs_alloc_take(fs, w->blk[i]);\n",
+     "\t\t/* mutated: not taken */\n",
+     ["test_cowfs_fsynclog"]),
+    ("fslog-empty-log-appended", "format §9", "fs/log.c",
+     "\t\tgoto out;                 /* empty: not appended to",
+     "\t\t{ if (!cowfs_alloc_take(fs, fs->log_start)) fs->log_next = fs->log_start; goto out; }    /*",
+     ["test_cowfs_fsynclog"]),
+
     ("dio-drain-returns-at-once", "DIO-8", "iomap/direct_io.c",
      "return plat_wait_until(inode->dio_wq, iomap_dio_idle, inode, deadline);",
      "return iomap_dio_idle(inode) ? 0 : (int)(deadline & 0);",

@@ -13,6 +13,7 @@
 #include "platform/host/platform_host.h"
 #include "fs/cowfs_int.h"
 #include "fs/inode.h"
+#include "fs/file.h"
 
 struct ct_image {
 	char path[96];
@@ -346,6 +347,19 @@ static inline void ct_cut_every_write(const char *file, int line, ct_cut_run_fn 
 				return;
 			}
 		}
+}
+
+/* Device byte address of file offset off of a mounted file (the
+ * filesystem lock is taken here). */
+static inline uint64_t ct_dev_addr(struct cowfs_mount *m, uint64_t ino, uint64_t off)
+{
+	struct cowfs_extent x;
+	bool found = false;
+	cowfs_vfs_lock(m);
+	EXPECT_EQ_INT(cowfs_extent_find(m, ino, off, &x, &found), 0);
+	cowfs_vfs_unlock(m);
+	EXPECT(found);
+	return found ? x.disk_block * CFS_BLOCK_SIZE + (off - x.off) : 0;
 }
 
 #endif

@@ -392,18 +392,6 @@ TEST(power_cut_at_every_write_keeps_fsynced_data)
 	ct_cut_every_write(__FILE__, __LINE__, file_cut_run, getenv("COWFS_STRESS") ? 10 : 1, 20);
 }
 
-/* Device byte address of file offset off (lock taken here). */
-static uint64_t dev_addr(struct env *e, uint64_t ino, uint64_t off)
-{
-	struct cowfs_extent x;
-	bool found = false;
-	cowfs_vfs_lock(e->m);
-	EXPECT_EQ_INT(cowfs_extent_find(e->m, ino, off, &x, &found), 0);
-	cowfs_vfs_unlock(e->m);
-	EXPECT(found);
-	return found ? x.disk_block * CFS_BLOCK_SIZE + (off - x.off) : 0;
-}
-
 static uint64_t csum_errors(struct env *e)
 {
 	cowfs_vfs_lock(e->m);
@@ -504,7 +492,7 @@ TEST(flipped_data_bit_is_eio)
 	EXPECT_EQ_INT(cowfs_read(e.m, d, 0, buf, 1 << 14, CFS_IO_DIRECT), 1 << 14);
 	EXPECT(memcmp(buf, data, 1 << 14) == 0);
 	EXPECT_EQ_INT(csum_errors(&e), 0);
-	uint64_t bad_a = dev_addr(&e, a, 8192) + 100, bad_d = dev_addr(&e, d, 4096) + 4095;
+	uint64_t bad_a = ct_dev_addr(e.m, a, 8192) + 100, bad_d = ct_dev_addr(e.m, d, 4096) + 4095;
 	EXPECT_EQ_INT(cowfs_vfs_unmount(e.m), 0);
 	e.m = NULL;
 	uint64_t at[2] = { bad_a, bad_d };
@@ -560,7 +548,7 @@ TEST(check_finds_a_missing_data_checksum)
 	EXPECT_EQ_INT(cowfs_write(e.m, a, 0, data, 1 << 14, 0), 1 << 14);
 	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
 	EXPECT(env_check(&e) == NULL);
-	uint64_t blk = dev_addr(&e, a, 4096) / CFS_BLOCK_SIZE;
+	uint64_t blk = ct_dev_addr(e.m, a, 4096) / CFS_BLOCK_SIZE;
 	struct cowfs_tree *t;
 	struct cowfs_key k = { blk, CFS_ITEM_DATA_CSUM, 0 };
 	cowfs_vfs_lock(e.m);
