@@ -161,7 +161,12 @@ int cowfs_extent_replace(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t
 
 int cowfs_extent_punch_from(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t from)
 {
-	int err = ext_release_range(m, vn, from, UINT64_MAX);
+	return cowfs_extent_punch(m, vn, from, UINT64_MAX);
+}
+
+int cowfs_extent_punch(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+{
+	int err = ext_release_range(m, vn, start, end);
 	if (!err)
 		cowfs_vdirty(vn);
 	return err;

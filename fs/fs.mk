@@ -18,6 +18,8 @@ $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 # The mounted filesystem: mount and inode cache (vfs.c), file data through
 # the iomap core (file.c, extent.c), the namespace (namei.c, rename.c).
 FS_VFS_SRCS := fs/vfs.c fs/file.c fs/csum.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
+# fallocate, punch hole, zero range, seek hole/data.
+FS_VFS_SRCS += fs/falloc.c
 FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
 HOST_TESTS += test_cowfs_namei
 test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
@@ -26,6 +28,11 @@ test_cowfs_file_SRCS := $(FS_VFS_HOST_SRCS)
 test_cowfs_file_LDLIBS := -lpthread
 test_cowfs_namei_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_namei_LDLIBS := -lpthread
+
+# fallocate, punch hole, zero range, seek hole/data (fs/falloc.c).
+HOST_TESTS += test_cowfs_falloc
+test_cowfs_falloc_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_falloc_LDLIBS := -lpthread
 
 # The FUSE mount (tools/cowfs_fuse.c, libfuse3 from Debian: make deps) and
 # its test with ordinary tools (tests/fuse/test_cowfs_fuse.py: every case
