@@ -118,6 +118,15 @@ static int falloc_zero(struct cowfs_vnode *vn, uint64_t off, uint64_t len, bool 
 		if (err)
 			cowfs_fail(m->fs, err, "inode %llu: punching a hole failed", (unsigned long long)vn->rec.ino);
 	}
+	/* The size a write set is recorded by its writeback; a dirty block
+	 * dropped above will never be written, so record what it carried. */
+	uint64_t carried = min64(iomap_isize(&vn->io), e);
+	if (!err && whole && carried > vn->rec.size) {
+		vn->rec.size = carried;
+		cowfs_vdirty(vn);
+		if (vn->io.disk_size < carried)
+			plat_store(&vn->io.disk_size, carried);
+	}
 	if (!err && grow && end > size) {
 		plat_store(&vn->io.size, end);
 		vn->rec.size = end;

@@ -415,8 +415,15 @@ static int map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *io, u
 		 * block outside it -- the zeroed tail of a truncate -- gets
 		 * its own block). */
 		const struct range *d = ranges_find(&vn->fd->delalloc, start);
+		uint64_t stop = d ? d->end : start + BS;
 		(void)end;
-		err = take_blocks(vn, start, d ? d->end : start + BS, &addr, &got);
+		/* Not over blocks taken before for a later part of the run
+		 * (redirtied while they wait for their writeback): two
+		 * allocations for one file block would remap it twice. */
+		for (unsigned i = 0; i < vn->fd->inflight.n; i++)
+			if (vn->fd->inflight.r[i].start > start && vn->fd->inflight.r[i].start < stop)
+				stop = vn->fd->inflight.r[i].start;
+		err = take_blocks(vn, start, stop, &addr, &got);
 		if (!err) {
 			uint64_t was = ranges_cut(&vn->fd->delalloc, start, start + got, NULL) / BS;
 			m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
@@ -618,16 +625,14 @@ int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size)
 		int e3 = pcache_invalidate_range(&vn->io.mapping, keep, UINT64_MAX, true);
 		err = err ? err : e2 < 0 ? e2 : e5 ? e5 : e3;
 		plat_mutex_lock(m->lock);
-		uint64_t was = ranges_cut(&vn->fd->delalloc, keep, UINT64_MAX, NULL) / BS;
-		m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
 		/* Blocks a writeback took for the rest of a delalloc run that
-		 * now lies past the end were never written: give them back, or
-		 * a later completion in the range would map them. */
-		inflight_drop(vn, keep, UINT64_MAX);
+		 * now lies past the end were never written: given back (in
+		 * forget_range), or a later completion in the range would map
+		 * them. */
+		cowfs_file_forget_range(vn, keep, UINT64_MAX);
 		int e4 = cowfs_extent_punch_from(m, vn, keep);
 		err = err ? err : e4;
 		vn->rec.size = size;
-		vn->fd->seq++;
 		plat_mutex_unlock(m->lock);
 		if (vn->io.disk_size > size)
 			plat_store(&vn->io.disk_size, size);
@@ -740,6 +745,10 @@ void cowfs_file_forget_range(struct cowfs_vnode *vn, uint64_t start, uint64_t en
 	struct cowfs_mount *m = vn->m;
 	uint64_t was = ranges_cut(&vn->fd->delalloc, start, end, NULL) / BS;
 	m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
+	/* Writeback takes blocks for a whole delalloc run at once; those of
+	 * the range whose folios were dropped before their I/O will never be
+	 * written. */
+	inflight_drop(vn, start, end);
 	vn->fd->seq++;
 }
 

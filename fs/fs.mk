@@ -33,6 +33,11 @@ test_cowfs_namei_LDLIBS := -lpthread
 HOST_TESTS += test_cowfs_falloc
 test_cowfs_falloc_SRCS := $(FS_VFS_HOST_SRCS)
 test_cowfs_falloc_LDLIBS := -lpthread
+# make stress: 6000 model steps, 10 survivor subsets per power-cut point.
+.PHONY: cowfs-falloc-stress
+stress: cowfs-falloc-stress
+cowfs-falloc-stress: $(HOST_BUILD)/test_cowfs_falloc
+	COWFS_STRESS=1 $<
 
 # The FUSE mount (tools/cowfs_fuse.c, libfuse3 from Debian: make deps) and
 # its test with ordinary tools (tests/fuse/test_cowfs_fuse.py: every case
