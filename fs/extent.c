@@ -93,9 +93,14 @@ int cowfs_extent_replace(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t
 
 int cowfs_extent_punch_from(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t from)
 {
+	return cowfs_extent_punch(m, vn, from, UINT64_MAX);
+}
+
+int cowfs_extent_punch(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+{
 	/* Removed extents are not logged: fsync commits until the next commit. */
 	vn->nolog_gen = m->fs->gen;
-	int err = ext_release_range(m, vn, from, UINT64_MAX);
+	int err = ext_release_range(m, vn, start, end);
 	if (!err)
 		cowfs_vdirty(vn);
 	return err;

@@ -36,7 +36,7 @@
  * passes with order 4).  Larger folios stay off because a checksum error
  * then fails the buffered read of the whole folio, not only its block. */
 #define FILE_MAX_FOLIO_ORDER 0
-#define FILE_MAX_BYTES (1ull << 42)         /* 4 TiB */
+#define FILE_MAX_BYTES CFS_FILE_MAX_BYTES
 
 struct range { uint64_t start, end, addr; };   /* bytes; addr: in-flight allocations */
 
@@ -181,8 +181,7 @@ static int file_ready(struct cowfs_vnode *vn)
 	return 0;
 }
 
-/* A referenced, data-ready regular file; put with file_put. */
-static int file_get(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out)
+int cowfs_file_get(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out)
 {
 	struct cowfs_vnode *vn;
 	cowfs_vfs_lock(m);
@@ -201,7 +200,7 @@ static int file_get(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **ou
 	return err;
 }
 
-static void file_put(struct cowfs_vnode *vn)
+void cowfs_file_put(struct cowfs_vnode *vn)
 {
 	struct cowfs_mount *m = vn->m;
 	cowfs_vfs_lock(m);
@@ -211,9 +210,7 @@ static void file_put(struct cowfs_vnode *vn)
 
 /* ---- mappings ---- */
 
-/* The on-disk mapping at pos (lock held): MAPPED or a HOLE up to the
- * next extent. */
-static int map_disk(struct cowfs_vnode *vn, uint64_t pos, struct iomap *map)
+int cowfs_file_map_disk(struct cowfs_vnode *vn, uint64_t pos, struct iomap *map)
 {
 	struct cowfs_extent e;
 	bool found;
@@ -245,7 +242,7 @@ static int read_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsign
 	(void)flags;
 	(void)srcmap;
 	plat_mutex_lock(vn->m->lock);
-	int err = map_disk(vn, pos, iomap);
+	int err = cowfs_file_map_disk(vn, pos, iomap);
 	plat_mutex_unlock(vn->m->lock);
 	return err;
 }
@@ -276,6 +273,26 @@ static int take_blocks(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uin
 		want /= 2;                        /* fragmented: smaller runs */
 	}
 	return -PLAT_ENOSPC;
+}
+
+int cowfs_file_room(struct cowfs_mount *m, uint64_t want)
+{
+	/* Leave room for the metadata a commit needs (a few nodes per MiB).
+	 * Freed blocks are reusable once the commit after their free is
+	 * durable: when they are what is missing, commit (at most twice). */
+	uint64_t meta = 64 + (m->reserved_blocks + want) / 64, room = 0;
+	for (int round = 0; want && round < 3; round++) {
+		struct cowfs_info in;
+		cowfs_info(m->fs, &in);
+		uint64_t busy = in.used_blocks + in.pinned_blocks + m->reserved_blocks + m->inflight_blocks;
+		room = busy < in.total_blocks ? in.total_blocks - busy : 0;
+		if (want + meta <= room || !in.pinned_blocks || round == 2)
+			break;
+		m->fs->dirty_changes++;
+		if (cowfs_vfs_commit_locked(m))
+			break;
+	}
+	return want && want + meta > room ? -PLAT_ENOSPC : 0;
 }
 
 static int write_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsigned flags, struct iomap *iomap,
@@ -310,32 +327,26 @@ static int write_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsig
 	}
 	/* Buffered: reserve what is not reserved yet, map DELALLOC over
 	 * the on-disk source. */
-	if ((err = map_disk(vn, pos, srcmap)))
+	if ((err = cowfs_file_map_disk(vn, pos, srcmap)))
 		goto out;
-	uint64_t send = srcmap->offset + srcmap->length;
+	uint64_t send = srcmap->offset + srcmap->length, next;
 	if (end > send)
 		end = send;
+	if ((flags & IOMAP_ZERO) && srcmap->type == IOMAP_HOLE && !cowfs_file_pending(vn, start, &next)) {
+		/* Zeroing a hole with no data waiting in the cache (a truncate
+		 * or punch edge): it reads as zeros already.  A HOLE, so no
+		 * reservation is taken that no dirty folio would ever use. */
+		*iomap = *srcmap;
+		if (next < send)
+			iomap->length = next - iomap->offset;
+		*srcmap = (struct iomap){ 0 };
+		goto out;
+	}
 	uint64_t added;
 	if ((err = delalloc_add(&vn->fd->delalloc, start, end, &added)))
 		goto out;
-	/* Leave room for the metadata a commit needs (a few nodes per MiB).
-	 * Freed blocks are reusable once the commit after their free is
-	 * durable: when they are what is missing, commit (at most twice). */
-	uint64_t meta = 64 + (m->reserved_blocks + added) / 64, room = 0;
-	for (int round = 0; added && round < 3; round++) {
-		struct cowfs_info in;
-		cowfs_info(m->fs, &in);
-		uint64_t busy = in.used_blocks + in.pinned_blocks + m->reserved_blocks + m->inflight_blocks;
-		room = busy < in.total_blocks ? in.total_blocks - busy : 0;
-		if (added + meta <= room || !in.pinned_blocks || round == 2)
-			break;
-		m->fs->dirty_changes++;
-		if (cowfs_vfs_commit_locked(m))
-			break;
-	}
-	if (added && added + meta > room) {
+	if (added && (err = cowfs_file_room(m, added))) {
 		ranges_cut(&vn->fd->delalloc, start, end, NULL);
-		err = -PLAT_ENOSPC;
 		goto out;
 	}
 	m->reserved_blocks += added;
@@ -406,8 +417,15 @@ static int map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *io, u
 		 * block outside it -- the zeroed tail of a truncate -- gets
 		 * its own block). */
 		const struct range *d = ranges_find(&vn->fd->delalloc, start);
+		uint64_t stop = d ? d->end : start + BS;
 		(void)end;
-		err = take_blocks(vn, start, d ? d->end : start + BS, &addr, &got);
+		/* Not over blocks taken before for a later part of the run
+		 * (redirtied while they wait for their writeback): two
+		 * allocations for one file block would remap it twice. */
+		for (unsigned i = 0; i < vn->fd->inflight.n; i++)
+			if (vn->fd->inflight.r[i].start > start && vn->fd->inflight.r[i].start < stop)
+				stop = vn->fd->inflight.r[i].start;
+		err = take_blocks(vn, start, stop, &addr, &got);
 		if (!err) {
 			uint64_t was = ranges_cut(&vn->fd->delalloc, start, start + got, NULL) / BS;
 			m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
@@ -473,7 +491,7 @@ const struct iomap_dio_ops cowfs_file_dio_ops = { NULL, dio_end_io };
 
 /* ---- the API (fs/vfs.h) ---- */
 
-static void touch(struct cowfs_vnode *vn, bool modified)
+void cowfs_file_touch(struct cowfs_vnode *vn, bool modified)
 {
 	struct cowfs_time now = cowfs_now();
 	plat_mutex_lock(vn->m->lock);
@@ -486,13 +504,13 @@ static void touch(struct cowfs_vnode *vn, bool modified)
 int64_t cowfs_read(struct cowfs_mount *m, uint64_t ino, uint64_t off, void *buf, uint64_t len, unsigned flags)
 {
 	struct cowfs_vnode *vn;
-	int err = file_get(m, ino, &vn);
+	int err = cowfs_file_get(m, ino, &vn);
 	if (err)
 		return err;
 	int64_t ret;
 	if (flags & CFS_IO_DIRECT) {
 		if ((off | len | (uintptr_t)buf) & (BS - 1)) {
-			file_put(vn);
+			cowfs_file_put(vn);
 			return -PLAT_EINVAL;
 		}
 		uint64_t size = iomap_isize(&vn->io);
@@ -511,7 +529,7 @@ int64_t cowfs_read(struct cowfs_mount *m, uint64_t ino, uint64_t off, void *buf,
 	} else {
 		ret = iomap_file_read(&vn->io, off, buf, len, &cowfs_file_read_ops);
 	}
-	file_put(vn);
+	cowfs_file_put(vn);
 	return ret;
 }
 
@@ -519,7 +537,7 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 		    unsigned flags)
 {
 	struct cowfs_vnode *vn;
-	int err = file_get(m, ino, &vn);
+	int err = cowfs_file_get(m, ino, &vn);
 	if (err)
 		return err;
 	int64_t ret;
@@ -550,14 +568,14 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 	}
 	iomap_unlock(&vn->io.io_lock, 0);
 	if (ret > 0) {
-		touch(vn, true);
+		cowfs_file_touch(vn, true);
 		if (flags & CFS_IO_DSYNC) {
 			int e = cowfs_fsync(m, ino, true);
 			if (e)
 				ret = e;
 		}
 	}
-	file_put(vn);
+	cowfs_file_put(vn);
 	return ret;
 }
 
@@ -604,7 +622,7 @@ int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size)
 	struct cowfs_vnode *vn;
 	if (size > FILE_MAX_BYTES)
 		return -PLAT_EFBIG;
-	int err = file_get(m, ino, &vn);
+	int err = cowfs_file_get(m, ino, &vn);
 	if (err)
 		return err;
 	iomap_lock(&vn->io.io_lock, 0);
@@ -623,16 +641,14 @@ int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size)
 		int e3 = pcache_invalidate_range(&vn->io.mapping, keep, UINT64_MAX, true);
 		err = err ? err : e2 < 0 ? e2 : e5 ? e5 : e3;
 		plat_mutex_lock(m->lock);
-		uint64_t was = ranges_cut(&vn->fd->delalloc, keep, UINT64_MAX, NULL) / BS;
-		m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
 		/* Blocks a writeback took for the rest of a delalloc run that
-		 * now lies past the end were never written: give them back, or
-		 * a later completion in the range would map them. */
-		inflight_drop(vn, keep, UINT64_MAX);
+		 * now lies past the end were never written: given back (in
+		 * forget_range), or a later completion in the range would map
+		 * them. */
+		cowfs_file_forget_range(vn, keep, UINT64_MAX);
 		int e4 = cowfs_extent_punch_from(m, vn, keep);
 		err = err ? err : e4;
 		vn->rec.size = size;
-		vn->fd->seq++;
 		plat_mutex_unlock(m->lock);
 		if (vn->io.disk_size > size)
 			plat_store(&vn->io.disk_size, size);
@@ -644,8 +660,8 @@ int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size)
 	}
 	iomap_unlock(&vn->io.io_lock, 0);
 	if (!err)
-		touch(vn, true);
-	file_put(vn);
+		cowfs_file_touch(vn, true);
+	cowfs_file_put(vn);
 	return err;
 }
 
@@ -723,7 +739,7 @@ int cowfs_file_writeback_all(struct cowfs_mount *m)
 			err = e2;
 		if (err < 0 && !first)
 			first = err;
-		file_put(list[i]);
+		cowfs_file_put(list[i]);
 	}
 	plat_free(list);
 	return first;
@@ -738,4 +754,50 @@ void cowfs_file_attr(struct cowfs_vnode *vn, struct cowfs_inode *out)
 {
 	if (vn->fd)
 		out->size = iomap_isize(&vn->io);
+}
+
+void cowfs_file_forget_range(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+{
+	struct cowfs_mount *m = vn->m;
+	uint64_t was = ranges_cut(&vn->fd->delalloc, start, end, NULL) / BS;
+	m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
+	/* Writeback takes blocks for a whole delalloc run at once; those of
+	 * the range whose folios were dropped before their I/O will never be
+	 * written. */
+	inflight_drop(vn, start, end);
+	vn->fd->seq++;
+}
+
+/* Bytes of [start, end) a set covers. */
+static uint64_t ranges_overlap(const struct ranges *s, uint64_t start, uint64_t end)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < s->n; i++) {
+		uint64_t a = s->r[i].start > start ? s->r[i].start : start, b = s->r[i].end < end ? s->r[i].end : end;
+		if (b > a)
+			total += b - a;
+	}
+	return total;
+}
+
+uint64_t cowfs_file_reserved_in(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+{
+	return ranges_overlap(&vn->fd->delalloc, start, end) / BS;
+}
+
+bool cowfs_file_pending(struct cowfs_vnode *vn, uint64_t pos, uint64_t *next)
+{
+	const struct ranges *sets[2] = { &vn->fd->delalloc, &vn->fd->inflight };
+	*next = UINT64_MAX;
+	for (unsigned k = 0; k < 2; k++)
+		for (unsigned i = 0; i < sets[k]->n; i++) {
+			const struct range *r = &sets[k]->r[i];
+			if (r->start <= pos && pos < r->end) {
+				*next = r->end;
+				return true;
+			}
+			if (r->start > pos && r->start < *next)
+				*next = r->start;
+		}
+	return false;
 }

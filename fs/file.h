@@ -11,6 +11,7 @@
  * disk_block u64, nblocks u32, flags u32, gen u64. */
 #define CFS_EXTENT_SIZE CFS_EXTENT_ITEM_SIZE
 #define CFS_EXTENT_MAX_BLOCKS CFS_EXTENT_MAX_SPAN     /* 128 MiB: bounds the backward search of a lookup */
+#define CFS_FILE_MAX_BYTES (1ull << 42)   /* 4 TiB */
 
 struct cowfs_extent {
 	uint64_t off;            /* file bytes, block aligned */
@@ -28,6 +29,8 @@ int cowfs_extent_replace(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t
 			 uint32_t nblocks);
 /* Everything at or after `from` (block aligned) released. */
 int cowfs_extent_punch_from(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t from);
+/* [start, end) (block aligned) released: a hole (fs/falloc.c). */
+int cowfs_extent_punch(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t start, uint64_t end);
 
 /* ---- csum.c: the data checksum stage (IOMAP_F_CSUM maps) ---- */
 extern const struct iomap_xform_ops cowfs_csum_xform;
@@ -43,5 +46,31 @@ int cowfs_file_writeback_all(struct cowfs_mount *m);
 uint64_t cowfs_file_reserved(struct cowfs_mount *m);
 /* Lock held: attributes the data path knows better (in-memory size). */
 void cowfs_file_attr(struct cowfs_vnode *vn, struct cowfs_inode *out);
+
+/* ---- file.c, for fs/falloc.c ---- */
+/* The buffered write path's mapping (zeroing partial blocks). */
+extern const struct iomap_ops cowfs_file_write_ops;
+/* No lock: a referenced, data-ready regular file (-EISDIR, -EINVAL for
+ * other types); put with cowfs_file_put. */
+int cowfs_file_get(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out);
+void cowfs_file_put(struct cowfs_vnode *vn);
+/* No lock: mtime and ctime now (modified), the record dirty. */
+void cowfs_file_touch(struct cowfs_vnode *vn, bool modified);
+/* Lock held: the on-disk mapping at pos: MAPPED, or a HOLE up to the
+ * next extent. */
+int cowfs_file_map_disk(struct cowfs_vnode *vn, uint64_t pos, struct iomap *map);
+/* Lock held: 0 when `want` more blocks fit beside everything used,
+ * pinned, reserved and in flight (plus a metadata margin), else -ENOSPC;
+ * may commit to make freed blocks reusable. */
+int cowfs_file_room(struct cowfs_mount *m, uint64_t want);
+/* Lock held: the delalloc reservations of [start, end) released (its
+ * cached folios must already be gone); cached mappings invalid. */
+void cowfs_file_forget_range(struct cowfs_vnode *vn, uint64_t start, uint64_t end);
+/* Lock held: blocks of [start, end) reserved by buffered writes. */
+uint64_t cowfs_file_reserved_in(struct cowfs_vnode *vn, uint64_t start, uint64_t end);
+/* Lock held: whether pos holds data not yet in an extent (dirty delalloc
+ * or writeback in flight); *next = the end of that run, or else the start
+ * of the next such run (UINT64_MAX: none). */
+bool cowfs_file_pending(struct cowfs_vnode *vn, uint64_t pos, uint64_t *next);
 
 #endif

@@ -25,6 +25,8 @@ HOST_TESTS += test_cowfs_xattr
 test_cowfs_xattr_SRCS = $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
 test_cowfs_xattr_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_xattr_LDLIBS := -lpthread
+# fallocate, punch hole, zero range, seek hole/data.
+FS_VFS_SRCS += fs/falloc.c
 FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
 HOST_TESTS += test_cowfs_namei
 test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
@@ -38,6 +40,16 @@ test_cowfs_fsynclog_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_fsynclog_LDLIBS := -lpthread
 test_cowfs_namei_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_namei_LDLIBS := -lpthread
+
+# fallocate, punch hole, zero range, seek hole/data (fs/falloc.c).
+HOST_TESTS += test_cowfs_falloc
+test_cowfs_falloc_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_falloc_LDLIBS := -lpthread
+# make stress: 6000 model steps, 10 survivor subsets per power-cut point.
+.PHONY: cowfs-falloc-stress
+stress: cowfs-falloc-stress
+cowfs-falloc-stress: $(HOST_BUILD)/test_cowfs_falloc
+	COWFS_STRESS=1 $<
 
 # The FUSE mount (tools/cowfs_fuse.c, libfuse3 from Debian: make deps) and
 # its test with ordinary tools (tests/fuse/test_cowfs_fuse.py: every case

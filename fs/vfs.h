@@ -178,4 +178,34 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
  * durable when 0 is returned. */
 int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync);
 
+/* ---- preallocation, holes and zeros (fs/falloc.c) ----
+ * Modes (the Linux FALLOC_FL_* values): 0 allocates, KEEP_SIZE may be
+ * added to 0 and ZERO_RANGE, PUNCH_HOLE needs KEEP_SIZE; anything else is
+ * -ENOTSUP.  len 0 is -EINVAL, a range past the largest file -EFBIG.
+ *   0 / KEEP_SIZE  "allocate": copy-on-write means a later write always
+ *                  goes to new blocks, so nothing can be set aside that a
+ *                  write would use.  cowfs only checks that the range's
+ *                  unallocated blocks fit in the free space (-ENOSPC, and
+ *                  nothing changes, when not) and, without KEEP_SIZE,
+ *                  extends the size (the new bytes read as zeros).  Like
+ *                  btrfs, a later write may still get -ENOSPC.
+ *   PUNCH_HOLE     the range reads as zeros and its whole blocks are
+ *                  released (a block shared with a snapshot only loses
+ *                  this tree's reference); partial blocks are zeroed;
+ *                  the size does not change.
+ *   ZERO_RANGE     the same as a punch (zeros written would go to new
+ *                  blocks anyway), and without KEEP_SIZE the size grows
+ *                  to off+len. */
+#define CFS_FALLOC_KEEP_SIZE  0x01u
+#define CFS_FALLOC_PUNCH_HOLE 0x02u
+#define CFS_FALLOC_ZERO_RANGE 0x10u
+int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t off, uint64_t len);
+/* lseek(2) SEEK_DATA / SEEK_HOLE at block granularity: *result = the first
+ * data byte (or hole byte; the end of file counts as a hole) at or after
+ * off.  -ENXIO when off is at or past the end of file, or (SEEK_DATA) only
+ * holes follow.  Data not yet written back counts as data. */
+#define CFS_SEEK_DATA 3
+#define CFS_SEEK_HOLE 4
+int cowfs_seek(struct cowfs_mount *m, uint64_t ino, uint64_t off, int whence, uint64_t *result);
+
 #endif

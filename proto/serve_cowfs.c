@@ -502,6 +502,40 @@ static int op_fsync(void *fs, struct proto_call *c, const void *req, void *rep)
 	return op_end(&o, rc);
 }
 
+/* ---- fallocate and seek (fs/falloc.c) ---- */
+
+static int op_fallocate(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct proto_fallocate_req *q = req;
+	struct proto_wcc_rep *r = rep;
+	static const unsigned modes[] = {
+		[PROTO_FALLOC_ALLOC] = 0, [PROTO_FALLOC_ALLOC_KEEP_SIZE] = CFS_FALLOC_KEEP_SIZE,
+		[PROTO_FALLOC_PUNCH] = CFS_FALLOC_PUNCH_HOLE | CFS_FALLOC_KEEP_SIZE,
+		[PROTO_FALLOC_ZERO] = CFS_FALLOC_ZERO_RANGE,
+	};
+	struct op o;
+	int rc = op_begin(&o, fs, c, false);
+	if (!rc && q->mode >= sizeof(modes) / sizeof(modes[0]))
+		rc = -PLAT_ENOTSUP;      /* the codec admits only these; a new one added there lands here */
+	if (!rc)
+		rc = cowfs_fallocate(o.m, o.in.ino, modes[q->mode], q->offset, q->length);
+	if (!rc)
+		rc = wcc_of(&o, &o.in, o.in.ino, &r->wcc);
+	return op_end(&o, rc);
+}
+
+static int op_seek(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct proto_seek_req *q = req;
+	struct proto_seek_rep *r = rep;
+	struct op o;
+	int rc = op_begin(&o, fs, c, false);
+	if (!rc)
+		rc = cowfs_seek(o.m, o.in.ino, q->offset, q->what == PROTO_SEEK_DATA ? CFS_SEEK_DATA : CFS_SEEK_HOLE,
+				&r->offset);
+	return op_end(&o, rc);
+}
+
 /* Server-side copy: read and write in chunks, at most copy_max bytes per
  * call (the client continues from the short count). */
 static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
@@ -927,6 +961,7 @@ const struct proto_fs_ops proto_cowfs_ops = { .op = {
 	[PROTO_OP_LISTXATTR] = op_listxattr, [PROTO_OP_REMOVEXATTR] = op_removexattr,
 	[PROTO_OP_SNAP_CREATE] = op_snap_create,
 	[PROTO_OP_SNAP_LIST] = op_snap_list, [PROTO_OP_SNAP_DELETE] = op_snap_delete,
+	[PROTO_OP_FALLOCATE] = op_fallocate, [PROTO_OP_SEEK] = op_seek,
 } };
 
 void proto_cowfs_new_verf(struct proto_cowfs *pc)

@@ -18,8 +18,7 @@
  * What is not served yet (answered NOTSUP, the status the spec gives for
  * it): reading through snapshot handles (snapshots are created, listed
  * and deleted, but cowfs cannot open one beside the live tree yet),
- * FALLOCATE and SEEK until cowfs has them; COPY copies (cloned = false;
- * CLONE_ONLY is NOTSUP).
+ * COPY copies (cloned = false; CLONE_ONLY is NOTSUP).
  */
 #ifndef PROTO_SERVE_COWFS_H
 #define PROTO_SERVE_COWFS_H

@@ -320,6 +320,42 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	fuse_reply_err(req, -cowfs_vfs_sync(cf(req)->m));
 }
 
+/* ---- fallocate and lseek (fs/falloc.c) ---- */
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	(void)fi;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP);      /* collapse, insert, unshare: not supported */
+		return;
+	}
+	unsigned cmode = (mode & FALLOC_FL_KEEP_SIZE ? CFS_FALLOC_KEEP_SIZE : 0) |
+			 (mode & FALLOC_FL_PUNCH_HOLE ? CFS_FALLOC_PUNCH_HOLE : 0) |
+			 (mode & FALLOC_FL_ZERO_RANGE ? CFS_FALLOC_ZERO_RANGE : 0);
+	fuse_reply_err(req, -cowfs_fallocate(cf(req)->m, to_ino(ino), cmode, (uint64_t)off, (uint64_t)len));
+}
+
+/* The kernel asks only for SEEK_DATA and SEEK_HOLE; it does the rest. */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	(void)fi;
+	uint64_t r;
+	if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	int err = cowfs_seek(cf(req)->m, to_ino(ino), (uint64_t)off, whence == SEEK_DATA ? CFS_SEEK_DATA : CFS_SEEK_HOLE,
+			     &r);
+	if (err)
+		fuse_reply_err(req, -err);
+	else
+		fuse_reply_lseek(req, (off_t)r);
+}
+
 struct dirbuf {
 	fuse_req_t req;
 	char *buf;
@@ -443,6 +479,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.read = op_read, .write = op_write, .flush = op_flush, .release = op_release, .fsync = op_fsync,
 	.readdir = op_readdir, .fsyncdir = op_fsyncdir, .statfs = op_statfs,
 	.getxattr = op_getxattr, .setxattr = op_setxattr, .listxattr = op_listxattr, .removexattr = op_removexattr,
+	.fallocate = op_fallocate, .lseek = op_lseek,
 };
 
 /* ---- options ---- */

@@ -6,7 +6,8 @@
 mkfs an image file, mount it with build/cowfs-fuse, build a tree with
 mkdir, cp -r, ln, ln -s, mv, rm -r, check it with find, stat, readlink,
 diff -r, tar, dd with O_DIRECT and df, set, read, list and remove extended
-attributes (up to 64 KiB, flags and errors), unmount, run `cowfs check`, remount
+attributes (up to 64 KiB, flags and errors), fallocate (posix_fallocate and
+punch hole / zero range through fallocate(2)) and lseek SEEK_DATA/SEEK_HOLE, unmount, run `cowfs check`, remount
 and compare again, remount read-only.
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount is always taken down.
@@ -24,7 +25,7 @@ from fuse_util import FuseDaemon, Results, listing, run
 
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
-CASES = ["mount", "namespace", "data", "rename_edges", "concurrent_namespace", "statfs", "xattr", "unmount_check", "remount_same", "readonly"]
+CASES = ["mount", "namespace", "data", "fallocate_seek", "rename_edges", "concurrent_namespace", "statfs", "xattr", "unmount_check", "remount_same", "readonly"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -173,6 +174,89 @@ def data_ops(mnt, src):
         os.close(fd)
 
 
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
+
+
+def fallocate(fd, mode, off, length):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    if libc.fallocate(fd, mode, off, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"fallocate(mode {mode:#x}, {off}, {length}): {os.strerror(e)}")
+
+
+def fallocate_seek(mnt):
+    """posix_fallocate, punch hole and zero range with a byte model, and
+    SEEK_DATA/SEEK_HOLE, through the kernel's FUSE client."""
+    path = os.path.join(mnt, "sparse")
+    data = bytes((i * 7 + 3) % 251 for i in range(256 * 1024))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, 1 << 20)
+        assert os.fstat(fd).st_size == 1 << 20, "posix_fallocate did not extend the size"
+        assert os.pread(fd, 1 << 20, 0) == bytes(1 << 20), "fallocated bytes are not zeros"
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+        model = bytearray(data) + bytes((1 << 20) - len(data))
+        # Punch 64 KiB + partial edges; the size stays, the bytes are zeros
+        # (the kernel's cached pages too).
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096 * 4 + 100, 65536)
+        model[4096 * 4 + 100:4096 * 4 + 100 + 65536] = bytes(65536)
+        assert os.fstat(fd).st_size == 1 << 20, "a punch changed the size"
+        got = os.pread(fd, 1 << 20, 0)
+        assert got == bytes(model), f"after the punch, first difference at {next(i for i in range(len(got)) if got[i] != model[i])}"
+        # Holes and data: [0, 20 KiB) data (the partial edge block stays),
+        # the whole blocks 5..20 a hole, data again from block 21 on.
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == 4096 * 5, os.lseek(fd, 0, os.SEEK_HOLE)
+        assert os.lseek(fd, 4096 * 5, os.SEEK_DATA) == 4096 * 20, os.lseek(fd, 4096 * 5, os.SEEK_DATA)
+        assert os.lseek(fd, len(data), os.SEEK_HOLE) == len(data), "fallocated blocks are not a hole"
+        try:
+            os.lseek(fd, len(data), os.SEEK_DATA)
+            raise AssertionError("SEEK_DATA found data after the last written block")
+        except OSError as e:
+            assert e.errno == 6, f"SEEK_DATA after the data: {e}"
+        try:
+            os.lseek(fd, 1 << 20, os.SEEK_HOLE)
+            raise AssertionError("SEEK_HOLE at the end of file did not say ENXIO")
+        except OSError as e:
+            assert e.errno == 6, f"SEEK_HOLE at EOF: {e}"
+        # Zero range past the end grows the file; with KEEP_SIZE it does not.
+        fallocate(fd, FALLOC_FL_ZERO_RANGE, 200000, (1 << 20) - 200000 + 5000)
+        model[200000:] = bytes(len(model) - 200000)
+        model += bytes(5000)
+        fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 100, 50)
+        model[100:150] = bytes(50)
+        assert os.fstat(fd).st_size == len(model), f"size {os.fstat(fd).st_size}, model {len(model)}"
+        assert os.pread(fd, 2 << 20, 0) == bytes(model), "zero range: bytes differ from the model"
+        # Punch without KEEP_SIZE is refused, as Linux does.
+        try:
+            fallocate(fd, FALLOC_FL_PUNCH_HOLE, 0, 4096)
+            raise AssertionError("a punch without KEEP_SIZE was accepted")
+        except OSError as e:
+            assert e.errno == 95, f"punch without KEEP_SIZE: {e}"
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    # Space comes back: df's free blocks grow after a big punch + sync.
+    big = os.path.join(mnt, "bigpunch")
+    with open(big, "wb") as f:
+        f.write(bytes(range(256)) * (32 * 1024))     # 8 MiB
+        f.flush()
+        os.fsync(f.fileno())
+    before = os.statvfs(mnt).f_bfree
+    fd = os.open(big, os.O_RDWR)
+    try:
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8 << 20)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.sync()
+    after = os.statvfs(mnt).f_bfree
+    assert after >= before + 2000, f"free blocks {before} before the punch, {after} after"
+    assert os.stat(big).st_size == 8 << 20 and os.stat(big).st_blocks == 0, os.stat(big)
+
+
 def rename_edges(mnt):
     libc = ctypes.CDLL(None, use_errno=True)
     d = os.path.join(mnt, "ren")
@@ -269,6 +353,7 @@ def main():
             ("mount", lambda: None),
             ("namespace", lambda: namespace_ops(mnt)),
             ("data", lambda: data_ops(mnt, src)),
+            ("fallocate_seek", lambda: fallocate_seek(mnt)),
             ("rename_edges", lambda: rename_edges(mnt)),
             ("concurrent_namespace", lambda: concurrent_ops(mnt)),
             ("statfs", lambda: check_df(mnt)),

@@ -5,7 +5,8 @@
  * typed operations (tools/apfp_ops.c) drive every operation the server
  * answers: data of many sizes, names, links, renames, readdir cookies and
  * their verifier, stale and forged handles, write stability and the
- * verifier across a server restart, snapshots, server-side copy; the
+ * verifier across a server restart, snapshots, server-side copy, fallocate
+ * (punch, zero, allocate) and seek data/hole; the
  * image is checked by cowfs's fsck afterwards.
  */
 #define TEST_SUITE "apfp_serve"
@@ -453,6 +454,56 @@ TEST(fsstat_copy_and_snapshots)
 	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "before"), -ENOENT);
 	EXPECT_EQ_INT(status(PROTO_OP_SNAP_LIST, &lq, &r), 0);
 	EXPECT_EQ_INT(((const struct proto_snap_list_rep *)r.msg)->snaps.count, 0);
+}
+
+/* FALLOCATE and SEEK map onto cowfs_fallocate / cowfs_seek (fs/falloc.c). */
+TEST(fallocate_punch_zero_and_seek)
+{
+	static uint8_t w[65536], rb[200000], model[200000];
+	struct apfp_obj f;
+	struct proto_client_reply r;
+	pattern(w, sizeof(w), 5);
+	EXPECT_EQ_INT(put_file(&root, "sparse", w, sizeof(w), PROTO_FILE_SYNC, &f), 0);
+	memcpy(model, w, sizeof(w));
+	/* Punch blocks 2..5 and a partial edge: size unchanged, zeros read. */
+	struct proto_fallocate_req fq = { f.fh, PROTO_FALLOC_PUNCH, 8192 - 10, 4 * 4096 + 10 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_wcc_rep *)r.msg)->wcc.after.size, sizeof(w));
+	memset(model + 8192 - 10, 0, 4 * 4096 + 10);
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&f.fh, rb, sizeof(rb), &got), 0);
+	EXPECT_EQ_INT(got, sizeof(w));
+	EXPECT(!memcmp(rb, model, sizeof(w)));
+	struct proto_seek_req sq = { f.fh, 0, PROTO_SEEK_HOLE };
+	EXPECT_EQ_INT(status(PROTO_OP_SEEK, &sq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_seek_rep *)r.msg)->offset, 8192);
+	sq = (struct proto_seek_req){ f.fh, 8192, PROTO_SEEK_DATA };
+	EXPECT_EQ_INT(status(PROTO_OP_SEEK, &sq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_seek_rep *)r.msg)->offset, 6 * 4096);
+	sq = (struct proto_seek_req){ f.fh, sizeof(w), PROTO_SEEK_DATA };
+	EXPECT_EQ_INT(status(PROTO_OP_SEEK, &sq, &r), PROTO_E_NXIO);
+	/* Zero range past the end grows the file; allocate grows it further
+	 * (a hole: SEEK_DATA from there finds nothing). */
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_ZERO, 60000, 40000 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), 0);
+	memset(model + 60000, 0, 40000);
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_ALLOC_KEEP_SIZE, 100000, 50000 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_wcc_rep *)r.msg)->wcc.after.size, 100000);
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_ALLOC, 100000, 50000 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_wcc_rep *)r.msg)->wcc.after.size, 150000);
+	EXPECT_EQ_INT(get_file(&f.fh, rb, sizeof(rb), &got), 0);
+	EXPECT_EQ_INT(got, 150000);
+	EXPECT(!memcmp(rb, model, 150000));
+	sq = (struct proto_seek_req){ f.fh, 65536, PROTO_SEEK_DATA };
+	EXPECT_EQ_INT(status(PROTO_OP_SEEK, &sq, &r), PROTO_E_NXIO);
+	/* Refusals (the codec admits only the four modes): an empty range,
+	 * a directory. */
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_ALLOC, 0, 0 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), PROTO_E_INVAL);
+	fq = (struct proto_fallocate_req){ root.fh, PROTO_FALLOC_ALLOC, 0, 4096 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), PROTO_E_ISDIR);
 }
 
 static uint8_t durable_data[200000];

@@ -1,6 +1,6 @@
 /* File data (fs/file.c, fs/extent.c, fs/dataref.c) through the iomap core:
  * a random model test (buffered and direct writes and reads, appends,
- * truncates, fsyncs, remounts) with the whole-filesystem check (space map
+ * truncates, punch hole, zero range, fallocate, fsyncs, remounts) with the whole-filesystem check (space map
  * = referenced nodes and data blocks, reference counts) after each round;
  * ENOSPC without losing what was written before; power cuts at every
  * device write with every fsync'd file intact; snapshots that keep their
@@ -11,88 +11,10 @@
 #include "tests/host/test.h"
 #include "tests/host/cowfs_test.h"
 #include "fs/file.h"
+#include "tests/host/cowfs_env.h"
 
 #define NFILES 4
 #define FILE_CAP (3u << 20)
-
-struct env {
-	struct ct_image im;
-	struct cowfs_mount *m;
-	const struct cowfs_hooks *hooks;
-	unsigned interval_ms;        /* 0: 200 ms, busy background commits */
-};
-
-static int env_mount(struct env *e)
-{
-	struct cowfs_vfs_opts o = { .fs = { .hooks = e->hooks }, .data_cache_bytes = 8 << 20,
-				    .commit_interval_ms = e->interval_ms ? e->interval_ms : 200 };
-	return cowfs_vfs_mount(e->im.bdev, &o, &e->m);
-}
-
-static int env_open(struct env *e, const char *name, uint64_t bytes)
-{
-	memset(e, 0, sizeof(*e));
-	if (!ct_image_create(&e->im, name, bytes))
-		return -1;
-	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
-	int err = cowfs_mkfs(e->im.bdev, &mk);
-	return err ? err : env_mount(e);
-}
-
-static void env_remount(struct env *e)
-{
-	EXPECT_EQ_INT(cowfs_vfs_unmount(e->m), 0);
-	ct_image_reopen(&e->im);
-	EXPECT_EQ_INT(env_mount(e), 0);
-}
-
-static const char *env_check(struct env *e)
-{
-	static char msg[200];
-	return cowfs_vfs_check(e->m, msg, sizeof(msg)) ? msg : NULL;
-}
-
-static void env_close(struct env *e)
-{
-	if (e->m)
-		cowfs_vfs_unmount(e->m);
-	ct_image_remove(&e->im);
-}
-
-static uint64_t mkfile(struct env *e, const char *name)
-{
-	struct cowfs_inode a;
-	EXPECT_EQ_INT(cowfs_create(e->m, CFS_ROOT_INO, name, strlen(name), 0644, 0, 0, &a), 0);
-	return a.ino;
-}
-
-static void fill(uint8_t *p, uint64_t off, uint64_t n, uint64_t seed)
-{
-	for (uint64_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(((off + i) * 2654435761u) >> 13 ^ seed);
-}
-
-/* The file's bytes equal the model's (and its size). */
-static bool same(struct env *e, uint64_t ino, const uint8_t *model, uint64_t size, uint8_t *buf)
-{
-	struct cowfs_inode a;
-	if (cowfs_getattr(e->m, ino, &a) || a.size != size) {
-		fprintf(stderr, "ino %llu: size %llu, model %llu\n", (unsigned long long)ino,
-			(unsigned long long)a.size, (unsigned long long)size);
-		return false;
-	}
-	int64_t n = cowfs_read(e->m, ino, 0, buf, FILE_CAP, 0);
-	if (n != (int64_t)size || memcmp(buf, model, size)) {
-		for (uint64_t i = 0; n == (int64_t)size && i < size; i++)
-			if (buf[i] != model[i]) {
-				fprintf(stderr, "ino %llu: byte %llu is %02x, model %02x\n", (unsigned long long)ino,
-					(unsigned long long)i, buf[i], model[i]);
-				break;
-			}
-		return false;
-	}
-	return true;
-}
 
 TEST(random_io_against_model)
 {
@@ -142,7 +64,7 @@ TEST(random_io_against_model)
 			if (ns < size[f])
 				memset(model[f] + ns, 0, size[f] - ns);
 			size[f] = ns;
-		} else if (kind < 85) {                        /* buffered read of a range */
+		} else if (kind < 80) {                        /* buffered read of a range */
 			int64_t n = cowfs_read(e.m, ino[f], off, buf, len, 0);
 			uint64_t want = off >= size[f] ? 0 : (size[f] - off < len ? size[f] - off : len);
 			EXPECT_EQ_INT(n, (int64_t)want);
@@ -153,6 +75,16 @@ TEST(random_io_against_model)
 					break;
 				}
 			EXPECT(n < 0 || !memcmp(buf, model[f] + off, (size_t)n));
+		} else if (kind < 85) {                        /* punch, zero range, allocate */
+			static const unsigned modes[4] = { CFS_FALLOC_PUNCH_HOLE | CFS_FALLOC_KEEP_SIZE,
+							   CFS_FALLOC_ZERO_RANGE,
+							   CFS_FALLOC_ZERO_RANGE | CFS_FALLOC_KEEP_SIZE, 0 };
+			unsigned how = (unsigned)(ct_rand(&rng) % 4);
+			EXPECT_EQ_INT(cowfs_fallocate(e.m, ino[f], modes[how], off, len), 0);
+			if (how < 3)
+				memset(model[f] + off, 0, len);        /* past the size it is zeros already */
+			if ((how == 1 || how == 3) && off + len > size[f])
+				size[f] = off + len;
 		} else if (kind < 92) {                        /* direct read */
 			off &= ~4095ull;
 			len = (len + 4095) & ~4095ull;
@@ -196,16 +128,6 @@ TEST(random_io_against_model)
 	free(buf);
 	free(data);
 	env_close(&e);
-}
-
-/* A fresh mounted image and n bytes of pattern data plus a buffer. */
-static void env_with_data(struct env *e, const char *name, uint64_t bytes, size_t n, uint64_t seed,
-			  uint8_t **data, uint8_t **buf)
-{
-	EXPECT_EQ_INT(env_open(e, name, bytes), 0);
-	*data = aligned_alloc(4096, n);
-	*buf = aligned_alloc(4096, n);
-	fill(*data, 0, n, seed);
 }
 
 TEST(enospc_keeps_what_was_written)
@@ -256,23 +178,7 @@ TEST(snapshots_keep_their_data)
 	EXPECT(why == NULL);
 	/* The snapshot's file, read from its extents on the device: all of
 	 * v1, although the live file overwrote and truncated it. */
-	struct cowfs *fs = cowfs_vfs_fs(e.m);
-	uint64_t sid;
-	struct cowfs_tree *st_tree = NULL;
-	EXPECT_EQ_INT(cowfs_snapshot_lookup(fs, CFS_TREE_FS, "before", 6, &sid), 0);
-	EXPECT_EQ_INT(cowfs_tree_open(fs, sid, false, &st_tree), 0);
-	uint64_t covered = 0;
-	struct cowfs_key k = { ino, CFS_ITEM_EXTENT, 0 };
-	uint8_t item[32];
-	uint32_t ilen;
-	while (st_tree && cowfs_bt_next(st_tree, &k, item, sizeof(item), &ilen) == 0 && k.objectid == ino &&
-	       k.type == CFS_ITEM_EXTENT) {
-		uint64_t blk = cfs_get64(item), n = cfs_get32(item + 8);
-		EXPECT_EQ_INT(plat_bdev_rw(e.im.bdev, PLAT_BIO_READ, blk * 4096, buf, n * 4096), 0);
-		EXPECT(!memcmp(buf, v1 + k.offset, n * 4096));
-		covered += n * 4096;
-		k.offset++;
-	}
+	uint64_t covered = env_snapshot_file_check(&e, "before", ino, v1, buf);
 	EXPECT_EQ_INT(covered, 1 << 20);
 	uint8_t *model = malloc(1 << 20);
 	memcpy(model, v2, 1 << 19);
@@ -293,7 +199,6 @@ TEST(snapshots_keep_their_data)
 	struct cowfs_statfs st;
 	EXPECT_EQ_INT(cowfs_statfs(e.m, &st), 0);
 	EXPECT(st.total_blocks - st.free_blocks < 200);
-	(void)sid;
 	free(v1);
 	free(v2);
 	free(model);
@@ -307,26 +212,14 @@ TEST(snapshots_keep_their_data)
 static uint64_t file_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 {
 	struct env e;
-	struct ct_cut c = { &e.im, 0, cut_at ? cut_at : UINT64_MAX, seed | 1, false, NULL, 0, 0, 0 };
-	struct cowfs_hooks hooks = { ct_cut_before_write, ct_cut_before_flush, &c };
+	struct ct_cut c;
+	struct cowfs_hooks hooks;
 	uint8_t *data = aligned_alloc(4096, 1 << 18), *buf = aligned_alloc(4096, FILE_CAP);
 	bool synced[CUT_FILES] = { false };
 	uint64_t sizes[CUT_FILES];
 	*why = NULL;
-	memset(&e, 0, sizeof(e));
-	ct_image_create(&e.im, "filecut", 8 << 20);
-	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
-	if (cowfs_mkfs(e.im.bdev, &mk)) {
-		*why = "mkfs failed";
+	if ((*why = env_cut_open(&e, &c, &hooks, "filecut", cut_at, seed)))
 		goto out;
-	}
-	plat_host_bdev_set_volatile(e.im.bdev, true);
-	e.hooks = &hooks;
-	e.interval_ms = 3600000;     /* only the workload's syncs commit: the same writes every run */
-	if (env_mount(&e)) {
-		*why = "mount failed";
-		goto out;
-	}
 	for (unsigned f = 0; f < CUT_FILES && !c.cut; f++) {
 		char name[8];
 		snprintf(name, sizeof(name), "c%u", f);
@@ -346,13 +239,7 @@ static uint64_t file_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 	e.m = NULL;
 	if (!c.cut && cut_at)
 		goto out;
-	e.hooks = NULL;
-	ct_image_reopen(&e.im);
-	if (env_mount(&e)) {
-		*why = "mount after the power cut failed";
-		goto out;
-	}
-	if ((*why = env_check(&e)))
+	if ((*why = env_cut_remount(&e)))
 		goto out;
 	for (unsigned f = 0; f < CUT_FILES; f++) {
 		if (!synced[f])
@@ -378,13 +265,9 @@ static uint64_t file_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 		}
 	}
 out:
-	if (e.m)
-		cowfs_vfs_unmount(e.m);
-	ct_cut_free(&c);
-	ct_image_remove(&e.im);
 	free(data);
 	free(buf);
-	return c.count;
+	return env_cut_close(&e, &c);
 }
 
 TEST(power_cut_at_every_write_keeps_fsynced_data)

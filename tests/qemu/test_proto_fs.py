@@ -31,7 +31,7 @@ APFP = os.path.join(REPO, "build", "apfp")
 # Every case of the suite but the restart, which runs after the reboot.
 CASES = ["data_round_trips_of_many_sizes", "names_links_renames_and_their_errors", "stale_and_forged_handles",
          "readdir_cookies_verifier_and_limits", "setattr_wcc_and_exclusive_create", "fsstat_copy_and_snapshots",
-         "write_stability_and_one_verifier"]
+         "write_stability_and_one_verifier", "fallocate_punch_zero_and_seek"]
 RESTART = "restart_keeps_data_and_handles_and_changes_verifier"
 CONCURRENT = CASES[:5]
 

@@ -1,0 +1,168 @@
+/*
+ * A mounted cowfs over a fresh image file, for the tests of the mounted
+ * filesystem (tests/host/test_cowfs_file.c, test_cowfs_falloc.c): mount,
+ * remount, check, a pattern fill and a comparison of a file with a byte
+ * model.  Include after tests/host/test.h and cowfs_test.h.
+ */
+#ifndef TESTS_HOST_COWFS_ENV_H
+#define TESTS_HOST_COWFS_ENV_H
+
+#include "fs/vfs.h"
+
+struct env {
+	struct ct_image im;
+	struct cowfs_mount *m;
+	const struct cowfs_hooks *hooks;
+	unsigned interval_ms;        /* 0: 200 ms, busy background commits */
+};
+
+static inline int env_mount(struct env *e)
+{
+	struct cowfs_vfs_opts o = { .fs = { .hooks = e->hooks }, .data_cache_bytes = 8 << 20,
+				    .commit_interval_ms = e->interval_ms ? e->interval_ms : 200 };
+	return cowfs_vfs_mount(e->im.bdev, &o, &e->m);
+}
+
+static inline int env_open(struct env *e, const char *name, uint64_t bytes)
+{
+	memset(e, 0, sizeof(*e));
+	if (!ct_image_create(&e->im, name, bytes))
+		return -1;
+	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
+	int err = cowfs_mkfs(e->im.bdev, &mk);
+	return err ? err : env_mount(e);
+}
+
+static inline void env_remount(struct env *e)
+{
+	EXPECT_EQ_INT(cowfs_vfs_unmount(e->m), 0);
+	ct_image_reopen(&e->im);
+	EXPECT_EQ_INT(env_mount(e), 0);
+}
+
+static inline const char *env_check(struct env *e)
+{
+	static char msg[200];
+	return cowfs_vfs_check(e->m, msg, sizeof(msg)) ? msg : NULL;
+}
+
+static inline void env_close(struct env *e)
+{
+	if (e->m)
+		cowfs_vfs_unmount(e->m);
+	ct_image_remove(&e->im);
+}
+
+static inline uint64_t mkfile(struct env *e, const char *name)
+{
+	struct cowfs_inode a;
+	EXPECT_EQ_INT(cowfs_create(e->m, CFS_ROOT_INO, name, strlen(name), 0644, 0, 0, &a), 0);
+	return a.ino;
+}
+
+static inline void fill(uint8_t *p, uint64_t off, uint64_t n, uint64_t seed)
+{
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(((off + i) * 2654435761u) >> 13 ^ seed);
+}
+
+/* The file's bytes equal the model's (and its size); buf holds size + 1. */
+static inline bool same(struct env *e, uint64_t ino, const uint8_t *model, uint64_t size, uint8_t *buf)
+{
+	struct cowfs_inode a;
+	if (cowfs_getattr(e->m, ino, &a) || a.size != size) {
+		fprintf(stderr, "ino %llu: size %llu, model %llu\n", (unsigned long long)ino,
+			(unsigned long long)a.size, (unsigned long long)size);
+		return false;
+	}
+	int64_t n = cowfs_read(e->m, ino, 0, buf, size + 1, 0);
+	if (n != (int64_t)size || memcmp(buf, model, size)) {
+		for (uint64_t i = 0; n == (int64_t)size && i < size; i++)
+			if (buf[i] != model[i]) {
+				fprintf(stderr, "ino %llu: byte %llu is %02x, model %02x\n", (unsigned long long)ino,
+					(unsigned long long)i, buf[i], model[i]);
+				break;
+			}
+		return false;
+	}
+	return true;
+}
+
+/* A fresh mounted image and n bytes of pattern data plus a buffer. */
+static inline void env_with_data(struct env *e, const char *name, uint64_t bytes, size_t n, uint64_t seed,
+			  uint8_t **data, uint8_t **buf)
+{
+	EXPECT_EQ_INT(env_open(e, name, bytes), 0);
+	*data = aligned_alloc(4096, n);
+	*buf = aligned_alloc(4096, n);
+	fill(*data, 0, n, seed);
+}
+
+/* ---- power-cut runs (ct_cut_every_write) ----
+ * A fresh 8 MiB image with a volatile cache under the cut hooks, mounted
+ * so that only the workload's syncs commit (the same writes every run).
+ * NULL, or what failed. */
+static inline const char *env_cut_open(struct env *e, struct ct_cut *c, struct cowfs_hooks *hooks, const char *name,
+				       uint64_t cut_at, uint64_t seed)
+{
+	memset(e, 0, sizeof(*e));
+	*c = (struct ct_cut){ &e->im, 0, cut_at ? cut_at : UINT64_MAX, seed | 1, false, NULL, 0, 0, 0 };
+	*hooks = (struct cowfs_hooks){ ct_cut_before_write, ct_cut_before_flush, c };
+	ct_image_create(&e->im, name, 8 << 20);
+	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
+	if (cowfs_mkfs(e->im.bdev, &mk))
+		return "mkfs failed";
+	plat_host_bdev_set_volatile(e->im.bdev, true);
+	e->hooks = hooks;
+	e->interval_ms = 3600000;
+	return env_mount(e) ? "mount failed" : NULL;
+}
+
+/* After the power cut: mounted again without the hooks, checked.  NULL,
+ * or what failed. */
+static inline const char *env_cut_remount(struct env *e)
+{
+	e->hooks = NULL;
+	ct_image_reopen(&e->im);
+	if (env_mount(e))
+		return "mount after the power cut failed";
+	return env_check(e);
+}
+
+/* The end of a run: the writes it counted. */
+static inline uint64_t env_cut_close(struct env *e, struct ct_cut *c)
+{
+	if (e->m)
+		cowfs_vfs_unmount(e->m);
+	e->m = NULL;
+	ct_cut_free(c);
+	ct_image_remove(&e->im);
+	return c->count;
+}
+
+/* The bytes of file ino in snapshot `name`, read from its extents on the
+ * device (buf holds the largest extent), each compared with data at its
+ * offset (EXPECT); returns the bytes its extents cover. */
+static inline uint64_t env_snapshot_file_check(struct env *e, const char *name, uint64_t ino, const uint8_t *data,
+					       uint8_t *buf)
+{
+	struct cowfs *fs = cowfs_vfs_fs(e->m);
+	uint64_t sid, covered = 0;
+	struct cowfs_tree *st_tree = NULL;
+	EXPECT_EQ_INT(cowfs_snapshot_lookup(fs, CFS_TREE_FS, name, strlen(name), &sid), 0);
+	EXPECT_EQ_INT(cowfs_tree_open(fs, sid, false, &st_tree), 0);
+	struct cowfs_key k = { ino, CFS_ITEM_EXTENT, 0 };
+	uint8_t item[32];
+	uint32_t ilen;
+	while (st_tree && cowfs_bt_next(st_tree, &k, item, sizeof(item), &ilen) == 0 && k.objectid == ino &&
+	       k.type == CFS_ITEM_EXTENT) {
+		uint64_t blk = cfs_get64(item), n = cfs_get32(item + 8);
+		EXPECT_EQ_INT(plat_bdev_rw(e->im.bdev, PLAT_BIO_READ, blk * 4096, buf, n * 4096), 0);
+		EXPECT(!memcmp(buf, data + k.offset, n * 4096));
+		covered += n * 4096;
+		k.offset++;
+	}
+	return covered;
+}
+
+#endif
