@@ -277,10 +277,15 @@ static int cmd_session(struct cli *k, int argc, char **argv)
 /* admin COMMAND [ARGS] (tools/apfp_admin.c) */
 static int cmd_admin(struct cli *k, int argc, char **argv)
 {
+	k->c.err[0] = 0;
 	int rc = apfp_admin(&k->c, argc, argv);
-	if (rc == -EINVAL && k->c.fd >= 0)
-		return EX_USAGE;
-	return rc < 0 ? cli_fail(k, "admin", rc) : EX_OK;
+	if (rc == -EINVAL && k->c.fd >= 0 && !k->c.err[0])
+		return EX_USAGE;        /* apfp_admin printed the usage */
+	if (rc >= 0)
+		return EX_OK;
+	/* apfp_admin's sentence says what the refusal means */
+	fprintf(stderr, "apfp: %s\n", k->c.err[0] ? k->c.err : strerror(-rc));
+	return k->c.fd < 0 ? EX_CONN : cli_exit_for(rc);
 }
 
 static const struct {
