@@ -377,17 +377,153 @@ static void iperf_report(void *arg, enum lwiperf_report_type type, const ip_addr
 	__atomic_add_fetch(&iperf_reports, 1, __ATOMIC_RELEASE);
 }
 
+/* The client side (`bench net tx=...`): lwiperf's clients send for a fixed
+ * 10 s (lwiperf 2.1.3 sets the amount itself); one report per stream.
+ * Reports carry their run's number, so a stream of an earlier run that
+ * outlived its wait cannot count in a later one. */
+#define IPERF_TX_MAX_STREAMS 8
+static struct {
+	uintptr_t run;
+	uint32_t done, failed, bytes, ms_max;
+	int last_failure;
+} iperf_tx;
+
+static void iperf_tx_report(void *arg, enum lwiperf_report_type type, const ip_addr_t *local, u16_t lport,
+			    const ip_addr_t *remote, u16_t rport, u32_t bytes, u32_t ms, u32_t kbps)
+{
+	(void)local;
+	(void)lport;
+	(void)remote;
+	(void)rport;
+	(void)kbps;
+	/* Called under net_lock, as is every reader. */
+	if ((uintptr_t)arg != iperf_tx.run)
+		return;
+	if (type == LWIPERF_TCP_DONE_CLIENT) {
+		iperf_tx.bytes += bytes;
+		if (ms > iperf_tx.ms_max)
+			iperf_tx.ms_max = ms;
+	} else {
+		iperf_tx.failed++;
+		iperf_tx.last_failure = type;
+	}
+	iperf_tx.done++;
+}
+
+/* "A.B.C.D:PORT" -> address and port; false when it is not one. */
+static bool parse_ip_port(const char *text, ip_addr_t *addr, u16_t *port)
+{
+	char host[16];
+	const char *colon = strchr(text, ':');
+	unsigned long long p;
+	size_t n = colon ? (size_t)(colon - text) : 0;
+	unsigned dots = 0;
+	if (!colon || n == 0 || n >= sizeof(host) || parse_u64(colon + 1, &p) < 0 || p == 0 || p > 65535)
+		return false;
+	memcpy(host, text, n);
+	host[n] = 0;
+	for (size_t i = 0; i < n; i++)
+		dots += host[i] == '.';
+	if (dots != 3 || !ip4addr_aton(host, ip_2_ip4(addr)))
+		return false;
+	IP_SET_TYPE(addr, IPADDR_TYPE_V4);
+	*port = (u16_t)p;
+	return true;
+}
+
+/* Send to an iperf2 server (`iperf -s`) with `streams` connections at
+ * once and print their sum: bytes acknowledged over the longest stream's
+ * time. */
+static int bench_net_tx(const ip_addr_t *addr, u16_t port, unsigned streams, unsigned long long secs)
+{
+	void *sessions[IPERF_TX_MAX_STREAMS] = { 0 };
+	unsigned started = 0;
+	char remote[16];
+	ip4addr_ntoa_r(ip_2_ip4(addr), remote, sizeof(remote));
+	net_lock();
+	uintptr_t run = iperf_tx.run + 1;
+	memset(&iperf_tx, 0, sizeof(iperf_tx));
+	iperf_tx.run = run;
+	for (; started < streams; started++) {
+		sessions[started] = lwiperf_start_tcp_client(addr, port, LWIPERF_CLIENT, iperf_tx_report, (void *)run);
+		if (!sessions[started])
+			break;
+	}
+	if (started < streams) {
+		/* No callback ran since the starts (the lock is held), so every
+		 * started session is still alive to abort. */
+		for (unsigned i = 0; i < started; i++)
+			lwiperf_abort(sessions[i]);
+		iperf_tx.run++;
+	}
+	net_unlock();
+	if (started < streams) {
+		kprintf("bench net: could start only %u of %u iperf clients to %s:%u (lwIP out of memory "
+			"or connections)\n", started, streams, remote, port);
+		return 1;
+	}
+	kprintf("bench net: %u iperf2 client(s) sending to %s:%u for 10 s, waiting up to %llu s\n", streams, remote,
+		port, secs);
+	uint64_t deadline = time_ns() + secs * NS_PER_S;
+	uint32_t done = 0, bytes = 0, ms = 0, failed = 0;
+	int failure = 0;
+	for (;;) {
+		net_lock();
+		done = iperf_tx.done;
+		bytes = iperf_tx.bytes;
+		ms = iperf_tx.ms_max;
+		failed = iperf_tx.failed;
+		failure = iperf_tx.last_failure;
+		net_unlock();
+		if (done >= streams || time_ns() >= deadline)
+			break;
+		thread_sleep_ns(50 * NS_PER_MS);
+	}
+	if (done < streams) {
+		/* The unfinished streams end on their own 10 s clock; their
+		 * reports are ignored from now on. */
+		net_lock();
+		iperf_tx.run++;
+		net_unlock();
+		kprintf("bench net: %u of %u iperf clients did not finish within %llu s\n", streams - done, streams,
+			secs);
+		return 1;
+	}
+	if (failed) {
+		kprintf("bench net: %u of %u iperf clients failed: %s\n", failed, streams, iperf_type(failure));
+		return 1;
+	}
+	uint64_t kbps = ms ? (uint64_t)bytes * 8 / ms : 0;
+	kprintf("bench net proto=tcp dir=tx remote=%s streams=%u bytes=%u ms=%u mbps=%llu.%llu\n", remote, streams,
+		bytes, ms, (unsigned long long)(kbps / 1000), (unsigned long long)(kbps % 1000 / 100));
+	return 0;
+}
+
 static int bench_net(int argc, char **argv)
 {
-	unsigned long long secs = 60;
+	unsigned long long secs = 60, streams = 1;
+	ip_addr_t tx_addr;
+	u16_t tx_port = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strncmp(argv[i], "wait=", 5) && parse_u64(argv[i] + 5, &secs) == 0 && secs >= 1 && secs <= 3600)
 			continue;
-		kprintf("bench net: bad argument '%s': want wait=SECONDS (1..3600)\n", argv[i]);
+		if (!strncmp(argv[i], "tx=", 3) && parse_ip_port(argv[i] + 3, &tx_addr, &tx_port))
+			continue;
+		if (!strncmp(argv[i], "streams=", 8) && parse_u64(argv[i] + 8, &streams) == 0 && streams >= 1 &&
+		    streams <= IPERF_TX_MAX_STREAMS)
+			continue;
+		kprintf("bench net: bad argument '%s': want wait=SECONDS (1..3600), tx=A.B.C.D:PORT, "
+			"streams=N (1..%u)\n", argv[i], IPERF_TX_MAX_STREAMS);
 		return 1;
 	}
 	if (!net_if_count()) {
 		kprintf("bench net: network is not up\n");
+		return 1;
+	}
+	if (tx_port)
+		return bench_net_tx(&tx_addr, tx_port, (unsigned)streams, secs);
+	if (streams != 1) {
+		kprintf("bench net: streams= needs tx= (the server takes any number of clients)\n");
 		return 1;
 	}
 	net_lock();
@@ -413,5 +549,6 @@ static int bench_net(int argc, char **argv)
 		iperf_last.kbps % 1000 / 100);
 	return iperf_last.type == LWIPERF_TCP_DONE_SERVER || iperf_last.type == LWIPERF_TCP_DONE_CLIENT ? 0 : 1;
 }
-SHELL_COMMAND(bench_net, "bench net [wait=SECONDS]",
-	      "iperf2 server (lwiperf) on tcp/5001; prints the next finished run", bench_net);
+SHELL_COMMAND(bench_net, "bench net [wait=SECONDS] [tx=A.B.C.D:PORT [streams=N]]",
+	      "iperf2 server (lwiperf) on tcp/5001, prints the next finished run; with tx=, N iperf2 clients "
+	      "send to that server for 10 s and the sum is printed", bench_net);

@@ -8,7 +8,10 @@
 #                      the filesystem table also ext4, XFS and btrfs (the
 #                      kernel's modules) with mkfs.ext4/mkfs.xfs/mkfs.btrfs
 #                      and their shared libraries, from the host's Debian
-#                      packages e2fsprogs, xfsprogs, btrfs-progs (tools/deps.sh)
+#                      packages e2fsprogs, xfsprogs, btrfs-progs (tools/deps.sh);
+#                      for the network table the virtio-net and e1000e
+#                      modules and iperf (iperf2, the host's Debian package)
+#                      with its shared libraries
 # The /init script is generated per run by tools/peer/peer.py (it carries the
 # workload list), so only the static part is built here.
 #
@@ -31,10 +34,12 @@ PACKAGES=(kmod cpio libaio-dev gnuplot-nox dpkg-dev gcc make zlib1g-dev)
 # Modules the peer loads, by name; their dependencies are resolved on the host.
 # crc32c_generic: ext4, XFS and btrfs ask the crypto API for crc32c at mount
 # time (request_module, not a symbol dependency modprobe would see).
-MODULES=(nvme ahci sd_mod crc32c_generic ext4 xfs btrfs)
-# The filesystem tools the peer runs, from the host's Debian packages (same
-# release as the peer's kernel): binary, and the package it comes from.
-FS_TOOLS=(/sbin/mkfs.ext4:e2fsprogs /sbin/mkfs.xfs:xfsprogs /sbin/mkfs.btrfs:btrfs-progs)
+# virtio_pci: the transport virtio_net needs (not a symbol dependency).
+MODULES=(nvme ahci sd_mod crc32c_generic ext4 xfs btrfs virtio_pci virtio_net e1000e)
+# The tools the peer runs, from the host's Debian packages (same release as
+# the peer's kernel): binary, and the package it comes from.  mkfs for the
+# filesystem table, iperf (iperf2) for the network table.
+PEER_TOOLS=(/sbin/mkfs.ext4:e2fsprogs /sbin/mkfs.xfs:xfsprogs /sbin/mkfs.btrfs:btrfs-progs /usr/bin/iperf:iperf)
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
 out="$top/build/peer"
@@ -150,17 +155,17 @@ done | awk '$1 == "insmod" { print $2 }' | while read -r ko; do
 		echo "$name" >> "$root/modules/order"
 	done
 
-# --- mkfs tools with the shared libraries they load (their ELF loader too):
-# busybox is static, so these bring their own /lib64 and /lib.
-fs_versions=
-for spec in "${FS_TOOLS[@]}"; do
+# --- mkfs tools and iperf with the shared libraries they load (their ELF
+# loader too): busybox is static, so these bring their own /lib64 and /lib.
+tool_versions=
+for spec in "${PEER_TOOLS[@]}"; do
 	bin=${spec%%:*} pkg=${spec#*:}
 	ver=$(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null) || ver=
 	if [ -z "$ver" ] || [ ! -x "$bin" ]; then
 		echo "peer: $bin ($pkg) is not installed: run make deps (tools/deps.sh)" >&2
 		exit 1
 	fi
-	fs_versions="$fs_versions, $pkg $ver"
+	tool_versions="$tool_versions, $pkg $ver"
 	cp -L "$bin" "$root/sbin/"
 	# ldd lines: "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x...)" and
 	# the loader "/lib64/ld-linux-x86-64.so.2 (0x...)".
@@ -174,5 +179,5 @@ done
 mkdir -p "$root/etc"
 cp /etc/mke2fs.conf "$root/etc/mke2fs.conf"
 printf 'kernel linux-image-%s %s, busybox-static %s, fio %s (source, sha256 pinned)%s\n' \
-	"$KERNEL_ABI" "$KERNEL_DEB_VERSION" "$BUSYBOX_VERSION" "$FIO_VERSION" "$fs_versions" > "$out/versions.txt"
+	"$KERNEL_ABI" "$KERNEL_DEB_VERSION" "$BUSYBOX_VERSION" "$FIO_VERSION" "$tool_versions" > "$out/versions.txt"
 echo "peer: ready: $out/vmlinuz, $root ($(wc -l < "$root/modules/order") modules, fio $FIO_VERSION)"

@@ -225,15 +225,11 @@ LINE_KEYS = (("side", str), ("dev", str), ("workload", str), ("bs", int), ("qd",
 
 
 def run_line(r):
-    return "peerfs " + " ".join(f"{k}={r[k]:.3f}" if conv is float else f"{k}={r[k]}"
-                                for k, conv in LINE_KEYS if k in r)
+    return pp.kv_line("peerfs", r, LINE_KEYS)
 
 
 def parse_run_line(line):
-    if not line.startswith("peerfs side="):
-        return None
-    d = pp.parse_kv(line[len("peerfs"):])
-    return {k: conv(d[k]) for k, conv in LINE_KEYS if k in d}
+    return pp.parse_kv_line(line, "peerfs", LINE_KEYS)
 
 
 # --- rows, goals -------------------------------------------------------------------

@@ -52,6 +52,22 @@ def parse_kv(text):
     return out
 
 
+def kv_line(prefix, r, keys):
+    """A run as `PREFIX k=v ...` over keys ((name, type) pairs; floats with
+    three decimals), the fields r lacks left out."""
+    return prefix + " " + " ".join(f"{k}={r[k]:.3f}" if conv is float else f"{k}={r[k]}"
+                                   for k, conv in keys if k in r)
+
+
+def parse_kv_line(line, prefix, keys):
+    """Inverse of kv_line; None when line does not start with `PREFIX `
+    and the first key."""
+    if not line.startswith(f"{prefix} {keys[0][0]}="):
+        return None
+    d = parse_kv(line[len(prefix):])
+    return {k: conv(d[k]) for k, conv in keys if k in d}
+
+
 def typed(d):
     """Convert the numeric fields of a key=value dict in place; returns d."""
     for k in INT_KEYS:
