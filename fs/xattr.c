@@ -240,6 +240,9 @@ static int change(struct cowfs_mount *m, uint64_t ino, const char *name, size_t 
 		goto put;
 	}
 	cowfs_touch(vn, false);
+	/* Attribute items are not in the intent log: the file's next fsync
+	 * commits instead (fs/file_log.c). */
+	vn->nolog_gen = m->fs->gen;
 put:
 	cowfs_vput(vn);
 out:

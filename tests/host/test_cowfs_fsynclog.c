@@ -545,4 +545,29 @@ TEST(fallbacks_commit_and_are_durable)
 	ct_image_remove(&e.im);
 }
 
+/* An extended attribute set since the last commit is not in the log: the
+ * file's fsync commits, and the attribute survives a power cut. */
+TEST(fsync_after_setxattr_commits)
+{
+	struct env e = { 0 };
+	char v[8] = { 0 };
+	size_t vlen = 0;
+	EXPECT_EQ_INT(fresh(&e, "fl-xattr"), 0);
+	uint64_t a = mkfile(&e, "a");
+	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* new name: commits */
+	EXPECT_EQ_INT(append(&e, a, 0, 0, 5000), 0);
+	EXPECT_EQ_INT(cowfs_setxattr(e.m, a, "user.k", 6, "value", 5, 0), 0);
+	uint64_t commits = e.m->fsync_commits;
+	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);
+	EXPECT_EQ_INT(e.m->fsync_commits, commits + 1);
+	power_cut(&e);
+	EXPECT_EQ_INT(mount_env(&e), 0);
+	EXPECT_EQ_INT(cowfs_getxattr(e.m, a, "user.k", 6, v, sizeof(v), &vlen), 0);
+	EXPECT(vlen == 5 && !memcmp(v, "value", 5));
+	const char *why = content_ok(&e, a, 0, 5000, 5000);
+	EXPECT_MSG(!why, "%s", why ? why : "");
+	cowfs_vfs_unmount(e.m);
+	ct_image_remove(&e.im);
+}
+
 TEST_MAIN()
