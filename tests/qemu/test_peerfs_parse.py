@@ -198,6 +198,9 @@ class FakeAppliance:
         self.sent.append(line)
         if line == "mount":
             return "nvme0n1 on /fsb type cowfs (rw)\n" if self.mounts else "nothing is mounted\n"
+        if line == "lsblk":
+            return ("NAME        MODEL                     SERIAL                      SIZE   LBA  QUEUES  DEPTH\n"
+                    "nvme0n1     QEMU NVMe Ctrl            nvme0                    1.0 GiB   512       2    255\n")
         if line.startswith("bench fs /fsb "):
             words = line.split()
             return OURS.replace("workload=randread", f"workload={words[3]}") + "\n"
@@ -238,9 +241,11 @@ def peerfs_sessions(ctx):
             fake = FakeAppliance()
             harness.shell = fake.shell
             got = peerfsrun.ours_session(None, FakeSession(), s, a)
-            check(fake.sent[:4] == ["umount /fsb", "mkfs -f nvme0n1", "mount nvme0n1 /fsb", "mount"]
+            # a Linux filesystem left on the disk is wiped where the probe looks (first 4 MiB, last 1 MiB)
+            check(fake.sent[:7] == ["umount /fsb", "lsblk", "blk zero nvme0n1 0 8192", "blk zero nvme0n1 2095104 2048",
+                                    "mkfs -f nvme0n1", "mount nvme0n1 /fsb", "mount"]
                   and fake.sent[-1] == "umount /fsb", fake.sent)
-            check(fake.sent[4:7] == [pf.ours_command(w, 5, 300) for w in ws], fake.sent)
+            check(fake.sent[7:10] == [pf.ours_command(w, 5, 300) for w in ws], fake.sent)
             check([r["workload"] for r in got] == ["randread", "fsync", "create"]
                   and all(r["rep"] == 1 and r["secs"] == 5 for r in got), got)
         with ctx.subtest("ours_session_without_a_filesystem_runs_nothing"):

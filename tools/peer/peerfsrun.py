@@ -94,6 +94,23 @@ def linux_session(lx, sess, s, a):
 
 # --- ours ---------------------------------------------------------------------------
 
+def wipe_ranges(lsblk, dev):
+    """(first LBA, count) of the first 4 MiB and the last 1 MiB of dev, from
+    the appliance's `lsblk` table (SIZE as "1.0 GiB", LBA in bytes)."""
+    for line in lsblk.splitlines():
+        f = line.split()
+        if len(f) < 6 or f[0] != dev:
+            continue
+        for i in range(1, len(f) - 2):
+            unit = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}.get(f[i + 1])
+            if unit and f[i + 2].isdigit():
+                size, lba = int(float(f[i]) * unit), int(f[i + 2])
+                total = size // lba
+                head, tail = (4 << 20) // lba, (1 << 20) // lba
+                return [(0, min(head, total)), (max(total - tail, 0), min(tail, total))]
+    return []
+
+
 def ours_session(m, sess, s, a):
     import harness
     dev, mnt = s["dev"], "/" + pf.MOUNT
@@ -105,6 +122,11 @@ def ours_session(m, sess, s, a):
             print(f"peer: ours: `{line}` did not finish: {harness.first_line(e)}", flush=True)
             return None
     sh(f"umount {mnt}")                  # a session cut short may have left it mounted
+    # A Linux session left its filesystem on the disk, and mkfs refuses to
+    # format over another filesystem's signature (fs/probe.c looks at the
+    # first 4 MiB and the last 1 MiB): zero both first.
+    for lba, count in wipe_ranges(sh("lsblk") or "", dev):
+        sh(f"blk zero {dev} {lba} {count}", 120)
     made = sh(f"mkfs -f {dev}", 300)
     sh(f"mount {dev} {mnt}", 120)
     listing = sh("mount") or ""
