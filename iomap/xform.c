@@ -208,3 +208,48 @@ int iomap_swap_activate(struct iomap_inode *inode, uint64_t len, const struct io
 	}
 	return 0;
 }
+
+bool iomap_xform_in_place(struct iomap_inode *inode, const struct iomap *map)
+{
+	const struct iomap_xform_ops *xo = inode->xform;
+	uint16_t flags = iomap_xform_flags(map);
+	if (!xo || map->type != IOMAP_MAPPED)
+		return false;
+	for (unsigned i = 0; i < xo->nstages; i++)
+		if (iomap_stage_on(xo->stages[i], flags) && xo->stages[i]->resizes)
+			return false;
+	return true;
+}
+
+int iomap_xform_verify(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint8_t *buf, uint64_t n)
+{
+	const struct iomap_xform_ops *xo = inode->xform;
+	uint16_t flags = iomap_xform_flags(map);
+	uint64_t dev = iomap_sector_addr(map, pos);
+	uint8_t *tmp = plat_alloc(n), *a = buf, *b = tmp;
+	int ret = 0;
+	if (!tmp)
+		return -PLAT_ENOMEM;
+	for (unsigned i = xo->nstages; i-- > 0;) {
+		const struct iomap_xform_stage *s = xo->stages[i];
+		if (!iomap_stage_on(s, flags))
+			continue;
+		int64_t r = s->decode(inode, map, pos, dev, a, n, b, n);
+		if (r < 0 || (uint64_t)r != n) {
+			/* Never hand out unverified bytes: the caller fails the read. */
+			plat_log(PLAT_LOG_ERR, "iomap: inode %llu: transform stage %s rejected the data of file "
+				 "%llu+%llu (direct read, stored on %s at %llu): %s", (unsigned long long)inode->ino,
+				 s->name, (unsigned long long)pos, (unsigned long long)n, plat_bdev_name(map->bdev),
+				 (unsigned long long)dev, r < 0 ? plat_strerror((int)r) : "wrong decoded length");
+			ret = -PLAT_EIO;
+			break;
+		}
+		uint8_t *t = a;
+		a = b;
+		b = t;
+	}
+	if (!ret && a != buf)
+		plat_memcpy(buf, a, n);
+	plat_free(tmp);
+	return ret;
+}

@@ -78,6 +78,16 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
  * Other maps: only the blocks of [pos, pos+n) are read.  0 or -errno.
  */
 int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint8_t *out, uint64_t n);
+/*
+ * Direct reads of size-preserving stages (checksums): the bytes are read
+ * into the caller's buffer by ordinary asynchronous bios, and verified
+ * there when they have all arrived.  iomap_xform_in_place() says whether
+ * map qualifies (not ENCODED, no active stage resizes);
+ * iomap_xform_verify() decodes [pos, pos+n) (block-aligned) in buf:
+ * 0, or -EIO when a stage rejects the bytes (logged by the stage).
+ */
+bool iomap_xform_in_place(struct iomap_inode *inode, const struct iomap *map);
+int iomap_xform_verify(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint8_t *buf, uint64_t n);
 
 /*
  * COW-42: may the block at pos be used as a physical mapping (swap, bmap)?
