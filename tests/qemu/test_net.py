@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 
 import netutil
 from harness import qemu_test, check, boot_to_prompt, shell, vm
@@ -74,8 +75,18 @@ def concurrent_echo(hp, conns, size):
     They are connected one after another: qemu's user networking resets
     part of a burst of simultaneous connects to a forwarded port before
     they reach the guest (the guest never sees them: its accept counter
-    equals the successful ones), which would test qemu, not us."""
-    socks = [netutil.connect(hp["echo"], 180) for _ in range(conns)]
+    equals the successful ones), which would test qemu, not us.  While
+    they connect, the ones already open exchange a byte every 5 s:
+    connecting all of them can take longer than the echo service's 30 s
+    idle deadline on a slow NIC, which would rightly drop the first ones."""
+    socks, last = [], time.monotonic()
+    for _ in range(conns):
+        socks.append(netutil.connect(hp["echo"], 180))
+        if time.monotonic() - last > 5:
+            for s in socks:
+                s.sendall(b"k")
+                check(netutil.recv_all(s, 1) == b"k", "keep-alive byte not echoed")
+            last = time.monotonic()
     results = {}
 
     def run(i):
