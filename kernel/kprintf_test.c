@@ -108,6 +108,41 @@ SELFTEST(kstring, memory)
 	ST_EXPECT(strcmp(strerror(ETIMEDOUT), "timed out") == 0);
 }
 
+/* memcpy and memset work in words and tail bytes: every length 0..80 at
+ * every source and destination misalignment 0..7 writes exactly its bytes
+ * and not one byte either side. */
+SELFTEST(kstring, word_copy_every_length_and_alignment)
+{
+	static unsigned char src[128], dst[128];
+	for (unsigned i = 0; i < sizeof(src); i++)
+		src[i] = (unsigned char)(i * 7 + 1);
+	for (unsigned so = 0; so < 8; so++)
+		for (unsigned dof = 0; dof < 8; dof++)
+			for (unsigned n = 0; n <= 80; n++) {
+				for (unsigned i = 0; i < sizeof(dst); i++)
+					dst[i] = 0xEE;
+				ST_EXPECT(memcpy(dst + dof, src + so, n) == dst + dof);
+				for (unsigned i = 0; i < sizeof(dst); i++) {
+					unsigned char want = i >= dof && i < dof + n ? src[so + i - dof] : 0xEE;
+					if (dst[i] != want) {
+						kprintf("memcpy(dst+%u, src+%u, %u): byte %u is %#x, expected %#x\n",
+							dof, so, n, i, dst[i], want);
+						ST_EXPECT(dst[i] == want);
+						return;
+					}
+				}
+				ST_EXPECT(memset(dst + dof, 0x5A, n) == dst + dof);
+				for (unsigned i = 0; i < sizeof(dst); i++) {
+					unsigned char want = i >= dof && i < dof + n ? 0x5A : 0xEE;
+					if (dst[i] != want) {
+						kprintf("memset(dst+%u, 0x5a, %u): byte %u is %#x\n", dof, n, i, dst[i]);
+						ST_EXPECT(dst[i] == want);
+						return;
+					}
+				}
+			}
+}
+
 SELFTEST(kstring, boot_args)
 {
 	ST_EXPECT(arg_get("no-such-boot-argument") == NULL);

@@ -1,17 +1,42 @@
 /*
  * Freestanding string and memory routines.
  *
- * memcpy/memset use "rep movsb/stosb": short, fast on modern CPUs, and it
- * keeps GCC from turning a byte loop back into a call to memset itself.
+ * memcpy and memset move 8-byte words, four per loop turn, then the tail
+ * bytes.  Not "rep movsb/stosb": under qemu's TCG (how this appliance is
+ * tested and benchmarked) a rep string instruction runs one emulated
+ * iteration per byte, so a 1 MiB copy took ~1M trips through the
+ * translator; profiles of protocol reads showed memcpy at 35% of all CPU
+ * time.  Plain loads and stores are translated into inline code, ~10x
+ * faster there, and on hardware an unrolled word loop is within a small
+ * factor of the fastest string copy for the sizes used here (4 KiB
+ * folios, 1 MiB reads).  x86-64 allows unaligned words, so neither
+ * pointer needs aligning.  The optimize attribute keeps GCC from turning
+ * the loops back into calls to memcpy/memset themselves.
  */
 #include "kernel/kstring.h"
 #include "kernel/errno.h"
 #include <stdint.h>
 
-void *memcpy(void *dst, const void *src, size_t n)
+typedef uint64_t __attribute__((may_alias, aligned(1))) kstring_word;
+
+#define KSTRING_NO_LIBCALL __attribute__((optimize("no-tree-loop-distribute-patterns")))
+
+KSTRING_NO_LIBCALL void *memcpy(void *dst, const void *src, size_t n)
 {
-	void *d = dst;
-	__asm__ volatile("rep movsb" : "+D"(d), "+S"(src), "+c"(n) :: "memory");
+	unsigned char *d = dst;
+	const unsigned char *s = src;
+	for (; n >= 32; n -= 32, d += 32, s += 32) {
+		uint64_t a = ((const kstring_word *)s)[0], b = ((const kstring_word *)s)[1];
+		uint64_t c = ((const kstring_word *)s)[2], e = ((const kstring_word *)s)[3];
+		((kstring_word *)d)[0] = a;
+		((kstring_word *)d)[1] = b;
+		((kstring_word *)d)[2] = c;
+		((kstring_word *)d)[3] = e;
+	}
+	for (; n >= 8; n -= 8, d += 8, s += 8)
+		*(kstring_word *)d = *(const kstring_word *)s;
+	while (n--)
+		*d++ = *s++;
 	return dst;
 }
 
@@ -31,10 +56,20 @@ void *memmove(void *dst, const void *src, size_t n)
 	return dst;
 }
 
-void *memset(void *dst, int c, size_t n)
+KSTRING_NO_LIBCALL void *memset(void *dst, int c, size_t n)
 {
-	void *d = dst;
-	__asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
+	unsigned char *d = dst;
+	uint64_t w = 0x0101010101010101ull * (unsigned char)c;
+	for (; n >= 32; n -= 32, d += 32) {
+		((kstring_word *)d)[0] = w;
+		((kstring_word *)d)[1] = w;
+		((kstring_word *)d)[2] = w;
+		((kstring_word *)d)[3] = w;
+	}
+	for (; n >= 8; n -= 8, d += 8)
+		*(kstring_word *)d = w;
+	while (n--)
+		*d++ = (unsigned char)c;
 	return dst;
 }
 

@@ -25,35 +25,18 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuse"))
+from fuse_util import Results, wait_for, sha256_file as sha  # noqa: E402
+
 SUITE = "apfp_cli"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 CASES = ["serve", "put_get_sizes", "cat", "tree", "ls_stat_json", "namespace", "df", "snapshots", "clone",
          "errors", "progress_tty", "bench", "stop_check"]
-results = {}
+R = Results(SUITE)
+results = R.ok
+report = R.report
 SECRET = "apfp cli test secret, 32 bytes or so\n"
 MiB = 1 << 20
-
-
-def report(name, ok, why=""):
-    results[name] = ok
-    print(f"{'ok' if ok else 'not ok'} - {SUITE}.{name}" + ("" if ok else f": {why}"), flush=True)
-
-
-def wait_for(cond, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
-def sha(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(MiB), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def make_file(path, size, seed):

@@ -70,6 +70,10 @@ class Context:
             for d in str(details or reason).splitlines()[1:]:
                 self.lines.append("#   " + d)
 
+    def skip(self, sub, why):
+        """A subtest that cannot run here: counted as skipped, never passed."""
+        self.lines.append(f"skip - qemu.{self.name}.{sub}: {why}")
+
     def note(self, text):
         self.lines.append(f"# {self.name}: {text}")
 
