@@ -182,14 +182,18 @@ static bool kout_stream_acked(void *arg)
 	return __atomic_load_n(&s->acked, __ATOMIC_ACQUIRE) > kout_stream_line;
 }
 
-/* One line, then wait until the reader has it, three times. */
+/* One line, then wait until the reader has it, three times.  The pause
+ * before each line lets the reader fall asleep first, so only the print's
+ * wake ends its wait in time: the reader's deadline (5 s) is later than
+ * the printer's (2 s), which then fails the test. */
 static void kout_stream_printer(void *arg)
 {
 	struct kout_stream_test *s = arg;
 	kout_capture(&s->k);
 	for (kout_stream_line = 0; kout_stream_line < 3 && !s->err; kout_stream_line++) {
+		thread_sleep_ns(20 * NS_PER_MS);
 		kprintf("line %u\n", kout_stream_line);
-		s->err = waitq_wait_until(&s->wq, kout_stream_acked, s, time_ns() + 5 * NS_PER_S);
+		s->err = waitq_wait_until(&s->wq, kout_stream_acked, s, time_ns() + 2 * NS_PER_S);
 	}
 	kout_capture(NULL);
 }
