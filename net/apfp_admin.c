@@ -196,16 +196,24 @@ static int reply_from(struct admin_run *r, uint64_t offset, uint32_t max, struct
 	return 0;
 }
 
+/* Drop the ended runs nobody asked for in ADMIN_KEEP_NS (runs_lock
+ * held); a running one is kept whatever its age. */
+static void runs_expire(void)
+{
+	uint64_t now = time_ns();
+	for (unsigned i = 0; i < ADMIN_RUNS; i++)
+		if (runs[i].id && !__atomic_load_n(&runs[i].running, __ATOMIC_ACQUIRE) &&
+		    now - runs[i].used_ns > ADMIN_KEEP_NS)
+			run_free(&runs[i]);
+}
+
 /* A slot for a new run (no command runs): a free one (expired runs are
  * freed first), else the least recently used one, dropped (runs_lock
  * held). */
 static struct admin_run *run_slot(void)
 {
-	uint64_t now = time_ns();
 	struct admin_run *lru = &runs[0];
-	for (unsigned i = 0; i < ADMIN_RUNS; i++)
-		if (runs[i].id && now - runs[i].used_ns > ADMIN_KEEP_NS)
-			run_free(&runs[i]);
+	runs_expire();
 	for (unsigned i = 0; i < ADMIN_RUNS; i++) {
 		if (!runs[i].id)
 			return &runs[i];
@@ -265,6 +273,7 @@ static int continue_run(const struct proto_admin_req *q, const char *peer, struc
 {
 	int rc = -ESTALE;
 	mutex_lock(&runs_lock);
+	runs_expire();
 	struct admin_run *r = run_find(q->run);
 	if (!r || strlen(r->cmd) != q->command.len || memcmp(r->cmd, q->command.p, q->command.len))
 		goto out;
