@@ -250,6 +250,12 @@ static void kfmt_put_console(struct kfmt_out *o, char ch)
 }
 
 /* --- per-thread capture (kout_sink) ----------------------------------- */
+void kout_sink_init(struct kout_sink *k, char *buf, size_t cap, struct waitq *wake)
+{
+	*k = (struct kout_sink){ .buf = buf, .cap = cap, .wake = wake };
+	spin_init(&k->lock, "kout-sink");
+}
+
 void kout_capture(struct kout_sink *sink)
 {
 	thread_current()->out_sink = sink;
@@ -268,30 +274,83 @@ static struct kout_sink *kout_sink_here(void)
 	return t ? t->out_sink : NULL;
 }
 
-static void kout_put(struct kout_sink *k, char ch)
+size_t kout_len(struct kout_sink *k)
 {
-	if (ch == '\r')
-		return;
-	if (k->len < k->cap)
-		k->buf[k->len++] = ch;
-	else
-		k->cut++;
+	return __atomic_load_n(&k->len, __ATOMIC_ACQUIRE);
+}
+
+/* '\r' already dropped by the caller. */
+static void kout_add(struct kout_sink *k, const char *s, size_t n)
+{
+	uint64_t f = spin_lock_irqsave(&k->lock);
+	size_t room = k->cap - k->len, take = n < room ? n : room;
+	memcpy(k->buf + k->len, s, take);
+	k->cut += n - take;
+	__atomic_store_n(&k->len, k->len + take, __ATOMIC_RELEASE);
+	spin_unlock_irqrestore(&k->lock, f);
+}
+
+void kout_append(struct kout_sink *k, const char *s, size_t n)
+{
+	kout_add(k, s, n);
+	if (k->wake)
+		waitq_wake_all(k->wake);
+}
+
+size_t kout_copy(struct kout_sink *k, size_t off, void *dst, size_t max)
+{
+	uint64_t f = spin_lock_irqsave(&k->lock);
+	size_t n = off < k->len ? k->len - off : 0;
+	if (n > max)
+		n = max;
+	memcpy(dst, k->buf + off, n);
+	spin_unlock_irqrestore(&k->lock, f);
+	return n;
+}
+
+/* A print into a sink is staged here and appended a piece at a time, so
+ * the lock is taken per piece and not per character. */
+struct kfmt_sink {
+	struct kfmt_out out;
+	struct kout_sink *k;
+	char piece[128];
+	size_t n, added;
+};
+
+static void kfmt_sink_flush(struct kfmt_sink *s)
+{
+	kout_add(s->k, s->piece, s->n);
+	s->added += s->n;
+	s->n = 0;
 }
 
 static void kfmt_put_sink(struct kfmt_out *o, char ch)
 {
-	kout_put((struct kout_sink *)o->buf, ch);
+	struct kfmt_sink *s = (struct kfmt_sink *)o;
+	if (ch == '\r')
+		return;
+	if (s->n == sizeof(s->piece))
+		kfmt_sink_flush(s);
+	s->piece[s->n++] = ch;
+}
+
+static void kfmt_sink_done(struct kfmt_sink *s)
+{
+	kfmt_sink_flush(s);
+	if (s->added && s->k->wake)
+		waitq_wake_all(s->k->wake);
 }
 
 void kvprintf(const char *fmt, va_list ap)
 {
 	struct kout_sink *sink = kout_sink_here();
 	if (sink) {
-		struct kfmt_out o = { kfmt_put_sink, (char *)sink, 0, 0 };
+		struct kfmt_sink o = { .out = { kfmt_put_sink, NULL, 0, 0 }, .k = sink };
 		va_list aq;
 		va_copy(aq, ap);
-		kfmt(&o, fmt, aq);
+		kfmt(&o.out, fmt, aq);
 		va_end(aq);
+		kfmt_sink_done(&o);
 		return;
 	}
 	struct kfmt_console c = { .out = { kfmt_put_console, NULL, 0, 0 } };
@@ -318,8 +377,10 @@ void console_write(const char *s, size_t n)
 	char reply[24];
 	struct kout_sink *sink = kout_sink_here();
 	if (sink) {
+		struct kfmt_sink o = { .out = { kfmt_put_sink, NULL, 0, 0 }, .k = sink };
 		for (size_t i = 0; i < n; i++)
-			kout_put(sink, s[i]);
+			kfmt_put_sink(&o.out, s[i]);
+		kfmt_sink_done(&o);
 		return;
 	}
 

@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "kernel/sync.h"
 
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -30,15 +31,31 @@ void console_write(const char *s, size_t n);
  * the consoles and the log ring ('\r' dropped).  Other threads, interrupt
  * handlers and the fault path (interrupts off) print as before, so a
  * capture never hides a panic or another thread's message.  Bytes past
- * cap are dropped and counted in `cut`.  Only the owning thread writes
- * the sink: it needs no lock; read it after the capture ends. */
+ * cap are dropped and counted in `cut`.
+ *
+ * Other threads may read the sink while it fills (a command's output
+ * streamed to a client as it is printed): the owning thread appends under
+ * `lock`, one formatted piece at a time, and after each print that added
+ * bytes wakes `wake` (when set), so a reader waits for more with
+ * waitq_wait_until() and kout_len() as its condition. */
 struct kout_sink {
 	char *buf;
-	size_t cap, len;
-	size_t cut;             /* bytes dropped for want of room */
+	size_t cap, len;        /* len: under lock, read lock-free by kout_len() */
+	size_t cut;             /* bytes dropped for want of room (under lock) */
+	spinlock_t lock;        /* buf[0..len) and len, cut while they change */
+	struct waitq *wake;     /* woken after a print added bytes, or NULL */
 };
+void kout_sink_init(struct kout_sink *k, char *buf, size_t cap, struct waitq *wake);
 /* Set (or with NULL end) the calling thread's sink. */
 void kout_capture(struct kout_sink *sink);
+/* Bytes in the sink so far (a waitq condition may call it). */
+size_t kout_len(struct kout_sink *k);
+/* Copy at most max bytes from offset off out of the sink; returns how
+ * many (0 when off is at or past its end). */
+size_t kout_copy(struct kout_sink *k, size_t off, void *dst, size_t max);
+/* Append bytes as the owning thread's prints do (a note after the capture
+ * ended: "output cut"); bytes past cap are counted in cut. */
+void kout_append(struct kout_sink *k, const char *s, size_t n);
 
 /* Human-readable size: "512 B", "4 KiB", "1.5 MiB".  With always_decimal
  * the tenth is printed even when zero ("1.0 GiB"), for columns that

@@ -178,7 +178,9 @@ static void kout_other_thread(void *arg)
 SELFTEST(kprintf, capture_sink)
 {
 	char buf[32];
-	struct kout_sink k = { buf, sizeof(buf), 0, 0 };
+	struct kout_sink k;
+
+	kout_sink_init(&k, buf, sizeof(buf), NULL);
 
 	kout_capture(&k);
 	kprintf("hello %d\n", 5);
@@ -195,4 +197,82 @@ SELFTEST(kprintf, capture_sink)
 	size_t before = k.len;
 	kprintf("kout selftest: printed after the capture ended\n");
 	ST_EXPECT(k.len == before);
+}
+
+/* A sink read while it fills: each line the printer adds wakes the reader,
+ * who copies exactly the new bytes before the printer goes on (it waits
+ * for the reader's word), so the bytes are seen while the capture runs. */
+struct kout_stream_test {
+	struct kout_sink k;
+	struct waitq wq;
+	unsigned acked;
+	int err;
+};
+
+static unsigned kout_stream_line;
+
+static bool kout_stream_acked(void *arg)
+{
+	struct kout_stream_test *s = arg;
+	return __atomic_load_n(&s->acked, __ATOMIC_ACQUIRE) > kout_stream_line;
+}
+
+/* One line, then wait until the reader has it, three times.  The pause
+ * before each line lets the reader fall asleep first, so only the print's
+ * wake ends its wait in time: the reader's deadline (5 s) is later than
+ * the printer's (2 s), which then fails the test. */
+static void kout_stream_printer(void *arg)
+{
+	struct kout_stream_test *s = arg;
+	kout_capture(&s->k);
+	for (kout_stream_line = 0; kout_stream_line < 3 && !s->err; kout_stream_line++) {
+		thread_sleep_ns(20 * NS_PER_MS);
+		kprintf("line %u\n", kout_stream_line);
+		s->err = waitq_wait_until(&s->wq, kout_stream_acked, s, time_ns() + 2 * NS_PER_S);
+	}
+	kout_capture(NULL);
+}
+
+struct kout_stream_wait {
+	struct kout_stream_test *s;
+	size_t off;
+};
+
+static bool kout_stream_more(void *arg)
+{
+	struct kout_stream_wait *w = arg;
+	return kout_len(&w->s->k) > w->off;
+}
+
+SELFTEST(kprintf, capture_read_while_printing)
+{
+	static struct kout_stream_test s;
+	char buf[64], got[64];
+	size_t off = 0;
+	int wrc = 0;
+
+	memset(&s, 0, sizeof(s));
+	waitq_init(&s.wq, "kout-test");
+	kout_sink_init(&s.k, buf, sizeof(buf), &s.wq);
+	struct thread *t = thread_create("kout-stream", kout_stream_printer, &s, THREAD_ANY_CPU);
+	ST_EXPECT(t != NULL);
+	if (!t)
+		return;
+	/* Each line is read while the printer waits for it to be read. */
+	for (unsigned i = 0; i < 3 && !wrc; i++) {
+		struct kout_stream_wait w = { &s, off };
+		wrc = waitq_wait_until(&s.wq, kout_stream_more, &w, time_ns() + 5 * NS_PER_S);
+		size_t n = kout_copy(&s.k, off, got + off, sizeof(got) - off);
+		ST_EXPECT(n == 7);
+		off += n;
+		__atomic_store_n(&s.acked, i + 1, __ATOMIC_RELEASE);
+		waitq_wake_all(&s.wq);
+	}
+	ST_EXPECT(wrc == 0);
+	ST_EXPECT(thread_join(t, 5 * NS_PER_S) == 0);
+	ST_EXPECT(s.err == 0);
+	ST_EXPECT(off == 21 && !memcmp(got, "line 0\nline 1\nline 2\n", 21));
+	ST_EXPECT(kout_copy(&s.k, off, got, sizeof(got)) == 0);
+	kout_append(&s.k, "end\n", 4);
+	ST_EXPECT(kout_len(&s.k) == 25 && kout_copy(&s.k, 21, got, sizeof(got)) == 4 && !memcmp(got, "end\n", 4));
 }

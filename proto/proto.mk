@@ -81,7 +81,7 @@ $(BUILD)/apfp: $(APFP_TOOL_SRCS) $(wildcard proto/*.h tools/apfp*.h platform/*.h
 
 # The client library against a loopback server made of the server core.
 HOST_TESTS += test_apfp_client
-test_apfp_client_SRCS := tools/apfp_client.c $(PROTO_HOST_SRCS)
+test_apfp_client_SRCS := tools/apfp_client.c tools/apfp_admin.c $(PROTO_HOST_SRCS)
 test_apfp_client_LDLIBS := -lpthread
 
 # The host server: the same core and filesystem operations over image files.

@@ -237,8 +237,10 @@ struct proto_snap_req { struct proto_handle fh; struct proto_str name; };
 struct proto_snap_create_rep { uint32_t id; struct proto_handle root; };
 struct proto_snap_list_rep { struct proto_list snaps; };
 /* ADMIN (§5.4): run 0 starts `command`; else the output of that run from
- * `offset`, at most `max` bytes (0: as many as fit).  result is the shell
- * status as s32 (0 ok, 1 failed, -errno).  data last (PROTO_ENC_NODATA). */
+ * `offset`, at most `max` bytes (0: as many as fit), as it is printed.
+ * result is the shell status as s32 (0 ok, 1 failed, -errno) once done;
+ * PROTO_ADMIN_RUNNING while the command runs.  data last (PROTO_ENC_NODATA). */
+#define PROTO_ADMIN_RUNNING ((uint32_t)-115)    /* -EINPROGRESS (Linux's number) */
 struct proto_admin_req { uint64_t run, offset; uint32_t max; struct proto_str command; };
 struct proto_admin_rep { uint64_t run; uint32_t result; bool done; struct proto_bytes output; };
 

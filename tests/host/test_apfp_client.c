@@ -3,16 +3,20 @@
  * 127.0.0.1 made of the portable server core: handshake, calls, pipelined
  * requests, reconnection after the server drops the connection (repeating
  * only operations that may be repeated), timeouts, refused connections and
- * a wrong secret, each with its sentence.
+ * a wrong secret, each with its sentence; the CLI's `admin` (tools/
+ * apfp_admin.c) following a command's streamed output.
  */
 #define TEST_SUITE "apfp_client"
 #include "tests/host/test.h"
 #include "tools/apfp_client.h"
+#include "tools/apfp_admin.h"
 #include "proto/server.h"
 #include "platform/platform.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -58,10 +62,45 @@ static bool read_frame(int fd, uint8_t *buf, size_t cap, size_t *len)
 	return read_all(fd, buf + PROTO_HDR_SIZE, body + tag);
 }
 
+/* ADMIN as the appliance streams it: "line 1" while the command runs, an
+ * empty piece (nothing new within the server's wait), then "line 2" and
+ * the end.  At each continuation it looks at what the CLI wrote to its
+ * stdout (a file, admin_out): the bytes received so far must be there
+ * already, flushed before the CLI asked for more. */
+static struct {
+	int out_fd;
+	unsigned step, flushed, bad;
+} admin_srv;
+
+static int f_admin(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	const struct proto_admin_req *q = req;
+	struct proto_admin_rep *r = rep;
+	static const char *const pieces[] = { "line 1\n", "", "line 2\n" };
+	char seen[16] = { 0 };
+	(void)fs;
+	unsigned step = admin_srv.step++;
+	if (step >= 3 || q->command.len != 10 || memcmp(q->command.p, "scrub /vol", 10) ||
+	    q->run != (step ? 9u : 0u) || q->offset != (step ? 7u : 0u)) {
+		admin_srv.bad++;
+		return -EINVAL;
+	}
+	if (step && pread(admin_srv.out_fd, seen, sizeof(seen) - 1, 0) == 7 && !strcmp(seen, "line 1\n"))
+		admin_srv.flushed++;
+	size_t n = strlen(pieces[step]);
+	memcpy(c->scratch, pieces[step], n);
+	r->run = 9;
+	r->done = step == 2;
+	r->result = r->done ? 0 : PROTO_ADMIN_RUNNING;
+	r->output.p = c->scratch;
+	r->output.len = (uint32_t)n;
+	return 0;
+}
+
 static void serve_one(struct server *s, int fd)
 {
 	static const struct proto_export_cfg exp[] = { { "vol", 7, 1, 1, 0, 0 } };
-	static struct proto_fs_ops ops;
+	static struct proto_fs_ops ops = { .op = { [PROTO_OP_ADMIN] = f_admin } };
 	static uint8_t in[8192], out[8192], scratch[4096];
 	struct proto_server srv;
 	struct proto_server_cfg cfg = { psk, 32, true, PROTO_MAX_BODY, 64, 42, NULL };
@@ -289,6 +328,46 @@ TEST(timeouts_refusals_and_wrong_secret)
 	EXPECT(strstr(c.err, "authentication failed") != NULL);
 	apfpc_close(&c);
 	server_stop(&s);
+}
+
+/* `apfp admin` prints each piece as it comes (flushed before it asks for
+ * the next), takes an empty piece of a running command as "ask again",
+ * and ends with the command's result. */
+TEST(admin_cli_streams_pieces)
+{
+	struct server s;
+	struct apfpc c;
+	struct apfpc_cfg cfg;
+	char path[] = "/tmp/apfp-admin-out-XXXXXX", got[32] = { 0 };
+	char *argv[] = { "admin", "scrub", "/vol", NULL };
+
+	int out = mkstemp(path);
+	EXPECT(out >= 0);
+	if (out < 0)
+		return;
+	unlink(path);
+	memset(&admin_srv, 0, sizeof(admin_srv));
+	admin_srv.out_fd = out;
+	server_start(&s, SERVE, 0);
+	cfg = cfg_for(&s, 0, 5000);
+	EXPECT_EQ_INT(apfpc_open(&c, &cfg), 0);
+	/* The CLI's stdout is the file while it runs. */
+	fflush(stdout);
+	int saved = dup(STDOUT_FILENO);
+	dup2(out, STDOUT_FILENO);
+	int rc = apfp_admin(&c, 3, argv);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	EXPECT_EQ_INT(rc, 0);
+	EXPECT_EQ_INT(admin_srv.step, 3);
+	EXPECT_EQ_INT(admin_srv.bad, 0);
+	EXPECT_EQ_INT(admin_srv.flushed, 2);
+	EXPECT_EQ_INT((int)pread(out, got, sizeof(got) - 1, 0), 14);
+	EXPECT_STREQ(got, "line 1\nline 2\n");
+	apfpc_close(&c);
+	server_stop(&s);
+	close(out);
 }
 
 TEST_MAIN()
