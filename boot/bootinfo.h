@@ -40,8 +40,12 @@ struct boot_mem_range {
 	uint64_t base_phys;
 	uint64_t pages;         /* 4 KiB pages */
 	uint32_t type;          /* enum boot_mem_type */
-	uint32_t reserved;
+	uint32_t flags;         /* BOOT_MEM_F_* */
 };
+/* A usable range where firmware or loader code ran (EfiBootServicesCode,
+ * EfiLoaderCode): the kernel zeroes it once before handing it out
+ * (kernel/pmm.c says why). */
+#define BOOT_MEM_F_WAS_CODE 1u
 
 enum boot_net_mode {
 	BOOT_NET_NONE = 0,

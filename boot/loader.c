@@ -178,7 +178,9 @@ static uint64_t loader_convert_mmap(const struct loader_mmap *m, struct boot_mem
 	uint64_t n = 0;
 	for (UINTN off = 0; off + m->desc_size <= m->size && n < cap; off += m->desc_size) {
 		EFI_MEMORY_DESCRIPTOR *d = (EFI_MEMORY_DESCRIPTOR *)(m->buf + off);
-		struct boot_mem_range r = { d->PhysicalStart, d->NumberOfPages, loader_mem_type(d->Type), 0 };
+		BOOLEAN code = d->Type == EfiBootServicesCode || d->Type == EfiLoaderCode;
+		struct boot_mem_range r = { d->PhysicalStart, d->NumberOfPages, loader_mem_type(d->Type),
+					    code ? BOOT_MEM_F_WAS_CODE : 0 };
 		uint64_t i = n++;
 		while (i > 0 && out[i - 1].base_phys > r.base_phys) {   /* insertion sort */
 			out[i] = out[i - 1];
@@ -189,7 +191,7 @@ static uint64_t loader_convert_mmap(const struct loader_mmap *m, struct boot_mem
 	uint64_t merged = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		struct boot_mem_range *prev = merged ? &out[merged - 1] : NULL;
-		if (prev && prev->type == out[i].type &&
+		if (prev && prev->type == out[i].type && prev->flags == out[i].flags &&
 		    prev->base_phys + prev->pages * 4096 == out[i].base_phys)
 			prev->pages += out[i].pages;
 		else
