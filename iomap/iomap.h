@@ -231,6 +231,10 @@ struct iomap_inode {
 	void *fs_private;
 	uint64_t ino;                       /* set by the filesystem; named in error messages */
 	const struct iomap_xform_ops *xform;   /* data transform stages (COW-35), NULL = none */
+	/* Readahead state (readpage.c), a heuristic: racing readers may
+	 * overwrite each other's values, which costs only a window size. */
+	uint64_t ra_next;                   /* where the last buffered read ended */
+	uint64_t ra_size;                   /* next sequential window, 0 = IOMAP_RA_MIN */
 };
 
 int iomap_inode_init(struct iomap_inode *inode, struct pcache *pc, unsigned blkbits,

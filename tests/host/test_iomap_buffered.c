@@ -371,6 +371,48 @@ TEST(dio26_folio_hooks_paired)
 	tfs_destroy(fs);
 }
 
+static uint64_t dev_read_bytes(struct tfs *fs)
+{
+	struct plat_host_bdev_stats st;
+	plat_host_bdev_stats(fs->bdev, &st);
+	return st.read_bytes;
+}
+
+/* The readahead window follows the access pattern: a miss of a read that
+ * does not continue the previous one reads only what was asked (a random
+ * 4 KiB read used to read 128 KiB), a read that continues it reads ahead,
+ * and the window grows while the reads stay sequential. */
+TEST(readahead_window_follows_the_access_pattern)
+{
+	struct tfs *fs = mkfs(12, 0);
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	enum { SZ = 8 << 20 };
+	uint8_t *data = malloc(SZ), buf[4096];
+	fill(data, SZ, 31);
+	EXPECT_EQ_INT(tfs_set_mapped(ti, 0, SZ, data), 0);
+	static const uint64_t random_at[] = { 3 << 20, (1 << 20) + 8192, 5 << 20, (2 << 20) + 4096, 7 << 20 };
+	for (unsigned i = 0; i < sizeof(random_at) / sizeof(random_at[0]); i++) {
+		uint64_t b0 = dev_read_bytes(fs);
+		EXPECT_EQ_INT(tfs_read(ti, random_at[i], buf, 4096), 4096);
+		EXPECT(memcmp(buf, data + random_at[i], 4096) == 0);
+		EXPECT_EQ_INT(dev_read_bytes(fs) - b0, 4096);
+	}
+	/* Continuing the last one: read ahead, more with every miss. */
+	uint64_t pos = (7 << 20) + 4096, b0 = dev_read_bytes(fs), first = 0;
+	for (int i = 0; i < 64; i++, pos += 4096) {
+		EXPECT_EQ_INT(tfs_read(ti, pos, buf, 4096), 4096);
+		EXPECT(memcmp(buf, data + pos, 4096) == 0);
+		if (i == 0)
+			first = dev_read_bytes(fs) - b0;
+	}
+	EXPECT(first >= 128 << 10);
+	EXPECT(dev_read_bytes(fs) - b0 >= (128 + 256) << 10);   /* the second window doubled */
+	EXPECT(dev_reads(fs) > 0);
+	tfs_inode_free(ti);
+	tfs_destroy(fs);
+	free(data);
+}
+
 /* Readahead merges contiguous blocks across folios into large bios;
  * large folios are used for large sequential reads (EXT-36). */
 TEST(ext36_readahead_merges)
