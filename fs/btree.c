@@ -293,6 +293,51 @@ int cowfs_bt_last(struct cowfs_tree *t, struct cowfs_key *k)
 	return nr ? 0 : -PLAT_ENOENT;
 }
 
+/* The largest key <= k in the subtree of n: 0 and *k set, 1 none there.
+ * A parent's key is a lower bound of its child's keys, not always equal
+ * to the first (deleting a leaf's first item leaves the parent's key), so
+ * the child child_slot picks may hold only larger keys: then the answer
+ * is the largest key of the child before it, whose keys are all smaller
+ * than the parent key that sent k right. */
+static int prev_in(struct cowfs_tree *t, struct cowfs_node *n, struct cowfs_key *k)
+{
+	const uint8_t *b = n->buf;
+	bool exact;
+	if (!nd_level(b)) {
+		uint32_t i = nd_lower_bound(b, k, &exact);
+		if (!exact && i == 0)
+			return 1;
+		nd_key(b, exact ? i : i - 1, k);
+		return 0;
+	}
+	struct cowfs_key first;
+	nd_key(b, 0, &first);
+	if (cfs_key_cmp(k, &first) < 0)
+		return 1;
+	for (uint32_t slot = child_slot(b, k) + 1; slot-- > 0;) {
+		struct cowfs_node *c;
+		int r = read_child(t, n, slot, &c);
+		if (r)
+			return r;
+		r = prev_in(t, c, k);
+		cowfs_nc_put(t->fs, c);
+		if (r <= 0)
+			return r;
+	}
+	return 1;
+}
+
+int cowfs_bt_prev(struct cowfs_tree *t, struct cowfs_key *k)
+{
+	struct cowfs_node *n;
+	int r = read_root(t, &n);
+	if (r)
+		return r;
+	r = prev_in(t, n, k);
+	cowfs_nc_put(t->fs, n);
+	return r < 0 ? r : r ? -PLAT_ENOENT : 0;
+}
+
 /* ---- insert ---- */
 
 static bool node_full(struct cowfs *fs, const uint8_t *b, uint32_t need)

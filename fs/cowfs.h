@@ -96,6 +96,9 @@ int cowfs_bt_update(struct cowfs_tree *t, const struct cowfs_key *k, const void 
 int cowfs_bt_delete(struct cowfs_tree *t, const struct cowfs_key *k);
 /* The first item with key >= *k: *k is set to its key.  -ENOENT at the end. */
 int cowfs_bt_next(struct cowfs_tree *t, struct cowfs_key *k, void *buf, uint32_t bufsize, uint32_t *len);
+/* The last item with key <= *k: *k is set to its key.  -ENOENT when every
+ * key is larger.  One root-to-leaf descent. */
+int cowfs_bt_prev(struct cowfs_tree *t, struct cowfs_key *k);
 /* The last (largest) key in the tree; -ENOENT when empty. */
 int cowfs_bt_last(struct cowfs_tree *t, struct cowfs_key *k);
 /* In-order walk of [from, to] (inclusive); cb returns 0 to go on, > 0 to

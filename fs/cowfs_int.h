@@ -207,6 +207,12 @@ int cowfs_extent_leaf_refs(struct cowfs *fs, const uint8_t *leaf, int delta);
 #define CFS_EXTENT_MAX_SPAN 32768u       /* blocks of one EXTENT item at most (128 MiB) */
 int cowfs_extent_item_put(struct cowfs_tree *t, uint64_t ino, uint64_t off, uint64_t disk_block, uint32_t nblocks,
 			  uint64_t gen);
+/* Where a walk of ino's EXTENT items that must see every extent reaching
+ * pos starts: the key of the extent that begins at or before pos, found by
+ * one descent (cowfs_bt_prev), or pos itself when none does.  Walking back
+ * the largest extent span instead read, with a file fragmented by random
+ * writes, thousands of items per lookup. */
+struct cowfs_key cowfs_extent_scan_from(struct cowfs_tree *t, uint64_t ino, uint64_t pos);
 int cowfs_extent_release(struct cowfs_tree *t, uint64_t ino, uint64_t start, uint64_t end, uint64_t *released);
 /* Repair: set a data block's reference count (1 = no item). */
 int cowfs_data_ref_fix(struct cowfs *fs, uint64_t blk, uint32_t refs);

@@ -165,15 +165,30 @@ static int ext_overlap_cb(void *arg, const struct cowfs_key *k, const void *data
 	return ++o->n == 16 ? 1 : 0;
 }
 
+struct cowfs_key cowfs_extent_scan_from(struct cowfs_tree *t, uint64_t ino, uint64_t pos)
+{
+	struct cowfs_key k = { ino, CFS_ITEM_EXTENT, pos };
+	struct cowfs_key from = k;
+	int err = cowfs_bt_prev(t, &from);
+	if (!err && from.objectid == ino && from.type == CFS_ITEM_EXTENT)
+		return from;
+	if (err && err != -PLAT_ENOENT) {
+		/* Cannot tell: the old bound, slow but complete (the walk
+		 * that follows meets the same error and returns it). */
+		uint64_t span = (uint64_t)CFS_EXTENT_MAX_SPAN * CFS_BLOCK_SIZE;
+		k.offset = pos > span ? pos - span : 0;
+	}
+	return k;
+}
+
 /* Extents inside [start, end) go, those straddling an edge are trimmed
  * (their outer parts stay), the blocks in the range are released.  Done
  * in rounds of 16 extents. */
 int cowfs_extent_release(struct cowfs_tree *t, uint64_t ino, uint64_t start, uint64_t end, uint64_t *released)
 {
-	uint64_t span = (uint64_t)CFS_EXTENT_MAX_SPAN * CFS_BLOCK_SIZE;
 	for (;;) {
 		struct ext_overlap o = { .start = start, .end = end };
-		struct cowfs_key from = { ino, CFS_ITEM_EXTENT, start > span ? start - span : 0 };
+		struct cowfs_key from = cowfs_extent_scan_from(t, ino, start);
 		struct cowfs_key to = { ino, CFS_ITEM_EXTENT, UINT64_MAX };
 		int err = cowfs_bt_iterate(t, &from, &to, ext_overlap_cb, &o);
 		if (err < 0)

@@ -49,9 +49,8 @@ static int find_cb(void *arg, const struct cowfs_key *k, const void *data, uint3
 
 int cowfs_extent_find(struct cowfs_mount *m, uint64_t ino, uint64_t pos, struct cowfs_extent *e, bool *found)
 {
-	uint64_t span = (uint64_t)CFS_EXTENT_MAX_BLOCKS * CFS_BLOCK_SIZE;
 	struct find_ctx f = { pos, e, false, false };
-	struct cowfs_key from = { ino, CFS_ITEM_EXTENT, pos > span ? pos - span : 0 };
+	struct cowfs_key from = cowfs_extent_scan_from(m->tree, ino, pos);
 	struct cowfs_key to = { ino, CFS_ITEM_EXTENT, UINT64_MAX };
 	int err = cowfs_bt_iterate(m->tree, &from, &to, find_cb, &f);
 	if (err < 0)

@@ -10,7 +10,7 @@
 /* EXTENT item (docs/format.md §6): (ino, EXTENT, file byte offset) ->
  * disk_block u64, nblocks u32, flags u32, gen u64. */
 #define CFS_EXTENT_SIZE CFS_EXTENT_ITEM_SIZE
-#define CFS_EXTENT_MAX_BLOCKS CFS_EXTENT_MAX_SPAN     /* 128 MiB: bounds the backward search of a lookup */
+#define CFS_EXTENT_MAX_BLOCKS CFS_EXTENT_MAX_SPAN     /* 128 MiB: the most blocks one EXTENT item maps */
 #define CFS_FILE_MAX_BYTES (1ull << 42)   /* 4 TiB */
 
 struct cowfs_extent {

@@ -141,8 +141,7 @@ int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn)
 	/* 1. Records: the inode, then the new extents in the noted ranges. */
 	*x = (struct new_extents){ .lo = vn->log_lo, .hi = vn->log_hi, .gen = fs->gen };
 	if (vn->log_range_gen == fs->gen && vn->log_lo < vn->log_hi) {
-		uint64_t span = (uint64_t)CFS_EXTENT_MAX_BLOCKS * BS;
-		struct cowfs_key from = { vn->rec.ino, CFS_ITEM_EXTENT, x->lo > span ? x->lo - span : 0 };
+		struct cowfs_key from = cowfs_extent_scan_from(m->tree, vn->rec.ino, x->lo);
 		struct cowfs_key to = { vn->rec.ino, CFS_ITEM_EXTENT, x->hi - 1 };
 		err = cowfs_bt_iterate(m->tree, &from, &to, new_extent_cb, x);
 		if (err > 0)

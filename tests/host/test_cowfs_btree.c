@@ -290,6 +290,53 @@ out:
 	env_close(&e);
 }
 
+/* cowfs_bt_prev against the model after many inserts and deletes (deletes
+ * of a leaf's first item leave its parent's key below the leaf's first
+ * key: the descent must then back up to the leaf before), exact keys and
+ * keys between keys, before and after a commit. */
+TEST(prev_finds_the_largest_key_at_or_below)
+{
+	struct env e;
+	struct ct_model m;
+	uint64_t rng = 4242;
+	uint32_t ver = 1;
+	EXPECT_EQ_INT(env_open(&e, "bt-prev", 64 << 20, 4096, 0), 0);
+	if (!e.t)
+		goto out;
+	ct_model_init(&m, 20000, 100);
+	for (int s = 0; s < 30000; s++)
+		if (ct_random_op(e.t, &m, &rng, 60, &ver))
+			break;
+	for (int round = 0; round < 2; round++) {
+		for (int q = 0; q < 3000; q++) {
+			uint32_t a = (uint32_t)(ct_rand(&rng) % m.n);
+			struct cowfs_key k;
+			ct_key(a, &k);
+			if (q & 1)
+				k.offset++;          /* between a and a + 1 */
+			int want = -1;
+			for (int i = (int)a; i >= 0; i--)
+				if (m.ver[i]) {
+					want = i;
+					break;
+				}
+			int r = cowfs_bt_prev(e.t, &k);
+			if (want < 0) {
+				EXPECT_EQ_INT(r, -PLAT_ENOENT);
+			} else {
+				EXPECT_EQ_INT(r, 0);
+				EXPECT_EQ_INT(ct_key_index(&k), want);
+			}
+		}
+		EXPECT_EQ_INT(cowfs_commit(e.fs), 0);
+	}
+	struct cowfs_key below = { 0, 0, 0 };
+	EXPECT_EQ_INT(cowfs_bt_prev(e.t, &below), -PLAT_ENOENT);   /* below every key */
+	free(m.ver);
+out:
+	env_close(&e);
+}
+
 TEST(bad_arguments_and_missing_keys)
 {
 	struct env e;
