@@ -81,25 +81,33 @@ static void note(struct call *c, int status, void *data)
 			 status == RPC_STATUS_CANCEL ? "cancelled" : data ? (const char *)data : "rpc error");
 }
 
+/* One turn of the event loop (up to 100 ms). */
+static int service_once(struct rpc_context *rpc, const char *what)
+{
+	struct pollfd p = { .fd = rpc_get_fd(rpc), .events = (short)rpc_which_events(rpc) };
+	int n = poll(&p, 1, 100);
+	if (n < 0 && errno != EINTR)
+		return -errno;
+	if (rpc_service(rpc, n > 0 ? p.revents : 0) < 0) {
+		fprintf(stderr, "nfsbench: %s: %s\n", what, rpc_get_error(rpc));
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Run the event loop until *done or the deadline; -ETIMEDOUT or the
  * connection's error as -EIO. */
 static int wait_until(struct rpc_context *rpc, const bool *done, const char *what)
 {
 	double deadline = now() + timeout_s;
 	while (!*done) {
-		struct pollfd p = { .fd = rpc_get_fd(rpc), .events = (short)rpc_which_events(rpc) };
-		double left = deadline - now();
-		if (left <= 0) {
+		if (now() > deadline) {
 			fprintf(stderr, "nfsbench: %s: no answer in %.0f s\n", what, timeout_s);
 			return -ETIMEDOUT;
 		}
-		int n = poll(&p, 1, left > 0.1 ? 100 : (int)(left * 1000) + 1);
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (rpc_service(rpc, n > 0 ? p.revents : 0) < 0) {
-			fprintf(stderr, "nfsbench: %s: %s\n", what, rpc_get_error(rpc));
-			return -EIO;
-		}
+		int rc = service_once(rpc, what);
+		if (rc)
+			return rc;
 	}
 	return 0;
 }
@@ -329,20 +337,6 @@ static void on_write(struct rpc_context *rpc, int status, void *data, void *priv
 static void on_read(struct rpc_context *rpc, int status, void *data, void *priv)
 {
 	on_io(rpc, status, data, priv, false);
-}
-
-/* One turn of the event loop (up to 100 ms). */
-static int service_once(struct rpc_context *rpc, const char *what)
-{
-	struct pollfd p = { .fd = rpc_get_fd(rpc), .events = (short)rpc_which_events(rpc) };
-	int n = poll(&p, 1, 100);
-	if (n < 0 && errno != EINTR)
-		return -errno;
-	if (rpc_service(rpc, n > 0 ? p.revents : 0) < 0) {
-		fprintf(stderr, "nfsbench: %s: %s\n", what, rpc_get_error(rpc));
-		return -EIO;
-	}
-	return 0;
 }
 
 /* size bytes of buf (repeated) to or from fh, depth requests in flight,

@@ -516,6 +516,20 @@ def read_runs(name, how):
     return lines, metas
 
 
+def write_results(stem, md, metas, run_lines, row_lines):
+    """build/peer/STEM-results.md (the table) and STEM-results.txt (meta
+    comments, the run lines, the row lines); the table and the row lines
+    printed."""
+    with open(os.path.join(OUT, f"{stem}-results.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(OUT, f"{stem}-results.txt"), "w") as f:
+        f.writelines(f"# {x}\n" for x in metas)
+        f.writelines(x + "\n" for x in run_lines + row_lines)
+    print(md)
+    for x in row_lines:
+        print(x)
+
+
 def run_compare(a):
     lines, metas = read_runs("runs.txt", "make bench-peer")
     runs = [r for r in (ps.parse_run_line(x) for x in lines) if r]

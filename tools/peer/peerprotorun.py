@@ -205,14 +205,8 @@ def ours_round(m, sess, fwd, port, secret, nic, rep, a, tmp, out):
     if len(raw) > 2:
         emit(out, pq.raw_line(raw))
 
-    def bench():
-        text = host_tool([APFP, "--secret-file", secret, f"127.0.0.1:{port}", "bench", "nvme0n1",
-                          "-s", str(a.proto_mib), "-n", str(a.files), "-g", str(a.getattrs)], budget(a))
-        return dict(pq.parse_bench(text, "apfp"), side="ours", nic=nic, rep=rep)
-    try:
-        emit(out, pq.run_line(sess.run(bench)))
-    except (ValueError, subprocess.TimeoutExpired) as e:
-        print(f"peer: ours: apfp bench: {e}", flush=True)
+    bench_round(sess, [APFP, "--secret-file", secret, f"127.0.0.1:{port}", "bench", "nvme0n1"], "apfp", "ours",
+                nic, rep, a, out)
     if a.fuse_missing:
         return
     try:
@@ -222,14 +216,20 @@ def ours_round(m, sess, fwd, port, secret, nic, rep, a, tmp, out):
 
 
 def linux_round(sess, nfs_port, mountd_port, nic, rep, a, out):
+    bench_round(sess, [NFSBENCH, "127.0.0.1", str(nfs_port), str(mountd_port), "/export"], "nfs", "linux",
+                nic, rep, a, out)
+
+
+def bench_round(sess, argv, kind, side, nic, rep, a, out):
+    """One run of apfp bench or nfsbench (the same workload options) in
+    the machine's session: its run line, or why there is none."""
     def bench():
-        text = host_tool([NFSBENCH, "127.0.0.1", str(nfs_port), str(mountd_port), "/export",
-                          "-s", str(a.proto_mib), "-n", str(a.files), "-g", str(a.getattrs)], budget(a))
-        return dict(pq.parse_bench(text, "nfs"), side="linux", nic=nic, rep=rep)
+        text = host_tool(argv + ["-s", str(a.proto_mib), "-n", str(a.files), "-g", str(a.getattrs)], budget(a))
+        return dict(pq.parse_bench(text, kind), side=side, nic=nic, rep=rep)
     try:
         emit(out, pq.run_line(sess.run(bench)))
     except (ValueError, subprocess.TimeoutExpired) as e:
-        print(f"peer: Linux: nfsbench: {e}", flush=True)
+        print(f"peer: {side}: {os.path.basename(argv[0])} bench: {e}", flush=True)
 
 
 def emit(out, line):
@@ -303,11 +303,7 @@ def run_all(a, nics):
                                 linux_round(sess, nfs_port, mountd_port, nic, rep, a, out)
                     print(f"peer: proto {nic}: {rep + 1}/{a.reps} repetitions", flush=True)
                 if lx:
-                    with peerfsrun.Session(slx, sours):
-                        lx.sendline("dmesg_check")
-                        notes = lx.expect(r"^PEER-READY", 60)
-                    for n in (x for x in notes.splitlines() if x.startswith("PEER-NOTE")):
-                        out.write(f"# {nic} {n}\n")
+                    peernetrun.linux_notes(lx, slx, sours, nic, out)
             except ConsoleError as e:
                 print(f"peer: the Linux peer on {nic} stopped answering: {e}", file=sys.stderr)
             finally:
@@ -328,20 +324,9 @@ def run_compare(a):
              f"{time.strftime('%Y-%m-%d', time.gmtime())}")
     md = pq.markdown(rows, rrows, title, fuse_note=missing[0] if missing else None)
     md += "\n" + "".join(f"    {x}\n" for x in metas)
-    with open(os.path.join(OUT, "proto-results.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(OUT, "proto-results.txt"), "w") as f:
-        f.writelines(f"# {x}\n" for x in metas)
-        f.writelines(pq.run_line(r) + "\n" for r in runs)
-        f.writelines(pq.raw_line(r) + "\n" for r in raws)
-        f.writelines(pq.fuse_line(r) + "\n" for r in fuses)
-        f.writelines(pq.row_line(r) + "\n" for r in rows)
-        f.writelines(pq.raw_row_line(r) + "\n" for r in rrows)
-    print(md)
-    for r in rows:
-        print(pq.row_line(r))
-    for r in rrows:
-        print(pq.raw_row_line(r))
+    peer.write_results("proto", md, metas, [pq.run_line(r) for r in runs] + [pq.raw_line(r) for r in raws]
+                       + [pq.fuse_line(r) for r in fuses],
+                       [pq.row_line(r) for r in rows] + [pq.raw_row_line(r) for r in rrows])
     print(f"peer: proto: {len(rows)} rows from {sum(1 for r in runs if r['side'] == 'ours')} rounds of ours and "
           f"{sum(1 for r in runs if r['side'] == 'linux')} of Linux; build/peer/proto-results.md, proto-results.txt")
     return 0 if rows or rrows else 1
