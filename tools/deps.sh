@@ -9,7 +9,8 @@ set -euo pipefail
 
 PACKAGES=(gcc make binutils nasm gnu-efi qemu-system-x86 ovmf mtools gdisk
           dosfstools python3 dpkg-dev qemu-utils iperf prometheus clang libclang-rt-14-dev chromium
-          console-setup-linux pkg-config libfuse3-dev fuse3 e2fsprogs xfsprogs btrfs-progs)
+          console-setup-linux pkg-config libfuse3-dev fuse3 e2fsprogs xfsprogs btrfs-progs
+          libnfs-dev)
 LWIP_VERSION="2.1.3+dfsg1-2"
 LWIP_ORIG_SHA256="0a8276d09fc4e97bbba2f953d74af2388fc2195ea156be9d7589e297a68fde24"
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -11,7 +11,11 @@
 #                      packages e2fsprogs, xfsprogs, btrfs-progs (tools/deps.sh);
 #                      for the network table the virtio-net and e1000e
 #                      modules and iperf (iperf2, the host's Debian package)
-#                      with its shared libraries
+#                      with its shared libraries; for the file protocol
+#                      table the nfsd module and rpcbind, rpc.nfsd,
+#                      rpc.mountd, exportfs from Debian's rpcbind and
+#                      nfs-kernel-server packages (downloaded, not
+#                      installed on the host) with their shared libraries
 # The /init script is generated per run by tools/peer/peer.py (it carries the
 # workload list), so only the static part is built here.
 #
@@ -35,7 +39,8 @@ PACKAGES=(kmod cpio libaio-dev gnuplot-nox dpkg-dev gcc make zlib1g-dev)
 # crc32c_generic: ext4, XFS and btrfs ask the crypto API for crc32c at mount
 # time (request_module, not a symbol dependency modprobe would see).
 # virtio_pci: the transport virtio_net needs (not a symbol dependency).
-MODULES=(nvme ahci sd_mod crc32c_generic ext4 xfs btrfs virtio_pci virtio_net e1000e)
+# nfsd: Linux's NFS server (sunrpc, lockd and the rest come as dependencies).
+MODULES=(nvme ahci sd_mod crc32c_generic ext4 xfs btrfs virtio_pci virtio_net e1000e nfsd)
 # The tools the peer runs, from the host's Debian packages (same release as
 # the peer's kernel): binary, and the package it comes from.  mkfs for the
 # filesystem table, iperf (iperf2) for the network table.
@@ -178,6 +183,45 @@ done
 # mke2fs reads its feature defaults from here (the package's file).
 mkdir -p "$root/etc"
 cp /etc/mke2fs.conf "$root/etc/mke2fs.conf"
+
+# --- the NFS server's user space: binary packages of the archive (the
+# versions apt would install now), unpacked here rather than installed on
+# the host, whose libraries (same release) they load.
+# copy_with_libs BIN: BIN into sbin/ with its shared libraries.
+copy_with_libs() {
+	cp -L "$1" "$root/sbin/"
+	ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $2 == "=>" && $3 == "not" { print "MISSING " $1 }
+		$1 ~ /^\// { print $1 }' |
+		while read -r lib name; do
+			if [ "$lib" = MISSING ]; then
+				echo "peer: $1 needs $name, which the host does not have" >&2
+				exit 1
+			fi
+			mkdir -p "$root$(dirname "$lib")"
+			cp -L "$lib" "$root$lib"
+		done
+}
+nfs_versions=
+rm -rf "$out/nfsroot"
+for pkg in rpcbind nfs-kernel-server; do
+	ver=$(candidate "$pkg")
+	[ -n "$ver" ] || { echo "peer: the archive has no $pkg to download" >&2; exit 1; }
+	dpkg-deb -x "$(download "$pkg" "$ver")" "$out/nfsroot"
+	nfs_versions="$nfs_versions, $pkg $ver"
+done
+for bin in sbin/rpcbind usr/sbin/rpc.nfsd usr/sbin/rpc.mountd usr/sbin/exportfs; do
+	copy_with_libs "$out/nfsroot/$bin"
+done
+# libtirpc's transports; service and protocol names (rpcbind binds
+# "sunrpc"); users for rpcbind (it runs as _rpc); /var/run, where the
+# kernel looks for rpcbind's socket to register nfsd.
+cp /etc/netconfig /etc/services /etc/protocols "$root/etc/"
+mkdir -p "$root/run" "$root/var"
+ln -sfn ../run "$root/var/run"
+printf 'root:x:0:0:root:/:/bin/sh\n_rpc:x:100:65534::/run/rpcbind:/bin/false\nnobody:x:65534:65534::/:/bin/false\n' \
+	> "$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+tool_versions="$tool_versions$nfs_versions"
 printf 'kernel linux-image-%s %s, busybox-static %s, fio %s (source, sha256 pinned)%s\n' \
 	"$KERNEL_ABI" "$KERNEL_DEB_VERSION" "$BUSYBOX_VERSION" "$FIO_VERSION" "$tool_versions" > "$out/versions.txt"
 echo "peer: ready: $out/vmlinuz, $root ($(wc -l < "$root/modules/order") modules, fio $FIO_VERSION)"

@@ -4,13 +4,17 @@
   peer.py all     [--secs N] [--reps N] [--modes poll,irq] [--only SUBSTR]
                   [--kind blk,fs,net] [--files N] [--fs-sides ours,ext4,xfs,btrfs]
                   [--nics virtio,e1000e] [--net-sides ours,linux]
+                  [--proto-sides ours,linux] [--proto-mib N] [--getattrs N]
   peer.py compare re-tabulate build/peer/runs.txt -> results.{txt,md}, ratios.png
                   (and fs-runs.txt -> fs-results.{txt,md}, fs-ratios.png)
 
 --kind fs is the filesystem table: our `bench fs` against fio through ext4,
 XFS and btrfs (tools/peer/peerfsrun.py, peerfs.py).  --kind net is the
 network table: lwiperf against Linux's iperf2 on the same NIC models, timed
-by the host's iperf2 (tools/peer/peernetrun.py, peernet.py).
+by the host's iperf2 (tools/peer/peernetrun.py, peernet.py).  --kind
+proto is the file protocol table: apfp bench and the apfp-fuse mount
+against the raw TCP of the same boot, and against Linux's nfsd over
+NFSv3 (tools/peer/nfsbench.c; peerprotorun.py, peerproto.py).
 
 Both sides get the same qemu command line from tools/vm.py (machine type,
 CPU model, -smp 2, memory, firmware, NVMe and AHCI device options) and the
@@ -43,6 +47,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "qemu"))
 import peerfs as pf  # noqa: E402
 import peernet as pn  # noqa: E402
 import peerparse as pp  # noqa: E402
+import peerproto as pq  # noqa: E402
 import peerstats as ps  # noqa: E402
 from console import Console, ConsoleError  # noqa: E402
 from qmp import Qmp  # noqa: E402
@@ -511,6 +516,20 @@ def read_runs(name, how):
     return lines, metas
 
 
+def write_results(stem, md, metas, run_lines, row_lines):
+    """build/peer/STEM-results.md (the table) and STEM-results.txt (meta
+    comments, the run lines, the row lines); the table and the row lines
+    printed."""
+    with open(os.path.join(OUT, f"{stem}-results.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(OUT, f"{stem}-results.txt"), "w") as f:
+        f.writelines(f"# {x}\n" for x in metas)
+        f.writelines(x + "\n" for x in run_lines + row_lines)
+    print(md)
+    for x in row_lines:
+        print(x)
+
+
 def run_compare(a):
     lines, metas = read_runs("runs.txt", "make bench-peer")
     runs = [r for r in (ps.parse_run_line(x) for x in lines) if r]
@@ -563,12 +582,15 @@ def main():
     ap.add_argument("--mem", default="512M")
     ap.add_argument("--kind", default="blk,fs",
                     help="tables to run: blk (block drivers vs Linux+fio), fs (cowfs vs fio on ext4, XFS, btrfs), "
-                    "net (lwiperf vs Linux iperf2 on the same NIC)")
+                    "net (lwiperf vs Linux iperf2 on the same NIC), proto (file protocol vs raw TCP and Linux NFS)")
     ap.add_argument("--files", type=int, default=1000, help="files of the fs table's create/stat/unlink")
     ap.add_argument("--fs-sides", default=",".join(pf.SIDES),
                     help="sides of the fs table: ours,ext4,xfs,btrfs (ours needs bench fs)")
     ap.add_argument("--nics", default=",".join(pn.NICS), help="NIC models of the net table: virtio,e1000e")
     ap.add_argument("--net-sides", default=",".join(pn.SIDES), help="sides of the net table: ours,linux")
+    ap.add_argument("--proto-sides", default=",".join(pq.SIDES), help="sides of the proto table: ours,linux")
+    ap.add_argument("--proto-mib", type=int, default=64, help="MiB of the proto table's large file")
+    ap.add_argument("--getattrs", type=int, default=2000, help="getattrs of the proto table's latency")
     a = ap.parse_args()
     a.modes = [m for m in a.modes.split(",") if m]
     only = [s for s in a.only.split(",") if s]
@@ -576,33 +598,40 @@ def main():
     a.fs_sides = [s for s in a.fs_sides.split(",") if s]
     a.nics = [n for n in a.nics.split(",") if n]
     a.net_sides = [s for s in a.net_sides.split(",") if s]
-    bad = ([k for k in kinds if k not in ("blk", "fs", "net")] + [s for s in a.fs_sides if s not in pf.SIDES]
-           + [n for n in a.nics if n not in pn.NICS] + [s for s in a.net_sides if s not in pn.SIDES])
-    if bad or not kinds or not a.fs_sides or not a.nics or not a.net_sides:
-        sys.exit(f"peer: unknown --kind, --fs-sides, --nics or --net-sides {bad}: kinds are blk, fs, net; "
-                 f"fs sides {', '.join(pf.SIDES)}; NICs {', '.join(pn.NICS)}; net sides {', '.join(pn.SIDES)}")
+    a.proto_sides = [s for s in a.proto_sides.split(",") if s]
+    bad = ([k for k in kinds if k not in ("blk", "fs", "net", "proto")] + [s for s in a.fs_sides if s not in pf.SIDES]
+           + [n for n in a.nics if n not in pn.NICS] + [s for s in a.net_sides if s not in pn.SIDES]
+           + [s for s in a.proto_sides if s not in pq.SIDES])
+    if bad or not kinds or not a.fs_sides or not a.nics or not a.net_sides or not a.proto_sides:
+        sys.exit(f"peer: unknown --kind, --fs-sides, --nics, --net-sides or --proto-sides {bad}: kinds are blk, "
+                 f"fs, net, proto; fs sides {', '.join(pf.SIDES)}; NICs {', '.join(pn.NICS)}; net and proto sides "
+                 f"{', '.join(pn.SIDES)}")
     os.makedirs(OUT, exist_ok=True)
     rc = 0
     if a.action == "compare":
         # Only the tables that have runs (KIND=blk,fs is the default).
-        files = {"blk": "runs.txt", "fs": "fs-runs.txt", "net": "net-runs.txt"}
+        files = {"blk": "runs.txt", "fs": "fs-runs.txt", "net": "net-runs.txt", "proto": "proto-runs.txt"}
         have = [k for k in kinds if os.path.exists(os.path.join(OUT, files[k]))]
         if not have:
             sys.exit(f"peer: no runs of {a.kind} in build/peer: run `make bench-peer` first")
         for k in have:
-            rc |= {"blk": run_compare, "fs": peerfsrun.run_compare, "net": peernetrun.run_compare}[k](a)
+            rc |= {"blk": run_compare, "fs": peerfsrun.run_compare, "net": peernetrun.run_compare,
+                   "proto": peerprotorun.run_compare}[k](a)
         return rc
     if a.reps < 1:
         sys.exit("peer: --reps must be at least 1")
-    todo = {"blk": peer_workloads(only), "fs": pf.select(only), "net": pn.workloads(only, a.nics)}
+    todo = {"blk": peer_workloads(only), "fs": pf.select(only), "net": pn.workloads(only, a.nics),
+            "proto": a.nics}
     todo = {k: todo[k] for k in kinds if todo[k]}
     if not todo:
         sys.exit(f"peer: --only {a.only!r} selects no workload of {a.kind}")
-    # The net table needs no disk images.
-    disks = peer_images() if set(todo) - {"net"} else []
+    # The net and proto tables need no shared disk images.
+    disks = peer_images() if set(todo) - {"net", "proto"} else []
     for k, workloads in todo.items():
         if k == "net":
             rc |= peernetrun.run_all(a, workloads)
+        elif k == "proto":
+            rc |= peerprotorun.run_all(a, workloads)
         else:
             rc |= run_all(a, disks, workloads) if k == "blk" else peerfsrun.run_all(a, disks, workloads)
     return rc
@@ -610,6 +639,7 @@ def main():
 
 import peerfsrun  # noqa: E402  (imports this module: after its definitions)
 import peernetrun  # noqa: E402  (the same)
+import peerprotorun  # noqa: E402  (the same)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -204,6 +204,16 @@ def raw_runs(fwd, nic, rep):
 
 # --- the run ----------------------------------------------------------------------
 
+def linux_notes(lx, slx, sours, nic, out):
+    """The peer's dmesg_check findings (PEER-NOTE lines) as comments in
+    the runs file; the peer runs for it, ours stays paused."""
+    with peerfsrun.Session(slx, sours):
+        lx.sendline("dmesg_check")
+        notes = lx.expect(r"^PEER-READY", 60)
+    for n in (x for x in notes.splitlines() if x.startswith("PEER-NOTE")):
+        out.write(f"# {nic} {n}\n")
+
+
 def boot_pair(a, nic, tmp, sides):
     """Both machines on NIC model `nic`, paused; (lx, slx, lx_port, m,
     sours, ours_ports)."""
@@ -267,11 +277,7 @@ def run_all(a, workloads):
                                 print(pn.raw_line(r), flush=True)
                         out.flush()
                 if lx:
-                    with peerfsrun.Session(slx, sours):
-                        lx.sendline("dmesg_check")
-                        notes = lx.expect(r"^PEER-READY", 60)
-                    for n in (x for x in notes.splitlines() if x.startswith("PEER-NOTE")):
-                        out.write(f"# {nic} {n}\n")
+                    linux_notes(lx, slx, sours, nic, out)
             except ConsoleError as e:
                 print(f"peer: the Linux peer on {nic} stopped answering: {e}", file=sys.stderr)
             finally:
@@ -287,18 +293,8 @@ def run_compare(a):
     rows = pn.rows(runs)
     title = f"TCP throughput, qemu TCG q35 -smp {a.smp} -m {a.mem}, {time.strftime('%Y-%m-%d', time.gmtime())}"
     md = pn.markdown(rows, raws, title) + "\n" + "".join(f"    {x}\n" for x in metas)
-    with open(os.path.join(OUT, "net-results.md"), "w") as f:
-        f.write(md)
-    with open(os.path.join(OUT, "net-results.txt"), "w") as f:
-        f.writelines(f"# {x}\n" for x in metas)
-        f.writelines(pn.run_line(r) + "\n" for r in runs)
-        f.writelines(pn.row_line(r) + "\n" for r in rows)
-        f.writelines(pn.raw_row_line(r) + "\n" for r in raws)
-    print(md)
-    for r in rows:
-        print(pn.row_line(r))
-    for r in raws:
-        print(pn.raw_row_line(r))
+    peer.write_results("net", md, metas, [pn.run_line(r) for r in runs],
+                       [pn.row_line(r) for r in rows] + [pn.raw_row_line(r) for r in raws])
     print(f"peer: net: {len(rows)} rows from {sum(1 for r in runs if r['side'] == 'ours')} runs of ours and "
           f"{sum(1 for r in runs if r['side'] == 'linux')} of Linux; build/peer/net-results.md, net-results.txt")
     return 0 if rows else 1
