@@ -1,7 +1,8 @@
 /*
- * Intel 82574L (e1000e; qemu's -device e1000e) with legacy descriptors, one
- * receive and one transmit ring, MSI (one vector) and interrupt causes read
- * from ICR.  Registers: drivers/net/e1000e_reg.h.
+ * Intel 82574L (e1000e; qemu's -device e1000e) with legacy receive and
+ * extended transmit descriptors, one receive and one transmit ring, MSI (one
+ * vector) and interrupt causes read from ICR.  Registers:
+ * drivers/net/e1000e_reg.h.
  *
  * Rings: the driver owns receive descriptors between RDT and RDH; the
  * device fills from RDH and sets DD.  We hand a descriptor back by writing
@@ -9,8 +10,10 @@
  * means "no free descriptors", not "all free").  Transmit: we fill at TDT,
  * the device consumes from TDH and sets DD (we ask with RS on every
  * descriptor); tx_clean chases it.  Each descriptor owns a fixed 2 KiB
- * buffer, so transmit copies the frame (legacy descriptors can also do the
- * TCP checksum: CSS where summing starts, CSO where the result goes, IC).
+ * buffer, so transmit copies the frame.  TCP checksums are the device's:
+ * a TCP/IP context descriptor says where the sum starts and goes (written
+ * again only when that changes), and data descriptors ask for it with
+ * POPTS.TXSM; qemu's model ignored the legacy descriptor's CSS/CSO/IC.
  *
  * Interrupts: the handler reads ICR (read-to-clear in MSI mode), masks the
  * receive/transmit causes and wakes the consumer, which re-enables them in
@@ -47,6 +50,7 @@ struct em {
 	unsigned rx_next;             /* next descriptor the device completes */
 	unsigned tx_tail, tx_clean;
 	unsigned tdt_written;         /* TDT as last written to the device */
+	uint8_t ctx_css, ctx_cso;     /* checksum context given to the device, 0 = none */
 	bool msi;
 	volatile uint32_t icr_seen;   /* causes accumulated by the handler */
 	uint64_t rx_overruns;
@@ -161,6 +165,7 @@ static int em_start(struct em *e)
 
 	memset((void *)e->txd, 0, EM_NDESC * sizeof(struct em_tx_desc));
 	e->tx_tail = e->tx_clean = e->tdt_written = 0;
+	e->ctx_css = e->ctx_cso = 0;
 	em_w(e, EM_TDBAL, (uint32_t)e->txd_phys);
 	em_w(e, EM_TDBAH, (uint32_t)(e->txd_phys >> 32));
 	em_w(e, EM_TDLEN, EM_NDESC * sizeof(struct em_tx_desc));
@@ -181,6 +186,17 @@ static int em_start(struct em *e)
 	return 0;
 }
 
+/* A context descriptor: extended (DCMD.DEXT) with DTYP 0. */
+static bool em_tx_is_context(volatile struct em_tx_desc *d)
+{
+	return (d->cmd & EM_TXD_CMD_DEXT) && !(d->cso & 0xf0);
+}
+
+static unsigned em_tx_free(struct em *e)
+{
+	return (e->tx_clean + EM_NDESC - e->tx_tail - 1) % EM_NDESC;
+}
+
 static int em_reap(struct netdev *nd)
 {
 	struct em *e = nd->driver_data;
@@ -188,9 +204,11 @@ static int em_reap(struct netdev *nd)
 	if (nd->inject_stall)
 		return 0;
 	while (e->tx_clean != e->tx_tail && (e->txd[e->tx_clean].status & EM_TXD_STAT_DD)) {
-		e->txd[e->tx_clean].status = 0;
+		volatile struct em_tx_desc *d = &e->txd[e->tx_clean];
+		if (!em_tx_is_context(d))
+			nd->tx.packets++;
+		d->status = 0;
 		e->tx_clean = (e->tx_clean + 1) % EM_NDESC;
-		nd->tx.packets++;
 		n++;
 	}
 	return n;
@@ -224,12 +242,37 @@ static int em_tx(struct netdev *nd, const struct netdev_tx *f)
 		nd->tx.drops++;
 		return -EINVAL;
 	}
-	if ((e->tx_tail + 1) % EM_NDESC == e->tx_clean && em_reap(nd) == 0) {
-		em_tx_commit(nd);
-		nd->tx.drops++;
-		if (e->msi)
-			em_w(e, EM_IMS, EM_INT_TXDW);     /* wake us on the next completion */
-		return -EBUSY;
+	/* Checksum offload needs a context descriptor saying where the sum
+	 * goes, again only when that changes (lwIP's TCP/IPv4 frames all have
+	 * the same layout). */
+	bool csum = f->csum_start != 0;
+	uint8_t css = (uint8_t)f->csum_start, cso = (uint8_t)(f->csum_start + f->csum_offset);
+	bool ctx = csum && (css != e->ctx_css || cso != e->ctx_cso);
+	unsigned need = ctx ? 2 : 1;
+	if (em_tx_free(e) < need) {
+		em_reap(nd);
+		if (em_tx_free(e) < need) {
+			em_tx_commit(nd);
+			nd->tx.drops++;
+			if (e->msi)
+				em_w(e, EM_IMS, EM_INT_TXDW);     /* wake us on the next completion */
+			return -EBUSY;
+		}
+	}
+	if (ctx) {
+		volatile struct em_tx_ctx_desc *c = (volatile struct em_tx_ctx_desc *)&e->txd[e->tx_tail];
+		c->ipcss = c->ipcso = 0;                /* the IP header sum is lwIP's */
+		c->ipcse = 0;
+		c->tucss = css;
+		c->tucso = cso;
+		c->tucse = 0;                           /* to the end of the frame */
+		c->cmd_len = EM_TXD_CTX_CMD_DEXT | EM_TXD_CTX_CMD_RS | EM_TXD_CTX_CMD_TCP | EM_TXD_CTX_CMD_IP;
+		c->status = 0;
+		c->hdrlen = 0;
+		c->mss = 0;
+		e->ctx_css = css;
+		e->ctx_cso = cso;
+		e->tx_tail = (e->tx_tail + 1) % EM_NDESC;
 	}
 	unsigned i = e->tx_tail;
 	uint8_t *buf = e->txb + (size_t)i * EM_BUF;
@@ -238,19 +281,16 @@ static int em_tx(struct netdev *nd, const struct netdev_tx *f)
 		memcpy(p, f->frags[k].data, f->frags[k].len);
 		p += f->frags[k].len;
 	}
+	/* Every frame an extended data descriptor, so POPTS (checksum or
+	 * not) is stated for each one. */
 	volatile struct em_tx_desc *d = &e->txd[i];
 	d->addr = e->txb_phys + (uint64_t)i * EM_BUF;
 	d->length = (uint16_t)f->len;
+	d->cso = EM_TXD_DTYP_DATA;
 	d->status = 0;
 	d->special = 0;
-	d->cmd = EM_TXD_CMD_EOP | EM_TXD_CMD_IFCS | EM_TXD_CMD_RS;
-	if (f->csum_start) {
-		d->css = (uint8_t)f->csum_start;
-		d->cso = (uint8_t)(f->csum_start + f->csum_offset);
-		d->cmd |= EM_TXD_CMD_IC;
-	} else {
-		d->css = d->cso = 0;
-	}
+	d->css = csum ? EM_TXD_POPTS_TXSM : 0;
+	d->cmd = EM_TXD_CMD_EOP | EM_TXD_CMD_IFCS | EM_TXD_CMD_RS | EM_TXD_CMD_DEXT;
 	e->tx_tail = (i + 1) % EM_NDESC;
 	nd->tx.bytes += f->len;
 	return 0;
@@ -387,7 +427,7 @@ static int em_attach(struct pci_dev *d)
 	e->nd.model = "82574L";
 	e->nd.mtu = 1500;
 	e->nd.rx_ring = e->nd.tx_ring = EM_NDESC;
-	e->nd.features = e->msi ? NETDEV_F_MSI : 0;
+	e->nd.features = NETDEV_F_TX_CSUM | (e->msi ? NETDEV_F_MSI : 0);
 	e->nd.ops = &em_ops;
 	e->nd.driver_data = e;
 	em_count++;

@@ -109,6 +109,30 @@ struct em_tx_desc {
 	uint16_t special;
 } __attribute__((packed));
 
+/* Extended transmit descriptors (datasheet 7.2.10-7.2.11), the layout of
+ * struct em_tx_desc reused: a TCP/IP context descriptor says where the
+ * checksums go, a data descriptor with POPTS.TXSM asks for the TCP/UDP one.
+ * In the data descriptor, `cso` holds bits 16-23 of the length word (DTYP
+ * in its high nibble), `cmd` is DCMD and `css` is POPTS. */
+struct em_tx_ctx_desc {
+	uint8_t ipcss, ipcso;          /* IP checksum start, where it goes */
+	uint16_t ipcse;                /* IP checksum end, 0 = end of packet */
+	uint8_t tucss, tucso;          /* TCP/UDP checksum start, where it goes */
+	uint16_t tucse;
+	uint32_t cmd_len;              /* PAYLEN 0-19, DTYP 20-23, TUCMD 24-31 */
+	uint8_t status;
+	uint8_t hdrlen;
+	uint16_t mss;
+} __attribute__((packed));
+
+#define EM_TXD_CTX_CMD_TCP  (1u << 24)   /* TUCMD.TCP: TCP (else UDP) */
+#define EM_TXD_CTX_CMD_IP   (1u << 25)   /* TUCMD.IP: IPv4 (else IPv6) */
+#define EM_TXD_CTX_CMD_RS   (1u << 27)
+#define EM_TXD_CTX_CMD_DEXT (1u << 29)
+#define EM_TXD_DTYP_DATA    0x10u        /* in em_tx_desc.cso: DTYP 0001 */
+#define EM_TXD_CMD_DEXT     (1u << 5)    /* in em_tx_desc.cmd (DCMD) */
+#define EM_TXD_POPTS_TXSM   (1u << 1)    /* in em_tx_desc.css (POPTS) */
+
 #define EM_TXD_CMD_EOP   (1u << 0)
 #define EM_TXD_CMD_IFCS  (1u << 1)
 #define EM_TXD_CMD_IC    (1u << 2)
