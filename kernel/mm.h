@@ -32,6 +32,11 @@ void pmm_free_pages(uint64_t phys, unsigned order);
 uint64_t pmm_alloc_below(uint64_t limit, size_t pages);
 uint64_t pmm_total_bytes(void);
 uint64_t pmm_free_bytes(void);
+/* RAM where firmware code ran, held back until the rest is used up
+ * (kernel/pmm.c says why); pmm_release_held gives it out now, zeroed, and
+ * returns the pages added and where the first of them is (self-tests). */
+uint64_t pmm_held_bytes(void);
+uint64_t pmm_release_held(uint64_t *first_phys);
 
 /* Kernel page tables (kernel/vmm.c). */
 void vmm_init(const struct boot_info *bi);

@@ -76,6 +76,26 @@ extern char __data_start[], __rodata_start[];
 static volatile uint64_t mm_test_data = 1;
 static const uint64_t mm_test_rodata = 2;
 
+/* The ranges where firmware code ran are held back at boot and, given
+ * out, are zeroed first (the code in them is gone). */
+SELFTEST(mm, pmm_held_code_ranges_given_out_zeroed)
+{
+	uint64_t held = pmm_held_bytes(), first = 0;
+	ST_EXPECT(held > 0);            /* UEFI always leaves boot-services code */
+	uint64_t added = pmm_release_held(&first);
+	ST_EXPECT(added > 0 && added * PAGE_SIZE <= held);
+	ST_EXPECT(pmm_held_bytes() == 0);
+	ST_EXPECT(first != 0);
+	if (first) {
+		const uint64_t *w = PHYS_TO_VIRT(first);
+		bool zero = true;
+		for (unsigned i = 0; i < PAGE_SIZE / 8; i++)
+			zero &= w[i] == 0;
+		ST_EXPECT(zero);
+	}
+	ST_EXPECT(pmm_release_held(NULL) == 0);   /* once */
+}
+
 SELFTEST(vmm, section_rights)
 {
 	unsigned level;

@@ -48,7 +48,6 @@ static uint8_t *pmm_state;
 static uint64_t pmm_npages;              /* frames covered by pmm_state */
 static uint64_t pmm_total, pmm_free;     /* in pages */
 static uint64_t pmm_low_base, pmm_low_count;   /* pfns of the low pool */
-static uint64_t pmm_scrubbed;            /* pages zeroed by pmm_scrub_code_ranges */
 static uint8_t pmm_low_len[PMM_LOW_PAGES];     /* run length at a run head */
 static uint32_t pmm_low_used;                  /* bitmap over the pool */
 
@@ -90,8 +89,16 @@ static void pmm_insert(uint64_t pfn, unsigned order)
 	pmm_list_push(pfn, order);
 }
 
+static bool pmm_zero_runs;
+static uint64_t pmm_first_added;
+
 static void pmm_add_run(uint64_t s, uint64_t e)
 {
+	if (pmm_zero_runs) {
+		memset(PHYS_TO_VIRT(s << PAGE_SHIFT), 0, (e - s) << PAGE_SHIFT);
+		if (!pmm_first_added)
+			pmm_first_added = s;
+	}
 	while (s < e) {
 		unsigned o = 0;
 		while (o < PMM_MAX_ORDER && !(s & ((2ULL << o) - 1)) && s + (2ULL << o) <= e)
@@ -117,28 +124,41 @@ static void pmm_add_range(uint64_t s, uint64_t e, const uint64_t ex[][2], unsign
 }
 
 /*
- * Zero, once, the usable ranges where firmware or loader code ran.
+ * Usable ranges where firmware or loader code ran are held back, and given
+ * out (zeroed) only once everything else is used up.
  *
  * Under qemu's TCG, a guest page that code was translated from keeps its
  * translated blocks until a write covers their bytes, and while any block
  * of the page survives, every store to the page takes the emulator's
- * self-modifying-code slow path.  Firmware code pages that the kernel later
- * uses for buffers it writes only in part (a 1514-byte frame in a 2 KiB
- * network slot, say) stay in that state for good: measured, copying a frame
- * into a virtio transmit slot on such a page cost ~150,000 cycles per KiB
- * against ~1,400 on another page, and a 256 MiB protocol read took twice as
- * long.  Writing every byte once retires all of a page's blocks.  On
- * hardware this is a memset of a few MiB at boot.
+ * self-modifying-code slow path.  Firmware code pages used for buffers or
+ * stacks that are written only in part (a frame in a 2 KiB network slot,
+ * the deep end of a stack) stay in that state for good: measured, filling
+ * a virtio transmit slot on such a page cost ~150,000 cycles per KiB
+ * against ~1,400 elsewhere, a 256 MiB protocol read took 3x as long, and
+ * e1000e ran at 1-10% of its speed.  Zeroing the pages at boot retires the
+ * blocks but costs ~0.45 s under TCG (each store before the last block
+ * goes is slow); holding them back costs nothing until memory runs short
+ * (about 4.6 MiB under OVMF).  On hardware none of this matters.
  */
-static void pmm_scrub_code_ranges(const struct boot_info *bi)
+#define PMM_HELD_MAX 64
+static struct { uint64_t s, e; } pmm_held[PMM_HELD_MAX];   /* pfns */
+static unsigned pmm_held_n;
+static uint64_t pmm_held_pages;
+static uint64_t pmm_ex[3][2];           /* never added: page 0, the low pool, the state arrays */
+
+
+/* Lock held (or boot).  Returns the pages added. */
+static uint64_t pmm_release_held_locked(void)
 {
-	for (uint64_t i = 0; i < bi->mem_map_count; i++) {
-		const struct boot_mem_range *r = &bi->mem_map[i];
-		if (r->type == BOOT_MEM_USABLE && (r->flags & BOOT_MEM_F_WAS_CODE)) {
-			memset(PHYS_TO_VIRT(r->base_phys), 0, r->pages << PAGE_SHIFT);
-			pmm_scrubbed += r->pages;
-		}
-	}
+	uint64_t before = pmm_free;
+	pmm_first_added = 0;
+	pmm_zero_runs = true;
+	for (unsigned i = 0; i < pmm_held_n; i++)
+		pmm_add_range(pmm_held[i].s, pmm_held[i].e, pmm_ex, 3);
+	pmm_zero_runs = false;
+	pmm_held_n = 0;
+	pmm_held_pages = 0;
+	return pmm_free - before;
 }
 
 void pmm_init(const struct boot_info *bi)
@@ -151,7 +171,6 @@ void pmm_init(const struct boot_info *bi)
 			top = MAX(top, (mm[i].base_phys >> PAGE_SHIFT) + mm[i].pages);
 	if (top == 0)
 		panic("pmm: the memory map has no usable RAM");
-	pmm_scrub_code_ranges(bi);
 	if (top >= PMM_NIL)
 		panic("pmm: %llu page frames do not fit the 32-bit free-list links",
 		      (unsigned long long)top);
@@ -161,13 +180,17 @@ void pmm_init(const struct boot_info *bi)
 	uint64_t state_bytes = ALIGN_UP(top, 8ULL);
 	arr_pages = (state_bytes + top * sizeof(struct pmm_link) + PAGE_SIZE - 1) / PAGE_SIZE;
 
-	/* The state array and the low pool come out of usable RAM first. */
-	for (uint64_t i = 0; i < bi->mem_map_count && !arr_pfn; i++) {
-		uint64_t s = mm[i].base_phys >> PAGE_SHIFT, e = s + mm[i].pages;
-		s = MAX(s, (uint64_t)PMM_LOW_LIMIT_PFN);
-		if (mm[i].type == BOOT_MEM_USABLE && e > s && e - s >= arr_pages)
-			arr_pfn = s;
-	}
+	/* The state array and the low pool come out of usable RAM first; the
+	 * array, written on every allocation, not from a range code ran in
+	 * (see pmm_held) unless nothing else is large enough. */
+	for (int pass = 0; pass < 2 && !arr_pfn; pass++)
+		for (uint64_t i = 0; i < bi->mem_map_count && !arr_pfn; i++) {
+			uint64_t s = mm[i].base_phys >> PAGE_SHIFT, e = s + mm[i].pages;
+			s = MAX(s, (uint64_t)PMM_LOW_LIMIT_PFN);
+			if (mm[i].type == BOOT_MEM_USABLE && e > s && e - s >= arr_pages &&
+			    (pass || !(mm[i].flags & BOOT_MEM_F_WAS_CODE)))
+				arr_pfn = s;
+		}
 	if (!arr_pfn)
 		panic("pmm: no usable range above 1 MiB holds the %llu-page state and link arrays",
 		      (unsigned long long)arr_pages);
@@ -194,18 +217,25 @@ void pmm_init(const struct boot_info *bi)
 		{ pmm_low_base, pmm_low_base + pmm_low_count },
 		{ arr_pfn, arr_pfn + arr_pages },
 	};
+	memcpy(pmm_ex, ex, sizeof(ex));
 	for (uint64_t i = 0; i < bi->mem_map_count; i++) {
 		if (mm[i].type != BOOT_MEM_USABLE)
 			continue;
 		uint64_t s = mm[i].base_phys >> PAGE_SHIFT;
 		pmm_total += mm[i].pages;
+		if ((mm[i].flags & BOOT_MEM_F_WAS_CODE) && pmm_held_n < PMM_HELD_MAX) {
+			pmm_held[pmm_held_n].s = s;
+			pmm_held[pmm_held_n++].e = s + mm[i].pages;
+			pmm_held_pages += mm[i].pages;
+			continue;
+		}
 		pmm_add_range(s, s + mm[i].pages, ex, 3);
 	}
 	pmm_free += pmm_low_count;
 	kprintf("pmm: %llu MiB usable, %llu MiB free, %llu low pages for the trampoline, "
-		"%llu KiB where firmware code ran zeroed\n",
+		"%llu KiB where firmware code ran held back\n",
 		(unsigned long long)(pmm_total >> 8), (unsigned long long)(pmm_free >> 8),
-		(unsigned long long)pmm_low_count, (unsigned long long)pmm_scrubbed * 4);
+		(unsigned long long)pmm_low_count, (unsigned long long)pmm_held_pages * 4);
 }
 
 /* Take a free block of `order` lying entirely below limit_pfn; caller holds
@@ -227,7 +257,25 @@ static uint64_t pmm_take(unsigned order, uint64_t limit_pfn)
 			return pfn;
 		}
 	}
+	/* Everything else is used up: the held-back ranges, zeroed. */
+	if (pmm_held_n && pmm_release_held_locked())
+		return pmm_take(order, limit_pfn);
 	return 0;
+}
+
+uint64_t pmm_release_held(uint64_t *first_phys)
+{
+	uint64_t f = spin_lock_irqsave(&pmm_lock);
+	uint64_t n = pmm_release_held_locked();
+	if (first_phys)
+		*first_phys = pmm_first_added << PAGE_SHIFT;
+	spin_unlock_irqrestore(&pmm_lock, f);
+	return n;
+}
+
+uint64_t pmm_held_bytes(void)
+{
+	return __atomic_load_n(&pmm_held_pages, __ATOMIC_RELAXED) << PAGE_SHIFT;
 }
 
 uint64_t pmm_alloc_pages(unsigned order)
