@@ -200,6 +200,28 @@ int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync);
 #define CFS_FALLOC_PUNCH_HOLE 0x02u
 #define CFS_FALLOC_ZERO_RANGE 0x10u
 int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t off, uint64_t len);
+
+/* ---- reflink of ranges (fs/reflink.c) ----
+ * dst's [dst_off, dst_off+len) then names src's data blocks of
+ * [src_off, src_off+len): no data is copied, the blocks are shared (their
+ * DATA_REF counts raised, one checksum each) and a later write to either
+ * file goes to new blocks, never changing the other.  The rules of Linux's
+ * FICLONERANGE: offsets block aligned; len 0 means up to src's end of file
+ * and a range past it is shortened to it; len whole blocks unless the range
+ * ends at src's end of file, and then dst's range must reach dst's end of
+ * file (or pass it); within one file the ranges may not overlap.  src's
+ * dirty data in the range is written back first, dst's cached pages of the
+ * range are dropped, dst grows when the range ends past its size, dst's
+ * mtime and ctime move.  One step of one transaction: every refusal comes
+ * before the first change; an fsync of dst commits it.  flags must be 0.
+ * Returns the bytes cloned (0 when src_off is src's end of file) or
+ * -EINVAL (alignment, overlap, src_off past the end, flags, not a regular
+ * file), -EISDIR, -EFBIG, -ENOSPC (no room for the metadata), -EMLINK (a
+ * block would be shared more than 256 times), -EROFS, -EIO.  Both files
+ * are of this mount: a caller serving several answers -EXDEV itself. */
+int64_t cowfs_clone_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
+			  uint64_t dst_off, uint64_t len, unsigned flags);
+
 /* lseek(2) SEEK_DATA / SEEK_HOLE at block granularity: *result = the first
  * data byte (or hole byte; the end of file counts as a hole) at or after
  * off.  -ENXIO when off is at or past the end of file, or (SEEK_DATA) only
