@@ -536,8 +536,35 @@ static int op_seek(void *fs, struct proto_call *c, const void *req, void *rep)
 	return op_end(&o, rc);
 }
 
-/* Server-side copy: read and write in chunks, at most copy_max bytes per
- * call (the client continues from the short count). */
+/* COPY by reflink (fs/reflink.c): *done = the bytes cloned, 0 when the
+ * ranges cannot be shared (offsets not block aligned, or a last partial
+ * block that would land inside the destination) -- the caller copies them
+ * instead, or with CLONE_ONLY answers INVAL as FICLONERANGE does.  A range
+ * whose partial last block cannot be shared is cloned up to its whole
+ * blocks (a short count: the client continues from there). */
+static int copy_clone(struct op *o, const struct proto_copy_req *q, const struct cowfs_inode *dst, uint64_t want,
+		      bool only, uint64_t *done)
+{
+	uint64_t bs = CFS_BLOCK_SIZE, size = o->in.size;
+	*done = 0;
+	if (!want)
+		return 0;
+	if ((q->src_offset | q->dst_offset) & (bs - 1))
+		return only ? -PLAT_EINVAL : 0;
+	int64_t n = cowfs_clone_range(o->m, o->in.ino, q->src_offset, dst->ino, q->dst_offset, want, 0);
+	uint64_t whole = q->src_offset < size && want > size - q->src_offset ? size - q->src_offset : want;
+	whole &= ~(bs - 1);
+	if (n == -PLAT_EINVAL && whole && whole < want)
+		n = cowfs_clone_range(o->m, o->in.ino, q->src_offset, dst->ino, q->dst_offset, whole, 0);
+	if (n < 0)
+		return only || (n != -PLAT_EINVAL && n != -PLAT_EMLINK) ? (int)n : 0;
+	*done = (uint64_t)n;
+	return 0;
+}
+
+/* Server-side copy: a reflink when the ranges allow (copy_clone), else
+ * read and write in chunks; at most copy_max bytes per call (the client
+ * continues from the short count). */
 static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 {
 	const struct proto_copy_req *q = req;
@@ -545,12 +572,11 @@ static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct cowfs_inode dst;
 	uint8_t *buf = NULL;
 	uint64_t done = 0;
+	bool only = q->flags & PROTO_COPY_CLONE_ONLY;
 	struct op o;
 	int rc = op_begin(&o, fs, c, false);
 	if (!rc)
 		rc = second(&o, 1, &dst);
-	if (!rc && (q->flags & PROTO_COPY_CLONE_ONLY))
-		rc = -PLAT_ENOTSUP;     /* no reflink of ranges in cowfs yet */
 	if (!rc && (CFS_S_ISDIR(o.in.mode) || CFS_S_ISDIR(dst.mode)))
 		rc = -PLAT_EISDIR;
 	if (!rc && (!CFS_S_ISREG(o.in.mode) || !CFS_S_ISREG(dst.mode)))
@@ -558,10 +584,13 @@ static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 	if (!rc && o.in.ino == dst.ino && q->src_offset < q->dst_offset + q->length &&
 	    q->dst_offset < q->src_offset + q->length)
 		rc = -PLAT_EINVAL;      /* overlapping ranges of one file */
-	if (!rc && !(buf = plat_alloc(COPY_CHUNK)))
-		rc = -PLAT_ENOMEM;
 	uint64_t want = q->length < o.pc->copy_max ? q->length : o.pc->copy_max;
-	while (!rc && done < want) {
+	if (!rc)
+		rc = copy_clone(&o, q, &dst, want, only, &done);
+	bool cloned = done > 0;
+	if (!rc && !cloned && !only && want && !(buf = plat_alloc(COPY_CHUNK)))
+		rc = -PLAT_ENOMEM;
+	while (!rc && !cloned && !only && done < want) {
 		uint64_t n = want - done < COPY_CHUNK ? want - done : COPY_CHUNK;
 		int64_t got = cowfs_read(o.m, o.in.ino, q->src_offset + done, buf, n, 0);
 		if (got <= 0) {
@@ -580,7 +609,7 @@ static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 	plat_free(buf);
 	if (!rc) {
 		r->count = done;
-		r->cloned = false;
+		r->cloned = cloned;
 		rc = wcc_of(&o, &dst, dst.ino, &r->dst_wcc);
 	}
 	return op_end(&o, rc);

@@ -5,7 +5,8 @@
  * typed operations (tools/apfp_ops.c) drive every operation the server
  * answers: data of many sizes, names, links, renames, readdir cookies and
  * their verifier, stale and forged handles, write stability and the
- * verifier across a server restart, snapshots, server-side copy, fallocate
+ * verifier across a server restart, snapshots, server-side copy (a reflink
+ * when aligned: space and bytes checked), fallocate
  * (punch, zero, allocate) and seek data/hole; the
  * image is checked by cowfs's fsck afterwards.
  */
@@ -429,8 +430,9 @@ TEST(fsstat_copy_and_snapshots)
 	EXPECT_EQ_INT(get_file(&dst.fh, rb, sizeof(rb), &got), 0);
 	EXPECT_EQ_INT(got, sizeof(w) - 1000);
 	EXPECT(!memcmp(rb, w + 1000, got));
-	cq.flags = PROTO_COPY_CLONE_ONLY;
-	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_NOTSUP);
+	EXPECT(!((const struct proto_copy_rep *)r.msg)->cloned);
+	cq.flags = PROTO_COPY_CLONE_ONLY;        /* offset 1000: no reflink (FICLONERANGE's rule) */
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_INVAL);
 
 	/* snapshots: create, list, refuse changes through them, delete */
 	uint32_t id = 0;
@@ -454,6 +456,77 @@ TEST(fsstat_copy_and_snapshots)
 	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "before"), -ENOENT);
 	EXPECT_EQ_INT(status(PROTO_OP_SNAP_LIST, &lq, &r), 0);
 	EXPECT_EQ_INT(((const struct proto_snap_list_rep *)r.msg)->snaps.count, 0);
+}
+
+static uint64_t free_bytes(void)
+{
+	struct proto_fsstat_rep st;
+	EXPECT_EQ_INT(apfp_fsstat(&c, &root.fh, &st), 0);
+	return st.free_bytes;
+}
+
+/* COPY of block-aligned ranges is a reflink (fs/reflink.c): cloned, the
+ * bytes equal, no data space used (FSSTAT), writes afterwards apart; an
+ * unaligned COPY copies (its space is used at once: reserved); CLONE_ONLY
+ * clones or refuses (INVAL unaligned, ISDIR). */
+TEST(copy_of_aligned_ranges_shares_blocks)
+{
+	const size_t n = 8u << 20;
+	uint8_t *w = malloc(n), *rb = malloc(n + 4096);
+	struct apfp_obj src, dst, cp, d;
+	struct proto_client_reply r;
+	pattern(w, n, 91);
+	EXPECT_EQ_INT(put_file(&root, "rl-src", w, n, PROTO_FILE_SYNC, &src), 0);
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "rl-dst", 0644, PROTO_CREATE_GUARDED, &dst), 0);
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "rl-copy", 0644, PROTO_CREATE_GUARDED, &cp), 0);
+	uint64_t f0 = free_bytes();
+	uint64_t done = 0;
+	while (done < n) {
+		uint64_t got = 0;
+		bool cloned = false;
+		EXPECT_EQ_INT(apfp_copy(&c, &src.fh, done, &dst.fh, done, n - done, &got, &cloned), 0);
+		EXPECT(cloned);
+		if (!got)
+			break;
+		done += got;
+	}
+	EXPECT_EQ_INT(done, n);
+	uint64_t f1 = free_bytes();
+	fprintf(stderr, "# 8 MiB COPY by reflink: %lld bytes of free space used\n", (long long)(f0 - f1));
+	EXPECT(f1 + (1u << 20) > f0);            /* metadata only */
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&dst.fh, rb, n + 4096, &got), 0);
+	EXPECT_EQ_INT(got, n);
+	EXPECT(!memcmp(rb, w, n));
+	/* The same bytes copied (an unaligned destination): the space goes. */
+	struct proto_copy_req cq = { src.fh, 0, cp.fh, 512, n, 0 };
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), 0);
+	EXPECT(!((const struct proto_copy_rep *)r.msg)->cloned);
+	EXPECT(free_bytes() + n <= f1 + (1u << 20));
+	/* Writes after the clone: the other file keeps its bytes. */
+	uint8_t x[4096];
+	memset(x, 0xab, sizeof(x));
+	uint32_t wn = 0;
+	EXPECT_EQ_INT(apfp_write(&c, &dst.fh, 8192, x, sizeof(x), PROTO_FILE_SYNC, &wn, NULL), 0);
+	EXPECT_EQ_INT(get_file(&src.fh, rb, n + 4096, &got), 0);
+	EXPECT(got == n && !memcmp(rb, w, n));
+	memcpy(w + 8192, x, sizeof(x));
+	EXPECT_EQ_INT(get_file(&dst.fh, rb, n + 4096, &got), 0);
+	EXPECT(got == n && !memcmp(rb, w, n));
+	/* CLONE_ONLY: a whole-block range clones; unaligned is INVAL; a
+	 * directory ISDIR. */
+	cq = (struct proto_copy_req){ src.fh, 4096, cp.fh, 0, 3 * 4096, PROTO_COPY_CLONE_ONLY };
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), 0);
+	EXPECT(((const struct proto_copy_rep *)r.msg)->cloned);
+	EXPECT_EQ_INT(((const struct proto_copy_rep *)r.msg)->count, 3 * 4096);
+	cq.dst_offset = 100;
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_INVAL);
+	EXPECT_EQ_INT(apfp_mkdir(&c, &root.fh, "rl-dir", 0755, &d), 0);
+	cq.dst = d.fh;
+	cq.dst_offset = 0;
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_ISDIR);
+	free(w);
+	free(rb);
 }
 
 /* FALLOCATE and SEEK map onto cowfs_fallocate / cowfs_seek (fs/falloc.c). */
