@@ -239,3 +239,71 @@ int64_t cowfs_clone_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_
 	cowfs_file_put(src);
 	return err ? err : (int64_t)len;
 }
+
+/* ---- copy_file_range: a reflink where the ranges allow, else bytes ---- */
+
+#define COPY_CHUNK (256u << 10)
+
+/* Clones what the rules allow of [src_off, src_off+len): all of it, or
+ * its whole blocks when a partial last block would land inside dst (the
+ * caller continues from the short count).  0 when nothing can be shared
+ * (-EINVAL from the rules, -EMLINK) unless only. */
+static int64_t copy_by_clone(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
+			     uint64_t dst_off, uint64_t len, bool only)
+{
+	if ((src_off | dst_off) & (BS - 1))
+		return only ? -PLAT_EINVAL : 0;
+	int64_t n = cowfs_clone_range(m, src_ino, src_off, dst_ino, dst_off, len, 0);
+	if (n == -PLAT_EINVAL && len >= BS) {
+		struct cowfs_inode s;
+		int err = cowfs_getattr(m, src_ino, &s);
+		if (err)
+			return err;
+		uint64_t whole = (src_off < s.size && len > s.size - src_off ? s.size - src_off : len) & ~(uint64_t)(BS - 1);
+		if (whole && whole < len)
+			n = cowfs_clone_range(m, src_ino, src_off, dst_ino, dst_off, whole, 0);
+	}
+	if (n < 0 && !only && (n == -PLAT_EINVAL || n == -PLAT_EMLINK))
+		return 0;
+	return n;
+}
+
+int64_t cowfs_copy_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
+			 uint64_t dst_off, uint64_t len, unsigned flags, bool *cloned)
+{
+	bool only = flags & CFS_COPY_CLONE_ONLY;
+	*cloned = false;
+	if (flags & ~CFS_COPY_CLONE_ONLY)
+		return -PLAT_EINVAL;
+	if (!len)
+		return 0;
+	if (src_ino == dst_ino && src_off < dst_off + len && dst_off < src_off + len)
+		return -PLAT_EINVAL;     /* overlapping ranges of one file */
+	int64_t n = copy_by_clone(m, src_ino, src_off, dst_ino, dst_off, len, only);
+	if (n || only) {
+		*cloned = n > 0;
+		return n;
+	}
+	uint8_t *buf = plat_alloc(COPY_CHUNK);
+	if (!buf)
+		return -PLAT_ENOMEM;
+	uint64_t done = 0;
+	while (done < len) {
+		uint64_t want = len - done < COPY_CHUNK ? len - done : COPY_CHUNK;
+		int64_t got = cowfs_read(m, src_ino, src_off + done, buf, want, 0);
+		if (got <= 0) {
+			n = got;
+			break;                   /* the end of the source, or an error */
+		}
+		int64_t put = cowfs_write(m, dst_ino, dst_off + done, buf, (uint64_t)got, 0);
+		if (put < 0) {
+			n = put;
+			break;
+		}
+		done += (uint64_t)put;
+		if (put < got)
+			break;
+	}
+	plat_free(buf);
+	return done || n >= 0 ? (int64_t)done : n;   /* a short copy says how far it got */
+}

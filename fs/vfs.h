@@ -221,6 +221,16 @@ int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t
  * are of this mount: a caller serving several answers -EXDEV itself. */
 int64_t cowfs_clone_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
 			  uint64_t dst_off, uint64_t len, unsigned flags);
+/* copy_file_range: a reflink of what the rules above allow -- all of the
+ * range, or its whole blocks when only its partial last block breaks them
+ * (a short count) -- else (offsets not aligned, -EMLINK) the bytes copied
+ * through the page cache.  *cloned says which.  Returns the bytes done
+ * (short at src's end of file or after a failed write; the caller
+ * continues from there) or -errno; overlapping ranges of one file
+ * -EINVAL.  CFS_COPY_CLONE_ONLY never copies: -EINVAL outside the rules. */
+#define CFS_COPY_CLONE_ONLY 1u
+int64_t cowfs_copy_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
+			 uint64_t dst_off, uint64_t len, unsigned flags, bool *cloned);
 
 /* lseek(2) SEEK_DATA / SEEK_HOLE at block granularity: *result = the first
  * data byte (or hole byte; the end of file counts as a hole) at or after

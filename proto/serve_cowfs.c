@@ -20,7 +20,6 @@
 #include "fs/vfs.h"
 
 #define NS 1000000000ull
-#define COPY_CHUNK (256u << 10)
 #define READDIR_BATCH 256u      /* entries gathered per call before the reply is built */
 #define ATTR_SIZE 109u          /* an encoded attr (docs/protocol.md §5.1) */
 #define READ_FIXED (1u + ATTR_SIZE + 4u)        /* READ reply: eof, attr, data length */
@@ -536,43 +535,16 @@ static int op_seek(void *fs, struct proto_call *c, const void *req, void *rep)
 	return op_end(&o, rc);
 }
 
-/* COPY by reflink (fs/reflink.c): *done = the bytes cloned, 0 when the
- * ranges cannot be shared (offsets not block aligned, or a last partial
- * block that would land inside the destination) -- the caller copies them
- * instead, or with CLONE_ONLY answers INVAL as FICLONERANGE does.  A range
- * whose partial last block cannot be shared is cloned up to its whole
- * blocks (a short count: the client continues from there). */
-static int copy_clone(struct op *o, const struct proto_copy_req *q, const struct cowfs_inode *dst, uint64_t want,
-		      bool only, uint64_t *done)
-{
-	uint64_t bs = CFS_BLOCK_SIZE, size = o->in.size;
-	*done = 0;
-	if (!want)
-		return 0;
-	if ((q->src_offset | q->dst_offset) & (bs - 1))
-		return only ? -PLAT_EINVAL : 0;
-	int64_t n = cowfs_clone_range(o->m, o->in.ino, q->src_offset, dst->ino, q->dst_offset, want, 0);
-	uint64_t whole = q->src_offset < size && want > size - q->src_offset ? size - q->src_offset : want;
-	whole &= ~(bs - 1);
-	if (n == -PLAT_EINVAL && whole && whole < want)
-		n = cowfs_clone_range(o->m, o->in.ino, q->src_offset, dst->ino, q->dst_offset, whole, 0);
-	if (n < 0)
-		return only || (n != -PLAT_EINVAL && n != -PLAT_EMLINK) ? (int)n : 0;
-	*done = (uint64_t)n;
-	return 0;
-}
-
-/* Server-side copy: a reflink when the ranges allow (copy_clone), else
- * read and write in chunks; at most copy_max bytes per call (the client
- * continues from the short count). */
+/* Server-side copy (cowfs_copy_range: a reflink when the ranges allow,
+ * else bytes), at most copy_max bytes per call (the client continues from
+ * the short count). */
 static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 {
 	const struct proto_copy_req *q = req;
 	struct proto_copy_rep *r = rep;
 	struct cowfs_inode dst;
-	uint8_t *buf = NULL;
-	uint64_t done = 0;
-	bool only = q->flags & PROTO_COPY_CLONE_ONLY;
+	bool cloned = false;
+	int64_t done = 0;
 	struct op o;
 	int rc = op_begin(&o, fs, c, false);
 	if (!rc)
@@ -581,34 +553,12 @@ static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 		rc = -PLAT_EISDIR;
 	if (!rc && (!CFS_S_ISREG(o.in.mode) || !CFS_S_ISREG(dst.mode)))
 		rc = -PLAT_EINVAL;
-	if (!rc && o.in.ino == dst.ino && q->src_offset < q->dst_offset + q->length &&
-	    q->dst_offset < q->src_offset + q->length)
-		rc = -PLAT_EINVAL;      /* overlapping ranges of one file */
 	uint64_t want = q->length < o.pc->copy_max ? q->length : o.pc->copy_max;
-	if (!rc)
-		rc = copy_clone(&o, q, &dst, want, only, &done);
-	bool cloned = done > 0;
-	if (!rc && !cloned && !only && want && !(buf = plat_alloc(COPY_CHUNK)))
-		rc = -PLAT_ENOMEM;
-	while (!rc && !cloned && !only && done < want) {
-		uint64_t n = want - done < COPY_CHUNK ? want - done : COPY_CHUNK;
-		int64_t got = cowfs_read(o.m, o.in.ino, q->src_offset + done, buf, n, 0);
-		if (got <= 0) {
-			rc = got < 0 ? (int)got : 0;
-			break;                  /* end of the source */
-		}
-		int64_t put = cowfs_write(o.m, dst.ino, q->dst_offset + done, buf, (uint64_t)got, 0);
-		if (put < 0) {
-			rc = done ? 0 : (int)put;       /* a short copy says how far it got */
-			break;
-		}
-		done += (uint64_t)put;
-		if (put < got)
-			break;
-	}
-	plat_free(buf);
+	if (!rc && (done = cowfs_copy_range(o.m, o.in.ino, q->src_offset, dst.ino, q->dst_offset, want,
+					    q->flags & PROTO_COPY_CLONE_ONLY ? CFS_COPY_CLONE_ONLY : 0, &cloned)) < 0)
+		rc = (int)done;
 	if (!rc) {
-		r->count = done;
+		r->count = (uint64_t)done;
 		r->cloned = cloned;
 		rc = wcc_of(&o, &dst, dst.ino, &r->dst_wcc);
 	}
