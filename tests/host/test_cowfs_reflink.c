@@ -276,6 +276,34 @@ TEST(clone_into_a_file_a_snapshot_shares)
 	EXPECT_EQ_INT(cowfs_vfs_drop_pending(e.m), 0);
 	EXPECT(same(&e, dst, m, MB, buf));
 	expect_clean(&e);
+	/* A snapshot after clones within one file: leaves holding two items
+	 * that name one block are shared, then copied by a write (each item
+	 * one reference more) and dropped with the snapshot. */
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, dst, 0, dst, 200 * BS, 8 * BS, 0), 8 * BS);
+	memcpy(m + 200 * BS, m, 8 * BS);
+	EXPECT_EQ_INT(refs_of(&e, dst, 0), 2);
+	EXPECT_EQ_INT(cowfs_snapshot(e.m, "t", 1, true), 0);
+	fill(buf, 0, BS, 23);
+	EXPECT_EQ_INT(cowfs_write(e.m, dst, 204 * BS, buf, BS, 0), BS);
+	memcpy(m + 204 * BS, buf, BS);
+	EXPECT(same(&e, dst, m, MB, buf));
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(refs_of(&e, dst, 0), 4);        /* two items, in the snapshot's leaf and the copy */
+	EXPECT_EQ_INT(refs_of(&e, dst, 4 * BS), 3);   /* the copy's block 204 went to new data */
+	expect_clean(&e);
+	EXPECT_EQ_INT(cowfs_snapshot_remove(e.m, "t", 1), 0);
+	EXPECT_EQ_INT(cowfs_vfs_drop_pending(e.m), 0);
+	EXPECT_EQ_INT(refs_of(&e, dst, 0), 2);
+	EXPECT_EQ_INT(refs_of(&e, dst, 4 * BS), 1);
+	expect_clean(&e);
+	uint64_t before = free_blocks(&e);
+	EXPECT_EQ_INT(cowfs_unlink(e.m, CFS_ROOT_INO, "dst", 3), 0);
+	EXPECT_EQ_INT(cowfs_unlink(e.m, CFS_ROOT_INO, "src", 3), 0);
+	/* The distinct data blocks: src's 256, dst's own 256 less the 100
+	 * cloned from src and the 8 cloned within, plus block 204's new one. */
+	EXPECT(free_blocks(&e) >= before + 256 + 256 - 100 - 8 + 1);
+	EXPECT_EQ_INT(csum_items(&e), 0);
+	expect_clean(&e);
 	free(a);
 	free(b);
 	free(m);
