@@ -26,26 +26,10 @@ static uint64_t free_blocks(struct env *e)
 	return st.free_blocks;
 }
 
-static int count_csum(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
-{
-	(void)data;
-	(void)len;
-	if (k->type == CFS_ITEM_DATA_CSUM)
-		(*(uint64_t *)arg)++;
-	return 0;
-}
-
 static uint64_t csum_items(struct env *e)
 {
-	uint64_t n = 0;
-	struct cowfs_tree *t;
-	struct cowfs_key lo = { 0, 0, 0 }, hi = { UINT64_MAX, 255, UINT64_MAX };
 	EXPECT_EQ_INT(cowfs_vfs_sync(e->m), 0);
-	cowfs_vfs_lock(e->m);
-	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e->m), CFS_TREE_CSUM, false, &t), 0);
-	EXPECT_EQ_INT(cowfs_bt_iterate(t, &lo, &hi, count_csum, &n), 0);
-	cowfs_vfs_unlock(e->m);
-	return n;
+	return env_csum_items(e);
 }
 
 static void expect_clean(struct env *e)
@@ -376,16 +360,9 @@ static uint64_t clone_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 	    c.cut)
 		goto unmount;
 	synced = 3;
-unmount:
-	cowfs_vfs_unmount(e.m);
-	e.m = NULL;
-	if (!c.cut && cut_at)
-		goto out;
-	if (!c.cut && synced != 3) {
-		*why = "the workload failed without a power cut";
-		goto out;
-	}
-	if ((*why = env_cut_remount(&e)) || !synced)
+unmount:;
+	bool verify;
+	if ((*why = env_cut_after(&e, &c, cut_at, synced == 3, &verify)) || !verify || !synced)
 		goto out;
 	if (!(*why = cut_verify(&e, "s", synced, cut_src, data, buf)))
 		*why = cut_verify(&e, "d", synced, cut_dst, data, buf);
