@@ -139,6 +139,21 @@ int cowfs_snapshot_remove(struct cowfs_mount *m, const char *name, size_t len);
 /* The mounted subvolume's snapshots and clones (cb as cowfs_subvol_list;
  * only those taken of this subvolume). */
 int cowfs_snapshot_list(struct cowfs_mount *m, cowfs_subvol_fn cb, void *arg);
+/* Reading a read-only snapshot of the mounted subvolume (fs/snap_read.c),
+ * for the protocol's snapshot handles: snap is its tree id
+ * (cowfs_snapshot_list); any other tree, or a deleted snapshot, is -ENOENT.
+ * Straight from the snapshot's tree, no caches: a read copies at most
+ * CFS_SNAP_READ_MAX bytes (short; 0 at or past the end of file), each
+ * block verified against its checksum (-EIO).  -ENOTDIR, -EISDIR, -EINVAL
+ * as the live calls; lookup resolves "." and "..", readdir gives them. */
+#define CFS_SNAP_READ_MAX (1u << 20)
+int cowfs_snap_getattr(struct cowfs_mount *m, uint64_t snap, uint64_t ino, struct cowfs_inode *out);
+int cowfs_snap_lookup(struct cowfs_mount *m, uint64_t snap, uint64_t dir, const char *name, size_t len,
+		      struct cowfs_inode *out);
+int cowfs_snap_readdir(struct cowfs_mount *m, uint64_t snap, uint64_t dir, uint64_t cookie, cowfs_readdir_fn cb,
+		       void *arg);
+int cowfs_snap_readlink(struct cowfs_mount *m, uint64_t snap, uint64_t ino, char *buf, size_t bufsize, size_t *len);
+int64_t cowfs_snap_read(struct cowfs_mount *m, uint64_t snap, uint64_t ino, uint64_t off, void *buf, uint64_t len);
 /* Finish the background delete of deleted snapshots now (tests; an
  * unmount that should leave no work behind); committed. */
 int cowfs_vfs_drop_pending(struct cowfs_mount *m);

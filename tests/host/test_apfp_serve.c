@@ -5,7 +5,8 @@
  * typed operations (tools/apfp_ops.c) drive every operation the server
  * answers: data of many sizes, names, links, renames, readdir cookies and
  * their verifier, stale and forged handles, write stability and the
- * verifier across a server restart, snapshots, server-side copy (a reflink
+ * verifier across a server restart, snapshots (reads through their
+ * handles), server-side copy (a reflink
  * when aligned: space and bytes checked), fallocate
  * (punch, zero, allocate) and seek data/hole; the
  * image is checked by cowfs's fsck afterwards.
@@ -527,6 +528,74 @@ TEST(copy_of_aligned_ranges_shares_blocks)
 	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_ISDIR);
 	free(w);
 	free(rb);
+}
+
+static int names_cb(void *arg, const char *name, const struct apfp_obj *obj)
+{
+	(void)obj;
+	strcat(arg, name);
+	strcat(arg, ",");
+	return 0;
+}
+
+/* Snapshot handles read the snapshot (fs/snap_read.c): lookup, getattr,
+ * read, readdir(plus) and readlink see the state at the snapshot
+ * while the live tree changes; mutations are ROFS; a deleted snapshot's
+ * handles are STALE. */
+TEST(reads_through_snapshot_handles)
+{
+	static uint8_t w[300000], rb[300000 + 4096];
+	uint8_t nw[4096];
+	char names[256] = "", target[64];
+	struct apfp_obj d, f, l, x, n, sd, sf, sl, sp;
+	struct proto_client_reply r;
+	struct proto_attr a;
+	pattern(w, sizeof(w), 31);
+	EXPECT_EQ_INT(apfp_mkdir(&c, &root.fh, "snapdir", 0755, &d), 0);
+	EXPECT_EQ_INT(put_file(&d, "f", w, sizeof(w), PROTO_UNSTABLE, &f), 0);
+	EXPECT_EQ_INT(apfp_symlink(&c, &d.fh, "l", "f", &l), 0);
+	EXPECT_EQ_INT(put_file(&d, "gone", w, 5000, PROTO_UNSTABLE, &x), 0);
+	struct proto_snap_req sq = { root.fh, { "reads", 5 } };
+	EXPECT_EQ_INT(status(PROTO_OP_SNAP_CREATE, &sq, &r), 0);
+	struct proto_handle sroot = ((const struct proto_snap_create_rep *)r.msg)->root;
+	/* The live tree changes after the snapshot. */
+	memset(nw, 0x5a, sizeof(nw));
+	uint32_t wn = 0;
+	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 4096, nw, sizeof(nw), PROTO_FILE_SYNC, &wn, NULL), 0);
+	EXPECT_EQ_INT(apfp_remove(&c, &d.fh, "gone", false), 0);
+	EXPECT_EQ_INT(put_file(&d, "new", w, 100, PROTO_UNSTABLE, &n), 0);
+	/* Through the snapshot: the old state. */
+	EXPECT_EQ_INT(apfp_lookup(&c, &sroot, "snapdir", &sd), 0);
+	EXPECT_EQ_INT(sd.attr.type, PROTO_T_DIR);
+	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "f", &sf), 0);
+	EXPECT_EQ_INT(sf.attr.size, sizeof(w));
+	EXPECT_EQ_INT(sf.attr.ino, f.attr.ino);
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&sf.fh, rb, sizeof(rb), &got), 0);
+	EXPECT(got == sizeof(w) && !memcmp(rb, w, sizeof(w)));
+	EXPECT_EQ_INT(get_file(&f.fh, rb, sizeof(rb), &got), 0);
+	EXPECT(got == sizeof(w) && !memcmp(rb + 4096, nw, sizeof(nw)));    /* the live file has the change */
+	EXPECT_EQ_INT(apfp_getattr(&c, &sf.fh, &a), 0);
+	EXPECT_EQ_INT(a.size, sizeof(w));
+	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "l", &sl), 0);
+	EXPECT_EQ_INT(apfp_readlink(&c, &sl.fh, target, sizeof(target)), 0);
+	EXPECT_STREQ(target, "f");
+	EXPECT_EQ_INT(apfp_readdir(&c, &sd.fh, names_cb, names), 0);
+	EXPECT_STREQ(names, "f,l,gone,");
+	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "new", &x), -ENOENT);
+	EXPECT_EQ_INT(apfp_lookup(&c, &sroot, "snapdir", &sp), 0);
+	EXPECT(!memcmp(&sp.fh, &sd.fh, sizeof(sd.fh)));          /* handles in the snapshot are stable */
+	/* Refusals: changes ROFS, a directory read ISDIR. */
+	EXPECT_EQ_INT(apfp_write(&c, &sf.fh, 0, nw, sizeof(nw), PROTO_FILE_SYNC, &wn, NULL), -EROFS);
+	EXPECT_EQ_INT(apfp_create(&c, &sd.fh, "z", 0644, PROTO_CREATE_GUARDED, &x), -EROFS);
+	uint32_t rn = 0;
+	bool eof = false;
+	EXPECT_EQ_INT(apfp_read(&c, &sd.fh, 0, rb, 100, &rn, &eof), -EISDIR);
+	/* Deleted: its handles are stale. */
+	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "reads"), 0);
+	EXPECT_EQ_INT(apfp_getattr(&c, &sf.fh, &a), -ESTALE);
+	EXPECT_EQ_INT(apfp_read(&c, &sf.fh, 0, rb, 100, &rn, &eof), -ESTALE);
+	EXPECT_EQ_INT(apfp_getattr(&c, &f.fh, &a), 0);
 }
 
 /* FALLOCATE and SEEK map onto cowfs_fallocate / cowfs_seek (fs/falloc.c). */
