@@ -75,8 +75,7 @@ static bool pending_in(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
 	return cowfs_file_pending(vn, start, &next) || next < end;
 }
 
-/* Lock held: the source's extents of [start, end), cut to the range,
- * with every block's reference count below the maximum. */
+/* Lock held: the source's extents of [start, end), cut to the range. */
 static int gather(struct cowfs_vnode *src, uint64_t start, uint64_t end, struct pieces *out)
 {
 	uint64_t pos = start;
@@ -92,18 +91,68 @@ static int gather(struct cowfs_vnode *src, uint64_t start, uint64_t end, struct 
 		}
 		uint64_t eend = e.off + (uint64_t)e.nblocks * BS, stop = eend < end ? eend : end;
 		struct piece pc = { pos - start, e.disk_block + (pos - e.off) / BS, e.gen, (uint32_t)((stop - pos) / BS) };
-		for (uint64_t b = pc.blk; b < pc.blk + pc.n; b++) {
-			uint32_t refs;
-			if ((err = cowfs_data_ref_get(src->m->fs, b, &refs)))
-				return err;
-			if (refs >= CFS_DATA_REF_MAX)
-				return -PLAT_EMLINK;
-		}
 		if ((err = pieces_add(out, pc)))
 			return err;
 		pos = stop;
 	}
 	return 0;
+}
+
+/* Heap sort of pieces by block (the source range may name one block
+ * twice, after an earlier clone within it). */
+static void sift(struct piece *p, uint64_t i, uint64_t n)
+{
+	for (uint64_t c; (c = 2 * i + 1) < n; i = c) {
+		if (c + 1 < n && p[c + 1].blk > p[c].blk)
+			c++;
+		if (p[i].blk >= p[c].blk)
+			return;
+		struct piece t = p[i];
+		p[i] = p[c];
+		p[c] = t;
+	}
+}
+
+static void sort_by_block(struct piece *p, uint64_t n)
+{
+	for (uint64_t i = n / 2; i-- > 0;)
+		sift(p, i, n);
+	for (uint64_t end = n; end > 1; end--) {
+		struct piece t = p[0];
+		p[0] = p[end - 1];
+		p[end - 1] = t;
+		sift(p, 0, end - 1);
+	}
+}
+
+/* Lock held: no block would pass CFS_DATA_REF_MAX references, counting
+ * the ones the clone adds (a block named k times in the range gets k). */
+static int refs_fit(struct cowfs *fs, const struct pieces *ps)
+{
+	struct piece *p = ps->n ? plat_alloc(ps->n * sizeof(*p)) : NULL;
+	if (ps->n && !p)
+		return -PLAT_ENOMEM;
+	if (ps->n)
+		plat_memcpy(p, ps->p, ps->n * sizeof(*p));
+	sort_by_block(p, ps->n);
+	int err = 0;
+	uint64_t max_end = 0;
+	for (uint64_t i = 0; i < ps->n && !err; i++) {
+		/* The earlier pieces (by block) overlapping this one: each
+		 * block of it is named at most 1 + extra times. */
+		uint32_t extra = 0;
+		for (uint64_t j = i; p[i].blk < max_end && j-- > 0;)
+			extra += p[j].blk + p[j].n > p[i].blk;
+		if (p[i].blk + p[i].n > max_end)
+			max_end = p[i].blk + p[i].n;
+		for (uint64_t b = p[i].blk; b < p[i].blk + p[i].n && !err; b++) {
+			uint32_t refs;
+			if (!(err = cowfs_data_ref_get(fs, b, &refs)) && (uint64_t)refs + 1 + extra > CFS_DATA_REF_MAX)
+				err = -PLAT_EMLINK;
+		}
+	}
+	plat_free(p);
+	return err;
 }
 
 /* Lock held, every refusal decided: the changes of step 3. */
@@ -197,6 +246,8 @@ static int clone_locked(struct cowfs_vnode *src, uint64_t src_off, struct cowfs_
 		err = -PLAT_EIO;         /* a writeback failed: nothing on disk to share */
 	if (!err)
 		err = gather(src, src_off, se, &ps);
+	if (!err)
+		err = refs_fit(m->fs, &ps);
 	/* The metadata: about an EXTENT item per piece and a DATA_REF item
 	 * per block, a few nodes per MiB (as cowfs_file_room's margin). */
 	if (!err)

@@ -214,7 +214,8 @@ TEST(same_file_tail_and_refusals)
 }
 
 /* A block shared CFS_DATA_REF_MAX times is refused more, before any
- * change; the check counts every reference up to there. */
+ * change, also when the range names it twice; the check counts every
+ * reference up to there. */
 TEST(reference_limit)
 {
 	struct env e;
@@ -229,6 +230,19 @@ TEST(reference_limit)
 	struct cowfs_inode gi;
 	EXPECT_EQ_INT(cowfs_getattr(e.m, g, &gi), 0);
 	EXPECT_EQ_INT(gi.size, (uint64_t)(CFS_DATA_REF_MAX - 1) * BS);
+	expect_clean(&e);
+	/* A range naming one block twice adds two references to it. */
+	uint64_t f2 = mkfile(&e, "f2"), g2 = mkfile(&e, "g2");
+	EXPECT_EQ_INT(cowfs_write(e.m, f2, 0, a, BS, 0), BS);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, f2, BS, BS, 0), BS);
+	unsigned k = (CFS_DATA_REF_MAX - 4) / 2, at = 0;
+	for (unsigned i = 0; i < k; i++, at += 2)
+		EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at * BS, 2 * BS, 0), 2 * BS);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at++ * BS, BS, 0), BS);
+	EXPECT_EQ_INT(refs_of(&e, f2, 0), CFS_DATA_REF_MAX - 1);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at * BS, 2 * BS, 0), -PLAT_EMLINK);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at * BS, BS, 0), BS);
+	EXPECT_EQ_INT(refs_of(&e, f2, 0), CFS_DATA_REF_MAX);
 	expect_clean(&e);
 	free(a);
 	free(buf);
