@@ -71,6 +71,7 @@ static void server_stop(void)
  * = 127.0.0.1:PORT, APFP_TEST_SECRET = the token, APFP_TEST_EXPORT = the
  * export; every test then works in a directory of its own run. */
 static const char *ext_server, *ext_export;
+static char run_name[64];       /* external mode: the run's directory under the export's root */
 static char ext_host[64];
 
 static int connect_client(void)
@@ -564,8 +565,12 @@ TEST(reads_through_snapshot_handles)
 	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 4096, nw, sizeof(nw), PROTO_FILE_SYNC, &wn, NULL), 0);
 	EXPECT_EQ_INT(apfp_remove(&c, &d.fh, "gone", false), 0);
 	EXPECT_EQ_INT(put_file(&d, "new", w, 100, PROTO_UNSTABLE, &n), 0);
-	/* Through the snapshot: the old state. */
-	EXPECT_EQ_INT(apfp_lookup(&c, &sroot, "snapdir", &sd), 0);
+	/* Through the snapshot: the old state (on the appliance, in the run's
+	 * directory). */
+	struct apfp_obj base = { .fh = sroot };
+	if (run_name[0])
+		EXPECT_EQ_INT(apfp_lookup(&c, &sroot, run_name, &base), 0);
+	EXPECT_EQ_INT(apfp_lookup(&c, &base.fh, "snapdir", &sd), 0);
 	EXPECT_EQ_INT(sd.attr.type, PROTO_T_DIR);
 	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "f", &sf), 0);
 	EXPECT_EQ_INT(sf.attr.size, sizeof(w));
@@ -583,7 +588,7 @@ TEST(reads_through_snapshot_handles)
 	EXPECT_EQ_INT(apfp_readdir(&c, &sd.fh, names_cb, names), 0);
 	EXPECT_STREQ(names, "f,l,gone,");
 	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "new", &x), -ENOENT);
-	EXPECT_EQ_INT(apfp_lookup(&c, &sroot, "snapdir", &sp), 0);
+	EXPECT_EQ_INT(apfp_lookup(&c, &base.fh, "snapdir", &sp), 0);
 	EXPECT(!memcmp(&sp.fh, &sd.fh, sizeof(sd.fh)));          /* handles in the snapshot are stable */
 	/* Refusals: changes ROFS, a directory read ISDIR. */
 	EXPECT_EQ_INT(apfp_write(&c, &sf.fh, 0, nw, sizeof(nw), PROTO_FILE_SYNC, &wn, NULL), -EROFS);
@@ -772,6 +777,7 @@ static void setup_external(void)
 	if (connect_client())
 		abort();
 	snprintf(name, sizeof(name), "run-%d-%ld", (int)getpid(), (long)time(NULL));
+	snprintf(run_name, sizeof(run_name), "%s", name);
 	if (apfp_mkdir(&c, &root.fh, name, 0755, &d)) {
 		fprintf(stderr, "mkdir %s: %s\n", name, c.err);
 		abort();
