@@ -199,6 +199,14 @@ int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
 /* ---- dataref.c: references to data blocks (docs/format.md §10) ---- */
 /* One reference less to data blocks [blk, blk+n) (freed at the last). */
 int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born);
+/* One reference more to data blocks [blk, blk+n) (a reflink, fs/reflink.c). */
+int cowfs_data_ref_inc(struct cowfs *fs, uint64_t blk, uint64_t n);
+/* A data block's references (1 without a DATA_REF item). */
+int cowfs_data_ref_get(struct cowfs *fs, uint64_t blk, uint32_t *refs);
+/* The most references a reflink gives a data block: the check counts them
+ * in a byte per block beside the first (fs/check.c), so it verifies up to
+ * 256.  A clone that would pass it is refused (-EMLINK). */
+#define CFS_DATA_REF_MAX 256u
 /* The leaf_data_refs hook for EXTENT items (set by cowfs_mount). */
 int cowfs_extent_leaf_refs(struct cowfs *fs, const uint8_t *leaf, int delta);
 /* EXTENT items (docs/format.md §6) of inode ino in tree t: insert one;

@@ -78,14 +78,8 @@ static int64_t csum_encode(struct iomap_inode *io, const struct iomap *map, uint
 	return err ? err : (int64_t)n;
 }
 
-static int64_t csum_decode(struct iomap_inode *io, const struct iomap *map, uint64_t pos, uint64_t dev,
-			   const uint8_t *in, uint64_t n, uint8_t *out, uint64_t cap)
+int cowfs_csum_verify(struct cowfs_mount *m, uint64_t ino, uint64_t pos, uint64_t dev, const uint8_t *in, uint64_t n)
 {
-	struct cowfs_vnode *vn = VN(io);
-	struct cowfs_mount *m = vn->m;
-	(void)map;
-	if (n > cap || dev % BS || n % BS)
-		return -PLAT_EINVAL;
 	bool locked = lock_leaf(m);
 	struct cowfs_tree *t;
 	const char *bad = NULL;
@@ -112,12 +106,22 @@ static int64_t csum_decode(struct iomap_inode *io, const struct iomap *map, uint
 	if (bad) {
 		m->csum_errors++;
 		plat_log(PLAT_LOG_ERR, "cowfs: inode %llu offset %llu (device byte %llu): data checksum %s",
-			 (unsigned long long)vn->rec.ino, (unsigned long long)(pos + off),
-			 (unsigned long long)(dev + off), bad);
+			 (unsigned long long)ino, (unsigned long long)(pos + off), (unsigned long long)(dev + off), bad);
 		err = -PLAT_EIO;
 	}
 	if (locked)
 		plat_mutex_unlock(m->lock);
+	return err;
+}
+
+static int64_t csum_decode(struct iomap_inode *io, const struct iomap *map, uint64_t pos, uint64_t dev,
+			   const uint8_t *in, uint64_t n, uint8_t *out, uint64_t cap)
+{
+	struct cowfs_vnode *vn = VN(io);
+	(void)map;
+	if (n > cap || dev % BS || n % BS)
+		return -PLAT_EINVAL;
+	int err = cowfs_csum_verify(vn->m, vn->rec.ino, pos, dev, in, n);
 	if (err)
 		return err;
 	plat_memcpy(out, in, n);

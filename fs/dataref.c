@@ -14,7 +14,7 @@
 
 #define DATA_REF_SIZE 4u
 
-static int data_ref_get(struct cowfs *fs, uint64_t blk, uint32_t *refs)
+int cowfs_data_ref_get(struct cowfs *fs, uint64_t blk, uint32_t *refs)
 {
 	*refs = 1;
 	if (!fs->refs_present)
@@ -49,7 +49,9 @@ static int data_ref_inc(struct cowfs *fs, uint64_t blk)
 			return err;
 	}
 	fs->refs_present = true;
-	int err = data_ref_get(fs, blk, &refs);
+	int err = cowfs_data_ref_get(fs, blk, &refs);
+	if (!err && refs == UINT32_MAX)
+		err = -PLAT_EMLINK;
 	return err ? err : data_ref_set(fs, blk, refs, refs + 1);
 }
 
@@ -73,13 +75,23 @@ static int data_free(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born)
 	return err;
 }
 
+int cowfs_data_ref_inc(struct cowfs *fs, uint64_t blk, uint64_t n)
+{
+	for (uint64_t b = blk; b < blk + n; b++) {
+		int err = data_ref_inc(fs, b);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born)
 {
 	if (!fs->refs_present)
 		return data_free(fs, blk, n, born);
 	for (uint64_t b = blk; b < blk + n; b++) {
 		uint32_t refs;
-		int err = data_ref_get(fs, b, &refs);
+		int err = cowfs_data_ref_get(fs, b, &refs);
 		if (!err && refs > 1)
 			err = data_ref_set(fs, b, refs, refs - 1);
 		else if (!err)
@@ -121,7 +133,7 @@ int cowfs_data_ref_fix(struct cowfs *fs, uint64_t blk, uint32_t refs)
 	}
 	if (refs > 1)
 		fs->refs_present = true;
-	int err = data_ref_get(fs, blk, &old);
+	int err = cowfs_data_ref_get(fs, blk, &old);
 	if (err || old == refs)
 		return err;
 	return data_ref_set(fs, blk, old, refs);

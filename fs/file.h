@@ -34,6 +34,10 @@ int cowfs_extent_punch(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t s
 
 /* ---- csum.c: the data checksum stage (IOMAP_F_CSUM maps) ---- */
 extern const struct iomap_xform_ops cowfs_csum_xform;
+/* Each block of in (n bytes, read from device byte dev, file offset pos
+ * of inode ino) against its checksum: 0, or -EIO (counted and logged as
+ * the stage does).  Takes m->lock unless held. */
+int cowfs_csum_verify(struct cowfs_mount *m, uint64_t ino, uint64_t pos, uint64_t dev, const uint8_t *in, uint64_t n);
 
 /* ---- file.c ---- */
 /* Lock held: free the inode's data (extents, reservations, state). */

@@ -27,6 +27,10 @@ test_cowfs_xattr_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_xattr_LDLIBS := -lpthread
 # fallocate, punch hole, zero range, seek hole/data.
 FS_VFS_SRCS += fs/falloc.c
+# Reflink of ranges (fs/reflink.c) and its test.
+FS_VFS_SRCS += fs/reflink.c
+# Reading read-only snapshots (fs/snap_read.c: the protocol's snapshot handles).
+FS_VFS_SRCS += fs/snap_read.c
 FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
 HOST_TESTS += test_cowfs_namei
 test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
@@ -40,6 +44,13 @@ test_cowfs_fsynclog_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_fsynclog_LDLIBS := -lpthread
 test_cowfs_namei_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_namei_LDLIBS := -lpthread
+
+HOST_TESTS += test_cowfs_snapread
+test_cowfs_snapread_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_snapread_LDLIBS := -lpthread
+HOST_TESTS += test_cowfs_reflink
+test_cowfs_reflink_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_reflink_LDLIBS := -lpthread
 
 # fallocate, punch hole, zero range, seek hole/data (fs/falloc.c).
 HOST_TESTS += test_cowfs_falloc

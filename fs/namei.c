@@ -44,14 +44,14 @@ int cowfs_get_dir(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out)
 	return 0;
 }
 
-int cowfs_dir_parent(struct cowfs_mount *m, uint64_t ino, uint64_t *parent)
+int cowfs_dir_parent(struct cowfs_tree *t, uint64_t ino, uint64_t *parent)
 {
 	if (ino == CFS_ROOT_INO) {
 		*parent = ino;
 		return 0;
 	}
 	struct cowfs_key k = { ino, CFS_ITEM_INODE_REF, 0 };
-	int err = cowfs_bt_next(m->tree, &k, NULL, 0, NULL);
+	int err = cowfs_bt_next(t, &k, NULL, 0, NULL);
 	if (err && err != -PLAT_ENOENT)
 		return err;
 	if (err || k.objectid != ino || k.type != CFS_ITEM_INODE_REF)
@@ -136,7 +136,7 @@ int cowfs_lookup(struct cowfs_mount *m, uint64_t dir, const char *name, size_t l
 	if (len == 1 && name[0] == '.')
 		ino = dir;
 	else if (len == 2 && name[0] == '.' && name[1] == '.')
-		err = cowfs_dir_parent(m, dir, &ino);
+		err = cowfs_dir_parent(m->tree, dir, &ino);
 	else if (!(err = cowfs_name_valid(name, len)))
 		err = cowfs_dir_lookup(m->tree, dir, name, len, &ino, NULL);
 	cowfs_vput(d);
@@ -250,29 +250,31 @@ int cowfs_symlink(struct cowfs_mount *m, uint64_t dir, const char *name, size_t 
 	return create_common(m, dir, name, len, CFS_S_IFLNK | 0777, uid, gid, target, tlen, out);
 }
 
+int cowfs_symlink_target(struct cowfs_tree *t, const struct cowfs_inode *in, char *buf, size_t bufsize, size_t *len)
+{
+	if (!CFS_S_ISLNK(in->mode))
+		return -PLAT_EINVAL;
+	struct cowfs_key k = { in->ino, CFS_ITEM_SYMLINK, 0 };
+	uint32_t cap = bufsize > UINT32_MAX ? UINT32_MAX : (uint32_t)bufsize, n = 0;
+	int err = cowfs_bt_lookup(t, &k, buf, cap, &n);
+	if (err == -PLAT_ENOENT) {
+		plat_log(PLAT_LOG_ERR, "cowfs: symlink %llu has no target item", (unsigned long long)in->ino);
+		err = -PLAT_EIO;
+	}
+	if (!err && len)
+		*len = n;
+	return err;
+}
+
 int cowfs_readlink(struct cowfs_mount *m, uint64_t ino, char *buf, size_t bufsize, size_t *len)
 {
 	struct cowfs_vnode *vn;
-	uint32_t n = 0;
 	cowfs_vfs_lock(m);
 	int err = cowfs_vget(m, ino, &vn);
-	if (err)
-		goto out;
-	if (!CFS_S_ISLNK(vn->rec.mode)) {
-		err = -PLAT_EINVAL;
-	} else {
-		struct cowfs_key k = { ino, CFS_ITEM_SYMLINK, 0 };
-		uint32_t cap = bufsize > UINT32_MAX ? UINT32_MAX : (uint32_t)bufsize;
-		err = cowfs_bt_lookup(m->tree, &k, buf, cap, &n);
-		if (err == -PLAT_ENOENT) {
-			plat_log(PLAT_LOG_ERR, "cowfs: symlink %llu has no target item", (unsigned long long)ino);
-			err = -PLAT_EIO;
-		}
+	if (!err) {
+		err = cowfs_symlink_target(m->tree, &vn->rec, buf, bufsize, len);
+		cowfs_vput(vn);
 	}
-	cowfs_vput(vn);
-	if (!err && len)
-		*len = n;
-out:
 	cowfs_vfs_unlock(m);
 	return err;
 }
@@ -383,7 +385,7 @@ int cowfs_readdir(struct cowfs_mount *m, uint64_t dir, uint64_t cookie, cowfs_re
 	if (cookie == 0 && (r = cb(arg, ".", 1, dir, CFS_DT_DIR, 1)))
 		goto put;
 	if (cookie <= 1) {
-		if ((err = cowfs_dir_parent(m, dir, &parent)))
+		if ((err = cowfs_dir_parent(m->tree, dir, &parent)))
 			goto put;
 		if ((r = cb(arg, "..", 2, parent, CFS_DT_DIR, CFS_FIRST_DIR_SEQ)))
 			goto put;

@@ -1,6 +1,7 @@
 /*
- * Helpers shared by the namespace operations (fs/namei.c, fs/rename.c).
- * All are called with m->lock held.
+ * Helpers shared by the namespace operations (fs/namei.c, fs/rename.c)
+ * and the snapshot reads (fs/snap_read.c).  All are called with m->lock
+ * held.
  */
 #ifndef FS_NAMEI_INT_H
 #define FS_NAMEI_INT_H
@@ -14,7 +15,10 @@
 int cowfs_get_dir(struct cowfs_mount *m, uint64_t ino, struct cowfs_vnode **out);
 /* The directory holding directory ino (its INODE_REF back-reference);
  * the root is its own parent.  -ENOENT for a removed directory. */
-int cowfs_dir_parent(struct cowfs_mount *m, uint64_t ino, uint64_t *parent);
+int cowfs_dir_parent(struct cowfs_tree *t, uint64_t ino, uint64_t *parent);
+/* The target of symlink `in` of tree t: at most bufsize bytes into buf,
+ * *len (may be NULL) = its length; -EINVAL when in is no symlink. */
+int cowfs_symlink_target(struct cowfs_tree *t, const struct cowfs_inode *in, char *buf, size_t bufsize, size_t *len);
 /* Name changes through the cached directory: dir.c reads and writes the
  * directory's inode item (next_dir_seq), so the cached record goes to the
  * tree first and the new sequence comes back. */

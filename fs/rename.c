@@ -27,7 +27,7 @@ static int is_within(struct cowfs_mount *m, uint64_t ino, uint64_t anc, bool *wi
 			return 0;
 		}
 		uint64_t parent;
-		int err = cowfs_dir_parent(m, ino, &parent);
+		int err = cowfs_dir_parent(m->tree, ino, &parent);
 		if (err)
 			return err;
 		if (steps > (1ull << 32)) {

@@ -139,6 +139,21 @@ int cowfs_snapshot_remove(struct cowfs_mount *m, const char *name, size_t len);
 /* The mounted subvolume's snapshots and clones (cb as cowfs_subvol_list;
  * only those taken of this subvolume). */
 int cowfs_snapshot_list(struct cowfs_mount *m, cowfs_subvol_fn cb, void *arg);
+/* Reading a read-only snapshot of the mounted subvolume (fs/snap_read.c),
+ * for the protocol's snapshot handles: snap is its tree id
+ * (cowfs_snapshot_list); any other tree, or a deleted snapshot, is -ENOENT.
+ * Straight from the snapshot's tree, no caches: a read copies at most
+ * CFS_SNAP_READ_MAX bytes (short; 0 at or past the end of file), each
+ * block verified against its checksum (-EIO).  -ENOTDIR, -EISDIR, -EINVAL
+ * as the live calls; lookup resolves "." and "..", readdir gives them. */
+#define CFS_SNAP_READ_MAX (1u << 20)
+int cowfs_snap_getattr(struct cowfs_mount *m, uint64_t snap, uint64_t ino, struct cowfs_inode *out);
+int cowfs_snap_lookup(struct cowfs_mount *m, uint64_t snap, uint64_t dir, const char *name, size_t len,
+		      struct cowfs_inode *out);
+int cowfs_snap_readdir(struct cowfs_mount *m, uint64_t snap, uint64_t dir, uint64_t cookie, cowfs_readdir_fn cb,
+		       void *arg);
+int cowfs_snap_readlink(struct cowfs_mount *m, uint64_t snap, uint64_t ino, char *buf, size_t bufsize, size_t *len);
+int64_t cowfs_snap_read(struct cowfs_mount *m, uint64_t snap, uint64_t ino, uint64_t off, void *buf, uint64_t len);
 /* Finish the background delete of deleted snapshots now (tests; an
  * unmount that should leave no work behind); committed. */
 int cowfs_vfs_drop_pending(struct cowfs_mount *m);
@@ -200,6 +215,38 @@ int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync);
 #define CFS_FALLOC_PUNCH_HOLE 0x02u
 #define CFS_FALLOC_ZERO_RANGE 0x10u
 int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t off, uint64_t len);
+
+/* ---- reflink of ranges (fs/reflink.c) ----
+ * dst's [dst_off, dst_off+len) then names src's data blocks of
+ * [src_off, src_off+len): no data is copied, the blocks are shared (their
+ * DATA_REF counts raised, one checksum each) and a later write to either
+ * file goes to new blocks, never changing the other.  The rules of Linux's
+ * FICLONERANGE: offsets block aligned; len 0 means up to src's end of file
+ * and a range past it is shortened to it; len whole blocks unless the range
+ * ends at src's end of file, and then dst's range must reach dst's end of
+ * file (or pass it); within one file the ranges may not overlap.  src's
+ * dirty data in the range is written back first, dst's cached pages of the
+ * range are dropped, dst grows when the range ends past its size, dst's
+ * mtime and ctime move.  One step of one transaction: every refusal comes
+ * before the first change; an fsync of dst commits it.  flags must be 0.
+ * Returns the bytes cloned (0 when src_off is src's end of file) or
+ * -EINVAL (alignment, overlap, src_off past the end, flags, not a regular
+ * file), -EISDIR, -EFBIG, -ENOSPC (no room for the metadata), -EMLINK (a
+ * block would be shared more than 256 times), -EROFS, -EIO.  Both files
+ * are of this mount: a caller serving several answers -EXDEV itself. */
+int64_t cowfs_clone_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
+			  uint64_t dst_off, uint64_t len, unsigned flags);
+/* copy_file_range: a reflink of what the rules above allow -- all of the
+ * range, or its whole blocks when only its partial last block breaks them
+ * (a short count) -- else (offsets not aligned, -EMLINK) the bytes copied
+ * through the page cache.  *cloned says which.  Returns the bytes done
+ * (short at src's end of file or after a failed write; the caller
+ * continues from there) or -errno; overlapping ranges of one file
+ * -EINVAL.  CFS_COPY_CLONE_ONLY never copies: -EINVAL outside the rules. */
+#define CFS_COPY_CLONE_ONLY 1u
+int64_t cowfs_copy_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
+			 uint64_t dst_off, uint64_t len, unsigned flags, bool *cloned);
+
 /* lseek(2) SEEK_DATA / SEEK_HOLE at block granularity: *result = the first
  * data byte (or hole byte; the end of file counts as a hole) at or after
  * off.  -ENXIO when off is at or past the end of file, or (SEEK_DATA) only

@@ -20,7 +20,6 @@
 #include "fs/vfs.h"
 
 #define NS 1000000000ull
-#define COPY_CHUNK (256u << 10)
 #define READDIR_BATCH 256u      /* entries gathered per call before the reply is built */
 #define ATTR_SIZE 109u          /* an encoded attr (docs/protocol.md §5.1) */
 #define READ_FIXED (1u + ATTR_SIZE + 4u)        /* READ reply: eof, attr, data length */
@@ -45,28 +44,44 @@ uint64_t proto_cowfs_fsid(struct cowfs_mount *m)
 	return v ? v : 1;
 }
 
-static int check_inode(struct cowfs_mount *m, const struct proto_fh *fh, struct cowfs_inode *in)
+/* How an operation takes snapshot handles (fh.snap: the snapshot's tree
+ * id): not at all (NOTSUP; mutations are ROFS before they get here),
+ * for the filesystem only (fsstat, the snapshot operations), or to read
+ * the inode in the snapshot (fs/snap_read.c). */
+enum snap_use { SNAP_NO, SNAP_FS, SNAP_READ };
+
+/* The read calls, on the live tree or the snapshot of the first handle. */
+static uint32_t snap_of(const struct op *o)
 {
-	int err = cowfs_getattr(m, fh->ino, in);
+	return o->c->fh[0].snap;
+}
+
+static int o_getattr(struct op *o, uint64_t ino, struct cowfs_inode *in)
+{
+	return snap_of(o) ? cowfs_snap_getattr(o->m, snap_of(o), ino, in) : cowfs_getattr(o->m, ino, in);
+}
+
+static int check_inode(struct op *o, const struct proto_fh *fh, struct cowfs_inode *in)
+{
+	int err = fh->snap ? cowfs_snap_getattr(o->m, fh->snap, fh->ino, in) : cowfs_getattr(o->m, fh->ino, in);
 	if (err == -PLAT_ENOENT || (!err && (uint32_t)in->gen != fh->gen))
-		return -PLAT_ESTALE;
+		return -PLAT_ESTALE;    /* gone, or (a snapshot) deleted */
 	return err;
 }
 
-/* Open the call's first handle: its filesystem and its inode.  Snapshot
- * handles reach only the snapshot operations (snap_ok). */
-static int op_begin(struct op *o, void *fs, struct proto_call *c, bool snap_ok)
+/* Open the call's first handle: its filesystem and its inode. */
+static int op_begin(struct op *o, void *fs, struct proto_call *c, enum snap_use su)
 {
 	o->pc = fs;
 	o->c = c;
 	o->m = NULL;
-	if (c->fh[0].snap && !snap_ok)
-		return -PLAT_ENOTSUP;   /* reading snapshots over the protocol: not yet */
+	if (c->fh[0].snap && su == SNAP_NO)
+		return -PLAT_ENOTSUP;   /* not an operation snapshots answer */
 	if (!(o->m = o->pc->get(o->pc->arg, c->fh[0].fsid, &o->use)))
 		return -PLAT_ESTALE;
-	if (c->fh[0].snap)
+	if (c->fh[0].snap && su == SNAP_FS)
 		return 0;
-	return check_inode(o->m, &c->fh[0], &o->in);
+	return check_inode(o, &c->fh[0], &o->in);
 }
 
 static int op_end(struct op *o, int rc)
@@ -84,7 +99,7 @@ static int second(struct op *o, unsigned i, struct cowfs_inode *in)
 		return -PLAT_ENOTSUP;
 	if (fh->fsid != o->c->fh[0].fsid)
 		return -PLAT_EXDEV;
-	return check_inode(o->m, fh, in);
+	return check_inode(o, fh, in);
 }
 
 static struct proto_time ptime(struct cowfs_time t)
@@ -135,7 +150,7 @@ static int wcc_of(struct op *o, const struct cowfs_inode *pre, uint64_t ino, str
 
 static void seal(struct op *o, uint64_t ino, uint64_t gen, struct proto_handle *h)
 {
-	struct proto_fh fh = { o->c->fh[0].fsid, ino, (uint32_t)gen, 0 };
+	struct proto_fh fh = { o->c->fh[0].fsid, ino, (uint32_t)gen, snap_of(o) };   /* in the same tree */
 	proto_server_seal(o->c->srv, &fh, h);
 }
 
@@ -155,7 +170,7 @@ static int sattr_of(const struct proto_sattr *s, struct cowfs_setattr *sa)
 static int op_getattr(void *fs, struct proto_call *c, const void *req, void *rep)
 {
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	(void)req;
 	if (!rc)
 		attr_of(&o, &o.in, &((struct proto_getattr_rep *)rep)->attr);
@@ -168,7 +183,7 @@ static int op_setattr(void *fs, struct proto_call *c, const void *req, void *rep
 	struct proto_wcc_rep *r = rep;
 	struct cowfs_setattr sa;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = sattr_of(&q->sattr, &sa);
 	if (!rc)
@@ -186,9 +201,10 @@ static int op_lookup(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct proto_lookup_rep *r = rep;
 	struct cowfs_inode in;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	if (!rc)
-		rc = cowfs_lookup(o.m, o.in.ino, q->name.p, q->name.len, &in);
+		rc = snap_of(&o) ? cowfs_snap_lookup(o.m, snap_of(&o), o.in.ino, q->name.p, q->name.len, &in)
+			   : cowfs_lookup(o.m, o.in.ino, q->name.p, q->name.len, &in);
 	if (!rc) {
 		seal(&o, in.ino, in.gen, &r->fh);
 		attr_of(&o, &in, &r->attr);
@@ -202,14 +218,15 @@ static int op_readlink(void *fs, struct proto_call *c, const void *req, void *re
 	struct proto_readlink_rep *r = rep;
 	size_t len = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	(void)req;
 	if (!rc && !CFS_S_ISLNK(o.in.mode))
 		rc = -PLAT_EINVAL;
 	if (!rc && c->scratch_cap < PROTO_TARGET_MAX)
 		rc = -PLAT_ENOMEM;
 	if (!rc)
-		rc = cowfs_readlink(o.m, o.in.ino, (char *)c->scratch, PROTO_TARGET_MAX, &len);
+		rc = snap_of(&o) ? cowfs_snap_readlink(o.m, snap_of(&o), o.in.ino, (char *)c->scratch, PROTO_TARGET_MAX, &len)
+			   : cowfs_readlink(o.m, o.in.ino, (char *)c->scratch, PROTO_TARGET_MAX, &len);
 	if (!rc && (len == 0 || len > PROTO_TARGET_MAX))
 		rc = -PLAT_EIO;         /* fsck finds such targets; never sent */
 	if (!rc) {
@@ -275,7 +292,7 @@ static int op_create(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct cowfs_setattr sa;
 	struct cowfs_inode in;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (rc)
 		return op_end(&o, rc);
 	if (q->how == PROTO_CREATE_EXCLUSIVE && s->mask)
@@ -312,7 +329,7 @@ static int op_mkdir(void *fs, struct proto_call *c, const void *req, void *rep)
 	const struct proto_sattr *s = &q->sattr;
 	struct cowfs_inode in;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = cowfs_mkdir(o.m, o.in.ino, q->name.p, q->name.len, s->mask & PROTO_SA_MODE ? s->mode & 07777 : 0755,
 				 s->mask & PROTO_SA_UID ? s->uid : c->uid, s->mask & PROTO_SA_GID ? s->gid : c->gid, &in);
@@ -327,7 +344,7 @@ static int op_symlink(void *fs, struct proto_call *c, const void *req, void *rep
 	const struct proto_sattr *s = &q->sattr;
 	struct cowfs_inode in;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = cowfs_symlink(o.m, o.in.ino, q->name.p, q->name.len, q->target.p, q->target.len,
 				   s->mask & PROTO_SA_UID ? s->uid : c->uid, s->mask & PROTO_SA_GID ? s->gid : c->gid,
@@ -343,7 +360,7 @@ static int op_link(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct proto_link_rep *r = rep;
 	struct cowfs_inode dir, in;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = second(&o, 1, &dir);
 	if (!rc)
@@ -360,7 +377,7 @@ static int remove_common(void *fs, struct proto_call *c, const void *req, void *
 	const struct proto_dirop_req *q = req;
 	struct proto_wcc_rep *r = rep;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = dir ? cowfs_rmdir(o.m, o.in.ino, q->name.p, q->name.len)
 			 : cowfs_unlink(o.m, o.in.ino, q->name.p, q->name.len);
@@ -385,7 +402,7 @@ static int op_rename(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct proto_rename_rep *r = rep;
 	struct cowfs_inode to;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = second(&o, 1, &to);
 	if (!rc)
@@ -406,7 +423,7 @@ static int op_read(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct proto_read_rep *r = rep;
 	struct op o;
 	int64_t n = 0;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	if (!rc && CFS_S_ISDIR(o.in.mode))
 		rc = -PLAT_EISDIR;
 	if (!rc && !CFS_S_ISREG(o.in.mode))
@@ -416,13 +433,18 @@ static int op_read(void *fs, struct proto_call *c, const void *req, void *rep)
 		 * the connection's reply buffer, which is as large as scratch. */
 		uint64_t room = c->scratch_cap > READ_FIXED ? c->scratch_cap - READ_FIXED : 0;
 		uint64_t count = q->count < room ? q->count : room;
-		n = count ? cowfs_read(o.m, o.in.ino, q->offset, c->scratch, count, 0) : 0;
+		if (!count)
+			n = 0;
+		else if (snap_of(&o))
+			n = cowfs_snap_read(o.m, snap_of(&o), o.in.ino, q->offset, c->scratch, count);
+		else
+			n = cowfs_read(o.m, o.in.ino, q->offset, c->scratch, count, 0);
 		if (n < 0)
 			rc = (int)n;
 	}
 	if (!rc) {
 		struct cowfs_inode now;
-		rc = cowfs_getattr(o.m, o.in.ino, &now);
+		rc = o_getattr(&o, o.in.ino, &now);
 		if (!rc) {
 			r->data.p = c->scratch;
 			r->data.len = (uint32_t)n;
@@ -438,7 +460,7 @@ static int op_write(void *fs, struct proto_call *c, const void *req, void *rep)
 	const struct proto_write_req *q = req;
 	struct proto_write_rep *r = rep;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc && CFS_S_ISDIR(o.in.mode))
 		rc = -PLAT_EISDIR;
 	if (!rc && !CFS_S_ISREG(o.in.mode))
@@ -475,7 +497,7 @@ static int op_commit(void *fs, struct proto_call *c, const void *req, void *rep)
 {
 	struct proto_commit_rep *r = rep;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	(void)req;      /* the range: cowfs makes the whole file durable */
 	if (!rc) {
 		r->verf = o.pc->verf;
@@ -492,7 +514,7 @@ static int op_fsync(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct proto_fsync_rep *r = rep;
 	struct cowfs_inode now;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc) {
 		r->verf = o.pc->verf;
 		rc = sync_common(&o, q->datasync);
@@ -514,7 +536,7 @@ static int op_fallocate(void *fs, struct proto_call *c, const void *req, void *r
 		[PROTO_FALLOC_ZERO] = CFS_FALLOC_ZERO_RANGE,
 	};
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc && q->mode >= sizeof(modes) / sizeof(modes[0]))
 		rc = -PLAT_ENOTSUP;      /* the codec admits only these; a new one added there lands here */
 	if (!rc)
@@ -529,58 +551,38 @@ static int op_seek(void *fs, struct proto_call *c, const void *req, void *rep)
 	const struct proto_seek_req *q = req;
 	struct proto_seek_rep *r = rep;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = cowfs_seek(o.m, o.in.ino, q->offset, q->what == PROTO_SEEK_DATA ? CFS_SEEK_DATA : CFS_SEEK_HOLE,
 				&r->offset);
 	return op_end(&o, rc);
 }
 
-/* Server-side copy: read and write in chunks, at most copy_max bytes per
- * call (the client continues from the short count). */
+/* Server-side copy (cowfs_copy_range: a reflink when the ranges allow,
+ * else bytes), at most copy_max bytes per call (the client continues from
+ * the short count). */
 static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 {
 	const struct proto_copy_req *q = req;
 	struct proto_copy_rep *r = rep;
 	struct cowfs_inode dst;
-	uint8_t *buf = NULL;
-	uint64_t done = 0;
+	bool cloned = false;
+	int64_t done = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = second(&o, 1, &dst);
-	if (!rc && (q->flags & PROTO_COPY_CLONE_ONLY))
-		rc = -PLAT_ENOTSUP;     /* no reflink of ranges in cowfs yet */
 	if (!rc && (CFS_S_ISDIR(o.in.mode) || CFS_S_ISDIR(dst.mode)))
 		rc = -PLAT_EISDIR;
 	if (!rc && (!CFS_S_ISREG(o.in.mode) || !CFS_S_ISREG(dst.mode)))
 		rc = -PLAT_EINVAL;
-	if (!rc && o.in.ino == dst.ino && q->src_offset < q->dst_offset + q->length &&
-	    q->dst_offset < q->src_offset + q->length)
-		rc = -PLAT_EINVAL;      /* overlapping ranges of one file */
-	if (!rc && !(buf = plat_alloc(COPY_CHUNK)))
-		rc = -PLAT_ENOMEM;
 	uint64_t want = q->length < o.pc->copy_max ? q->length : o.pc->copy_max;
-	while (!rc && done < want) {
-		uint64_t n = want - done < COPY_CHUNK ? want - done : COPY_CHUNK;
-		int64_t got = cowfs_read(o.m, o.in.ino, q->src_offset + done, buf, n, 0);
-		if (got <= 0) {
-			rc = got < 0 ? (int)got : 0;
-			break;                  /* end of the source */
-		}
-		int64_t put = cowfs_write(o.m, dst.ino, q->dst_offset + done, buf, (uint64_t)got, 0);
-		if (put < 0) {
-			rc = done ? 0 : (int)put;       /* a short copy says how far it got */
-			break;
-		}
-		done += (uint64_t)put;
-		if (put < got)
-			break;
-	}
-	plat_free(buf);
+	if (!rc && (done = cowfs_copy_range(o.m, o.in.ino, q->src_offset, dst.ino, q->dst_offset, want,
+					    q->flags & PROTO_COPY_CLONE_ONLY ? CFS_COPY_CLONE_ONLY : 0, &cloned)) < 0)
+		rc = (int)done;
 	if (!rc) {
-		r->count = done;
-		r->cloned = false;
+		r->count = (uint64_t)done;
+		r->cloned = cloned;
 		rc = wcc_of(&o, &dst, dst.ino, &r->dst_wcc);
 	}
 	return op_end(&o, rc);
@@ -601,7 +603,7 @@ static int op_getxattr(void *fs, struct proto_call *c, const void *req, void *re
 	struct proto_getxattr_rep *r = rep;
 	size_t len = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = xattr_err(cowfs_getxattr(o.m, o.in.ino, q->name.p, q->name.len, c->scratch,
 					      c->scratch_cap > 4 ? c->scratch_cap - 4 : 0, &len));
@@ -617,7 +619,7 @@ static int op_setxattr(void *fs, struct proto_call *c, const void *req, void *re
 	const struct proto_setxattr_req *q = req;
 	struct proto_wcc_rep *r = rep;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	/* PROTO_XATTR_CREATE/REPLACE are cowfs's CFS_XATTR_CREATE/REPLACE. */
 	if (!rc)
 		rc = xattr_err(cowfs_setxattr(o.m, o.in.ino, q->name.p, q->name.len, q->value.p, q->value.len,
@@ -632,7 +634,7 @@ static int op_removexattr(void *fs, struct proto_call *c, const void *req, void 
 	const struct proto_xattr_req *q = req;
 	struct proto_wcc_rep *r = rep;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	if (!rc)
 		rc = xattr_err(cowfs_removexattr(o.m, o.in.ino, q->name.p, q->name.len));
 	if (!rc)
@@ -648,7 +650,7 @@ static int op_listxattr(void *fs, struct proto_call *c, const void *req, void *r
 	char *names = NULL;
 	size_t total = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_NO);
 	(void)req;
 	/* The size, then the names: a change between the two calls is
 	 * ERANGE, answered as a retry would be (once more). */
@@ -740,7 +742,7 @@ static int readdir_common(void *fs, struct proto_call *c, const void *req, void 
 	struct proto_listbuf lb;
 	struct proto_err err;
 	struct op o;
-	int rc = op_begin(&o, fs, c, false);
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	if (!rc && !CFS_S_ISDIR(o.in.mode))
 		rc = -PLAT_ENOTDIR;
 	if (rc)
@@ -754,7 +756,8 @@ static int readdir_common(void *fs, struct proto_call *c, const void *req, void 
 	if (!(g.e = plat_alloc(g.cap * sizeof(*g.e))))
 		return op_end(&o, -PLAT_ENOMEM);
 	uint64_t start = q->cookie < CFS_FIRST_DIR_SEQ ? CFS_FIRST_DIR_SEQ : q->cookie;
-	rc = cowfs_readdir(o.m, o.in.ino, start, gather_cb, &g);
+	rc = snap_of(&o) ? cowfs_snap_readdir(o.m, snap_of(&o), o.in.ino, start, gather_cb, &g)
+			  : cowfs_readdir(o.m, o.in.ino, start, gather_cb, &g);
 	/* maxcount bounds the reply; so does the reply buffer (scratch's size) */
 	uint64_t limit = q->maxcount < c->scratch_cap ? q->maxcount : c->scratch_cap;
 	if (limit <= READDIR_FIXED) {
@@ -770,7 +773,7 @@ static int readdir_common(void *fs, struct proto_call *c, const void *req, void 
 		if (plus) {
 			struct proto_direntplus d = { .cookie = e->cookie, .name = name };
 			struct cowfs_inode in;
-			int ge = cowfs_getattr(o.m, e->ino, &in);
+			int ge = o_getattr(&o, e->ino, &in);
 			if (ge == -PLAT_ENOENT)
 				continue;               /* removed since: not listed */
 			if (ge) {
@@ -798,7 +801,7 @@ static int readdir_common(void *fs, struct proto_call *c, const void *req, void 
 		struct cowfs_inode now;
 		r->eof = all;
 		r->entries = proto_list_of(&lb);
-		if (!(rc = cowfs_getattr(o.m, o.in.ino, &now)))
+		if (!(rc = o_getattr(&o, o.in.ino, &now)))
 			attr_of(&o, &now, &r->dir_attr);
 	}
 	return op_end(&o, rc);
@@ -819,7 +822,7 @@ static int op_fsstat(void *fs, struct proto_call *c, const void *req, void *rep)
 	struct proto_fsstat_rep *r = rep;
 	struct cowfs_statfs st;
 	struct op o;
-	int rc = op_begin(&o, fs, c, true);
+	int rc = op_begin(&o, fs, c, SNAP_FS);
 	(void)req;
 	if (!rc)
 		rc = cowfs_statfs(o.m, &st);
@@ -877,7 +880,7 @@ static int op_snap_create(void *fs, struct proto_call *c, const void *req, void 
 	struct snap_find f = { q->name.p, q->name.len, 0 };
 	uint32_t gen = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, true);
+	int rc = op_begin(&o, fs, c, SNAP_FS);
 	if (!rc)
 		rc = root_gen(&o, &gen);
 	if (!rc)
@@ -920,7 +923,7 @@ static int op_snap_list(void *fs, struct proto_call *c, const void *req, void *r
 	struct proto_snap_list_rep *r = rep;
 	struct snap_list l = { 0 };
 	struct op o;
-	int rc = op_begin(&o, fs, c, true);
+	int rc = op_begin(&o, fs, c, SNAP_FS);
 	(void)req;
 	if (!rc)
 		rc = root_gen(&o, &l.root_gen);
@@ -941,7 +944,7 @@ static int op_snap_delete(void *fs, struct proto_call *c, const void *req, void 
 {
 	const struct proto_snap_req *q = req;
 	struct op o;
-	int rc = op_begin(&o, fs, c, true);
+	int rc = op_begin(&o, fs, c, SNAP_FS);
 	(void)rep;
 	if (!rc)
 		rc = cowfs_snapshot_remove(o.m, q->name.p, q->name.len);

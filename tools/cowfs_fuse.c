@@ -356,6 +356,28 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 		fuse_reply_lseek(req, (off_t)r);
 }
 
+/* copy_file_range (cp --reflink=auto, cp of coreutils 9): a reflink of
+ * block-aligned ranges, else a copy (cowfs_copy_range).  The kernel wrote
+ * back the source's cached range and drops the destination's after the
+ * call.  FICLONE / FICLONERANGE never reach a FUSE filesystem (the kernel
+ * answers them itself), so cp --reflink=always gets EOPNOTSUPP. */
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	(void)fi_in, (void)fi_out;
+	bool cloned;
+	if (off_in < 0 || off_out < 0 || flags) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	int64_t n = cowfs_copy_range(cf(req)->m, to_ino(ino_in), (uint64_t)off_in, to_ino(ino_out), (uint64_t)off_out,
+				     len, 0, &cloned);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 struct dirbuf {
 	fuse_req_t req;
 	char *buf;
@@ -479,7 +501,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.read = op_read, .write = op_write, .flush = op_flush, .release = op_release, .fsync = op_fsync,
 	.readdir = op_readdir, .fsyncdir = op_fsyncdir, .statfs = op_statfs,
 	.getxattr = op_getxattr, .setxattr = op_setxattr, .listxattr = op_listxattr, .removexattr = op_removexattr,
-	.fallocate = op_fallocate, .lseek = op_lseek,
+	.fallocate = op_fallocate, .lseek = op_lseek, .copy_file_range = op_copy_file_range,
 };
 
 /* ---- options ---- */

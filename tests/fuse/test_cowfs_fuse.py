@@ -7,7 +7,8 @@ mkfs an image file, mount it with build/cowfs-fuse, build a tree with
 mkdir, cp -r, ln, ln -s, mv, rm -r, check it with find, stat, readlink,
 diff -r, tar, dd with O_DIRECT and df, set, read, list and remove extended
 attributes (up to 64 KiB, flags and errors), fallocate (posix_fallocate and
-punch hole / zero range through fallocate(2)) and lseek SEEK_DATA/SEEK_HOLE, unmount, run `cowfs check`, remount
+punch hole / zero range through fallocate(2)) and lseek SEEK_DATA/SEEK_HOLE, copy_file_range (aligned:
+a reflink, statvfs shows no data space used; unaligned: a copy; writes afterwards apart), unmount, run `cowfs check`, remount
 and compare again, remount read-only.
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount is always taken down.
@@ -25,7 +26,7 @@ from fuse_util import FuseDaemon, Results, listing, run
 
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
-CASES = ["mount", "namespace", "data", "fallocate_seek", "rename_edges", "concurrent_namespace", "statfs", "xattr", "unmount_check", "remount_same", "readonly"]
+CASES = ["mount", "namespace", "data", "fallocate_seek", "rename_edges", "concurrent_namespace", "statfs", "xattr", "copy_file_range", "unmount_check", "remount_same", "readonly"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -337,6 +338,49 @@ def concurrent_ops(mnt, threads=4, ops=300):
             os.lstat(os.path.join(top, f))
 
 
+def copy_range_ops(mnt):
+    """copy_file_range of block-aligned ranges is a reflink (no data space used), of unaligned ones a copy;
+    writes afterwards leave the other file alone."""
+    d = os.path.join(mnt, "reflink")
+    os.mkdir(d)
+    data = os.urandom(8 << 20)
+    a, b, c = (os.path.join(d, n) for n in "abc")
+    with open(a, "wb") as f:
+        f.write(data)
+    os.sync()
+
+    def free():
+        os.sync()
+        v = os.statvfs(mnt)
+        return v.f_bfree * v.f_frsize
+
+    def copy(src, dst, off_out):
+        with open(src, "rb") as fi, open(dst, "r+b" if os.path.exists(dst) else "wb") as fo:
+            done = 0
+            while done < len(data):
+                n = os.copy_file_range(fi.fileno(), fo.fileno(), len(data) - done, done, off_out + done)
+                if not n:
+                    break
+                done += n
+            return done
+    f0 = free()
+    assert copy(a, b, 0) == len(data)
+    f1 = free()
+    assert f0 - f1 < (1 << 20), f"an aligned copy_file_range of 8 MiB used {f0 - f1} bytes"
+    assert copy(a, c, 512) == len(data)
+    f2 = free()
+    assert f1 - f2 >= len(data), f"an unaligned copy used only {f1 - f2} bytes"
+    with open(b, "r+b") as f:
+        f.seek(4096)
+        f.write(b"x" * 4096)
+    with open(a, "rb") as f:
+        assert f.read() == data, "the source changed by a write to its reflink"
+    with open(b, "rb") as f:
+        assert f.read() == data[:4096] + b"x" * 4096 + data[8192:], "the reflink's bytes"
+    with open(c, "rb") as f:
+        assert f.read() == b"\0" * 512 + data, "the copy's bytes"
+
+
 def main():
     if not os.path.exists("/dev/fuse"):
         for c in CASES:
@@ -358,6 +402,7 @@ def main():
             ("concurrent_namespace", lambda: concurrent_ops(mnt)),
             ("statfs", lambda: check_df(mnt)),
             ("xattr", lambda: xattr_ops(mnt)),
+            ("copy_file_range", lambda: copy_range_ops(mnt)),
         ]
         m = Mount(image, mnt)
         for name, fn in steps:

@@ -7,7 +7,7 @@
 #ifndef TESTS_HOST_COWFS_ENV_H
 #define TESTS_HOST_COWFS_ENV_H
 
-#include "fs/vfs.h"
+#include "fs/vfs_int.h"          /* the filesystem lock for tree walks */
 
 struct env {
 	struct ct_image im;
@@ -127,6 +127,47 @@ static inline const char *env_cut_remount(struct env *e)
 	if (env_mount(e))
 		return "mount after the power cut failed";
 	return env_check(e);
+}
+
+/* The end of a run's workload (finished: it ran to its end): unmounted,
+ * then -- after a power cut, or the uncut run -- mounted again and
+ * checked, and *verify says the files are there to compare.  NULL, or
+ * what failed. */
+static inline const char *env_cut_after(struct env *e, struct ct_cut *c, uint64_t cut_at, bool finished,
+					bool *verify)
+{
+	*verify = false;
+	cowfs_vfs_unmount(e->m);
+	e->m = NULL;
+	if (!c->cut && cut_at)
+		return NULL;             /* the workload ended before the cut point */
+	if (!c->cut && !finished)
+		return "the workload failed without a power cut";
+	const char *why = env_cut_remount(e);
+	*verify = !why;
+	return why;
+}
+
+static inline int env_count_csum(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	(void)data;
+	(void)len;
+	if (k->type == CFS_ITEM_DATA_CSUM)
+		(*(uint64_t *)arg)++;
+	return 0;
+}
+
+/* DATA_CSUM items in the checksum tree (one per data block in use). */
+static inline uint64_t env_csum_items(struct env *e)
+{
+	uint64_t n = 0;
+	struct cowfs_tree *t;
+	struct cowfs_key lo = { 0, 0, 0 }, hi = { UINT64_MAX, 255, UINT64_MAX };
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e->m), CFS_TREE_CSUM, false, &t), 0);
+	EXPECT_EQ_INT(cowfs_bt_iterate(t, &lo, &hi, env_count_csum, &n), 0);
+	cowfs_vfs_unlock(e->m);
+	return n;
 }
 
 /* The end of a run: the writes it counted. */

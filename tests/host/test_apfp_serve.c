@@ -5,7 +5,9 @@
  * typed operations (tools/apfp_ops.c) drive every operation the server
  * answers: data of many sizes, names, links, renames, readdir cookies and
  * their verifier, stale and forged handles, write stability and the
- * verifier across a server restart, snapshots, server-side copy, fallocate
+ * verifier across a server restart, snapshots (reads through their
+ * handles), server-side copy (a reflink
+ * when aligned: space and bytes checked), fallocate
  * (punch, zero, allocate) and seek data/hole; the
  * image is checked by cowfs's fsck afterwards.
  */
@@ -69,6 +71,7 @@ static void server_stop(void)
  * = 127.0.0.1:PORT, APFP_TEST_SECRET = the token, APFP_TEST_EXPORT = the
  * export; every test then works in a directory of its own run. */
 static const char *ext_server, *ext_export;
+static char run_name[64];       /* external mode: the run's directory under the export's root */
 static char ext_host[64];
 
 static int connect_client(void)
@@ -429,8 +432,9 @@ TEST(fsstat_copy_and_snapshots)
 	EXPECT_EQ_INT(get_file(&dst.fh, rb, sizeof(rb), &got), 0);
 	EXPECT_EQ_INT(got, sizeof(w) - 1000);
 	EXPECT(!memcmp(rb, w + 1000, got));
-	cq.flags = PROTO_COPY_CLONE_ONLY;
-	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_NOTSUP);
+	EXPECT(!((const struct proto_copy_rep *)r.msg)->cloned);
+	cq.flags = PROTO_COPY_CLONE_ONLY;        /* offset 1000: no reflink (FICLONERANGE's rule) */
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_INVAL);
 
 	/* snapshots: create, list, refuse changes through them, delete */
 	uint32_t id = 0;
@@ -454,6 +458,149 @@ TEST(fsstat_copy_and_snapshots)
 	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "before"), -ENOENT);
 	EXPECT_EQ_INT(status(PROTO_OP_SNAP_LIST, &lq, &r), 0);
 	EXPECT_EQ_INT(((const struct proto_snap_list_rep *)r.msg)->snaps.count, 0);
+}
+
+static uint64_t free_bytes(void)
+{
+	struct proto_fsstat_rep st;
+	EXPECT_EQ_INT(apfp_fsstat(&c, &root.fh, &st), 0);
+	return st.free_bytes;
+}
+
+/* COPY of block-aligned ranges is a reflink (fs/reflink.c): cloned, the
+ * bytes equal, no data space used (FSSTAT), writes afterwards apart; an
+ * unaligned COPY copies (its space is used at once: reserved); CLONE_ONLY
+ * clones or refuses (INVAL unaligned, ISDIR). */
+TEST(copy_of_aligned_ranges_shares_blocks)
+{
+	const size_t n = 8u << 20;
+	uint8_t *w = malloc(n), *rb = malloc(n + 4096);
+	struct apfp_obj src, dst, cp, d;
+	struct proto_client_reply r;
+	pattern(w, n, 91);
+	EXPECT_EQ_INT(put_file(&root, "rl-src", w, n, PROTO_FILE_SYNC, &src), 0);
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "rl-dst", 0644, PROTO_CREATE_GUARDED, &dst), 0);
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "rl-copy", 0644, PROTO_CREATE_GUARDED, &cp), 0);
+	uint64_t f0 = free_bytes();
+	uint64_t done = 0;
+	while (done < n) {
+		uint64_t got = 0;
+		bool cloned = false;
+		EXPECT_EQ_INT(apfp_copy(&c, &src.fh, done, &dst.fh, done, n - done, &got, &cloned), 0);
+		EXPECT(cloned);
+		if (!got)
+			break;
+		done += got;
+	}
+	EXPECT_EQ_INT(done, n);
+	uint64_t f1 = free_bytes();
+	fprintf(stderr, "# 8 MiB COPY by reflink: %lld bytes of free space used\n", (long long)(f0 - f1));
+	EXPECT(f1 + (1u << 20) > f0);            /* metadata only */
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&dst.fh, rb, n + 4096, &got), 0);
+	EXPECT_EQ_INT(got, n);
+	EXPECT(!memcmp(rb, w, n));
+	/* The same bytes copied (an unaligned destination): the space goes. */
+	struct proto_copy_req cq = { src.fh, 0, cp.fh, 512, n, 0 };
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), 0);
+	EXPECT(!((const struct proto_copy_rep *)r.msg)->cloned);
+	EXPECT(free_bytes() + n <= f1 + (1u << 20));
+	/* Writes after the clone: the other file keeps its bytes. */
+	uint8_t x[4096];
+	memset(x, 0xab, sizeof(x));
+	uint32_t wn = 0;
+	EXPECT_EQ_INT(apfp_write(&c, &dst.fh, 8192, x, sizeof(x), PROTO_FILE_SYNC, &wn, NULL), 0);
+	EXPECT_EQ_INT(get_file(&src.fh, rb, n + 4096, &got), 0);
+	EXPECT(got == n && !memcmp(rb, w, n));
+	memcpy(w + 8192, x, sizeof(x));
+	EXPECT_EQ_INT(get_file(&dst.fh, rb, n + 4096, &got), 0);
+	EXPECT(got == n && !memcmp(rb, w, n));
+	/* CLONE_ONLY: a whole-block range clones; unaligned is INVAL; a
+	 * directory ISDIR. */
+	cq = (struct proto_copy_req){ src.fh, 4096, cp.fh, 0, 3 * 4096, PROTO_COPY_CLONE_ONLY };
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), 0);
+	EXPECT(((const struct proto_copy_rep *)r.msg)->cloned);
+	EXPECT_EQ_INT(((const struct proto_copy_rep *)r.msg)->count, 3 * 4096);
+	cq.dst_offset = 100;
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_INVAL);
+	EXPECT_EQ_INT(apfp_mkdir(&c, &root.fh, "rl-dir", 0755, &d), 0);
+	cq.dst = d.fh;
+	cq.dst_offset = 0;
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_ISDIR);
+	free(w);
+	free(rb);
+}
+
+static int names_cb(void *arg, const char *name, const struct apfp_obj *obj)
+{
+	(void)obj;
+	strcat(arg, name);
+	strcat(arg, ",");
+	return 0;
+}
+
+/* Snapshot handles read the snapshot (fs/snap_read.c): lookup, getattr,
+ * read, readdir(plus) and readlink see the state at the snapshot
+ * while the live tree changes; mutations are ROFS; a deleted snapshot's
+ * handles are STALE. */
+TEST(reads_through_snapshot_handles)
+{
+	static uint8_t w[300000], rb[300000 + 4096];
+	uint8_t nw[4096];
+	char names[256] = "", target[64];
+	struct apfp_obj d, f, l, x, n, sd, sf, sl, sp;
+	struct proto_client_reply r;
+	struct proto_attr a;
+	pattern(w, sizeof(w), 31);
+	EXPECT_EQ_INT(apfp_mkdir(&c, &root.fh, "snapdir", 0755, &d), 0);
+	EXPECT_EQ_INT(put_file(&d, "f", w, sizeof(w), PROTO_UNSTABLE, &f), 0);
+	EXPECT_EQ_INT(apfp_symlink(&c, &d.fh, "l", "f", &l), 0);
+	EXPECT_EQ_INT(put_file(&d, "gone", w, 5000, PROTO_UNSTABLE, &x), 0);
+	struct proto_snap_req sq = { root.fh, { "reads", 5 } };
+	EXPECT_EQ_INT(status(PROTO_OP_SNAP_CREATE, &sq, &r), 0);
+	struct proto_handle sroot = ((const struct proto_snap_create_rep *)r.msg)->root;
+	/* The live tree changes after the snapshot. */
+	memset(nw, 0x5a, sizeof(nw));
+	uint32_t wn = 0;
+	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 4096, nw, sizeof(nw), PROTO_FILE_SYNC, &wn, NULL), 0);
+	EXPECT_EQ_INT(apfp_remove(&c, &d.fh, "gone", false), 0);
+	EXPECT_EQ_INT(put_file(&d, "new", w, 100, PROTO_UNSTABLE, &n), 0);
+	/* Through the snapshot: the old state (on the appliance, in the run's
+	 * directory). */
+	struct apfp_obj base = { .fh = sroot };
+	if (run_name[0])
+		EXPECT_EQ_INT(apfp_lookup(&c, &sroot, run_name, &base), 0);
+	EXPECT_EQ_INT(apfp_lookup(&c, &base.fh, "snapdir", &sd), 0);
+	EXPECT_EQ_INT(sd.attr.type, PROTO_T_DIR);
+	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "f", &sf), 0);
+	EXPECT_EQ_INT(sf.attr.size, sizeof(w));
+	EXPECT_EQ_INT(sf.attr.ino, f.attr.ino);
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&sf.fh, rb, sizeof(rb), &got), 0);
+	EXPECT(got == sizeof(w) && !memcmp(rb, w, sizeof(w)));
+	EXPECT_EQ_INT(get_file(&f.fh, rb, sizeof(rb), &got), 0);
+	EXPECT(got == sizeof(w) && !memcmp(rb + 4096, nw, sizeof(nw)));    /* the live file has the change */
+	EXPECT_EQ_INT(apfp_getattr(&c, &sf.fh, &a), 0);
+	EXPECT_EQ_INT(a.size, sizeof(w));
+	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "l", &sl), 0);
+	EXPECT_EQ_INT(apfp_readlink(&c, &sl.fh, target, sizeof(target)), 0);
+	EXPECT_STREQ(target, "f");
+	EXPECT_EQ_INT(apfp_readdir(&c, &sd.fh, names_cb, names), 0);
+	EXPECT_STREQ(names, "f,l,gone,");
+	EXPECT_EQ_INT(apfp_lookup(&c, &sd.fh, "new", &x), -ENOENT);
+	EXPECT_EQ_INT(apfp_lookup(&c, &base.fh, "snapdir", &sp), 0);
+	EXPECT(!memcmp(&sp.fh, &sd.fh, sizeof(sd.fh)));          /* handles in the snapshot are stable */
+	/* Refusals: changes ROFS, a directory read ISDIR. */
+	EXPECT_EQ_INT(apfp_write(&c, &sf.fh, 0, nw, sizeof(nw), PROTO_FILE_SYNC, &wn, NULL), -EROFS);
+	EXPECT_EQ_INT(apfp_create(&c, &sd.fh, "z", 0644, PROTO_CREATE_GUARDED, &x), -EROFS);
+	uint32_t rn = 0;
+	bool eof = false;
+	EXPECT_EQ_INT(apfp_read(&c, &sd.fh, 0, rb, 100, &rn, &eof), -EISDIR);
+	/* Deleted: its handles are stale. */
+	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "reads"), 0);
+	EXPECT_EQ_INT(apfp_getattr(&c, &sf.fh, &a), -ESTALE);
+	EXPECT_EQ_INT(apfp_read(&c, &sf.fh, 0, rb, 100, &rn, &eof), -ESTALE);
+	EXPECT_EQ_INT(apfp_getattr(&c, &f.fh, &a), 0);
 }
 
 /* FALLOCATE and SEEK map onto cowfs_fallocate / cowfs_seek (fs/falloc.c). */
@@ -630,6 +777,7 @@ static void setup_external(void)
 	if (connect_client())
 		abort();
 	snprintf(name, sizeof(name), "run-%d-%ld", (int)getpid(), (long)time(NULL));
+	snprintf(run_name, sizeof(run_name), "%s", name);
 	if (apfp_mkdir(&c, &root.fh, name, 0755, &d)) {
 		fprintf(stderr, "mkdir %s: %s\n", name, c.err);
 		abort();

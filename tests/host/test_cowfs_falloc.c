@@ -497,18 +497,9 @@ static uint64_t falloc_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 			goto unmount;
 		synced = i + 2;
 	}
-unmount:
-	cowfs_vfs_unmount(e.m);
-	e.m = NULL;
-	if (!c.cut && cut_at)
-		goto out;
-	if (!c.cut && synced != CUT_STATES - 1) {
-		*why = "the workload failed without a power cut";
-		goto out;
-	}
-	if ((*why = env_cut_remount(&e)))
-		goto out;
-	if (!synced)
+unmount:;
+	bool verify;
+	if ((*why = env_cut_after(&e, &c, cut_at, synced == CUT_STATES - 1, &verify)) || !verify || !synced)
 		goto out;
 	if (cowfs_lookup(e.m, CFS_ROOT_INO, "f", 1, &a)) {
 		*why = "an fsync'd file is gone";

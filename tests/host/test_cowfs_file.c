@@ -298,27 +298,6 @@ static void flip_bits(struct env *e, const uint64_t *at, int n)
 	close(fd);
 }
 
-static int count_item(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
-{
-	(void)data;
-	(void)len;
-	if (k->type == CFS_ITEM_DATA_CSUM)
-		(*(uint64_t *)arg)++;
-	return 0;
-}
-
-static uint64_t csum_items(struct env *e)
-{
-	uint64_t n = 0;
-	struct cowfs_tree *t;
-	struct cowfs_key lo = { 0, 0, 0 }, hi = { UINT64_MAX, 255, UINT64_MAX };
-	cowfs_vfs_lock(e->m);
-	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e->m), CFS_TREE_CSUM, false, &t), 0);
-	EXPECT_EQ_INT(cowfs_bt_iterate(t, &lo, &hi, count_item, &n), 0);
-	cowfs_vfs_unlock(e->m);
-	return n;
-}
-
 /* Writeback of one block takes new blocks for the whole delayed-allocation
  * run behind it (one allocation per run); when a truncate then cuts the
  * run, the blocks taken past the new end were never written and must be
@@ -407,12 +386,12 @@ TEST(flipped_data_bit_is_eio)
 	EXPECT(memcmp(buf, data, 1 << 16) == 0);
 	/* One checksum per data block in use: the overwritten block's went
 	 * with it; truncate and unlink take theirs. */
-	EXPECT_EQ_INT(csum_items(&e), 16 + 4);
+	EXPECT_EQ_INT(env_csum_items(&e), 16 + 4);
 	struct cowfs_setattr sa = { .valid = CFS_SET_SIZE, .size = 4096 };
 	EXPECT_EQ_INT(cowfs_setattr(e.m, a, &sa, NULL), 0);
 	EXPECT_EQ_INT(cowfs_unlink(e.m, CFS_ROOT_INO, "direct", 6), 0);
 	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
-	EXPECT_EQ_INT(csum_items(&e), 1);
+	EXPECT_EQ_INT(env_csum_items(&e), 1);
 	const char *why = env_check(&e);
 	EXPECT(why == NULL);
 	if (why)

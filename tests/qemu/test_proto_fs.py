@@ -6,7 +6,8 @@ guest's tcp/2049, the same end-to-end suite that runs against the host
 server in `make test-host` (tests/host/test_apfp_serve.c, external mode)
 drives every operation against the appliance: data of many sizes, names,
 links, renames, readdir cookies, stale and forged handles, setattr and
-exclusive create, fsstat, server-side copy, snapshots, write stability and
+exclusive create, fsstat, server-side copy (a reflink when aligned), snapshots (and reads
+through their handles), write stability and
 the verifier; then three clients at once run it.  The files are visible from the appliance's own shell, and
 the host's fsck finds the disk clean after poweroff.  The appliance boots
 again: the file written FILE_SYNC reads back through its old handle (the
@@ -31,7 +32,8 @@ APFP = os.path.join(REPO, "build", "apfp")
 # Every case of the suite but the restart, which runs after the reboot.
 CASES = ["data_round_trips_of_many_sizes", "names_links_renames_and_their_errors", "stale_and_forged_handles",
          "readdir_cookies_verifier_and_limits", "setattr_wcc_and_exclusive_create", "fsstat_copy_and_snapshots",
-         "write_stability_and_one_verifier", "fallocate_punch_zero_and_seek"]
+         "write_stability_and_one_verifier", "fallocate_punch_zero_and_seek",
+         "copy_of_aligned_ranges_shares_blocks", "reads_through_snapshot_handles"]
 RESTART = "restart_keeps_data_and_handles_and_changes_verifier"
 CONCURRENT = CASES[:5]
 
