@@ -117,11 +117,10 @@ int cowfs_snap_readlink(struct cowfs_mount *m, uint64_t snap, uint64_t ino, char
 static int snap_read_piece(struct cowfs_mount *m, struct cowfs_tree *t, uint64_t ino, uint64_t off, uint8_t *out,
 			   uint64_t n, uint8_t *blk, uint64_t *done)
 {
-	struct cowfs_key k = { ino, CFS_ITEM_EXTENT, off >= (uint64_t)CFS_EXTENT_MAX_SPAN * BS ?
-						      off - (uint64_t)CFS_EXTENT_MAX_SPAN * BS + BS : 0 };
+	uint64_t pos = off & ~(uint64_t)(BS - 1), hole_end = UINT64_MAX;
+	struct cowfs_key k = cowfs_extent_scan_from(t, ino, pos);
 	uint8_t item[CFS_EXTENT_ITEM_SIZE];
 	uint32_t ilen;
-	uint64_t pos = off & ~(uint64_t)(BS - 1), hole_end = UINT64_MAX;
 	int err;
 	/* The extent holding pos, or where the hole at pos ends. */
 	while (!(err = cowfs_bt_next(t, &k, item, sizeof(item), &ilen)) && k.objectid == ino &&
