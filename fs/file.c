@@ -617,6 +617,23 @@ int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync)
 	return err;
 }
 
+int cowfs_drop_cache(struct cowfs_mount *m, uint64_t ino)
+{
+	struct cowfs_vnode *vn;
+	int err = cowfs_file_get(m, ino, &vn);
+	if (err)
+		return err;
+	/* Under the I/O lock no write dirties a page meanwhile; written back
+	 * and waited for first, so only clean pages are dropped. */
+	iomap_lock(&vn->io.io_lock, 0);
+	err = iomap_writepages(&vn->io, 0, UINT64_MAX, true, NULL);
+	int e2 = pcache_wait_writeback_range(&vn->io.mapping, 0, UINT64_MAX, plat_time_ns() + PCACHE_WAIT_NS);
+	int e3 = err < 0 || e2 ? 0 : pcache_invalidate_range(&vn->io.mapping, 0, UINT64_MAX, false);
+	iomap_unlock(&vn->io.io_lock, 0);
+	cowfs_file_put(vn);
+	return err < 0 ? err : e2 ? e2 : e3;
+}
+
 int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size)
 {
 	struct cowfs_vnode *vn;

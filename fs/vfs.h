@@ -192,6 +192,9 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 /* The file's data and attributes (and the names leading to a new file)
  * durable when 0 is returned. */
 int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync);
+/* The file's cached pages written back and dropped, so the next buffered
+ * read goes to the device (benchmarks: fio's invalidate=1). */
+int cowfs_drop_cache(struct cowfs_mount *m, uint64_t ino);
 
 /* ---- preallocation, holes and zeros (fs/falloc.c) ----
  * Modes (the Linux FALLOC_FL_* values): 0 allocates, KEEP_SIZE may be

@@ -3,7 +3,7 @@
  * (like bench blk), with the device operations the run caused.
  *
  *   bench fs /MOUNT read|write|randread|randwrite [bs=N] [qd=N] [secs=N]
- *            [size=BYTES] [direct]
+ *            [size=BYTES] [direct]  (buffered reads start cold: the file's cache is dropped first, as fio does)
  *       on a preallocated file /MOUNT/.bench-data (SIZE bytes, written
  *       once and reused while its size matches); qd = threads, each with
  *       one synchronous request in flight (numjobs in fio's terms)
@@ -232,6 +232,9 @@ static int bench_fs(int argc, char **argv)
 		goto out;
 	if (wl <= FB_RANDWRITE) {
 		err = fb_data_file(fm, size, &r.ino);
+		/* Reads start cold, as fio's do (invalidate=1). */
+		if (!err && !direct && (wl == FB_READ || wl == FB_RANDREAD))
+			err = cowfs_drop_cache(fm->m, r.ino);
 	} else if (wl == FB_FSYNC) {
 		struct cowfs_inode a;
 		err = cowfs_lookup(fm->m, CFS_ROOT_INO, ".bench-fsync", 12, &a);

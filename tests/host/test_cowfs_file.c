@@ -401,6 +401,40 @@ TEST(flipped_data_bit_is_eio)
 	env_close(&e);
 }
 
+static uint64_t dev_read_bytes(struct env *e)
+{
+	struct plat_host_bdev_stats st;
+	plat_host_bdev_stats(e->im.bdev, &st);
+	return st.read_bytes;
+}
+
+/* cowfs_drop_cache (bench fs's cold reads): dirty data is written back
+ * first, nothing is lost, and the next read goes to the device. */
+TEST(drop_cache_writes_back_then_reads_from_the_device)
+{
+	struct env e;
+	uint8_t *data, *buf;
+	env_with_data(&e, "dropcache", 32 << 20, 1 << 20, 11, &data, &buf);
+	uint64_t a = mkfile(&e, "f");
+	EXPECT_EQ_INT(cowfs_write(e.m, a, 0, data, 1 << 20, 0), 1 << 20);
+	uint64_t r0 = dev_read_bytes(&e);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 1 << 20, 0), 1 << 20);
+	EXPECT_EQ_INT(dev_read_bytes(&e) - r0, 0);            /* cached */
+	EXPECT_EQ_INT(cowfs_drop_cache(e.m, a), 0);
+	r0 = dev_read_bytes(&e);
+	memset(buf, 0, 1 << 20);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 1 << 20, 0), 1 << 20);
+	EXPECT(memcmp(buf, data, 1 << 20) == 0);
+	EXPECT(dev_read_bytes(&e) - r0 >= 1 << 20);
+	env_remount(&e);
+	EXPECT_EQ_INT(cowfs_read(e.m, a, 0, buf, 1 << 20, 0), 1 << 20);
+	EXPECT(memcmp(buf, data, 1 << 20) == 0);
+	EXPECT(env_check(&e) == NULL);
+	free(data);
+	free(buf);
+	env_close(&e);
+}
+
 TEST(check_finds_a_missing_data_checksum)
 {
 	struct env e;
