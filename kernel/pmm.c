@@ -146,7 +146,6 @@ static unsigned pmm_held_n;
 static uint64_t pmm_held_pages;
 static uint64_t pmm_ex[3][2];           /* never added: page 0, the low pool, the state arrays */
 
-
 /* Lock held (or boot).  Returns the pages added. */
 static uint64_t pmm_release_held_locked(void)
 {
