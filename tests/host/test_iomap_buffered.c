@@ -31,12 +31,15 @@ static bool all_zero(const uint8_t *p, uint64_t n)
 	return true;
 }
 
-static uint64_t dev_reads(struct tfs *fs)
+static struct plat_host_bdev_stats dev_stats(struct tfs *fs)
 {
 	struct plat_host_bdev_stats st;
 	plat_host_bdev_stats(fs->bdev, &st);
-	return st.reads;
+	return st;
 }
+
+static uint64_t dev_reads(struct tfs *fs) { return dev_stats(fs).reads; }
+static uint64_t dev_read_bytes(struct tfs *fs) { return dev_stats(fs).read_bytes; }
 
 /* Round trip at odd offsets and sizes, through cache and then disk. */
 TEST(write_read_roundtrip)
@@ -369,13 +372,6 @@ TEST(dio26_folio_hooks_paired)
 	EXPECT_EQ_INT(tfs_fsync(ti), 0);
 	tfs_inode_free(ti);
 	tfs_destroy(fs);
-}
-
-static uint64_t dev_read_bytes(struct tfs *fs)
-{
-	struct plat_host_bdev_stats st;
-	plat_host_bdev_stats(fs->bdev, &st);
-	return st.read_bytes;
 }
 
 /* The readahead window follows the access pattern: a miss of a read that

@@ -4,6 +4,7 @@ sum tcp/9, gen tcp/19), and raw Ethernet/IPv4 frame builders for tests that
 are the guest's only link partner (qemu socket netdev over UDP on
 127.0.0.1).  Every socket has a timeout; every loop is bounded."""
 import os
+import re
 import socket
 import struct
 import threading
@@ -185,3 +186,16 @@ class L2Peer:
 
     def close(self):
         self.sock.close()
+
+
+def boot_file_server(m, img, port, config, size="256M"):
+    """Boot m with one NVMe disk (image img) and the file protocol's
+    tcp/2049 forwarded from 127.0.0.1:port on virtio-net; returns the
+    server's "proto: file server on tcp/2049: ..." line."""
+    import harness
+    from harness import vm
+    out = harness.boot_to_prompt(m, smp=2, nic=vm.vm_nic_args("virtio", [(port, 2049)]),
+                                 disks=[{"kind": "nvme", "path": img, "size": size}], config=config)
+    pat = r"^proto: file server on tcp/2049: [^\n]*"
+    mt = re.search(pat, out, re.M) or m.expect(pat, 60)
+    return mt.group(0)

@@ -9,7 +9,6 @@ the disk clean.
 """
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +16,7 @@ import tempfile
 import blkutil
 import harness
 import netutil
-from harness import REPO, qemu_test, check, boot_to_prompt, poweroff, vm
+from harness import REPO, qemu_test, check, poweroff
 
 TOKEN = "proto-cli-test-secret-0123456789abcdef"
 
@@ -44,12 +43,8 @@ def proto_cli(ctx):
             f.write(TOKEN + "\n")
         port = netutil.free_ports(1)[0]
         m = ctx.machine()
-        out = boot_to_prompt(m, smp=2, nic=vm.vm_nic_args("virtio", [(port, 2049)]),
-                       disks=[{"kind": "nvme", "path": img, "size": "256M"}],
-                       config=["mount = all", "format = blank", "token = " + TOKEN])
-        mt = re.search(r"^proto: file server on tcp/2049: [^\n]*", out, re.M) or \
-            m.expect(r"^proto: file server on tcp/2049: [^\n]*", 60)
-        check("1 exports: /nvme0n1" in mt.group(0), mt.group(0))
+        line = netutil.boot_file_server(m, img, port, ["mount = all", "format = blank", "token = " + TOKEN])
+        check("1 exports: /nvme0n1" in line, line)
         cli = cases.Cli(tmp, port, export="nvme0n1")
         for name, fn in cases.STEPS:
             with ctx.subtest(name):

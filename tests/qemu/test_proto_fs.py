@@ -24,7 +24,7 @@ import zlib
 import blkutil
 import harness
 import netutil
-from harness import REPO, qemu_test, check, boot_to_prompt, shell, poweroff, vm
+from harness import REPO, qemu_test, check, shell, poweroff
 
 TOKEN = "proto-fs-test-secret-0123456789abcdef"
 SUITE = os.path.join(REPO, "build", "host", "test_apfp_serve")
@@ -75,12 +75,7 @@ def suite(port, cases, state, timeout=900):
 
 def boot(ctx, m, img, config):
     port = netutil.free_ports(1)[0]
-    disks = [{"kind": "nvme", "path": img, "size": "256M"}]
-    out = boot_to_prompt(m, smp=2, nic=vm.vm_nic_args("virtio", [(port, 2049)]), disks=disks, config=config)
-    mt = re.search(r"^proto: file server on tcp/2049: [^\n]*", out, re.M)
-    if not mt:
-        mt = m.expect(r"^proto: file server on tcp/2049: [^\n]*", 60)
-    return port, mt.group(0)
+    return port, netutil.boot_file_server(m, img, port, config)
 
 
 @qemu_test(weight=4)

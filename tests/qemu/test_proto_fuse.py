@@ -25,7 +25,7 @@ import time
 import blkutil
 import harness
 import netutil
-from harness import REPO, qemu_test, check, boot_to_prompt, poweroff, vm
+from harness import REPO, qemu_test, check, poweroff
 
 TOKEN = "proto-fuse-test-secret-0123456789abcdef"
 BIG = 1 << 30
@@ -43,12 +43,8 @@ def load_fuse_cases():
 
 
 def boot(m, img, port):
-    out = boot_to_prompt(m, smp=2, nic=vm.vm_nic_args("virtio", [(port, 2049)]),
-                         disks=[{"kind": "nvme", "path": img, "size": "2G"}],
-                         config=["mount = all", "format = blank", "token = " + TOKEN])
-    mt = re.search(r"^proto: file server on tcp/2049: [^\n]*", out, re.M) or \
-        m.expect(r"^proto: file server on tcp/2049: [^\n]*", 60)
-    check("1 exports: /nvme0n1" in mt.group(0), mt.group(0))
+    line = netutil.boot_file_server(m, img, port, ["mount = all", "format = blank", "token = " + TOKEN], size="2G")
+    check("1 exports: /nvme0n1" in line, line)
 
 
 def mount(cases, tmp, port, mnt):
