@@ -345,9 +345,23 @@ static void sb_read_area(struct plat_bdev *b, uint64_t area, uint64_t dev_blocks
 	}
 }
 
+/* Once, at the first mount: the faster crc32c on this machine (crc32c.h). */
+static void cowfs_crc32c_choose(void)
+{
+	static int chosen;
+	if (__atomic_exchange_n(&chosen, 1, __ATOMIC_ACQ_REL))
+		return;
+	uint64_t mbps[3] = { 0 };
+	enum crc32c_impl impl = crc32c_calibrate(plat_time_ns, mbps);
+	plat_log(PLAT_LOG_INFO, "cowfs: crc32c by %s (measured: slice-by-8 %llu MB/s, sse4.2 %s%llu MB/s)",
+		 crc32c_impl_name(impl), (unsigned long long)mbps[CRC32C_SLICE8],
+		 crc32c_have_sse42() ? "" : "absent, ", (unsigned long long)mbps[CRC32C_SSE42]);
+}
+
 int cowfs_mount(struct plat_bdev *b, const struct cowfs_mount_opts *o, struct cowfs **out)
 {
 	struct cowfs_mount_opts def = { 0 };
+	cowfs_crc32c_choose();
 	if (!o)
 		o = &def;
 	uint64_t dev_blocks = plat_bdev_size(b) / CFS_BLOCK_SIZE;
