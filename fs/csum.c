@@ -46,6 +46,23 @@ static bool lock_leaf(struct cowfs_mount *m)
 	return true;
 }
 
+/* The checksum of block `off` of in (n bytes); the core pads a short last
+ * block with zeros on disk, so it is summed padded. */
+static uint32_t csum_block(const uint8_t *in, uint64_t n, uint64_t off)
+{
+	if (n - off >= BS)
+		return crc32c(0, in + off, BS);
+	uint8_t blk[BS];
+	plat_memset(blk, 0, BS);
+	plat_memcpy(blk, in + off, n - off);
+	return crc32c(0, blk, BS);
+}
+
+/* Checksums of a batch are computed before m->lock is taken: the lock is
+ * the mount's, and summing megabytes under it stalled every writer and
+ * reader of the filesystem behind the writeback thread. */
+#define CSUM_BATCH 256
+
 static int64_t csum_encode(struct iomap_inode *io, const struct iomap *map, uint64_t pos, uint64_t dev,
 			   const uint8_t *in, uint64_t n, uint8_t *out, uint64_t cap)
 {
@@ -54,63 +71,85 @@ static int64_t csum_encode(struct iomap_inode *io, const struct iomap *map, uint
 	(void)pos;
 	if (n > cap || dev % BS)
 		return -PLAT_EINVAL;
-	plat_memcpy(out, in, n);
-	bool locked = lock_leaf(m);
-	struct cowfs_tree *t;
-	int err = cowfs_writable(m->fs);
-	if (!err)
-		err = csum_tree(m, true, &t);
-	for (uint64_t off = 0; !err && off < n; off += BS) {
-		uint8_t v[4];
-		uint64_t len = n - off < BS ? n - off : BS;
-		uint8_t blk[BS];
-		/* The core pads the last block with zeros on disk. */
-		plat_memset(blk, 0, BS);
-		plat_memcpy(blk, in + off, len);
-		cfs_put32(v, crc32c(0, blk, BS));
-		struct cowfs_key k = { (dev + off) / BS, CFS_ITEM_DATA_CSUM, 0 };
-		err = cowfs_bt_insert(t, &k, v, sizeof(v));
-		if (err == -PLAT_EEXIST)     /* a reused block: its old item */
-			err = cowfs_bt_update(t, &k, v, sizeof(v));
+	if (out != in)
+		plat_memcpy(out, in, n);
+	int err = 0;
+	for (uint64_t base = 0; !err && base < n; base += (uint64_t)CSUM_BATCH * BS) {
+		uint32_t sums[CSUM_BATCH];
+		unsigned nb = 0;
+		for (uint64_t off = base; off < n && nb < CSUM_BATCH; off += BS)
+			sums[nb++] = csum_block(in, n, off);
+		bool locked = lock_leaf(m);
+		struct cowfs_tree *t;
+		err = cowfs_writable(m->fs);
+		if (!err)
+			err = csum_tree(m, true, &t);
+		for (unsigned i = 0; !err && i < nb; i++) {
+			uint8_t v[4];
+			cfs_put32(v, sums[i]);
+			struct cowfs_key k = { (dev + base) / BS + i, CFS_ITEM_DATA_CSUM, 0 };
+			err = cowfs_bt_insert(t, &k, v, sizeof(v));
+			if (err == -PLAT_EEXIST)     /* a reused block: its old item */
+				err = cowfs_bt_update(t, &k, v, sizeof(v));
+		}
+		if (locked)
+			plat_mutex_unlock(m->lock);
 	}
-	if (locked)
-		plat_mutex_unlock(m->lock);
 	return err ? err : (int64_t)n;
 }
 
+/* The stored checksums of a batch are looked up under m->lock, the data
+ * summed after it is dropped (see CSUM_BATCH). */
 int cowfs_csum_verify(struct cowfs_mount *m, uint64_t ino, uint64_t pos, uint64_t dev, const uint8_t *in, uint64_t n)
 {
-	bool locked = lock_leaf(m);
-	struct cowfs_tree *t;
 	const char *bad = NULL;
-	int err = csum_tree(m, false, &t);
-	if (err == -PLAT_ENOENT) {
-		bad = "missing (no checksum tree)";
-		err = 0;
-	}
+	int err = 0;
 	uint64_t off = 0;
-	for (; !err && !bad && off < n; off += BS) {
-		uint8_t v[4];
-		uint32_t len;
-		struct cowfs_key k = { (dev + off) / BS, CFS_ITEM_DATA_CSUM, 0 };
-		err = cowfs_bt_lookup(t, &k, v, sizeof(v), &len);
-		if (err == -PLAT_ENOENT || (!err && len != sizeof(v))) {
-			bad = "missing";
+	for (uint64_t base = 0; !err && !bad && base < n; base += (uint64_t)CSUM_BATCH * BS) {
+		uint32_t want[CSUM_BATCH];
+		unsigned nb = 0;
+		bool locked = lock_leaf(m);
+		struct cowfs_tree *t;
+		err = csum_tree(m, false, &t);
+		if (err == -PLAT_ENOENT) {
+			bad = "missing (no checksum tree)";
+			off = base;
 			err = 0;
-		} else if (!err && cfs_get32(v) != crc32c(0, in + off, BS)) {
-			bad = "mismatch";
 		}
-		if (bad)
-			break;
+		for (off = base; !err && !bad && off < n && nb < CSUM_BATCH; off += BS) {
+			uint8_t v[4];
+			uint32_t len;
+			struct cowfs_key k = { (dev + off) / BS, CFS_ITEM_DATA_CSUM, 0 };
+			err = cowfs_bt_lookup(t, &k, v, sizeof(v), &len);
+			if (err == -PLAT_ENOENT || (!err && len != sizeof(v))) {
+				bad = "missing";
+				err = 0;
+				break;
+			}
+			if (!err)
+				want[nb++] = cfs_get32(v);
+		}
+		if (locked)
+			plat_mutex_unlock(m->lock);
+		/* Blocks before a missing one are checked first: a mismatch
+		 * earlier in the range is the one reported. */
+		for (unsigned i = 0; !err && i < nb; i++) {
+			if (want[i] != crc32c(0, in + base + (uint64_t)i * BS, BS)) {
+				bad = "mismatch";
+				off = base + (uint64_t)i * BS;
+				break;
+			}
+		}
 	}
 	if (bad) {
+		bool locked = lock_leaf(m);
 		m->csum_errors++;
+		if (locked)
+			plat_mutex_unlock(m->lock);
 		plat_log(PLAT_LOG_ERR, "cowfs: inode %llu offset %llu (device byte %llu): data checksum %s",
 			 (unsigned long long)ino, (unsigned long long)(pos + off), (unsigned long long)(dev + off), bad);
 		err = -PLAT_EIO;
 	}
-	if (locked)
-		plat_mutex_unlock(m->lock);
 	return err;
 }
 
@@ -124,10 +163,12 @@ static int64_t csum_decode(struct iomap_inode *io, const struct iomap *map, uint
 	int err = cowfs_csum_verify(vn->m, vn->rec.ino, pos, dev, in, n);
 	if (err)
 		return err;
-	plat_memcpy(out, in, n);
+	if (out != in)
+		plat_memcpy(out, in, n);
 	return (int64_t)n;
 }
 
-static const struct iomap_xform_stage csum_stage = { "crc32c", IOMAP_F_CSUM, false, csum_encode, csum_decode };
+static const struct iomap_xform_stage csum_stage = { "crc32c", IOMAP_F_CSUM, false, csum_encode, csum_decode,
+						     .in_place = true };
 static const struct iomap_xform_stage *const csum_stages[] = { &csum_stage };
 const struct iomap_xform_ops cowfs_csum_xform = { csum_stages, 1 };

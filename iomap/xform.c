@@ -29,7 +29,8 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
 			continue;
 		/* A resizing stage must save at least one block to be kept. */
 		uint64_t scap = s->resizes ? (len > bs ? ((len + bs - 1) & ~(bs - 1)) - bs : 0) : len;
-		int64_t r = scap ? s->encode(inode, map, pos, dev, a, len, b, scap) : -PLAT_ENOSPC;
+		bool in_place = s->in_place && !s->resizes;
+		int64_t r = scap ? s->encode(inode, map, pos, dev, a, len, in_place ? a : b, scap) : -PLAT_ENOSPC;
 		if (r == -PLAT_ENOSPC && s->resizes) {
 			flags &= (uint16_t)~s->flag;   /* incompressible: store as is */
 			continue;
@@ -49,6 +50,8 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
 			plat_memset(b + len, 0, padded - len);
 			len = padded;
 		}
+		if (in_place)
+			continue;
 		uint8_t *t = a;
 		a = b;
 		b = t;
@@ -98,7 +101,8 @@ int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_
 		if (!iomap_stage_on(s, flags))
 			continue;
 		uint64_t scap = s->resizes ? logical : len;
-		int64_t r = s->decode(inode, map, start, dev, a, len, b, scap);
+		bool in_place = s->in_place && !s->resizes;
+		int64_t r = s->decode(inode, map, start, dev, a, len, in_place ? a : b, scap);
 		if (r < 0 || (uint64_t)r != scap) {
 			/* Never hand out undecoded or unverified bytes. */
 			plat_log(PLAT_LOG_ERR, "iomap: inode %llu: transform stage %s rejected the data of file "
@@ -110,6 +114,8 @@ int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_
 			goto out;
 		}
 		len = (uint64_t)r;
+		if (in_place)
+			continue;
 		uint8_t *t = a;
 		a = b;
 		b = t;

@@ -48,6 +48,10 @@ struct iomap_xform_stage {
 			  const uint8_t *in, uint64_t n, uint8_t *out, uint64_t cap);
 	int64_t (*decode)(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
 			  const uint8_t *in, uint64_t n, uint8_t *out, uint64_t cap);
+	/* The stage only reads the bytes (a checksum): the runner passes
+	 * out == in and the stage must not write them.  Saves a copy of
+	 * every byte per stage. */
+	bool in_place;
 };
 
 struct iomap_xform_ops {
