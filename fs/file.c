@@ -172,6 +172,7 @@ static int file_ready(struct cowfs_vnode *vn)
 	}
 	vn->io.ops = &cowfs_file_write_ops;
 	vn->io.wq = m->wq;
+	vn->io.ra_wq = m->ra_wq;
 	vn->io.flush_bdev = m->bdev;
 	vn->io.ino = vn->rec.ino;
 	vn->io.fs_private = vn;

@@ -204,6 +204,8 @@ static void vfs_free(struct cowfs_mount *m)
 {
 	if (m->own_wq && m->wq)
 		iomap_workq_destroy(m->wq);
+	if (m->ra_wq)
+		iomap_workq_destroy(m->ra_wq);
 	if (m->own_pc && m->pc)
 		pcache_destroy(m->pc);
 	if (m->lock)
@@ -243,6 +245,8 @@ int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct 
 		m->own_wq = true;
 		err = iomap_workq_create("cowfs-io", 1, &m->wq);
 	}
+	if (!err)
+		err = iomap_workq_create("cowfs-ra", 1, &m->ra_wq);
 	if (!err)
 		err = cowfs_mount(b, &o->fs, &m->fs);
 	if (err)

@@ -46,6 +46,7 @@ struct cowfs_mount {
 	struct plat_bdev *bdev;
 	struct pcache *pc;
 	struct iomap_workq *wq;
+	struct iomap_workq *ra_wq;       /* asynchronous readahead of sequential readers */
 	bool own_pc, own_wq;
 	struct plat_mutex *lock;
 	struct cowfs_vnode **vhash;

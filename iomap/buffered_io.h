@@ -25,8 +25,11 @@ int64_t iomap_file_buffered_write(struct iomap_inode *inode, uint64_t pos, const
 /* Buffered read into buf; stops at i_size.  Bytes read or -errno. */
 int64_t iomap_file_read(struct iomap_inode *inode, uint64_t pos, void *buf, uint64_t len,
 			const struct iomap_ops *ops);
-/* Start reads for the uncached folios of [pos, pos+len) (no waiting). */
+/* Start reads for the uncached folios of [pos, pos+len) (no waiting,
+ * except that reads through transform stages complete before it returns). */
 void iomap_readahead(struct iomap_inode *inode, uint64_t pos, uint64_t len, const struct iomap_ops *ops);
+/* No asynchronous readahead work item holds the inode (teardown). */
+bool iomap_ra_idle(void *inode);
 /* Fill the non-uptodate blocks of a locked folio; unlocks it when the reads
  * complete.  0 or -errno (submission). */
 int iomap_read_folio(struct folio *f, const struct iomap_ops *ops);

@@ -235,6 +235,17 @@ struct iomap_inode {
 	 * overwrite each other's values, which costs only a window size. */
 	uint64_t ra_next;                   /* where the last buffered read ended */
 	uint64_t ra_size;                   /* next sequential window, 0 = IOMAP_RA_MIN */
+	/* Asynchronous readahead (readpage.c): a sequential reader that
+	 * reaches ra_mark has [ra_end, +window) read by ra_wq while it copies
+	 * what is cached.  ra_busy is 1 from queueing until the work item's
+	 * last touch of the inode; teardown waits for 0. */
+	struct iomap_workq *ra_wq;          /* set by the filesystem; NULL = readahead only on a miss */
+	uint64_t ra_mark, ra_end;
+	uint64_t ra_work_pos, ra_work_len;
+	const struct iomap_ops *ra_ops;
+	int ra_busy;
+	struct iomap_work ra_work;
+	uint64_t ra_async_windows;          /* windows read by ra_wq (statistics, tests) */
 };
 
 int iomap_inode_init(struct iomap_inode *inode, struct pcache *pc, unsigned blkbits,

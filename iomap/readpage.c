@@ -134,9 +134,9 @@ static void iomap_read_release_all(struct iomap_read_ctx *ctx)
 	ctx->nra = 0;
 }
 
-/* Create the locked folios for [pos, end); stops at a cached folio after
- * the first, when memory is short or the array is full. */
-static void iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode, uint64_t pos, uint64_t end)
+/* Create the locked folios for [pos, end), skipping cached ones; stops
+ * when memory is short or the array is full.  Returns where it stopped. */
+static uint64_t iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode, uint64_t pos, uint64_t end)
 {
 	while (pos < end && ctx->nra < IOMAP_RA_FOLIOS) {
 		uint64_t index = pos >> PLAT_PAGE_SHIFT;
@@ -151,7 +151,7 @@ static void iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode
 		while (order < PCACHE_MAX_ORDER && (2ull << order) <= pages && !(index & ((2ull << order) - 1)))
 			order++;
 		if (pcache_get_folio(&inode->mapping, index, order, PCACHE_CREAT | PCACHE_LOCK | PCACHE_NOWAIT, &f))
-			return;   /* memory is short (or contended): read what we have */
+			return pos;   /* memory is short (or contended): read what we have */
 		pos = folio_pos(f) + folio_size(f);
 		if (folio_test(f, FOLIO_UPTODATE)) {
 			folio_unlock(f);
@@ -161,6 +161,7 @@ static void iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode
 		plat_store(&f->io_pending, 1);
 		ctx->ra[ctx->nra++] = f;
 	}
+	return pos;
 }
 
 /* Fill the blocks of f inside [ds, de) that are not uptodate from data
@@ -270,17 +271,22 @@ void iomap_readahead(struct iomap_inode *inode, uint64_t pos, uint64_t len, cons
 	uint64_t bs = 1ull << inode->blkbits, align = bs > PLAT_PAGE_SIZE ? bs : PLAT_PAGE_SIZE;
 	uint64_t eof = (iomap_isize(inode) + align - 1) & ~(align - 1);
 	uint64_t start = pos & ~(align - 1), end = iomap_min(pos + len, eof);
-	struct iomap_read_ctx ctx = { 0 };
-	if (start >= end)
-		return;
-	iomap_ra_alloc(&ctx, inode, start, end);
-	if (!ctx.nra)
-		return;
-	struct folio *first = ctx.ra[0], *last = ctx.ra[ctx.nra - 1];
-	uint64_t s = folio_pos(first), e = iomap_min(folio_pos(last) + folio_size(last), eof);
-	if (e > s)
-		iomap_read_run(inode, s, e - s, &ctx, ops);
-	iomap_read_release_all(&ctx);
+	/* IOMAP_RA_FOLIOS folios at a time: with small folios one batch is
+	 * far less than a window. */
+	while (start < end) {
+		struct iomap_read_ctx ctx = { 0 };
+		uint64_t reached = iomap_ra_alloc(&ctx, inode, start, end);
+		if (ctx.nra) {
+			struct folio *first = ctx.ra[0], *last = ctx.ra[ctx.nra - 1];
+			uint64_t s = folio_pos(first), e = iomap_min(folio_pos(last) + folio_size(last), eof);
+			if (e > s)
+				iomap_read_run(inode, s, e - s, &ctx, ops);
+			iomap_read_release_all(&ctx);
+		}
+		if (ctx.nra < IOMAP_RA_FOLIOS && reached < end)
+			break;      /* memory is short: the reader reads the rest on its miss */
+		start = reached;
+	}
 }
 
 int iomap_read_folio(struct folio *f, const struct iomap_ops *ops)
@@ -339,6 +345,53 @@ static uint64_t iomap_ra_window(struct iomap_inode *inode, bool sequential, uint
 }
 
 /*
+ * Asynchronous readahead.  A miss reads its window on the reader's thread,
+ * and with transform stages (data checksums) that read is synchronous: the
+ * reader would alternate between waiting for the device and copying, and
+ * the device would idle while it copies.  So a sequential reader also has
+ * the window after the one it is in read by the inode's readahead worker
+ * (ra_wq): queued when the reader's miss is served (ra_mark = the end of
+ * that window) and again each time the reader enters the window read
+ * ahead.  One work item per inode at a time (ra_busy); a reader that
+ * finds it busy tries again at its next call.  The worker reads with the
+ * ops of the read that queued it, which outlive every inode.
+ */
+static void iomap_ra_work(struct iomap_work *w)
+{
+	struct iomap_inode *inode =
+		(struct iomap_inode *)((char *)w - __builtin_offsetof(struct iomap_inode, ra_work));
+	iomap_readahead(inode, inode->ra_work_pos, inode->ra_work_len, inode->ra_ops);
+	plat_add(&inode->ra_async_windows, 1);
+	/* The last touch of the inode: teardown may free it after this. */
+	__atomic_store_n(&inode->ra_busy, 0, __ATOMIC_RELEASE);
+}
+
+static void iomap_ra_async(struct iomap_inode *inode, const struct iomap_ops *ops)
+{
+	uint64_t start = __atomic_load_n(&inode->ra_end, __ATOMIC_RELAXED);
+	if (!inode->ra_wq || start >= iomap_isize(inode))
+		return;
+	int idle = 0;
+	if (!__atomic_compare_exchange_n(&inode->ra_busy, &idle, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return;
+	uint64_t len = iomap_ra_window(inode, true, 0);
+	inode->ra_work_pos = start;
+	inode->ra_work_len = len;
+	inode->ra_ops = ops;
+	__atomic_store_n(&inode->ra_mark, start, __ATOMIC_RELAXED);
+	__atomic_store_n(&inode->ra_end, start + len, __ATOMIC_RELAXED);
+	inode->ra_work.fn = iomap_ra_work;
+	iomap_workq_queue(inode->ra_wq, &inode->ra_work);
+}
+
+/* Teardown: the readahead worker has left the inode. */
+bool iomap_ra_idle(void *arg)
+{
+	struct iomap_inode *inode = arg;
+	return !__atomic_load_n(&inode->ra_busy, __ATOMIC_ACQUIRE);
+}
+
+/*
  * Read into buf.  Cached uptodate data is copied directly; a miss starts
  * readahead (iomap_ra_window) and then waits for the folio; a
  * partially uptodate folio (left by a sub-folio write) is completed with
@@ -357,9 +410,18 @@ int64_t iomap_file_read(struct iomap_inode *inode, uint64_t pos, void *buf, uint
 	bool sequential = iomap_ra_sequential(inode, pos);
 	while (done < len && !err) {
 		uint64_t p = pos + done;
+		/* Entering the window read ahead: queue the one after it. */
+		if (sequential && inode->ra_wq && p >= __atomic_load_n(&inode->ra_mark, __ATOMIC_RELAXED) &&
+		    p < __atomic_load_n(&inode->ra_end, __ATOMIC_RELAXED))
+			iomap_ra_async(inode, ops);
 		struct folio *f = pcache_lookup(&inode->mapping, p >> PLAT_PAGE_SHIFT);
 		if (!f) {
-			iomap_readahead(inode, p, iomap_ra_window(inode, sequential, len - done), ops);
+			uint64_t w = iomap_ra_window(inode, sequential, len - done);
+			iomap_readahead(inode, p, w, ops);
+			if (sequential && inode->ra_wq) {
+				__atomic_store_n(&inode->ra_end, p + w, __ATOMIC_RELAXED);
+				iomap_ra_async(inode, ops);
+			}
 			f = pcache_lookup(&inode->mapping, p >> PLAT_PAGE_SHIFT);
 			if (!f) {
 				err = pcache_get_folio(&inode->mapping, p >> PLAT_PAGE_SHIFT, 0,

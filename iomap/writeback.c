@@ -502,6 +502,10 @@ int iomap_inode_destroy(struct iomap_inode *inode)
 			    "iomap: inode teardown waiting for writeback completion work"))
 		plat_log(PLAT_LOG_ERR, "iomap: writeback completion work left inode %llu late",
 			 (unsigned long long)inode->ino);
+	/* The readahead worker holds folios of this mapping and the inode. */
+	if (plat_wait_owned(NULL, iomap_ra_idle, inode, NULL, plat_time_ns() + PCACHE_WAIT_NS,
+			    "iomap: inode teardown waiting for readahead"))
+		plat_log(PLAT_LOG_ERR, "iomap: readahead left inode %llu late", (unsigned long long)inode->ino);
 	pcache_mapping_destroy(&inode->mapping);
 	iomap_rwsem_destroy(&inode->io_lock);
 	iomap_rwsem_destroy(&inode->invalidate_lock);

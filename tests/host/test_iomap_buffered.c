@@ -409,6 +409,44 @@ TEST(readahead_window_follows_the_access_pattern)
 	free(data);
 }
 
+/* A sequential reader has the window after its own read by the inode's
+ * readahead worker (ra_wq) while it copies: after the first 4 KiB read,
+ * and before any further read, the device has been asked for more than
+ * the window that read itself took, and the data stays right. */
+static bool ra_quiet(void *arg) { return iomap_ra_idle(arg); }
+
+TEST(async_readahead_reads_the_next_window_in_the_background)
+{
+	struct tfs *fs = mkfs(12, 0);
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	struct iomap_workq *wq;
+	enum { SZ = 8 << 20 };
+	uint8_t *data = malloc(SZ), *buf = malloc(SZ);
+	fill(data, SZ, 47);
+	EXPECT_EQ_INT(tfs_set_mapped(ti, 0, SZ, data), 0);
+	EXPECT_EQ_INT(iomap_workq_create("ra-test", 1, &wq), 0);
+	ti->ino.ra_wq = wq;
+	uint64_t b0 = dev_read_bytes(fs);
+	EXPECT_EQ_INT(tfs_read(ti, 0, buf, 4096), 4096);
+	EXPECT_EQ_INT(plat_wait_owned(NULL, ra_quiet, &ti->ino, NULL, plat_time_ns() + 10ull * 1000000000, "ra"), 0);
+	EXPECT(plat_load(&ti->ino.ra_async_windows) >= 1);
+	/* The miss read its 128 KiB window; the worker the next, larger one. */
+	EXPECT(dev_read_bytes(fs) - b0 >= (128 + 256) << 10);
+	/* The rest, sequentially: more windows in the background, same bytes. */
+	for (uint64_t pos = 4096; pos < SZ; pos += 64 << 10) {
+		uint64_t n = SZ - pos < (64 << 10) ? SZ - pos : 64 << 10;
+		EXPECT_EQ_INT(tfs_read(ti, pos, buf + pos, n), (int64_t)n);
+	}
+	EXPECT(memcmp(buf + 4096, data + 4096, SZ - 4096) == 0);
+	EXPECT(memcmp(buf, data, 4096) == 0);
+	EXPECT(plat_load(&ti->ino.ra_async_windows) >= 3);
+	tfs_inode_free(ti);        /* waits for the worker (iomap_inode_destroy) */
+	iomap_workq_destroy(wq);
+	tfs_destroy(fs);
+	free(data);
+	free(buf);
+}
+
 /* Readahead merges contiguous blocks across folios into large bios;
  * large folios are used for large sequential reads (EXT-36). */
 TEST(ext36_readahead_merges)
