@@ -67,12 +67,21 @@ static unsigned heap_class(size_t size)
 	return c;
 }
 
+/* Word by word: objects are 16-byte multiples, and a byte loop here was
+ * ~7 % of the guest's time receiving a file under TCG. */
 static void heap_poison_check(struct heap_slab *s, uint8_t *obj)
 {
-	for (uint32_t i = sizeof(void *); i < s->size; i++)
-		if (obj[i] != HEAP_POISON)
-			panic("heap: free object %p (%u bytes) was written after free (byte %u is %#x)",
-			      obj, s->size, i, obj[i]);
+	const uint64_t poison = 0x0101010101010101ULL * HEAP_POISON;
+	for (uint32_t w = sizeof(void *); w < s->size; w += 8) {
+		uint64_t v;
+		memcpy(&v, obj + w, 8);
+		if (v == poison)
+			continue;
+		for (uint32_t i = w; i < w + 8; i++)
+			if (obj[i] != HEAP_POISON)
+				panic("heap: free object %p (%u bytes) was written after free (byte %u is %#x)",
+				      obj, s->size, i, obj[i]);
+	}
 }
 
 static struct heap_slab *heap_slab_new(unsigned cls)

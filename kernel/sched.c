@@ -32,6 +32,8 @@ struct sched_rq {
 	unsigned nr;
 	struct thread *sleepers;      /* BLOCKED with a deadline, earliest first */
 	uint64_t slice_end;
+	uint64_t timer_at;            /* when the LAPIC timer fires; 0 = not armed (fired or stopped) */
+	uint64_t timer_writes;        /* times it was programmed (statistics, tests) */
 	uint64_t switches;
 	uint64_t idle_ns, idle_since;
 	volatile bool running;
@@ -98,20 +100,32 @@ static void sched_sleep_remove(struct sched_rq *rq, struct thread *t)
 	t->sleeping = false;
 }
 
-/* This CPU's rq lock held.  The idle thread needs no slice: only wake-ups
- * (and IPIs for new work) end its hlt. */
+/*
+ * This CPU's rq lock held.  The idle thread needs no slice: only wake-ups
+ * (and IPIs for new work) end its hlt.
+ *
+ * Programming the timer is a write to the LAPIC, which qemu's TCG emulates
+ * under its global lock; written at every switch it was ~7 % of a busy
+ * guest's time.  So a timer that is armed, still pending and due no later
+ * than the new deadline is left alone: it fires early, and sched_tick()
+ * (which marks it fired) programs the real deadline.  An armed timer that
+ * is no longer wanted is left to fire as well, once.
+ */
 static void sched_program_timer(struct sched_rq *rq, uint64_t now)
 {
 	struct percpu *pc = this_cpu();
 	uint64_t next = pc->current == pc->idle ? UINT64_MAX : rq->slice_end;
 	if (rq->sleepers && rq->sleepers->wake_ns < next)
 		next = rq->sleepers->wake_ns;
-	if (next == UINT64_MAX) {
-		lapic_timer_oneshot(0);
+	if (rq->timer_at > now && rq->timer_at <= next)
 		return;
-	}
+	if (next == UINT64_MAX)
+		return;             /* not armed, nothing due */
 	uint64_t delta = next > now ? next - now : 0;
-	lapic_timer_oneshot(MAX(delta, SCHED_MIN_TIMER_NS));
+	delta = MAX(delta, SCHED_MIN_TIMER_NS);
+	lapic_timer_oneshot(delta);
+	rq->timer_at = now + delta;
+	rq->timer_writes++;
 }
 
 /*
@@ -323,6 +337,7 @@ void sched_tick(void)
 	struct sched_rq *rq = this_cpu()->sched;
 	uint64_t f = spin_lock_irqsave(&rq->lock);
 	uint64_t now = time_ns();
+	rq->timer_at = 0;       /* a one-shot: it has fired */
 	while (rq->sleepers && rq->sleepers->wake_ns <= now) {
 		struct thread *t = rq->sleepers;
 		sched_sleep_remove(rq, t);
@@ -446,6 +461,13 @@ uint64_t sched_switches(unsigned cpu)
 	if (cpu >= MAX_CPUS || !cpus[cpu] || !cpus[cpu]->sched)
 		return 0;
 	return ((struct sched_rq *)cpus[cpu]->sched)->switches;
+}
+
+uint64_t sched_timer_writes(unsigned cpu)
+{
+	if (cpu >= MAX_CPUS || !cpus[cpu] || !cpus[cpu]->sched)
+		return 0;
+	return ((struct sched_rq *)cpus[cpu]->sched)->timer_writes;
 }
 
 uint64_t sched_idle_ns(unsigned cpu)

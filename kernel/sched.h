@@ -36,6 +36,8 @@ void thread_sleep_ns(uint64_t ns);
 void sched_tick(void);
 /* Per-CPU count of context switches and idle time, for `cpus`. */
 uint64_t sched_switches(unsigned cpu);
+/* Per-CPU count of LAPIC timer programmings (sched_program_timer). */
+uint64_t sched_timer_writes(unsigned cpu);
 uint64_t sched_idle_ns(unsigned cpu);
 unsigned sched_nthreads(void);
 /* Print one line per thread (id, name, state, cpu). */
