@@ -45,6 +45,7 @@ struct apfp_stats {
 	uint64_t frames_in, frames_out, bytes_in, bytes_out, requests, request_errors;
 	uint64_t mem, mem_high;                  /* bytes held in frames and replies */
 	uint64_t read_stalls;                    /* times a connection waited for memory */
+	uint64_t remote_runs;                    /* connections run by another CPU's worker */
 };
 
 struct apfp_conn_info {

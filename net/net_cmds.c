@@ -46,14 +46,17 @@ static void ifconfig_one(struct net_if *nif, bool verbose)
 		ip_str(netif_ip4_netmask(n), mask), ip_str(netif_ip4_gw(n), gw), net_src_name(nif->src),
 		net_hostname());
 	net_unlock();
-	kprintf("  rx packets %llu bytes %llu drops %llu errors %llu irqs %llu (no pbuf %llu)\n",
+	kprintf("  rx packets %llu bytes %llu drops %llu errors %llu irqs %llu doorbells %llu (no pbuf %llu)\n",
 		(unsigned long long)d->rx.packets, (unsigned long long)d->rx.bytes,
 		(unsigned long long)d->rx.drops, (unsigned long long)d->rx.errors,
-		(unsigned long long)d->rx.irqs, (unsigned long long)nif->rx_nobuf);
-	kprintf("  tx packets %llu bytes %llu drops %llu errors %llu irqs %llu (ring full waits %llu, dropped %llu)\n",
+		(unsigned long long)d->rx.irqs, (unsigned long long)d->rx.doorbells,
+		(unsigned long long)nif->rx_nobuf);
+	kprintf("  tx packets %llu bytes %llu drops %llu errors %llu irqs %llu doorbells %llu "
+		"(ring full waits %llu, dropped %llu)\n",
 		(unsigned long long)d->tx.packets, (unsigned long long)d->tx.bytes,
 		(unsigned long long)d->tx.drops, (unsigned long long)d->tx.errors,
-		(unsigned long long)d->tx.irqs, (unsigned long long)nif->tx_busy_waits,
+		(unsigned long long)d->tx.irqs, (unsigned long long)d->tx.doorbells,
+		(unsigned long long)nif->tx_busy_waits,
 		(unsigned long long)nif->tx_drops);
 	kprintf("  link changes %llu, stalls %llu, resets %llu, last error: %s\n",
 		(unsigned long long)d->link_changes, (unsigned long long)d->stalls,

@@ -71,6 +71,7 @@ struct netdev_queue_stats {
 	uint64_t drops;              /* rx: no buffer / bad length; tx: ring full */
 	uint64_t errors;             /* device-reported errors */
 	uint64_t irqs;
+	uint64_t doorbells;          /* notifications written to the device */
 };
 
 struct netdev;

@@ -192,13 +192,15 @@ void virtq_publish(struct virtq *q, uint16_t slot)
 	q->avail_idx++;
 }
 
-void virtq_kick(struct virtq *q)
+bool virtq_kick(struct virtq *q)
 {
 	/* Slots written before idx; idx before reading the device's flags. */
 	__atomic_store_n(&q->avail[1], q->avail_idx, __ATOMIC_RELEASE);
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!(q->used[0] & VIRTQ_USED_F_NO_NOTIFY))
-		*q->notify = q->index;
+	if (q->used[0] & VIRTQ_USED_F_NO_NOTIFY)
+		return false;
+	*q->notify = q->index;
+	return true;
 }
 
 bool virtq_has_used(struct virtq *q)

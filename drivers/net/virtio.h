@@ -89,7 +89,7 @@ void virtio_driver_ok(struct virtio_pci *vp);
 
 /* Virtqueue operations (not locked: the caller serialises). */
 void virtq_publish(struct virtq *q, uint16_t slot);   /* add slot to avail */
-void virtq_kick(struct virtq *q);                      /* notify unless suppressed */
+bool virtq_kick(struct virtq *q);                      /* notify unless suppressed; true if notified */
 /* Next used element, false when none. */
 bool virtq_next_used(struct virtq *q, uint16_t *slot, uint32_t *len);
 bool virtq_has_used(struct virtq *q);

@@ -84,6 +84,9 @@
 #define LWIP_NETIF_LINK_CALLBACK    1
 #define LWIP_NUM_NETIF_CLIENT_DATA  2   /* mDNS + spare */
 #define LWIP_CHECKSUM_CTRL_PER_NETIF 1  /* TX checksum offload per NIC */
+/* Our 64-bit-at-a-time Internet checksum (net/chksum.c). */
+unsigned short net_chksum(const void *data, int len);
+#define LWIP_CHKSUM                 net_chksum
 #define LWIP_SINGLE_NETIF           0
 #define ETH_PAD_SIZE                0
 
