@@ -95,6 +95,13 @@ def proto_fs(ctx):
         print(out.strip())
         first = re.search(r"^# run directory (run-\d+-\d+)$", out, re.M)
         check(first, out)
+    with ctx.subtest("bulk_frames_run_beside_the_network_thread"):
+        # One client so far: other frames stay with the network thread's
+        # CPU's idle workers, READ and WRITE frames go to a worker on the
+        # other CPU (net/apfp.c schedule); 2 CPUs here
+        out = shell(m, "proto", 60)
+        mt = re.search(r"workers: (\d+) runs handed to another CPU", out)
+        check(mt and int(mt.group(1)) > 0, out)
     with ctx.subtest("clients_at_once"):
         # three clients at once, each in a run directory of its own, doing
         # everything but snapshots (named per filesystem) and the verifier
