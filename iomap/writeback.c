@@ -177,7 +177,8 @@ static void iomap_ioend_end_io(struct plat_bio *bio)
 static bool iomap_ioend_encode(struct iomap_ioend *io)
 {
 	struct iomap_inode *inode = io->inode;
-	uint8_t *plain = plat_alloc(io->len), *out = NULL;
+	uint64_t bs = 1ull << inode->blkbits;
+	uint8_t *plain = plat_alloc((io->len + bs - 1) & ~(bs - 1)), *out = NULL;
 	uint64_t done = 0, stored = 0;
 	uint16_t applied = 0;
 	int ret = -PLAT_ENOMEM;
@@ -186,9 +187,8 @@ static bool iomap_ioend_encode(struct iomap_ioend *io)
 			plat_memcpy(plain + done, io->vecs[i].buf, io->vecs[i].len);
 			done += io->vecs[i].len;
 		}
-		ret = iomap_xform_encode(inode, &io->map, io->pos, io->bio.dev_off, plain, io->len,
-					 &out, &stored, &applied);
-		plat_free(plain);
+		ret = iomap_xform_encode_owned(inode, &io->map, io->pos, io->bio.dev_off, plain, io->len,
+					       &out, &stored, &applied);   /* consumes plain */
 	}
 	if (ret) {
 		io->bio.status = ret;

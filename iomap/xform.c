@@ -12,16 +12,23 @@ static bool iomap_stage_on(const struct iomap_xform_stage *s, uint16_t flags)
 int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
 		       const uint8_t *in, uint64_t n, uint8_t **out, uint64_t *stored, uint16_t *applied)
 {
+	uint64_t bs = 1ull << inode->blkbits, cap = (n + bs - 1) & ~(bs - 1);
+	uint8_t *a = plat_alloc(cap);
+	if (!a)
+		return -PLAT_ENOMEM;
+	plat_memcpy(a, in, n);
+	return iomap_xform_encode_owned(inode, map, pos, dev, a, n, out, stored, applied);
+}
+
+/* The second buffer is only needed by a stage that rewrites the bytes:
+ * a pipeline of checksums runs in the caller's buffer alone. */
+int iomap_xform_encode_owned(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
+			     uint8_t *a, uint64_t n, uint8_t **out, uint64_t *stored, uint16_t *applied)
+{
 	const struct iomap_xform_ops *xo = inode->xform;
 	uint64_t bs = 1ull << inode->blkbits, cap = (n + bs - 1) & ~(bs - 1);
 	uint16_t flags = iomap_xform_flags(map);
-	uint8_t *a = plat_alloc(cap), *b = plat_alloc(cap);
-	if (!a || !b) {
-		plat_free(a);
-		plat_free(b);
-		return -PLAT_ENOMEM;
-	}
-	plat_memcpy(a, in, n);
+	uint8_t *b = NULL;
 	uint64_t len = n;
 	for (unsigned i = 0; xo && i < xo->nstages; i++) {
 		const struct iomap_xform_stage *s = xo->stages[i];
@@ -30,6 +37,10 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
 		/* A resizing stage must save at least one block to be kept. */
 		uint64_t scap = s->resizes ? (len > bs ? ((len + bs - 1) & ~(bs - 1)) - bs : 0) : len;
 		bool in_place = s->in_place && !s->resizes;
+		if (!in_place && !b && !(b = plat_alloc(cap))) {
+			plat_free(a);
+			return -PLAT_ENOMEM;
+		}
 		int64_t r = scap ? s->encode(inode, map, pos, dev, a, len, in_place ? a : b, scap) : -PLAT_ENOSPC;
 		if (r == -PLAT_ENOSPC && s->resizes) {
 			flags &= (uint16_t)~s->flag;   /* incompressible: store as is */

@@ -76,6 +76,10 @@ static inline bool iomap_xformed(const struct iomap_inode *inode, const struct i
  */
 int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
 		       const uint8_t *in, uint64_t n, uint8_t **out, uint64_t *stored, uint16_t *applied);
+/* The same over buf, a plat_alloc'ed buffer of n bytes rounded up to the
+ * block size, which it consumes (returned in *out or freed): no copy. */
+int iomap_xform_encode_owned(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
+			     uint8_t *buf, uint64_t n, uint8_t **out, uint64_t *stored, uint16_t *applied);
 /*
  * Read and decode [pos, pos+n) of map into out.  ENCODED maps: the whole
  * extent is read (io_size bytes) and decoded; out receives [pos, pos+n).

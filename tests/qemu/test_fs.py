@@ -148,6 +148,14 @@ def fs_shell(ctx):
         out = ok(m, "snapshot list /nvme0n1")
         check("monday" not in out and "work" in out, out)
         check(cksum(m, "/nvme0n1/after-monday") == (100 << 10, pattern_crc(12, 100 << 10)), "data after snapshots")
+    with ctx.subtest("bench_fs_sequential_reads_reach_the_device"):
+        # an 8 MiB file read 256 KiB at a time for 2 s passes over it many
+        # times: each pass starts cold, as fio's reads on the Linux side do
+        out = ok(m, "bench fs /nvme0n1 read bs=262144 secs=2 size=8388608", 300)
+        mt = re.search(r"^bench fs .* ops=(\d+) .* dev_read_kib=(\d+) .*errors=0 cold_passes=(\d+)$", out, re.M)
+        check(mt, out)
+        ops, kib, passes = (int(x) for x in mt.groups())
+        check(ops > 64 and passes >= ops // 32 - 1 and kib >= (ops - 32) * 256, out)
     with ctx.subtest("fsck_and_scrub_clean"):
         for mount in ("/nvme0n1", "/sata0"):
             out = shell(m, f"fsck {mount}", 300)
