@@ -243,15 +243,19 @@ int iomap_xform_verify(struct iomap_inode *inode, const struct iomap *map, uint6
 	const struct iomap_xform_ops *xo = inode->xform;
 	uint16_t flags = iomap_xform_flags(map);
 	uint64_t dev = iomap_sector_addr(map, pos);
-	uint8_t *tmp = plat_alloc(n), *a = buf, *b = tmp;
+	uint8_t *tmp = NULL, *a = buf, *b = NULL;
 	int ret = 0;
-	if (!tmp)
-		return -PLAT_ENOMEM;
 	for (unsigned i = xo->nstages; i-- > 0;) {
 		const struct iomap_xform_stage *s = xo->stages[i];
 		if (!iomap_stage_on(s, flags))
 			continue;
-		int64_t r = s->decode(inode, map, pos, dev, a, n, b, n);
+		/* Checksums verify in place; a rewriting stage needs a second buffer. */
+		if (!s->in_place && !tmp) {
+			if (!(tmp = plat_alloc(n)))
+				return -PLAT_ENOMEM;
+			b = a == buf ? tmp : buf;
+		}
+		int64_t r = s->decode(inode, map, pos, dev, a, n, s->in_place ? a : b, n);
 		if (r < 0 || (uint64_t)r != n) {
 			/* Never hand out unverified bytes: the caller fails the read. */
 			plat_log(PLAT_LOG_ERR, "iomap: inode %llu: transform stage %s rejected the data of file "
@@ -261,6 +265,8 @@ int iomap_xform_verify(struct iomap_inode *inode, const struct iomap *map, uint6
 			ret = -PLAT_EIO;
 			break;
 		}
+		if (s->in_place)
+			continue;
 		uint8_t *t = a;
 		a = b;
 		b = t;

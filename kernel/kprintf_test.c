@@ -108,6 +108,30 @@ SELFTEST(kstring, memory)
 	ST_EXPECT(strcmp(strerror(ETIMEDOUT), "timed out") == 0);
 }
 
+/* memmove in both directions, every overlap distance 1..40 and length
+ * 0..100, against a copy through a separate buffer. */
+SELFTEST(kstring, memmove_every_overlap)
+{
+	static unsigned char buf[160], ref[160], tmp[160];
+	for (unsigned shift = 1; shift <= 40; shift++)
+		for (unsigned n = 0; n <= 100; n++)
+			for (int up = 0; up < 2; up++) {
+				for (unsigned i = 0; i < sizeof(buf); i++)
+					buf[i] = ref[i] = (unsigned char)(i * 13 + shift);
+				unsigned from = up ? 8 : 8 + shift, to = up ? 8 + shift : 8;
+				for (unsigned i = 0; i < n; i++)
+					tmp[i] = ref[from + i];
+				for (unsigned i = 0; i < n; i++)
+					ref[to + i] = tmp[i];
+				ST_EXPECT(memmove(buf + to, buf + from, n) == buf + to);
+				if (memcmp(buf, ref, sizeof(buf))) {
+					kprintf("memmove %s by %u, %u bytes: wrong\n", up ? "up" : "down", shift, n);
+					ST_EXPECT(memcmp(buf, ref, sizeof(buf)) == 0);
+					return;
+				}
+			}
+}
+
 /* memcpy and memset work in words and tail bytes: every length 0..80 at
  * every source and destination misalignment 0..7 writes exactly its bytes
  * and not one byte either side. */

@@ -40,7 +40,7 @@ KSTRING_NO_LIBCALL void *memcpy(void *dst, const void *src, size_t n)
 	return dst;
 }
 
-void *memmove(void *dst, const void *src, size_t n)
+KSTRING_NO_LIBCALL void *memmove(void *dst, const void *src, size_t n)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
@@ -49,10 +49,29 @@ void *memmove(void *dst, const void *src, size_t n)
 		return dst;
 	if (d < s || d >= s + n)
 		return memcpy(dst, src, n);
-	/* Overlapping with dst above src: copy backwards. */
-	const unsigned char *se = s + n - 1;
-	unsigned char *de = d + n - 1;
-	__asm__ volatile("std; rep movsb; cld" : "+D"(de), "+S"(se), "+c"(n) :: "memory");
+	/* Overlapping with dst above src: copy backwards, in words as
+	 * memcpy does (a B+tree insert shifts a leaf's items up this way).
+	 * Each chunk is loaded whole before it is stored, and a store lands
+	 * above the next chunk's source, so overlap at any distance is safe. */
+	d += n;
+	s += n;
+	for (; n >= 32; n -= 32) {
+		d -= 32;
+		s -= 32;
+		uint64_t a = ((const kstring_word *)s)[0], b = ((const kstring_word *)s)[1];
+		uint64_t c = ((const kstring_word *)s)[2], e = ((const kstring_word *)s)[3];
+		((kstring_word *)d)[0] = a;
+		((kstring_word *)d)[1] = b;
+		((kstring_word *)d)[2] = c;
+		((kstring_word *)d)[3] = e;
+	}
+	for (; n >= 8; n -= 8) {
+		d -= 8;
+		s -= 8;
+		*(kstring_word *)d = *(const kstring_word *)s;
+	}
+	while (n--)
+		*--d = *--s;
 	return dst;
 }
 
