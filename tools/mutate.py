@@ -31,6 +31,31 @@ TEST_TIMEOUT = 120
 # "pcache LRU" is the page cache's own rule (pcache/pagecache.c), not a numbered one.
 # The fragment must occur exactly once in the file.
 MUTATIONS = [
+    # cowfs scrub of file data (fs/scrub_data.c).
+    ("scrub-data-not-walked", "cowfs scrub", "fs/scrub.c",
+     "\t\t\tscrub_data_leaf(s, owner, b);",
+     "\t\t\t(void)0; /* mutated: data not scrubbed */",
+     ["test_cowfs_scrub", "test_cowfs_tool"]),
+    ("scrub-shared-block-read-again", "cowfs scrub", "fs/scrub_data.c",
+     "if (scrub_seen(s, first + j))",
+     "if (scrub_seen(s, first + j) && 0)",
+     ["test_cowfs_scrub"]),
+    ("scrub-one-read-per-block", "cowfs scrub", "fs/scrub_data.c",
+     "if (r->n && (blk != r->dev + r->n || r->n == SCRUB_RUN_BLOCKS))",
+     "if (r->n)",
+     ["test_cowfs_scrub", "test_cowfs_tool"]),
+    ("scrub-unwritten-read", "cowfs scrub", "fs/scrub_data.c",
+     "if (cfs_get32(d + 12) & CFS_EXTENT_UNWRITTEN) {",
+     "if (0) {",
+     ["test_cowfs_scrub"]),
+    ("scrub-checksum-not-compared", "cowfs scrub", "fs/scrub_data.c",
+     "} else if (crc32c(0, b, BS) != r->csum[i]) {",
+     "} else if (0) {",
+     ["test_cowfs_scrub", "test_cowfs_tool"]),
+    ("scrub-tool-exit-0-on-damage", "cowfs scrub", "tools/cowfs_tool.c",
+     "return cowfs_scrub_errors(&st) ? EXIT_UNCORRECTED : 0;",
+     "return 0; /* mutated: damage not in the exit status */",
+     ["test_cowfs_tool"]),
     # cowfs's fsync intent log (docs/format.md §9).
     ("fslog-logged-block-reused", "format §9", "fs/alloc.c",
      "bool at_once = born == fs->gen && !fs->log_n;",
