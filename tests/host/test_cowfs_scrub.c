@@ -47,8 +47,10 @@ static unsigned count_of(const char *hay, const char *needle)
 
 struct files { uint64_t a, b, c, d, a_old_4k; };
 
-static void workload(struct env *e, struct files *f)
+/* A fresh image with the workload on it. */
+static void workload(struct env *e, const char *name, struct files *f)
 {
+	EXPECT_EQ_INT(env_open(e, name, 32 << 20), 0);
 	uint8_t *buf = malloc((1u << 20) + BS);
 	fill(buf, 0, (1u << 20) + BS, 1);
 	f->a = mkfile(e, "a");
@@ -77,6 +79,21 @@ static void expect_no_errors(const struct cowfs_scrub_stats *st)
 	EXPECT_EQ_INT(st->data_errors + st->data_no_csum + st->data_read_errors, 0);
 }
 
+static void progress_cb(void *arg, uint64_t done, uint64_t total)
+{
+	uint64_t *p = arg;
+	p[0]++;
+	p[1] = done;
+	p[2] = total;
+}
+
+/* A scrub of the mounted filesystem, its report lines in *l. */
+static void scrub(struct env *e, struct cowfs_scrub_stats *st, struct lines *l)
+{
+	memset(l, 0, sizeof(*l));
+	EXPECT_EQ_INT(cowfs_vfs_scrub(e->m, st, collect, NULL, l), 0);
+}
+
 static void flip(struct env *e, uint64_t dev_byte)
 {
 	int fd = open(e->im.path, O_RDWR);
@@ -91,11 +108,10 @@ TEST(clean_image_counts_each_data_block_once)
 {
 	struct env e;
 	struct files f;
-	EXPECT_EQ_INT(env_open(&e, "scrub_clean", 32 << 20), 0);
-	workload(&e, &f);
+	workload(&e, "scrub_clean", &f);
 	struct cowfs_scrub_stats st;
-	struct lines l = { 0 };
-	EXPECT_EQ_INT(cowfs_vfs_scrub(e.m, &st, collect, NULL, &l), 0);
+	struct lines l;
+	scrub(&e, &st, &l);
 	if (l.n)
 		fprintf(stderr, "%s", l.all);
 	EXPECT_EQ_INT(l.n, 0);
@@ -109,6 +125,10 @@ TEST(clean_image_counts_each_data_block_once)
 	char sum[512];
 	cowfs_scrub_summary(&st, sum, sizeof(sum));
 	EXPECT(!strncmp(sum, "clean: ", 7) && strstr(sum, " 262 data blocks ") && strstr(sum, "; 0 errors"));
+	/* Progress counts data blocks as well as nodes. */
+	uint64_t p[3] = { 0 };
+	EXPECT_EQ_INT(cowfs_vfs_scrub(e.m, &st, NULL, progress_cb, p), 0);
+	EXPECT(p[0] >= 2 && p[1] == st.nodes + DATA_BLOCKS && p[2] >= p[1]);
 	env_close(&e);
 }
 
@@ -116,8 +136,7 @@ TEST(unwritten_extent_is_not_data)
 {
 	struct env e;
 	struct files f;
-	EXPECT_EQ_INT(env_open(&e, "scrub_unwr", 32 << 20), 0);
-	workload(&e, &f);
+	workload(&e, "scrub_unwr", &f);
 	/* An EXTENT item with the UNWRITTEN flag (reserved: the file layer
 	 * writes none yet) over 4 allocated blocks holding no data and no
 	 * checksums: not read, not an error, counted apart. */
@@ -134,8 +153,8 @@ TEST(unwritten_extent_is_not_data)
 	EXPECT_EQ_INT(cowfs_bt_insert(e.m->tree, &k, d, sizeof(d)), 0);
 	cowfs_vfs_unlock(e.m);
 	struct cowfs_scrub_stats st;
-	struct lines l = { 0 };
-	EXPECT_EQ_INT(cowfs_vfs_scrub(e.m, &st, collect, NULL, &l), 0);
+	struct lines l;
+	scrub(&e, &st, &l);
 	if (l.n)
 		fprintf(stderr, "%s", l.all);
 	expect_no_errors(&st);
@@ -148,8 +167,7 @@ TEST(flipped_bits_named_once_each)
 {
 	struct env e;
 	struct files f;
-	EXPECT_EQ_INT(env_open(&e, "scrub_bad", 32 << 20), 0);
-	workload(&e, &f);
+	workload(&e, "scrub_bad", &f);
 	uint64_t c_dev = ct_dev_addr(e.m, f.c, BS);              /* only the live tree */
 	uint64_t shared_dev = ct_dev_addr(e.m, f.b, 2 * BS);     /* a, b and the snapshot */
 	EXPECT_EQ_INT(shared_dev, ct_dev_addr(e.m, f.a, 256 * KB + 2 * BS));
@@ -158,8 +176,8 @@ TEST(flipped_bits_named_once_each)
 	flip(&e, shared_dev + 4000);
 	flip(&e, f.a_old_4k + 1);
 	struct cowfs_scrub_stats st;
-	struct lines l = { 0 };
-	EXPECT_EQ_INT(cowfs_vfs_scrub(e.m, &st, collect, NULL, &l), 0);
+	struct lines l;
+	scrub(&e, &st, &l);
 	fprintf(stderr, "%s", l.all);
 	EXPECT_EQ_INT(l.n, 3);
 	EXPECT_EQ_INT(st.data_errors, 3);
@@ -197,8 +215,7 @@ TEST(missing_checksum_counted_apart)
 {
 	struct env e;
 	struct files f;
-	EXPECT_EQ_INT(env_open(&e, "scrub_nocsum", 32 << 20), 0);
-	workload(&e, &f);
+	workload(&e, "scrub_nocsum", &f);
 	uint64_t dev = ct_dev_addr(e.m, f.c, 2 * BS);
 	struct cowfs *fs = cowfs_vfs_fs(e.m);
 	struct cowfs_tree *t = NULL;
@@ -208,8 +225,8 @@ TEST(missing_checksum_counted_apart)
 	EXPECT_EQ_INT(cowfs_bt_delete(t, &k), 0);
 	cowfs_vfs_unlock(e.m);
 	struct cowfs_scrub_stats st;
-	struct lines l = { 0 };
-	EXPECT_EQ_INT(cowfs_vfs_scrub(e.m, &st, collect, NULL, &l), 0);
+	struct lines l;
+	scrub(&e, &st, &l);
 	EXPECT_EQ_INT(st.data_no_csum, 1);
 	EXPECT_EQ_INT(st.data_errors, 0);
 	EXPECT_EQ_INT(cowfs_scrub_errors(&st), 1);
