@@ -148,16 +148,32 @@ typedef void (*cowfs_progress_fn)(void *arg, uint64_t done, uint64_t total);
 struct cowfs_scrub_stats {
 	uint64_t sb_valid, sb_bad;            /* superblock copies (16 in all) */
 	uint64_t nodes, node_errors;          /* tree nodes read back and verified */
-	uint64_t data_blocks, data_errors;    /* data blocks against their checksums */
-	uint64_t bytes;
+	uint64_t extent_errors;               /* EXTENT items pointing outside the data area */
+	/* Data: each block any live subvolume tree names, read once. */
+	uint64_t data_blocks;                 /* blocks read and checked */
+	uint64_t data_errors;                 /* checksum mismatches */
+	uint64_t data_no_csum;                /* blocks without a checksum item (damage: every block has one) */
+	uint64_t data_read_errors;            /* blocks the device could not read */
+	uint64_t data_shared;                 /* references met again to blocks already read (shared) */
+	uint64_t data_unwritten;              /* blocks of UNWRITTEN extents: not data, not read */
+	uint64_t data_reads;                  /* device reads issued for data (contiguous blocks batched) */
+	uint64_t bytes;                       /* nodes and data read */
+	uint64_t elapsed_ns;
 };
 /* Commits (unless read-only), then reads back and verifies everything
  * that commit references, bypassing the caches; each problem reported in
- * words (report may be NULL) and counted, the scrub goes on.  progress
- * (may be NULL) is called every 1024 blocks with done/total.  Returns 0
- * when the scrub ran (problems are in *st), or -errno when it could not. */
+ * words (report may be NULL; a data block's line names its device
+ * address, inode, file offset and subvolume or snapshot) and counted, the
+ * scrub goes on.  progress (may be NULL) is called every 1024 blocks
+ * (nodes and data) with done/total.  Returns 0 when the scrub ran
+ * (problems are in *st), or -errno when it could not. */
 int cowfs_scrub(struct cowfs *fs, struct cowfs_scrub_stats *st, cowfs_report_fn report, cowfs_progress_fn progress,
 		void *arg);
+/* All problems of every kind a scrub counted. */
+uint64_t cowfs_scrub_errors(const struct cowfs_scrub_stats *st);
+/* The one-line summary the host tool and the shell print: "clean: ..." or
+ * "found damage: ...", counts, errors by kind, ending "N errors". */
+void cowfs_scrub_summary(const struct cowfs_scrub_stats *st, char *out, size_t n);
 /* fsck --repair: node reference counts, dangling snapshot names, leaked
  * or wrongly free space, from structurally sound trees; each fix reported;
  * commits.  -EIO (and the reason reported) when a tree is damaged. */

@@ -90,10 +90,6 @@ struct cowfs {
 	 * leaf was dropped) a reference to the data extents its items name.
 	 * NULL = leaves name no data. */
 	int (*leaf_data_refs)(struct cowfs *fs, const uint8_t *leaf, int delta);
-	/* Scrub: read and verify the data blocks a subvolume leaf's items
-	 * name (counting into st, reporting each problem).  NULL = no data. */
-	void (*scrub_leaf_data)(struct cowfs *fs, const uint8_t *leaf, struct cowfs_scrub_stats *st,
-				cowfs_report_fn report, void *arg);
 	/* Intent log (fs/log.c, docs/format.md §9).  log_start/log_id: the
 	 * log the mounted (or last) commit's superblock names; log_next: the
 	 * block taken for the next log block (0 = no log until the next

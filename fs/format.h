@@ -181,7 +181,8 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_ROOT_RDONLY     1ull     /* ROOT_ITEM flags: a read-only snapshot */
 #define CFS_ROOT_DROPPING   2ull
 /* EXTENT item data: disk_block u64, nblocks u32, flags u32, gen u64. */
-#define CFS_EXTENT_ITEM_SIZE 24u     /* ROOT_ITEM flags: deleted, being freed in the background */
+#define CFS_EXTENT_ITEM_SIZE 24u
+#define CFS_EXTENT_UNWRITTEN 1u      /* flags bit 0 (reserved: nothing writes it yet): no data, scrub skips */
 
 /* ---- intent log block (docs/format.md §9), 4096 bytes ---- */
 #define CFS_LOG_MAGIC       0x4c736663u     /* "cfsL" read as LE u32 */

@@ -1,7 +1,7 @@
 # cowfs: host unit tests (tests/tests.mk builds each with ASan/UBSan from
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
-	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c \
+	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/scrub_data.c \
 	fs/repair.c fs/drop.c fs/dataref.c fs/probe.c fs/log.c \
 	fs/xattr_tree.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
@@ -51,6 +51,11 @@ test_cowfs_snapread_LDLIBS := -lpthread
 HOST_TESTS += test_cowfs_reflink
 test_cowfs_reflink_SRCS := $(FS_VFS_HOST_SRCS)
 test_cowfs_reflink_LDLIBS := -lpthread
+
+# Scrub of file data (fs/scrub_data.c) on a mounted filesystem.
+HOST_TESTS += test_cowfs_scrub
+test_cowfs_scrub_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_scrub_LDLIBS := -lpthread
 
 # fallocate, punch hole, zero range, seek hole/data (fs/falloc.c).
 HOST_TESTS += test_cowfs_falloc

@@ -2,28 +2,16 @@
  * scrub: read everything the last commit references back from the device
  * and verify it, bypassing every cache: each superblock copy, every node of
  * every tree (checksum, and the parent pointer's checksum, generation,
- * level, block number and owner), and through the data layer's hook the
- * data blocks against their checksums.  A problem is reported with the
- * block and the reason and counted; the scrub goes on.  Shared nodes are
- * read once.
+ * level, block number and owner), and every data block the live subvolume
+ * trees name against its checksum (fs/scrub_data.c).  A problem is
+ * reported with the block and the reason and counted; the scrub goes on.
+ * Shared nodes and shared data blocks are read once.
  */
-#include "fs/node.h"
+#include "fs/scrub_int.h"
 
-struct scrub {
-	struct cowfs *fs;
-	struct cowfs_scrub_stats *st;
-	cowfs_report_fn report;
-	cowfs_progress_fn progress;
-	void *arg;
-	uint64_t *seen;
-	uint64_t total, next_progress;
-	uint8_t *bufs[CFS_MAX_LEVELS + 1];
-};
-
-static void scrub_say(struct scrub *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void scrub_say(struct scrub *s, const char *fmt, ...)
+void scrub_say(struct scrub *s, const char *fmt, ...)
 {
-	char line[200];
+	char line[320];
 	va_list ap;
 	va_start(ap, fmt);
 	plat_vsnprintf(line, sizeof(line), fmt, ap);
@@ -32,13 +20,22 @@ static void scrub_say(struct scrub *s, const char *fmt, ...)
 		s->report(s->arg, line);
 }
 
-static void scrub_tick(struct scrub *s)
+void scrub_tick(struct scrub *s)
 {
 	uint64_t done = s->st->nodes + s->st->data_blocks;
 	if (s->progress && done >= s->next_progress) {
 		s->progress(s->arg, done, s->total);
 		s->next_progress = done + 1024;
 	}
+}
+
+bool scrub_seen(struct scrub *s, uint64_t blk)
+{
+	uint64_t bit = 1ull << (blk % 64);
+	if (s->seen[blk / 64] & bit)
+		return true;
+	s->seen[blk / 64] |= bit;
+	return false;
 }
 
 static int scrub_node(struct scrub *s, const struct cowfs_bptr *p, uint64_t owner, unsigned depth)
@@ -50,9 +47,8 @@ static int scrub_node(struct scrub *s, const struct cowfs_bptr *p, uint64_t owne
 			  (unsigned long long)p->blocknr);
 		return 0;
 	}
-	if (s->seen[p->blocknr / 64] & (1ull << (p->blocknr % 64)))
+	if (scrub_seen(s, p->blocknr))
 		return 0;                    /* shared: read once */
-	s->seen[p->blocknr / 64] |= 1ull << (p->blocknr % 64);
 	uint8_t *b = s->bufs[depth];
 	int err = cowfs_read_blocks(fs, p->blocknr, b, fs->node_size);
 	const char *why = err ? "read error" : cowfs_node_verify(fs, b, p->blocknr, p, owner, true);
@@ -66,8 +62,8 @@ static int scrub_node(struct scrub *s, const struct cowfs_bptr *p, uint64_t owne
 		return 0;                    /* nothing below it can be trusted or reached */
 	}
 	if (!b[CFS_NH_LEVEL]) {
-		if (fs->scrub_leaf_data && owner >= CFS_TREE_FS)
-			fs->scrub_leaf_data(fs, b, s->st, s->report, s->arg);
+		if (owner >= CFS_TREE_FS)
+			scrub_data_leaf(s, owner, b);
 		return 0;
 	}
 	for (uint32_t i = 0; i < nd_nr(b); i++) {
@@ -121,13 +117,17 @@ static int scrub_trees(struct scrub *s)
 	int err = scrub_node(s, &fs->root_tree.root, CFS_TREE_ROOT, 0);
 	if (!err)
 		err = scrub_node(s, &fs->free_tree.root, CFS_TREE_FREE, 0);
-	return err ? err : cowfs_root_items(fs, CFS_TREE_FREE + 1, scrub_root_cb, s);
+	if (!err)
+		err = cowfs_root_items(fs, CFS_TREE_FREE + 1, scrub_root_cb, s);
+	scrub_data_flush(s);                 /* the last run */
+	return err;
 }
 
 int cowfs_scrub(struct cowfs *fs, struct cowfs_scrub_stats *st, cowfs_report_fn report, cowfs_progress_fn progress,
 		void *arg)
 {
-	struct scrub s = { fs, st, report, progress, arg, NULL, 0, 0, { 0 } };
+	struct scrub s = { fs, st, report, progress, arg, NULL, 0, 0, { 0 }, NULL, NULL };
+	uint64_t t0 = plat_time_ns();
 	int err = 0;
 	plat_memset(st, 0, sizeof(*st));
 	/* What the last commit references is what the device holds. */
@@ -138,8 +138,12 @@ int cowfs_scrub(struct cowfs *fs, struct cowfs_scrub_stats *st, cowfs_report_fn 
 	for (unsigned i = 0; i <= CFS_MAX_LEVELS && s.seen; i++)
 		if (!(s.bufs[i] = plat_alloc_pages(fs->node_size)))
 			err = -PLAT_ENOMEM;
-	if (!s.seen)
+	if (s.seen && (s.run = plat_zalloc(sizeof(*s.run))))
+		s.run->buf = plat_alloc_pages(SCRUB_RUN_BLOCKS * CFS_BLOCK_SIZE);
+	if (!s.seen || !s.run || !s.run->buf)
 		err = -PLAT_ENOMEM;
+	if (!err && (err = cowfs_tree_get(fs, CFS_TREE_CSUM, false, &s.csum)) == -PLAT_ENOENT)
+		err = 0;                     /* no data was ever written: an extent's blocks have no checksum */
 	if (!err) {
 		scrub_superblocks(&s);
 		err = scrub_trees(&s);
@@ -149,6 +153,34 @@ int cowfs_scrub(struct cowfs *fs, struct cowfs_scrub_stats *st, cowfs_report_fn 
 	for (unsigned i = 0; i <= CFS_MAX_LEVELS; i++)
 		if (s.bufs[i])
 			plat_free_pages(s.bufs[i], fs->node_size);
+	if (s.run && s.run->buf)
+		plat_free_pages(s.run->buf, SCRUB_RUN_BLOCKS * CFS_BLOCK_SIZE);
+	plat_free(s.run);
 	plat_free(s.seen);
+	st->elapsed_ns = plat_time_ns() - t0;
 	return err;
+}
+
+uint64_t cowfs_scrub_errors(const struct cowfs_scrub_stats *st)
+{
+	return st->sb_bad + st->node_errors + st->extent_errors + st->data_errors + st->data_no_csum +
+	       st->data_read_errors;
+}
+
+void cowfs_scrub_summary(const struct cowfs_scrub_stats *st, char *out, size_t n)
+{
+	uint64_t bad = cowfs_scrub_errors(st);
+	plat_snprintf(out, n,
+		      "%s: %llu superblock copies, %llu nodes, %llu data blocks (%llu references met again, %llu "
+		      "unwritten not read) in %llu data reads, %llu MiB in %llu ms; errors: %llu superblock, %llu node, "
+		      "%llu extent, %llu data checksum mismatch, %llu data without checksum, %llu data read; "
+		      "%llu errors",
+		      bad ? "found damage" : "clean", (unsigned long long)st->sb_valid, (unsigned long long)st->nodes,
+		      (unsigned long long)st->data_blocks, (unsigned long long)st->data_shared,
+		      (unsigned long long)st->data_unwritten, (unsigned long long)st->data_reads,
+		      (unsigned long long)(st->bytes >> 20), (unsigned long long)(st->elapsed_ns / 1000000),
+		      (unsigned long long)st->sb_bad, (unsigned long long)st->node_errors,
+		      (unsigned long long)st->extent_errors, (unsigned long long)st->data_errors,
+		      (unsigned long long)st->data_no_csum, (unsigned long long)st->data_read_errors,
+		      (unsigned long long)bad);
 }

@@ -313,12 +313,10 @@ static int cmd_scrub(int argc, char **argv)
 		fprintf(stderr, "cowfs: %s: scrub could not run: %s\n", argv[1], plat_strerror(err));
 		return EXIT_OPER;
 	}
-	uint64_t bad = st.node_errors + st.data_errors + st.sb_bad;
-	printf("cowfs: %s: scrub %s: %llu superblock copies, %llu nodes, %llu data blocks, %llu MiB read; "
-	       "%llu errors\n", argv[1], bad ? "found damage" : "clean", (unsigned long long)st.sb_valid,
-	       (unsigned long long)st.nodes, (unsigned long long)st.data_blocks,
-	       (unsigned long long)(st.bytes >> 20), (unsigned long long)bad);
-	return bad ? EXIT_UNCORRECTED : 0;
+	char line[512];
+	cowfs_scrub_summary(&st, line, sizeof(line));
+	printf("cowfs: %s: scrub %s\n", argv[1], line);
+	return cowfs_scrub_errors(&st) ? EXIT_UNCORRECTED : 0;
 }
 
 static int snap_print(void *arg, const struct cowfs_subvol_info *si)

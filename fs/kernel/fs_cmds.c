@@ -214,17 +214,14 @@ static int cmd_scrub(int argc, char **argv)
 		return 1;
 	int err;
 	struct cowfs_scrub_stats st;
-	uint64_t t0 = time_ns();
 	err = cowfs_vfs_scrub(p.fm->m, &st, scrub_report, scrub_progress, path);
-	uint64_t ms = (time_ns() - t0) / 1000000;
 	if (!err) {
-		uint64_t bad = st.node_errors + st.data_errors + st.sb_bad;
+		char line[512];
+		uint64_t bad = cowfs_scrub_errors(&st);
 		p.fm->scrub_errors = bad;
 		p.fm->scrub_unix_s = realtime_ns() / 1000000000;
-		kprintf("scrub: %s: %s: %llu superblock copies, %llu nodes, %llu data blocks, %llu MiB in %llu ms; "
-			"%llu errors\n", path, bad ? "found damage" : "clean", (unsigned long long)st.sb_valid,
-			(unsigned long long)st.nodes, (unsigned long long)st.data_blocks,
-			(unsigned long long)(st.bytes >> 20), (unsigned long long)ms, (unsigned long long)bad);
+		cowfs_scrub_summary(&st, line, sizeof(line));
+		kprintf("scrub: %s: %s\n", path, line);
 		err = bad ? -EIO : 0;
 	} else {
 		kprintf("scrub: %s: could not run: %s\n", path, strerror(err));
