@@ -235,7 +235,7 @@ int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t
  * Returns the bytes cloned (0 when src_off is src's end of file) or
  * -EINVAL (alignment, overlap, src_off past the end, flags, not a regular
  * file), -EISDIR, -EFBIG, -ENOSPC (no room for the metadata), -EMLINK (a
- * block would be shared more than 256 times), -EROFS, -EIO.  Both files
+ * block would pass the 2^32 - 1 references a DATA_REF item holds), -EROFS, -EIO.  Both files
  * are of this mount: a caller serving several answers -EXDEV itself. */
 int64_t cowfs_clone_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
 			  uint64_t dst_off, uint64_t len, unsigned flags);
