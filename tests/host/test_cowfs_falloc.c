@@ -508,57 +508,13 @@ static void cut_state(unsigned k, uint8_t *out, uint64_t *size)
 		*size = CUT_SIZE;                          /* allocate */
 }
 
+/* The punch frees blocks a snapshot shares. */
 static uint64_t falloc_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 {
-	struct env e;
-	struct ct_cut c;
-	struct cowfs_hooks hooks;
-	uint8_t *data = aligned_alloc(4096, CUT_BUF), *buf = aligned_alloc(4096, CUT_BUF);
-	unsigned synced = 0;
-	*why = NULL;
-	if ((*why = env_cut_open(&e, &c, &hooks, "falloccut", cut_at, seed)))
-		goto out;
-	struct cowfs_inode a;
-	uint64_t size;
-	cut_state(1, data, &size);
-	if (cowfs_create(e.m, CFS_ROOT_INO, "f", 1, 0644, 0, 0, &a) ||
-	    cowfs_write(e.m, a.ino, 0, data, size, 0) != (int64_t)size)
-		goto unmount;
-	if (cowfs_fsync(e.m, a.ino, false) || cowfs_fsync(e.m, CFS_ROOT_INO, false) || c.cut)
-		goto unmount;
-	synced = 1;
-	/* The punch frees blocks a snapshot shares. */
-	if (cowfs_snapshot(e.m, "s", 1, true) || c.cut)
-		goto unmount;
-	static const struct { unsigned mode; uint64_t off, len; } steps[] = {
+	static const struct env_falloc_step steps[] = {
 		{ PUNCH, 5000, 25000 }, { ZERO, 40000, 30000 }, { 0, 60000, CUT_SIZE - 60000 },
 	};
-	for (unsigned i = 0; i < 3; i++) {
-		if (cowfs_fallocate(e.m, a.ino, steps[i].mode, steps[i].off, steps[i].len) ||
-		    cowfs_fsync(e.m, a.ino, false) || c.cut)
-			goto unmount;
-		synced = i + 2;
-	}
-unmount:;
-	bool verify;
-	if ((*why = env_cut_after(&e, &c, cut_at, synced == CUT_STATES - 1, &verify)) || !verify || !synced)
-		goto out;
-	if (cowfs_lookup(e.m, CFS_ROOT_INO, "f", 1, &a)) {
-		*why = "an fsync'd file is gone";
-		goto out;
-	}
-	int64_t n = cowfs_read(e.m, a.ino, 0, buf, CUT_BUF, 0);
-	bool ok = false;
-	for (unsigned k = synced; k < CUT_STATES && !ok; k++) {
-		cut_state(k, data, &size);
-		ok = n == (int64_t)size && !memcmp(buf, data, size);
-	}
-	if (!ok)
-		*why = "the file is none of the states from its last fsync on";
-out:
-	free(data);
-	free(buf);
-	return env_cut_close(&e, &c);
+	return env_falloc_cut_run(cut_at, seed, why, "falloccut", cut_state, steps, CUT_STATES - 2, CUT_BUF);
 }
 
 TEST(power_cut_at_every_write_of_punch_zero_allocate)

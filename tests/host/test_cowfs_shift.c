@@ -251,53 +251,11 @@ static void cut_state(unsigned k, uint8_t *out, uint64_t *size)
 	}
 }
 
+/* After a snapshot: the moved leaves are shared. */
 static uint64_t shift_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 {
-	struct env e;
-	struct ct_cut c;
-	struct cowfs_hooks hooks;
-	uint8_t *data = aligned_alloc(BS, CUT_BYTES + 2 * BS), *buf = aligned_alloc(BS, CUT_BYTES + 2 * BS);
-	unsigned synced = 0;
-	uint64_t size;
-	*why = NULL;
-	if ((*why = env_cut_open(&e, &c, &hooks, "shiftcut", cut_at, seed)))
-		goto out;
-	struct cowfs_inode a;
-	cut_state(1, data, &size);
-	if (cowfs_create(e.m, CFS_ROOT_INO, "f", 1, 0644, 0, 0, &a) ||
-	    cowfs_write(e.m, a.ino, 0, data, size, 0) != (int64_t)size)
-		goto unmount;
-	if (cowfs_fsync(e.m, a.ino, false) || cowfs_fsync(e.m, CFS_ROOT_INO, false) || c.cut)
-		goto unmount;
-	synced = 1;
-	if (cowfs_snapshot(e.m, "s", 1, true) || c.cut)     /* the moved leaves are shared */
-		goto unmount;
-	if (cowfs_fallocate(e.m, a.ino, COLLAPSE, 4 * BS, 6 * BS) || cowfs_fsync(e.m, a.ino, false) || c.cut)
-		goto unmount;
-	synced = 2;
-	if (cowfs_fallocate(e.m, a.ino, INSERT, 2 * BS, 3 * BS) || cowfs_fsync(e.m, a.ino, false) || c.cut)
-		goto unmount;
-	synced = 3;
-unmount:;
-	bool verify;
-	if ((*why = env_cut_after(&e, &c, cut_at, synced == CUT_STATES - 1, &verify)) || !verify || !synced)
-		goto out;
-	if (cowfs_lookup(e.m, CFS_ROOT_INO, "f", 1, &a)) {
-		*why = "an fsync'd file is gone";
-		goto out;
-	}
-	int64_t n = cowfs_read(e.m, a.ino, 0, buf, CUT_BYTES + 2 * BS, 0);
-	bool ok = false;
-	for (unsigned k = synced; k < CUT_STATES && !ok; k++) {
-		cut_state(k, data, &size);
-		ok = n == (int64_t)size && !memcmp(buf, data, size);
-	}
-	if (!ok)
-		*why = "the file is none of the states from its last fsync on";
-out:
-	free(data);
-	free(buf);
-	return env_cut_close(&e, &c);
+	static const struct env_falloc_step steps[] = { { COLLAPSE, 4 * BS, 6 * BS }, { INSERT, 2 * BS, 3 * BS } };
+	return env_falloc_cut_run(cut_at, seed, why, "shiftcut", cut_state, steps, CUT_STATES - 2, CUT_BYTES + 2 * BS);
 }
 
 TEST(power_cut_at_every_write_of_collapse_insert_fsync)
