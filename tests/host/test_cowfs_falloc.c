@@ -1,5 +1,7 @@
 /* fallocate, punch hole, zero range and seek hole/data (fs/falloc.c):
- * every mode against a byte model and a block-allocation model (seek
+ * every mode (collapse and insert range too, fs/falloc_shift.c, whose own
+ * test is test_cowfs_shift.c) against a byte model and a block-allocation
+ * model (seek
  * data/hole computed from it) with partial blocks, ranges past the end of
  * file, dirty and cached data, remounts and the whole-filesystem check;
  * the refusals; allocate's free-space check; punch and zero after a
