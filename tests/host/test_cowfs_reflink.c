@@ -5,7 +5,8 @@
  * the clone readable and the check clean, deleting both frees everything;
  * clones across a commit and a remount, within one file, of a tail at the
  * end of file, into a file shared with a snapshot; the reference limit;
- * check and repair exact past 255 references to a block;
+ * check and repair exact past 255 references to a data block and to a
+ * node (300 snapshots);
  * every refusal with nothing changed; fsck --repair on shared blocks; a
  * power cut at every device write of a clone + fsync workload (each file
  * one of its fsync'd states, the check clean). */
@@ -340,6 +341,51 @@ TEST(check_and_repair_are_exact_past_255_references)
 	expect_clean(&e);
 	free(a);
 	free(buf);
+	env_close(&e);
+}
+
+/* A node shared past 255 times: 300 snapshots of an unchanged tree all
+ * point at its root.  The check counts them exactly, names a REFCOUNT item
+ * one more than that, and fsck --repair sets it back. */
+TEST(node_shared_by_300_snapshots_checked_exactly)
+{
+	struct env e;
+	EXPECT_EQ_INT(env_open(&e, "rl_snaps", 64 << 20), 0);
+	mkfile(&e, "f");
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	const unsigned snaps = 300;
+	for (unsigned i = 0; i < snaps; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "s%u", i);
+		EXPECT_EQ_INT(cowfs_snapshot(e.m, name, strlen(name), true), 0);
+	}
+	struct cowfs *fs = cowfs_vfs_fs(e.m);
+	uint32_t refs = 0;
+	cowfs_vfs_lock(e.m);
+	uint64_t root = e.m->tree->root.blocknr;
+	EXPECT_EQ_INT(cowfs_ref_get(fs, root, &refs), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(refs, snaps + 1);
+	expect_clean(&e);
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_ref_inc(fs, root, fs->node_blocks), 0);
+	EXPECT_EQ_INT(cowfs_commit(fs), 0);
+	cowfs_vfs_unlock(e.m);
+	char want[120];
+	snprintf(want, sizeof(want), "refcount: node %llu has %u references, its item says %u", (unsigned long long)root,
+		 snaps + 1, snaps + 2);
+	const char *why = env_check(&e);
+	if (!why || !strstr(why, want))
+		fprintf(stderr, "check said: %s\nwanted: %s\n", why ? why : "(clean)", want);
+	EXPECT(why && strstr(why, want));
+	unsigned fixed = 0;
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_repair(fs, ignore_line, NULL, &fixed), 0);
+	EXPECT_EQ_INT(cowfs_ref_get(fs, root, &refs), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(fixed, 1);
+	EXPECT_EQ_INT(refs, snaps + 1);
+	expect_clean(&e);
 	env_close(&e);
 }
 
