@@ -251,6 +251,25 @@ static void set_refs(struct env *e, uint64_t ino, uint64_t off, uint32_t refs)
 	cowfs_vfs_unlock(e->m);
 }
 
+/* The check names the problem `want` (committed first); fsck --repair
+ * then fixes exactly one thing. */
+static void check_says_then_repair_fixes_one(struct env *e, const char *want)
+{
+	struct cowfs *fs = cowfs_vfs_fs(e->m);
+	unsigned fixed = 0;
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_commit(fs), 0);
+	cowfs_vfs_unlock(e->m);
+	const char *why = env_check(e);
+	if (!why || !strstr(why, want))
+		fprintf(stderr, "check said: %s\nwanted: %s\n", why ? why : "(clean)", want);
+	EXPECT(why && strstr(why, want));
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_repair(fs, ignore_line, NULL, &fixed), 0);
+	cowfs_vfs_unlock(e->m);
+	EXPECT_EQ_INT(fixed, 1);
+}
+
 /* A block shared CFS_DATA_REF_MAX times (what a DATA_REF item holds) is
  * refused more, before any change, also when the range names it twice. */
 TEST(reference_limit)
@@ -317,24 +336,12 @@ TEST(check_and_repair_are_exact_past_255_references)
 	expect_clean(&e);
 	EXPECT(same(&e, f, a, 2 * BS, buf));
 	/* One off. */
-	struct cowfs *fs = cowfs_vfs_fs(e.m);
 	uint64_t blk = ct_dev_addr(e.m, f, 0) / BS;
 	set_refs(&e, f, 0, (uint32_t)refs - 1);
-	cowfs_vfs_lock(e.m);
-	EXPECT_EQ_INT(cowfs_commit(fs), 0);
-	cowfs_vfs_unlock(e.m);
 	char want[120];
 	snprintf(want, sizeof(want), "refcount: data block %llu has %llu references, its item says %llu",
 		 (unsigned long long)blk, (unsigned long long)refs, (unsigned long long)refs - 1);
-	const char *why = env_check(&e);
-	if (!why || !strstr(why, want))
-		fprintf(stderr, "check said: %s\nwanted: %s\n", why ? why : "(clean)", want);
-	EXPECT(why && strstr(why, want));
-	unsigned fixed = 0;
-	cowfs_vfs_lock(e.m);
-	EXPECT_EQ_INT(cowfs_repair(fs, ignore_line, NULL, &fixed), 0);
-	cowfs_vfs_unlock(e.m);
-	EXPECT_EQ_INT(fixed, 1);
+	check_says_then_repair_fixes_one(&e, want);
 	EXPECT_EQ_INT(refs_of(&e, f, 0), refs);
 	expect_clean(&e);
 	env_remount(&e);
@@ -369,21 +376,14 @@ TEST(node_shared_by_300_snapshots_checked_exactly)
 	expect_clean(&e);
 	cowfs_vfs_lock(e.m);
 	EXPECT_EQ_INT(cowfs_ref_inc(fs, root, fs->node_blocks), 0);
-	EXPECT_EQ_INT(cowfs_commit(fs), 0);
 	cowfs_vfs_unlock(e.m);
 	char want[120];
 	snprintf(want, sizeof(want), "refcount: node %llu has %u references, its item says %u", (unsigned long long)root,
 		 snaps + 1, snaps + 2);
-	const char *why = env_check(&e);
-	if (!why || !strstr(why, want))
-		fprintf(stderr, "check said: %s\nwanted: %s\n", why ? why : "(clean)", want);
-	EXPECT(why && strstr(why, want));
-	unsigned fixed = 0;
+	check_says_then_repair_fixes_one(&e, want);
 	cowfs_vfs_lock(e.m);
-	EXPECT_EQ_INT(cowfs_repair(fs, ignore_line, NULL, &fixed), 0);
 	EXPECT_EQ_INT(cowfs_ref_get(fs, root, &refs), 0);
 	cowfs_vfs_unlock(e.m);
-	EXPECT_EQ_INT(fixed, 1);
 	EXPECT_EQ_INT(refs, snaps + 1);
 	expect_clean(&e);
 	env_close(&e);
