@@ -12,8 +12,8 @@ struct chk {
 	size_t msglen;
 	int leaf_depth;
 	uint64_t *seen;          /* optional bitmap of referenced blocks */
-	uint8_t *extra;          /* with seen: references beyond the first, per
-				  * node block (saturating at 255) */
+	struct cowfs_refmap *extra;   /* with seen: references beyond the first,
+				       * per block (exact for any count) */
 	const struct cowfs_key *dropped;   /* a DROPPING tree: keys below are freed */
 	uint64_t *nodes;         /* optional: first blocks of nodes */
 };
@@ -35,9 +35,8 @@ static int chk_mark(struct chk *c, uint64_t blk)
 	if (c->seen[blk / 64] & (1ull << (blk % 64))) {
 		if (!c->extra)
 			return chk_fail(c, blk, "block referenced twice");
-		if (c->extra[blk] < 255)
-			c->extra[blk]++;
-		return 1;
+		int err = cowfs_refmap_add(c->extra, blk);
+		return err ? err : 1;
 	}
 	for (uint64_t b = blk; b < blk + fs->node_blocks; b++) {
 		if (c->seen[b / 64] & (1ull << (b % 64)))
@@ -93,8 +92,9 @@ static int chk_extent(struct chk *c, uint64_t leafblk, const uint8_t *b, uint32_
 		if (c->seen[x / 64] & (1ull << (x % 64))) {
 			if (!c->extra || (c->nodes && (c->nodes[x / 64] & (1ull << (x % 64)))))
 				return chk_fail(c, leafblk, "data block referenced twice or used by a node");
-			if (c->extra[x] < 255)
-				c->extra[x]++;
+			int err = cowfs_refmap_add(c->extra, x);
+			if (err)
+				return err;
 		} else {
 			c->seen[x / 64] |= 1ull << (x % 64);
 		}
@@ -190,7 +190,7 @@ static int chk_node(struct chk *c, struct cowfs_node *n, const struct cowfs_bptr
 }
 
 static int chk_tree_from(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen,
-			 uint64_t *seen, uint8_t *extra, uint64_t *nodes, const struct cowfs_key *dropped)
+			 uint64_t *seen, struct cowfs_refmap *extra, uint64_t *nodes, const struct cowfs_key *dropped)
 {
 	struct chk c = { t, st, msg, msglen, -1, seen, extra, dropped, nodes };
 	struct cowfs_node *n;
@@ -207,7 +207,7 @@ static int chk_tree_from(struct cowfs_tree *t, struct cowfs_tree_stats *st, char
 }
 
 static int chk_tree(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg, size_t msglen, uint64_t *seen,
-		    uint8_t *extra, uint64_t *nodes)
+		    struct cowfs_refmap *extra, uint64_t *nodes)
 {
 	return chk_tree_from(t, st, msg, msglen, seen, extra, nodes, NULL);
 }
@@ -220,7 +220,7 @@ int cowfs_bt_check(struct cowfs_tree *t, struct cowfs_tree_stats *st, char *msg,
 struct chk_closed {
 	struct cowfs *fs;
 	uint64_t *seen;
-	uint8_t *extra;
+	struct cowfs_refmap *extra;
 	uint64_t *nodes;
 	char *msg;
 	size_t msglen;
@@ -249,8 +249,8 @@ static int chk_closed_cb(void *arg, uint64_t id, const uint8_t *ri)
 }
 
 /* Every tree into `seen` (a zeroed bitmap of total_blocks bits) and
- * `extra` (zeroed, total_blocks bytes). */
-static int chk_all_trees(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t *nodes, char *msg,
+ * `extra` (empty). */
+static int chk_all_trees(struct cowfs *fs, uint64_t *seen, struct cowfs_refmap *extra, uint64_t *nodes, char *msg,
 			 size_t msglen)
 {
 	struct cowfs_tree_stats st;
@@ -305,7 +305,8 @@ static int chk_names(struct cowfs *fs, char *msg, size_t msglen)
 	return err < 0 ? err : 0;
 }
 
-int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t *nodes, char *msg, size_t msglen)
+int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, struct cowfs_refmap *extra, uint64_t *nodes, char *msg,
+		     size_t msglen)
 {
 	return chk_all_trees(fs, seen, extra, nodes, msg, msglen);
 }
@@ -313,11 +314,11 @@ int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t 
 int cowfs_used_map(struct cowfs *fs, uint64_t *seen)
 {
 	char msg[160];
-	uint8_t *extra = plat_zalloc(fs->total_blocks);
-	if (!extra)
-		return -PLAT_ENOMEM;
-	int err = chk_all_trees(fs, seen, extra, NULL, msg, sizeof(msg));
-	plat_free(extra);
+	struct cowfs_refmap extra;
+	int err = cowfs_refmap_init(&extra, fs->total_blocks);
+	if (!err)
+		err = chk_all_trees(fs, seen, &extra, NULL, msg, sizeof(msg));
+	cowfs_refmap_free(&extra);
 	return err;
 }
 
@@ -326,7 +327,7 @@ int cowfs_used_map(struct cowfs *fs, uint64_t *seen)
 struct refchk {
 	struct cowfs *fs;
 	const uint64_t *seen;
-	uint8_t *extra;
+	struct cowfs_refmap *extra;
 	char *msg;
 	size_t msglen;
 };
@@ -336,14 +337,15 @@ static int refchk_item(void *arg, const struct cowfs_key *k, const void *data, u
 	struct refchk *r = arg;
 	uint64_t blk = k->objectid;
 	if (k->type == CFS_ITEM_DATA_REF && len == 4 && blk < r->fs->total_blocks) {
-		uint32_t refs = cfs_get32(data), counted = 1u + r->extra[blk];
+		uint32_t refs = cfs_get32(data);
+		uint64_t counted = 1u + cowfs_refmap_get(r->extra, blk);
 		if (!(r->seen[blk / 64] & (1ull << (blk % 64))) || counted != refs) {
-			plat_snprintf(r->msg, r->msglen, "refcount: data block %llu has %u references, its item says %u",
-				      (unsigned long long)blk, (r->seen[blk / 64] & (1ull << (blk % 64))) ? counted : 0,
-				      refs);
+			plat_snprintf(r->msg, r->msglen, "refcount: data block %llu has %llu references, its item says %u",
+				      (unsigned long long)blk,
+				      (r->seen[blk / 64] & (1ull << (blk % 64))) ? (unsigned long long)counted : 0ull, refs);
 			return -PLAT_EIO;
 		}
-		r->extra[blk] = 0;
+		cowfs_refmap_clear(r->extra, blk);
 		return 0;
 	}
 	if (k->type != CFS_ITEM_REFCOUNT || len != 12 || blk >= r->fs->total_blocks) {
@@ -353,17 +355,18 @@ static int refchk_item(void *arg, const struct cowfs_key *k, const void *data, u
 	uint32_t refs = cfs_get32((const uint8_t *)data + 8);
 	if (cfs_get64(data) != r->fs->node_blocks || !(r->seen[blk / 64] & (1ull << (blk % 64))))
 		return 0;              /* not a tree node: a data extent (the data layer's check) */
-	uint32_t counted = 1u + r->extra[blk];
+	uint64_t counted = 1u + cowfs_refmap_get(r->extra, blk);
 	if (counted != refs) {
-		plat_snprintf(r->msg, r->msglen, "refcount: node %llu has %u references, its item says %u",
-			      (unsigned long long)blk, counted, refs);
+		plat_snprintf(r->msg, r->msglen, "refcount: node %llu has %llu references, its item says %u",
+			      (unsigned long long)blk, (unsigned long long)counted, refs);
 		return -PLAT_EIO;
 	}
-	r->extra[blk] = 0;         /* accounted for */
+	cowfs_refmap_clear(r->extra, blk);   /* accounted for */
 	return 0;
 }
 
-static int chk_refcounts(struct cowfs *fs, const uint64_t *seen, uint8_t *extra, char *msg, size_t msglen)
+static int chk_refcounts(struct cowfs *fs, const uint64_t *seen, struct cowfs_refmap *extra, char *msg,
+			 size_t msglen)
 {
 	struct refchk r = { fs, seen, extra, msg, msglen };
 	if (fs->ref_tree) {
@@ -373,9 +376,9 @@ static int chk_refcounts(struct cowfs *fs, const uint64_t *seen, uint8_t *extra,
 			return err;
 	}
 	for (uint64_t b = 0; b < fs->total_blocks; b++)
-		if (extra[b]) {
-			plat_snprintf(msg, msglen, "refcount: block %llu is referenced %u times but has no refcount item",
-				      (unsigned long long)b, 1u + extra[b]);
+		if (extra->low[b]) {
+			plat_snprintf(msg, msglen, "refcount: block %llu is referenced %llu times but has no refcount item",
+				      (unsigned long long)b, 1ull + cowfs_refmap_get(extra, b));
 			return -PLAT_EIO;
 		}
 	return 0;
@@ -385,15 +388,16 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 {
 	uint64_t words = (fs->total_blocks + 63) / 64;
 	uint64_t *seen = plat_zalloc(words * 8);
-	uint8_t *extra = plat_zalloc(fs->total_blocks);
-	if (!seen || !extra) {
+	struct cowfs_refmap extra;
+	int err = cowfs_refmap_init(&extra, fs->total_blocks);
+	if (err || !seen) {
 		plat_free(seen);
-		plat_free(extra);
+		cowfs_refmap_free(&extra);
 		return -PLAT_ENOMEM;
 	}
-	int err = chk_all_trees(fs, seen, extra, NULL, msg, msglen);
+	err = chk_all_trees(fs, seen, &extra, NULL, msg, msglen);
 	if (!err)
-		err = chk_refcounts(fs, seen, extra, msg, msglen);
+		err = chk_refcounts(fs, seen, &extra, msg, msglen);
 	if (!err)
 		err = chk_names(fs, msg, msglen);
 	if (!err)
@@ -409,6 +413,6 @@ int cowfs_check(struct cowfs *fs, char *msg, size_t msglen)
 		}
 	}
 	plat_free(seen);
-	plat_free(extra);
+	cowfs_refmap_free(&extra);
 	return err;
 }

@@ -199,10 +199,10 @@ int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born
 int cowfs_data_ref_inc(struct cowfs *fs, uint64_t blk, uint64_t n);
 /* A data block's references (1 without a DATA_REF item). */
 int cowfs_data_ref_get(struct cowfs *fs, uint64_t blk, uint32_t *refs);
-/* The most references a reflink gives a data block: the check counts them
- * in a byte per block beside the first (fs/check.c), so it verifies up to
- * 256.  A clone that would pass it is refused (-EMLINK). */
-#define CFS_DATA_REF_MAX 256u
+/* The most references a data block can have: what a DATA_REF item holds
+ * (u32).  A clone that would pass it is refused (-EMLINK); the check counts
+ * any number exactly (refmap.c). */
+#define CFS_DATA_REF_MAX 0xffffffffu
 /* The leaf_data_refs hook for EXTENT items (set by cowfs_mount). */
 int cowfs_extent_leaf_refs(struct cowfs *fs, const uint8_t *leaf, int delta);
 /* EXTENT items (docs/format.md §6) of inode ino in tree t: insert one;
@@ -229,13 +229,32 @@ bool cowfs_drop_done_below(const struct cowfs_key *progress, const struct cowfs_
 /* 1 and *id when a tree is waiting to be dropped, 0 when none. */
 int cowfs_drop_pending(struct cowfs *fs, uint64_t *id);
 
+/* ---- refmap.c: references beyond the first per block, counted by a walk:
+ * a byte per block up to 255, the blocks past it in a small side table, so
+ * any count is exact ---- */
+struct cowfs_refmap_over { uint64_t key; uint64_t n; };   /* key = block + 1, 0 = empty */
+struct cowfs_refmap {
+	uint8_t *low;                    /* total_blocks bytes */
+	struct cowfs_refmap_over *over;  /* blocks whose count passed 255: the rest */
+	uint32_t over_n, over_cap;       /* slots used, slots (a power of two or 0) */
+};
+int cowfs_refmap_init(struct cowfs_refmap *r, uint64_t blocks);
+void cowfs_refmap_reset(struct cowfs_refmap *r, uint64_t blocks);
+void cowfs_refmap_free(struct cowfs_refmap *r);
+/* One reference more (-ENOMEM when the side table cannot grow). */
+int cowfs_refmap_add(struct cowfs_refmap *r, uint64_t blk);
+uint64_t cowfs_refmap_get(const struct cowfs_refmap *r, uint64_t blk);
+/* Accounted for: back to 0. */
+void cowfs_refmap_clear(struct cowfs_refmap *r, uint64_t blk);
+
 /* ---- check.c: blocks referenced by all trees, as a bitmap ---- */
 int cowfs_used_map(struct cowfs *fs, uint64_t *bitmap);
 /* Every tree walked: seen = referenced blocks (total_blocks bits, zeroed),
- * extra = references beyond the first per node (total_blocks bytes,
- * zeroed), nodes (optional, total_blocks bits, zeroed) = the first block of
+ * extra = references beyond the first per block (cowfs_refmap_init'ed or
+ * reset), nodes (optional, total_blocks bits, zeroed) = the first block of
  * every node.  Fails with msg on the first structural problem. */
-int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, uint8_t *extra, uint64_t *nodes, char *msg, size_t msglen);
+int cowfs_count_refs(struct cowfs *fs, uint64_t *seen, struct cowfs_refmap *extra, uint64_t *nodes, char *msg,
+		     size_t msglen);
 /* check_dir.c: names agree across entry, index and back-reference items. */
 int cowfs_check_dirs(struct cowfs_tree *t, char *msg, size_t msglen);
 

@@ -142,8 +142,11 @@ int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t
 {
 	bool keep = mode & CFS_FALLOC_KEEP_SIZE;
 	unsigned op = mode & ~CFS_FALLOC_KEEP_SIZE;
-	if ((op && op != CFS_FALLOC_PUNCH_HOLE && op != CFS_FALLOC_ZERO_RANGE) ||
-	    (op == CFS_FALLOC_PUNCH_HOLE && !keep))
+	bool shift = op & (CFS_FALLOC_COLLAPSE_RANGE | CFS_FALLOC_INSERT_RANGE);
+	if (shift && mode != CFS_FALLOC_COLLAPSE_RANGE && mode != CFS_FALLOC_INSERT_RANGE)
+		return -PLAT_EINVAL;     /* Linux: these two take no other flag */
+	if (!shift && ((op && op != CFS_FALLOC_PUNCH_HOLE && op != CFS_FALLOC_ZERO_RANGE) ||
+		       (op == CFS_FALLOC_PUNCH_HOLE && !keep)))
 		return -PLAT_ENOTSUP;
 	if (!len)
 		return -PLAT_EINVAL;
@@ -158,7 +161,10 @@ int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t
 	bool modified = false;
 	iomap_lock(&vn->io.io_lock, 0);
 	err = iomap_dio_wait(&vn->io, plat_time_ns() + PCACHE_WAIT_NS);
-	if (!err && !op) {
+	if (!err && shift) {
+		err = cowfs_falloc_shift(vn, op == CFS_FALLOC_COLLAPSE_RANGE, off, len);
+		modified = !err;
+	} else if (!err && !op) {
 		err = falloc_alloc(vn, off, len, keep, &modified);
 	} else if (!err) {
 		err = falloc_zero(vn, off, len, op == CFS_FALLOC_ZERO_RANGE && !keep);

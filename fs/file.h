@@ -70,6 +70,10 @@ int cowfs_file_room(struct cowfs_mount *m, uint64_t want);
 /* Lock held: the delalloc reservations of [start, end) released (its
  * cached folios must already be gone); cached mappings invalid. */
 void cowfs_file_forget_range(struct cowfs_vnode *vn, uint64_t start, uint64_t end);
+/* ---- falloc_shift.c, for fs/falloc.c ---- */
+/* I/O lock held exclusive, direct I/O waited for: COLLAPSE_RANGE
+ * (collapse) or INSERT_RANGE of [off, off+len) (fs/vfs.h). */
+int cowfs_falloc_shift(struct cowfs_vnode *vn, bool collapse, uint64_t off, uint64_t len);
 /* Lock held: blocks of [start, end) reserved by buffered writes. */
 uint64_t cowfs_file_reserved_in(struct cowfs_vnode *vn, uint64_t start, uint64_t end);
 /* Lock held: whether pos holds data not yet in an extent (dirty delalloc

@@ -2,7 +2,7 @@
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
 	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/scrub_data.c \
-	fs/repair.c fs/drop.c fs/dataref.c fs/probe.c fs/log.c \
+	fs/repair.c fs/refmap.c fs/drop.c fs/dataref.c fs/probe.c fs/log.c \
 	fs/xattr_tree.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 
@@ -25,8 +25,8 @@ HOST_TESTS += test_cowfs_xattr
 test_cowfs_xattr_SRCS = $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
 test_cowfs_xattr_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_xattr_LDLIBS := -lpthread
-# fallocate, punch hole, zero range, seek hole/data.
-FS_VFS_SRCS += fs/falloc.c
+# fallocate, punch hole, zero range, collapse and insert range, seek hole/data.
+FS_VFS_SRCS += fs/falloc.c fs/falloc_shift.c
 # Reflink of ranges (fs/reflink.c) and its test.
 FS_VFS_SRCS += fs/reflink.c
 # Reading read-only snapshots (fs/snap_read.c: the protocol's snapshot handles).
@@ -61,11 +61,16 @@ test_cowfs_scrub_LDLIBS := -lpthread
 HOST_TESTS += test_cowfs_falloc
 test_cowfs_falloc_SRCS := $(FS_VFS_HOST_SRCS)
 test_cowfs_falloc_LDLIBS := -lpthread
+# collapse and insert range (fs/falloc_shift.c).
+HOST_TESTS += test_cowfs_shift
+test_cowfs_shift_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_shift_LDLIBS := -lpthread
 # make stress: 6000 model steps, 10 survivor subsets per power-cut point.
 .PHONY: cowfs-falloc-stress
 stress: cowfs-falloc-stress
-cowfs-falloc-stress: $(HOST_BUILD)/test_cowfs_falloc
-	COWFS_STRESS=1 $<
+cowfs-falloc-stress: $(HOST_BUILD)/test_cowfs_falloc $(HOST_BUILD)/test_cowfs_shift
+	COWFS_STRESS=1 $(HOST_BUILD)/test_cowfs_falloc
+	COWFS_STRESS=1 $(HOST_BUILD)/test_cowfs_shift
 
 # The FUSE mount (tools/cowfs_fuse.c, libfuse3 from Debian: make deps) and
 # its test with ordinary tools (tests/fuse/test_cowfs_fuse.py: every case

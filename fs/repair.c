@@ -25,7 +25,7 @@ struct rep {
 	void *arg;
 	unsigned fixed;
 	uint64_t *seen;
-	uint8_t *extra;
+	struct cowfs_refmap extra;      /* references beyond the first, any count */
 	uint64_t *nodes;
 	char msg[200];
 };
@@ -52,9 +52,9 @@ static int rep_walk(struct rep *r)
 {
 	uint64_t words = (r->fs->total_blocks + 63) / 64;
 	plat_memset(r->seen, 0, words * 8);
-	plat_memset(r->extra, 0, r->fs->total_blocks);
+	cowfs_refmap_reset(&r->extra, r->fs->total_blocks);
 	plat_memset(r->nodes, 0, words * 8);
-	return cowfs_count_refs(r->fs, r->seen, r->extra, r->nodes, r->msg, sizeof(r->msg));
+	return cowfs_count_refs(r->fs, r->seen, &r->extra, r->nodes, r->msg, sizeof(r->msg));
 }
 
 /* Step 1, the items: collected first (the walk must not change the tree). */
@@ -74,9 +74,10 @@ static int ref_scan_cb(void *arg, const struct cowfs_key *k, const void *data, u
 	bool isdata = k->type == CFS_ITEM_DATA_REF && len == 4;
 	if (b >= r->fs->total_blocks || (!isdata && (len != 12 || cfs_get64(data) != r->fs->node_blocks)))
 		return 0;
-	uint32_t want = seen(r, b) ? 1u + r->extra[b] : 1u;
+	uint64_t count = seen(r, b) ? 1u + cowfs_refmap_get(&r->extra, b) : 1u;
+	uint32_t want = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;   /* past what an item holds */
 	uint32_t have = isdata ? cfs_get32(data) : cfs_get32((const uint8_t *)data + 8);
-	r->extra[b] = 0;
+	cowfs_refmap_clear(&r->extra, b);
 	if (want == have)
 		return 0;
 	if (s->n == s->cap) {
@@ -123,9 +124,10 @@ static int rep_refcounts(struct rep *r)
 	plat_free(s.fix);
 	/* Shared nodes with no item at all. */
 	for (uint64_t b = 0; b < fs->total_blocks && !err; b++) {
-		if (!r->extra[b])
+		if (!r->extra.low[b])
 			continue;
-		uint32_t want = 1u + r->extra[b];
+		uint64_t count = 1u + cowfs_refmap_get(&r->extra, b);
+		uint32_t want = count > UINT32_MAX ? UINT32_MAX : (uint32_t)count;
 		bool node = r->nodes[b / 64] & (1ull << (b % 64));
 		if (!node)
 			err = cowfs_data_ref_fix(fs, b, want);
@@ -208,9 +210,10 @@ int cowfs_repair(struct cowfs *fs, cowfs_report_fn report, void *arg, unsigned *
 	if (err)
 		return err;
 	r.seen = plat_zalloc((fs->total_blocks + 63) / 64 * 8);
-	r.extra = plat_zalloc(fs->total_blocks);
 	r.nodes = plat_zalloc((fs->total_blocks + 63) / 64 * 8);
-	err = r.seen && r.extra && r.nodes ? 0 : -PLAT_ENOMEM;
+	err = cowfs_refmap_init(&r.extra, fs->total_blocks);
+	if (!err && (!r.seen || !r.nodes))
+		err = -PLAT_ENOMEM;
 	if (!err && (err = rep_walk(&r)) && report)
 		report(arg, r.msg);                    /* structure damaged: not repairable here */
 	if (!err)
@@ -225,7 +228,7 @@ int cowfs_repair(struct cowfs *fs, cowfs_report_fn report, void *arg, unsigned *
 		err = cowfs_commit(fs);
 	}
 	plat_free(r.seen);
-	plat_free(r.extra);
+	cowfs_refmap_free(&r.extra);
 	plat_free(r.nodes);
 	*fixed = r.fixed;
 	return err;

@@ -198,8 +198,8 @@ int cowfs_drop_cache(struct cowfs_mount *m, uint64_t ino);
 
 /* ---- preallocation, holes and zeros (fs/falloc.c) ----
  * Modes (the Linux FALLOC_FL_* values): 0 allocates, KEEP_SIZE may be
- * added to 0 and ZERO_RANGE, PUNCH_HOLE needs KEEP_SIZE; anything else is
- * -ENOTSUP.  len 0 is -EINVAL, a range past the largest file -EFBIG.
+ * added to 0 and ZERO_RANGE, PUNCH_HOLE needs KEEP_SIZE, COLLAPSE_RANGE and
+ * INSERT_RANGE come alone; anything else is -ENOTSUP.  len 0 is -EINVAL, a range past the largest file -EFBIG.
  *   0 / KEEP_SIZE  "allocate": copy-on-write means a later write always
  *                  goes to new blocks, so nothing can be set aside that a
  *                  write would use.  cowfs only checks that the range's
@@ -213,10 +213,22 @@ int cowfs_drop_cache(struct cowfs_mount *m, uint64_t ino);
  *                  the size does not change.
  *   ZERO_RANGE     the same as a punch (zeros written would go to new
  *                  blocks anyway), and without KEEP_SIZE the size grows
- *                  to off+len. */
-#define CFS_FALLOC_KEEP_SIZE  0x01u
-#define CFS_FALLOC_PUNCH_HOLE 0x02u
-#define CFS_FALLOC_ZERO_RANGE 0x10u
+ *                  to off+len.
+ *   COLLAPSE_RANGE [off, off+len) goes and the bytes after it move down
+ *                  by len, the size shrinks by len.  Alone (any other
+ *                  flag: -EINVAL); off and len whole blocks and the range
+ *                  ending before the end of file, else -EINVAL.
+ *   INSERT_RANGE   the bytes at and after off move up by len, leaving a
+ *                  hole of len at off; the size grows by len.  Alone; off
+ *                  and len whole blocks and off below the size, else
+ *                  -EINVAL; a size past the largest file -EFBIG.
+ *                  Both move extents (no data is copied) as one step of
+ *                  one transaction; an fsync of the file commits. */
+#define CFS_FALLOC_KEEP_SIZE      0x01u
+#define CFS_FALLOC_PUNCH_HOLE     0x02u
+#define CFS_FALLOC_COLLAPSE_RANGE 0x08u
+#define CFS_FALLOC_ZERO_RANGE     0x10u
+#define CFS_FALLOC_INSERT_RANGE   0x20u
 int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t off, uint64_t len);
 
 /* ---- reflink of ranges (fs/reflink.c) ----
@@ -235,7 +247,7 @@ int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t
  * Returns the bytes cloned (0 when src_off is src's end of file) or
  * -EINVAL (alignment, overlap, src_off past the end, flags, not a regular
  * file), -EISDIR, -EFBIG, -ENOSPC (no room for the metadata), -EMLINK (a
- * block would be shared more than 256 times), -EROFS, -EIO.  Both files
+ * block would pass the 2^32 - 1 references a DATA_REF item holds), -EROFS, -EIO.  Both files
  * are of this mount: a caller serving several answers -EXDEV itself. */
 int64_t cowfs_clone_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
 			  uint64_t dst_off, uint64_t len, unsigned flags);

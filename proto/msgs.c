@@ -203,7 +203,7 @@ static const struct pf_field q_fsync[] = { HANDLE(struct proto_fsync_req, fh), B
 static const struct pf_field r_fsync[] = { FIXED(struct proto_fsync_rep, verf), ATTR(struct proto_fsync_rep, attr) };
 static const struct pf_field q_fallocate[] = {
 	HANDLE(struct proto_fallocate_req, fh),
-	ENUM(struct proto_fallocate_req, mode, PROTO_FALLOC_ALLOC, PROTO_FALLOC_ZERO),
+	ENUM(struct proto_fallocate_req, mode, PROTO_FALLOC_ALLOC, PROTO_FALLOC_INSERT),
 	U64(struct proto_fallocate_req, offset), U64(struct proto_fallocate_req, length),
 };
 static const struct pf_field q_seek[] = {

@@ -533,7 +533,8 @@ static int op_fallocate(void *fs, struct proto_call *c, const void *req, void *r
 	static const unsigned modes[] = {
 		[PROTO_FALLOC_ALLOC] = 0, [PROTO_FALLOC_ALLOC_KEEP_SIZE] = CFS_FALLOC_KEEP_SIZE,
 		[PROTO_FALLOC_PUNCH] = CFS_FALLOC_PUNCH_HOLE | CFS_FALLOC_KEEP_SIZE,
-		[PROTO_FALLOC_ZERO] = CFS_FALLOC_ZERO_RANGE,
+		[PROTO_FALLOC_ZERO] = CFS_FALLOC_ZERO_RANGE, [PROTO_FALLOC_COLLAPSE] = CFS_FALLOC_COLLAPSE_RANGE,
+		[PROTO_FALLOC_INSERT] = CFS_FALLOC_INSERT_RANGE,
 	};
 	struct op o;
 	int rc = op_begin(&o, fs, c, SNAP_NO);

@@ -329,13 +329,19 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-		fuse_reply_err(req, EOPNOTSUPP);      /* collapse, insert, unshare: not supported */
+	/* Collapse and insert are passed on for callers of this library that
+	 * send them; Linux's FUSE client refuses both itself (EOPNOTSUPP)
+	 * without asking, so a mount through the kernel never sees them. */
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE | FALLOC_FL_COLLAPSE_RANGE |
+		     FALLOC_FL_INSERT_RANGE)) {
+		fuse_reply_err(req, EOPNOTSUPP);      /* unshare, no-hide-stale: not supported */
 		return;
 	}
 	unsigned cmode = (mode & FALLOC_FL_KEEP_SIZE ? CFS_FALLOC_KEEP_SIZE : 0) |
 			 (mode & FALLOC_FL_PUNCH_HOLE ? CFS_FALLOC_PUNCH_HOLE : 0) |
-			 (mode & FALLOC_FL_ZERO_RANGE ? CFS_FALLOC_ZERO_RANGE : 0);
+			 (mode & FALLOC_FL_ZERO_RANGE ? CFS_FALLOC_ZERO_RANGE : 0) |
+			 (mode & FALLOC_FL_COLLAPSE_RANGE ? CFS_FALLOC_COLLAPSE_RANGE : 0) |
+			 (mode & FALLOC_FL_INSERT_RANGE ? CFS_FALLOC_INSERT_RANGE : 0);
 	fuse_reply_err(req, -cowfs_fallocate(cf(req)->m, to_ino(ino), cmode, (uint64_t)off, (uint64_t)len));
 }
 

@@ -181,6 +181,64 @@ static inline uint64_t env_cut_close(struct env *e, struct ct_cut *c)
 	return c->count;
 }
 
+/* A power-cut run of fallocate steps (ct_cut_every_write): file "f"
+ * written with state(1, ..) and fsync'd with its directory, a snapshot
+ * (the steps then change leaves and blocks it shares), then each step a
+ * cowfs_fallocate and an fsync making state(2 + i, ..) durable.  After the
+ * cut the file must be one of the states from its last fsync on.  bufsize
+ * bytes hold more than the largest state.  Returns the writes counted. */
+typedef void (*env_state_fn)(unsigned k, uint8_t *out, uint64_t *size);
+struct env_falloc_step { unsigned mode; uint64_t off, len; };
+
+static inline uint64_t env_falloc_cut_run(uint64_t cut_at, uint64_t seed, const char **why, const char *image,
+					  env_state_fn state, const struct env_falloc_step *steps, unsigned nsteps,
+					  uint64_t bufsize)
+{
+	struct env e;
+	struct ct_cut c;
+	struct cowfs_hooks hooks;
+	uint8_t *data = aligned_alloc(4096, bufsize), *buf = aligned_alloc(4096, bufsize);
+	unsigned synced = 0;
+	struct cowfs_inode a;
+	uint64_t size;
+	bool verify;
+	if ((*why = env_cut_open(&e, &c, &hooks, image, cut_at, seed)))
+		goto out;
+	state(1, data, &size);
+	if (cowfs_create(e.m, CFS_ROOT_INO, "f", 1, 0644, 0, 0, &a) ||
+	    cowfs_write(e.m, a.ino, 0, data, size, 0) != (int64_t)size)
+		goto unmount;
+	if (cowfs_fsync(e.m, a.ino, false) || cowfs_fsync(e.m, CFS_ROOT_INO, false) || c.cut)
+		goto unmount;
+	synced = 1;
+	if (cowfs_snapshot(e.m, "s", 1, true) || c.cut)
+		goto unmount;
+	for (unsigned i = 0; i < nsteps; i++) {
+		if (cowfs_fallocate(e.m, a.ino, steps[i].mode, steps[i].off, steps[i].len) ||
+		    cowfs_fsync(e.m, a.ino, false) || c.cut)
+			goto unmount;
+		synced = i + 2;
+	}
+unmount:
+	if ((*why = env_cut_after(&e, &c, cut_at, synced == nsteps + 1, &verify)) || !verify || !synced)
+		goto out;
+	*why = "the file is none of the states from its last fsync on";
+	if (cowfs_lookup(e.m, CFS_ROOT_INO, "f", 1, &a)) {
+		*why = "an fsync'd file is gone";
+		goto out;
+	}
+	int64_t got = cowfs_read(e.m, a.ino, 0, buf, bufsize, 0);
+	for (unsigned k = synced; k < nsteps + 2; k++) {
+		state(k, data, &size);
+		if (got == (int64_t)size && !memcmp(buf, data, size))
+			*why = NULL;
+	}
+out:
+	free(data);
+	free(buf);
+	return env_cut_close(&e, &c);
+}
+
 /* The bytes of file ino in snapshot `name`, read from its extents on the
  * device (buf holds the largest extent), each compared with data at its
  * offset (EXPECT); returns the bytes its extents cover. */

@@ -645,12 +645,29 @@ TEST(fallocate_punch_zero_and_seek)
 	EXPECT(!memcmp(rb, model, 150000));
 	sq = (struct proto_seek_req){ f.fh, 65536, PROTO_SEEK_DATA };
 	EXPECT_EQ_INT(status(PROTO_OP_SEEK, &sq, &r), PROTO_E_NXIO);
-	/* Refusals (the codec admits only the four modes): an empty range,
-	 * a directory. */
+	/* Collapse blocks 1..2, then insert a 3-block hole at block 4. */
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_COLLAPSE, 4096, 8192 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_wcc_rep *)r.msg)->wcc.after.size, 150000 - 8192);
+	memmove(model + 4096, model + 3 * 4096, 150000 - 3 * 4096);
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_INSERT, 4 * 4096, 3 * 4096 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), 0);
+	EXPECT_EQ_INT(((const struct proto_wcc_rep *)r.msg)->wcc.after.size, 150000 + 4096);
+	memmove(model + 7 * 4096, model + 4 * 4096, 150000 - 8192 - 4 * 4096);
+	memset(model + 4 * 4096, 0, 3 * 4096);
+	EXPECT_EQ_INT(get_file(&f.fh, rb, sizeof(rb), &got), 0);
+	EXPECT_EQ_INT(got, 150000 + 4096);
+	EXPECT(!memcmp(rb, model, 150000 + 4096));
+	/* Refusals (the codec admits only the six modes): an empty range,
+	 * a directory, an unaligned collapse, an insert at the end of file. */
 	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_ALLOC, 0, 0 };
 	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), PROTO_E_INVAL);
 	fq = (struct proto_fallocate_req){ root.fh, PROTO_FALLOC_ALLOC, 0, 4096 };
 	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), PROTO_E_ISDIR);
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_COLLAPSE, 100, 4096 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), PROTO_E_INVAL);
+	fq = (struct proto_fallocate_req){ f.fh, PROTO_FALLOC_INSERT, 150000 + 4096, 4096 };
+	EXPECT_EQ_INT(status(PROTO_OP_FALLOCATE, &fq, &r), PROTO_E_INVAL);
 }
 
 static uint8_t durable_data[200000];

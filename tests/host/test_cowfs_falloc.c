@@ -1,5 +1,7 @@
 /* fallocate, punch hole, zero range and seek hole/data (fs/falloc.c):
- * every mode against a byte model and a block-allocation model (seek
+ * every mode (collapse and insert range too, fs/falloc_shift.c, whose own
+ * test is test_cowfs_shift.c) against a byte model and a block-allocation
+ * model (seek
  * data/hole computed from it) with partial blocks, ranges past the end of
  * file, dirty and cached data, remounts and the whole-filesystem check;
  * the refusals; allocate's free-space check; punch and zero after a
@@ -66,7 +68,30 @@ static bool seek_matches(struct env *e, uint64_t ino, const struct fmodel *fm, u
  * step from N on, DBG_TRACE prints each step, DBG dumps the blocks where
  * the file and the model disagree, DBG_BLOCK names the file block behind
  * a data block the check complains about. */
-static void model_run(uint64_t rng, unsigned ops)
+/* Collapse (true) or insert of [off, off+len) on the models. */
+static void model_shift(struct fmodel *fm, bool collapse, uint64_t off, uint64_t len)
+{
+	uint64_t nb = len / BS, ob = off / BS, end_b = CAP / BS + 2;
+	if (collapse) {
+		memmove(fm->bytes + off, fm->bytes + off + len, fm->size - off - len);
+		memset(fm->bytes + fm->size - len, 0, len);
+		for (uint64_t b = ob; b < end_b; b++)
+			fm->blk[b] = b + nb < end_b ? fm->blk[b + nb] : false;
+		fm->size -= len;
+	} else {
+		memmove(fm->bytes + off + len, fm->bytes + off, fm->size - off);
+		memset(fm->bytes + off, 0, len);
+		for (uint64_t b = end_b; b-- > ob + nb;)
+			fm->blk[b] = fm->blk[b - nb];
+		for (uint64_t b = ob; b < ob + nb; b++)
+			fm->blk[b] = false;
+		fm->size += len;
+	}
+}
+
+/* shifts: reads give a part of their share to collapse and insert range
+ * (false keeps an older seed's sequence of operations). */
+static void model_run(uint64_t rng, unsigned ops, bool shifts)
 {
 	struct env e;
 	EXPECT_EQ_INT(env_open(&e, "falloc", 48 << 20), 0);
@@ -78,6 +103,7 @@ static void model_run(uint64_t rng, unsigned ops)
 	fprintf(stderr, "# seed %#llx (COWFS_SEED replays)\n", (unsigned long long)rng);
 	if (getenv("DBG_OPS"))
 		ops = (unsigned)atoi(getenv("DBG_OPS"));
+	unsigned shifted[2] = { 0, 0 };   /* inserts, collapses done */
 	for (unsigned op = 0; op < ops; op++) {
 		unsigned kind = (unsigned)(ct_rand(&rng) % 100);
 		uint64_t off = ct_rand(&rng) % (CAP - 70000), len = 1 + ct_rand(&rng) % 60000, end = off + len;
@@ -132,6 +158,20 @@ static void model_run(uint64_t rng, unsigned ops)
 			EXPECT_EQ_INT(cowfs_fsync(e.m, ino, false), 0);
 		} else if (kind < 86) {
 			env_remount(&e);
+		} else if (shifts && kind < 92) {               /* collapse or insert range */
+			bool collapse = kind & 1;
+			off &= ~(uint64_t)(BS - 1);
+			len = (len + BS - 1) & ~(uint64_t)(BS - 1);
+			int want = 0;
+			if (collapse ? off + len >= fm.size : off >= fm.size)
+				want = -PLAT_EINVAL;
+			else if (!collapse && fm.size + len > CAP)
+				continue;                       /* past the model's bytes */
+			EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, collapse ? CFS_FALLOC_COLLAPSE_RANGE : CFS_FALLOC_INSERT_RANGE,
+						      off, len), want);
+			if (!want)
+				model_shift(&fm, collapse, off, len);
+			shifted[collapse] += !want;
 		} else {                                        /* read a range back (cached afterwards) */
 			int64_t n = cowfs_read(e.m, ino, off, buf, len, 0);
 			uint64_t want = off >= fm.size ? 0 : (fm.size - off < len ? fm.size - off : len);
@@ -191,6 +231,10 @@ static void model_run(uint64_t rng, unsigned ops)
 			}
 		}
 	}
+	if (shifts) {
+		fprintf(stderr, "# %u collapses, %u inserts\n", shifted[1], shifted[0]);
+		EXPECT(shifted[0] > 0 && shifted[1] > 0);
+	}
 	env_remount(&e);
 	EXPECT(same(&e, ino, fm.bytes, fm.size, buf));
 	for (uint64_t o = 0; o < fm.size; o += BS)
@@ -211,7 +255,7 @@ static void model_run(uint64_t rng, unsigned ops)
 
 TEST(modes_against_byte_and_block_models)
 {
-	model_run(0xfa11, getenv("COWFS_STRESS") ? 6000 : 700);
+	model_run(0xfa11, getenv("COWFS_STRESS") ? 6000 : 700, true);
 }
 
 /* A seed whose run once left two allocations for one file block in
@@ -219,7 +263,7 @@ TEST(modes_against_byte_and_block_models)
  * before): the later one, never written, was remapped over the data. */
 TEST(model_seed_1234_overlapping_writeback_allocations)
 {
-	model_run(0x1234, 1100);
+	model_run(0x1234, 1100, false);
 }
 
 TEST(refusals_and_edges)
@@ -231,7 +275,7 @@ TEST(refusals_and_edges)
 	uint64_t r;
 	/* Modes Linux refuses too; nothing changes. */
 	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, CFS_FALLOC_PUNCH_HOLE, 0, 4096), -PLAT_ENOTSUP);
-	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, 0x08, 0, 4096), -PLAT_ENOTSUP);
+	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, 0x04, 0, 4096), -PLAT_ENOTSUP);
 	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, PUNCH | ZERO, 0, 4096), -PLAT_ENOTSUP);
 	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, 0, 0, 0), -PLAT_EINVAL);
 	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, 0, 1ull << 42, 1), -PLAT_EFBIG);
@@ -466,57 +510,13 @@ static void cut_state(unsigned k, uint8_t *out, uint64_t *size)
 		*size = CUT_SIZE;                          /* allocate */
 }
 
+/* The punch frees blocks a snapshot shares. */
 static uint64_t falloc_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 {
-	struct env e;
-	struct ct_cut c;
-	struct cowfs_hooks hooks;
-	uint8_t *data = aligned_alloc(4096, CUT_BUF), *buf = aligned_alloc(4096, CUT_BUF);
-	unsigned synced = 0;
-	*why = NULL;
-	if ((*why = env_cut_open(&e, &c, &hooks, "falloccut", cut_at, seed)))
-		goto out;
-	struct cowfs_inode a;
-	uint64_t size;
-	cut_state(1, data, &size);
-	if (cowfs_create(e.m, CFS_ROOT_INO, "f", 1, 0644, 0, 0, &a) ||
-	    cowfs_write(e.m, a.ino, 0, data, size, 0) != (int64_t)size)
-		goto unmount;
-	if (cowfs_fsync(e.m, a.ino, false) || cowfs_fsync(e.m, CFS_ROOT_INO, false) || c.cut)
-		goto unmount;
-	synced = 1;
-	/* The punch frees blocks a snapshot shares. */
-	if (cowfs_snapshot(e.m, "s", 1, true) || c.cut)
-		goto unmount;
-	static const struct { unsigned mode; uint64_t off, len; } steps[] = {
+	static const struct env_falloc_step steps[] = {
 		{ PUNCH, 5000, 25000 }, { ZERO, 40000, 30000 }, { 0, 60000, CUT_SIZE - 60000 },
 	};
-	for (unsigned i = 0; i < 3; i++) {
-		if (cowfs_fallocate(e.m, a.ino, steps[i].mode, steps[i].off, steps[i].len) ||
-		    cowfs_fsync(e.m, a.ino, false) || c.cut)
-			goto unmount;
-		synced = i + 2;
-	}
-unmount:;
-	bool verify;
-	if ((*why = env_cut_after(&e, &c, cut_at, synced == CUT_STATES - 1, &verify)) || !verify || !synced)
-		goto out;
-	if (cowfs_lookup(e.m, CFS_ROOT_INO, "f", 1, &a)) {
-		*why = "an fsync'd file is gone";
-		goto out;
-	}
-	int64_t n = cowfs_read(e.m, a.ino, 0, buf, CUT_BUF, 0);
-	bool ok = false;
-	for (unsigned k = synced; k < CUT_STATES && !ok; k++) {
-		cut_state(k, data, &size);
-		ok = n == (int64_t)size && !memcmp(buf, data, size);
-	}
-	if (!ok)
-		*why = "the file is none of the states from its last fsync on";
-out:
-	free(data);
-	free(buf);
-	return env_cut_close(&e, &c);
+	return env_falloc_cut_run(cut_at, seed, why, "falloccut", cut_state, steps, CUT_STATES - 2, CUT_BUF);
 }
 
 TEST(power_cut_at_every_write_of_punch_zero_allocate)

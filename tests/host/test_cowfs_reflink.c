@@ -5,6 +5,8 @@
  * the clone readable and the check clean, deleting both frees everything;
  * clones across a commit and a remount, within one file, of a tail at the
  * end of file, into a file shared with a snapshot; the reference limit;
+ * check and repair exact past 255 references to a data block and to a
+ * node (300 snapshots);
  * every refusal with nothing changed; fsck --repair on shared blocks; a
  * power cut at every device write of a clone + fsync workload (each file
  * one of its fsync'd states, the check clean). */
@@ -239,9 +241,37 @@ TEST(same_file_tail_and_refusals)
 	env_close(&e);
 }
 
-/* A block shared CFS_DATA_REF_MAX times is refused more, before any
- * change, also when the range names it twice; the check counts every
- * reference up to there. */
+/* Set a block's DATA_REF count directly (the limit is a u32: reached by
+ * setting the item, not by four billion clones). */
+static void set_refs(struct env *e, uint64_t ino, uint64_t off, uint32_t refs)
+{
+	uint64_t blk = ct_dev_addr(e->m, ino, off) / BS;
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_data_ref_fix(cowfs_vfs_fs(e->m), blk, refs), 0);
+	cowfs_vfs_unlock(e->m);
+}
+
+/* The check names the problem `want` (committed first); fsck --repair
+ * then fixes exactly one thing. */
+static void check_says_then_repair_fixes_one(struct env *e, const char *want)
+{
+	struct cowfs *fs = cowfs_vfs_fs(e->m);
+	unsigned fixed = 0;
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_commit(fs), 0);
+	cowfs_vfs_unlock(e->m);
+	const char *why = env_check(e);
+	if (!why || !strstr(why, want))
+		fprintf(stderr, "check said: %s\nwanted: %s\n", why ? why : "(clean)", want);
+	EXPECT(why && strstr(why, want));
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_repair(fs, ignore_line, NULL, &fixed), 0);
+	cowfs_vfs_unlock(e->m);
+	EXPECT_EQ_INT(fixed, 1);
+}
+
+/* A block shared CFS_DATA_REF_MAX times (what a DATA_REF item holds) is
+ * refused more, before any change, also when the range names it twice. */
 TEST(reference_limit)
 {
 	struct env e;
@@ -249,29 +279,113 @@ TEST(reference_limit)
 	env_with_data(&e, "rl_limit", 32 << 20, 2 * BS, 3, &a, &buf);
 	uint64_t f = mkfile(&e, "f"), g = mkfile(&e, "g");
 	EXPECT_EQ_INT(cowfs_write(e.m, f, 0, a, BS, 0), BS);
-	for (unsigned i = 0; i < CFS_DATA_REF_MAX - 1; i++)
-		EXPECT_EQ_INT(cowfs_clone_range(e.m, f, 0, g, (uint64_t)i * BS, BS, 0), BS);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	set_refs(&e, f, 0, CFS_DATA_REF_MAX - 1);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f, 0, g, 0, BS, 0), BS);
 	EXPECT_EQ_INT(refs_of(&e, f, 0), CFS_DATA_REF_MAX);
-	EXPECT_EQ_INT(cowfs_clone_range(e.m, f, 0, g, (uint64_t)CFS_DATA_REF_MAX * BS, BS, 0), -PLAT_EMLINK);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f, 0, g, BS, BS, 0), -PLAT_EMLINK);
 	struct cowfs_inode gi;
 	EXPECT_EQ_INT(cowfs_getattr(e.m, g, &gi), 0);
-	EXPECT_EQ_INT(gi.size, (uint64_t)(CFS_DATA_REF_MAX - 1) * BS);
+	EXPECT_EQ_INT(gi.size, (uint64_t)BS);
+	set_refs(&e, f, 0, 2);           /* the true count again: f and g */
 	expect_clean(&e);
 	/* A range naming one block twice adds two references to it. */
 	uint64_t f2 = mkfile(&e, "f2"), g2 = mkfile(&e, "g2");
 	EXPECT_EQ_INT(cowfs_write(e.m, f2, 0, a, BS, 0), BS);
 	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, f2, BS, BS, 0), BS);
-	unsigned k = (CFS_DATA_REF_MAX - 4) / 2, at = 0;
-	for (unsigned i = 0; i < k; i++, at += 2)
-		EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at * BS, 2 * BS, 0), 2 * BS);
-	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at++ * BS, BS, 0), BS);
+	set_refs(&e, f2, 0, CFS_DATA_REF_MAX - 1);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, 0, 2 * BS, 0), -PLAT_EMLINK);
 	EXPECT_EQ_INT(refs_of(&e, f2, 0), CFS_DATA_REF_MAX - 1);
-	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at * BS, 2 * BS, 0), -PLAT_EMLINK);
-	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, (uint64_t)at * BS, BS, 0), BS);
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, f2, 0, g2, 0, BS, 0), BS);
 	EXPECT_EQ_INT(refs_of(&e, f2, 0), CFS_DATA_REF_MAX);
+	set_refs(&e, f2, 0, 3);
 	expect_clean(&e);
 	free(a);
 	free(buf);
+	env_close(&e);
+}
+
+/* A block shared by more references than a byte counts (the check's
+ * first counter): 300 reflinks and the leaf copies of a snapshot.  The
+ * check is exact past 255: clean as it is, a DATA_REF item one off is
+ * named in words with both numbers, and fsck --repair sets it right. */
+TEST(check_and_repair_are_exact_past_255_references)
+{
+	struct env e;
+	uint8_t *a, *buf;
+	env_with_data(&e, "rl_many", 64 << 20, 4 * BS, 21, &a, &buf);
+	uint64_t f = mkfile(&e, "f"), g = mkfile(&e, "g");
+	EXPECT_EQ_INT(cowfs_write(e.m, f, 0, a, 2 * BS, 0), 2 * BS);
+	const unsigned clones = 300;
+	for (unsigned i = 0; i < clones; i++) {
+		EXPECT_EQ_INT(cowfs_clone_range(e.m, f, 0, g, (uint64_t)i * 2 * BS, 2 * BS, 0), 2 * BS);
+		if (i % 64 == 63)
+			EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	}
+	EXPECT_EQ_INT(refs_of(&e, f, 0), clones + 1);
+	expect_clean(&e);
+	/* A snapshot, then writes elsewhere in g: its leaves are copied, each
+	 * copy one more reference per extent item it names. */
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(cowfs_snapshot(e.m, "s", 1, true), 0);
+	for (unsigned i = 0; i < clones; i += 50)
+		EXPECT_EQ_INT(cowfs_write(e.m, g, (uint64_t)i * 2 * BS + BS, a + 2 * BS, BS, 0), BS);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	uint64_t refs = refs_of(&e, f, 0);
+	EXPECT(refs > clones + 1);
+	expect_clean(&e);
+	EXPECT(same(&e, f, a, 2 * BS, buf));
+	/* One off. */
+	uint64_t blk = ct_dev_addr(e.m, f, 0) / BS;
+	set_refs(&e, f, 0, (uint32_t)refs - 1);
+	char want[120];
+	snprintf(want, sizeof(want), "refcount: data block %llu has %llu references, its item says %llu",
+		 (unsigned long long)blk, (unsigned long long)refs, (unsigned long long)refs - 1);
+	check_says_then_repair_fixes_one(&e, want);
+	EXPECT_EQ_INT(refs_of(&e, f, 0), refs);
+	expect_clean(&e);
+	env_remount(&e);
+	expect_clean(&e);
+	free(a);
+	free(buf);
+	env_close(&e);
+}
+
+/* A node shared past 255 times: 300 snapshots of an unchanged tree all
+ * point at its root.  The check counts them exactly, names a REFCOUNT item
+ * one more than that, and fsck --repair sets it back. */
+TEST(node_shared_by_300_snapshots_checked_exactly)
+{
+	struct env e;
+	EXPECT_EQ_INT(env_open(&e, "rl_snaps", 64 << 20), 0);
+	mkfile(&e, "f");
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	const unsigned snaps = 300;
+	for (unsigned i = 0; i < snaps; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "s%u", i);
+		EXPECT_EQ_INT(cowfs_snapshot(e.m, name, strlen(name), true), 0);
+	}
+	struct cowfs *fs = cowfs_vfs_fs(e.m);
+	uint32_t refs = 0;
+	cowfs_vfs_lock(e.m);
+	uint64_t root = e.m->tree->root.blocknr;
+	EXPECT_EQ_INT(cowfs_ref_get(fs, root, &refs), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(refs, snaps + 1);
+	expect_clean(&e);
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_ref_inc(fs, root, fs->node_blocks), 0);
+	cowfs_vfs_unlock(e.m);
+	char want[120];
+	snprintf(want, sizeof(want), "refcount: node %llu has %u references, its item says %u", (unsigned long long)root,
+		 snaps + 1, snaps + 2);
+	check_says_then_repair_fixes_one(&e, want);
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_ref_get(fs, root, &refs), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(refs, snaps + 1);
+	expect_clean(&e);
 	env_close(&e);
 }
 

@@ -191,7 +191,7 @@ static void request(uint8_t op, void *msg)
 		*(struct proto_fsync_req *)msg = (struct proto_fsync_req){ handle(), rnd() & 1 };
 		break;
 	case PROTO_OP_FALLOCATE:
-		*(struct proto_fallocate_req *)msg = (struct proto_fallocate_req){ handle(), (uint8_t)(rnd() % 4),
+		*(struct proto_fallocate_req *)msg = (struct proto_fallocate_req){ handle(), (uint8_t)(rnd() % 6),
 										   PICK(offsets), PICK(counts) };
 		break;
 	case PROTO_OP_SEEK:
