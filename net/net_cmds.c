@@ -9,6 +9,7 @@
 #include "kernel/kernel.h"
 #include "kernel/kprintf.h"
 #include "kernel/kstring.h"
+#include "kernel/sync.h"
 #include "kernel/sched.h"
 #include "kernel/shell.h"
 #include "kernel/time.h"
@@ -390,6 +391,11 @@ static struct {
 	uint32_t done, failed, bytes, ms_max;
 	int last_failure;
 } iperf_tx;
+/* The shell thread sleeps here until the last stream reports: polling the
+ * counters under net_lock would contend with the network thread for the
+ * lock it holds nearly all the time during a run (docs/network.md). */
+static struct waitq iperf_tx_wq = WAITQ_INIT("iperf-tx");
+static volatile uint32_t iperf_tx_done_of_run;
 
 static void iperf_tx_report(void *arg, enum lwiperf_report_type type, const ip_addr_t *local, u16_t lport,
 			    const ip_addr_t *remote, u16_t rport, u32_t bytes, u32_t ms, u32_t kbps)
@@ -411,6 +417,13 @@ static void iperf_tx_report(void *arg, enum lwiperf_report_type type, const ip_a
 		iperf_tx.last_failure = type;
 	}
 	iperf_tx.done++;
+	__atomic_store_n(&iperf_tx_done_of_run, iperf_tx.done, __ATOMIC_RELEASE);
+	waitq_wake_all(&iperf_tx_wq);
+}
+
+static bool iperf_tx_finished(void *arg)
+{
+	return __atomic_load_n(&iperf_tx_done_of_run, __ATOMIC_ACQUIRE) >= (uint32_t)(uintptr_t)arg;
 }
 
 /* "A.B.C.D:PORT" -> address and port; false when it is not one. */
@@ -447,6 +460,7 @@ static int bench_net_tx(const ip_addr_t *addr, u16_t port, unsigned streams, uns
 	uintptr_t run = iperf_tx.run + 1;
 	memset(&iperf_tx, 0, sizeof(iperf_tx));
 	iperf_tx.run = run;
+	__atomic_store_n(&iperf_tx_done_of_run, 0, __ATOMIC_RELEASE);
 	for (; started < streams; started++) {
 		sessions[started] = lwiperf_start_tcp_client(addr, port, LWIPERF_CLIENT, iperf_tx_report, (void *)run);
 		if (!sessions[started])
@@ -470,18 +484,14 @@ static int bench_net_tx(const ip_addr_t *addr, u16_t port, unsigned streams, uns
 	uint64_t deadline = time_ns() + secs * NS_PER_S;
 	uint32_t done = 0, bytes = 0, ms = 0, failed = 0;
 	int failure = 0;
-	for (;;) {
-		net_lock();
-		done = iperf_tx.done;
-		bytes = iperf_tx.bytes;
-		ms = iperf_tx.ms_max;
-		failed = iperf_tx.failed;
-		failure = iperf_tx.last_failure;
-		net_unlock();
-		if (done >= streams || time_ns() >= deadline)
-			break;
-		thread_sleep_ns(50 * NS_PER_MS);
-	}
+	waitq_wait_until(&iperf_tx_wq, iperf_tx_finished, (void *)(uintptr_t)streams, deadline);
+	net_lock();
+	done = iperf_tx.done;
+	bytes = iperf_tx.bytes;
+	ms = iperf_tx.ms_max;
+	failed = iperf_tx.failed;
+	failure = iperf_tx.last_failure;
+	net_unlock();
 	if (done < streams) {
 		/* The unfinished streams end on their own 10 s clock; their
 		 * reports are ignored from now on. */
