@@ -81,4 +81,12 @@ uint64_t cowfs_file_reserved_in(struct cowfs_vnode *vn, uint64_t start, uint64_t
  * of the next such run (UINT64_MAX: none). */
 bool cowfs_file_pending(struct cowfs_vnode *vn, uint64_t pos, uint64_t *next);
 
+/* copy_file_range's byte copy (fs/reflink.c), from the live tree or a
+ * snapshot (fs/snap_read.c): rd reads the source (bytes, 0 at its end, or
+ * -errno); written through the page cache into dst; the bytes done (short
+ * at the source's end or after a failed write) or -errno. */
+typedef int64_t (*cowfs_copy_read_fn)(void *arg, uint64_t ino, uint64_t off, void *buf, uint64_t len);
+int64_t cowfs_copy_bytes(struct cowfs_mount *m, cowfs_copy_read_fn rd, void *arg, uint64_t src_ino,
+			 uint64_t src_off, uint64_t dst_ino, uint64_t dst_off, uint64_t len);
+
 #endif

@@ -76,10 +76,10 @@ cowfs-falloc-stress: $(HOST_BUILD)/test_cowfs_falloc $(HOST_BUILD)/test_cowfs_sh
 # its test with ordinary tools (tests/fuse/test_cowfs_fuse.py: every case
 # skipped, not passed, without /dev/fuse).
 all: $(BUILD)/cowfs-fuse
-$(BUILD)/cowfs-fuse: tools/cowfs_fuse.c $(FS_VFS_HOST_SRCS) \
+$(BUILD)/cowfs-fuse: tools/cowfs_fuse.c tools/fuse_common.c tools/fuse_common.h $(FS_VFS_HOST_SRCS) \
 		$(wildcard fs/*.h iomap/*.h pcache/*.h platform/*.h platform/host/*.h)
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 -O2 -g $(WARN) -I. $$(pkg-config --cflags fuse3) -o $@ tools/cowfs_fuse.c \
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I. $$(pkg-config --cflags fuse3) -o $@ tools/cowfs_fuse.c tools/fuse_common.c \
 		$(FS_VFS_HOST_SRCS) $$(pkg-config --libs fuse3) -lpthread
 HOST_SCRIPT_TESTS += test_cowfs_fuse
 test_cowfs_fuse_DEPS := $(BUILD)/cowfs-fuse $(BUILD)/cowfs $(BUILD)/mkfs.cowfs

@@ -319,6 +319,11 @@ static int64_t copy_by_clone(struct cowfs_mount *m, uint64_t src_ino, uint64_t s
 	return n;
 }
 
+static int64_t live_read(void *arg, uint64_t ino, uint64_t off, void *buf, uint64_t len)
+{
+	return cowfs_read(arg, ino, off, buf, len, 0);
+}
+
 int64_t cowfs_copy_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_off, uint64_t dst_ino,
 			 uint64_t dst_off, uint64_t len, unsigned flags, bool *cloned)
 {
@@ -335,13 +340,20 @@ int64_t cowfs_copy_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_o
 		*cloned = n > 0;
 		return n;
 	}
+	return cowfs_copy_bytes(m, live_read, m, src_ino, src_off, dst_ino, dst_off, len);
+}
+
+int64_t cowfs_copy_bytes(struct cowfs_mount *m, cowfs_copy_read_fn rd, void *arg, uint64_t src_ino,
+			 uint64_t src_off, uint64_t dst_ino, uint64_t dst_off, uint64_t len)
+{
+	int64_t n = 0;
 	uint8_t *buf = plat_alloc(COPY_CHUNK);
 	if (!buf)
 		return -PLAT_ENOMEM;
 	uint64_t done = 0;
 	while (done < len) {
 		uint64_t want = len - done < COPY_CHUNK ? len - done : COPY_CHUNK;
-		int64_t got = cowfs_read(m, src_ino, src_off + done, buf, want, 0);
+		int64_t got = rd(arg, src_ino, src_off + done, buf, want);
 		if (got <= 0) {
 			n = got;
 			break;                   /* the end of the source, or an error */

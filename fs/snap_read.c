@@ -1,7 +1,8 @@
 /*
  * Reading a read-only snapshot of the mounted subvolume (fs/vfs.h has the
- * contract): attributes, names, directory listings, symlink targets and
- * file data straight from the snapshot's tree.
+ * contract): attributes, names, directory listings, symlink targets, file
+ * data, extended attributes and the data/hole map straight from the
+ * snapshot's tree, and a copy of a snapshot file's range into a live file.
  *
  * A snapshot never changes, so nothing here needs the inode cache or the
  * page cache: each call takes the filesystem lock, resolves the snapshot
@@ -16,6 +17,7 @@
  */
 #include "fs/file.h"
 #include "fs/namei_int.h"
+#include "fs/xattr.h"
 
 #define BS CFS_BLOCK_SIZE
 #define SNAP_READ_CHUNK (64u << 10)
@@ -113,41 +115,53 @@ int cowfs_snap_readlink(struct cowfs_mount *m, uint64_t snap, uint64_t ino, char
 	return err;
 }
 
-/* Lock held: [off, off+n) of one extent (or zeros for a hole) into out. */
-static int snap_read_piece(struct cowfs_mount *m, struct cowfs_tree *t, uint64_t ino, uint64_t off, uint8_t *out,
-			   uint64_t n, uint8_t *blk, uint64_t *done)
+/* Lock held: the first extent of ino ending after pos: *start, *end of it
+ * (file bytes) and *dev, the device byte of its first block; *start =
+ * UINT64_MAX when none does. */
+static int snap_extent_after(struct cowfs_tree *t, uint64_t ino, uint64_t pos, uint64_t *start, uint64_t *end,
+			     uint64_t *dev)
 {
-	uint64_t pos = off & ~(uint64_t)(BS - 1), hole_end = UINT64_MAX;
-	struct cowfs_key k = cowfs_extent_scan_from(t, ino, pos);
+	struct cowfs_key k = cowfs_extent_scan_from(t, ino, pos & ~(uint64_t)(BS - 1));
 	uint8_t item[CFS_EXTENT_ITEM_SIZE];
 	uint32_t ilen;
 	int err;
-	/* The extent holding pos, or where the hole at pos ends. */
+	*start = UINT64_MAX;
 	while (!(err = cowfs_bt_next(t, &k, item, sizeof(item), &ilen)) && k.objectid == ino &&
 	       k.type == CFS_ITEM_EXTENT) {
 		uint64_t eend = k.offset + (uint64_t)cfs_get32(item + 8) * BS;
 		if (ilen != CFS_EXTENT_ITEM_SIZE)
 			return -PLAT_EIO;
-		if (k.offset > pos) {
-			hole_end = k.offset;
-			break;
-		}
 		if (eend > pos) {
-			uint64_t dev = (cfs_get64(item) + (pos - k.offset) / BS) * BS;
-			uint64_t want = eend - pos < SNAP_READ_CHUNK ? eend - pos : SNAP_READ_CHUNK;
-			if ((err = plat_bdev_rw(m->bdev, PLAT_BIO_READ, dev, blk, want)) ||
-			    (err = cowfs_csum_verify(m, ino, pos, dev, blk, want)))
-				return err;
-			uint64_t skip = off - pos, got = want - skip < n ? want - skip : n;
-			plat_memcpy(out, blk + skip, got);
-			*done = got;
+			*start = k.offset;
+			*end = eend;
+			*dev = cfs_get64(item) * BS;
 			return 0;
 		}
 		k.offset++;
 	}
-	if (err && err != -PLAT_ENOENT)
+	return err == -PLAT_ENOENT ? 0 : err;
+}
+
+/* Lock held: [off, off+n) of one extent (or zeros for a hole) into out. */
+static int snap_read_piece(struct cowfs_mount *m, struct cowfs_tree *t, uint64_t ino, uint64_t off, uint8_t *out,
+			   uint64_t n, uint8_t *blk, uint64_t *done)
+{
+	uint64_t pos = off & ~(uint64_t)(BS - 1), start, end = 0, dev = 0;
+	int err = snap_extent_after(t, ino, pos, &start, &end, &dev);
+	if (err)
 		return err;
-	uint64_t got = hole_end - off < n ? hole_end - off : n;
+	if (start <= pos) {
+		dev += pos - start;
+		uint64_t want = end - pos < SNAP_READ_CHUNK ? end - pos : SNAP_READ_CHUNK;
+		if ((err = plat_bdev_rw(m->bdev, PLAT_BIO_READ, dev, blk, want)) ||
+		    (err = cowfs_csum_verify(m, ino, pos, dev, blk, want)))
+			return err;
+		uint64_t skip = off - pos, got = want - skip < n ? want - skip : n;
+		plat_memcpy(out, blk + skip, got);
+		*done = got;
+		return 0;
+	}
+	uint64_t got = start - off < n ? start - off : n;   /* a hole up to the next extent */
 	plat_memset(out, 0, got);
 	*done = got;
 	return 0;
@@ -178,4 +192,81 @@ int64_t cowfs_snap_read(struct cowfs_mount *m, uint64_t snap, uint64_t ino, uint
 	cowfs_vfs_unlock(m);
 	plat_free(blk);
 	return err ? err : (int64_t)done;
+}
+
+/* ---- extended attributes, seek, copy out ---- */
+
+struct snap_copy {
+	struct cowfs_mount *m;
+	uint64_t snap;
+};
+
+int cowfs_snap_getxattr(struct cowfs_mount *m, uint64_t snap, uint64_t ino, const char *name, size_t len, void *buf,
+			size_t cap, size_t *vlen)
+{
+	struct cowfs_tree *t;
+	struct cowfs_inode in;
+	if (len == 0 || len > CFS_XATTR_NAME_MAX)
+		return -PLAT_ERANGE;    /* as cowfs_getxattr */
+	int err = snap_begin(m, snap, ino, &t, &in);
+	if (!err)
+		err = cowfs_xattr_get(t, ino, name, len, buf, cap, vlen);
+	cowfs_vfs_unlock(m);
+	return err;
+}
+
+int cowfs_snap_listxattr(struct cowfs_mount *m, uint64_t snap, uint64_t ino, char *buf, size_t cap, size_t *total)
+{
+	struct cowfs_tree *t;
+	struct cowfs_inode in;
+	int err = snap_begin(m, snap, ino, &t, &in);
+	if (!err)
+		err = cowfs_xattr_list(t, ino, buf, cap, total);
+	cowfs_vfs_unlock(m);
+	return err;
+}
+
+/* A snapshot has no data in flight: its extents are the whole map. */
+int cowfs_snap_seek(struct cowfs_mount *m, uint64_t snap, uint64_t ino, uint64_t off, int whence, uint64_t *result)
+{
+	struct cowfs_tree *t;
+	struct cowfs_inode in;
+	uint64_t start, end = 0, dev, pos = off;
+	if (whence != CFS_SEEK_DATA && whence != CFS_SEEK_HOLE)
+		return -PLAT_EINVAL;
+	int err = snap_begin(m, snap, ino, &t, &in);
+	if (!err && !CFS_S_ISREG(in.mode))
+		err = CFS_S_ISDIR(in.mode) ? -PLAT_EISDIR : -PLAT_EINVAL;
+	if (!err && off >= in.size)
+		err = -PLAT_ENXIO;
+	/* DATA: the first extent ending after off.  HOLE: follow extents
+	 * while each starts at or before pos (the end of file is a hole). */
+	while (!err && (err = snap_extent_after(t, ino, pos, &start, &end, &dev)) == 0) {
+		if (whence == CFS_SEEK_DATA) {
+			pos = start > pos ? start : pos;
+			if (pos >= in.size)
+				err = -PLAT_ENXIO;
+			break;
+		}
+		if (start > pos || pos >= in.size)
+			break;
+		pos = end;
+	}
+	if (!err)
+		*result = pos < in.size ? pos : in.size;
+	cowfs_vfs_unlock(m);
+	return err;
+}
+
+static int64_t snap_copy_read(void *arg, uint64_t ino, uint64_t off, void *buf, uint64_t len)
+{
+	const struct snap_copy *c = arg;
+	return cowfs_snap_read(c->m, c->snap, ino, off, buf, len);
+}
+
+int64_t cowfs_snap_copy_range(struct cowfs_mount *m, uint64_t snap, uint64_t src_ino, uint64_t src_off,
+			      uint64_t dst_ino, uint64_t dst_off, uint64_t len)
+{
+	struct snap_copy c = { m, snap };
+	return cowfs_copy_bytes(m, snap_copy_read, &c, src_ino, src_off, dst_ino, dst_off, len);
 }

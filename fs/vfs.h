@@ -154,6 +154,19 @@ int cowfs_snap_readdir(struct cowfs_mount *m, uint64_t snap, uint64_t dir, uint6
 		       void *arg);
 int cowfs_snap_readlink(struct cowfs_mount *m, uint64_t snap, uint64_t ino, char *buf, size_t bufsize, size_t *len);
 int64_t cowfs_snap_read(struct cowfs_mount *m, uint64_t snap, uint64_t ino, uint64_t off, void *buf, uint64_t len);
+/* The snapshot's extended attributes (cowfs_getxattr / cowfs_listxattr's
+ * contract), its data/hole map (cowfs_seek's; nothing is in flight in a
+ * snapshot), and a copy of a snapshot file's range into a live file of
+ * this mount (bytes through the page cache, never shared extents: a clone
+ * would have to hold the snapshot's blocks against its delete; short at
+ * the source's end of file or after a failed write, as cowfs_copy_range;
+ * holes are copied as zeros). */
+int cowfs_snap_getxattr(struct cowfs_mount *m, uint64_t snap, uint64_t ino, const char *name, size_t len, void *buf,
+			size_t cap, size_t *vlen);
+int cowfs_snap_listxattr(struct cowfs_mount *m, uint64_t snap, uint64_t ino, char *buf, size_t cap, size_t *total);
+int cowfs_snap_seek(struct cowfs_mount *m, uint64_t snap, uint64_t ino, uint64_t off, int whence, uint64_t *result);
+int64_t cowfs_snap_copy_range(struct cowfs_mount *m, uint64_t snap, uint64_t src_ino, uint64_t src_off,
+			      uint64_t dst_ino, uint64_t dst_off, uint64_t len);
 /* Finish the background delete of deleted snapshots now (tests; an
  * unmount that should leave no work behind); committed. */
 int cowfs_vfs_drop_pending(struct cowfs_mount *m);

@@ -95,48 +95,15 @@ int cowfs_getxattr(struct cowfs_mount *m, uint64_t ino, const char *name, size_t
 	return err;
 }
 
-struct list_ctx {
-	struct cowfs_mount *m;
-	char *buf;
-	size_t cap, total;
-	int err;
-};
-
-static int list_item(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
-{
-	struct list_ctx *c = arg;
-	struct cowfs_xattr_entry e;
-	for (uint32_t off = 0; off < len; off += e.size) {
-		if (cowfs_xattr_entry_parse(data, len, off, &e)) {
-			c->err = cowfs_xattr_bad(c->m->tree, k, "malformed entry");
-			return 1;
-		}
-		if (c->cap && c->total + e.name_len + 1 <= c->cap) {
-			plat_memcpy(c->buf + c->total, e.name, e.name_len);
-			c->buf[c->total + e.name_len] = 0;
-		}
-		c->total += e.name_len + 1u;
-	}
-	return 0;
-}
-
 int cowfs_listxattr(struct cowfs_mount *m, uint64_t ino, char *buf, size_t cap, size_t *total)
 {
 	struct cowfs_vnode *vn;
-	struct list_ctx c = { m, buf, cap, 0, 0 };
 	cowfs_vfs_lock(m);
 	int err = cowfs_vget(m, ino, &vn);
-	if (err)
-		goto out;
-	struct cowfs_key from = { ino, CFS_ITEM_XATTR, 0 }, to = { ino, CFS_ITEM_XATTR, UINT64_MAX };
-	int r = cowfs_bt_iterate(m->tree, &from, &to, list_item, &c);
-	err = c.err ? c.err : r < 0 ? r : 0;
-	if (!err && cap && c.total > cap)
-		err = -PLAT_ERANGE;
-	if (!err && total)
-		*total = c.total;
-	cowfs_vput(vn);
-out:
+	if (!err) {
+		err = cowfs_xattr_list(m->tree, ino, buf, cap, total);
+		cowfs_vput(vn);
+	}
 	cowfs_vfs_unlock(m);
 	return err;
 }

@@ -60,6 +60,10 @@ int cowfs_xattr_bad(struct cowfs_tree *t, const struct cowfs_key *k, const char 
 int cowfs_xattr_get(struct cowfs_tree *t, uint64_t ino, const char *name, size_t len, void *buf, size_t cap,
 		    size_t *vlen);
 
+/* Every name of ino's attributes in tree t, each followed by a NUL, into
+ * buf (no locking, as cowfs_xattr_get); *total = the bytes needed; cap 0
+ * only asks the size; -ERANGE when cap is too small. */
+int cowfs_xattr_list(struct cowfs_tree *t, uint64_t ino, char *buf, size_t cap, size_t *total);
 /* Deletes every XATTR and XATTR_VALUE item of ino (the inode is being
  * freed, or fsck removes attributes of an inode that does not exist). */
 int cowfs_xattr_delete_all(struct cowfs_tree *t, uint64_t ino);

@@ -109,6 +109,44 @@ out:
 }
 
 /* Deletes every item (ino, type, *). */
+struct list_ctx {
+	struct cowfs_tree *t;
+	char *buf;
+	size_t cap, total;
+	int err;
+};
+
+static int list_item(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
+{
+	struct list_ctx *c = arg;
+	struct cowfs_xattr_entry e;
+	for (uint32_t off = 0; off < len; off += e.size) {
+		if (cowfs_xattr_entry_parse(data, len, off, &e)) {
+			c->err = cowfs_xattr_bad(c->t, k, "malformed entry");
+			return 1;
+		}
+		if (c->cap && c->total + e.name_len + 1 <= c->cap) {
+			plat_memcpy(c->buf + c->total, e.name, e.name_len);
+			c->buf[c->total + e.name_len] = 0;
+		}
+		c->total += e.name_len + 1u;
+	}
+	return 0;
+}
+
+int cowfs_xattr_list(struct cowfs_tree *t, uint64_t ino, char *buf, size_t cap, size_t *total)
+{
+	struct list_ctx c = { t, buf, cap, 0, 0 };
+	struct cowfs_key from = { ino, CFS_ITEM_XATTR, 0 }, to = { ino, CFS_ITEM_XATTR, UINT64_MAX };
+	int r = cowfs_bt_iterate(t, &from, &to, list_item, &c);
+	int err = c.err ? c.err : r < 0 ? r : 0;
+	if (!err && cap && c.total > cap)
+		err = -PLAT_ERANGE;
+	if (!err && total)
+		*total = c.total;
+	return err;
+}
+
 static int delete_type(struct cowfs_tree *t, uint64_t ino, uint8_t type)
 {
 	for (;;) {

@@ -552,16 +552,20 @@ static int op_seek(void *fs, struct proto_call *c, const void *req, void *rep)
 	const struct proto_seek_req *q = req;
 	struct proto_seek_rep *r = rep;
 	struct op o;
-	int rc = op_begin(&o, fs, c, SNAP_NO);
+	int whence = q->what == PROTO_SEEK_DATA ? CFS_SEEK_DATA : CFS_SEEK_HOLE;
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	if (!rc)
-		rc = cowfs_seek(o.m, o.in.ino, q->offset, q->what == PROTO_SEEK_DATA ? CFS_SEEK_DATA : CFS_SEEK_HOLE,
-				&r->offset);
+		rc = snap_of(&o) ? cowfs_snap_seek(o.m, snap_of(&o), o.in.ino, q->offset, whence, &r->offset)
+				 : cowfs_seek(o.m, o.in.ino, q->offset, whence, &r->offset);
 	return op_end(&o, rc);
 }
 
 /* Server-side copy (cowfs_copy_range: a reflink when the ranges allow,
  * else bytes), at most copy_max bytes per call (the client continues from
- * the short count). */
+ * the short count).  The source may be a snapshot's file (the server core
+ * lets only COPY's destination handle be refused as read-only): its bytes
+ * are copied, never shared (cowfs_snap_copy_range), so CLONE_ONLY is
+ * INVAL there, as for any range the rules do not let share. */
 static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 {
 	const struct proto_copy_req *q = req;
@@ -570,7 +574,7 @@ static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 	bool cloned = false;
 	int64_t done = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, SNAP_NO);
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	if (!rc)
 		rc = second(&o, 1, &dst);
 	if (!rc && (CFS_S_ISDIR(o.in.mode) || CFS_S_ISDIR(dst.mode)))
@@ -578,8 +582,16 @@ static int op_copy(void *fs, struct proto_call *c, const void *req, void *rep)
 	if (!rc && (!CFS_S_ISREG(o.in.mode) || !CFS_S_ISREG(dst.mode)))
 		rc = -PLAT_EINVAL;
 	uint64_t want = q->length < o.pc->copy_max ? q->length : o.pc->copy_max;
-	if (!rc && (done = cowfs_copy_range(o.m, o.in.ino, q->src_offset, dst.ino, q->dst_offset, want,
-					    q->flags & PROTO_COPY_CLONE_ONLY ? CFS_COPY_CLONE_ONLY : 0, &cloned)) < 0)
+	if (!rc && snap_of(&o) && (q->flags & PROTO_COPY_CLONE_ONLY))
+		rc = -PLAT_EINVAL;
+	if (rc)
+		;
+	else if (snap_of(&o))
+		done = cowfs_snap_copy_range(o.m, snap_of(&o), o.in.ino, q->src_offset, dst.ino, q->dst_offset, want);
+	else
+		done = cowfs_copy_range(o.m, o.in.ino, q->src_offset, dst.ino, q->dst_offset, want,
+					q->flags & PROTO_COPY_CLONE_ONLY ? CFS_COPY_CLONE_ONLY : 0, &cloned);
+	if (!rc && done < 0)
 		rc = (int)done;
 	if (!rc) {
 		r->count = (uint64_t)done;
@@ -604,10 +616,15 @@ static int op_getxattr(void *fs, struct proto_call *c, const void *req, void *re
 	struct proto_getxattr_rep *r = rep;
 	size_t len = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, SNAP_NO);
-	if (!rc)
-		rc = xattr_err(cowfs_getxattr(o.m, o.in.ino, q->name.p, q->name.len, c->scratch,
-					      c->scratch_cap > 4 ? c->scratch_cap - 4 : 0, &len));
+	size_t cap = c->scratch_cap > 4 ? c->scratch_cap - 4 : 0;
+	int rc = op_begin(&o, fs, c, SNAP_READ);
+	if (rc)
+		;
+	else if (snap_of(&o))
+		rc = xattr_err(cowfs_snap_getxattr(o.m, snap_of(&o), o.in.ino, q->name.p, q->name.len, c->scratch, cap,
+						   &len));
+	else
+		rc = xattr_err(cowfs_getxattr(o.m, o.in.ino, q->name.p, q->name.len, c->scratch, cap, &len));
 	if (!rc) {
 		r->value.p = c->scratch;
 		r->value.len = (uint32_t)len;
@@ -643,6 +660,12 @@ static int op_removexattr(void *fs, struct proto_call *c, const void *req, void 
 	return op_end(&o, rc);
 }
 
+static int o_listxattr(struct op *o, char *buf, size_t cap, size_t *total)
+{
+	return snap_of(o) ? cowfs_snap_listxattr(o->m, snap_of(o), o->in.ino, buf, cap, total)
+			  : cowfs_listxattr(o->m, o->in.ino, buf, cap, total);
+}
+
 static int op_listxattr(void *fs, struct proto_call *c, const void *req, void *rep)
 {
 	struct proto_listxattr_rep *r = rep;
@@ -651,20 +674,20 @@ static int op_listxattr(void *fs, struct proto_call *c, const void *req, void *r
 	char *names = NULL;
 	size_t total = 0;
 	struct op o;
-	int rc = op_begin(&o, fs, c, SNAP_NO);
+	int rc = op_begin(&o, fs, c, SNAP_READ);
 	(void)req;
 	/* The size, then the names: a change between the two calls is
 	 * ERANGE, answered as a retry would be (once more). */
 	for (int tries = 0; !rc && tries < 2; tries++) {
 		plat_free(names);
 		names = NULL;
-		if ((rc = cowfs_listxattr(o.m, o.in.ino, NULL, 0, &total)) || !total)
+		if ((rc = o_listxattr(&o, NULL, 0, &total)) || !total)
 			break;
 		if (!(names = plat_alloc(total))) {
 			rc = -PLAT_ENOMEM;
 			break;
 		}
-		rc = cowfs_listxattr(o.m, o.in.ino, names, total, &total);
+		rc = o_listxattr(&o, names, total, &total);
 		if (rc != -PLAT_ERANGE)
 			break;
 	}

@@ -13,7 +13,8 @@
  *   access  -> operations needing the secret (ADMIN) on anonymous
  *              sessions: ACCES; mutating ops on read-only sessions: ROFS;
  *   handles -> every handle opened with the server key: BADHANDLE;
- *              mutating through a snapshot handle: ROFS;
+ *              mutating through a snapshot handle: ROFS (COPY's source
+ *              is only read);
  *   fs op   -> its errno mapped to a status; its reply is encoded with the
  *              same checks as any other message, so a filesystem bug that
  *              produces an invalid reply becomes SERVERFAULT, never a
@@ -146,7 +147,10 @@ static uint32_t open_handles(const struct proto_server *srv, const struct pf_lay
 				      proto_op_name(call->opcode), x->name);
 			return PROTO_E_ROFS;
 		}
-		if (call->fh[call->nfh].snap && proto_op_mutates(call->opcode)) {
+		/* COPY only reads its source: a snapshot's file may be copied
+		 * out into a live one. */
+		bool written = proto_op_mutates(call->opcode) && !(call->opcode == PROTO_OP_COPY && call->nfh == 0);
+		if (call->fh[call->nfh].snap && written) {
 			plat_snprintf(err->msg, sizeof(err->msg), "%s: handle %s is in snapshot %u (read-only)",
 				      proto_op_name(call->opcode), l->f[i].name, call->fh[call->nfh].snap);
 			return PROTO_E_ROFS;

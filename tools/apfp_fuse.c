@@ -66,7 +66,7 @@ static void to_stat(struct afuse *a, const struct proto_attr *at, struct stat *s
 
 /* The connection of this thread and the handle of node ino, or the error
  * already answered. */
-static struct afuse_conn *begin(fuse_req_t req, fuse_ino_t ino, struct proto_handle *fh)
+struct afuse_conn *afuse_begin(fuse_req_t req, fuse_ino_t ino, struct proto_handle *fh)
 {
 	struct afuse *a = af(req);
 	int err = 0;
@@ -80,7 +80,7 @@ static struct afuse_conn *begin(fuse_req_t req, fuse_ino_t ino, struct proto_han
 	return k;
 }
 
-static int end(fuse_req_t req, struct afuse_conn *k, const char *what, int rc)
+int afuse_end(fuse_req_t req, struct afuse_conn *k, const char *what, int rc)
 {
 	int err = afuse_fail(af(req), k, what, rc);
 	afuse_put(k);
@@ -127,9 +127,9 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct proto_handle dir;
 	struct apfp_obj o;
-	struct afuse_conn *k = begin(req, parent, &dir);
+	struct afuse_conn *k = afuse_begin(req, parent, &dir);
 	if (k)
-		reply_entry(req, end(req, k, "lookup", apfp_lookup(&k->c, &dir, name, &o)), &o);
+		reply_entry(req, afuse_end(req, k, "lookup", apfp_lookup(&k->c, &dir, name, &o)), &o);
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n)
@@ -161,9 +161,9 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct proto_handle fh;
 	struct proto_attr at;
 	(void)fi;
-	struct afuse_conn *k = begin(req, ino, &fh);
+	struct afuse_conn *k = afuse_begin(req, ino, &fh);
 	if (k)
-		reply_attr(req, end(req, k, "getattr", apfp_getattr(&k->c, &fh, &at)), &at);
+		reply_attr(req, afuse_end(req, k, "getattr", apfp_getattr(&k->c, &fh, &at)), &at);
 }
 
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *s, int to_set, struct fuse_file_info *fi)
@@ -188,7 +188,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *s, int to_se
 		sa.mask |= PROTO_SA_MTIME_NOW;
 	else if (to_set & FUSE_SET_ATTR_MTIME)
 		sa.mask |= PROTO_SA_MTIME, sa.mtime = (struct proto_time){ s->st_mtim.tv_sec, (uint32_t)s->st_mtim.tv_nsec };
-	struct afuse_conn *k = begin(req, ino, &fh);
+	struct afuse_conn *k = afuse_begin(req, ino, &fh);
 	if (!k)
 		return;
 	/* Uncommitted writes are written again after a server restart: commit
@@ -199,17 +199,17 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *s, int to_se
 		rc = apfp_setattr(&k->c, &fh, &sa, &at);
 	if (!rc && !sa.mask)
 		rc = apfp_getattr(&k->c, &fh, &at);     /* ctime only (FUSE_SET_ATTR_CTIME): nothing to change */
-	reply_attr(req, end(req, k, "setattr", rc), &at);
+	reply_attr(req, afuse_end(req, k, "setattr", rc), &at);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct proto_handle fh;
 	char target[PROTO_TARGET_MAX + 1];
-	struct afuse_conn *k = begin(req, ino, &fh);
+	struct afuse_conn *k = afuse_begin(req, ino, &fh);
 	if (!k)
 		return;
-	int err = end(req, k, "readlink", apfp_readlink(&k->c, &fh, target, sizeof(target)));
+	int err = afuse_end(req, k, "readlink", apfp_readlink(&k->c, &fh, target, sizeof(target)));
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -226,9 +226,9 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		fuse_reply_err(req, EPERM);     /* the protocol has no devices, fifos or sockets */
 		return;
 	}
-	struct afuse_conn *k = begin(req, parent, &dir);
+	struct afuse_conn *k = afuse_begin(req, parent, &dir);
 	if (k)
-		reply_entry(req, end(req, k, "mknod", apfp_create_as(&k->c, &dir, name, mode, PROTO_CREATE_GUARDED,
+		reply_entry(req, afuse_end(req, k, "mknod", apfp_create_as(&k->c, &dir, name, mode, PROTO_CREATE_GUARDED,
 								     cx->uid, cx->gid, &o)), &o);
 }
 
@@ -237,9 +237,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	const struct fuse_ctx *cx = fuse_req_ctx(req);
 	struct proto_handle dir;
 	struct apfp_obj o;
-	struct afuse_conn *k = begin(req, parent, &dir);
+	struct afuse_conn *k = afuse_begin(req, parent, &dir);
 	if (k)
-		reply_entry(req, end(req, k, "mkdir", apfp_mkdir_as(&k->c, &dir, name, mode & ~cx->umask, cx->uid,
+		reply_entry(req, afuse_end(req, k, "mkdir", apfp_mkdir_as(&k->c, &dir, name, mode & ~cx->umask, cx->uid,
 								    cx->gid, &o)), &o);
 }
 
@@ -248,9 +248,9 @@ static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, co
 	const struct fuse_ctx *cx = fuse_req_ctx(req);
 	struct proto_handle dir;
 	struct apfp_obj o;
-	struct afuse_conn *k = begin(req, parent, &dir);
+	struct afuse_conn *k = afuse_begin(req, parent, &dir);
 	if (k)
-		reply_entry(req, end(req, k, "symlink", apfp_symlink_as(&k->c, &dir, name, target, cx->uid, cx->gid,
+		reply_entry(req, afuse_end(req, k, "symlink", apfp_symlink_as(&k->c, &dir, name, target, cx->uid, cx->gid,
 									&o)), &o);
 }
 
@@ -262,17 +262,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	struct afuse_conn *k = begin(req, newparent, &dir);
+	struct afuse_conn *k = afuse_begin(req, newparent, &dir);
 	if (k)
-		reply_entry(req, end(req, k, "link", apfp_link(&k->c, &o.fh, &dir, name, &o.attr)), &o);
+		reply_entry(req, afuse_end(req, k, "link", apfp_link(&k->c, &o.fh, &dir, name, &o.attr)), &o);
 }
 
 static void remove_common(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
 {
 	struct proto_handle dir;
-	struct afuse_conn *k = begin(req, parent, &dir);
+	struct afuse_conn *k = afuse_begin(req, parent, &dir);
 	if (k)
-		fuse_reply_err(req, end(req, k, "remove", apfp_remove(&k->c, &dir, name, is_dir)));
+		fuse_reply_err(req, afuse_end(req, k, "remove", apfp_remove(&k->c, &dir, name, is_dir)));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -302,9 +302,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	struct afuse_conn *k = begin(req, parent, &from);
+	struct afuse_conn *k = afuse_begin(req, parent, &from);
 	if (k)
-		fuse_reply_err(req, end(req, k, "rename", apfp_rename(&k->c, &from, name, &to, newname, f)));
+		fuse_reply_err(req, afuse_end(req, k, "rename", apfp_rename(&k->c, &from, name, &to, newname, f)));
 }
 
 static int open_file(fuse_req_t req, struct fuse_file_info *fi)
@@ -338,11 +338,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct proto_handle dir;
 	struct apfp_obj o;
 	uint64_t id;
-	struct afuse_conn *k = begin(req, parent, &dir);
+	struct afuse_conn *k = afuse_begin(req, parent, &dir);
 	if (!k)
 		return;
 	uint8_t how = fi->flags & O_EXCL ? PROTO_CREATE_GUARDED : PROTO_CREATE_UNCHECKED;
-	int err = end(req, k, "create", apfp_create_as(&k->c, &dir, name, mode, how, cx->uid, cx->gid, &o));
+	int err = afuse_end(req, k, "create", apfp_create_as(&k->c, &dir, name, mode, how, cx->uid, cx->gid, &o));
 	if (!err)
 		err = open_file(req, fi);
 	if (!err && (err = -afuse_node_ref(a, &o, &id)))
@@ -371,7 +371,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	struct afuse_conn *k = begin(req, ino, &fh);
+	struct afuse_conn *k = afuse_begin(req, ino, &fh);
 	if (!k) {
 		free(buf);
 		return;
@@ -389,7 +389,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		if (eof || !n)
 			break;
 	}
-	int err = end(req, k, "read", rc);
+	int err = afuse_end(req, k, "read", rc);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -423,7 +423,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 				NULL);
 	else
 		rc = afuse_write_unstable(a, k, nd, (uint64_t)off, data, (uint32_t)size, &n);
-	if ((err = end(req, k, "write", rc)))
+	if ((err = afuse_end(req, k, "write", rc)))
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_write(req, n);
@@ -440,7 +440,7 @@ static void commit_reply(fuse_req_t req, fuse_ino_t ino, const char *what)
 	int err = 0;
 	struct afuse_conn *k = afuse_get(a, &err);
 	if (k)
-		err = end(req, k, what, afuse_commit(a, k, nd));
+		err = afuse_end(req, k, what, afuse_commit(a, k, nd));
 	fuse_reply_err(req, err);
 }
 
@@ -463,9 +463,9 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 	}
 	/* Nothing of ours pending: still make what others wrote (and the
 	 * file's metadata) durable, as fsync promises. */
-	struct afuse_conn *k = begin(req, ino, &fh);
+	struct afuse_conn *k = afuse_begin(req, ino, &fh);
 	if (k)
-		fuse_reply_err(req, end(req, k, "fsync", apfp_commit(&k->c, &fh, &verf)));
+		fuse_reply_err(req, afuse_end(req, k, "fsync", apfp_commit(&k->c, &fh, &verf)));
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -479,9 +479,9 @@ static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	struct proto_handle fh;
 	struct proto_verf verf;
 	(void)datasync, (void)fi;
-	struct afuse_conn *k = begin(req, ino, &fh);
+	struct afuse_conn *k = afuse_begin(req, ino, &fh);
 	if (k)
-		fuse_reply_err(req, end(req, k, "fsyncdir", apfp_commit(&k->c, &fh, &verf)));
+		fuse_reply_err(req, afuse_end(req, k, "fsyncdir", apfp_commit(&k->c, &fh, &verf)));
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -547,7 +547,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	struct afuse_conn *k = begin(req, ino, &fh);
+	struct afuse_conn *k = afuse_begin(req, ino, &fh);
 	if (!k) {
 		free(d.buf);
 		return;
@@ -566,7 +566,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		if (rc || d.used == before)
 			break;
 	}
-	int err = end(req, k, "readdir", rc);
+	int err = afuse_end(req, k, "readdir", rc);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -587,11 +587,11 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct proto_fsstat_rep s;
-	struct afuse_conn *k = begin(req, 1, NULL);
+	struct afuse_conn *k = afuse_begin(req, 1, NULL);
 	(void)ino;
 	if (!k)
 		return;
-	int err = end(req, k, "statfs", apfp_fsstat(&k->c, &af(req)->root.fh, &s));
+	int err = afuse_end(req, k, "statfs", apfp_fsstat(&k->c, &af(req)->root.fh, &s));
 	if (err) {
 		fuse_reply_err(req, err);
 		return;
@@ -618,12 +618,15 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
 		fuse_reply_err(req, ESTALE);
 		return;
 	}
-	struct afuse_conn *k = begin(req, ino_in, &src);
+	struct afuse_conn *k = afuse_begin(req, ino_in, &src);
 	if (!k)
 		return;
+	/* Our uncommitted writes to the destination would be written again
+	 * over the copy after a server restart: commit them first. */
+	struct afuse_node *nd = afuse_node_find(a, ino_out);
+	int rc = nd && afuse_pending(nd) ? afuse_commit(a, k, nd) : 0;
 	uint64_t done = 0, n = 1;
-	int rc = 0;
-	while (done < len && n) {
+	while (!rc && done < len && n) {
 		rc = apfp_copy(&k->c, &src, (uint64_t)off_in + done, &dst, (uint64_t)off_out + done, len - done, &n, NULL);
 		if (rc)
 			break;
@@ -634,7 +637,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, 
 	struct proto_verf verf;
 	if (!rc && done)
 		rc = apfp_commit(&k->c, &dst, &verf);
-	int err = end(req, k, "copy", rc);
+	int err = afuse_end(req, k, "copy", rc);
 	if (err && !done)
 		fuse_reply_err(req, err == ENOSYS || err == EXDEV ? EOPNOTSUPP : err);
 	else if (err)
@@ -651,6 +654,8 @@ static const struct fuse_lowlevel_ops ops = {
 	.flush = op_flush, .release = op_release, .fsync = op_fsync, .opendir = op_opendir,
 	.readdir = op_readdir, .readdirplus = op_readdirplus, .releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir, .statfs = op_statfs, .copy_file_range = op_copy_file_range,
+	.getxattr = afuse_op_getxattr, .setxattr = afuse_op_setxattr, .listxattr = afuse_op_listxattr,
+	.removexattr = afuse_op_removexattr, .fallocate = afuse_op_fallocate, .lseek = afuse_op_lseek,
 };
 
 const struct fuse_lowlevel_ops *apfp_fuse_ops(void)

@@ -19,6 +19,7 @@
 #include "tools/apfp_ops.h"
 
 struct fuse_lowlevel_ops;
+struct fuse_session;
 
 #define AFUSE_MAX_IO        PROTO_MAX_IO
 #define AFUSE_MAX_CONNS     16
@@ -56,6 +57,7 @@ struct afuse {
 	struct afuse_node **buckets;
 	size_t nbuckets;
 	uint64_t resent;                /* unstable writes written again after a verifier change */
+	struct fuse_session *se;        /* for cache invalidations */
 };
 
 int afuse_init(struct afuse *a);
@@ -90,5 +92,22 @@ bool afuse_pending(struct afuse_node *nd);
  * every node's unstable writes; the first error. */
 int afuse_commit_all(struct afuse *a);
 int afuse_commit(struct afuse *a, struct afuse_conn *k, struct afuse_node *nd);
+
+/* The FUSE operations (these need fuse_lowlevel.h): afuse_begin() is the
+ * connection of this thread and the handle of node ino (fh may be NULL),
+ * or NULL with the error already answered; afuse_end() puts the
+ * connection back and turns rc into the errno to answer (afuse_fail). */
+#ifdef FUSE_USE_VERSION
+struct afuse_conn *afuse_begin(fuse_req_t req, fuse_ino_t ino, struct proto_handle *fh);
+int afuse_end(fuse_req_t req, struct afuse_conn *k, const char *what, int rc);
+/* tools/apfp_fuse_x.c: extended attributes, fallocate, lseek. */
+void afuse_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void afuse_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		       int flags);
+void afuse_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void afuse_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void afuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi);
+void afuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+#endif
 
 #endif

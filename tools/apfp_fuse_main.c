@@ -158,6 +158,7 @@ int main(int argc, char **argv)
 	fuse_opt_add_arg(&args, fsopts);
 
 	struct fuse_session *se = fuse_session_new(&args, apfp_fuse_ops(), sizeof(struct fuse_lowlevel_ops), &a);
+	a.se = se;
 	if (!se)
 		goto out_state;
 	if (fuse_set_signal_handlers(se))

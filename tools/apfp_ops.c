@@ -475,3 +475,86 @@ int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off,
 		*cloned = p->cloned;
 	return 0;
 }
+
+/* ---- extended attributes, fallocate, seek ---- */
+
+int apfp_getxattr(struct apfpc *c, const struct proto_handle *fh, const char *name, void *buf, size_t cap,
+		  size_t *len)
+{
+	struct proto_xattr_req q = { *fh, pstr(name) };
+	struct proto_client_reply r;
+	int rc = call(c, PROTO_OP_GETXATTR, &q, &r);
+	if (rc)
+		return rc;
+	const struct proto_getxattr_rep *g = (const void *)r.msg;
+	*len = g->value.len;
+	if (!cap)
+		return 0;
+	if (g->value.len > cap)
+		return -ERANGE;
+	if (g->value.len)
+		memcpy(buf, g->value.p, g->value.len);
+	return 0;
+}
+
+int apfp_setxattr(struct apfpc *c, const struct proto_handle *fh, const char *name, const void *value, size_t len,
+		  uint32_t flags)
+{
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	struct proto_setxattr_req q = { *fh, pstr(name), { value, (uint32_t)len }, flags };
+	struct proto_client_reply r;
+	return call(c, PROTO_OP_SETXATTR, &q, &r);
+}
+
+int apfp_listxattr(struct apfpc *c, const struct proto_handle *fh, char *buf, size_t cap, size_t *total)
+{
+	struct proto_fh_req q = { *fh };
+	struct proto_client_reply r;
+	int rc = call(c, PROTO_OP_LISTXATTR, &q, &r);
+	if (rc)
+		return rc;
+	const struct proto_listxattr_rep *l = (const void *)r.msg;
+	struct proto_xname x;
+	uint32_t pos = 0;
+	size_t n = 0;
+	while ((rc = proto_list_next(&l->names, PROTO_L_XNAME, &pos, &x)) > 0) {
+		if (cap && n + x.name.len + 1 <= cap) {
+			memcpy(buf + n, x.name.p, x.name.len);
+			buf[n + x.name.len] = 0;
+		}
+		n += x.name.len + 1u;
+	}
+	if (rc < 0)
+		return -EBADMSG;
+	*total = n;
+	return cap && n > cap ? -ERANGE : 0;
+}
+
+int apfp_removexattr(struct apfpc *c, const struct proto_handle *fh, const char *name)
+{
+	struct proto_xattr_req q = { *fh, pstr(name) };
+	struct proto_client_reply r;
+	return call(c, PROTO_OP_REMOVEXATTR, &q, &r);
+}
+
+int apfp_fallocate(struct apfpc *c, const struct proto_handle *fh, uint8_t mode, uint64_t off, uint64_t len,
+		   struct proto_attr *after)
+{
+	struct proto_fallocate_req q = { *fh, mode, off, len };
+	struct proto_client_reply r;
+	int rc = call(c, PROTO_OP_FALLOCATE, &q, &r);
+	if (!rc && after)
+		*after = ((const struct proto_wcc_rep *)r.msg)->wcc.after;
+	return rc;
+}
+
+int apfp_seek(struct apfpc *c, const struct proto_handle *fh, uint64_t off, uint8_t what, uint64_t *result)
+{
+	struct proto_seek_req q = { *fh, off, what };
+	struct proto_client_reply r;
+	int rc = call(c, PROTO_OP_SEEK, &q, &r);
+	if (!rc)
+		*result = ((const struct proto_seek_rep *)r.msg)->offset;
+	return rc;
+}

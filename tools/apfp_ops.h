@@ -96,4 +96,20 @@ int apfp_resolve_parent(struct apfpc *c, const char *path, struct apfp_obj *pare
 int apfp_copy(struct apfpc *c, const struct proto_handle *src, uint64_t src_off, const struct proto_handle *dst,
 	      uint64_t dst_off, uint64_t length, uint64_t *count, bool *cloned);
 
+/* ---- extended attributes, fallocate, seek (the FUSE mount; tests) --------
+ * getxattr and listxattr as getxattr(2)/listxattr(2): cap 0 only asks the
+ * size (*len, *total), -ERANGE when cap is too small; list: each name
+ * followed by a NUL.  flags: PROTO_XATTR_CREATE/REPLACE.  mode:
+ * PROTO_FALLOC_*, *after (may be NULL) the attributes after it.  what:
+ * PROTO_SEEK_DATA/HOLE; -ENXIO at or past the end of file. */
+int apfp_getxattr(struct apfpc *c, const struct proto_handle *fh, const char *name, void *buf, size_t cap,
+		  size_t *len);
+int apfp_setxattr(struct apfpc *c, const struct proto_handle *fh, const char *name, const void *value, size_t len,
+		  uint32_t flags);
+int apfp_listxattr(struct apfpc *c, const struct proto_handle *fh, char *buf, size_t cap, size_t *total);
+int apfp_removexattr(struct apfpc *c, const struct proto_handle *fh, const char *name);
+int apfp_fallocate(struct apfpc *c, const struct proto_handle *fh, uint8_t mode, uint64_t off, uint64_t len,
+		   struct proto_attr *after);
+int apfp_seek(struct apfpc *c, const struct proto_handle *fh, uint64_t off, uint8_t what, uint64_t *result);
+
 #endif

@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include "platform/host/platform_host.h"
 #include "fs/vfs.h"
+#include "tools/fuse_common.h"
 
 #define MAX_IO (1u << 20)
 #define TIMEOUT_S 1.0
@@ -350,12 +351,8 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, stru
 {
 	(void)fi;
 	uint64_t r;
-	if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	int err = cowfs_seek(cf(req)->m, to_ino(ino), (uint64_t)off, whence == SEEK_DATA ? CFS_SEEK_DATA : CFS_SEEK_HOLE,
-			     &r);
+	int data = fusec_seek_data(off, whence);
+	int err = data < 0 ? data : cowfs_seek(cf(req)->m, to_ino(ino), (uint64_t)off, data ? CFS_SEEK_DATA : CFS_SEEK_HOLE, &r);
 	if (err)
 		fuse_reply_err(req, -err);
 	else
@@ -437,27 +434,6 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes (fs/xattr.c): size 0 asks for the size ---- */
 
-/* Runs get (a getxattr or listxattr into buf of size bytes) and replies
- * with the size (size 0), the bytes, or the error. */
-static void reply_sized(fuse_req_t req, size_t size, int (*get)(fuse_req_t, void *, size_t, size_t *, const void *),
-			const void *arg)
-{
-	size_t len = 0;
-	char *buf = size ? malloc(size) : NULL;
-	if (size && !buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	int err = get(req, buf, size, &len, arg);
-	if (err)
-		fuse_reply_err(req, -err);
-	else if (!size)
-		fuse_reply_xattr(req, len);
-	else
-		fuse_reply_buf(req, buf, len);
-	free(buf);
-}
-
 struct xa_args { fuse_ino_t ino; const char *name; };
 
 static int get_value(fuse_req_t req, void *buf, size_t size, size_t *len, const void *arg)
@@ -475,24 +451,22 @@ static int get_names(fuse_req_t req, void *buf, size_t size, size_t *len, const 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct xa_args a = { ino, name };
-	reply_sized(req, size, get_value, &a);
+	fusec_reply_sized(req, size, get_value, &a);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
 			int flags)
 {
-	unsigned f = (flags & XATTR_CREATE ? CFS_XATTR_CREATE : 0) | (flags & XATTR_REPLACE ? CFS_XATTR_REPLACE : 0);
-	if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	fuse_reply_err(req, -cowfs_setxattr(cf(req)->m, to_ino(ino), name, strlen(name), value, size, f));
+	_Static_assert(CFS_XATTR_CREATE == XATTR_CREATE && CFS_XATTR_REPLACE == XATTR_REPLACE, "xattr flags");
+	int f = fusec_xattr_flags(flags);
+	fuse_reply_err(req, f < 0 ? -f : -cowfs_setxattr(cf(req)->m, to_ino(ino), name, strlen(name), value, size,
+							 (unsigned)f));
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct xa_args a = { ino, NULL };
-	reply_sized(req, size, get_names, &a);
+	fusec_reply_sized(req, size, get_names, &a);
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

@@ -1,6 +1,9 @@
 """Shared by the FUSE mount tests (test_cowfs_fuse.py, test_apfp_fuse.py):
 result lines (tests/host/test.h protocol), commands and waits with
-deadlines, and a FUSE daemon run in the foreground."""
+deadlines, a FUSE daemon run in the foreground, and the extended attribute
+round trips both mounts must pass."""
+import ctypes
+import errno
 import hashlib
 import os
 import subprocess
@@ -98,3 +101,65 @@ def listing(root):
             else:
                 out.append((rel, "f", st.st_nlink, sha256_file(p), st.st_mode & 0o7777))
     return out
+
+
+def xattr_round_trips(mnt):
+    """setxattr/getxattr/listxattr/removexattr through a mount: values up
+    to 64 KiB, XATTR_CREATE/REPLACE, ENODATA, ERANGE for small buffers (the
+    C calls: Python sizes its own buffers).  Made in mnt/xattrs: (dir, file)."""
+    d = os.path.join(mnt, "xattrs")
+    os.mkdir(d)
+    f = os.path.join(d, "file")
+    open(f, "wb").close()
+    big = bytes((i * 13 + 5) & 255 for i in range(65536))
+    os.setxattr(f, "user.small", b"hello")
+    os.setxattr(f, "user.big", big)
+    os.setxattr(f, "user.empty", b"")
+    os.setxattr(d, "user.dir", b"on a directory")
+    assert os.getxattr(f, "user.small") == b"hello"
+    assert os.getxattr(f, "user.big") == big, "64 KiB value differs"
+    assert os.getxattr(f, "user.empty") == b""
+    assert os.getxattr(d, "user.dir") == b"on a directory"
+    assert sorted(os.listxattr(f)) == ["user.big", "user.empty", "user.small"], os.listxattr(f)
+    for name, flags, want in (("user.small", os.XATTR_CREATE, errno.EEXIST),
+                              ("user.none", os.XATTR_REPLACE, errno.ENODATA)):
+        try:
+            os.setxattr(f, name, b"x", flags)
+            raise AssertionError(f"setxattr {name} flags {flags} succeeded")
+        except OSError as e:
+            assert e.errno == want, f"setxattr {name} flags {flags}: errno {e.errno}, want {want}"
+    os.setxattr(f, "user.small", b"replaced", os.XATTR_REPLACE)
+    os.setxattr(f, "user.new", b"created", os.XATTR_CREATE)
+    assert os.getxattr(f, "user.small") == b"replaced"
+    assert os.getxattr(f, "user.new") == b"created"
+    os.removexattr(f, "user.new")
+    for call in (lambda: os.getxattr(f, "user.new"), lambda: os.removexattr(f, "user.new")):
+        try:
+            call()
+            raise AssertionError("a removed attribute is still there")
+        except OSError as e:
+            assert e.errno == errno.ENODATA, f"removed attribute: {e}"
+    # The size query and a buffer too small.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.getxattr.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+    libc.getxattr.restype = ctypes.c_ssize_t
+    libc.listxattr.argtypes = [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_size_t]
+    libc.listxattr.restype = ctypes.c_ssize_t
+    n = libc.getxattr(f.encode(), b"user.big", None, 0)
+    assert n == 65536, f"getxattr size query: {n}"
+    buf = ctypes.create_string_buffer(10)
+    n = libc.getxattr(f.encode(), b"user.big", buf, 10)
+    assert n == -1 and ctypes.get_errno() == errno.ERANGE, f"getxattr into 10 bytes: {n}, errno {ctypes.get_errno()}"
+    n = libc.getxattr(f.encode(), b"user.small", buf, 10)
+    assert n == 8 and buf.raw[:8] == b"replaced", f"getxattr into 10 bytes: {n} {buf.raw!r}"
+    want = len(b"user.big\0user.empty\0user.small\0")
+    n = libc.listxattr(f.encode(), None, 0)
+    assert n == want, f"listxattr size query: {n}, want {want}"
+    n = libc.listxattr(f.encode(), buf, 10)
+    assert n == -1 and ctypes.get_errno() == errno.ERANGE, f"listxattr into 10 bytes: {n}, errno {ctypes.get_errno()}"
+    try:
+        os.getxattr(f, "user.none")
+        raise AssertionError("getxattr of a missing name succeeded")
+    except OSError as e:
+        assert e.errno == errno.ENODATA, f"missing name: {e}"
+    return d, f

@@ -8,7 +8,9 @@
 mkfs an image file, serve it on 127.0.0.1 (port 0), mount it, then: files
 of 0 B .. 30 MiB copied in and compared by SHA-256, a tree through tar,
 the namespace (mkdir, rm -r, mv, ln, ln -s, readlink, rename over a file,
-renameat2 flags), truncate, chmod, touch -d, df, copy_file_range, O_DIRECT,
+renameat2 flags), truncate, chmod, touch -d, df, copy_file_range (a server-side
+clone: no space used), extended attributes (flags, ENODATA, ERANGE), fallocate(1)
+-l/-n/-p/-z against a byte model with sizes and blocks, SEEK_DATA/SEEK_HOLE, O_DIRECT,
 a seeded random-operation run compared with a local directory, uncommitted
 writes written again after the server restarts (verifier change), a dead
 or stopped server giving EIO instead of a hang, data surviving unmount +
@@ -32,11 +34,12 @@ import sys
 import tempfile
 import time
 
-from fuse_util import FuseDaemon, Results, listing, mounted, run, sha256_file, wait_for
+from fuse_util import FuseDaemon, Results, listing, mounted, run, sha256_file, wait_for, xattr_round_trips
 
 SUITE = "apfp_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build"
-CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range",
+CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range", "xattr",
+         "fallocate", "seek_data_hole",
          "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "writeback",
          "commit_at_exit",
          "readonly", "mount_helper", "bad_input"]
@@ -278,23 +281,133 @@ def statfs(mnt):
     assert used * 4096 > 30 << 20, f"df used {used} blocks after 30+ MiB of files"
 
 
-def copy_range(mnt):
-    src, dst = os.path.join(mnt, "cfr-src"), os.path.join(mnt, "cfr-dst")
-    data = pattern(55, 3 * (1 << 20) + 333)
-    with open(src, "wb") as f:
-        f.write(data)
+def copy_all(src, dst, length):
+    """copy_file_range of length bytes from src to a new dst, then fsync."""
     fi, fo = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         done = 0
-        while done < len(data):
-            n = os.copy_file_range(fi, fo, len(data) - done, done, done)
+        while done < length:
+            n = os.copy_file_range(fi, fo, length - done, done, done)
             assert n > 0, "copy_file_range stopped early"
             done += n
         os.fsync(fo)
     finally:
         os.close(fi)
         os.close(fo)
+
+
+def copy_range(mnt):
+    src, dst = os.path.join(mnt, "cfr-src"), os.path.join(mnt, "cfr-dst")
+    data = pattern(55, 3 * (1 << 20) + 333)
+    with open(src, "wb") as f:
+        f.write(data)
+    copy_all(src, dst, len(data))
     assert open(dst, "rb").read() == data, "copy_file_range content"
+    # Block-aligned: the server shares the extents (COPY's reflink), so
+    # 8 MiB more of file takes no data space.
+    big, clone = os.path.join(mnt, "cfr-big"), os.path.join(mnt, "cfr-clone")
+    data = pattern(56, 8 << 20)
+    with open(big, "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())
+    free0 = os.statvfs(mnt).f_bfree * os.statvfs(mnt).f_frsize
+    copy_all(big, clone, len(data))
+    free1 = os.statvfs(mnt).f_bfree * os.statvfs(mnt).f_frsize
+    assert free0 - free1 < (1 << 20), f"an aligned copy_file_range of 8 MiB used {free0 - free1} bytes"
+    assert open(clone, "rb").read() == data, "cloned content"
+
+
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 0x01, 0x02, 0x10
+
+
+def fallocate_ops(mnt):
+    """fallocate(1) -l, -n (keep size), -p, -z (and -z -n) on a file against a byte
+    model: contents, stat sizes, and blocks released by a punch."""
+    f = os.path.join(mnt, "falloc")
+    MB = 1 << 20
+    model = bytearray(pattern(77, 4 * MB))
+    with open(f, "wb") as fh:
+        fh.write(model)
+        os.fsync(fh.fileno())
+    blocks0 = os.stat(f).st_blocks
+    assert blocks0 * 512 >= 4 * MB, f"{blocks0} blocks for 4 MiB written"
+
+    def check(what):
+        st = os.stat(f)
+        assert st.st_size == len(model), f"{what}: size {st.st_size}, model {len(model)}"
+        with open(f, "rb") as fh:
+            got = fh.read()
+        assert got == bytes(model), f"{what}: content differs from the model at " \
+            f"{next(i for i in range(min(len(got), len(model))) if got[i] != model[i]) if len(got) == len(model) else 'size'}"
+    # -p: punch 1 MiB + an unaligned edge; size kept, zeros read, blocks released
+    run("fallocate", "-p", "-o", str(MB - 100), "-l", str(MB + 100), f)
+    model[MB - 100:2 * MB] = bytes(MB + 100)
+    check("punch")
+    blocks1 = os.stat(f).st_blocks
+    assert blocks0 - blocks1 >= (MB - 4096) // 512, f"punch of 1 MiB released {blocks0 - blocks1} blocks"
+    # -z inside the file: zeros, size kept
+    run("fallocate", "-z", "-o", "3000", "-l", "5000", f)
+    model[3000:8000] = bytes(5000)
+    check("zero range")
+    # -z past the end: zeros, the size grows
+    run("fallocate", "-z", "-o", str(4 * MB - 10), "-l", "20000", f)
+    model[4 * MB - 10:] = bytes(10)
+    model += bytes(4 * MB - 10 + 20000 - len(model))
+    check("zero range past the end")
+    # -z -k past the end: the size stays
+    run("fallocate", "-z", "-n", "-o", str(len(model) - 4000), "-l", "100000", f)
+    model[len(model) - 4000:] = bytes(4000)
+    check("zero range, keep size")
+    # -k: allocate past the end, size kept; -l: allocate, the size grows (zeros)
+    run("fallocate", "-n", "-o", str(len(model)), "-l", str(MB), f)
+    check("allocate, keep size")
+    run("fallocate", "-o", str(len(model)), "-l", str(MB), f)
+    model += bytes(MB)
+    check("allocate")
+    # Cached pages: read through an open file, punch, read again.
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert os.pread(fd, 8192, 0) == bytes(model[:8192])
+        run("fallocate", "-p", "-o", "0", "-l", "8192", f)
+        model[:8192] = bytes(8192)
+        assert os.pread(fd, 8192, 0) == bytes(8192), "a punched range read its old bytes from the page cache"
+    finally:
+        os.close(fd)
+    check("punch with the file open")
+    # Refused: punch without keep size (the kernel's rule), collapse range.
+    fd = os.open(f, os.O_RDWR)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        assert libc.fallocate(fd, 0x08, 0, 4096) != 0, "collapse range was accepted"
+        assert ctypes.get_errno() == errno.EOPNOTSUPP, f"collapse range: errno {ctypes.get_errno()}"
+    finally:
+        os.close(fd)
+
+
+def seek_data_hole(mnt):
+    """SEEK_DATA / SEEK_HOLE on a sparse file (data, a hole, data, a hole to the end)."""
+    f = os.path.join(mnt, "sparse")
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, b"a" * 8192, 0)
+        os.pwrite(fd, b"b" * 4096, 40960)
+        os.ftruncate(fd, 100000)
+        os.fsync(fd)
+        assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+        assert os.lseek(fd, 0, os.SEEK_HOLE) == 8192, os.lseek(fd, 0, os.SEEK_HOLE)
+        assert os.lseek(fd, 8192, os.SEEK_DATA) == 40960, os.lseek(fd, 8192, os.SEEK_DATA)
+        assert os.lseek(fd, 5000, os.SEEK_DATA) == 5000
+        assert os.lseek(fd, 40960, os.SEEK_HOLE) == 45056, os.lseek(fd, 40960, os.SEEK_HOLE)
+        assert os.lseek(fd, 50000, os.SEEK_HOLE) == 50000
+        for off, whence in ((45056, os.SEEK_DATA), (100000, os.SEEK_HOLE)):
+            try:
+                os.lseek(fd, off, whence)
+                raise AssertionError(f"lseek({off}, {whence}) did not say ENXIO")
+            except OSError as e:
+                assert e.errno == errno.ENXIO, f"lseek({off}, {whence}): {e}"
+    finally:
+        os.close(fd)
 
 
 def o_direct(tmp, mnt):
@@ -597,6 +710,9 @@ def main():
             ("attributes", lambda: attributes(mnt)),
             ("statfs", lambda: statfs(mnt)),
             ("copy_file_range", lambda: copy_range(mnt)),
+            ("xattr", lambda: xattr_round_trips(mnt)),
+            ("fallocate", lambda: fallocate_ops(mnt)),
+            ("seek_data_hole", lambda: seek_data_hole(mnt)),
             ("o_direct", lambda: o_direct(tmp, mnt)),
             ("random_ops", lambda: random_ops(tmp, mnt)),
             ("resend_after_restart", resend),

@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from fuse_util import FuseDaemon, Results, listing, run
+from fuse_util import FuseDaemon, Results, listing, run, xattr_round_trips
 
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
@@ -52,43 +52,8 @@ def xattr_listing(root):
 
 
 def xattr_ops(mnt):
-    """setxattr/getxattr/listxattr/removexattr with their flags and errors, up to 64 KiB values."""
-    d = os.path.join(mnt, "xattrs")
-    os.mkdir(d)
-    f = os.path.join(d, "file")
-    open(f, "wb").close()
-    big = bytes((i * 13 + 5) & 255 for i in range(65536))
-    os.setxattr(f, "user.small", b"hello")
-    os.setxattr(f, "user.big", big)
-    os.setxattr(f, "user.empty", b"")
-    os.setxattr(d, "user.dir", b"on a directory")
-    assert os.getxattr(f, "user.small") == b"hello"
-    assert os.getxattr(f, "user.big") == big, "64 KiB value differs"
-    assert os.getxattr(f, "user.empty") == b""
-    assert sorted(os.listxattr(f)) == ["user.big", "user.empty", "user.small"], os.listxattr(f)
-    for flags, name, want in ((os.XATTR_CREATE, "user.small", 17), (os.XATTR_REPLACE, "user.none", 61)):
-        try:
-            os.setxattr(f, name, b"x", flags)
-            raise AssertionError(f"setxattr {name} flags {flags} succeeded")
-        except OSError as e:
-            assert e.errno == want, f"setxattr {name} flags {flags}: errno {e.errno}, want {want}"
-    os.setxattr(f, "user.small", b"replaced", os.XATTR_REPLACE)
-    os.setxattr(f, "user.new", b"created", os.XATTR_CREATE)
-    assert os.getxattr(f, "user.small") == b"replaced"
-    os.removexattr(f, "user.new")
-    for call in (lambda: os.getxattr(f, "user.new"), lambda: os.removexattr(f, "user.new")):
-        try:
-            call()
-            raise AssertionError("an attribute removed is still there")
-        except OSError as e:
-            assert e.errno == 61, f"errno {e.errno} for a removed attribute, want ENODATA"
-    # The size the kernel asks first (size 0) and a too small buffer.
-    libc = ctypes.CDLL(None, use_errno=True)
-    n = libc.getxattr(f.encode(), b"user.big", None, ctypes.c_size_t(0))
-    assert n == 65536, f"getxattr size query: {n}"
-    buf = ctypes.create_string_buffer(10)
-    n = libc.getxattr(f.encode(), b"user.big", buf, ctypes.c_size_t(10))
-    assert n == -1 and ctypes.get_errno() == 34, f"getxattr into 10 bytes: {n}, errno {ctypes.get_errno()}"
+    """The shared round trips (flags, errors, 64 KiB values), then many names on one file."""
+    d, _ = xattr_round_trips(mnt)
     # Many names on one file, then the file goes with its attributes.
     g = os.path.join(d, "many")
     open(g, "wb").close()

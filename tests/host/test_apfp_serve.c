@@ -6,7 +6,7 @@
  * answers: data of many sizes, names, links, renames, readdir cookies and
  * their verifier, stale and forged handles, write stability and the
  * verifier across a server restart, snapshots (reads through their
- * handles), server-side copy (a reflink
+ * handles; their xattrs, seek and copy out), server-side copy (a reflink
  * when aligned: space and bytes checked), fallocate
  * (punch, zero, allocate) and seek data/hole; the
  * image is checked by cowfs's fsck afterwards.
@@ -601,6 +601,95 @@ TEST(reads_through_snapshot_handles)
 	EXPECT_EQ_INT(apfp_getattr(&c, &sf.fh, &a), -ESTALE);
 	EXPECT_EQ_INT(apfp_read(&c, &sf.fh, 0, rb, 100, &rn, &eof), -ESTALE);
 	EXPECT_EQ_INT(apfp_getattr(&c, &f.fh, &a), 0);
+}
+
+/* Snapshot handles also answer GETXATTR, LISTXATTR and SEEK from the
+ * snapshot, and COPY from a snapshot's file into a live one (bytes, never
+ * shared); what would change the snapshot is ROFS. */
+TEST(snapshot_xattrs_seek_and_copy_out)
+{
+	static uint8_t w[64 * 1024], rb[200000], model[200000];
+	struct apfp_obj f, sf, dst;
+	struct proto_client_reply r;
+	char val[32], names[64];
+	size_t len = 0;
+	uint64_t off = 0, n = 0;
+	pattern(w, sizeof(w), 41);
+	/* A sparse file: 8 KiB of data, a hole to 40 KiB, 4 KiB, a hole to 100000. */
+	EXPECT_EQ_INT(put_file(&root, "snapx", w, 8192, PROTO_FILE_SYNC, &f), 0);
+	uint32_t wn = 0;
+	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 40960, w + 8192, 4096, PROTO_FILE_SYNC, &wn, NULL), 0);
+	struct proto_sattr sa = { .mask = PROTO_SA_SIZE, .size = 100000 };
+	EXPECT_EQ_INT(apfp_setattr(&c, &f.fh, &sa, NULL), 0);
+	EXPECT_EQ_INT(apfp_setxattr(&c, &f.fh, "user.a", "old", 3, 0), 0);
+	EXPECT_EQ_INT(apfp_setxattr(&c, &f.fh, "user.b", "bee", 3, 0), 0);
+	struct proto_snap_req sq = { root.fh, { "xs", 2 } };
+	EXPECT_EQ_INT(status(PROTO_OP_SNAP_CREATE, &sq, &r), 0);
+	struct proto_handle sroot = ((const struct proto_snap_create_rep *)r.msg)->root;
+	struct apfp_obj base = { .fh = sroot };
+	if (run_name[0])
+		EXPECT_EQ_INT(apfp_lookup(&c, &sroot, run_name, &base), 0);
+	EXPECT_EQ_INT(apfp_lookup(&c, &base.fh, "snapx", &sf), 0);
+	/* The live file changes after the snapshot. */
+	EXPECT_EQ_INT(apfp_setxattr(&c, &f.fh, "user.a", "new!", 4, PROTO_XATTR_REPLACE), 0);
+	EXPECT_EQ_INT(apfp_removexattr(&c, &f.fh, "user.b"), 0);
+	EXPECT_EQ_INT(apfp_write(&c, &f.fh, 16384, w, 4096, PROTO_FILE_SYNC, &wn, NULL), 0);
+	/* Extended attributes as they were. */
+	EXPECT_EQ_INT(apfp_getxattr(&c, &sf.fh, "user.a", val, sizeof(val), &len), 0);
+	EXPECT(len == 3 && !memcmp(val, "old", 3));
+	EXPECT_EQ_INT(apfp_getxattr(&c, &sf.fh, "user.b", val, sizeof(val), &len), 0);
+	EXPECT(len == 3 && !memcmp(val, "bee", 3));
+	EXPECT_EQ_INT(apfp_getxattr(&c, &sf.fh, "user.b", val, 2, &len), -ERANGE);
+	EXPECT_EQ_INT(apfp_getxattr(&c, &sf.fh, "user.none", val, sizeof(val), &len), -ENODATA);
+	EXPECT_EQ_INT(apfp_getxattr(&c, &f.fh, "user.b", val, sizeof(val), &len), -ENODATA);   /* live: gone */
+	EXPECT_EQ_INT(apfp_listxattr(&c, &sf.fh, names, sizeof(names), &len), 0);
+	EXPECT(len == 14 && (!memcmp(names, "user.a\0user.b\0", 14) || !memcmp(names, "user.b\0user.a\0", 14)));
+	EXPECT_EQ_INT(apfp_listxattr(&c, &sf.fh, names, 5, &len), -ERANGE);
+	/* Writes through the snapshot: ROFS. */
+	EXPECT_EQ_INT(apfp_setxattr(&c, &sf.fh, "user.c", "x", 1, 0), -EROFS);
+	EXPECT_EQ_INT(apfp_removexattr(&c, &sf.fh, "user.a"), -EROFS);
+	EXPECT_EQ_INT(apfp_fallocate(&c, &sf.fh, PROTO_FALLOC_PUNCH, 0, 4096, NULL), -EROFS);
+	/* SEEK in the snapshot's map (the live file has data at 16 KiB now). */
+	EXPECT_EQ_INT(apfp_seek(&c, &sf.fh, 0, PROTO_SEEK_HOLE, &off), 0);
+	EXPECT_EQ_INT(off, 8192);
+	EXPECT_EQ_INT(apfp_seek(&c, &sf.fh, 8192, PROTO_SEEK_DATA, &off), 0);
+	EXPECT_EQ_INT(off, 40960);
+	EXPECT_EQ_INT(apfp_seek(&c, &f.fh, 8192, PROTO_SEEK_DATA, &off), 0);
+	EXPECT_EQ_INT(off, 16384);
+	EXPECT_EQ_INT(apfp_seek(&c, &sf.fh, 100, PROTO_SEEK_DATA, &off), 0);
+	EXPECT_EQ_INT(off, 100);
+	EXPECT_EQ_INT(apfp_seek(&c, &sf.fh, 40960, PROTO_SEEK_HOLE, &off), 0);
+	EXPECT_EQ_INT(off, 45056);
+	EXPECT_EQ_INT(apfp_seek(&c, &sf.fh, 50000, PROTO_SEEK_HOLE, &off), 0);
+	EXPECT_EQ_INT(off, 50000);
+	EXPECT_EQ_INT(apfp_seek(&c, &sf.fh, 45056, PROTO_SEEK_DATA, &off), -ENXIO);
+	EXPECT_EQ_INT(apfp_seek(&c, &sf.fh, 100000, PROTO_SEEK_HOLE, &off), -ENXIO);
+	/* COPY out of the snapshot into a live file: the old bytes. */
+	memset(model, 0, sizeof(model));
+	memcpy(model, w, 8192);
+	memcpy(model + 40960, w + 8192, 4096);
+	EXPECT_EQ_INT(apfp_create(&c, &root.fh, "fromsnap", 0644, PROTO_CREATE_GUARDED, &dst), 0);
+	bool cloned = true;
+	uint64_t done = 0;
+	while (done < 100000) {
+		int rc = apfp_copy(&c, &sf.fh, done, &dst.fh, done, 100000 - done, &n, &cloned);
+		EXPECT_EQ_INT(rc, 0);
+		if (rc || !n)
+			break;
+		done += n;
+	}
+	EXPECT_EQ_INT(done, 100000);
+	EXPECT(!cloned);
+	size_t got = 0;
+	EXPECT_EQ_INT(get_file(&dst.fh, rb, sizeof(rb), &got), 0);
+	EXPECT_EQ_INT(got, 100000);
+	EXPECT(!memcmp(rb, model, 100000));
+	struct proto_copy_req cq = { sf.fh, 0, dst.fh, 0, 4096, PROTO_COPY_CLONE_ONLY };
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_INVAL);      /* never shared */
+	cq = (struct proto_copy_req){ f.fh, 0, sf.fh, 0, 4096, 0 };
+	EXPECT_EQ_INT(status(PROTO_OP_COPY, &cq, &r), PROTO_E_ROFS);       /* into the snapshot */
+	EXPECT_EQ_INT(apfp_snap_delete(&c, &root.fh, "xs"), 0);
+	EXPECT_EQ_INT(apfp_getxattr(&c, &sf.fh, "user.a", val, sizeof(val), &len), -ESTALE);
 }
 
 /* FALLOCATE and SEEK map onto cowfs_fallocate / cowfs_seek (fs/falloc.c). */
