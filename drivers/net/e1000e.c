@@ -231,6 +231,7 @@ static void em_tx_commit(struct netdev *nd)
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	em_w(e, EM_TDT, e->tx_tail);
 	e->tdt_written = e->tx_tail;
+	nd->tx.doorbells++;
 }
 
 static int em_tx(struct netdev *nd, const struct netdev_tx *f)
@@ -334,8 +335,10 @@ again:
 		e->rx_next = (e->rx_next + 1) % EM_NDESC;
 		n++;
 	}
-	if (last != EM_NDESC)
+	if (last != EM_NDESC) {
 		em_w(e, EM_RDT, last);
+		nd->rx.doorbells++;
+	}
 	if (n < budget && e->msi) {
 		em_w(e, EM_IMS, EM_IRQ_RX);
 		if (e->rxd[e->rx_next].status & EM_RXD_STAT_DD) {

@@ -39,10 +39,10 @@ def boot_net(ctx, model, suffix="", **kw):
 def ifconfig_counters(m, dev):
     out = shell(m, "ifconfig", 30)
     rx = re.search(rf"{dev}:.*?\n.*?\n  rx packets (\d+) bytes (\d+) drops (\d+) errors (\d+)", out, re.S)
-    tx = re.search(r"  tx packets (\d+) bytes (\d+)", out)
+    tx = re.search(r"  tx packets (\d+) bytes (\d+) drops \d+ errors \d+ irqs \d+ doorbells (\d+)", out)
     check(rx and tx, f"ifconfig has no counters:\n{out}")
     return {"rx_packets": int(rx.group(1)), "rx_bytes": int(rx.group(2)), "rx_errors": int(rx.group(4)),
-            "tx_packets": int(tx.group(1)), "tx_bytes": int(tx.group(2))}, out
+            "tx_packets": int(tx.group(1)), "tx_bytes": int(tx.group(2)), "tx_doorbells": int(tx.group(3))}, out
 
 
 def ping_ok(m, count=3, timeout=60):
@@ -242,6 +242,9 @@ def net_model_test(ctx, model):
         check(c1["rx_bytes"] - c0["rx_bytes"] > 64 * MiB and c1["tx_bytes"] - c0["tx_bytes"] > 16 * MiB,
               f"ifconfig byte counters did not follow the transfers: {c0} -> {c1}")
         check(c1["rx_errors"] == 0, f"receive errors:\n{out}")
+        # one transmit doorbell per net_lock section, not per frame (tx_commit)
+        frames, bells = c1["tx_packets"] - c0["tx_packets"], c1["tx_doorbells"] - c0["tx_doorbells"]
+        check(0 < bells and bells * 2 < frames, f"{bells} transmit doorbells for {frames} frames:\n{out}")
 
     with ctx.subtest("concurrent_connections"):
         ok, res = concurrent_echo(hp, 64, 128 * KiB)
