@@ -21,18 +21,23 @@ typedef uint64_t __attribute__((may_alias, aligned(1))) kstring_word;
 
 #define KSTRING_NO_LIBCALL __attribute__((optimize("no-tree-loop-distribute-patterns")))
 
+/* 32 bytes, all loaded before any is stored (memmove relies on that). */
+static inline void kstring_copy32(unsigned char *d, const unsigned char *s)
+{
+	uint64_t a = ((const kstring_word *)s)[0], b = ((const kstring_word *)s)[1];
+	uint64_t c = ((const kstring_word *)s)[2], e = ((const kstring_word *)s)[3];
+	((kstring_word *)d)[0] = a;
+	((kstring_word *)d)[1] = b;
+	((kstring_word *)d)[2] = c;
+	((kstring_word *)d)[3] = e;
+}
+
 KSTRING_NO_LIBCALL void *memcpy(void *dst, const void *src, size_t n)
 {
 	unsigned char *d = dst;
 	const unsigned char *s = src;
-	for (; n >= 32; n -= 32, d += 32, s += 32) {
-		uint64_t a = ((const kstring_word *)s)[0], b = ((const kstring_word *)s)[1];
-		uint64_t c = ((const kstring_word *)s)[2], e = ((const kstring_word *)s)[3];
-		((kstring_word *)d)[0] = a;
-		((kstring_word *)d)[1] = b;
-		((kstring_word *)d)[2] = c;
-		((kstring_word *)d)[3] = e;
-	}
+	for (; n >= 32; n -= 32, d += 32, s += 32)
+		kstring_copy32(d, s);
 	for (; n >= 8; n -= 8, d += 8, s += 8)
 		*(kstring_word *)d = *(const kstring_word *)s;
 	while (n--)
@@ -58,12 +63,7 @@ KSTRING_NO_LIBCALL void *memmove(void *dst, const void *src, size_t n)
 	for (; n >= 32; n -= 32) {
 		d -= 32;
 		s -= 32;
-		uint64_t a = ((const kstring_word *)s)[0], b = ((const kstring_word *)s)[1];
-		uint64_t c = ((const kstring_word *)s)[2], e = ((const kstring_word *)s)[3];
-		((kstring_word *)d)[0] = a;
-		((kstring_word *)d)[1] = b;
-		((kstring_word *)d)[2] = c;
-		((kstring_word *)d)[3] = e;
+		kstring_copy32(d, s);
 	}
 	for (; n >= 8; n -= 8) {
 		d -= 8;
