@@ -430,9 +430,11 @@ TEST(async_readahead_reads_the_next_window_in_the_background)
 	EXPECT_EQ_INT(tfs_read(ti, 0, buf, 4096), 4096);
 	EXPECT_EQ_INT(plat_wait_owned(NULL, ra_quiet, &ti->ino, NULL, plat_time_ns() + 10ull * 1000000000, "ra"), 0);
 	EXPECT(plat_load(&ti->ino.ra_async_windows) >= 1);
-	/* The miss read its 128 KiB window; the worker went on past it (how
-	 * far depends on the memory it got without waiting). */
-	EXPECT(dev_read_bytes(fs) - b0 > 128 << 10);
+	/* How far the worker read is not asserted: its folios are created
+	 * without waiting (PCACHE_NOWAIT), so on a loaded machine it may get
+	 * none; a clean-clone CI run saw that.  That the miss queued the work
+	 * is what the count above checks. */
+	EXPECT(dev_read_bytes(fs) - b0 >= 128 << 10);
 	/* The rest, sequentially: more windows in the background, same bytes. */
 	for (uint64_t pos = 4096; pos < SZ; pos += 64 << 10) {
 		uint64_t n = SZ - pos < (64 << 10) ? SZ - pos : 64 << 10;
