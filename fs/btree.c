@@ -199,7 +199,29 @@ struct walk {
 	const struct cowfs_key *from, *to;
 	cowfs_iter_fn cb;
 	void *arg;
+	unsigned leaves;    /* visited: a scan past two reads ahead */
 };
+
+/* Read-ahead for a walk over leaves (ncache.c): the children of n from
+ * slot i on whose keys are inside the walk, as one batch.  Only once the
+ * walk has gone through two leaves, so lookups and short iterations
+ * (cowfs_bt_next) never read more than they use.  Returns the first slot
+ * not covered. */
+#define WALK_RA_NODES 32u
+static uint32_t walk_readahead(struct walk *w, struct cowfs_node *n, uint32_t i)
+{
+	struct cowfs_bptr p[WALK_RA_NODES];
+	uint32_t nr = nd_nr(n->buf), c = 0;
+	struct cowfs_key k;
+	for (; i < nr && c < WALK_RA_NODES; i++, c++) {
+		nd_key(n->buf, i, &k);
+		if (cfs_key_cmp(&k, w->to) > 0)
+			break;
+		in_ptr(n->buf, i, &p[c]);
+	}
+	cowfs_nc_prefetch(w->t->fs, p, c, w->t->id);
+	return i;
+}
 
 static int walk_node(struct walk *w, struct cowfs_node *n)
 {
@@ -208,6 +230,7 @@ static int walk_node(struct walk *w, struct cowfs_node *n)
 	struct cowfs_key k;
 	bool exact;
 	if (!nd_level(b)) {
+		w->leaves++;
 		for (uint32_t i = nd_lower_bound(b, w->from, &exact); i < nr; i++) {
 			nd_key(b, i, &k);
 			if (cfs_key_cmp(&k, w->to) > 0)
@@ -218,10 +241,13 @@ static int walk_node(struct walk *w, struct cowfs_node *n)
 		}
 		return 0;
 	}
+	uint32_t ra_end = 0;
 	for (uint32_t i = child_slot(b, w->from); i < nr; i++) {
 		nd_key(b, i, &k);
 		if (cfs_key_cmp(&k, w->to) > 0)
 			return 1;
+		if (nd_level(b) == 1 && w->leaves >= 2 && i >= ra_end)
+			ra_end = walk_readahead(w, n, i);
 		struct cowfs_node *c;
 		int r = read_child(w->t, n, i, &c);
 		if (r)
@@ -238,7 +264,7 @@ static int walk_node(struct walk *w, struct cowfs_node *n)
 int cowfs_bt_iterate(struct cowfs_tree *t, const struct cowfs_key *from, const struct cowfs_key *to,
 		     cowfs_iter_fn cb, void *arg)
 {
-	struct walk w = { t, from, to, cb, arg };
+	struct walk w = { t, from, to, cb, arg, 0 };
 	struct cowfs_node *n;
 	int r = read_root(t, &n);
 	if (r)

@@ -29,6 +29,7 @@ struct cowfs_ncache {
 	struct cowfs_node lru;       /* list head: lnext oldest, lprev newest */
 	uint64_t nodes, dirty, budget_nodes;
 	uint64_t reads, writes, evictions, verify_errors;
+	uint64_t prefetched;         /* of reads: read ahead by a scan */
 };
 
 /* ---- allocator (alloc.c) ---------------------------------------------------
@@ -111,7 +112,9 @@ struct cowfs_iob *cowfs_iob_new(struct cowfs *fs);
 /* Queue a write of len bytes at block blk (buf must stay unchanged until
  * cowfs_iob_wait returns). */
 void cowfs_iob_write(struct cowfs_iob *iob, uint64_t blk, const void *buf, uint32_t len, unsigned flags);
-/* Wait for every queued write; frees the batch; returns the first error. */
+/* Queue a read (read-ahead: the caller checks what arrives). */
+void cowfs_iob_read(struct cowfs_iob *iob, uint64_t blk, void *buf, uint32_t len);
+/* Wait for every queued bio; frees the batch; returns the first error. */
 int cowfs_iob_wait(struct cowfs_iob *iob);
 int cowfs_read_blocks(struct cowfs *fs, uint64_t blk, void *buf, uint32_t len);
 int cowfs_flush(struct cowfs *fs);
@@ -125,6 +128,11 @@ int cowfs_nc_read(struct cowfs *fs, const struct cowfs_bptr *p, uint64_t owner, 
 /* A fresh zeroed dirty node for block blk (header filled by the caller). */
 struct cowfs_node *cowfs_nc_new(struct cowfs *fs, uint64_t blk);
 void cowfs_nc_put(struct cowfs *fs, struct cowfs_node *n);
+/* Read-ahead for a scan: the nodes of p[0..n) that are not cached are read
+ * together and, those that verify, left in the cache unreferenced.  Only
+ * while the cache has room for them; failures are left for cowfs_nc_read
+ * to meet and report.  Returns how many were read. */
+unsigned cowfs_nc_prefetch(struct cowfs *fs, const struct cowfs_bptr *p, unsigned n, uint64_t owner);
 /* The tree freed this node's block: drop it from the cache. */
 void cowfs_nc_forget(struct cowfs *fs, struct cowfs_node *n);
 struct cowfs_node *cowfs_nc_lookup_dirty(struct cowfs *fs, uint64_t blk);

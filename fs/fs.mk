@@ -120,6 +120,19 @@ $(BUILD)/cowfs: tools/cowfs_tool.c $(FS_HOST_SRCS) $(wildcard fs/*.h platform/*.
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ tools/cowfs_tool.c $(FS_HOST_SRCS) -lpthread
 $(BUILD)/mkfs.cowfs $(BUILD)/fsck.cowfs: $(BUILD)/cowfs
 	cp $< $@
+# Many small files and snapshots in an image (mount-time bench, tests).
+cowfs-tools: $(BUILD)/cowfs-populate
+$(BUILD)/cowfs-populate: tools/cowfs_populate.c $(FS_VFS_HOST_SRCS) \
+		$(wildcard fs/*.h iomap/*.h pcache/*.h platform/*.h platform/host/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ tools/cowfs_populate.c $(FS_VFS_HOST_SRCS) -lpthread
+# make bench: mount time in the appliance of 100k files and 3 snapshots
+# (tools/bench_fs_mount.py; `bench fs-mount ...` lines).
+.PHONY: fs-mount-bench
+bench: fs-mount-bench
+fs-mount-bench: | $(DEPS_STAMP)
+	@$(MAKE) -s --no-print-directory image cowfs-tools
+	$(PYTHON) tools/bench_fs_mount.py
 
 # make stress: the large variants (millions of keys, 30 survivor subsets
 # per power-cut point).  Other components hook in with `stress: ...`.

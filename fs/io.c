@@ -1,8 +1,9 @@
 /*
- * Device I/O for cowfs, in 4 KiB blocks.  Reads are synchronous; commit
- * writes go out as one batch of asynchronous bios that the committer
- * waits for (the order among them does not matter: nothing points to a
- * new block until the superblock is written after a FLUSH).
+ * Device I/O for cowfs, in 4 KiB blocks.  Reads are synchronous, except
+ * the node cache's read-ahead of a tree scan (ncache.c); commit writes go
+ * out as one batch of asynchronous bios that the committer waits for (the
+ * order among them does not matter: nothing points to a new block until
+ * the superblock is written after a FLUSH).
  */
 #include "fs/cowfs_int.h"
 
@@ -17,6 +18,7 @@ struct cowfs_iob {
 	int done;           /* end_io finished touching the batch */
 	int pending;
 	int err;
+	const char *what;   /* named when the device is late */
 };
 
 struct cowfs_iob *cowfs_iob_new(struct cowfs *fs)
@@ -25,6 +27,7 @@ struct cowfs_iob *cowfs_iob_new(struct cowfs *fs)
 	if (!iob)
 		return NULL;
 	iob->fs = fs;
+	iob->what = "cowfs: commit writes";
 	iob->wq = plat_waitq_new("cowfs-iob");
 	if (!iob->wq) {
 		plat_free(iob);
@@ -81,6 +84,12 @@ void cowfs_iob_write(struct cowfs_iob *iob, uint64_t blk, const void *buf, uint3
 	cowfs_iob_submit(iob, PLAT_BIO_WRITE, blk, buf, len, flags);
 }
 
+void cowfs_iob_read(struct cowfs_iob *iob, uint64_t blk, void *buf, uint32_t len)
+{
+	iob->what = "cowfs: node read-ahead";
+	cowfs_iob_submit(iob, PLAT_BIO_READ, blk, buf, len, 0);
+}
+
 static bool cowfs_iob_idle(void *arg)
 {
 	return plat_load(&((struct cowfs_iob *)arg)->pending) == 0;
@@ -91,7 +100,7 @@ static bool cowfs_iob_idle(void *arg)
 int cowfs_iob_wait(struct cowfs_iob *iob)
 {
 	int late = plat_wait_owned(iob->wq, cowfs_iob_idle, iob, iob->fs->bdev,
-				   plat_time_ns() + COWFS_IO_TIMEOUT_NS, "cowfs: commit writes");
+				   plat_time_ns() + COWFS_IO_TIMEOUT_NS, iob->what);
 	while (plat_load(&iob->done) != iob->submitted)
 		plat_yield();
 	int err = iob->err;

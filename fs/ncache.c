@@ -244,6 +244,62 @@ int cowfs_nc_read(struct cowfs *fs, const struct cowfs_bptr *p, uint64_t owner, 
 	return 0;
 }
 
+/*
+ * Read-ahead of a scan: a tree walk that reads leaf after leaf waits for
+ * the device once per node; mount's load of the free-space bitmap on a
+ * large disk is hundreds of such waits.  The walk hands the pointers of
+ * the next siblings here, and they are read as one batch.  A node that
+ * fails to read or verify is dropped without a word: the walk's own
+ * cowfs_nc_read reads it again and reports it as it always does, so
+ * read-ahead never changes what an error looks like.  Nodes are only read
+ * ahead into free room (no eviction for them): they must not push out
+ * what the walk holds or is about to use.
+ */
+#define NC_PREFETCH_MAX 64u
+
+unsigned cowfs_nc_prefetch(struct cowfs *fs, const struct cowfs_bptr *p, unsigned n, uint64_t owner)
+{
+	struct cowfs_ncache *nc = &fs->nc;
+	struct cowfs_node *got[NC_PREFETCH_MAX];
+	unsigned ng = 0;
+	if (n > NC_PREFETCH_MAX)
+		n = NC_PREFETCH_MAX;
+	struct cowfs_iob *iob = NULL;
+	for (unsigned i = 0; i < n && nc->nodes < nc->budget_nodes; i++) {
+		if (nc_find(fs, p[i].blocknr) || p[i].blocknr < CFS_RESERVED_BLOCKS ||
+		    p[i].blocknr + fs->node_blocks > fs->total_blocks - CFS_SB_SLOTS)
+			continue;
+		if (!iob && !(iob = cowfs_iob_new(fs)))
+			return 0;
+		struct cowfs_node *nd = nc_alloc(fs, p[i].blocknr);
+		if (!nd)
+			break;
+		got[ng] = nd;
+		cowfs_iob_read(iob, p[i].blocknr, nd->buf, fs->node_size);
+		ng++;
+	}
+	if (!iob)
+		return 0;
+	int err = cowfs_iob_wait(iob);
+	unsigned kept = 0;
+	for (unsigned i = 0, j = 0; i < ng; i++, j++) {
+		struct cowfs_node *nd = got[i];
+		while (p[j].blocknr != nd->blocknr)
+			j++;
+		if (err || cowfs_node_verify(fs, nd->buf, nd->blocknr, &p[j], owner, true)) {
+			hash_del(fs, nd);
+			node_free(fs, nd);
+			continue;
+		}
+		nc->reads++;
+		nc->prefetched++;
+		kept++;
+		nd->refs = 0;
+		lru_add(fs, nd);
+	}
+	return kept;
+}
+
 struct cowfs_node *cowfs_nc_new(struct cowfs *fs, uint64_t blk)
 {
 	struct cowfs_node *old = nc_find(fs, blk);

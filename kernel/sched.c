@@ -34,6 +34,8 @@ struct sched_rq {
 	uint64_t slice_end;
 	uint64_t timer_at;            /* when the LAPIC timer fires; 0 = not armed (fired or stopped) */
 	uint64_t timer_writes;        /* times it was programmed (statistics, tests) */
+	uint64_t ipis;                /* rescheduling IPIs sent from this CPU */
+	uint64_t ipis_under_lock;     /* ... while it held a spinlock */
 	uint64_t switches;
 	uint64_t idle_ns, idle_since;
 	volatile bool running;
@@ -211,8 +213,23 @@ static bool sched_queue_on(struct sched_rq *rq, unsigned cpu, struct thread *t)
 
 static void sched_kick(unsigned cpu)
 {
-	if (cpu != this_cpu()->index)
-		lapic_send_ipi(cpus[cpu]->apic_id, VEC_IPI_RESCHED);
+	struct percpu *me = this_cpu();
+	if (cpu == me->index)
+		return;
+	struct sched_rq *rq = me->sched;
+	rq->ipis++;
+	if (me->spin_depth)
+		rq->ipis_under_lock++;
+	lapic_send_ipi(cpus[cpu]->apic_id, VEC_IPI_RESCHED);
+}
+
+void sched_kick_mask(uint64_t kick)
+{
+	while (kick) {
+		unsigned cpu = (unsigned)__builtin_ctzll(kick);
+		kick &= kick - 1;
+		sched_kick(cpu);
+	}
 }
 
 int sched_enqueue_new(struct thread *t)
@@ -228,6 +245,14 @@ int sched_enqueue_new(struct thread *t)
 }
 
 bool sched_wake(struct thread *t)
+{
+	uint64_t kick = 0;
+	bool woke = sched_wake_deferred(t, &kick);
+	sched_kick_mask(kick);
+	return woke;
+}
+
+bool sched_wake_deferred(struct thread *t, uint64_t *kick_mask)
 {
 	struct sched_rq *rq;
 	unsigned cpu;
@@ -270,7 +295,7 @@ bool sched_wake(struct thread *t)
 		spin_unlock_irqrestore(&trq->lock, f);
 	}
 	if (kick)
-		sched_kick(target);
+		*kick_mask |= 1ull << target;
 	return true;
 }
 
@@ -456,25 +481,28 @@ void sched_start_cpu(void)
 	panic("idle loop returned");
 }
 
-uint64_t sched_switches(unsigned cpu)
+/* The run queue of a CPU for its counters; NULL if there is none. */
+static struct sched_rq *sched_rq_stats(unsigned cpu)
 {
-	if (cpu >= MAX_CPUS || !cpus[cpu] || !cpus[cpu]->sched)
-		return 0;
-	return ((struct sched_rq *)cpus[cpu]->sched)->switches;
+	return cpu < MAX_CPUS && cpus[cpu] ? cpus[cpu]->sched : NULL;
 }
 
-uint64_t sched_timer_writes(unsigned cpu)
-{
-	if (cpu >= MAX_CPUS || !cpus[cpu] || !cpus[cpu]->sched)
-		return 0;
-	return ((struct sched_rq *)cpus[cpu]->sched)->timer_writes;
-}
+#define SCHED_COUNTER(fn, field) \
+	uint64_t fn(unsigned cpu) \
+	{ \
+		struct sched_rq *rq = sched_rq_stats(cpu); \
+		return rq ? rq->field : 0; \
+	}
+SCHED_COUNTER(sched_switches, switches)
+SCHED_COUNTER(sched_timer_writes, timer_writes)
+SCHED_COUNTER(sched_ipis, ipis)
+SCHED_COUNTER(sched_ipis_under_lock, ipis_under_lock)
 
 uint64_t sched_idle_ns(unsigned cpu)
 {
-	if (cpu >= MAX_CPUS || !cpus[cpu] || !cpus[cpu]->sched)
+	struct sched_rq *rq = sched_rq_stats(cpu);
+	if (!rq)
 		return 0;
-	struct sched_rq *rq = cpus[cpu]->sched;
 	uint64_t f = spin_lock_irqsave(&rq->lock);
 	uint64_t ns = rq->idle_ns;
 	if (rq->running && cpus[cpu]->current == cpus[cpu]->idle)

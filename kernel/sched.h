@@ -106,6 +106,15 @@ void sched_block(uint64_t deadline_ns);
 void sched_unblock_self(void);
 /* Make a BLOCKED thread runnable; false if it was not blocked. IRQ safe. */
 bool sched_wake(struct thread *t);
+/* As sched_wake, but an idle CPU that must be started is added to *kick (a
+ * bit per CPU index) instead of being sent its IPI: the caller sends them
+ * with sched_kick_mask() after dropping its own locks (sync.c says why). */
+bool sched_wake_deferred(struct thread *t, uint64_t *kick);
+void sched_kick_mask(uint64_t kick);
+/* Rescheduling IPIs this CPU sent, and how many of them while it held a
+ * spinlock (statistics, tests). */
+uint64_t sched_ipis(unsigned cpu);
+uint64_t sched_ipis_under_lock(unsigned cpu);
 /* Queue a new RUNNABLE thread on t->cpu; 0 or -errno. */
 int sched_enqueue_new(struct thread *t);
 /* current thread dies (state DEAD, switch away forever). */

@@ -25,6 +25,7 @@ struct percpu {
 	void *sched;                /* scheduler's per-CPU run queue */
 	void *tss;
 	uint64_t irq_count;
+	unsigned spin_depth;        /* spinlocks this CPU holds (sync.c) */
 	bool online;
 };
 

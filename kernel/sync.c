@@ -64,6 +64,8 @@ uint64_t spin_lock_irqsave(spinlock_t *l)
 	}
 out:
 	l->owner_cpu = me;
+	if (smp_percpu_ready)
+		this_cpu()->spin_depth++;
 	return flags;
 }
 
@@ -75,6 +77,8 @@ bool spin_trylock_irqsave(spinlock_t *l, uint64_t *flags)
 		return false;
 	}
 	l->owner_cpu = sync_cpu();
+	if (smp_percpu_ready)
+		this_cpu()->spin_depth++;
 	*flags = f;
 	return true;
 }
@@ -83,6 +87,8 @@ void spin_unlock_irqrestore(spinlock_t *l, uint64_t flags)
 {
 	__atomic_store_n(&l->owner_cpu, SPIN_NO_OWNER, __ATOMIC_RELAXED);
 	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+	if (smp_percpu_ready)
+		this_cpu()->spin_depth--;
 	irq_restore(flags);
 }
 
@@ -181,25 +187,39 @@ int waitq_wait_until(struct waitq *q, bool (*cond)(void *), void *arg, uint64_t 
 	}
 }
 
+/*
+ * Wakers send the IPI that starts an idle CPU only after dropping q->lock.
+ * The woken thread's first step is to take q->lock (waitq_wait_until
+ * unlinks itself), so an IPI sent under the lock has it spin on its CPU
+ * until the waker's APIC write and ICR poll are done: under qemu's TCG
+ * that spin was a third of a CPU in a stream of synchronous disk reads.
+ * The threads themselves are still woken under the lock: once unlocked, a
+ * thread whose deadline fired may return and exit, so the waker must not
+ * touch it after the unlock; the kick needs only the CPU number.
+ */
 void waitq_wake_one(struct waitq *q)
 {
+	uint64_t kick = 0;
 	uint64_t flags = spin_lock_irqsave(&q->lock);
 	struct thread *t;
 	/* A thread whose deadline fired is still linked but no longer
 	 * blocked; skip it so exactly one sleeper is woken. */
 	while ((t = waitq_pop(q)) != NULL)
-		if (sched_wake(t))
+		if (sched_wake_deferred(t, &kick))
 			break;
 	spin_unlock_irqrestore(&q->lock, flags);
+	sched_kick_mask(kick);
 }
 
 void waitq_wake_all(struct waitq *q)
 {
+	uint64_t kick = 0;
 	uint64_t flags = spin_lock_irqsave(&q->lock);
 	struct thread *t;
 	while ((t = waitq_pop(q)) != NULL)
-		sched_wake(t);
+		sched_wake_deferred(t, &kick);
 	spin_unlock_irqrestore(&q->lock, flags);
+	sched_kick_mask(kick);
 }
 
 /* ---- mutexes ---- */

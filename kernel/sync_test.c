@@ -6,6 +6,7 @@
 #include "kernel/time.h"
 #include "kernel/errno.h"
 #include "kernel/cpu.h"
+#include "kernel/kprintf.h"
 
 #define SYNC_TEST_THREADS 4
 
@@ -250,4 +251,89 @@ SELFTEST(sync, pingpong)
 		ST_EXPECT(thread_join(b, 30 * NS_PER_S) == 0);
 	ST_EXPECT(sync_test_pp_timeouts == 0);
 	ST_EXPECT(sync_test_turn == 2 * SYNC_PINGPONG_ROUNDS);
+}
+
+/* A waker sends the IPI that starts the woken thread's idle CPU only after
+ * dropping the wait queue's lock (sync.c): the woken thread takes that
+ * lock first.  A waiter on the other CPU is woken again and again with
+ * this CPU's interrupts off, so every IPI counted in the window is the
+ * wake's own. */
+#define SYNC_IPI_ROUNDS 40
+static struct waitq sync_test_ipi_q = WAITQ_INIT("st-ipi");
+static volatile unsigned sync_test_ipi_seq, sync_test_ipi_seen;
+
+static bool sync_test_ipi_next(void *arg)
+{
+	return __atomic_load_n(&sync_test_ipi_seq, __ATOMIC_ACQUIRE) != (unsigned)(uintptr_t)arg;
+}
+
+static void sync_test_ipi_waiter(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < SYNC_IPI_ROUNDS; i++) {
+		if (waitq_wait_until(&sync_test_ipi_q, sync_test_ipi_next, (void *)(uintptr_t)i,
+				     time_ns() + 5 * NS_PER_S) != 0)
+			return;
+		__atomic_store_n(&sync_test_ipi_seen, i + 1, __ATOMIC_RELEASE);
+	}
+}
+
+static bool sync_test_ipi_linked(void)
+{
+	uint64_t f = spin_lock_irqsave(&sync_test_ipi_q.lock);
+	bool linked = sync_test_ipi_q.head != NULL;
+	spin_unlock_irqrestore(&sync_test_ipi_q.lock, f);
+	return linked;
+}
+
+static uint64_t sync_test_ipis, sync_test_ipis_under;
+
+/* Pinned to CPU 0 with the waiter on CPU 1. */
+static void sync_test_ipi_waker(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < SYNC_IPI_ROUNDS; i++) {
+		uint64_t until = time_ns() + 5 * NS_PER_S;
+		while (!sync_test_ipi_linked() && time_ns() < until)
+			thread_sleep_ns(NS_PER_MS);
+		thread_sleep_ns(NS_PER_MS);        /* let its CPU go idle */
+		uint64_t f = irq_save();
+		unsigned me = this_cpu()->index;
+		uint64_t i0 = sched_ipis(me), u0 = sched_ipis_under_lock(me);
+		__atomic_store_n(&sync_test_ipi_seq, i + 1, __ATOMIC_RELEASE);
+		if (i & 1)
+			waitq_wake_one(&sync_test_ipi_q);
+		else
+			waitq_wake_all(&sync_test_ipi_q);
+		sync_test_ipis += sched_ipis(me) - i0;
+		sync_test_ipis_under += sched_ipis_under_lock(me) - u0;
+		irq_restore(f);
+		until = time_ns() + 5 * NS_PER_S;
+		while (__atomic_load_n(&sync_test_ipi_seen, __ATOMIC_ACQUIRE) != i + 1 && time_ns() < until)
+			thread_sleep_ns(100 * 1000);
+	}
+}
+
+SELFTEST(sync, wake_sends_its_ipi_after_the_lock)
+{
+	if (ncpus_online < 2)
+		ST_SKIP("one CPU: no IPIs to send");
+	sync_test_ipi_seq = 0;
+	sync_test_ipi_seen = 0;
+	sync_test_ipis = sync_test_ipis_under = 0;
+	struct thread *w = thread_create("st-ipi-wait", sync_test_ipi_waiter, NULL, 1);
+	struct thread *k = thread_create("st-ipi-wake", sync_test_ipi_waker, NULL, 0);
+	ST_EXPECT(w && k);
+	if (k)
+		ST_EXPECT(thread_join(k, 30 * NS_PER_S) == 0);
+	if (w)
+		ST_EXPECT(thread_join(w, 10 * NS_PER_S) == 0);
+	ST_EXPECT(sync_test_ipi_seen == SYNC_IPI_ROUNDS);
+	/* The waiter's CPU was idle for most wakes, so they sent IPIs... */
+	ST_EXPECT(sync_test_ipis >= SYNC_IPI_ROUNDS / 4);
+	/* ...and none of them under a spinlock. */
+	ST_EXPECT(sync_test_ipis_under == 0);
+	if (sync_test_ipis < SYNC_IPI_ROUNDS / 4 || sync_test_ipis_under)
+		kprintf("    %llu IPIs, %llu under a lock\n", (unsigned long long)sync_test_ipis,
+			(unsigned long long)sync_test_ipis_under);
 }

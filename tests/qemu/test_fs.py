@@ -263,3 +263,54 @@ def fs_enospc(ctx):
         out = shell(m, "fsck /sata0", 300)
         check(re.search(r"^fsck: /sata0: clean", out, re.M), out)
     poweroff(m)
+
+
+def populated_content(n, tag, size):
+    """What tools/cowfs_populate.c writes into file n (tag: n, or the
+    snapshot number of a rewrite)."""
+    line = f"f{n:07d} {tag}\n"
+    return (line * (size // len(line) + 1))[:size]
+
+
+@qemu_test(weight=2)
+def fs_host_populated(ctx):
+    """An image filled on the host by cowfs-populate (many files in several
+    directories, snapshots between them) mounts in the appliance without
+    formatting; names, contents and snapshots are what the tool wrote."""
+    paths = blkutil.fresh_images(harness.vm.TMP_DIR, "fs_host_populated", {"nvme0n1": "populated.img"})
+    img = paths["nvme0n1"]
+    build = os.path.join(REPO, "build")
+    subprocess.run([os.path.join(build, "mkfs.cowfs"), "-s", "64M", img], check=True, stdout=subprocess.DEVNULL,
+                   timeout=60)
+    pop = subprocess.run([os.path.join(build, "cowfs-populate"), "-f", "1500", "-d", "500", "-b", "1000", "-S", "2",
+                          img], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
+    with ctx.subtest("populated_on_the_host"):
+        check(pop.returncode == 0 and b"1500 files of 1000 bytes in 3 directories, 2 snapshots" in pop.stdout,
+              pop.stdout.decode(errors="replace"))
+    m = ctx.machine()
+    boot = boot_to_prompt(m, smp=2, disks=[{"kind": "nvme", "path": img, "lba": 512}], config=["mount = all"])
+    with ctx.subtest("mounted_with_its_time"):
+        check(re.search(r"^fs: nvme0n1 mounted on /nvme0n1: \d+ of \d+ MiB free, \d+ inodes, \d+ us$", boot, re.M),
+              boot[-2000:])
+    with ctx.subtest("names"):
+        out = ok(m, "ls /nvme0n1")
+        check(out.split() == ["d0000", "d0001", "d0002"], out)
+        out = ok(m, "ls /nvme0n1/d0002")
+        names = out.split()
+        check(names == [f"f{n:07d}" for n in range(1000, 1500)], f"{len(names)} names: {out[:300]}")
+    with ctx.subtest("contents"):
+        # Files written once hold their own number; the first file of each
+        # directory that existed at a snapshot was rewritten after it.
+        for path, n, tag in (("d0001/f0000777", 777, 777), ("d0002/f0001499", 1499, 1499),
+                             ("d0000/f0000000", 0, 2), ("d0001/f0000500", 500, 2),
+                             ("d0002/f0001000", 1000, 1000)):
+            want = populated_content(n, tag, 1000).encode()
+            got = cksum(m, f"/nvme0n1/{path}")
+            check(got == (1000, zlib.crc32(want)), f"{path}: size/crc {got}, expected {(1000, zlib.crc32(want))}")
+    with ctx.subtest("snapshots"):
+        out = ok(m, "snapshot list /nvme0n1")
+        check(re.search(r"^pop-1\s+snapshot", out, re.M) and re.search(r"^pop-2\s+snapshot", out, re.M), out)
+    with ctx.subtest("fsck_clean"):
+        out = shell(m, "fsck /nvme0n1", 300)
+        check(re.search(r"^fsck: /nvme0n1: clean", out, re.M), out)
+    poweroff(m)
