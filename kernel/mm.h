@@ -78,5 +78,10 @@ void *kmalloc_aligned(size_t size, size_t align);
 void *krealloc(void *p, size_t size);
 void kfree(void *p);
 size_t heap_used_bytes(void);
+/* The heap's use-after-free check of a free object of size bytes (a
+ * multiple of 16): the first byte after the free-list link that is not the
+ * poison, or -1 (exposed for its self-test). */
+#define HEAP_POISON 0xdf
+int heap_poison_first_bad(const uint8_t *obj, uint32_t size);
 
 #endif

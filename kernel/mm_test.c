@@ -4,6 +4,7 @@
 #include "kernel/kstring.h"
 #include "kernel/kernel.h"
 #include "kernel/cpu.h"
+#include "kernel/kprintf.h"
 
 SELFTEST(mm, pmm_alloc_free)
 {
@@ -138,6 +139,27 @@ SELFTEST(vmm, mmio_uncached)
 	ST_EXPECT(level == 1 && (e & PTE_PCD) && (e & PTE_PWT) && (e & PTE_NX) && (e & PTE_W));
 	ST_EXPECT(vmm_virt_to_phys((const void *)a) == 0xfee00020);
 	ST_EXPECT(vmm_map_mmio(0x1000, 0) == NULL);
+}
+
+/* The check that a free object was not written: every byte after the
+ * free-list link, in every size class, is looked at. */
+SELFTEST(heap, poison_check_sees_every_byte)
+{
+	static uint8_t obj[4096];
+	for (uint32_t size = 16; size <= sizeof(obj); size *= 2) {
+		memset(obj, HEAP_POISON, size);
+		ST_EXPECT(heap_poison_first_bad(obj, size) == -1);
+		for (uint32_t i = 0; i < size; i++) {
+			obj[i] ^= 0x40;
+			int got = heap_poison_first_bad(obj, size);
+			obj[i] ^= 0x40;
+			if (got != (i < sizeof(void *) ? -1 : (int)i)) {
+				ST_EXPECT(got == (i < sizeof(void *) ? -1 : (int)i));
+				kprintf("    size %u: byte %u changed, check says %d\n", size, i, got);
+				break;
+			}
+		}
+	}
 }
 
 SELFTEST(heap, stress)
