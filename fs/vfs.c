@@ -192,8 +192,11 @@ static int vfs_root(struct cowfs_mount *m)
 	int err = cowfs_inode_read(m->tree, CFS_ROOT_INO, &root);
 	if (err != -PLAT_ENOENT)
 		return err;
-	if (m->fs->readonly)
+	if (m->fs->readonly) {
+		plat_log(PLAT_LOG_ERR, "cowfs: %s: the root directory is missing (read-only: not made)",
+			 plat_bdev_name(m->fs->bdev));
 		return -PLAT_EIO;
+	}
 	root = (struct cowfs_inode){ .ino = CFS_ROOT_INO, .mode = CFS_S_IFDIR | 0755, .nlink = 2,
 				     .next_dir_seq = CFS_FIRST_DIR_SEQ };
 	root.atime = root.mtime = root.ctime = root.btime = cowfs_now();
@@ -252,6 +255,10 @@ int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct 
 	if (err)
 		goto fail;
 	err = cowfs_tree_open(m->fs, CFS_TREE_FS, !m->fs->readonly, &m->tree);
+	/* mkfs makes no root directory: the first read-write mount does. */
+	if (err == -PLAT_ENOENT)
+		plat_log(PLAT_LOG_ERR, "cowfs: %s: a new filesystem with no root directory yet: mount it read-write "
+			 "once before read-only", plat_bdev_name(b));
 	if (!err)
 		err = vfs_root(m);
 	if (!err && !m->fs->readonly)

@@ -546,8 +546,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cowfs-fuse: %s: does not mount: %s\n", image, plat_strerror(err));
 		return 1;
 	}
+	/* What fails after fuse_daemonize is said to nobody, and mount(8) has
+	 * already returned 0: a read-only mount also needs the root directory
+	 * that the first read-write mount makes. */
+	struct cowfs_tree *t;
+	err = o.ro ? cowfs_tree_open(probe, CFS_TREE_FS, false, &t) : 0;
 	cowfs_unmount(probe);
 	plat_bdev_close(b);
+	if (err) {
+		fprintf(stderr, "cowfs-fuse: %s: %s\n", image, err == -PLAT_ENOENT ?
+			"a new filesystem with no root directory yet: mount it read-write once before read-only" :
+			plat_strerror(err));
+		return 1;
+	}
 
 	struct cfuse c = { .ro = o.ro, .direct_io = o.direct_io };
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), &c);

@@ -7,16 +7,24 @@
  *                                  8 could not run (fsck(8))
  *   cowfs scrub IMAGE              read back and verify everything; exit 0 or 4
  *   cowfs snapshot IMAGE list | create NAME | clone NAME | delete NAME
+ *   cowfs IMAGE DIR [-o OPTIONS]   mount it with cowfs-fuse (below)
  *
  * Installed also as mkfs.cowfs (same options as `cowfs mkfs`) and
  * fsck.cowfs (`fsck.cowfs [-y|--repair] IMAGE`).  SIZE takes
  * K, M, G or T suffixes; the image file is created or grown to SIZE, never
  * shrunk.  Works through the same fs/ code as everything else, over the
  * host platform's file block device.
+ *
+ * `mount -t fuse.cowfs IMAGE DIR` (and fstab's `IMAGE DIR fuse.cowfs ...`)
+ * has mount.fuse3 run `cowfs IMAGE DIR -o OPTIONS`: called so, with DIR a
+ * directory, the tool hands its arguments to cowfs-fuse, taken from the
+ * folder the tool itself lives in, else from PATH.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "platform/host/platform_host.h"
@@ -41,7 +49,8 @@ static int usage(void)
 		"       cowfs info IMAGE\n"
 		"       cowfs check [--repair] IMAGE\n"
 		"       cowfs scrub IMAGE\n"
-		"       cowfs snapshot IMAGE list|create NAME|clone NAME|delete NAME\n");
+		"       cowfs snapshot IMAGE list|create NAME|clone NAME|delete NAME\n"
+		"       cowfs IMAGE DIR [-o OPTIONS]   (mount with cowfs-fuse; mount -t fuse.cowfs IMAGE DIR)\n");
 	return EXIT_USAGE;
 }
 
@@ -367,6 +376,29 @@ static int cmd_snapshot(int argc, char **argv)
 	return 0;
 }
 
+/* mount.fuse3's call: argv[1] the image, argv[2] the mount point. */
+static int mount_helper(char **argv)
+{
+	char self[PATH_MAX], fuse[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(fuse, sizeof(fuse), "%s/cowfs-fuse", self);
+			if (access(fuse, X_OK) == 0) {
+				argv[0] = fuse;
+				execv(fuse, argv);
+			}
+		}
+	}
+	argv[0] = (char *)"cowfs-fuse";
+	execvp("cowfs-fuse", argv);
+	fprintf(stderr, "cowfs: cannot run cowfs-fuse to mount %s on %s: %s\n", argv[1], argv[2], strerror(errno));
+	return EXIT_OPER;
+}
+
 int cowfs_tool(int argc, char **argv)
 {
 	const char *prog = strrchr(argv[0], '/');
@@ -393,7 +425,10 @@ int cowfs_tool(int argc, char **argv)
 		return cmd_scrub(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "snapshot"))
 		return cmd_snapshot(argc - 1, argv + 1);
-	return bad_arg(argv[1], "unknown command (mkfs, info, check, scrub, snapshot)");
+	struct stat st;
+	if (argc >= 3 && stat(argv[2], &st) == 0 && S_ISDIR(st.st_mode))
+		return mount_helper(argv);
+	return bad_arg(argv[1], "unknown command (mkfs, info, check, scrub, snapshot, or IMAGE DIR to mount)");
 }
 
 #ifndef COWFS_TOOL_TEST

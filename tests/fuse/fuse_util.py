@@ -18,6 +18,14 @@ class Results:
         self.ok[name] = ok
         print(f"{'ok' if ok else 'not ok'} - {self.suite}.{name}" + ("" if ok else f": {why}"), flush=True)
 
+    def case(self, name, fn, *args):
+        """Run fn(*args) as case name: passed unless it raises."""
+        try:
+            fn(*args)
+            self.report(name, True)
+        except (AssertionError, OSError, subprocess.SubprocessError) as e:
+            self.report(name, False, str(e)[:400])
+
 
 def run(*cmd, check=True, timeout=60, **kw):
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)

@@ -9,7 +9,9 @@ diff -r, tar, dd with O_DIRECT and df, set, read, list and remove extended
 attributes (up to 64 KiB, flags and errors), fallocate (posix_fallocate and
 punch hole / zero range through fallocate(2)) and lseek SEEK_DATA/SEEK_HOLE, copy_file_range (aligned:
 a reflink, statvfs shows no data space used; unaligned: a copy; writes afterwards apart), unmount, run `cowfs check`, remount
-and compare again, remount read-only.
+and compare again, remount read-only; mount(8) through mount.fuse3 with
+`cowfs` as the helper (what `mount -t fuse.cowfs IMAGE DIR` runs); a
+never-mounted image refused read-only with the reason, before mounting.
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount is always taken down.
 """
@@ -22,11 +24,12 @@ import sys
 import tempfile
 import time
 
-from fuse_util import FuseDaemon, Results, listing, run, xattr_round_trips
+from fuse_util import FuseDaemon, Results, listing, mounted, run, wait_for, xattr_round_trips
 
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
-CASES = ["mount", "namespace", "data", "fallocate_seek", "rename_edges", "concurrent_namespace", "statfs", "xattr", "copy_file_range", "unmount_check", "remount_same", "readonly"]
+CASES = ["mount", "namespace", "data", "fallocate_seek", "rename_edges", "concurrent_namespace", "statfs", "xattr", "copy_file_range", "unmount_check", "remount_same", "readonly", "mount_helper",
+         "readonly_new_refused"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -415,6 +418,8 @@ def main():
             m = None
         except (AssertionError, subprocess.SubprocessError) as e:
             report("readonly", False, str(e))
+        R.case("mount_helper", mount_helper, image, mnt, before)
+        R.case("readonly_new_refused", readonly_new_refused, tmp, mnt)
     except (AssertionError, OSError, subprocess.SubprocessError) as e:
         for c in CASES:
             if c not in results:
@@ -424,6 +429,46 @@ def main():
             m.kill()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0 if all(results.values()) else 1
+
+
+def mount_entry(mnt):
+    """The mount table's fields for mnt, or None."""
+    with open("/proc/self/mounts") as f:
+        return next((ln.split() for ln in f if ln.split()[1] == mnt), None)
+
+
+def mount_helper(image, mnt, before):
+    """mount(8) as fstab would call it: mount.fuse3 runs `cowfs IMAGE DIR -o
+    OPTIONS` (here as "PROGRAM#SOURCE", since the test does not install
+    cowfs where mount.fuse3 looks), and the tool hands over to cowfs-fuse;
+    options pass through, the daemon detaches, fusermount3 -u ends it."""
+    prog = os.path.abspath(os.path.join(BUILD, "cowfs"))
+    run("mount", "-t", "fuse", f"{prog}#{image}", mnt, "-o", "ro", timeout=30)
+    try:
+        line = mount_entry(mnt)
+        assert line and line[2] == "fuse.cowfs" and line[3].startswith("ro,"), f"mounts line {line}"
+        assert listing(mnt) == before, "the tree differs through the mount helper"
+    finally:
+        run("fusermount3", "-u", mnt, check=False, timeout=30)
+    wait_for(lambda: not mounted(mnt), 15, "the unmount")
+
+
+def readonly_new_refused(tmp, mnt):
+    """A new image has no root directory until its first read-write mount:
+    read-only is refused with that reason and a non-zero exit, before any
+    mount (mount(8) would otherwise report success for a daemon that then
+    dies)."""
+    new = os.path.join(tmp, "new.img")
+    run(os.path.join(BUILD, "mkfs.cowfs"), "-s", "64M", new)
+    prog = os.path.abspath(os.path.join(BUILD, "cowfs"))
+    p = run("mount", "-t", "fuse", f"{prog}#{new}", mnt, "-o", "ro", check=False, timeout=30)
+    try:
+        assert p.returncode != 0 and "mount it read-write once" in p.stderr, \
+            f"exit {p.returncode}, stderr {p.stderr.strip()[:300]!r}"
+        assert not mounted(mnt), "mounted although refused"
+    finally:
+        if mounted(mnt):
+            run("fusermount3", "-u", mnt, check=False, timeout=30)
 
 
 def check_df(mnt):
