@@ -222,3 +222,17 @@ int cowfs_seek(struct cowfs_mount *m, uint64_t ino, uint64_t off, int whence, ui
 	*result = (uint64_t)r;
 	return 0;
 }
+
+int cowfs_fiemap(struct cowfs_mount *m, uint64_t ino, uint64_t start, uint64_t len,
+		 struct iomap_fiemap_extent *out, unsigned max)
+{
+	struct cowfs_vnode *vn;
+	int err = cowfs_file_get(m, ino, &vn);
+	if (err)
+		return err;
+	iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+	int n = iomap_fiemap(&vn->io, start, len, &report_ops, out, max);
+	iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+	cowfs_file_put(vn);
+	return n;
+}

@@ -282,5 +282,15 @@ int64_t cowfs_copy_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_o
 #define CFS_SEEK_DATA 3
 #define CFS_SEEK_HOLE 4
 int cowfs_seek(struct cowfs_mount *m, uint64_t ino, uint64_t off, int whence, uint64_t *result);
+/* fiemap: the extents (not holes) of [start, start + len), merged when
+ * contiguous on disk with equal flags, from the same map as cowfs_seek:
+ * IOMAP_FIEMAP_DELALLOC (and UNKNOWN, no address) for data not written
+ * back yet, LAST on the file's last extent; not SHARED (blocks a
+ * snapshot or reflink also holds are not looked up; fallocate reserves no
+ * blocks: a hole).  Up to
+ * max into out; returns the count or -errno. */
+struct iomap_fiemap_extent;
+int cowfs_fiemap(struct cowfs_mount *m, uint64_t ino, uint64_t start, uint64_t len,
+		 struct iomap_fiemap_extent *out, unsigned max);
 
 #endif

@@ -6,6 +6,7 @@
  * are parsed by tests/qemu/test_fs*.py: change them together.
  */
 #include "fs/kernel/mounts.h"
+#include "iomap/report.h"
 #include "drivers/blk/pattern.h"
 #include "kernel/civil.h"
 #include "kernel/errno.h"
@@ -201,6 +202,46 @@ static int cmd_stat(int argc, char **argv)
 	return 0;
 }
 SHELL_COMMAND(stat, "stat PATH", "an inode's attributes", cmd_stat);
+
+/* filefrag -v: where a file's data is, extent by extent (fiemap). */
+#define FILEFRAG_BATCH 64
+static int cmd_filefrag(int argc, char **argv)
+{
+	if (argc != 2) {
+		kprintf("filefrag: usage: filefrag PATH\n");
+		return 1;
+	}
+	struct fsk_path p;
+	int err = fsk_resolve(argv[1], false, &p);
+	if (err)
+		return fsk_fail("filefrag", argv[1], err);
+	struct iomap_fiemap_extent *e = kmalloc(FILEFRAG_BATCH * sizeof(*e));
+	uint64_t pos = 0, count = 0;
+	int n = e ? 0 : -ENOMEM;
+	kprintf("%-6s %14s %14s %12s  flags\n", "extent", "offset", "disk byte", "length");
+	while (e && pos < p.attr.size) {
+		n = cowfs_fiemap(p.fm->m, p.ino, pos, p.attr.size - pos, e, FILEFRAG_BATCH);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++, count++) {
+			uint32_t f = e[i].flags;
+			kprintf("%-6llu %14llu %14llu %12llu %s%s%s\n", (unsigned long long)count,
+				(unsigned long long)e[i].logical, (unsigned long long)e[i].physical,
+				(unsigned long long)e[i].length, f & IOMAP_FIEMAP_DELALLOC ? " delalloc" : "",
+				f & IOMAP_FIEMAP_ENCODED ? " encoded" : "", f & IOMAP_FIEMAP_LAST ? " last" : "");
+		}
+		pos = e[n - 1].logical + e[n - 1].length;
+		if (e[n - 1].flags & IOMAP_FIEMAP_LAST)
+			break;
+	}
+	kfree(e);
+	fsk_put(p.fm);
+	if (n < 0)
+		return fsk_fail("filefrag", argv[1], n);
+	kprintf("%s: %llu extent%s\n", argv[1], (unsigned long long)count, count == 1 ? "" : "s");
+	return 0;
+}
+SHELL_COMMAND(filefrag, "filefrag PATH", "a file's extents: offset, disk address, length, flags", cmd_filefrag);
 
 /* ---- reading ---- */
 

@@ -13,6 +13,7 @@
 #include "tests/host/cowfs_test.h"
 #include "tests/host/cowfs_env.h"
 #include "fs/file.h"
+#include "iomap/report.h"
 
 #define BS 4096u
 #define CAP (1u << 20)                       /* the model file's bytes */
@@ -522,6 +523,56 @@ static uint64_t falloc_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 TEST(power_cut_at_every_write_of_punch_zero_allocate)
 {
 	ct_cut_every_write(__FILE__, __LINE__, falloc_cut_run, getenv("COWFS_STRESS") ? 10 : 2, 25);
+}
+
+/* fiemap (cowfs_fiemap, the appliance's filefrag): the extents of a file
+ * with a hole, as dirty data (delalloc, no address), after writeback (disk
+ * addresses, the last flagged, the data found there on the device), and
+ * reflinked (the same disk address in both files); holes never listed, an extent cut to the range
+ * asked for. */
+TEST(fiemap_extents_through_a_files_life)
+{
+	struct env e;
+	uint8_t *data, *buf;
+	env_with_data(&e, "fmap", 32 << 20, 1 << 18, 9, &data, &buf);
+	uint64_t ino = mkfile(&e, "f"), other = mkfile(&e, "g");
+	struct iomap_fiemap_extent x[8];
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 1 << 30, x, 8), 0);          /* empty */
+	EXPECT_EQ_INT(cowfs_write(e.m, ino, 0, data, 2 * BS, 0), 2 * BS);
+	EXPECT_EQ_INT(cowfs_write(e.m, ino, 1 << 20, data, BS, 0), BS);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 1 << 30, x, 8), 2);
+	EXPECT(x[0].logical == 0 && x[0].length == 2 * BS && (x[0].flags & IOMAP_FIEMAP_DELALLOC));
+	EXPECT(x[1].logical == 1 << 20 && x[1].length == BS && (x[1].flags & IOMAP_FIEMAP_DELALLOC));
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 1 << 30, x, 8), 2);
+	for (int i = 0; i < 2; i++) {
+		EXPECT(!(x[i].flags & (IOMAP_FIEMAP_DELALLOC | IOMAP_FIEMAP_UNKNOWN | IOMAP_FIEMAP_SHARED)));
+		EXPECT(x[i].physical != 0 && x[i].physical % BS == 0);
+	}
+	EXPECT(!(x[0].flags & IOMAP_FIEMAP_LAST) && (x[1].flags & IOMAP_FIEMAP_LAST));
+	/* The data is where fiemap says: read the device there. */
+	uint8_t blk[BS];
+	EXPECT_EQ_INT(plat_bdev_rw(e.im.bdev, PLAT_BIO_READ, x[1].physical, blk, BS), 0);
+	EXPECT(memcmp(blk, data, BS) == 0);
+	/* A range inside the first extent: cut to the range (iomap/report.h). */
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, BS + 5, 10, x, 8), 1);
+	EXPECT(x[0].logical == BS + 5 && x[0].length == 10 && x[0].physical % BS == 5);
+	/* fallocate allocates nothing on copy-on-write (fs/falloc.c): the
+	 * size grows over a hole. */
+	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, 0, 2 << 20, 4 * BS), 0);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 2 << 20, 1 << 30, x, 8), 0);
+	/* Reflinked: both files at the same disk address (the SHARED flag is
+	 * not reported: that needs a reference lookup per extent). */
+	EXPECT_EQ_INT(cowfs_clone_range(e.m, ino, 0, other, 0, 2 * BS, 0), 2 * BS);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	struct iomap_fiemap_extent y[2];
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 2 * BS, x, 8), 1);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, other, 0, 1 << 30, y, 2), 1);
+	EXPECT_EQ_INT(x[0].physical, y[0].physical);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, 999999, 0, 1, x, 8), -PLAT_ENOENT);
+	free(data);
+	free(buf);
+	env_close(&e);
 }
 
 TEST_MAIN()

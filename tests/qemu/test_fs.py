@@ -313,4 +313,16 @@ def fs_host_populated(ctx):
     with ctx.subtest("fsck_clean"):
         out = shell(m, "fsck /nvme0n1", 300)
         check(re.search(r"^fsck: /nvme0n1: clean", out, re.M), out)
+    with ctx.subtest("filefrag"):
+        out = ok(m, "filefrag /nvme0n1/d0001/f0000777")
+        ext = re.findall(r"^(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(.*)$", out, re.M)
+        check(len(ext) == 1 and ext[0][0] == "0" and ext[0][1] == "0" and ext[0][3] == "1000" and "last" in ext[0][4]
+              and re.search(r"^/nvme0n1/d0001/f0000777: 1 extent$", out, re.M), out)
+        one_line_error(m, "filefrag /nvme0n1/nothing", r"(?i)^filefrag: /nvme0n1/nothing: .*no such")
     poweroff(m)
+    with ctx.subtest("filefrag_address_holds_the_data"):
+        # The disk address filefrag gave is where the file's bytes are.
+        with open(img, "rb") as f:
+            f.seek(int(ext[0][2]))
+            got = f.read(1000)
+        check(got == populated_content(777, 777, 1000).encode(), f"at byte {ext[0][2]}: {got[:40]!r}")
