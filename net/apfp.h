@@ -46,6 +46,7 @@ struct apfp_stats {
 	uint64_t mem, mem_high;                  /* bytes held in frames and replies */
 	uint64_t read_stalls;                    /* times a connection waited for memory */
 	uint64_t remote_runs;                    /* connections run by another CPU's worker */
+	uint64_t tags_on_copy, tags_late;        /* frame tags computed while copied in / by the worker */
 };
 
 struct apfp_conn_info {

@@ -85,6 +85,8 @@ static int cmd_proto(int argc, char **argv)
 		(unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out);
 	kprintf("workers: %llu runs handed to another CPU than the network thread's\n",
 		(unsigned long long)st.remote_runs);
+	kprintf("frame tags: %llu computed while the frame was copied in, %llu by the worker\n",
+		(unsigned long long)st.tags_on_copy, (unsigned long long)st.tags_late);
 	kprintf("buffers: %llu bytes now, %llu high, %llu read stalls (limits %u KiB a connection, %u KiB in all)\n",
 		(unsigned long long)st.mem, (unsigned long long)st.mem_high, (unsigned long long)st.read_stalls,
 		APFP_CONN_MEM >> 10, APFP_TOTAL_MEM >> 10);

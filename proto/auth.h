@@ -64,6 +64,28 @@ int proto_session_seal(struct proto_session *s, uint8_t *buf, size_t len, size_t
 int proto_session_open(struct proto_session *s, const uint8_t *frame, size_t frame_len,
 		       const uint8_t *tag);
 
+/* A receiver that copies a frame in pieces (the appliance's connection
+ * reader) computes its tag in the same pass: begin with the sequence
+ * number the frame will have, feed header and body (not the tag) as they
+ * are copied, end.  proto_session_open_pre() then only compares: the
+ * result counts only for the session, direction and sequence number it
+ * was begun with and the length fed (any other: the tag is computed again, as
+ * proto_session_open() does), and the comparison is the same
+ * constant-time one, so a wrong guess costs time, never a check. */
+struct proto_rxtag {
+	struct proto_poly1305 m;
+	const struct proto_session *sess;
+	uint64_t seq, len;              /* len: bytes fed */
+	uint8_t tag[PROTO_TAG_SIZE];
+	bool begun, done;
+};
+void proto_rxtag_begin(struct proto_rxtag *t, const struct proto_session *s, uint64_t seq);
+void proto_rxtag_update(struct proto_rxtag *t, const void *p, size_t n);
+void proto_rxtag_end(struct proto_rxtag *t);
+/* proto_session_open() using pre when it applies (NULL: never). */
+int proto_session_open_pre(struct proto_session *s, const uint8_t *frame, size_t frame_len,
+			   const uint8_t *tag, const struct proto_rxtag *pre);
+
 /* ---- failed-authentication rate limit (§3.5) ----------------------------------
  * A fixed table keyed by the peer address; the oldest entry is evicted, so
  * an address flood cannot grow it.  Not locked: the caller serialises

@@ -170,6 +170,13 @@ static int refuse(struct proto_server *srv, struct proto_request *r, uint32_t st
 int proto_server_receive(struct proto_server *srv, struct proto_session *sess, struct proto_reqtab *tab,
 			 const uint8_t *frame, size_t len, struct proto_request *r, struct proto_err *err)
 {
+	return proto_server_receive_pre(srv, sess, tab, frame, len, NULL, r, err);
+}
+
+int proto_server_receive_pre(struct proto_server *srv, struct proto_session *sess, struct proto_reqtab *tab,
+			     const uint8_t *frame, size_t len, const struct proto_rxtag *pre,
+			     struct proto_request *r, struct proto_err *err)
+{
 	size_t tag_len = sess->keyed ? PROTO_TAG_SIZE : 0;
 	struct proto_call *call = &r->call;
 	uint32_t status;
@@ -198,7 +205,7 @@ int proto_server_receive(struct proto_server *srv, struct proto_session *sess, s
 		srv->errors++;
 		return -PLAT_EBADMSG;
 	}
-	if (proto_session_open(sess, frame, len - tag_len, tag_len ? frame + len - tag_len : NULL) < 0) {
+	if (proto_session_open_pre(sess, frame, len - tag_len, tag_len ? frame + len - tag_len : NULL, pre) < 0) {
 		plat_snprintf(err->msg, sizeof(err->msg), "frame tag does not verify (altered, replayed or forged)");
 		srv->errors++;
 		return -PLAT_EBADMSG;

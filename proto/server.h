@@ -138,6 +138,11 @@ struct proto_request {
  * err->msg says what was wrong, for the server's log. */
 int proto_server_receive(struct proto_server *srv, struct proto_session *sess, struct proto_reqtab *tab,
 			 const uint8_t *frame, size_t len, struct proto_request *r, struct proto_err *err);
+/* The same with the tag computed while the frame was copied in
+ * (proto_rxtag; NULL or one that does not apply: computed here). */
+int proto_server_receive_pre(struct proto_server *srv, struct proto_session *sess, struct proto_reqtab *tab,
+			     const uint8_t *frame, size_t len, const struct proto_rxtag *pre,
+			     struct proto_request *r, struct proto_err *err);
 /* Run the request (or only its refusal) and encode the reply, unsealed,
  * with the session's flags: returns its length or a negative errno (out
  * too small even for a status reply). */

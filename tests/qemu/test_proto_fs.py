@@ -102,6 +102,13 @@ def proto_fs(ctx):
         out = shell(m, "proto", 60)
         mt = re.search(r"workers: (\d+) runs handed to another CPU", out)
         check(mt and int(mt.group(1)) > 0, out)
+    with ctx.subtest("frame_tags_checked_as_frames_are_copied_in"):
+        # The connection reader computes each frame's tag while copying it
+        # in (net/apfp.c conn_feed); the worker only compares.  A reader
+        # that guessed the sequence number wrong, or never began, would
+        # leave the worker computing it again: counted apart
+        mt = re.search(r"frame tags: (\d+) computed while the frame was copied in, (\d+) by the worker", out)
+        check(mt and int(mt.group(1)) > 100 and int(mt.group(2)) == 0, out)
     with ctx.subtest("clients_at_once"):
         # three clients at once, each in a run directory of its own, doing
         # everything but snapshots (named per filesystem) and the verifier
