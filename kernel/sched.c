@@ -35,7 +35,7 @@ struct sched_rq {
 	uint64_t timer_at;            /* when the LAPIC timer fires; 0 = not armed (fired or stopped) */
 	uint64_t timer_writes;        /* times it was programmed (statistics, tests) */
 	uint64_t ipis;                /* rescheduling IPIs sent from this CPU */
-	uint64_t ipis_under_lock;     /* ... while it held a spinlock */
+	uint64_t ipi_spin_depth;      /* spinlocks it held at the last one */
 	uint64_t switches;
 	uint64_t idle_ns, idle_since;
 	volatile bool running;
@@ -218,8 +218,7 @@ static void sched_kick(unsigned cpu)
 		return;
 	struct sched_rq *rq = me->sched;
 	rq->ipis++;
-	if (me->spin_depth)
-		rq->ipis_under_lock++;
+	rq->ipi_spin_depth = me->spin_depth;
 	lapic_send_ipi(cpus[cpu]->apic_id, VEC_IPI_RESCHED);
 }
 
@@ -496,7 +495,7 @@ static struct sched_rq *sched_rq_stats(unsigned cpu)
 SCHED_COUNTER(sched_switches, switches)
 SCHED_COUNTER(sched_timer_writes, timer_writes)
 SCHED_COUNTER(sched_ipis, ipis)
-SCHED_COUNTER(sched_ipis_under_lock, ipis_under_lock)
+SCHED_COUNTER(sched_ipi_spin_depth, ipi_spin_depth)
 
 uint64_t sched_idle_ns(unsigned cpu)
 {

@@ -111,10 +111,10 @@ bool sched_wake(struct thread *t);
  * with sched_kick_mask() after dropping its own locks (sync.c says why). */
 bool sched_wake_deferred(struct thread *t, uint64_t *kick);
 void sched_kick_mask(uint64_t kick);
-/* Rescheduling IPIs this CPU sent, and how many of them while it held a
- * spinlock (statistics, tests). */
+/* Rescheduling IPIs this CPU sent, and how many spinlocks it held when it
+ * sent the last one (statistics, tests). */
 uint64_t sched_ipis(unsigned cpu);
-uint64_t sched_ipis_under_lock(unsigned cpu);
+uint64_t sched_ipi_spin_depth(unsigned cpu);
 /* Queue a new RUNNABLE thread on t->cpu; 0 or -errno. */
 int sched_enqueue_new(struct thread *t);
 /* current thread dies (state DEAD, switch away forever). */

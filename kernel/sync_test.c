@@ -299,15 +299,19 @@ static void sync_test_ipi_waker(void *arg)
 		thread_sleep_ns(NS_PER_MS);        /* let its CPU go idle */
 		uint64_t f = irq_save();
 		unsigned me = this_cpu()->index;
-		uint64_t i0 = sched_ipis(me), u0 = sched_ipis_under_lock(me);
+		/* Depth relative to now: what this thread holds, none. */
+		uint64_t i0 = sched_ipis(me), base = this_cpu()->spin_depth;
 		__atomic_store_n(&sync_test_ipi_seq, i + 1, __ATOMIC_RELEASE);
 		if (i & 1)
 			waitq_wake_one(&sync_test_ipi_q);
 		else
 			waitq_wake_all(&sync_test_ipi_q);
 		sync_test_ipis += sched_ipis(me) - i0;
-		sync_test_ipis_under += sched_ipis_under_lock(me) - u0;
+		if (sched_ipis(me) != i0 && sched_ipi_spin_depth(me) != base)
+			sync_test_ipis_under++;
 		irq_restore(f);
+		if (base && i == 0)
+			kprintf("    CPU %u counts %llu spinlocks held at rest\n", me, (unsigned long long)base);
 		until = time_ns() + 5 * NS_PER_S;
 		while (__atomic_load_n(&sync_test_ipi_seen, __ATOMIC_ACQUIRE) != i + 1 && time_ns() < until)
 			thread_sleep_ns(100 * 1000);
