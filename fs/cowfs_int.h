@@ -100,6 +100,7 @@ struct cowfs {
 	uint64_t log_blk[COWFS_LOG_MAX_BLOCKS];
 	uint32_t log_n;
 	uint64_t log_writes;         /* log blocks written since mount */
+	uint32_t log_unwritten_cuts; /* replays ended before an fsync whose data was not on media */
 };
 
 /* ---- errors ---- */

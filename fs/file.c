@@ -618,6 +618,14 @@ int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync)
 	return err;
 }
 
+void cowfs_fsync_counts(struct cowfs_mount *m, uint64_t *logged, uint64_t *committed)
+{
+	cowfs_vfs_lock(m);
+	*logged = m->fsync_logged;
+	*committed = m->fsync_commits;
+	cowfs_vfs_unlock(m);
+}
+
 int cowfs_drop_cache(struct cowfs_mount *m, uint64_t ino)
 {
 	struct cowfs_vnode *vn;

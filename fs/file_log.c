@@ -23,11 +23,12 @@
  *
  * The steps (filesystem lock held, the file's data written back and
  * waited for by the caller):
- *   1. records: the inode, then the transaction's extents in the noted ranges;
- *   2. FLUSH: the data those extents name (and any other completed
- *      write) is on stable media;
- *   3. the log blocks, FUA (cowfs_log_append);
- *   4. the noted ranges are forgotten.
+ *   1. records: the inode, then the transaction's extents in the noted
+ *      ranges, with the data checksums;
+ *   2. the log blocks, then one FLUSH for them and the data the extents
+ *      name (cowfs_log_append; replay checks the data against the
+ *      checksums, so the log block need not wait for the data's FLUSH);
+ *   3. the noted ranges are forgotten.
  */
 #include "fs/file.h"
 #include "fs/inode.h"
@@ -158,13 +159,10 @@ int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn)
 	}
 	for (unsigned i = 0; i < x->n && !err; i++)
 		err = rec_extent(m, r, vn->rec.ino, &x->e[i]);
-	/* 2. What the records name is durable before they are written. */
-	if (!err)
-		err = cowfs_flush(fs);
-	/* 3. The records, durable when this returns. */
+	/* 2. The records and the data they name, durable when this returns. */
 	if (!err && cowfs_log_append(fs, r->b, r->len))
-		err = -PLAT_EAGAIN;           /* no room, or the write failed: a commit does it */
-	/* 4. Logged. */
+		err = -PLAT_EAGAIN;           /* no room, or the write or FLUSH failed: a commit does it */
+	/* 3. Logged. */
 	if (!err) {
 		vn->log_lo = vn->log_hi = 0;
 		m->fsync_logged++;

@@ -25,9 +25,10 @@
 
 /* Feature bits known to this code (docs/format.md §3). */
 #define CFS_INCOMPAT_LOG    1ull            /* the superblock may name an intent log to replay (§9) */
+#define CFS_INCOMPAT_LOG_CSUM 2ull          /* its log blocks may be on media before their data: replay checks it (§9) */
 #define CFS_COMPAT_KNOWN    0ull
 #define CFS_RO_COMPAT_KNOWN 0ull
-#define CFS_INCOMPAT_KNOWN  CFS_INCOMPAT_LOG
+#define CFS_INCOMPAT_KNOWN  (CFS_INCOMPAT_LOG | CFS_INCOMPAT_LOG_CSUM)
 
 /* Tree ids (docs/format.md §5). */
 #define CFS_TREE_ROOT       1ull

@@ -205,6 +205,8 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 /* The file's data and attributes (and the names leading to a new file)
  * durable when 0 is returned. */
 int cowfs_fsync(struct cowfs_mount *m, uint64_t ino, bool datasync);
+/* fsyncs since mount that went through the intent log, and that committed. */
+void cowfs_fsync_counts(struct cowfs_mount *m, uint64_t *logged, uint64_t *committed);
 /* The file's cached pages written back and dropped, so the next buffered
  * read goes to the device (benchmarks: fio's invalidate=1). */
 int cowfs_drop_cache(struct cowfs_mount *m, uint64_t ino);
