@@ -23,7 +23,11 @@
  * Locking: the filesystem lock is taken inside every hook for the tree
  * and allocator work only, never across page-cache or I/O waits (the
  * rule of fs/vfs_int.h).  The inode I/O lock (iomap) orders direct I/O
- * and size changes against each other, as the iomap contract asks.
+ * and size changes against each other, as the iomap contract asks: direct
+ * reads and direct writes inside the file hold it shared (concurrent
+ * writers each remap only the blocks they took, struct range's owner);
+ * appends, extending and buffered writes, truncate and fallocate hold it
+ * exclusive.
  */
 #include "fs/file.h"
 #include "iomap/buffered_io.h"
@@ -38,7 +42,14 @@
 #define FILE_MAX_FOLIO_ORDER 0
 #define FILE_MAX_BYTES CFS_FILE_MAX_BYTES
 
-struct range { uint64_t start, end, addr; };   /* bytes; addr: in-flight allocations */
+/* bytes; addr and owner: in-flight allocations.  owner is WB_OWNER for
+ * blocks writeback took, dio_owner() for a direct write's: direct writes
+ * run under the shared inode lock, so two may have blocks in flight for
+ * the same file range, and each remaps or gives back only its own. */
+struct range { uint64_t start, end, addr, owner; };
+
+#define WB_OWNER  0ull
+#define ANY_OWNER UINT64_MAX
 
 struct ranges {
 	struct range *r;
@@ -48,6 +59,9 @@ struct ranges {
 struct cowfs_fdata {
 	struct ranges delalloc;     /* dirty, reserved, not allocated */
 	struct ranges inflight;     /* allocated (in memory), not remapped */
+	struct ranges dio;          /* direct I/O running: addr 1 = write (dio_range_lock) */
+	int dio_gen;                /* bumped when one ends (atomic; waiters sleep on dio_wq) */
+	struct plat_waitq *dio_wq;
 	uint64_t seq;               /* mapping changes: the validity cookie */
 };
 
@@ -55,6 +69,15 @@ static uint64_t down(uint64_t x) { return x & ~(uint64_t)(BS - 1); }
 static uint64_t up(uint64_t x) { return (x + BS - 1) & ~(uint64_t)(BS - 1); }
 
 static struct cowfs_vnode *VN(struct iomap_inode *io) { return (struct cowfs_vnode *)io; }
+
+/* cowfs's direct I/O is synchronous (iomap_dio_rw): write_begin, the
+ * end_io and the caller's clean-up all run on the calling thread. */
+static uint64_t dio_owner(void) { return (uint64_t)plat_thread_id() + 1; }
+
+static bool owner_match(const struct range *r, uint64_t owner)
+{
+	return owner == ANY_OWNER || r->owner == owner;
+}
 
 /* ---- range sets (small sorted arrays; merge on insert) ---- */
 
@@ -102,37 +125,38 @@ static int delalloc_add(struct ranges *s, uint64_t start, uint64_t end, uint64_t
 		plat_memmove(&s->r[i + 1], &s->r[j], (s->n - j) * sizeof(*s->r));
 		s->n -= j - i - 1;
 	}
-	s->r[i] = (struct range){ ns, ne, 0 };
+	s->r[i] = (struct range){ ns, ne, 0, WB_OWNER };
 	return 0;
 }
 
-/* Removes [start, end) from a set; returns the bytes removed. */
-static uint64_t ranges_cut(struct ranges *s, uint64_t start, uint64_t end, struct ranges *removed)
+/* Removes [start, end) of owner's ranges from a set; returns the bytes
+ * removed. */
+static uint64_t ranges_cut(struct ranges *s, uint64_t start, uint64_t end, uint64_t owner, struct ranges *removed)
 {
 	uint64_t total = 0;
 	for (unsigned i = 0; i < s->n;) {
 		struct range r = s->r[i];
 		uint64_t a = r.start > start ? r.start : start, b = r.end < end ? r.end : end;
-		if (b <= a) {
+		if (b <= a || !owner_match(&r, owner)) {
 			i++;
 			continue;
 		}
 		total += b - a;
 		if (removed && !ranges_reserve(removed))
-			removed->r[removed->n++] = (struct range){ a, b, r.addr ? r.addr + (a - r.start) : 0 };
+			removed->r[removed->n++] = (struct range){ a, b, r.addr ? r.addr + (a - r.start) : 0, r.owner };
 		if (a > r.start && b < r.end) {         /* split */
 			if (ranges_reserve(s))
 				return total;                /* keeps the whole: a leak of a reservation only */
 			plat_memmove(&s->r[i + 2], &s->r[i + 1], (s->n - i - 1) * sizeof(*s->r));
 			s->n++;
 			s->r[i].end = a;
-			s->r[i + 1] = (struct range){ b, r.end, r.addr ? r.addr + (b - r.start) : 0 };
+			s->r[i + 1] = (struct range){ b, r.end, r.addr ? r.addr + (b - r.start) : 0, r.owner };
 			i += 2;
 		} else if (a > r.start) {
 			s->r[i].end = a;
 			i++;
 		} else if (b < r.end) {
-			s->r[i] = (struct range){ b, r.end, r.addr ? r.addr + (b - r.start) : 0 };
+			s->r[i] = (struct range){ b, r.end, r.addr ? r.addr + (b - r.start) : 0, r.owner };
 			i++;
 		} else {
 			plat_memmove(&s->r[i], &s->r[i + 1], (s->n - i - 1) * sizeof(*s->r));
@@ -142,15 +166,85 @@ static uint64_t ranges_cut(struct ranges *s, uint64_t start, uint64_t end, struc
 	return total;
 }
 
-static const struct range *ranges_find(const struct ranges *s, uint64_t pos)
+static const struct range *ranges_find(const struct ranges *s, uint64_t pos, uint64_t owner)
 {
 	for (unsigned i = 0; i < s->n; i++)
-		if (s->r[i].start <= pos && pos < s->r[i].end)
+		if (s->r[i].start <= pos && pos < s->r[i].end && owner_match(&s->r[i], owner))
 			return &s->r[i];
 	return NULL;
 }
 
+/* ---- direct I/O range lock ----
+ * Direct reads and direct writes inside the file both hold the inode lock
+ * shared.  A read of a range a direct write is remapping could map a block
+ * the write's completion then frees, its checksum with it, and fail the
+ * verification (EIO) for data it was entitled to read whole, old or new.
+ * So over one range reads exclude writes; reads share with reads, writes
+ * with writes (each remaps only its own blocks).  Taken under the inode
+ * lock, before any m->lock work; one per thread. */
+struct dio_wait { int *gen, seen; };
+
+static bool dio_gen_moved(void *arg)
+{
+	struct dio_wait *w = arg;
+	return plat_load(w->gen) != w->seen;
+}
+
+static int dio_range_lock(struct cowfs_vnode *vn, uint64_t start, uint64_t end, bool write)
+{
+	struct cowfs_fdata *fd = vn->fd;
+	uint64_t deadline = plat_time_ns() + IOMAP_LOCK_WAIT_NS;
+	plat_mutex_lock(vn->m->lock);
+	for (;;) {
+		bool busy = false;
+		for (unsigned i = 0; i < fd->dio.n && !busy; i++)
+			busy = fd->dio.r[i].start < end && start < fd->dio.r[i].end && (fd->dio.r[i].addr != 0) != write;
+		if (!busy) {
+			int err = ranges_reserve(&fd->dio);
+			if (!err)
+				fd->dio.r[fd->dio.n++] = (struct range){ start, end, write, dio_owner() };
+			plat_mutex_unlock(vn->m->lock);
+			return err;
+		}
+		struct dio_wait w = { &fd->dio_gen, plat_load(&fd->dio_gen) };
+		plat_mutex_unlock(vn->m->lock);
+		int err = plat_wait_until(fd->dio_wq, dio_gen_moved, &w, deadline);
+		if (err) {
+			plat_log(PLAT_LOG_ERR, "cowfs: inode %llu: direct I/O range %llu+%llu: %s",
+				 (unsigned long long)vn->rec.ino, (unsigned long long)start,
+				 (unsigned long long)(end - start), plat_strerror(err));
+			return err;
+		}
+		plat_mutex_lock(vn->m->lock);
+	}
+}
+
+static void dio_range_unlock(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+{
+	struct cowfs_fdata *fd = vn->fd;
+	uint64_t me = dio_owner();
+	plat_mutex_lock(vn->m->lock);
+	for (unsigned i = 0; i < fd->dio.n; i++)
+		if (fd->dio.r[i].start == start && fd->dio.r[i].end == end && fd->dio.r[i].owner == me) {
+			plat_memmove(&fd->dio.r[i], &fd->dio.r[i + 1], (fd->dio.n - i - 1) * sizeof(*fd->dio.r));
+			fd->dio.n--;
+			break;
+		}
+	plat_add(&fd->dio_gen, 1);
+	plat_mutex_unlock(vn->m->lock);
+	plat_wake_all(fd->dio_wq);
+}
+
 /* ---- per-file set-up ---- */
+
+static void fdata_free(struct cowfs_fdata *fd)
+{
+	plat_free(fd->delalloc.r);
+	plat_free(fd->inflight.r);
+	plat_free(fd->dio.r);
+	plat_waitq_free(fd->dio_wq);
+	plat_free(fd);
+}
 
 extern const struct iomap_ops cowfs_file_read_ops, cowfs_file_write_ops;
 extern const struct iomap_writeback_ops cowfs_file_wb_ops;
@@ -163,10 +257,13 @@ static int file_ready(struct cowfs_vnode *vn)
 	if (vn->fd)
 		return 0;
 	struct cowfs_fdata *fd = plat_zalloc(sizeof(*fd));
-	if (!fd)
+	if (!fd || !(fd->dio_wq = plat_waitq_new("cowfs-dio"))) {
+		plat_free(fd);
 		return -PLAT_ENOMEM;
+	}
 	int err = iomap_inode_init(&vn->io, m->pc, 12, FILE_MAX_FOLIO_ORDER, &cowfs_file_wb_ops);
 	if (err) {
+		plat_waitq_free(fd->dio_wq);
 		plat_free(fd);
 		return err;
 	}
@@ -250,7 +347,8 @@ static int read_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsign
 
 /* New blocks (in memory only) for a write of [start, end): as many as
  * come contiguous, at least one.  Lock held. */
-static int take_blocks(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t *addr, uint64_t *len)
+static int take_blocks(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t owner, uint64_t *addr,
+		       uint64_t *len)
 {
 	uint64_t want = (end - start) / BS, blk;
 	if (want > CFS_EXTENT_MAX_BLOCKS)
@@ -263,7 +361,7 @@ static int take_blocks(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uin
 				cowfs_alloc_unreserve(vn->m->fs, blk, (uint32_t)want);
 				return e2;
 			}
-			vn->fd->inflight.r[vn->fd->inflight.n++] = (struct range){ start, start + want * BS, blk * BS };
+			vn->fd->inflight.r[vn->fd->inflight.n++] = (struct range){ start, start + want * BS, blk * BS, owner };
 			vn->m->inflight_blocks += want;
 			*addr = blk * BS;
 			*len = want * BS;
@@ -319,7 +417,7 @@ static int write_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsig
 			err = -PLAT_ENOSPC;      /* never the space buffered writes reserved */
 			goto out;
 		}
-		if ((err = take_blocks(vn, start, end, &addr, &got)))
+		if ((err = take_blocks(vn, start, end, dio_owner(), &addr, &got)))
 			goto out;
 		*iomap = (struct iomap){ .offset = start, .length = got, .addr = addr, .bdev = m->bdev,
 					 .type = IOMAP_MAPPED, .flags = IOMAP_F_NEW | IOMAP_F_SHARED | IOMAP_F_CSUM,
@@ -347,7 +445,7 @@ static int write_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsig
 	if ((err = delalloc_add(&vn->fd->delalloc, start, end, &added)))
 		goto out;
 	if (added && (err = cowfs_file_room(m, added))) {
-		ranges_cut(&vn->fd->delalloc, start, end, NULL);
+		ranges_cut(&vn->fd->delalloc, start, end, ANY_OWNER, NULL);
 		goto out;
 	}
 	m->reserved_blocks += added;
@@ -361,11 +459,11 @@ out:
 	return err;
 }
 
-/* Releases blocks taken for [start, end) that were never written. */
-static void inflight_drop(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+/* Releases owner's blocks taken for [start, end) that were never written. */
+static void inflight_drop(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t owner)
 {
 	struct ranges gone = { 0 };
-	ranges_cut(&vn->fd->inflight, start, end, &gone);
+	ranges_cut(&vn->fd->inflight, start, end, owner, &gone);
 	for (unsigned i = 0; i < gone.n; i++) {
 		uint64_t n = (gone.r[i].end - gone.r[i].start) / BS;
 		cowfs_alloc_unreserve(vn->m->fs, gone.r[i].addr / BS, (uint32_t)n);
@@ -374,13 +472,13 @@ static void inflight_drop(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
 	plat_free(gone.r);
 }
 
-/* Write completion (writeback or direct): [start, end) is on its new
- * blocks; point the file at them.  Lock held. */
-static int remap(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t new_size)
+/* Write completion (writeback or direct): [start, end) is on the new
+ * blocks owner took; point the file at them.  Lock held. */
+static int remap(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t new_size, uint64_t owner)
 {
 	struct ranges done = { 0 };
 	int err = 0;
-	ranges_cut(&vn->fd->inflight, start, end, &done);
+	ranges_cut(&vn->fd->inflight, start, end, owner, &done);
 	for (unsigned i = 0; i < done.n && !err; i++) {
 		uint64_t blk = done.r[i].addr / BS, n = (done.r[i].end - done.r[i].start) / BS;
 		cowfs_alloc_claim(vn->m->fs, blk, (uint32_t)n);
@@ -408,7 +506,7 @@ static int map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *io, u
 	plat_mutex_lock(m->lock);
 	int err = cowfs_writable(m->fs);
 	struct iomap *map = &wpc->iomap;
-	const struct range *r = err ? NULL : ranges_find(&vn->fd->inflight, start);
+	const struct range *r = err ? NULL : ranges_find(&vn->fd->inflight, start, WB_OWNER);
 	if (r) {
 		/* Taken before (a retried writeback): the same blocks. */
 		addr = r->addr + (start - r->start);
@@ -417,7 +515,7 @@ static int map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *io, u
 		/* The dirty delalloc run at pos becomes in flight (a dirty
 		 * block outside it -- the zeroed tail of a truncate -- gets
 		 * its own block). */
-		const struct range *d = ranges_find(&vn->fd->delalloc, start);
+		const struct range *d = ranges_find(&vn->fd->delalloc, start, ANY_OWNER);
 		uint64_t stop = d ? d->end : start + BS;
 		(void)end;
 		/* Not over blocks taken before for a later part of the run
@@ -426,9 +524,9 @@ static int map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *io, u
 		for (unsigned i = 0; i < vn->fd->inflight.n; i++)
 			if (vn->fd->inflight.r[i].start > start && vn->fd->inflight.r[i].start < stop)
 				stop = vn->fd->inflight.r[i].start;
-		err = take_blocks(vn, start, stop, &addr, &got);
+		err = take_blocks(vn, start, stop, WB_OWNER, &addr, &got);
 		if (!err) {
-			uint64_t was = ranges_cut(&vn->fd->delalloc, start, start + got, NULL) / BS;
+			uint64_t was = ranges_cut(&vn->fd->delalloc, start, start + got, ANY_OWNER, NULL) / BS;
 			m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
 		}
 	}
@@ -455,9 +553,9 @@ static int wb_end_io(struct iomap_inode *io, uint64_t pos, uint64_t len, const s
 	plat_mutex_lock(vn->m->lock);
 	int err = 0;
 	if (error)
-		inflight_drop(vn, down(pos), up(pos + len));   /* the old mapping stays (COW-23) */
+		inflight_drop(vn, down(pos), up(pos + len), WB_OWNER);   /* the old mapping stays (COW-23) */
 	else
-		err = remap(vn, down(pos), up(pos + len), new_disk_size);
+		err = remap(vn, down(pos), up(pos + len), new_disk_size, WB_OWNER);
 	plat_mutex_unlock(vn->m->lock);
 	return err;
 }
@@ -466,7 +564,7 @@ static void wb_discard(struct iomap_inode *io, uint64_t pos, uint64_t len)
 {
 	struct cowfs_vnode *vn = VN(io);
 	plat_mutex_lock(vn->m->lock);
-	uint64_t was = ranges_cut(&vn->fd->delalloc, down(pos), up(pos + len), NULL) / BS;
+	uint64_t was = ranges_cut(&vn->fd->delalloc, down(pos), up(pos + len), ANY_OWNER, NULL) / BS;
 	vn->m->reserved_blocks -= was < vn->m->reserved_blocks ? was : vn->m->reserved_blocks;
 	plat_mutex_unlock(vn->m->lock);
 }
@@ -480,7 +578,7 @@ static int dio_end_io(struct iomap_inode *io, uint64_t pos, int64_t size, unsign
 	 * that found blocks in flight in its range -- only the truncate
 	 * above could leave such -- once mapped them.) */
 	if (size > 0 && (dio_flags & (IOMAP_DIO_COW | IOMAP_DIO_NEW | IOMAP_DIO_UNWRITTEN)))
-		err = remap(vn, down(pos), up(pos + (uint64_t)size), pos + (uint64_t)size);
+		err = remap(vn, down(pos), up(pos + (uint64_t)size), pos + (uint64_t)size, dio_owner());
 	plat_mutex_unlock(vn->m->lock);      /* what was taken and not written: cowfs_write */
 	return err;
 }
@@ -520,10 +618,17 @@ int64_t cowfs_read(struct cowfs_mount *m, uint64_t ino, uint64_t off, void *buf,
 		else {
 			if (len > size - off)
 				len = up(size - off);
-			iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
-			iomap_writepages(&vn->io, off, off + len, true, NULL);   /* dirty cache first */
-			ret = iomap_dio_rw(&vn->io, off, buf, len, 0, &cowfs_file_read_ops, &cowfs_file_dio_ops);
-			iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+			ret = iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+			if (!ret) {
+				ret = dio_range_lock(vn, off, off + len, false);
+				if (!ret) {
+					iomap_writepages(&vn->io, off, off + len, true, NULL);   /* dirty cache first */
+					ret = iomap_dio_rw(&vn->io, off, buf, len, 0, &cowfs_file_read_ops,
+							   &cowfs_file_dio_ops);
+					dio_range_unlock(vn, off, off + len);
+				}
+				iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+			}
 			if (ret > 0 && (uint64_t)ret > size - off)
 				ret = (int64_t)(size - off);
 		}
@@ -542,7 +647,24 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 	if (err)
 		return err;
 	int64_t ret;
-	iomap_lock(&vn->io.io_lock, 0);
+	/* A direct write inside the file takes the inode lock shared, so
+	 * writers of different ranges overlap their I/O and their tree work
+	 * (like XFS's aligned direct writes).  Each takes its own new blocks
+	 * and remaps only those (struct range's owner); two over the same
+	 * range end as the one that completed last, both crash safe.  One
+	 * that extends the file, an append and buffered writes change the
+	 * size or the cache: exclusive, which also waits out shared holders. */
+	unsigned lk = (flags & CFS_IO_DIRECT) && !(flags & CFS_IO_APPEND) ? IOMAP_LOCK_SHARED : 0;
+	err = iomap_lock(&vn->io.io_lock, lk);
+	if (!err && lk && (off + len > iomap_isize(&vn->io) || off + len < off)) {
+		iomap_unlock(&vn->io.io_lock, lk);
+		lk = 0;
+		err = iomap_lock(&vn->io.io_lock, lk);
+	}
+	if (err) {
+		cowfs_file_put(vn);
+		return err;
+	}
 	if (flags & CFS_IO_APPEND)
 		off = iomap_isize(&vn->io);
 	if (off + len > FILE_MAX_BYTES || off + len < off) {
@@ -550,7 +672,7 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 	} else if (flags & CFS_IO_DIRECT) {
 		if ((off | len | (uintptr_t)buf) & (BS - 1)) {
 			ret = -PLAT_EINVAL;
-		} else {
+		} else if (!(ret = dio_range_lock(vn, off, off + len, true))) {
 			iomap_writepages(&vn->io, off, off + len, true, NULL);
 			pcache_invalidate_range(&vn->io.mapping, off, off + len, true);
 			ret = iomap_dio_rw(&vn->io, off, (void *)buf, len, IOMAP_DIO_WRITE |
@@ -558,8 +680,9 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 					   &cowfs_file_write_ops, &cowfs_file_dio_ops);
 			/* Blocks taken but not written (a short or failed I/O). */
 			plat_mutex_lock(m->lock);
-			inflight_drop(vn, off, off + len);
+			inflight_drop(vn, off, off + len, dio_owner());
 			plat_mutex_unlock(m->lock);
+			dio_range_unlock(vn, off, off + len);
 		}
 	} else {
 		struct iomap_source src = { .buf = buf };
@@ -567,7 +690,7 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 		if (ret > 0)
 			pcache_balance_dirty(m->pc);
 	}
-	iomap_unlock(&vn->io.io_lock, 0);
+	iomap_unlock(&vn->io.io_lock, lk);
 	if (ret > 0) {
 		cowfs_file_touch(vn, true);
 		if (flags & CFS_IO_DSYNC) {
@@ -700,12 +823,10 @@ int cowfs_file_free_data(struct cowfs_vnode *vn)
 	if (CFS_S_ISREG(vn->rec.mode))
 		err = cowfs_extent_punch_from(m, vn, 0);
 	if (vn->fd) {
-		uint64_t was = ranges_cut(&vn->fd->delalloc, 0, UINT64_MAX, NULL) / BS;
+		uint64_t was = ranges_cut(&vn->fd->delalloc, 0, UINT64_MAX, ANY_OWNER, NULL) / BS;
 		m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
-		inflight_drop(vn, 0, UINT64_MAX);
-		plat_free(vn->fd->delalloc.r);
-		plat_free(vn->fd->inflight.r);
-		plat_free(vn->fd);
+		inflight_drop(vn, 0, UINT64_MAX, ANY_OWNER);
+		fdata_free(vn->fd);
 		vn->fd = NULL;
 	}
 	return err;
@@ -719,9 +840,7 @@ void cowfs_file_drop_cache(struct cowfs_vnode *vn)
 		pcache_invalidate_range(&vn->io.mapping, 0, UINT64_MAX, true);
 	iomap_inode_destroy(&vn->io);
 	if (!vn->doomed) {
-		plat_free(vn->fd->delalloc.r);
-		plat_free(vn->fd->inflight.r);
-		plat_free(vn->fd);
+		fdata_free(vn->fd);
 		vn->fd = NULL;
 	}
 }
@@ -785,12 +904,13 @@ void cowfs_file_attr(struct cowfs_vnode *vn, struct cowfs_inode *out)
 void cowfs_file_forget_range(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
 {
 	struct cowfs_mount *m = vn->m;
-	uint64_t was = ranges_cut(&vn->fd->delalloc, start, end, NULL) / BS;
+	uint64_t was = ranges_cut(&vn->fd->delalloc, start, end, ANY_OWNER, NULL) / BS;
 	m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
 	/* Writeback takes blocks for a whole delalloc run at once; those of
 	 * the range whose folios were dropped before their I/O will never be
-	 * written. */
-	inflight_drop(vn, start, end);
+	 * written.  (The callers hold the inode lock exclusive: no direct
+	 * write has blocks in flight.) */
+	inflight_drop(vn, start, end, ANY_OWNER);
 	vn->fd->seq++;
 }
 
