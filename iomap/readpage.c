@@ -135,8 +135,13 @@ static void iomap_read_release_all(struct iomap_read_ctx *ctx)
 }
 
 /* Create the locked folios for [pos, end), skipping cached ones; stops
- * when memory is short or the array is full.  Returns where it stopped. */
-static uint64_t iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode, uint64_t pos, uint64_t end)
+ * when memory is short or the array is full.  Returns where it stopped.
+ * Folios are made without waiting; with `wait` (the background worker)
+ * a batch that has none yet waits for memory (bounded by the cache's
+ * PCACHE_WAIT_NS) -- holding no locked folio of its own then, so no
+ * reader ever waits behind that wait. */
+static uint64_t iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *inode, uint64_t pos, uint64_t end,
+			       bool wait)
 {
 	while (pos < end && ctx->nra < IOMAP_RA_FOLIOS) {
 		uint64_t index = pos >> PLAT_PAGE_SHIFT;
@@ -150,7 +155,10 @@ static uint64_t iomap_ra_alloc(struct iomap_read_ctx *ctx, struct iomap_inode *i
 		unsigned order = 0;
 		while (order < PCACHE_MAX_ORDER && (2ull << order) <= pages && !(index & ((2ull << order) - 1)))
 			order++;
-		if (pcache_get_folio(&inode->mapping, index, order, PCACHE_CREAT | PCACHE_LOCK | PCACHE_NOWAIT, &f))
+		int ret = pcache_get_folio(&inode->mapping, index, order, PCACHE_CREAT | PCACHE_LOCK | PCACHE_NOWAIT, &f);
+		if (ret == -PLAT_EAGAIN && wait && !ctx->nra)
+			ret = pcache_get_folio(&inode->mapping, index, 0, PCACHE_CREAT | PCACHE_LOCK, &f);
+		if (ret)
 			return pos;   /* memory is short (or contended): read what we have */
 		pos = folio_pos(f) + folio_size(f);
 		if (folio_test(f, FOLIO_UPTODATE)) {
@@ -266,7 +274,11 @@ static int iomap_read_run(struct iomap_inode *inode, uint64_t pos, uint64_t len,
 	return ret ? ret : ctx->err;
 }
 
-void iomap_readahead(struct iomap_inode *inode, uint64_t pos, uint64_t len, const struct iomap_ops *ops)
+/* Readahead of [pos, pos+len).  The reader's own readahead (wait false)
+ * never sleeps for memory: what it cannot get now it reads on its miss.
+ * The background worker (wait true) waits for memory between batches. */
+static void iomap_readahead_wait(struct iomap_inode *inode, uint64_t pos, uint64_t len, const struct iomap_ops *ops,
+				 bool wait)
 {
 	uint64_t bs = 1ull << inode->blkbits, align = bs > PLAT_PAGE_SIZE ? bs : PLAT_PAGE_SIZE;
 	uint64_t eof = (iomap_isize(inode) + align - 1) & ~(align - 1);
@@ -275,7 +287,7 @@ void iomap_readahead(struct iomap_inode *inode, uint64_t pos, uint64_t len, cons
 	 * far less than a window. */
 	while (start < end) {
 		struct iomap_read_ctx ctx = { 0 };
-		uint64_t reached = iomap_ra_alloc(&ctx, inode, start, end);
+		uint64_t reached = iomap_ra_alloc(&ctx, inode, start, end, wait);
 		if (ctx.nra) {
 			struct folio *first = ctx.ra[0], *last = ctx.ra[ctx.nra - 1];
 			uint64_t s = folio_pos(first), e = iomap_min(folio_pos(last) + folio_size(last), eof);
@@ -283,10 +295,17 @@ void iomap_readahead(struct iomap_inode *inode, uint64_t pos, uint64_t len, cons
 				iomap_read_run(inode, s, e - s, &ctx, ops);
 			iomap_read_release_all(&ctx);
 		}
-		if (ctx.nra < IOMAP_RA_FOLIOS && reached < end)
-			break;      /* memory is short: the reader reads the rest on its miss */
+		/* Memory is short: the reader reads the rest on its miss.  The
+		 * worker goes on unless even its waiting allocation failed. */
+		if (ctx.nra < IOMAP_RA_FOLIOS && reached < end && (!wait || !ctx.nra))
+			break;
 		start = reached;
 	}
+}
+
+void iomap_readahead(struct iomap_inode *inode, uint64_t pos, uint64_t len, const struct iomap_ops *ops)
+{
+	iomap_readahead_wait(inode, pos, len, ops, false);
 }
 
 int iomap_read_folio(struct folio *f, const struct iomap_ops *ops)
@@ -360,7 +379,7 @@ static void iomap_ra_work(struct iomap_work *w)
 {
 	struct iomap_inode *inode =
 		(struct iomap_inode *)((char *)w - __builtin_offsetof(struct iomap_inode, ra_work));
-	iomap_readahead(inode, inode->ra_work_pos, inode->ra_work_len, inode->ra_ops);
+	iomap_readahead_wait(inode, inode->ra_work_pos, inode->ra_work_len, inode->ra_ops, true);
 	plat_add(&inode->ra_async_windows, 1);
 	/* The last touch of the inode: teardown may free it after this. */
 	__atomic_store_n(&inode->ra_busy, 0, __ATOMIC_RELEASE);
