@@ -75,6 +75,7 @@ struct iomap_writeback_ops {
 };
 
 struct iomap_ioend;
+struct iomap_wchain;
 
 struct iomap_writepage_ctx {
 	struct iomap iomap;          /* cached mapping, reused while valid */
@@ -82,6 +83,8 @@ struct iomap_writepage_ctx {
 	bool sync;                   /* wait for busy folios (fsync) */
 	uint64_t range_start, range_end;
 	struct iomap_ioend *ioend;   /* being built */
+	struct iomap_ioend *held;    /* built, not sent: the next may share its device write */
+	struct iomap_wchain *chain;  /* or several such, sent as one write */
 	int err;                     /* first error */
 	unsigned nr_ioends, nr_maps, nr_map_reuse, eagain;
 };

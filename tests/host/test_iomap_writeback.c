@@ -303,6 +303,83 @@ TEST(ext26_hole_at_writeback_no_io)
 	tfs_destroy(fs);
 }
 
+/* Scattered dirty blocks: one ioend per file run (each its own mapping
+ * call and completion, EXT-28 merges only file-adjacent ones), but the
+ * new blocks of consecutive runs follow each other on the device, so the
+ * runs go to the device together: far fewer writes than ioends, and every
+ * byte lands where its own mapping says. */
+TEST(scattered_ioends_share_device_writes)
+{
+	struct tfs *fs = mkfs(0, 0, 2);
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	enum { SZ = 2 << 20, RUNS = SZ / 8192 };
+	uint8_t *data = malloc(SZ), *model = calloc(1, SZ);
+	fill(data, SZ, 5);
+	for (unsigned i = 0; i < RUNS; i++) {
+		uint64_t off = (uint64_t)i * 8192;      /* every other block */
+		EXPECT_EQ_INT(tfs_write(ti, off, data + off, 4096), 4096);
+		memcpy(model + off, data + off, 4096);
+	}
+	struct plat_host_bdev_stats s0 = bstats(fs);
+	struct iomap_writepage_ctx wpc;
+	EXPECT_EQ_INT(iomap_writepages(&ti->ino, 0, UINT64_MAX, true, &wpc), 0);
+	EXPECT_EQ_INT(pcache_wait_writeback_range(&ti->ino.mapping, 0, UINT64_MAX, PLAT_FOREVER), 0);
+	struct plat_host_bdev_stats s1 = bstats(fs);
+	EXPECT_EQ_INT(wpc.nr_ioends, RUNS);
+	EXPECT(s1.writes - s0.writes <= RUNS / 32);
+	EXPECT_EQ_INT(s1.write_bytes - s0.write_bytes, RUNS * 4096);
+	EXPECT(s1.max_bio_bytes >= 64 * 4096);
+	EXPECT_EQ_INT(tfs_fsync(ti), 0);
+	EXPECT_EQ_INT(ti->ino.mapping.nr_dirty, 0);
+	EXPECT_EQ_INT(tfs_disk_cmp(ti, 0, model, SZ - 4096), 0);
+	pcache_invalidate_range(&ti->ino.mapping, 0, UINT64_MAX, false);
+	uint8_t *back = malloc(SZ);
+	EXPECT_EQ_INT(tfs_read(ti, 0, back, SZ), SZ - 4096);
+	EXPECT(memcmp(back, model, SZ - 4096) == 0);
+	tfs_inode_free(ti);
+	tfs_destroy(fs);
+	free(back);
+	free(model);
+	free(data);
+}
+
+/* EXT-30 for a shared device write: when it fails, it fails for every
+ * ioend it carried -- no run is converted, each folio has the error,
+ * fsync reports it once -- and a rewrite then goes through. */
+TEST(ext30_shared_device_write_error_fails_every_ioend)
+{
+	struct tfs *fs = mkfs(0, 0, 2);
+	struct tfs_inode *ti = tfs_inode_new(fs);
+	enum { RUNS = 16 };
+	uint8_t data[4096];
+	fill(data, sizeof(data), 9);
+	for (unsigned i = 0; i < RUNS; i++)
+		EXPECT_EQ_INT(tfs_write(ti, (uint64_t)i * 8192, data, 4096), 4096);
+	struct plat_host_bdev_stats s0 = bstats(fs);
+	plat_host_bdev_inject(fs->bdev, PLAT_BIO_WRITE, 0, UINT64_MAX, -PLAT_EIO, 1);
+	EXPECT_EQ_INT(tfs_fsync(ti), -PLAT_EIO);
+	EXPECT_EQ_INT(bstats(fs).writes - s0.writes, 1);     /* all sixteen in one write */
+	EXPECT_EQ_INT(fs->st.conversions, 0);
+	unsigned errored = 0, unwritten = 0;
+	for (unsigned i = 0; i < RUNS; i++) {
+		unwritten += tfs_blk_get(ti, (uint64_t)i * 8192).state == TFS_UNWRITTEN;
+		struct folio *f = pcache_lookup(&ti->ino.mapping, (uint64_t)i * 2);
+		errored += f && folio_test(f, FOLIO_ERROR);
+		if (f)
+			folio_put(f);
+	}
+	EXPECT_EQ_INT(unwritten, RUNS);
+	EXPECT_EQ_INT(errored, RUNS);
+	EXPECT_EQ_INT(tfs_fsync(ti), 0);          /* reported once */
+	for (unsigned i = 0; i < RUNS; i++)
+		EXPECT_EQ_INT(tfs_write(ti, (uint64_t)i * 8192, data, 4096), 4096);
+	EXPECT_EQ_INT(tfs_fsync(ti), 0);
+	for (unsigned i = 0; i < RUNS; i++)
+		EXPECT_EQ_INT(tfs_blk_get(ti, (uint64_t)i * 8192).state, TFS_MAPPED);
+	tfs_inode_free(ti);
+	tfs_destroy(fs);
+}
+
 static int blocker_release;
 static void blocker_fn(struct iomap_work *w)
 {
