@@ -61,8 +61,13 @@ int pcache_create(const struct pcache_config *cfg, struct pcache **out)
 	if (!pc)
 		return -PLAT_ENOMEM;
 	pc->cfg = *cfg;
-	if (!pc->cfg.dirty_limit_bytes || pc->cfg.dirty_limit_bytes > pc->cfg.budget_bytes / 2)
+	/* Default half the budget; at most three quarters, so reclaim
+	 * always has a quarter of clean folios to work with. */
+	uint64_t max_dirty = pc->cfg.budget_bytes / 4 * 3;
+	if (!pc->cfg.dirty_limit_bytes)
 		pc->cfg.dirty_limit_bytes = pc->cfg.budget_bytes / 2;
+	if (pc->cfg.dirty_limit_bytes > max_dirty)
+		pc->cfg.dirty_limit_bytes = max_dirty;
 	if (!pc->cfg.dirty_bg_bytes || pc->cfg.dirty_bg_bytes > pc->cfg.dirty_limit_bytes)
 		pc->cfg.dirty_bg_bytes = pc->cfg.dirty_limit_bytes / 2;
 	if (!pc->cfg.wb_interval_ns)

@@ -311,6 +311,38 @@ TEST(cow20_dirty_throttle)
 	pcache_destroy(pc);
 }
 
+/* The dirty limit may be set up to three quarters of the budget (the
+ * kernel's cache sets that: Linux's dirty ratio); 600 KiB of dirty data
+ * in a 1 MiB cache with that limit is never throttled, and a limit past
+ * three quarters is cut back to it (reclaim keeps a quarter of clean
+ * folios to work with). */
+TEST(dirty_limit_up_to_three_quarters_of_the_budget)
+{
+	struct pcache_config cfg = { 1 << 20, 768 << 10, 0, 0, 0 };
+	struct pcache *pc;
+	EXPECT_EQ_INT(pcache_create(&cfg, &pc), 0);
+	struct pcache_mapping m;
+	pcache_mapping_init(pc, &m, 12, 0, NULL, fake_writeback);
+	wb_calls = 0;
+	for (uint64_t i = 0; i < 150; i++) {
+		folio_put(mkdirty(&m, i, 0));
+		pcache_balance_dirty(pc);
+	}
+	struct pcache_stats st;
+	pcache_stats(pc, &st);
+	EXPECT_EQ_INT(st.dirty_bytes, 150 * 4096);
+	EXPECT_EQ_INT(st.throttled, 0);
+	EXPECT_EQ_INT(wb_calls, 0);
+	EXPECT_EQ_INT(pc->cfg.dirty_bg_bytes, 384 << 10);
+	fake_writeback(&m, true);
+	pcache_mapping_destroy(&m);
+	pcache_destroy(pc);
+	cfg.dirty_limit_bytes = 1 << 20;
+	EXPECT_EQ_INT(pcache_create(&cfg, &pc), 0);
+	EXPECT_EQ_INT(pc->cfg.dirty_limit_bytes, 768 << 10);
+	pcache_destroy(pc);
+}
+
 /* Background writeback threads clean dirty mappings without anyone
  * calling fsync (periodic wake-up). */
 TEST(background_writeback_threads)
