@@ -505,7 +505,7 @@ const void *fbcon_test_mapping(void)
 uint64_t fbcon_test_hold(unsigned owner_cpu)
 {
 	uint64_t f = spin_lock_irqsave(&fbcon_lock);
-	fbcon_lock.owner_cpu = owner_cpu;
+	spin_test_give_to(&fbcon_lock, owner_cpu);
 	return f;
 }
 
@@ -531,6 +531,5 @@ void fbcon_force_unlock(void)
 	 * might fault again.  Another CPU holds it: that CPU is being halted. */
 	if (fbcon_lock.owner_cpu == me)
 		fbcon_on = false;
-	__atomic_store_n(&fbcon_lock.locked, 0, __ATOMIC_RELEASE);
-	fbcon_lock.owner_cpu = 0xffffffffu;
+	spin_force_release(&fbcon_lock);
 }

@@ -428,8 +428,7 @@ void kprintf_force_unlock(void)
 {
 	/* The holder may be a CPU that is about to be halted, or this very
 	 * CPU interrupted inside kprintf: either way it will never release. */
-	__atomic_store_n(&console_lock.locked, 0, __ATOMIC_RELEASE);
-	console_lock.owner_cpu = 0xffffffffu;
+	spin_force_release(&console_lock);
 	fbcon_force_unlock();
 }
 

@@ -11,6 +11,8 @@
 #include "kernel/mm.h"
 #include "kernel/sched.h"
 #include "kernel/sync.h"
+#include "kernel/smp.h"
+#include "kernel/cpu.h"
 #include "kernel/time.h"
 #include "kernel/errno.h"
 
@@ -90,6 +92,14 @@ static void selftest_thread(void *arg)
 {
 	struct selftest_ctx *c = arg;
 	c->test->fn(&c->failed);
+	/* Between lock operations a thread's CPU counts no spinlocks held
+	 * (sync.h): a test that leaves one counted leaked a lock, or released
+	 * it behind the count's back. */
+	uint64_t f = irq_save();
+	unsigned held = this_cpu()->spin_depth;
+	irq_restore(f);
+	if (held)
+		selftest_fail(&c->failed, __FILE__, __LINE__, "the test leaves spinlocks counted as held on its CPU");
 	thread_exit();
 }
 

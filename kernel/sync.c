@@ -92,6 +92,24 @@ void spin_unlock_irqrestore(spinlock_t *l, uint64_t flags)
 	irq_restore(flags);
 }
 
+void spin_force_release(spinlock_t *l)
+{
+	uint64_t f = irq_save();
+	if (__atomic_load_n(&l->locked, __ATOMIC_ACQUIRE) && smp_percpu_ready &&
+	    l->owner_cpu == this_cpu()->index && this_cpu()->spin_depth)
+		this_cpu()->spin_depth--;
+	__atomic_store_n(&l->owner_cpu, SPIN_NO_OWNER, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+	irq_restore(f);
+}
+
+void spin_test_give_to(spinlock_t *l, unsigned cpu)
+{
+	if (smp_percpu_ready && l->owner_cpu == this_cpu()->index && cpu != l->owner_cpu)
+		this_cpu()->spin_depth--;
+	l->owner_cpu = cpu;
+}
+
 /* ---- wait queues ---- */
 
 void waitq_init(struct waitq *q, const char *name)

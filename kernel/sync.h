@@ -28,6 +28,17 @@ void spin_init(spinlock_t *l, const char *name);
 uint64_t spin_lock_irqsave(spinlock_t *l);
 void spin_unlock_irqrestore(spinlock_t *l, uint64_t flags);
 bool spin_trylock_irqsave(spinlock_t *l, uint64_t *flags);
+/*
+ * Each CPU counts the spinlocks it holds (percpu.spin_depth); a thread
+ * between lock operations sees 0 there.  Fatal paths release a lock whose
+ * holder never will with spin_force_release(): the count drops if this
+ * CPU was the holder, and a lock another CPU holds stays counted there
+ * (that CPU is being halted).  spin_test_give_to() is for self-tests that
+ * stage "another CPU holds it": the lock this CPU took becomes that CPU's,
+ * and leaves this CPU's count.
+ */
+void spin_force_release(spinlock_t *l);
+void spin_test_give_to(spinlock_t *l, unsigned cpu);
 
 struct thread;
 struct waitq {
