@@ -30,6 +30,7 @@
  * exclusive.
  */
 #include "fs/file.h"
+#include "fs/namei_int.h"
 #include "iomap/buffered_io.h"
 #include "iomap/direct_io.h"
 
@@ -600,6 +601,26 @@ void cowfs_file_touch(struct cowfs_vnode *vn, bool modified)
 	plat_mutex_unlock(vn->m->lock);
 }
 
+/* relatime after a read (cowfs_atime_due, namei.c).  Reads do not take
+ * the filesystem lock: the times are looked at without it first (a torn
+ * look only skips or repeats the locked decision), so a file read over
+ * and over takes the lock once per change, not once per read. */
+static void file_accessed(struct cowfs_vnode *vn)
+{
+	struct cowfs_inode look;
+	look.atime.sec = __atomic_load_n(&vn->rec.atime.sec, __ATOMIC_RELAXED);
+	look.atime.nsec = __atomic_load_n(&vn->rec.atime.nsec, __ATOMIC_RELAXED);
+	look.mtime.sec = __atomic_load_n(&vn->rec.mtime.sec, __ATOMIC_RELAXED);
+	look.mtime.nsec = __atomic_load_n(&vn->rec.mtime.nsec, __ATOMIC_RELAXED);
+	look.ctime.sec = __atomic_load_n(&vn->rec.ctime.sec, __ATOMIC_RELAXED);
+	look.ctime.nsec = __atomic_load_n(&vn->rec.ctime.nsec, __ATOMIC_RELAXED);
+	if (!cowfs_atime_due(&look, cowfs_now()))
+		return;
+	plat_mutex_lock(vn->m->lock);
+	cowfs_accessed(vn->m, vn);
+	plat_mutex_unlock(vn->m->lock);
+}
+
 int64_t cowfs_read(struct cowfs_mount *m, uint64_t ino, uint64_t off, void *buf, uint64_t len, unsigned flags)
 {
 	struct cowfs_vnode *vn;
@@ -635,6 +656,8 @@ int64_t cowfs_read(struct cowfs_mount *m, uint64_t ino, uint64_t off, void *buf,
 	} else {
 		ret = iomap_file_read(&vn->io, off, buf, len, &cowfs_file_read_ops);
 	}
+	if (ret >= 0)
+		file_accessed(vn);
 	cowfs_file_put(vn);
 	return ret;
 }

@@ -84,6 +84,11 @@ $(BUILD)/cowfs-fuse: tools/cowfs_fuse.c tools/fuse_common.c tools/fuse_common.h 
 HOST_SCRIPT_TESTS += test_cowfs_fuse
 test_cowfs_fuse_DEPS := $(BUILD)/cowfs-fuse $(BUILD)/cowfs $(BUILD)/mkfs.cowfs
 test_cowfs_fuse_CMD := $(PYTHON) tests/fuse/test_cowfs_fuse.py $(BUILD)
+# POSIX semantics case by case (tests/fuse/test_cowfs_posix.py: as root and
+# as another user; skipped without /dev/fuse or root).
+HOST_SCRIPT_TESTS += test_cowfs_posix
+test_cowfs_posix_DEPS := $(BUILD)/cowfs-fuse $(BUILD)/cowfs $(BUILD)/mkfs.cowfs
+test_cowfs_posix_CMD := $(PYTHON) tests/fuse/test_cowfs_posix.py $(BUILD)
 
 # Damaged images: the bounded run in make test, libFuzzer in make stress.
 HOST_TESTS += test_cowfs_fuzz

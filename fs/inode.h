@@ -37,7 +37,8 @@ struct cowfs_inode {
 };
 
 /* Directory entry types (as d_type). */
-enum { CFS_DT_UNKNOWN = 0, CFS_DT_REG = 8, CFS_DT_DIR = 4, CFS_DT_LNK = 10 };
+enum { CFS_DT_UNKNOWN = 0, CFS_DT_FIFO = 1, CFS_DT_CHR = 2, CFS_DT_DIR = 4, CFS_DT_BLK = 6, CFS_DT_REG = 8,
+       CFS_DT_LNK = 10, CFS_DT_SOCK = 12 };
 
 void cowfs_inode_encode(const struct cowfs_inode *in, uint8_t *buf);
 void cowfs_inode_decode(const uint8_t *buf, struct cowfs_inode *in);

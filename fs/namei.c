@@ -28,6 +28,10 @@ uint8_t cowfs_dtype(uint32_t mode)
 	case CFS_S_IFREG: return CFS_DT_REG;
 	case CFS_S_IFDIR: return CFS_DT_DIR;
 	case CFS_S_IFLNK: return CFS_DT_LNK;
+	case CFS_S_IFIFO: return CFS_DT_FIFO;
+	case CFS_S_IFCHR: return CFS_DT_CHR;
+	case CFS_S_IFBLK: return CFS_DT_BLK;
+	case CFS_S_IFSOCK: return CFS_DT_SOCK;
 	default: return CFS_DT_UNKNOWN;
 	}
 }
@@ -97,6 +101,34 @@ void cowfs_touch(struct cowfs_vnode *vn, bool modify)
 	cowfs_vdirty(vn);
 }
 
+/* Seconds are two's complement on disk (docs/format.md §6). */
+static bool time_le(struct cowfs_time a, struct cowfs_time b)
+{
+	return (int64_t)a.sec < (int64_t)b.sec || (a.sec == b.sec && a.nsec <= b.nsec);
+}
+
+/*
+ * relatime: a read moves atime only when atime is not after the last
+ * modification or change, or is a day old.  So "was it read since it
+ * changed" stays answerable while a file read over and over costs one
+ * inode update per change (a metadata write in a copy-on-write tree),
+ * not one per read.  Read-only mounts and snapshots never move it.
+ */
+bool cowfs_atime_due(const struct cowfs_inode *in, struct cowfs_time now)
+{
+	return time_le(in->atime, in->mtime) || time_le(in->atime, in->ctime) ||
+	       (int64_t)now.sec >= (int64_t)in->atime.sec + 86400;
+}
+
+void cowfs_accessed(struct cowfs_mount *m, struct cowfs_vnode *vn)
+{
+	struct cowfs_time now = cowfs_now();
+	if (cowfs_writable(m->fs) || !cowfs_atime_due(&vn->rec, now))
+		return;
+	vn->rec.atime = now;
+	cowfs_vdirty(vn);
+}
+
 int cowfs_half_done(struct cowfs_mount *m, int err, const char *op)
 {
 	cowfs_fail(m->fs, err, "%s failed half-way: not committed, filesystem read-only", op);
@@ -160,13 +192,22 @@ out:
  * lookup).  On success *out is referenced.  extra: an item that belongs
  * to the inode from birth (a symlink's target), or NULL. */
 static int make_node(struct cowfs_mount *m, struct cowfs_vnode *d, const char *name, size_t len, uint32_t mode,
-		     uint32_t uid, uint32_t gid, const void *extra, size_t extra_len, struct cowfs_vnode **out)
+		     uint64_t rdev, uint32_t uid, uint32_t gid, const void *extra, size_t extra_len,
+		     struct cowfs_vnode **out)
 {
 	struct cowfs_inode in = { 0 };
 	struct cowfs_time now = cowfs_now();
+	/* BSD group semantics below a set-group-ID directory: the new inode
+	 * takes the directory's group, a new directory inherits the bit. */
+	if (d->rec.mode & CFS_S_ISGID) {
+		gid = d->rec.gid;
+		if (CFS_S_ISDIR(mode))
+			mode |= CFS_S_ISGID;
+	}
 	in.mode = mode;
 	in.uid = uid;
 	in.gid = gid;
+	in.rdev = rdev;
 	in.nlink = CFS_S_ISDIR(mode) ? 2 : 1;
 	in.size = extra ? extra_len : 0;
 	in.atime = in.mtime = in.ctime = in.btime = now;
@@ -196,7 +237,8 @@ static int make_node(struct cowfs_mount *m, struct cowfs_vnode *d, const char *n
 }
 
 static int create_common(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode,
-			 uint32_t uid, uint32_t gid, const void *extra, size_t extra_len, struct cowfs_inode *out)
+			 uint64_t rdev, uint32_t uid, uint32_t gid, const void *extra, size_t extra_len,
+			 struct cowfs_inode *out)
 {
 	struct cowfs_vnode *d, *vn;
 	cowfs_vfs_lock(m);
@@ -206,7 +248,7 @@ static int create_common(struct cowfs_mount *m, uint64_t dir, const char *name, 
 	if (d->rec.nlink == 0)
 		err = -PLAT_ENOENT;   /* removed directory */
 	else
-		err = make_node(m, d, name, len, mode, uid, gid, extra, extra_len, &vn);
+		err = make_node(m, d, name, len, mode, rdev, uid, gid, extra, extra_len, &vn);
 	cowfs_vput(d);
 	if (!err) {
 		if (out) {
@@ -223,13 +265,23 @@ out:
 int cowfs_create(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint32_t uid,
 		 uint32_t gid, struct cowfs_inode *out)
 {
-	return create_common(m, dir, name, len, CFS_S_IFREG | (mode & 07777), uid, gid, NULL, 0, out);
+	return create_common(m, dir, name, len, CFS_S_IFREG | (mode & 07777), 0, uid, gid, NULL, 0, out);
 }
 
 int cowfs_mkdir(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint32_t uid,
 		uint32_t gid, struct cowfs_inode *out)
 {
-	return create_common(m, dir, name, len, CFS_S_IFDIR | (mode & 07777), uid, gid, NULL, 0, out);
+	return create_common(m, dir, name, len, CFS_S_IFDIR | (mode & 07777), 0, uid, gid, NULL, 0, out);
+}
+
+int cowfs_mknod(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint64_t rdev,
+		uint32_t uid, uint32_t gid, struct cowfs_inode *out)
+{
+	if (!CFS_S_ISSPECIAL(mode))
+		return -PLAT_EINVAL;
+	if ((mode & CFS_S_IFMT) != CFS_S_IFCHR && (mode & CFS_S_IFMT) != CFS_S_IFBLK)
+		rdev = 0;
+	return create_common(m, dir, name, len, (mode & CFS_S_IFMT) | (mode & 07777), rdev, uid, gid, NULL, 0, out);
 }
 
 /* A symlink's target is one SYMLINK item (docs/format.md §6): at most a
@@ -247,7 +299,7 @@ int cowfs_symlink(struct cowfs_mount *m, uint64_t dir, const char *name, size_t 
 		return -PLAT_ENOENT;
 	if (tlen > symlink_max(m))
 		return -PLAT_ENAMETOOLONG;
-	return create_common(m, dir, name, len, CFS_S_IFLNK | 0777, uid, gid, target, tlen, out);
+	return create_common(m, dir, name, len, CFS_S_IFLNK | 0777, 0, uid, gid, target, tlen, out);
 }
 
 int cowfs_symlink_target(struct cowfs_tree *t, const struct cowfs_inode *in, char *buf, size_t bufsize, size_t *len)
@@ -391,6 +443,8 @@ int cowfs_readdir(struct cowfs_mount *m, uint64_t dir, uint64_t cookie, cowfs_re
 			goto put;
 	}
 	err = cowfs_dir_readdir(m->tree, dir, cookie < CFS_FIRST_DIR_SEQ ? CFS_FIRST_DIR_SEQ : cookie, cb, arg);
+	if (!err && cookie <= CFS_FIRST_DIR_SEQ)     /* a listing from its start */
+		cowfs_accessed(m, d);
 put:
 	cowfs_vput(d);
 out:

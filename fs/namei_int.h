@@ -32,6 +32,10 @@ int cowfs_orphan_add(struct cowfs_mount *m, uint64_t ino);
 int cowfs_drop_link(struct cowfs_mount *m, struct cowfs_vnode *vn);
 /* ctime (and mtime when `modify`) = now, record dirty. */
 void cowfs_touch(struct cowfs_vnode *vn, bool modify);
+/* A read of vn's data or names (m->lock held): atime moves as Linux's
+ * relatime moves it. */
+void cowfs_accessed(struct cowfs_mount *m, struct cowfs_vnode *vn);
+bool cowfs_atime_due(const struct cowfs_inode *in, struct cowfs_time now);
 /* A failure after the first tree change of an operation: the running
  * transaction holds half an operation, so the filesystem goes read-only
  * and the last commit (old state) stays. */

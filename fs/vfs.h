@@ -38,9 +38,17 @@ struct iomap_workq;
 #define CFS_S_IFREG  0100000u
 #define CFS_S_IFDIR  0040000u
 #define CFS_S_IFLNK  0120000u
+#define CFS_S_IFIFO  0010000u
+#define CFS_S_IFCHR  0020000u
+#define CFS_S_IFBLK  0060000u
+#define CFS_S_IFSOCK 0140000u
+#define CFS_S_ISGID  0002000u
 #define CFS_S_ISREG(m) (((m) & CFS_S_IFMT) == CFS_S_IFREG)
 #define CFS_S_ISDIR(m) (((m) & CFS_S_IFMT) == CFS_S_IFDIR)
 #define CFS_S_ISLNK(m) (((m) & CFS_S_IFMT) == CFS_S_IFLNK)
+/* A fifo, socket or device node: only its inode is stored (rdev for devices). */
+#define CFS_S_ISSPECIAL(m) (((m) & CFS_S_IFMT) == CFS_S_IFIFO || ((m) & CFS_S_IFMT) == CFS_S_IFCHR || \
+			    ((m) & CFS_S_IFMT) == CFS_S_IFBLK || ((m) & CFS_S_IFMT) == CFS_S_IFSOCK)
 
 struct cowfs_vfs_opts {
 	struct cowfs_mount_opts fs;      /* node cache budget, read-only, test hooks */
@@ -100,13 +108,19 @@ int cowfs_setattr(struct cowfs_mount *m, uint64_t ino, const struct cowfs_setatt
  * never stored and are refused as names (-EINVAL), except that lookup
  * resolves them.  Every call that returns an inode fills out (may be NULL). */
 int cowfs_lookup(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, struct cowfs_inode *out);
-/* A regular file (mode: permission bits).  -EEXIST when the name exists. */
+/* A regular file (mode: permission bits).  -EEXIST when the name exists.
+ * In a directory with the set-group-ID bit, every new inode takes the
+ * directory's group and a new directory keeps the bit (as Linux does). */
 int cowfs_create(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint32_t uid,
 		 uint32_t gid, struct cowfs_inode *out);
 int cowfs_mkdir(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint32_t uid,
 		uint32_t gid, struct cowfs_inode *out);
 int cowfs_symlink(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, const char *target,
 		  size_t tlen, uint32_t uid, uint32_t gid, struct cowfs_inode *out);
+/* A fifo, socket or device node (mode: its type and permission bits;
+ * rdev: the device number, 0 for fifos and sockets).  Other types -EINVAL. */
+int cowfs_mknod(struct cowfs_mount *m, uint64_t dir, const char *name, size_t len, uint32_t mode, uint64_t rdev,
+		uint32_t uid, uint32_t gid, struct cowfs_inode *out);
 /* Copies at most bufsize bytes (no NUL added); *len = the target's length. */
 int cowfs_readlink(struct cowfs_mount *m, uint64_t ino, char *buf, size_t bufsize, size_t *len);
 int cowfs_link(struct cowfs_mount *m, uint64_t ino, uint64_t newdir, const char *name, size_t len,

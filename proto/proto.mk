@@ -115,6 +115,10 @@ $(BUILD)/apfp-fuse: $(APFP_FUSE_SRCS) $(wildcard proto/*.h tools/apfp_*.h tools/
 HOST_SCRIPT_TESTS += test_apfp_fuse
 test_apfp_fuse_DEPS := $(BUILD)/apfp-fuse $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs
 test_apfp_fuse_CMD := $(PYTHON) tests/fuse/test_apfp_fuse.py $(BUILD)
+# The POSIX cases of tests/fuse/test_cowfs_posix.py through the network mount.
+HOST_SCRIPT_TESTS += test_apfp_posix
+test_apfp_posix_DEPS := $(BUILD)/apfp-fuse $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs $(BUILD)/cowfs
+test_apfp_posix_CMD := $(PYTHON) tests/fuse/test_cowfs_posix.py $(BUILD) --net
 
 # make bench: large-file throughput through the mount (256 MiB by default).
 .PHONY: apfp-fuse-bench

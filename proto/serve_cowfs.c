@@ -158,8 +158,8 @@ static int sattr_of(const struct proto_sattr *s, struct cowfs_setattr *sa)
 {
 	*sa = (struct cowfs_setattr){ .valid = s->mask, .mode = s->mode & 07777, .uid = s->uid, .gid = s->gid,
 				      .size = s->size };
-	if (s->atime.sec < 0 || s->mtime.sec < 0)
-		return -PLAT_EINVAL;    /* before 1970: cowfs keeps unsigned times */
+	/* Seconds are stored two's complement (docs/format.md §6): times
+	 * before 1970 round-trip as they do through the FUSE mount. */
 	sa->atime = (struct cowfs_time){ (uint64_t)s->atime.sec, s->atime.nsec };
 	sa->mtime = (struct cowfs_time){ (uint64_t)s->mtime.sec, s->mtime.nsec };
 	return 0;

@@ -113,6 +113,9 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	conn->max_read = AFUSE_MAX_IO;
 	conn->max_readahead = AFUSE_MAX_IO;
 	conn->want &= ~(unsigned)FUSE_CAP_SPLICE_WRITE;
+	/* open(O_TRUNC) then reaches us as a setattr of the size: with the
+	 * capability on it would come as an open flag that must truncate. */
+	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)

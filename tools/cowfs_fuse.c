@@ -19,6 +19,7 @@
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <fuse_lowlevel.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@ static void to_stat(const struct cowfs_inode *in, struct stat *st)
 	st->st_atim = (struct timespec){ (time_t)in->atime.sec, in->atime.nsec };
 	st->st_mtim = (struct timespec){ (time_t)in->mtime.sec, in->mtime.nsec };
 	st->st_ctim = (struct timespec){ (time_t)in->ctime.sec, in->ctime.nsec };
+	st->st_rdev = (dev_t)in->rdev;
 }
 
 static void reply_entry(fuse_req_t req, int err, const struct cowfs_inode *in)
@@ -88,6 +90,9 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	conn->max_read = MAX_IO;
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want &= ~(unsigned)FUSE_CAP_SPLICE_WRITE;
+	/* open(O_TRUNC) then reaches us as a setattr of the size: with the
+	 * capability on it would come as an open flag that must truncate. */
+	conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -166,13 +171,12 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	struct cowfs_inode in;
 	const struct fuse_ctx *c = fuse_req_ctx(req);
-	(void)rdev;
-	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM);     /* devices, fifos and sockets are not stored */
-		return;
-	}
-	reply_entry(req, cowfs_create(cf(req)->m, to_ino(parent), name, strlen(name), mode & 07777, c->uid, c->gid,
-				      &in), &in);
+	struct cowfs_mount *m = cf(req)->m;
+	size_t len = strlen(name);
+	if (S_ISREG(mode))
+		reply_entry(req, cowfs_create(m, to_ino(parent), name, len, mode & 07777, c->uid, c->gid, &in), &in);
+	else
+		reply_entry(req, cowfs_mknod(m, to_ino(parent), name, len, mode, rdev, c->uid, c->gid, &in), &in);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
@@ -525,13 +529,19 @@ int main(int argc, char **argv)
 	struct cfopts o = { 0 };
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
 		return usage();
-	const char *image = argv[1], *mountpoint = argv[2];
+	/* The daemon changes to / before it opens the image again. */
+	char image_abs[PATH_MAX];
+	if (!realpath(argv[1], image_abs)) {
+		fprintf(stderr, "cowfs-fuse: %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
+	const char *image = image_abs, *mountpoint = argv[2];
 	/* FUSE sees argv[0] and the options after the two paths. */
 	argv[2] = argv[0];
 	struct fuse_args args = FUSE_ARGS_INIT(argc - 2, argv + 2);
 	if (fuse_opt_parse(&args, &o, cf_opts, NULL) || o.help)
 		return usage();
-	char fsname[300];
+	char fsname[PATH_MAX + 128];
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=cowfs,default_permissions,max_read=%u", image, MAX_IO);
 	fuse_opt_add_arg(&args, fsname);
 

@@ -36,7 +36,28 @@ static void iobuf_put(uint8_t *b)
 
 static char type_char(uint32_t mode)
 {
-	return CFS_S_ISDIR(mode) ? 'd' : CFS_S_ISLNK(mode) ? 'l' : '-';
+	switch (mode & CFS_S_IFMT) {
+	case CFS_S_IFDIR: return 'd';
+	case CFS_S_IFLNK: return 'l';
+	case CFS_S_IFIFO: return 'p';
+	case CFS_S_IFCHR: return 'c';
+	case CFS_S_IFBLK: return 'b';
+	case CFS_S_IFSOCK: return 's';
+	default: return '-';
+	}
+}
+
+static const char *type_name(uint32_t mode)
+{
+	switch (mode & CFS_S_IFMT) {
+	case CFS_S_IFDIR: return "directory";
+	case CFS_S_IFLNK: return "symlink";
+	case CFS_S_IFIFO: return "fifo";
+	case CFS_S_IFCHR: return "character device";
+	case CFS_S_IFBLK: return "block device";
+	case CFS_S_IFSOCK: return "socket";
+	default: return "file";
+	}
 }
 
 static void mode_string(uint32_t mode, char *s)
@@ -193,7 +214,7 @@ static int cmd_stat(int argc, char **argv)
 	time_string(&a->btime, bt, sizeof(bt));
 	kprintf("path %s\ninode %llu\ntype %s\nmode %s (%04o)\nlinks %u\nuid %u gid %u\nsize %llu\nblocks %llu\n",
 		argv[1], (unsigned long long)a->ino,
-		CFS_S_ISDIR(a->mode) ? "directory" : CFS_S_ISLNK(a->mode) ? "symlink" : "file", mode,
+		type_name(a->mode), mode,
 		a->mode & 07777, a->nlink, a->uid, a->gid, (unsigned long long)a->size,
 		(unsigned long long)a->blocks);
 	kprintf("accessed %s.%09u\nmodified %s.%09u\nchanged  %s.%09u\ncreated  %s.%09u\n", at, a->atime.nsec, mt,
