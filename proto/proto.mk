@@ -105,7 +105,7 @@ test_proto_cowfs_fuzz_LDLIBS := -lpthread
 # ordinary tools against build/apfp-serve (tests/fuse/test_apfp_fuse.py:
 # every case skipped, not passed, without /dev/fuse).
 all: $(BUILD)/apfp-fuse
-APFP_FUSE_SRCS := tools/apfp_fuse_main.c tools/apfp_fuse.c tools/apfp_fuse_x.c tools/apfp_fuse_state.c \
+APFP_FUSE_SRCS := tools/apfp_fuse_main.c tools/apfp_fuse.c tools/apfp_fuse_x.c tools/apfp_fuse_state.c tools/apfp_fuse_hide.c \
 	tools/fuse_common.c tools/apfp_ops.c \
 	tools/apfp_client.c $(PROTO_HOST_SRCS)
 $(BUILD)/apfp-fuse: $(APFP_FUSE_SRCS) $(wildcard proto/*.h tools/apfp_*.h tools/fuse_common.h platform/*.h platform/host/*.h)

@@ -273,9 +273,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void remove_common(fuse_req_t req, fuse_ino_t parent, const char *name, bool is_dir)
 {
 	struct proto_handle dir;
+	bool hidden = false;
 	struct afuse_conn *k = afuse_begin(req, parent, &dir);
-	if (k)
-		fuse_reply_err(req, afuse_end(req, k, "remove", apfp_remove(&k->c, &dir, name, is_dir)));
+	if (!k)
+		return;
+	int rc = is_dir ? 0 : afuse_hide_if_open(af(req), k, &dir, name, &hidden);
+	if (!rc && !hidden)
+		rc = apfp_remove(&k->c, &dir, name, is_dir);
+	fuse_reply_err(req, afuse_end(req, k, "remove", rc));
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -306,8 +311,13 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return;
 	}
 	struct afuse_conn *k = afuse_begin(req, parent, &from);
-	if (k)
-		fuse_reply_err(req, afuse_end(req, k, "rename", apfp_rename(&k->c, &from, name, &to, newname, f)));
+	if (!k)
+		return;
+	bool hidden = false;            /* a replaced file open here is renamed aside first */
+	int rc = f ? 0 : afuse_hide_if_open(af(req), k, &to, newname, &hidden);
+	if (!rc)
+		rc = apfp_rename(&k->c, &from, name, &to, newname, f);
+	fuse_reply_err(req, afuse_end(req, k, "rename", rc));
 }
 
 static int open_file(fuse_req_t req, struct fuse_file_info *fi)
@@ -324,14 +334,24 @@ static int open_file(fuse_req_t req, struct fuse_file_info *fi)
 	return 0;
 }
 
+static void forget_open(struct afuse *a, uint64_t id, struct fuse_file_info *fi)
+{
+	struct proto_handle dir;
+	char name[64];
+	free((void *)(uintptr_t)fi->fh);
+	afuse_released(a, id, &dir, name, sizeof(name));   /* it was not hidden: it was never open */
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
 	int err = open_file(req, fi);
-	if (err)
+	if (err) {
 		fuse_reply_err(req, err);
-	else if (fuse_reply_open(req, fi))
-		free((void *)(uintptr_t)fi->fh);
+		return;
+	}
+	afuse_opened(af(req), ino);
+	if (fuse_reply_open(req, fi))
+		forget_open(af(req), ino, fi);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
@@ -354,12 +374,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, err);
 		return;
 	}
+	afuse_opened(a, id);
 	struct fuse_entry_param e = { .ino = id, .generation = o.attr.gen, .attr_timeout = a->attr_timeout,
 				      .entry_timeout = a->entry_timeout };
 	to_stat(a, &o.attr, &e.attr);
 	if (fuse_reply_create(req, &e, fi)) {
-		afuse_node_forget(a, id, 1);    /* the opener went away */
-		free((void *)(uintptr_t)fi->fh);
+		forget_open(a, id, fi);         /* the opener went away */
+		afuse_node_forget(a, id, 1);
 	}
 }
 
@@ -473,8 +494,22 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct afuse *a = af(req);
+	struct proto_handle dir;
+	char name[64];
 	free((void *)(uintptr_t)fi->fh);
 	commit_reply(req, ino, "commit at release");
+	/* The last close of a file whose last name went while it was open. */
+	if (afuse_released(a, ino, &dir, name, sizeof(name))) {
+		int err = 0;
+		struct afuse_conn *k = afuse_get(a, &err);
+		if (k) {
+			err = afuse_fail(a, k, "remove of a hidden file", apfp_remove(&k->c, &dir, name, false));
+			afuse_put(k);
+		}
+		if (err)
+			fprintf(stderr, "apfp-fuse: %s stays behind: %s\n", name, strerror(err));
+	}
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)

@@ -43,6 +43,9 @@ struct afuse_node {
 	pthread_mutex_t wlock;          /* the unstable writes below, and commits */
 	struct proto_wlog *wl;          /* allocated at the first unstable write */
 	uint64_t unstable_bytes;
+	unsigned opens;                 /* open files of it (apfp_fuse_hide.c), under nodes_lock */
+	struct proto_handle hidden_dir; /* where it was renamed aside when its last name went */
+	char hidden_name[64];           /* "" when not */
 };
 
 struct afuse {
@@ -57,6 +60,8 @@ struct afuse {
 	struct afuse_node **buckets;
 	size_t nbuckets;
 	uint64_t resent;                /* unstable writes written again after a verifier change */
+	uint64_t open_files;            /* under nodes_lock: opens of all nodes */
+	unsigned hidden_seq;
 	struct fuse_session *se;        /* for cache invalidations */
 };
 
@@ -79,6 +84,18 @@ void afuse_node_forget(struct afuse *a, uint64_t id, uint64_t n);
 /* The handle of node id: -ESTALE if the kernel asked about a node it forgot. */
 int afuse_node_fh(struct afuse *a, uint64_t id, struct proto_handle *fh);
 struct afuse_node *afuse_node_find(struct afuse *a, uint64_t id);
+struct afuse_node *afuse_node_find_locked(struct afuse *a, uint64_t id);   /* nodes_lock held */
+
+/* Open files that lose their last name (apfp_fuse_hide.c): afuse_opened()
+ * at each open; afuse_released() at each release, true when the file's
+ * hidden name must now be removed (dir and name filled in);
+ * afuse_hide_if_open() before a name is removed or replaced: if it is the
+ * last name of a file open here, renames it aside (*hidden: the name is
+ * gone already). */
+void afuse_opened(struct afuse *a, uint64_t id);
+bool afuse_released(struct afuse *a, uint64_t id, struct proto_handle *dir, char *name, size_t size);
+int afuse_hide_if_open(struct afuse *a, struct afuse_conn *k, const struct proto_handle *dir, const char *name,
+		       bool *hidden);
 uint64_t afuse_node_id(struct afuse *a, const struct proto_attr *attr);
 
 /* Unstable writes: write len bytes at off (UNSTABLE, a copy logged until

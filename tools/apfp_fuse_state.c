@@ -161,6 +161,11 @@ void afuse_node_forget(struct afuse *a, uint64_t id, uint64_t count)
 	pthread_mutex_unlock(&a->nodes_lock);
 }
 
+struct afuse_node *afuse_node_find_locked(struct afuse *a, uint64_t id)
+{
+	return *slot_of(a, id);
+}
+
 struct afuse_node *afuse_node_find(struct afuse *a, uint64_t id)
 {
 	pthread_mutex_lock(&a->nodes_lock);
