@@ -14,8 +14,7 @@
 struct cowfs_iob {
 	struct cowfs *fs;
 	struct plat_waitq *wq;
-	int submitted;
-	int done;           /* end_io finished touching the batch */
+	int refs;           /* the waiter's, and one per bio until its end_io is done */
 	int pending;
 	int err;
 	const char *what;   /* named when the device is late */
@@ -27,6 +26,7 @@ struct cowfs_iob *cowfs_iob_new(struct cowfs *fs)
 	if (!iob)
 		return NULL;
 	iob->fs = fs;
+	iob->refs = 1;
 	iob->what = "cowfs: commit writes";
 	iob->wq = plat_waitq_new("cowfs-iob");
 	if (!iob->wq) {
@@ -34,6 +34,18 @@ struct cowfs_iob *cowfs_iob_new(struct cowfs *fs)
 		return NULL;
 	}
 	return iob;
+}
+
+/* Whoever lets go last frees the batch: the waiter may return as soon as
+ * the last bio is done, while that bio's end_io is still waking it (under
+ * TCG the wake-up's IPI takes long enough that a waiter spinning for the
+ * waker to leave lost whole scheduler slices to other threads). */
+static void cowfs_iob_put(struct cowfs_iob *iob)
+{
+	if (plat_sub(&iob->refs, 1) == 0) {
+		plat_waitq_free(iob->wq);
+		plat_free(iob);
+	}
 }
 
 static void cowfs_iob_end_io(struct plat_bio *bio)
@@ -45,7 +57,7 @@ static void cowfs_iob_end_io(struct plat_bio *bio)
 	plat_free(bio);
 	plat_sub(&iob->pending, 1);
 	plat_wake_all(iob->wq);
-	plat_add(&iob->done, 1);        /* last touch of iob */
+	cowfs_iob_put(iob);
 }
 
 static void cowfs_iob_submit(struct cowfs_iob *iob, enum plat_bio_op op, uint64_t blk, const void *buf,
@@ -75,7 +87,7 @@ static void cowfs_iob_submit(struct cowfs_iob *iob, enum plat_bio_op op, uint64_
 	bio->end_io = cowfs_iob_end_io;
 	bio->private = iob;
 	plat_add(&iob->pending, 1);
-	iob->submitted++;
+	plat_add(&iob->refs, 1);
 	plat_bdev_submit(bio);
 }
 
@@ -101,13 +113,10 @@ int cowfs_iob_wait(struct cowfs_iob *iob)
 {
 	int late = plat_wait_owned(iob->wq, cowfs_iob_idle, iob, iob->fs->bdev,
 				   plat_time_ns() + COWFS_IO_TIMEOUT_NS, iob->what);
-	while (plat_load(&iob->done) != iob->submitted)
-		plat_yield();
-	int err = iob->err;
+	int err = plat_load(&iob->err);
 	if (!err && late)
 		err = -PLAT_EIO;
-	plat_waitq_free(iob->wq);
-	plat_free(iob);
+	cowfs_iob_put(iob);
 	return err;
 }
 

@@ -18,7 +18,7 @@ struct iomap_dio {
 	int error;                /* first error */
 	int ref;                  /* bios in flight + submitter bias */
 	int done_flag;
-	int wake_done;
+	int holders;              /* the waiter and the waker of a synchronous dio: the last frees it */
 	bool need_sync;
 	struct plat_bdev *bdev;   /* last device used (polling, flush) */
 	struct plat_waitq *wq;
@@ -44,6 +44,7 @@ static void iomap_dio_set_error(struct iomap_dio *dio, int err)
 }
 
 static void iomap_dio_complete_work(struct iomap_work *w);
+static void iomap_dio_free(struct iomap_dio *dio);
 
 static void iomap_dio_put(struct iomap_dio *dio)
 {
@@ -53,12 +54,14 @@ static void iomap_dio_put(struct iomap_dio *dio)
 		dio->work.fn = iomap_dio_complete_work;
 		iomap_workq_queue(dio->inode->wq, &dio->work);
 	} else {
-		/* The waiter frees dio (and its wait queue) as soon as it sees
-		 * done_flag, so it must also wait for wake_done: only then has
-		 * this thread stopped touching dio. */
+		/* The waiter may finish and let go of dio as soon as it sees
+		 * done_flag, while this thread is still inside the wake-up
+		 * (under TCG its IPI is slow: a waiter that spun for the
+		 * waker to leave lost whole scheduler slices to other
+		 * threads).  Whichever of the two lets go last frees it. */
 		plat_store(&dio->done_flag, 1);
 		plat_wake_all(dio->wq);
-		plat_store(&dio->wake_done, 1);
+		iomap_dio_free(dio);
 	}
 }
 
@@ -191,6 +194,8 @@ static bool iomap_dio_done_cond(void *arg)
 
 static void iomap_dio_free(struct iomap_dio *dio)
 {
+	if (plat_sub(&dio->holders, 1))
+		return;
 	plat_free(dio->verify);
 	plat_waitq_free(dio->wq);
 	plat_free(dio);
@@ -313,6 +318,7 @@ struct iomap_dio *iomap_dio_begin(struct iomap_inode *inode, uint64_t pos, void 
 	dio->pos = pos;
 	dio->flags = flags;
 	dio->ref = 1;
+	dio->holders = done ? 1 : 2;
 	dio->done = done;
 	dio->arg = arg;
 	plat_add(&inode->dio_count, 1);
@@ -345,8 +351,6 @@ struct iomap_dio *iomap_dio_begin(struct iomap_inode *inode, uint64_t pos, void 
 			    "dio: waiting for direct I/O"))
 		plat_log(PLAT_LOG_ERR, "dio: inode %llu: direct I/O at %llu completed late",
 			 (unsigned long long)inode->ino, (unsigned long long)dio->pos);
-	while (!plat_load(&dio->wake_done))   /* the waker is inside plat_wake_all */
-		plat_yield();
 	return dio;
 }
 

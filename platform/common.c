@@ -18,18 +18,28 @@ int plat_snprintf(char *buf, size_t size, const char *fmt, ...)
 
 struct plat_sync {
 	int done;
-	int woken;      /* the completer has left plat_wake_all */
+	int holders;    /* the waiter and the completer: the last frees it */
 	struct plat_waitq *wq;
 };
+
+/* The waiter goes on as soon as it sees done, while the completer may
+ * still be inside the wake-up (under TCG its IPI is slow: a waiter that
+ * spun until the completer left lost whole scheduler slices to other
+ * threads), so whichever lets go last frees the record. */
+static void plat_sync_put(struct plat_sync *s)
+{
+	if (plat_sub(&s->holders, 1) == 0) {
+		plat_waitq_free(s->wq);
+		plat_free(s);
+	}
+}
 
 static void plat_sync_end_io(struct plat_bio *bio)
 {
 	struct plat_sync *s = bio->private;
-	/* s lives on the waiter's stack and the waiter leaves as soon as it
-	 * sees done (it may be polling), so signal "woken" last. */
 	plat_store(&s->done, 1);
 	plat_wake_all(s->wq);
-	plat_store(&s->woken, 1);
+	plat_sync_put(s);
 }
 
 static bool plat_sync_done(void *arg)
@@ -67,27 +77,29 @@ int plat_wait_owned(struct plat_waitq *q, bool (*cond)(void *), void *arg,
 }
 
 /* Synchronous I/O reports a device that does not answer within a minute as
- * an I/O error, but only once the bio is back: s lives on this stack. */
+ * an I/O error, but only once the bio is back (it may live on the caller's
+ * stack). */
 uint64_t plat_sync_io_timeout_ns = 60ull * 1000000000ull;
 
 static int plat_bio_sync(struct plat_bio *bio)
 {
-	struct plat_sync s = { 0, 0, plat_waitq_new("plat-sync") };
-	if (!s.wq)
+	struct plat_sync *s = plat_zalloc(sizeof(*s));
+	if (!s || !(s->wq = plat_waitq_new("plat-sync"))) {
+		plat_free(s);
 		return -PLAT_ENOMEM;
-	bio->private = &s;
+	}
+	s->holders = 2;
+	bio->private = s;
 	bio->end_io = plat_sync_end_io;
 	plat_bdev_submit(bio);
-	int ret = plat_wait_owned(s.wq, plat_sync_done, &s, bio->bdev,
+	int ret = plat_wait_owned(s->wq, plat_sync_done, s, bio->bdev,
 				  plat_time_ns() + plat_sync_io_timeout_ns, plat_bdev_name(bio->bdev));
 	if (ret)
 		plat_log(PLAT_LOG_ERR, "%s: synchronous %s at byte %llu took over %llu ms, reported as I/O error",
 			 plat_bdev_name(bio->bdev), bio->op == PLAT_BIO_READ ? "read" : "write",
 			 (unsigned long long)bio->dev_off,
 			 (unsigned long long)(plat_sync_io_timeout_ns / 1000000ull));
-	while (!plat_load(&s.woken))
-		plat_yield();
-	plat_waitq_free(s.wq);
+	plat_sync_put(s);
 	return ret ? -PLAT_EIO : bio->status;
 }
 
