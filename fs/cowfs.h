@@ -43,6 +43,8 @@ struct cowfs_mkfs_opts {
 	uint64_t total_blocks;       /* 0 = whole device */
 	const char *label;           /* NULL = empty */
 	const uint8_t *fsid;         /* 16 bytes; NULL = derived from the clock */
+	bool bare;                   /* no subvolume tree and no root directory (the tree-level tests use
+					tree 256 as a plain B+tree); a first read-write vfs mount adds them */
 };
 
 struct cowfs_mount_opts {

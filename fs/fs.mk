@@ -131,6 +131,19 @@ $(BUILD)/cowfs-populate: tools/cowfs_populate.c $(FS_VFS_HOST_SRCS) \
 		$(wildcard fs/*.h iomap/*.h pcache/*.h platform/*.h platform/host/*.h)
 	@mkdir -p $(BUILD)
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ tools/cowfs_populate.c $(FS_VFS_HOST_SRCS) -lpthread
+# The host benchmark through the library (tools/cowfs_bench.c; make bench).
+cowfs-tools: $(BUILD)/cowfs-bench
+$(BUILD)/cowfs-bench: tools/cowfs_bench.c $(FS_VFS_HOST_SRCS) \
+		$(wildcard fs/*.h iomap/*.h pcache/*.h platform/*.h platform/host/*.h)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ tools/cowfs_bench.c $(FS_VFS_HOST_SRCS) -lpthread
+.PHONY: cowfs-bench
+bench: cowfs-bench
+cowfs-bench: $(BUILD)/cowfs-bench
+	$(BUILD)/cowfs-bench
+HOST_SCRIPT_TESTS += test_cowfs_bench
+test_cowfs_bench_DEPS := $(BUILD)/cowfs-bench
+test_cowfs_bench_CMD := $(PYTHON) tests/host/check_cowfs_bench.py $(BUILD)
 # make bench: mount time in the appliance of 100k files and 3 snapshots
 # (tools/bench_fs_mount.py; `bench fs-mount ...` lines).
 .PHONY: fs-mount-bench

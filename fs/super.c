@@ -10,6 +10,7 @@
  * whose blocks are still intact (docs/format.md §7).
  */
 #include "fs/cowfs_int.h"
+#include "fs/inode.h"
 
 #define COWFS_DEFAULT_CACHE (16ull << 20)
 
@@ -216,6 +217,24 @@ void cowfs_trees_free(struct cowfs *fs)
 
 /* ---- mkfs ---- */
 
+/* The top subvolume with its root directory (inode 256, mode 0755, owned
+ * by root), so that a new filesystem also mounts read-only and its fsck
+ * finds the namespace it describes. */
+static int mkfs_root_dir(struct cowfs *fs)
+{
+	struct cowfs_tree *t;
+	int err = cowfs_tree_open(fs, CFS_TREE_FS, true, &t);
+	if (err)
+		return err;
+	int64_t ns = plat_realtime_ns();
+	uint64_t u = ns < 0 ? 0 : (uint64_t)ns;
+	struct cowfs_time now = { u / 1000000000u, (uint32_t)(u % 1000000000u) };
+	struct cowfs_inode root = { .ino = CFS_ROOT_INO, .mode = 0040755u /* directory */, .nlink = 2,
+				    .next_dir_seq = CFS_FIRST_DIR_SEQ };
+	root.atime = root.mtime = root.ctime = root.btime = now;
+	return cowfs_inode_create(t, &root);
+}
+
 int cowfs_mkfs(struct plat_bdev *b, const struct cowfs_mkfs_opts *o)
 {
 	struct cowfs_mkfs_opts def = { 0 };
@@ -276,6 +295,8 @@ int cowfs_mkfs(struct plat_bdev *b, const struct cowfs_mkfs_opts *o)
 		err = cowfs_tree_new_root(&fs->free_tree);
 	if (!err)
 		err = cowfs_alloc_create_items(fs);
+	if (!err && !o->bare)
+		err = mkfs_root_dir(fs);
 	if (!err)
 		err = cowfs_commit(fs);
 	if (err)

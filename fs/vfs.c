@@ -255,10 +255,11 @@ int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct 
 	if (err)
 		goto fail;
 	err = cowfs_tree_open(m->fs, CFS_TREE_FS, !m->fs->readonly, &m->tree);
-	/* mkfs makes no root directory: the first read-write mount does. */
+	/* mkfs makes the root directory; images made before it did get theirs
+	 * at their first read-write mount (vfs_root). */
 	if (err == -PLAT_ENOENT)
-		plat_log(PLAT_LOG_ERR, "cowfs: %s: a new filesystem with no root directory yet: mount it read-write "
-			 "once before read-only", plat_bdev_name(b));
+		plat_log(PLAT_LOG_ERR, "cowfs: %s: a filesystem with no root directory yet (made by an older mkfs): "
+			 "mount it read-write once before read-only", plat_bdev_name(b));
 	if (!err)
 		err = vfs_root(m);
 	if (!err && !m->fs->readonly)

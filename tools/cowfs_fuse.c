@@ -557,8 +557,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* What fails after fuse_daemonize is said to nobody, and mount(8) has
-	 * already returned 0: a read-only mount also needs the root directory
-	 * that the first read-write mount makes. */
+	 * already returned 0: a read-only mount also needs the root directory,
+	 * which images from before mkfs made it get at their first read-write
+	 * mount. */
 	struct cowfs_tree *t;
 	err = o.ro ? cowfs_tree_open(probe, CFS_TREE_FS, false, &t) : 0;
 	cowfs_unmount(probe);

@@ -11,14 +11,16 @@ punch hole / zero range through fallocate(2)) and lseek SEEK_DATA/SEEK_HOLE, cop
 a reflink, statvfs shows no data space used; unaligned: a copy; writes afterwards apart), unmount, run `cowfs check`, remount
 and compare again, remount read-only; mount(8) through mount.fuse3 with
 `cowfs` as the helper (what `mount -t fuse.cowfs IMAGE DIR` runs); a
-never-mounted image refused read-only with the reason, before mounting.
+never-mounted image mounted read-only (mkfs makes the root directory).
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount is always taken down.
 """
 import ctypes
+import errno
 import mmap
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -29,7 +31,7 @@ from fuse_util import FuseDaemon, Results, listing, mounted, run, wait_for, xatt
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 CASES = ["mount", "namespace", "data", "fallocate_seek", "rename_edges", "concurrent_namespace", "statfs", "xattr", "copy_file_range", "unmount_check", "remount_same", "readonly", "mount_helper",
-         "readonly_new_refused"]
+         "readonly_new"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -419,7 +421,7 @@ def main():
         except (AssertionError, subprocess.SubprocessError) as e:
             report("readonly", False, str(e))
         R.case("mount_helper", mount_helper, image, mnt, before)
-        R.case("readonly_new_refused", readonly_new_refused, tmp, mnt)
+        R.case("readonly_new", readonly_new, tmp, mnt)
     except (AssertionError, OSError, subprocess.SubprocessError) as e:
         for c in CASES:
             if c not in results:
@@ -453,22 +455,32 @@ def mount_helper(image, mnt, before):
     wait_for(lambda: not mounted(mnt), 15, "the unmount")
 
 
-def readonly_new_refused(tmp, mnt):
-    """A new image has no root directory until its first read-write mount:
-    read-only is refused with that reason and a non-zero exit, before any
-    mount (mount(8) would otherwise report success for a daemon that then
-    dies)."""
+def readonly_new(tmp, mnt):
+    """mkfs makes the root directory: a never-mounted image mounts
+    read-only through mount(8), shows an empty root owned by root, and
+    refuses writes with EROFS; it still checks clean afterwards."""
     new = os.path.join(tmp, "new.img")
     run(os.path.join(BUILD, "mkfs.cowfs"), "-s", "64M", new)
     prog = os.path.abspath(os.path.join(BUILD, "cowfs"))
     p = run("mount", "-t", "fuse", f"{prog}#{new}", mnt, "-o", "ro", check=False, timeout=30)
     try:
-        assert p.returncode != 0 and "mount it read-write once" in p.stderr, \
-            f"exit {p.returncode}, stderr {p.stderr.strip()[:300]!r}"
-        assert not mounted(mnt), "mounted although refused"
+        assert p.returncode == 0, f"exit {p.returncode}, stderr {p.stderr.strip()[:300]!r}"
+        wait_for(lambda: mounted(mnt), 15, "the read-only mount")
+        assert os.listdir(mnt) == [], os.listdir(mnt)
+        st = os.stat(mnt)
+        assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o755 and st.st_uid == 0, \
+            f"root mode {st.st_mode:o} uid {st.st_uid}"
+        try:
+            os.mkdir(os.path.join(mnt, "d"))
+            raise AssertionError("mkdir on a read-only mount succeeded")
+        except OSError as e:
+            assert e.errno == errno.EROFS, f"mkdir: {e}"
     finally:
         if mounted(mnt):
             run("fusermount3", "-u", mnt, check=False, timeout=30)
+    wait_for(lambda: not mounted(mnt), 15, "the unmount")
+    p = run(os.path.join(BUILD, "cowfs"), "check", new, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 def check_df(mnt):

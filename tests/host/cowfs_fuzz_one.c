@@ -104,7 +104,7 @@ void cowfs_fuzz_init(void)
 	snprintf(fz_path, sizeof(fz_path), "/tmp/cowfs-fuzz-%d.img", getpid());
 	unlink(fz_path);
 	struct plat_bdev *b = plat_host_bdev_open(fz_path, FZ_BYTES, 512, 0, false);
-	struct cowfs_mkfs_opts mo = { .node_size = 4096 };
+	struct cowfs_mkfs_opts mo = { .node_size = 4096, .bare = true };   /* the namespace is made below */
 	struct cowfs *fs;
 	struct cowfs_tree *t, *c;
 	if (!b || cowfs_mkfs(b, &mo) || cowfs_mount(b, NULL, &fs))

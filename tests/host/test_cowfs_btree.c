@@ -38,7 +38,7 @@ static int env_open(struct env *e, const char *name, uint64_t bytes, uint32_t no
 	e->cache = cache;
 	if (!ct_image_create(&e->im, name, bytes))
 		return -1;
-	struct cowfs_mkfs_opts o = { .node_size = node_size };
+	struct cowfs_mkfs_opts o = { .node_size = node_size, .bare = true };
 	int err = cowfs_mkfs(e->im.bdev, &o);
 	return err ? err : env_mount(e);
 }

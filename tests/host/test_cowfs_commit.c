@@ -25,7 +25,7 @@ static bool stress(void)
 
 static int mkfs_fixed(struct plat_bdev *b)
 {
-	struct cowfs_mkfs_opts o = { .node_size = 4096, .fsid = test_fsid, .label = "test" };
+	struct cowfs_mkfs_opts o = { .node_size = 4096, .fsid = test_fsid, .label = "test", .bare = true };
 	return cowfs_mkfs(b, &o);
 }
 

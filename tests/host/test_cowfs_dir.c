@@ -32,7 +32,7 @@ static int env_open(struct env *e, const char *name, uint64_t bytes, uint32_t no
 	memset(e, 0, sizeof(*e));
 	if (!ct_image_create(&e->im, name, bytes))
 		return -1;
-	struct cowfs_mkfs_opts o = { .node_size = node_size };
+	struct cowfs_mkfs_opts o = { .node_size = node_size, .bare = true };
 	int err = cowfs_mkfs(e->im.bdev, &o);
 	if (!err)
 		err = env_mount(e);

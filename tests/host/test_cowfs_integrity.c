@@ -22,7 +22,7 @@ static struct cowfs *setup(struct ct_image *im, struct ct_model *m)
 {
 	struct cowfs *fs;
 	struct cowfs_tree *t;
-	struct cowfs_mkfs_opts mo = { .node_size = 4096 };
+	struct cowfs_mkfs_opts mo = { .node_size = 4096, .bare = true };
 	uint64_t rng = 3;
 	uint32_t ver = 1;
 	ct_image_create(im, "integ", 32 << 20);

@@ -29,7 +29,7 @@ static void fx_init(struct fx *f, uint32_t node_size)
 {
 	memset(f, 0, sizeof(*f));
 	ct_image_create(&f->im, "snap", 64 << 20);
-	struct cowfs_mkfs_opts mo = { .node_size = node_size };
+	struct cowfs_mkfs_opts mo = { .node_size = node_size, .bare = true };
 	EXPECT_EQ_INT(cowfs_mkfs(f->im.bdev, &mo), 0);
 	fx_mount(f);
 	f->rng = 0x5eed;
@@ -547,7 +547,7 @@ static uint64_t snap_cut_run(uint64_t cut_at, uint64_t seed, const char **why)
 	struct ct_cut c = { &im, 0, cut_at ? cut_at : UINT64_MAX, seed | 1, false, NULL, 0, 0, 0 };
 	struct cowfs_hooks hooks = { ct_cut_before_write, ct_cut_before_flush, &c };
 	struct cowfs_mount_opts mo = { .hooks = &hooks };
-	struct cowfs_mkfs_opts mk = { .node_size = 4096 };
+	struct cowfs_mkfs_opts mk = { .node_size = 4096, .bare = true };
 	*why = NULL;
 	/* 160 blocks: freed blocks are reused all through the run. */
 	ct_image_create(&im, "snapcut", 160 * 4096);
