@@ -7,9 +7,10 @@
 #   make proto-fuzz     libFuzzer (clang) on the decoder and the handshake
 #                       for PROTO_FUZZ_SECONDS (default 120); part of
 #                       `make stress`
-# serve_cowfs.c binds the server core to the filesystem: everything else in
+# serve_cowfs*.c bind the server core to the filesystem: everything else in
 # proto/ is independent of it (and tested without it).
-PROTO_FS_SRCS   := proto/serve_cowfs.c
+PROTO_FS_SRCS   := proto/serve_cowfs.c proto/serve_cowfs_meta.c
+PROTO_FS_HDRS   := proto/serve_cowfs.h proto/serve_cowfs_int.h
 PROTO_SRCS      := $(filter-out $(PROTO_FS_SRCS),$(wildcard proto/*.c))
 PROTO_HOST_SRCS := $(PROTO_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 PROTO_TEST_SUPPORT := tests/host/proto_samples.c tests/host/proto_fuzz_one.c
@@ -28,7 +29,7 @@ proto-test: $(addprefix $(HOST_BUILD)/,$(PROTO_TESTS))
 PROTO_ALLOWED_INCLUDES := stdint.h|stddef.h|stdbool.h|stdarg.h|proto/[a-z0-9_]+\.h|platform/platform\.h|platform/errno\.h
 proto-kcheck:
 	@mkdir -p $(BUILD)/proto-k
-	@set -e; bad=$$(grep -hE '^\s*#\s*include' $(filter-out $(PROTO_FS_SRCS) $(PROTO_FS_SRCS:.c=.h),$(wildcard proto/*.c proto/*.h)) | \
+	@set -e; bad=$$(grep -hE '^\s*#\s*include' $(filter-out $(PROTO_FS_SRCS) $(PROTO_FS_HDRS),$(wildcard proto/*.c proto/*.h)) | \
 		grep -vE '^\s*#\s*include\s*[<"]($(PROTO_ALLOWED_INCLUDES))[>"]' || true); \
 	if [ -n "$$bad" ]; then echo "proto-kcheck: includes outside the platform interface: $$bad"; exit 1; fi; \
 	for f in $(PROTO_SRCS); do \

@@ -196,7 +196,7 @@ MUTATIONS = [
      "if (err == -PLAT_ENOENT || (!err && (uint32_t)in->gen != fh->gen))",
      "if (err == -PLAT_ENOENT)",
      ["test_apfp_serve"]),
-    ("proto-fs-cookie-verifier-ignored", "protocol §5 readdir cookies", "proto/serve_cowfs.c",
+    ("proto-fs-cookie-verifier-ignored", "protocol §5 readdir cookies", "proto/serve_cowfs_meta.c",
      "if (q->cookie && plat_memcmp(q->verf.b, r->verf.b, PROTO_VERF_SIZE))",
      "if (0 && q->cookie && plat_memcmp(q->verf.b, r->verf.b, PROTO_VERF_SIZE))",
      ["test_apfp_serve"]),
