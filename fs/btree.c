@@ -194,6 +194,29 @@ int cowfs_bt_lookup(struct cowfs_tree *t, const struct cowfs_key *k, void *buf, 
 	return exact ? 0 : -PLAT_ENOENT;
 }
 
+int cowfs_bt_shared(struct cowfs_tree *t, const struct cowfs_key *k, bool *shared)
+{
+	struct cowfs *fs = t->fs;
+	struct cowfs_node *n, *c;
+	uint32_t refs;
+	*shared = false;
+	int err = read_root(t, &n);
+	for (;;) {
+		if (err)
+			return err;
+		/* A node of the running transaction is this tree's alone (node_cow). */
+		if (nd_gen(n->buf) != fs->gen && !(err = node_refs(t, n->blocknr, &refs)) && refs > 1)
+			*shared = true;
+		if (err || *shared || !nd_level(n->buf))
+			break;
+		err = read_child(t, n, child_slot(n->buf, k), &c);
+		cowfs_nc_put(fs, n);
+		n = c;
+	}
+	cowfs_nc_put(fs, n);
+	return err;
+}
+
 struct walk {
 	struct cowfs_tree *t;
 	const struct cowfs_key *from, *to;

@@ -200,6 +200,10 @@ int cowfs_ref_dec(struct cowfs *fs, uint64_t blk, bool *last);
 /* btree.c: drop a whole (sub)tree reached through p: shared nodes lose a
  * reference, unshared ones are freed with everything below them. */
 int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
+/* Whether the leaf that holds (or would hold) key k is shared with another
+ * tree: some node on its path has more than one reference (a snapshot or
+ * clone took it; sharing is pushed down only along changed paths). */
+int cowfs_bt_shared(struct cowfs_tree *t, const struct cowfs_key *k, bool *shared);
 
 /* ---- dataref.c: references to data blocks (docs/format.md §10) ---- */
 /* One reference less to data blocks [blk, blk+n) (freed at the last). */

@@ -180,6 +180,38 @@ int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t
 /* ---- seek: the on-disk mapping, with data not yet in an extent
  * (delalloc, writeback in flight) reported as DELALLOC ---- */
 
+/* fiemap's SHARED flag (lock held): the extent's blocks are also another
+ * file's (a reflink: DATA_REF counts) or another tree's (the leaf holding
+ * the EXTENT item is shared with a snapshot or clone).  The mapping is cut
+ * where the blocks' own sharing changes, looking at most REPORT_REF_SPAN
+ * blocks per call (fiemap merges the pieces again). */
+#define REPORT_REF_SPAN 256u
+static int report_shared(struct cowfs_vnode *vn, struct iomap *map)
+{
+	struct cowfs *fs = cowfs_vfs_fs(vn->m);
+	struct cowfs_key k = { vn->rec.ino, CFS_ITEM_EXTENT, map->offset };
+	bool leaf_shared;
+	int err = cowfs_bt_shared(vn->m->tree, &k, &leaf_shared);
+	uint64_t blk = map->addr / BS, n = map->length / BS;
+	uint32_t refs;
+	if (err || (err = cowfs_data_ref_get(fs, blk, &refs)))
+		return err;
+	bool first = refs > 1;
+	for (uint64_t i = 1; i < n && i < REPORT_REF_SPAN; i++) {
+		if ((err = cowfs_data_ref_get(fs, blk + i, &refs)))
+			return err;
+		if ((refs > 1) != first) {
+			map->length = i * BS;
+			break;
+		}
+	}
+	if (n > REPORT_REF_SPAN && map->length > (uint64_t)REPORT_REF_SPAN * BS)
+		map->length = (uint64_t)REPORT_REF_SPAN * BS;
+	if (first || leaf_shared)
+		map->flags |= IOMAP_F_SHARED;
+	return 0;
+}
+
 static int report_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsigned flags, struct iomap *iomap,
 			struct iomap *srcmap)
 {
@@ -197,6 +229,8 @@ static int report_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsi
 		err = cowfs_file_map_disk(vn, start, iomap);
 		if (!err && next < iomap->offset + iomap->length)
 			iomap->length = next - iomap->offset;      /* pending data ahead */
+		if (!err && iomap->type == IOMAP_MAPPED)
+			err = report_shared(vn, iomap);
 	}
 	plat_mutex_unlock(vn->m->lock);
 	return err;

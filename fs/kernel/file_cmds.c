@@ -246,10 +246,11 @@ static int cmd_filefrag(int argc, char **argv)
 			break;
 		for (int i = 0; i < n; i++, count++) {
 			uint32_t f = e[i].flags;
-			kprintf("%-6llu %14llu %14llu %12llu %s%s%s\n", (unsigned long long)count,
+			kprintf("%-6llu %14llu %14llu %12llu %s%s%s%s\n", (unsigned long long)count,
 				(unsigned long long)e[i].logical, (unsigned long long)e[i].physical,
 				(unsigned long long)e[i].length, f & IOMAP_FIEMAP_DELALLOC ? " delalloc" : "",
-				f & IOMAP_FIEMAP_ENCODED ? " encoded" : "", f & IOMAP_FIEMAP_LAST ? " last" : "");
+				f & IOMAP_FIEMAP_SHARED ? " shared" : "", f & IOMAP_FIEMAP_ENCODED ? " encoded" : "",
+				f & IOMAP_FIEMAP_LAST ? " last" : "");
 		}
 		pos = e[n - 1].logical + e[n - 1].length;
 		if (e[n - 1].flags & IOMAP_FIEMAP_LAST)

@@ -525,11 +525,19 @@ TEST(power_cut_at_every_write_of_punch_zero_allocate)
 	ct_cut_every_write(__FILE__, __LINE__, falloc_cut_run, getenv("COWFS_STRESS") ? 10 : 2, 25);
 }
 
+/* The other file's range released (a truncate to 0), committed. */
+static int cowfs_truncate_test(struct cowfs_mount *m, uint64_t ino)
+{
+	struct cowfs_setattr sa = { .valid = CFS_SET_SIZE, .size = 0 };
+	int err = cowfs_setattr(m, ino, &sa, NULL);
+	return err ? err : cowfs_vfs_sync(m);
+}
+
 /* fiemap (cowfs_fiemap, the appliance's filefrag): the extents of a file
  * with a hole, as dirty data (delalloc, no address), after writeback (disk
  * addresses, the last flagged, the data found there on the device), and
- * reflinked (the same disk address in both files); holes never listed, an extent cut to the range
- * asked for. */
+ * reflinked (the same disk address in both files, SHARED) and snapshotted (SHARED until written);
+ * holes never listed, an extent cut to the range asked for. */
 TEST(fiemap_extents_through_a_files_life)
 {
 	struct env e;
@@ -561,14 +569,29 @@ TEST(fiemap_extents_through_a_files_life)
 	 * size grows over a hole. */
 	EXPECT_EQ_INT(cowfs_fallocate(e.m, ino, 0, 2 << 20, 4 * BS), 0);
 	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 2 << 20, 1 << 30, x, 8), 0);
-	/* Reflinked: both files at the same disk address (the SHARED flag is
-	 * not reported: that needs a reference lookup per extent). */
+	/* Reflinked: both files at the same disk address, SHARED in both (the
+	 * blocks' DATA_REF counts). */
 	EXPECT_EQ_INT(cowfs_clone_range(e.m, ino, 0, other, 0, 2 * BS, 0), 2 * BS);
 	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
 	struct iomap_fiemap_extent y[2];
 	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 2 * BS, x, 8), 1);
 	EXPECT_EQ_INT(cowfs_fiemap(e.m, other, 0, 1 << 30, y, 2), 1);
 	EXPECT_EQ_INT(x[0].physical, y[0].physical);
+	EXPECT((x[0].flags & IOMAP_FIEMAP_SHARED) && (y[0].flags & IOMAP_FIEMAP_SHARED));
+	/* The other file's copy gone: the blocks are this file's alone. */
+	EXPECT_EQ_INT(cowfs_truncate_test(e.m, other), 0);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 2 * BS, x, 8), 1);
+	EXPECT(!(x[0].flags & IOMAP_FIEMAP_SHARED));
+	/* A snapshot shares the leaf naming the extents (its path's
+	 * references); a block written after it is the file's own, the one
+	 * left stays shared (the leaf's copy raised its DATA_REF). */
+	EXPECT_EQ_INT(cowfs_snapshot(e.m, "s", 1, true), 0);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 2 * BS, x, 8), 1);
+	EXPECT(x[0].flags & IOMAP_FIEMAP_SHARED);
+	EXPECT_EQ_INT(cowfs_write(e.m, ino, 0, data, BS, 0), BS);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(cowfs_fiemap(e.m, ino, 0, 2 * BS, x, 8), 2);
+	EXPECT(!(x[0].flags & IOMAP_FIEMAP_SHARED) && (x[1].flags & IOMAP_FIEMAP_SHARED));
 	EXPECT_EQ_INT(cowfs_fiemap(e.m, 999999, 0, 1, x, 8), -PLAT_ENOENT);
 	free(data);
 	free(buf);

@@ -318,6 +318,8 @@ def fs_host_populated(ctx):
         ext = re.findall(r"^(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(.*)$", out, re.M)
         check(len(ext) == 1 and ext[0][0] == "0" and ext[0][1] == "0" and ext[0][3] == "1000" and "last" in ext[0][4]
               and re.search(r"^/nvme0n1/d0001/f0000777: 1 extent$", out, re.M), out)
+        # Written before snapshot pop-2 and never since: shared with it.
+        check("shared" in ext[0][4], f"not shared with the snapshot: {out}")
         one_line_error(m, "filefrag /nvme0n1/nothing", r"(?i)^filefrag: /nvme0n1/nothing: .*no such")
     poweroff(m)
     with ctx.subtest("filefrag_address_holds_the_data"):
