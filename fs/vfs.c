@@ -250,11 +250,23 @@ int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct 
 	}
 	if (!err)
 		err = iomap_workq_create("cowfs-ra", 1, &m->ra_wq);
+	struct cowfs_mount_opts mo = o->fs;
+	if (o->snapshot)
+		mo.readonly = true;     /* a snapshot is read as it was taken */
 	if (!err)
-		err = cowfs_mount(b, &o->fs, &m->fs);
+		err = cowfs_mount(b, &mo, &m->fs);
 	if (err)
 		goto fail;
-	err = cowfs_tree_open(m->fs, CFS_TREE_FS, !m->fs->readonly, &m->tree);
+	uint64_t tree = CFS_TREE_FS;
+	if (o->snapshot && (err = cowfs_snapshot_lookup(m->fs, CFS_TREE_FS, o->snapshot, plat_strlen(o->snapshot), &tree)))
+		plat_log(PLAT_LOG_ERR, "cowfs: %s: no snapshot named \"%s\" (%s)", plat_bdev_name(b), o->snapshot,
+			 plat_strerror(err));
+	if (!err)
+		err = cowfs_tree_open(m->fs, tree, !m->fs->readonly, &m->tree);
+	if (err && o->snapshot) {
+		cowfs_unmount(m->fs);
+		goto fail;
+	}
 	/* mkfs makes the root directory; images made before it did get theirs
 	 * at their first read-write mount (vfs_root). */
 	if (err == -PLAT_ENOENT)

@@ -57,6 +57,8 @@ struct cowfs_vfs_opts {
 	struct iomap_workq *wq;          /* I/O completion worker; NULL = a private one */
 	unsigned commit_interval_ms;     /* background commit period; 0 = 5000 */
 	bool no_fsync_log;               /* fsync always commits (no intent log, docs/format.md §9) */
+	const char *snapshot;            /* mount this named snapshot (or clone) of the top subvolume,
+					    read-only, instead of the live tree; -ENOENT when none has that name */
 };
 
 int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct cowfs_mount **out);

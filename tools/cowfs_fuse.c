@@ -492,12 +492,14 @@ static const struct fuse_lowlevel_ops ops = {
 
 struct cfopts {
 	int ro, direct_io, foreground, help;
+	char *snapshot;
 };
 
 static const struct fuse_opt cf_opts[] = {
 	{ "ro", offsetof(struct cfopts, ro), 1 },
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),          /* and the kernel mount is read-only too */
 	{ "direct_io", offsetof(struct cfopts, direct_io), 1 },
+	{ "snapshot=%s", offsetof(struct cfopts, snapshot), 0 },
 	{ "-f", offsetof(struct cfopts, foreground), 1 },
 	{ "-h", offsetof(struct cfopts, help), 1 },
 	{ "--help", offsetof(struct cfopts, help), 1 },
@@ -506,7 +508,7 @@ static const struct fuse_opt cf_opts[] = {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: cowfs-fuse IMAGE MOUNTPOINT [-f] [-o ro,direct_io,FUSE options]\n");
+	fprintf(stderr, "usage: cowfs-fuse IMAGE MOUNTPOINT [-f] [-o ro,direct_io,snapshot=NAME,FUSE options]\n");
 	return 2;
 }
 
@@ -544,6 +546,10 @@ int main(int argc, char **argv)
 	char fsname[PATH_MAX + 128];
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=cowfs,default_permissions,max_read=%u", image, MAX_IO);
 	fuse_opt_add_arg(&args, fsname);
+	if (o.snapshot) {               /* a snapshot is mounted as it was taken */
+		o.ro = 1;
+		fuse_opt_add_arg(&args, "-oro");
+	}
 
 	/* Mount check before any thread or fork, so errors reach the terminal. */
 	struct plat_bdev *b = open_image(image);
@@ -561,15 +567,18 @@ int main(int argc, char **argv)
 	 * which images from before mkfs made it get at their first read-write
 	 * mount. */
 	struct cowfs_tree *t;
-	err = o.ro ? cowfs_tree_open(probe, CFS_TREE_FS, false, &t) : 0;
+	uint64_t snap = 0;
+	if (o.snapshot && (err = cowfs_snapshot_lookup(probe, CFS_TREE_FS, o.snapshot, strlen(o.snapshot), &snap)))
+		fprintf(stderr, "cowfs-fuse: %s: no snapshot named \"%s\" (cowfs snapshot IMAGE list): %s\n", image,
+			o.snapshot, plat_strerror(err));
+	else if (o.ro && (err = cowfs_tree_open(probe, o.snapshot ? snap : CFS_TREE_FS, false, &t)))
+		fprintf(stderr, "cowfs-fuse: %s: %s\n", image, err == -PLAT_ENOENT ?
+			"a filesystem with no root directory yet (made by an older mkfs): mount it read-write once "
+			"before read-only" : plat_strerror(err));
 	cowfs_unmount(probe);
 	plat_bdev_close(b);
-	if (err) {
-		fprintf(stderr, "cowfs-fuse: %s: %s\n", image, err == -PLAT_ENOENT ?
-			"a new filesystem with no root directory yet: mount it read-write once before read-only" :
-			plat_strerror(err));
+	if (err)
 		return 1;
-	}
 
 	struct cfuse c = { .ro = o.ro, .direct_io = o.direct_io };
 	struct fuse_session *se = fuse_session_new(&args, &ops, sizeof(ops), &c);
@@ -584,7 +593,7 @@ int main(int argc, char **argv)
 	}
 	fuse_daemonize(o.foreground);
 	b = open_image(image);
-	struct cowfs_vfs_opts vo = { .fs = { .readonly = o.ro != 0 } };
+	struct cowfs_vfs_opts vo = { .fs = { .readonly = o.ro != 0 }, .snapshot = o.snapshot };
 	if (!b || (err = cowfs_vfs_mount(b, &vo, &c.m))) {
 		fprintf(stderr, "cowfs-fuse: %s: mount failed: %s\n", image, b ? plat_strerror(err) : "no image");
 		goto out_unmount;

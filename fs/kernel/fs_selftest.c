@@ -95,7 +95,7 @@ static void ft_run(bool *st_failed, struct blk_dev *d, uint64_t seed)
 	if (!b || !t)
 		goto out;
 	t->rng = seed;
-	struct cowfs_mkfs_opts mo = { .node_size = 4096, .total_blocks = FT_BYTES / CFS_BLOCK_SIZE };
+	struct cowfs_mkfs_opts mo = { .node_size = 4096, .total_blocks = FT_BYTES / CFS_BLOCK_SIZE, .bare = true };
 	ST_EXPECT(cowfs_mkfs(b, &mo) == 0);
 	ST_EXPECT(cowfs_mount(b, NULL, &fs) == 0);
 	if (!fs)

@@ -11,7 +11,8 @@ punch hole / zero range through fallocate(2)) and lseek SEEK_DATA/SEEK_HOLE, cop
 a reflink, statvfs shows no data space used; unaligned: a copy; writes afterwards apart), unmount, run `cowfs check`, remount
 and compare again, remount read-only; mount(8) through mount.fuse3 with
 `cowfs` as the helper (what `mount -t fuse.cowfs IMAGE DIR` runs); a
-never-mounted image mounted read-only (mkfs makes the root directory).
+never-mounted image mounted read-only (mkfs makes the root directory); a
+snapshot mounted with -o snapshot=NAME.
 Without /dev/fuse every case is reported as skipped (never as passed).
 Every wait has a deadline; the mount is always taken down.
 """
@@ -31,7 +32,7 @@ from fuse_util import FuseDaemon, Results, listing, mounted, run, wait_for, xatt
 SUITE = "cowfs_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
 CASES = ["mount", "namespace", "data", "fallocate_seek", "rename_edges", "concurrent_namespace", "statfs", "xattr", "copy_file_range", "unmount_check", "remount_same", "readonly", "mount_helper",
-         "readonly_new"]
+         "readonly_new", "snapshot_mount"]
 R = Results(SUITE)
 results = R.ok
 report = R.report
@@ -422,6 +423,7 @@ def main():
             report("readonly", False, str(e))
         R.case("mount_helper", mount_helper, image, mnt, before)
         R.case("readonly_new", readonly_new, tmp, mnt)
+        R.case("snapshot_mount", snapshot_mount, tmp, mnt)
     except (AssertionError, OSError, subprocess.SubprocessError) as e:
         for c in CASES:
             if c not in results:
@@ -481,6 +483,42 @@ def readonly_new(tmp, mnt):
     wait_for(lambda: not mounted(mnt), 15, "the unmount")
     p = run(os.path.join(BUILD, "cowfs"), "check", new, check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def snapshot_mount(tmp, mnt):
+    """-o snapshot=NAME mounts that snapshot read-only as it was taken (the
+    live file changed since reads the old bytes there); writes are EROFS;
+    an unknown name is refused with the name, before anything is mounted."""
+    img = os.path.join(tmp, "snap.img")
+    run(os.path.join(BUILD, "mkfs.cowfs"), "-s", "64M", img)
+    m = Mount(img, mnt)
+    try:
+        with open(os.path.join(mnt, "a"), "w") as f:
+            f.write("taken")
+    finally:
+        m.unmount()
+    run(os.path.join(BUILD, "cowfs"), "snapshot", img, "create", "s1")
+    m = Mount(img, mnt)
+    try:
+        with open(os.path.join(mnt, "a"), "w") as f:
+            f.write("changed afterwards")
+        os.mkdir(os.path.join(mnt, "new"))
+    finally:
+        m.unmount()
+    m = Mount(img, mnt, "-o", "snapshot=s1")
+    try:
+        assert open(os.path.join(mnt, "a")).read() == "taken", "the snapshot shows the live file"
+        assert sorted(os.listdir(mnt)) == ["a"], os.listdir(mnt)
+        try:
+            open(os.path.join(mnt, "b"), "w").close()
+            raise AssertionError("a file was created in a snapshot")
+        except OSError as e:
+            assert e.errno == errno.EROFS, f"create in a snapshot: {e}"
+    finally:
+        m.unmount()
+    p = run(os.path.join(BUILD, "cowfs-fuse"), img, mnt, "-o", "snapshot=nosuch", check=False, timeout=30)
+    assert p.returncode != 0 and 'no snapshot named "nosuch"' in p.stderr, p.stderr
+    assert not mounted(mnt), "mounted an unknown snapshot"
 
 
 def check_df(mnt):
