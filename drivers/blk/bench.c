@@ -1,6 +1,6 @@
 /*
  * Block benchmark: `bench blk DEV WORKLOAD bs=N qd=N secs=N [poll|irq]
- * [size=BYTES] [threads=N]`.
+ * [size=BYTES] [threads=N] [batch=0|1]`.
  *
  * Each submitter thread is pinned to its own CPU (thread i on CPU
  * (cpu + i) % ncpus, cpu=N defaulting to 0: the CPU the disks interrupt,
@@ -11,6 +11,8 @@
  * timestamp per batch of completions, records latencies (submit to reap,
  * like fio's completion latency) and resubmits.  In polling mode the thread
  * polls its own hardware queue; in interrupt mode it sleeps until woken.
+ * A batch of resubmissions goes out with BLK_F_MORE and one blk_commit()
+ * (NVMe: one SQ doorbell per batch); batch=0 rings per request, to compare.
  * The first second is warm-up and not counted.
  *
  * The window counts completions reaped in it, whenever they were submitted:
@@ -70,6 +72,7 @@ struct bench_thr {
 	enum bench_wl wl;
 	uint32_t bs, qd, blocks_per_io;
 	bool poll;
+	bool batch;                    /* BLK_F_MORE + one blk_commit() per batch */
 	uint64_t nslots;               /* bs-sized slots in the tested range */
 	uint64_t seq_slot, rnd;
 	uint64_t warm_end, end;
@@ -166,7 +169,7 @@ static int bench_issue(struct bench_thr *t, struct bench_io *io)
 		break;
 	}
 	io->req.op = op;
-	io->req.flags = 0;
+	io->req.flags = t->batch ? BLK_F_MORE : 0;
 	io->req.lba = slot * t->blocks_per_io;
 	io->req.nblocks = t->blocks_per_io;
 	io->req.segs = &io->seg;
@@ -191,6 +194,8 @@ static void bench_thread(void *arg)
 	for (unsigned i = 0; i < t->qd; i++)
 		if (bench_issue(t, &t->ios[i]))
 			break;
+	if (t->batch)
+		blk_commit(t->dev);
 	uint64_t progress = time_ns();        /* last reap: the spin budget's clock */
 	for (;;) {
 		uint64_t now = time_ns();
@@ -262,6 +267,8 @@ static void bench_thread(void *arg)
 				bench_issue(t, io);
 			io = next;
 		}
+		if (t->batch)
+			blk_commit(t->dev);   /* the batch's one doorbell */
 	}
 }
 
@@ -344,7 +351,7 @@ static void bench_progress(void *arg)
 
 static int bench_blk(int argc, char **argv)
 {
-	unsigned long long bs = 4096, qd = 1, secs = 10, size = 0, threads = 1, cpu = ~0ull;
+	unsigned long long bs = 4096, qd = 1, secs = 10, size = 0, threads = 1, cpu = ~0ull, batch = 1;
 	int mode = -1;     /* -1: the device's current mode */
 	enum bench_wl wl = BW_RANDREAD;
 	unsigned i;
@@ -370,10 +377,11 @@ static int bench_blk(int argc, char **argv)
 		 * two CPUs is an error, not CPU 1. */
 		static const struct { const char *key; unsigned long long min; } keys[] = {
 			{ "bs", 1 }, { "qd", 1 }, { "secs", 1 }, { "size", 1 }, { "threads", 1 }, { "cpu", 0 },
+			{ "batch", 0 },
 		};
-		unsigned long long *dsts[] = { &bs, &qd, &secs, &size, &threads, &cpu };
+		unsigned long long *dsts[] = { &bs, &qd, &secs, &size, &threads, &cpu, &batch };
 		unsigned long long maxs[] = { BENCH_MAX_BS, BENCH_MAX_QD, 3600, devbytes, ncpus_online,
-					      ncpus_online - 1 };
+					      ncpus_online - 1, 1 };
 		const char *s = argv[a];
 		int rc = SHELL_NOT_KEY;
 		if (!strcmp(s, "poll") || !strcmp(s, "irq")) {
@@ -383,7 +391,7 @@ static int bench_blk(int argc, char **argv)
 		for (unsigned k = 0; k < ARRAY_SIZE(keys) && rc == SHELL_NOT_KEY; k++)
 			rc = shell_arg_kv("bench", keys[k].key, s, keys[k].min, maxs[k], dsts[k]);
 		if (rc == SHELL_NOT_KEY) {
-			kprintf("bench: unknown option '%s' (bs= qd= secs= size= threads= cpu= poll irq)\n", s);
+			kprintf("bench: unknown option '%s' (bs= qd= secs= size= threads= cpu= batch= poll irq)\n", s);
 			return SHELL_REPORTED;
 		}
 		if (rc)
@@ -426,6 +434,7 @@ static int bench_blk(int argc, char **argv)
 		t->bs = (uint32_t)bs;
 		t->qd = (uint32_t)qd;
 		t->poll = poll;
+		t->batch = batch;
 		if (bench_setup_thr(t, i, size)) {
 			kprintf("bench: out of memory for %llu buffers of %llu bytes\n", qd * threads, bs);
 			rc = 1;

@@ -88,6 +88,12 @@ enum blk_op {
 };
 
 #define BLK_F_FUA      (1u << 0)   /* write through to stable media */
+/* More requests follow from this CPU: the driver may queue this one without
+ * telling the device (NVMe: no SQ doorbell write) until blk_commit().  The
+ * submitter must call blk_commit(dev) after the last request of the batch.
+ * Dropped for requests that are split or parked (they are started as soon
+ * as they are issued). */
+#define BLK_F_MORE     (1u << 1)
 
 struct blk_seg {
 	void *buf;            /* kernel virtual address, 4-byte aligned */
@@ -128,6 +134,9 @@ struct blk_ops {
 	 * `queue`.  Return 0 when accepted, -EBUSY when the queue is full
 	 * (retried later), other -errno to fail it.  Must not sleep. */
 	int (*submit)(struct blk_dev *dev, struct blk_req *req, unsigned queue);
+	/* Start whatever submit() queued with BLK_F_MORE on `queue`.
+	 * Optional: a driver without it ignores BLK_F_MORE. */
+	void (*commit)(struct blk_dev *dev, unsigned queue);
 	/* Reap completions on a queue; returns how many.  Optional
 	 * (-ENOTSUP): then polling mode is unavailable. */
 	int (*poll)(struct blk_dev *dev, unsigned queue);
@@ -205,6 +214,8 @@ void blk_req_init(struct blk_req *req, enum blk_op op, uint64_t lba, uint32_t nb
 /* 0 when queued (done() will run), or -errno when rejected up front (done()
  * will not run; req->error says why). */
 int blk_submit(struct blk_dev *dev, struct blk_req *req);
+/* After requests submitted with BLK_F_MORE: start them (one doorbell). */
+void blk_commit(struct blk_dev *dev);
 /* Driver: a request handed to ops->submit() finished.  `error` may be NULL
  * or a decoded reason. */
 void blk_complete(struct blk_req *req, int status, const char *error);

@@ -220,6 +220,7 @@ static void blk_swq_append(struct blk_dev *dev, struct blk_swq *q, struct blk_re
 	struct blk_req *t = q->tail;
 
 	r->next = NULL;
+	r->flags &= ~BLK_F_MORE;      /* parked: issued later, started at once */
 	if (t && blk_can_merge(dev, t, r)) {
 		if (!(t->bl_flags & BLK_RF_MERGED)) {
 			/* Wrap the tail in a merged request from the pool. */

@@ -192,6 +192,14 @@ static int blk_split_range(struct blk_dev *dev, struct blk_req *req, uint32_t fl
 	return 0;
 }
 
+void blk_commit(struct blk_dev *dev)
+{
+	/* Every queue, not just this CPU's: the submitter may have moved. */
+	if (dev->ops->commit)
+		for (unsigned i = 0; i < dev->nqueues; i++)
+			dev->ops->commit(dev, i);
+}
+
 int blk_submit(struct blk_dev *dev, struct blk_req *req)
 {
 	int rc;
@@ -250,6 +258,8 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 		blk_dispatch(dev, req);
 		return 0;
 	}
+	req->flags &= ~BLK_F_MORE;    /* pieces are started one by one */
+	flags &= ~BLK_F_MORE;
 
 	/* Pieces.  pending starts at 1 so the request cannot finish while
 	 * pieces are still being issued. */

@@ -458,8 +458,10 @@ void nvme_describe(struct blk_dev *dev)
 		(unsigned long long)c->aborts, (unsigned long long)c->resets);
 	for (unsigned i = 0; i < c->nqueues; i++) {
 		struct nvme_queue *q = &c->io[i];
-		kprintf("  queue %u: vector %d (MSI-X entry %u), %llu submitted, %llu completed, %llu interrupts, %u in flight\n",
+		kprintf("  queue %u: vector %d (MSI-X entry %u), %llu submitted, %llu SQ doorbells, %llu completed, "
+			"%llu interrupts, %u in flight\n",
 			q->id, q->vector, q->msix_entry, (unsigned long long)q->submits,
+			(unsigned long long)q->sq_doorbells,
 			(unsigned long long)q->completions, (unsigned long long)q->irqs,
 			(unsigned)(q->depth - 1u - q->nfree));
 	}
@@ -582,6 +584,7 @@ static void nvme_shutdown_quiesce(struct nvme_ctrl *c, uint64_t deadline)
 	for (;;) {
 		unsigned busy = 0;
 		for (unsigned i = 0; i < c->nqueues; i++) {
+			nvme_queue_commit(&c->io[i]);
 			nvme_queue_reap(&c->io[i]);
 			busy += c->io[i].depth - 1u - c->io[i].nfree;
 		}

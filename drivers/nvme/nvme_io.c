@@ -3,7 +3,8 @@
  * completion (interrupt or polling), and the timeout watchdog's scan.
  *
  * The fast path is one queue lock (uncontended with one queue per CPU), one
- * SQE written in place, one SQ doorbell per submission, and one CQ doorbell
+ * SQE written in place, one SQ doorbell per submission or per batch
+ * (BLK_F_MORE ... blk_commit()), and one CQ doorbell
  * per batch of completions.  Completions are handed to the block layer after
  * the lock is dropped, because blk_complete() may submit again.
  */
@@ -86,6 +87,7 @@ void nvme_queue_reset_ring(struct nvme_queue *q)
 {
 	memset((void *)q->cq, 0, q->depth * sizeof(struct nvme_cqe));
 	q->sq_tail = 0;
+	q->sq_rung = 0;
 	q->sq_head = 0;
 	q->cq_head = 0;
 	q->phase = 1;
@@ -210,11 +212,38 @@ static int nvme_submit(struct blk_dev *dev, struct blk_req *req, unsigned queue)
 	}
 	if (++q->sq_tail == q->depth)
 		q->sq_tail = 0;
-	__asm__ volatile("" ::: "memory");   /* SQE before doorbell (x86: stores ordered) */
-	*q->sq_db = q->sq_tail;
 	q->submits++;
+	/* BLK_F_MORE: the caller queues more and calls blk_commit() after the
+	 * last one, so the batch costs one doorbell write (an MMIO exit). */
+	if (!(req->flags & BLK_F_MORE))
+		nvme_ring_sq(q);
 	spin_unlock_irqrestore(&q->lock, fl);
 	return 0;
+}
+
+/* Publish every SQE written so far.  Called with q->lock held. */
+void nvme_ring_sq(struct nvme_queue *q)
+{
+	if (q->sq_rung == q->sq_tail)
+		return;
+	__asm__ volatile("" ::: "memory");   /* SQEs before doorbell (x86: stores ordered) */
+	*q->sq_db = q->sq_tail;
+	q->sq_rung = q->sq_tail;
+	q->sq_doorbells++;
+}
+
+void nvme_queue_commit(struct nvme_queue *q)
+{
+	uint64_t fl = spin_lock_irqsave(&q->lock);
+	if (!q->held)
+		nvme_ring_sq(q);
+	spin_unlock_irqrestore(&q->lock, fl);
+}
+
+static void nvme_commit(struct blk_dev *dev, unsigned queue)
+{
+	struct nvme_ctrl *c = ((struct nvme_ns *)dev->driver_data)->ctrl;
+	nvme_queue_commit(&c->io[queue < c->nqueues ? queue : queue % c->nqueues]);
 }
 
 static void nvme_complete_one(struct nvme_queue *q, struct blk_req *req, uint16_t sf, bool aborted)
@@ -343,7 +372,7 @@ void nvme_queue_resubmit(struct nvme_queue *q)
 	}
 	q->held = false;
 	if (nre)
-		*q->sq_db = q->sq_tail;
+		nvme_ring_sq(q);
 	spin_unlock_irqrestore(&q->lock, fl);
 	if (nre || nfailed)
 		kprintf("%s: queue %u: %u commands resubmitted, %u failed\n", c->name, q->id, nre, nfailed);
@@ -412,9 +441,12 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 		return;
 	}
 	/* Reap first: a completion whose interrupt was lost then costs a
-	 * reap here, not an Abort and a reset. */
-	for (unsigned i = 0; i < c->nqueues; i++)
+	 * reap here, not an Abort and a reset.  A batch (BLK_F_MORE) whose
+	 * submitter never called blk_commit() is published here too. */
+	for (unsigned i = 0; i < c->nqueues; i++) {
+		nvme_queue_commit(&c->io[i]);
 		nvme_queue_reap(&c->io[i]);
+	}
 	for (unsigned i = 0; i < c->nqueues; i++) {
 		struct nvme_queue *q = &c->io[i];
 		uint64_t fl = spin_lock_irqsave(&q->lock);
@@ -539,6 +571,7 @@ static int nvme_arm(struct blk_dev *dev, unsigned queue, bool on)
 
 const struct blk_ops nvme_blk_ops = {
 	.submit = nvme_submit,
+	.commit = nvme_commit,
 	.poll = nvme_poll,
 	.set_interrupts = nvme_set_interrupts,
 	.arm = nvme_arm,

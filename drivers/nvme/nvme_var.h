@@ -66,6 +66,9 @@ struct nvme_queue {
 	uint64_t sq_phys, cq_phys;
 	volatile uint32_t *sq_db, *cq_db;
 	uint16_t sq_tail, cq_head;
+	uint16_t sq_rung;             /* SQ tail last written to the doorbell;
+				       * != sq_tail while a batch (BLK_F_MORE)
+				       * is being queued */
 	uint16_t sq_head;             /* admin: last SQ head the controller
 				       * reported (CQE sqhd) */
 	uint16_t phase;
@@ -76,6 +79,7 @@ struct nvme_queue {
 	int vector;                   /* CPU vector, -1 when polled */
 	unsigned msix_entry;
 	uint64_t irqs, completions, submits;
+	uint64_t sq_doorbells;        /* SQ tail doorbell writes (MMIO) */
 };
 
 struct nvme_ns {
@@ -181,6 +185,10 @@ void nvme_queue_reset_ring(struct nvme_queue *q);
 extern const struct blk_ops nvme_blk_ops;
 /* Reap completions on q; returns how many.  IRQ safe. */
 int nvme_queue_reap(struct nvme_queue *q);
+/* Write the SQ tail doorbell if SQEs were queued since the last write
+ * (nvme_ring_sq: q->lock held; nvme_queue_commit takes it). */
+void nvme_ring_sq(struct nvme_queue *q);
+void nvme_queue_commit(struct nvme_queue *q);
 void nvme_intr(void *queue);
 /* Watchdog: one pass over the in-flight commands. */
 void nvme_watchdog_scan(struct nvme_ctrl *c);
