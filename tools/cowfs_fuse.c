@@ -508,7 +508,7 @@ static const struct fuse_opt cf_opts[] = {
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: cowfs-fuse IMAGE MOUNTPOINT [-f] [-o ro,direct_io,snapshot=NAME,FUSE options]\n");
+	fprintf(stderr, "usage: cowfs-fuse [--snapshot NAME] IMAGE MOUNTPOINT [-f] [-o ro,direct_io,snapshot=NAME,FUSE options]\n");
 	return 2;
 }
 
@@ -529,6 +529,13 @@ static struct plat_bdev *open_image(const char *path)
 int main(int argc, char **argv)
 {
 	struct cfopts o = { 0 };
+	/* --snapshot NAME before the paths is -o snapshot=NAME. */
+	char *snap_arg = NULL;
+	if (argc >= 3 && strcmp(argv[1], "--snapshot") == 0) {
+		snap_arg = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
 		return usage();
 	/* The daemon changes to / before it opens the image again. */
@@ -543,6 +550,8 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(argc - 2, argv + 2);
 	if (fuse_opt_parse(&args, &o, cf_opts, NULL) || o.help)
 		return usage();
+	if (snap_arg)
+		o.snapshot = snap_arg;
 	char fsname[PATH_MAX + 128];
 	snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=cowfs,default_permissions,max_read=%u", image, MAX_IO);
 	fuse_opt_add_arg(&args, fsname);

@@ -516,7 +516,8 @@ def snapshot_mount(tmp, mnt):
             assert e.errno == errno.EROFS, f"create in a snapshot: {e}"
     finally:
         m.unmount()
-    p = run(os.path.join(BUILD, "cowfs-fuse"), img, mnt, "-o", "snapshot=nosuch", check=False, timeout=30)
+    # the same refusal through the --snapshot NAME form
+    p = run(os.path.join(BUILD, "cowfs-fuse"), "--snapshot", "nosuch", img, mnt, check=False, timeout=30)
     assert p.returncode != 0 and 'no snapshot named "nosuch"' in p.stderr, p.stderr
     assert not mounted(mnt), "mounted an unknown snapshot"
 
