@@ -56,16 +56,19 @@ static int chk_data_csums(struct chk *c, uint64_t leafblk, uint64_t first, uint6
 	int err = cowfs_tree_get(c->t->fs, CFS_TREE_CSUM, false, &csum);
 	if (err == -PLAT_ENOENT)
 		return chk_fail(c, leafblk, "file data but no checksum tree");
-	for (uint64_t x = first; x < first + n && !err; x++) {
-		struct cowfs_key k = { x, CFS_ITEM_DATA_CSUM, 0 };
-		uint32_t len;
-		err = cowfs_bt_lookup(csum, &k, NULL, 0, &len);
-		if (err == -PLAT_ENOENT || (!err && len != 4)) {
+	/* Items are runs (fs/csum_items.c): the walk stops at the first
+	 * block no item covers. */
+	uint32_t sums[64];
+	for (uint64_t x = first; x < first + n && !err;) {
+		uint64_t want = first + n - x < 64 ? first + n - x : 64, found;
+		err = cowfs_csum_get(csum, x, want, sums, &found);
+		if (err == -PLAT_EIO || (!err && found < want)) {
 			char what[96];
 			plat_snprintf(what, sizeof(what), "data block %llu has no valid checksum item",
-				      (unsigned long long)x);
+				      (unsigned long long)(x + (err ? 0 : found)));
 			return chk_fail(c, leafblk, what);
 		}
+		x += want;
 	}
 	return err;
 }

@@ -205,6 +205,21 @@ int cowfs_bt_drop(struct cowfs_tree *t, const struct cowfs_bptr *p);
  * clone took it; sharing is pushed down only along changed paths). */
 int cowfs_bt_shared(struct cowfs_tree *t, const struct cowfs_key *k, bool *shared);
 
+/* ---- csum_items.c: DATA_CSUM items of the checksum tree as runs
+ * (docs/format.md §6); crc32c values in host order ---- */
+/* The most blocks one item this implementation writes holds (1 MiB;
+ * fewer when the node size's largest item is smaller). */
+#define CFS_CSUM_RUN_MAX 256
+/* Record the checksums of blocks [blk, blk+n), replacing any there:
+ * one item per CFS_CSUM_RUN_MAX blocks. */
+int cowfs_csum_put(struct cowfs_tree *t, uint64_t blk, const uint32_t *sums, uint64_t n);
+/* Remove the checksums of blocks [blk, blk+n); items reaching outside the
+ * range are trimmed or split, blocks without one are skipped. */
+int cowfs_csum_del(struct cowfs_tree *t, uint64_t blk, uint64_t n);
+/* The checksums of blocks [blk, blk+n) into sums; *found = how many
+ * leading blocks have one (the first without stops the walk). */
+int cowfs_csum_get(struct cowfs_tree *t, uint64_t blk, uint64_t n, uint32_t *sums, uint64_t *found);
+
 /* ---- dataref.c: references to data blocks (docs/format.md §10) ---- */
 /* One reference less to data blocks [blk, blk+n) (freed at the last). */
 int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born);

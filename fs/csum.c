@@ -1,7 +1,9 @@
 /*
  * Data checksums (docs/format.md §6 DATA_CSUM): one crc32c per 4 KiB data
- * block, in the checksum tree (id 4), keyed by the block's device number,
- * so data shared by snapshots and clones shares its checksums.
+ * block, in the checksum tree (id 4), keyed by the device number of the
+ * first block of a run (fs/csum_items.c: one item per contiguous run the
+ * core hands the encoder), so data shared by snapshots and clones shares
+ * its checksums.
  *
  * The iomap core runs this as a transform stage (iomap/xform.h) on every
  * map the file layer marks IOMAP_F_CSUM: the encoder (writeback and direct
@@ -84,14 +86,10 @@ static int64_t csum_encode(struct iomap_inode *io, const struct iomap *map, uint
 		err = cowfs_writable(m->fs);
 		if (!err)
 			err = csum_tree(m, true, &t);
-		for (unsigned i = 0; !err && i < nb; i++) {
-			uint8_t v[4];
-			cfs_put32(v, sums[i]);
-			struct cowfs_key k = { (dev + base) / BS + i, CFS_ITEM_DATA_CSUM, 0 };
-			err = cowfs_bt_insert(t, &k, v, sizeof(v));
-			if (err == -PLAT_EEXIST)     /* a reused block: its old item */
-				err = cowfs_bt_update(t, &k, v, sizeof(v));
-		}
+		/* One item for the batch's run (a reused block's old item is
+		 * replaced). */
+		if (!err)
+			err = cowfs_csum_put(t, (dev + base) / BS, sums, nb);
 		if (locked)
 			plat_mutex_unlock(m->lock);
 	}
@@ -116,18 +114,15 @@ int cowfs_csum_verify(struct cowfs_mount *m, uint64_t ino, uint64_t pos, uint64_
 			off = base;
 			err = 0;
 		}
-		for (off = base; !err && !bad && off < n && nb < CSUM_BATCH; off += BS) {
-			uint8_t v[4];
-			uint32_t len;
-			struct cowfs_key k = { (dev + off) / BS, CFS_ITEM_DATA_CSUM, 0 };
-			err = cowfs_bt_lookup(t, &k, v, sizeof(v), &len);
-			if (err == -PLAT_ENOENT || (!err && len != sizeof(v))) {
+		if (!err && !bad) {
+			uint64_t left = (n - base + BS - 1) / BS, found;
+			uint64_t want_n = left < CSUM_BATCH ? left : CSUM_BATCH;
+			err = cowfs_csum_get(t, (dev + base) / BS, want_n, want, &found);
+			nb = (unsigned)found;
+			if (!err && found < want_n) {
 				bad = "missing";
-				err = 0;
-				break;
+				off = base + found * BS;
 			}
-			if (!err)
-				want[nb++] = cfs_get32(v);
 		}
 		if (locked)
 			plat_mutex_unlock(m->lock);

@@ -64,12 +64,7 @@ static int data_free(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born)
 	if (err == -PLAT_ENOENT)
 		err = 0;                 /* no data was ever checksummed */
 	else
-		for (uint64_t b = blk; b < blk + n && !err; b++) {
-			struct cowfs_key k = { b, CFS_ITEM_DATA_CSUM, 0 };
-			err = cowfs_bt_delete(csum, &k);
-			if (err == -PLAT_ENOENT)
-				err = 0;
-		}
+		err = cowfs_csum_del(csum, blk, n);   /* the run's items, trimmed at its ends */
 	if (!err)
 		cowfs_free_blocks(fs, blk, (uint32_t)n, born);
 	return err;
@@ -89,17 +84,24 @@ int cowfs_data_release(struct cowfs *fs, uint64_t blk, uint64_t n, uint64_t born
 {
 	if (!fs->refs_present)
 		return data_free(fs, blk, n, born);
+	/* Blocks losing their last reference are freed as runs (one
+	 * checksum-tree operation per run, not per block). */
+	uint64_t run = blk, nrun = 0;
 	for (uint64_t b = blk; b < blk + n; b++) {
 		uint32_t refs;
 		int err = cowfs_data_ref_get(fs, b, &refs);
-		if (!err && refs > 1)
+		if (!err && refs > 1) {
 			err = data_ref_set(fs, b, refs, refs - 1);
-		else if (!err)
-			err = data_free(fs, b, 1, born);
+			if (!err && nrun)
+				err = data_free(fs, run, nrun, born);
+			nrun = 0;
+		} else if (!err && !nrun++) {
+			run = b;
+		}
 		if (err)
 			return err;
 	}
-	return 0;
+	return nrun ? data_free(fs, run, nrun, born) : 0;
 }
 
 int cowfs_extent_leaf_refs(struct cowfs *fs, const uint8_t *leaf, int delta)

@@ -108,12 +108,16 @@ static int rec_extent(struct cowfs_mount *m, struct recbuf *r, uint64_t ino, con
 		cfs_put64(p, e->off + (uint64_t)done * BS);
 		cfs_put64(p + 8, e->disk_block + done);
 		cfs_put32(p + 16, n);
-		for (uint32_t i = 0; i < n; i++) {
-			struct cowfs_key k = { e->disk_block + done + i, CFS_ITEM_DATA_CSUM, 0 };
-			uint32_t len;
-			int err = cowfs_bt_lookup(m->csum_tree, &k, p + 20 + 4 * i, 4, &len);
-			if (err || len != 4)
-				return err && err != -PLAT_ENOENT ? err : -PLAT_EAGAIN;
+		/* Host-order sums, stored in place as the record's u32s. */
+		for (uint32_t i = 0; i < n;) {
+			uint32_t sums[64];
+			uint64_t want = n - i < 64 ? n - i : 64, found;
+			int err = cowfs_csum_get(m->csum_tree, e->disk_block + done + i, want, sums, &found);
+			if (err || found < want)
+				return err && err != -PLAT_EIO ? err : -PLAT_EAGAIN;
+			for (uint32_t j = 0; j < want; j++)
+				cfs_put32(p + 20 + 4 * (i + j), sums[j]);
+			i += (uint32_t)want;
 		}
 		done += n;
 	}

@@ -2,7 +2,7 @@
 # tests/host/<name>.c + <name>_SRCS) and the freestanding build check.
 FS_CORE_SRCS := fs/crc32c.c fs/io.c fs/ncache.c fs/alloc.c fs/node.c fs/btree.c fs/check.c \
 	fs/super.c fs/commit.c fs/inode.c fs/dir.c fs/check_dir.c fs/check_ns.c fs/refcount.c fs/snapshot.c fs/scrub.c fs/scrub_data.c \
-	fs/repair.c fs/refmap.c fs/drop.c fs/dataref.c fs/probe.c fs/log.c \
+	fs/repair.c fs/refmap.c fs/drop.c fs/dataref.c fs/csum_items.c fs/probe.c fs/log.c \
 	fs/xattr_tree.c
 FS_HOST_SRCS := $(FS_CORE_SRCS) $(PLAT_SRCS) $(PLAT_HOST_SRCS)
 

@@ -435,13 +435,15 @@ static int rec_apply(struct cowfs *fs, const uint8_t *r, void *arg)
 	err = cowfs_extent_item_put(t, ino, off, blk, n, fs->gen);
 	if (!err)
 		err = cowfs_tree_get(fs, CFS_TREE_CSUM, true, &csum);
-	for (uint32_t i = 0; i < n && !err; i++) {
-		struct cowfs_key k = { blk + i, CFS_ITEM_DATA_CSUM, 0 };
-		const uint8_t *v = r + CFS_LR_EXTENT_FIXED + 4 * i;
-		err = cowfs_bt_insert(csum, &k, v, 4);
-		if (err == -PLAT_EEXIST)
-			err = cowfs_bt_update(csum, &k, v, 4);
-	}
+	/* The record's checksums as one run (at most CFS_LR_EXTENT_MAX). */
+	uint32_t *sums = err ? NULL : plat_alloc((n ? n : 1) * sizeof(*sums));
+	if (!err && !sums)
+		err = -PLAT_ENOMEM;
+	for (uint32_t i = 0; i < n && !err; i++)
+		sums[i] = cfs_get32(r + CFS_LR_EXTENT_FIXED + 4 * i);
+	if (!err)
+		err = cowfs_csum_put(csum, blk, sums, n);
+	plat_free(sums);
 	return err;
 }
 

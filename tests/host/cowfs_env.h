@@ -151,24 +151,32 @@ static inline const char *env_cut_after(struct env *e, struct ct_cut *c, uint64_
 static inline int env_count_csum(void *arg, const struct cowfs_key *k, const void *data, uint32_t len)
 {
 	(void)data;
-	(void)len;
-	if (k->type == CFS_ITEM_DATA_CSUM)
-		(*(uint64_t *)arg)++;
+	uint64_t *n = arg;
+	if (k->type == CFS_ITEM_DATA_CSUM) {
+		n[0] += len / 4;
+		n[1]++;
+	}
 	return 0;
 }
 
-/* DATA_CSUM items in the checksum tree (one per data block in use). */
-static inline uint64_t env_csum_items(struct env *e)
+/* Checksummed data blocks in the checksum tree (one per data block in
+ * use) and, in *items when not NULL, the DATA_CSUM items holding them
+ * (runs: fs/csum_items.c). */
+static inline uint64_t env_csum_runs(struct env *e, uint64_t *items)
 {
-	uint64_t n = 0;
+	uint64_t n[2] = { 0, 0 };
 	struct cowfs_tree *t;
 	struct cowfs_key lo = { 0, 0, 0 }, hi = { UINT64_MAX, 255, UINT64_MAX };
 	cowfs_vfs_lock(e->m);
 	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e->m), CFS_TREE_CSUM, false, &t), 0);
-	EXPECT_EQ_INT(cowfs_bt_iterate(t, &lo, &hi, env_count_csum, &n), 0);
+	EXPECT_EQ_INT(cowfs_bt_iterate(t, &lo, &hi, env_count_csum, n), 0);
 	cowfs_vfs_unlock(e->m);
-	return n;
+	if (items)
+		*items = n[1];
+	return n[0];
 }
+
+static inline uint64_t env_csum_items(struct env *e) { return env_csum_runs(e, NULL); }
 
 /* The end of a run: the writes it counted. */
 static inline uint64_t env_cut_close(struct env *e, struct ct_cut *c)

@@ -221,8 +221,7 @@ TEST(missing_checksum_counted_apart)
 	struct cowfs_tree *t = NULL;
 	cowfs_vfs_lock(e.m);
 	EXPECT_EQ_INT(cowfs_tree_get(fs, CFS_TREE_CSUM, false, &t), 0);
-	struct cowfs_key k = { dev / BS, CFS_ITEM_DATA_CSUM, 0 };
-	EXPECT_EQ_INT(cowfs_bt_delete(t, &k), 0);
+	EXPECT_EQ_INT(cowfs_csum_del(t, dev / BS, 1), 0);
 	cowfs_vfs_unlock(e.m);
 	struct cowfs_scrub_stats st;
 	struct lines l;
