@@ -102,13 +102,22 @@ static int iomap_dio_submit(struct iomap_dio *dio, const struct iomap *map, enum
 			uint64_t stored;
 			uint16_t applied;
 			m.flags &= (uint16_t)~IOMAP_F_ENCODED;
-			int ret = iomap_xform_encode(dio->inode, &m, pos, db->bio.dev_off, buf, n,
-						     &db->bounce, &stored, &applied);
+			/* Checksums only: summed over the caller's bytes, which
+			 * the device then reads as they are (the caller keeps
+			 * them unchanged until completion, direct_io.h); a
+			 * rewriting stage encodes into a bounce buffer. */
+			int ret = iomap_xform_encode_shared(dio->inode, &m, pos, db->bio.dev_off, buf, n);
+			if (!ret)
+				ret = iomap_xform_encode(dio->inode, &m, pos, db->bio.dev_off, buf, n,
+							 &db->bounce, &stored, &applied);
+			else if (ret > 0)
+				ret = 0;
 			if (ret) {
 				plat_free(db);
 				return ret;
 			}
-			db->bio.vec[0].buf = db->bounce;
+			if (db->bounce)
+				db->bio.vec[0].buf = db->bounce;
 		}
 		db->bio.end_io = iomap_dio_bio_end_io;
 		dio->bdev = map->bdev;

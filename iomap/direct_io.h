@@ -8,6 +8,9 @@
  *     begin when inode->dio_needs_lock is set (asserted);
  *   - truncate/fallocate/punch/clone take the lock exclusive and then
  *     drain with iomap_dio_wait();
+ *   - leave the buffer of a direct write unchanged until it completes:
+ *     checksum stages sum it in place and the device reads it from there
+ *     (no bounce copy), so bytes changed in between would not match;
  *   - -ENOTBLK (misaligned write) or a short result: write the rest
  *     buffered under the same lock, then write back + wait + invalidate
  *     that range (DIO-16, COW-26) and do one O_DSYNC sync (DIO-18/20).

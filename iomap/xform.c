@@ -74,6 +74,33 @@ int iomap_xform_encode_owned(struct iomap_inode *inode, const struct iomap *map,
 	return 0;
 }
 
+int iomap_xform_encode_shared(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
+			      const uint8_t *buf, uint64_t n)
+{
+	const struct iomap_xform_ops *xo = inode->xform;
+	uint16_t flags = iomap_xform_flags(map);
+	uint64_t bs = 1ull << inode->blkbits;
+	if (!xo || n % bs)
+		return 0;
+	for (unsigned i = 0; i < xo->nstages; i++)
+		if (iomap_stage_on(xo->stages[i], flags) && (!xo->stages[i]->in_place || xo->stages[i]->resizes))
+			return 0;
+	for (unsigned i = 0; i < xo->nstages; i++) {
+		const struct iomap_xform_stage *s = xo->stages[i];
+		if (!iomap_stage_on(s, flags))
+			continue;
+		/* in_place: the stage reads buf and never writes it. */
+		int64_t r = s->encode(inode, map, pos, dev, buf, n, (uint8_t *)(uintptr_t)buf, n);
+		if (r < 0 || (uint64_t)r != n) {
+			plat_log(PLAT_LOG_ERR, "iomap: inode %llu: transform stage %s failed encoding file %llu+%llu: %s",
+				 (unsigned long long)inode->ino, s->name, (unsigned long long)pos,
+				 (unsigned long long)n, r < 0 ? plat_strerror((int)r) : "wrong output length");
+			return r < 0 ? (int)r : -PLAT_EIO;
+		}
+	}
+	return 1;
+}
+
 int iomap_xform_read(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint8_t *out, uint64_t n)
 {
 	const struct iomap_xform_ops *xo = inode->xform;

@@ -80,6 +80,12 @@ int iomap_xform_encode(struct iomap_inode *inode, const struct iomap *map, uint6
  * block size, which it consumes (returned in *out or freed): no copy. */
 int iomap_xform_encode_owned(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
 			     uint8_t *buf, uint64_t n, uint8_t **out, uint64_t *stored, uint16_t *applied);
+/* Whole blocks whose active stages only read the bytes (checksums): run
+ * them over buf itself, which then goes to the device as it is (no
+ * bounce copy).  1 = done, 0 = a stage rewrites or n is not whole blocks
+ * (use iomap_xform_encode), < 0 = a stage failed (logged). */
+int iomap_xform_encode_shared(struct iomap_inode *inode, const struct iomap *map, uint64_t pos, uint64_t dev,
+			      const uint8_t *buf, uint64_t n);
 /*
  * Read and decode [pos, pos+n) of map into out.  ENCODED maps: the whole
  * extent is read (io_size bytes) and decoded; out receives [pos, pos+n).

@@ -34,6 +34,7 @@ static int64_t xt_crc_encode(struct iomap_inode *inode, const struct iomap *map,
 {
 	struct xt_fs *fs = xt_fs_of(inode);
 	(void)map, (void)pos, (void)cap;
+	fs->crc_in = in;
 	for (uint64_t o = 0; o < n; o += XB(fs))
 		fs->csum[(dev + o) >> fs->blkbits] = xt_crc32c(0, in + o, XB(fs));
 	if (out != in)          /* in place: the runner passes out == in */

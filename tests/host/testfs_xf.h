@@ -39,6 +39,7 @@ struct xt_fs {
 	uint64_t key;
 	unsigned blkbits;
 	uint64_t csum_failures, encodes, decodes;
+	const uint8_t *crc_in;      /* the bytes the checksum stage last summed */
 	struct iomap_xform_ops xops;
 	char path[128];
 };
