@@ -263,13 +263,9 @@ int cowfs_vfs_mount(struct plat_bdev *b, const struct cowfs_vfs_opts *o, struct 
 			 plat_strerror(err));
 	if (!err)
 		err = cowfs_tree_open(m->fs, tree, !m->fs->readonly, &m->tree);
-	if (err && o->snapshot) {
-		cowfs_unmount(m->fs);
-		goto fail;
-	}
 	/* mkfs makes the root directory; images made before it did get theirs
 	 * at their first read-write mount (vfs_root). */
-	if (err == -PLAT_ENOENT)
+	if (err == -PLAT_ENOENT && !o->snapshot)
 		plat_log(PLAT_LOG_ERR, "cowfs: %s: a filesystem with no root directory yet (made by an older mkfs): "
 			 "mount it read-write once before read-only", plat_bdev_name(b));
 	if (!err)
