@@ -34,7 +34,7 @@ struct sched_rq {
 	uint64_t slice_end;
 	uint64_t timer_at;            /* when the LAPIC timer fires; 0 = not armed (fired or stopped) */
 	uint64_t timer_writes;        /* times it was programmed (statistics, tests) */
-	uint64_t timer_fires;         /* times it fired (sched_tick) */
+	uint64_t timer_replaced;      /* writes that replaced a timer not yet due (tests) */
 	uint64_t ipis;                /* rescheduling IPIs sent from this CPU */
 	uint64_t ipi_spin_depth;      /* spinlocks it held at the last one */
 	uint64_t switches;
@@ -126,6 +126,8 @@ static void sched_program_timer(struct sched_rq *rq, uint64_t now)
 		return;             /* not armed, nothing due */
 	uint64_t delta = next > now ? next - now : 0;
 	delta = MAX(delta, SCHED_MIN_TIMER_NS);
+	if (rq->timer_at > now)
+		rq->timer_replaced++;
 	lapic_timer_oneshot(delta);
 	rq->timer_at = now + delta;
 	rq->timer_writes++;
@@ -363,7 +365,6 @@ void sched_tick(void)
 	uint64_t f = spin_lock_irqsave(&rq->lock);
 	uint64_t now = time_ns();
 	rq->timer_at = 0;       /* a one-shot: it has fired */
-	rq->timer_fires++;
 	while (rq->sleepers && rq->sleepers->wake_ns <= now) {
 		struct thread *t = rq->sleepers;
 		sched_sleep_remove(rq, t);
@@ -496,7 +497,7 @@ static struct sched_rq *sched_rq_stats(unsigned cpu)
 	}
 SCHED_COUNTER(sched_switches, switches)
 SCHED_COUNTER(sched_timer_writes, timer_writes)
-SCHED_COUNTER(sched_timer_fires, timer_fires)
+SCHED_COUNTER(sched_timer_replaced, timer_replaced)
 SCHED_COUNTER(sched_ipis, ipis)
 SCHED_COUNTER(sched_ipi_spin_depth, ipi_spin_depth)
 

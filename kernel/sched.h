@@ -38,8 +38,8 @@ void sched_tick(void);
 uint64_t sched_switches(unsigned cpu);
 /* Per-CPU count of LAPIC timer programmings (sched_program_timer). */
 uint64_t sched_timer_writes(unsigned cpu);
-/* Times that CPU's scheduler timer fired: each may need one new write. */
-uint64_t sched_timer_fires(unsigned cpu);
+/* Timer writes on that CPU that replaced a timer not yet due. */
+uint64_t sched_timer_replaced(unsigned cpu);
 uint64_t sched_idle_ns(unsigned cpu);
 unsigned sched_nthreads(void);
 /* Print one line per thread (id, name, state, cpu). */
