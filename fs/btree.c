@@ -616,14 +616,46 @@ static int change_ok(struct cowfs_tree *t)
 
 /* A failure half-way through a change (no space for a node, no memory,
  * a corrupt node) leaves the in-memory tree inconsistent: stop all
- * changes; the last commit is intact. */
-static int change_done(struct cowfs_tree *t, int err, const char *what)
+ * changes; the last commit is intact.  A change made while the tree is
+ * watched is noted (the intent log records its result, fs/file_log.c). */
+static int change_done(struct cowfs_tree *t, const struct cowfs_key *k, int err, const char *what)
 {
 	if (err)
 		cowfs_fail(t->fs, err, "%s in tree %llu failed half-way", what, (unsigned long long)t->id);
 	else
 		t->fs->dirty_changes++;
+	if (!err && t->watch)
+		cowfs_keyset_add(t->watch, k);
 	return err;
+}
+
+void cowfs_keyset_add(struct cowfs_keyset *s, const struct cowfs_key *k)
+{
+	if (s->overflow)
+		return;
+	for (uint32_t i = s->n; i-- > 0;)
+		if (!cfs_key_cmp(&s->k[i], k))
+			return;
+	if (s->n == s->cap) {
+		uint32_t cap = s->cap ? 2 * s->cap : 64;
+		struct cowfs_key *n = cap <= COWFS_KEYSET_MAX ? plat_alloc(cap * sizeof(*n)) : NULL;
+		if (!n) {
+			s->overflow = true;
+			return;
+		}
+		if (s->n)
+			plat_memcpy(n, s->k, s->n * sizeof(*n));
+		plat_free(s->k);
+		s->k = n;
+		s->cap = cap;
+	}
+	s->k[s->n++] = *k;
+}
+
+void cowfs_keyset_free(struct cowfs_keyset *s)
+{
+	plat_free(s->k);
+	*s = (struct cowfs_keyset){ 0 };
 }
 
 int cowfs_bt_insert(struct cowfs_tree *t, const struct cowfs_key *k, const void *data, uint32_t len)
@@ -636,7 +668,7 @@ int cowfs_bt_insert(struct cowfs_tree *t, const struct cowfs_key *k, const void 
 	err = cowfs_bt_lookup(t, k, NULL, 0, NULL);
 	if (err != -PLAT_ENOENT)
 		return err ? err : -PLAT_EEXIST;
-	return change_done(t, insert_item(t, k, data, len), "insert");
+	return change_done(t, k, insert_item(t, k, data, len), "insert");
 }
 
 int cowfs_bt_delete(struct cowfs_tree *t, const struct cowfs_key *k)
@@ -646,7 +678,7 @@ int cowfs_bt_delete(struct cowfs_tree *t, const struct cowfs_key *k)
 		return err;
 	if ((err = cowfs_bt_lookup(t, k, NULL, 0, NULL)))
 		return err;
-	return change_done(t, delete_item(t, k), "delete");
+	return change_done(t, k, delete_item(t, k), "delete");
 }
 
 int cowfs_bt_update(struct cowfs_tree *t, const struct cowfs_key *k, const void *data, uint32_t len)
@@ -663,7 +695,7 @@ int cowfs_bt_update(struct cowfs_tree *t, const struct cowfs_key *k, const void 
 		err = delete_item(t, k);
 		if (!err)
 			err = insert_item(t, k, data, len);
-		return change_done(t, err, "update");
+		return change_done(t, k, err, "update");
 	}
 	/* Same size: shadow the path and overwrite the data in place. */
 	struct cowfs *fs = t->fs;
@@ -688,7 +720,7 @@ int cowfs_bt_update(struct cowfs_tree *t, const struct cowfs_key *k, const void 
 		}
 		cowfs_nc_put(fs, n);
 	}
-	return change_done(t, err, "update");
+	return change_done(t, k, err, "update");
 }
 
 /* ---- dropping a tree (snapshot delete) ---- */

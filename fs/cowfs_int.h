@@ -55,8 +55,21 @@ struct cowfs_tree {
 	bool root_changed;           /* ROOT_ITEM must be rewritten */
 	uint64_t next_ino;           /* next free inode number; 0 = not known yet */
 	bool readonly;               /* a read-only snapshot (ROOT_ITEM flag) */
+	struct cowfs_keyset *watch;  /* non-NULL: every key changed is noted there (fs/file_log.c) */
 	struct cowfs_tree *next;
 };
+
+/* The keys of the items a namespace operation changed, for the intent
+ * log (fs/file_log.c): each key once, in the order first changed; past
+ * COWFS_KEYSET_MAX keys (or without memory) only `overflow` is set. */
+#define COWFS_KEYSET_MAX 1024u
+struct cowfs_keyset {
+	struct cowfs_key *k;
+	uint32_t n, cap;
+	bool overflow;
+};
+void cowfs_keyset_add(struct cowfs_keyset *s, const struct cowfs_key *k);
+void cowfs_keyset_free(struct cowfs_keyset *s);
 
 /* Log blocks per commit, and per fsync; past these, fsync commits. */
 #define COWFS_LOG_MAX_BLOCKS 256u

@@ -26,9 +26,10 @@
 /* Feature bits known to this code (docs/format.md §3). */
 #define CFS_INCOMPAT_LOG    1ull            /* the superblock may name an intent log to replay (§9) */
 #define CFS_INCOMPAT_LOG_CSUM 2ull          /* its log blocks may be on media before their data: replay checks it (§9) */
+#define CFS_INCOMPAT_LOG_NAMES 4ull         /* its log may hold ITEM, DELETE and UNLINKED records (§9) */
 #define CFS_COMPAT_KNOWN    0ull
 #define CFS_RO_COMPAT_KNOWN 0ull
-#define CFS_INCOMPAT_KNOWN  (CFS_INCOMPAT_LOG | CFS_INCOMPAT_LOG_CSUM)
+#define CFS_INCOMPAT_KNOWN  (CFS_INCOMPAT_LOG | CFS_INCOMPAT_LOG_CSUM | CFS_INCOMPAT_LOG_NAMES)
 
 /* Tree ids (docs/format.md §5). */
 #define CFS_TREE_ROOT       1ull
@@ -200,9 +201,12 @@ static inline uint32_t cfs_max_item(uint32_t node_size) { return cfs_node_cap(no
 #define CFS_LOG_END         1u      /* flags: last block of one fsync */
 /* Record header: type u8, zero u8, len u16 (whole record), tree u64, ino u64. */
 #define CFS_LR_HDR          20u
-enum { CFS_LR_INODE = 1, CFS_LR_EXTENT = 2 };
+enum { CFS_LR_INODE = 1, CFS_LR_EXTENT = 2, CFS_LR_ITEM = 3, CFS_LR_DELETE = 4, CFS_LR_UNLINKED = 5 };
 /* INODE: the whole INODE item.  EXTENT: off u64, disk_block u64, nblocks
- * u32, then nblocks crc32c u32 (one per data block). */
+ * u32, then nblocks crc32c u32 (one per data block).  ITEM: item type u8,
+ * offset u64, then the item's data (the header's ino is the objectid).
+ * DELETE: item type u8, offset u64.  UNLINKED: nothing. */
+#define CFS_LR_ITEM_FIXED   (CFS_LR_HDR + 9u)
 #define CFS_LR_EXTENT_FIXED (CFS_LR_HDR + 20u)
 #define CFS_LR_EXTENT_MAX   512u    /* blocks per EXTENT record */
 

@@ -41,7 +41,9 @@ HOST_TESTS += test_cowfs_file
 test_cowfs_file_SRCS := $(FS_VFS_HOST_SRCS)
 test_cowfs_file_LDLIBS := -lpthread
 # fsync's intent log: costs, power cuts, replay (with the host tool's check).
-HOST_TESTS += test_cowfs_fsynclog
+HOST_TESTS += test_cowfs_fsynclog test_cowfs_namelog
+test_cowfs_namelog_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_namelog_LDLIBS := -lpthread
 test_cowfs_fsynclog_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
 test_cowfs_fsynclog_CFLAGS := -DCOWFS_TOOL_TEST
 test_cowfs_fsynclog_LDLIBS := -lpthread

@@ -100,6 +100,22 @@ static bool data_block_ok(struct cowfs *fs, uint64_t blk, uint64_t n)
 	return blk >= CFS_RESERVED_BLOCKS && n <= fs->total_blocks && blk <= fs->total_blocks - CFS_SB_SLOTS - n;
 }
 
+/* ITEM and DELETE: a namespace item type, an INODE item's exact size. */
+static const char *item_rec_check(const uint8_t *r, uint32_t len)
+{
+	if (len < CFS_LR_ITEM_FIXED)
+		return "ITEM or DELETE record too short";
+	uint8_t type = r[CFS_LR_HDR];
+	if (type != CFS_ITEM_INODE && type != CFS_ITEM_INODE_REF && type != CFS_ITEM_DIR_ENTRY &&
+	    type != CFS_ITEM_DIR_INDEX && type != CFS_ITEM_ORPHAN && type != CFS_ITEM_SYMLINK)
+		return "ITEM or DELETE record of an item type the log does not carry";
+	if (r[0] == CFS_LR_DELETE)
+		return len == CFS_LR_ITEM_FIXED ? NULL : "DELETE record of the wrong size";
+	if (type == CFS_ITEM_INODE && len != CFS_LR_ITEM_FIXED + CFS_INODE_ITEM_SIZE)
+		return "ITEM record of an inode of the wrong size";
+	return NULL;
+}
+
 /* One record at r (avail bytes left in the block): NULL and *len, or why not. */
 static const char *rec_check(struct cowfs *fs, const uint8_t *r, uint32_t avail, uint32_t *len)
 {
@@ -112,6 +128,10 @@ static const char *rec_check(struct cowfs *fs, const uint8_t *r, uint32_t avail,
 		return "record names no subvolume";
 	if (r[0] == CFS_LR_INODE)
 		return *len == CFS_LR_HDR + CFS_INODE_ITEM_SIZE ? NULL : "INODE record of the wrong size";
+	if (r[0] == CFS_LR_UNLINKED)
+		return *len == CFS_LR_HDR ? NULL : "UNLINKED record of the wrong size";
+	if (r[0] == CFS_LR_ITEM || r[0] == CFS_LR_DELETE)
+		return item_rec_check(r, *len);
 	if (r[0] != CFS_LR_EXTENT)
 		return "unknown record type";
 	if (*len < CFS_LR_EXTENT_FIXED)
@@ -401,6 +421,47 @@ static int rec_take(struct cowfs *fs, const uint8_t *r, void *arg)
 	return 0;
 }
 
+/* Step 4 for a name record: the item as the fsync saw it, or gone; an
+ * inode freed since the commit left orphaned for the mount's orphan pass. */
+static int rec_apply_name(struct cowfs_tree *t, const uint8_t *r)
+{
+	uint16_t len = cfs_get16(r + 2);
+	uint64_t ino = cfs_get64(r + 12);
+	int err;
+	if (r[0] == CFS_LR_UNLINKED) {
+		struct cowfs_key k = { ino, CFS_ITEM_INODE, 0 };
+		uint8_t b[CFS_INODE_ITEM_SIZE];
+		uint32_t n;
+		err = cowfs_bt_lookup(t, &k, b, sizeof(b), &n);
+		if (err == -PLAT_ENOENT)
+			return 0;             /* born and freed after the commit */
+		if (!err && n != sizeof(b))
+			err = -PLAT_EIO;
+		if (!err) {
+			struct cowfs_inode in;
+			cowfs_inode_decode(b, &in);
+			in.nlink = 0;
+			cowfs_inode_encode(&in, b);
+			err = cowfs_bt_update(t, &k, b, sizeof(b));
+		}
+		struct cowfs_key o = { CFS_ORPHAN_OBJECTID, CFS_ITEM_ORPHAN, ino };
+		if (!err && (err = cowfs_bt_insert(t, &o, NULL, 0)) == -PLAT_EEXIST)
+			err = 0;
+		return err;
+	}
+	struct cowfs_key k = { ino, r[CFS_LR_HDR], cfs_get64(r + CFS_LR_HDR + 1) };
+	if (r[0] == CFS_LR_DELETE) {
+		err = cowfs_bt_delete(t, &k);
+		return err == -PLAT_ENOENT ? 0 : err;
+	}
+	const uint8_t *data = r + CFS_LR_ITEM_FIXED;
+	uint32_t dlen = len - CFS_LR_ITEM_FIXED;
+	/* A new inode needs nothing more: the next inode number is found
+	 * from the tree's last key at the first create, after the replay. */
+	err = cowfs_bt_update(t, &k, data, dlen);
+	return err == -PLAT_ENOENT ? cowfs_bt_insert(t, &k, data, dlen) : err;
+}
+
 /* Step 4: one record into the trees. */
 static int rec_apply(struct cowfs *fs, const uint8_t *r, void *arg)
 {
@@ -413,6 +474,8 @@ static int rec_apply(struct cowfs *fs, const uint8_t *r, void *arg)
 			   (unsigned long long)cfs_get64(r + 4), plat_strerror(err));
 		return -PLAT_EIO;
 	}
+	if (r[0] == CFS_LR_ITEM || r[0] == CFS_LR_DELETE || r[0] == CFS_LR_UNLINKED)
+		return rec_apply_name(t, r);
 	if (r[0] == CFS_LR_INODE) {
 		struct cowfs_key k = { ino, CFS_ITEM_INODE, 0 };
 		err = cowfs_bt_update(t, &k, r + CFS_LR_HDR, CFS_INODE_ITEM_SIZE);

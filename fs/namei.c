@@ -68,7 +68,8 @@ int cowfs_name_add(struct cowfs_vnode *dir, const char *name, size_t len, uint64
 {
 	struct cowfs_tree *t = dir->m->tree;
 	struct cowfs_inode d;
-	dir->m->ns_gen = dir->m->fs->gen;      /* names are not logged: fsync commits (fs/file_log.c) */
+	if (!t->watch)
+		dir->m->ns_gen = dir->m->fs->gen;   /* a change the log does not see: fsync commits */
 	int err = cowfs_inode_write(t, &dir->rec);
 	if (!err)
 		err = cowfs_dir_add(t, dir->rec.ino, name, len, ino, cowfs_dtype(mode));
@@ -81,7 +82,8 @@ int cowfs_name_add(struct cowfs_vnode *dir, const char *name, size_t len, uint64
 
 int cowfs_name_remove(struct cowfs_vnode *dir, const char *name, size_t len)
 {
-	dir->m->ns_gen = dir->m->fs->gen;
+	if (!dir->m->tree->watch)
+		dir->m->ns_gen = dir->m->fs->gen;
 	return cowfs_dir_remove(dir->m->tree, dir->rec.ino, name, len);
 }
 
@@ -247,8 +249,11 @@ static int create_common(struct cowfs_mount *m, uint64_t dir, const char *name, 
 		goto out;
 	if (d->rec.nlink == 0)
 		err = -PLAT_ENOENT;   /* removed directory */
-	else
+	else {
+		cowfs_ns_begin(m);
 		err = make_node(m, d, name, len, mode, rdev, uid, gid, extra, extra_len, &vn);
+		cowfs_ns_end(m);
+	}
 	cowfs_vput(d);
 	if (!err) {
 		if (out) {
@@ -351,16 +356,19 @@ int cowfs_link(struct cowfs_mount *m, uint64_t ino, uint64_t newdir, const char 
 		err = -PLAT_EMLINK;
 	else if (!(err = cowfs_dir_lookup(m->tree, newdir, name, len, NULL, NULL)))
 		err = -PLAT_EEXIST;
-	else if (err == -PLAT_ENOENT)
+	else if (err == -PLAT_ENOENT) {
+		cowfs_ns_begin(m);
 		err = cowfs_name_add(d, name, len, ino, vn->rec.mode);   /* first change: refusals change nothing */
+	}
 	if (!err) {
 		vn->rec.nlink++;
 		cowfs_touch(vn, false);
 		cowfs_touch(d, true);
-		if (out) {
-			*out = vn->rec;
-			cowfs_file_attr(vn, out);
-		}
+	}
+	cowfs_ns_end(m);
+	if (!err && out) {
+		*out = vn->rec;
+		cowfs_file_attr(vn, out);
 	}
 	cowfs_vput(vn);
 put_d:
@@ -391,15 +399,18 @@ static int remove_common(struct cowfs_mount *m, uint64_t dir, const char *name, 
 		err = err ? 0 : -PLAT_ENOTEMPTY;
 	if (err)
 		goto put_vn;
+	cowfs_ns_begin(m);
 	if ((err = cowfs_name_remove(d, name, len)))
-		goto put_vn;   /* the first change: a refusal changed nothing */
+		goto end;   /* the first change: a refusal changed nothing */
 	if ((err = cowfs_drop_link(m, vn))) {
 		cowfs_half_done(m, err, want_dir ? "rmdir" : "unlink");
-		goto put_vn;
+		goto end;
 	}
 	if (is_dir)
 		d->rec.nlink--;
 	cowfs_touch(d, true);
+end:
+	cowfs_ns_end(m);
 put_vn:
 	cowfs_vput(vn);
 put_d:

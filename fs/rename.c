@@ -173,8 +173,11 @@ int cowfs_rename(struct cowfs_mount *m, uint64_t olddir, const char *oldname, si
 		goto put_nd;
 	if (has_dst && (err = cowfs_vget(m, dino, &r.dst)))
 		goto put_src;
-	if (!(err = rn_check(&r)))
+	if (!(err = rn_check(&r))) {
+		cowfs_ns_begin(m);
 		err = rn_apply(&r);
+		cowfs_ns_end(m);
+	}
 	if (r.dst)
 		cowfs_vput(r.dst);
 put_src:

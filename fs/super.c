@@ -27,7 +27,7 @@ void cowfs_sb_encode(struct cowfs *fs, uint8_t *sb, uint64_t gen)
 	 * what fsync made durable), nor code that replays without checking
 	 * the data the records name (it could point a file at blocks whose
 	 * write never reached media), docs/format.md §9. */
-	cfs_put64(sb + CFS_SB_INCOMPAT, CFS_INCOMPAT_LOG | CFS_INCOMPAT_LOG_CSUM);
+	cfs_put64(sb + CFS_SB_INCOMPAT, CFS_INCOMPAT_LOG | CFS_INCOMPAT_LOG_CSUM | CFS_INCOMPAT_LOG_NAMES);
 	cfs_put64(sb + CFS_SB_LOG_START, fs->log_start);
 	cfs_put64(sb + CFS_SB_LOG_ID, fs->log_id);
 	cfs_put32(sb + CFS_SB_SLOT, (uint32_t)(gen % CFS_SB_SLOTS));

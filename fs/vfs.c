@@ -87,7 +87,15 @@ void cowfs_vput(struct cowfs_vnode *vn)
 	vn->m->evict_list = vn;
 }
 
-void cowfs_vdirty(struct cowfs_vnode *vn) { vn->rec_dirty = true; }
+void cowfs_vdirty(struct cowfs_vnode *vn)
+{
+	vn->rec_dirty = true;
+	/* Inside a namespace operation: the intent log carries this record. */
+	if (vn->m->tree->watch) {
+		struct cowfs_key k = { vn->rec.ino, CFS_ITEM_INODE, 0 };
+		cowfs_keyset_add(vn->m->tree->watch, &k);
+	}
+}
 
 /* A doomed vnode: its data (page cache, extents), its items, itself.  The
  * page cache goes without the lock, the items with it. */
@@ -216,6 +224,7 @@ static void vfs_free(struct cowfs_mount *m)
 	if (m->worker_wq)
 		plat_waitq_free(m->worker_wq);
 	plat_free(m->vhash);
+	cowfs_keyset_free(&m->ns_keys);
 	plat_free(m);
 }
 

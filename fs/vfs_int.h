@@ -62,7 +62,9 @@ struct cowfs_mount {
 	uint64_t inflight_blocks;        /* taken for writes in flight, not yet claimed */
 	struct cowfs_tree *csum_tree;    /* data checksums (fs/csum.c), opened on first use */
 	uint64_t csum_errors;            /* data blocks that failed verification, under lock */
-	uint64_t ns_gen;                 /* the last transaction that changed a name (fsync then commits) */
+	uint64_t ns_gen;                 /* the last transaction with a name change the log cannot carry (fsync commits) */
+	struct cowfs_keyset ns_keys;     /* keys namespace operations changed since the last log (fs/file_log.c) */
+	uint64_t ns_keys_gen;            /* the transaction ns_keys belongs to */
 	bool fsync_log;                  /* fsync may use the intent log (cowfs_vfs_opts.no_fsync_log) */
 	uint64_t fsync_logged, fsync_commits;   /* how fsyncs went, under lock */
 };
@@ -89,10 +91,14 @@ int cowfs_orphans_cleanup(struct cowfs_mount *m, uint64_t *freed);
 /* fs/file.c, called WITHOUT the lock (the page cache is truncated):
  * truncate or extend a regular file to size, with mtime/ctime. */
 int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size);
-/* fs/file_log.c, lock held: make vn's changes since the last commit
- * durable through the intent log.  -EAGAIN: not loggable (the caller
- * commits). */
+/* fs/file_log.c, lock held: make vn's changes since the last commit, and
+ * every name change, durable through the intent log.  -EAGAIN: not
+ * loggable (the caller commits). */
 int cowfs_file_log(struct cowfs_mount *m, struct cowfs_vnode *vn);
+/* fs/file_log.c, lock held: a namespace operation starts (its changes
+ * are noted for the intent log) and ends. */
+void cowfs_ns_begin(struct cowfs_mount *m);
+void cowfs_ns_end(struct cowfs_mount *m);
 /* fs/file_log.c, lock held: [start, end) of vn was remapped. */
 void cowfs_file_log_note(struct cowfs_vnode *vn, uint64_t start, uint64_t end);
 /* Current wall-clock time for timestamps. */

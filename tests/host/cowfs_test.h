@@ -349,6 +349,26 @@ static inline void ct_cut_every_write(const char *file, int line, ct_cut_run_fn 
 		}
 }
 
+/* Device operations per workload operation between two snapshots of a
+ * host block device's counters, and the `bench` line that reports them
+ * (a FUA write is a cache flush of its own on many disks, and a host
+ * fdatasync under qemu: cache_flushes counts both). */
+struct ct_costs {
+	double flushes, writes, fua;
+};
+static inline struct ct_costs ct_costs_per_op(const struct plat_host_bdev_stats *a,
+					      const struct plat_host_bdev_stats *b, unsigned ops)
+{
+	return (struct ct_costs){ (double)(b->flushes - a->flushes) / ops, (double)(b->writes - a->writes) / ops,
+				  (double)(b->fua_writes - a->fua_writes) / ops };
+}
+static inline void ct_costs_print(const char *what, bool log, unsigned ops, struct ct_costs c)
+{
+	printf("bench cowfs %s log=%s ops=%u flushes_per_op=%.2f writes_per_op=%.2f fua_per_op=%.2f "
+	       "cache_flushes_per_op=%.2f\n", what, log ? "on" : "off", ops, c.flushes, c.writes, c.fua,
+	       c.flushes + c.fua);
+}
+
 /* Device byte address of file offset off of a mounted file (the
  * filesystem lock is taken here). */
 static inline uint64_t ct_dev_addr(struct cowfs_mount *m, uint64_t ino, uint64_t off)

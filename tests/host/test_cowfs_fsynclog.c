@@ -9,7 +9,7 @@
  * whose last fsync's data is not on media ends before it; replay cut
  * at each of its own writes and run again; torn and damaged log blocks end
  * the log where they are; the cases the log does not record commit
- * instead and are durable. */
+ * instead and are durable.  Name records: test_cowfs_namelog.c. */
 #define TEST_SUITE "cowfs_fsynclog"
 #include "tests/host/test.h"
 #include "tests/host/cowfs_test.h"
@@ -135,7 +135,7 @@ static uint64_t mkfile(struct env *e, const char *name)
 
 /* ---- device operations per append + fsync ---- */
 
-static void measure(bool no_log, unsigned ops, double *flushes, double *writes, double *fua, uint64_t *logged)
+static struct ct_costs measure(bool no_log, unsigned ops, uint64_t *logged)
 {
 	struct env e = { .no_log = no_log };
 	EXPECT_EQ_INT(fresh(&e, "fl-cost"), 0);
@@ -151,9 +151,6 @@ static void measure(bool no_log, unsigned ops, double *flushes, double *writes, 
 	}
 	plat_host_bdev_stats(e.im.bdev, &b);
 	*logged = e.m->fsync_logged - before;
-	*flushes = (double)(b.flushes - a.flushes) / ops;
-	*writes = (double)(b.writes - a.writes) / ops;
-	*fua = (double)(b.fua_writes - a.fua_writes) / ops;
 	power_cut(&e);
 	EXPECT_EQ_INT(mount_env(&e), 0);
 	struct cowfs_inode at;
@@ -162,27 +159,22 @@ static void measure(bool no_log, unsigned ops, double *flushes, double *writes, 
 	EXPECT_MSG(!why, "%s", why ? why : "");
 	cowfs_vfs_unmount(e.m);
 	ct_image_remove(&e.im);
+	return ct_costs_per_op(&a, &b, ops);
 }
 
 TEST(append_fsync_costs_at_most_two_flushes_and_four_writes)
 {
 	const unsigned ops = 64;
-	double fl, wr, fua, fl0, wr0, fua0;
 	uint64_t logged, logged0;
-	measure(false, ops, &fl, &wr, &fua, &logged);
-	measure(true, ops, &fl0, &wr0, &fua0, &logged0);
-	/* A FUA write is a cache flush of its own on many disks (and a host
-	 * fdatasync under qemu): cache_flushes counts both. */
-	printf("bench cowfs fsync_append log=on ops=%u flushes_per_op=%.2f writes_per_op=%.2f fua_per_op=%.2f "
-	       "cache_flushes_per_op=%.2f\n", ops, fl, wr, fua, fl + fua);
-	printf("bench cowfs fsync_append log=off ops=%u flushes_per_op=%.2f writes_per_op=%.2f fua_per_op=%.2f "
-	       "cache_flushes_per_op=%.2f\n", ops, fl0, wr0, fua0, fl0 + fua0);
+	struct ct_costs on = measure(false, ops, &logged), off = measure(true, ops, &logged0);
+	ct_costs_print("fsync_append", true, ops, on);
+	ct_costs_print("fsync_append", false, ops, off);
 	EXPECT_EQ_INT(logged, ops);
 	EXPECT_EQ_INT(logged0, 0);
-	EXPECT(fl <= 2.0);
-	EXPECT(wr <= 4.0);
-	EXPECT(fl + fua <= 1.0);     /* one FLUSH covers the data and the log block */
-	EXPECT(wr < wr0);            /* the commit it replaces costs more */
+	EXPECT(on.flushes <= 2.0);
+	EXPECT(on.writes <= 4.0);
+	EXPECT(on.flushes + on.fua <= 1.0);   /* one FLUSH covers the data and the log block */
+	EXPECT(on.writes < off.writes);       /* the commit it replaces costs more */
 }
 
 /* ---- power cuts ---- */
@@ -584,37 +576,44 @@ TEST(logged_block_freed_in_its_transaction_is_not_reused)
 }
 
 /* What the log does not record commits, and is as durable. */
-TEST(fallbacks_commit_and_are_durable)
+/* New names, renames and directories go through the log (their records
+ * are tested in test_cowfs_namelog.c); a truncate commits.  All of it
+ * survives a power cut. */
+TEST(which_fsyncs_log_and_which_commit)
 {
 	struct env e = { 0 };
 	EXPECT_EQ_INT(fresh(&e, "fl-fall"), 0);
+	(void)mkfile(&e, "first");
+	cowfs_vfs_sync(e.m);      /* a fresh mount's log is not appended to: the first commit starts one */
 	uint64_t a = mkfile(&e, "a");
 	EXPECT_EQ_INT(append(&e, a, 0, 0, 5000), 0);
-	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* new name */
-	EXPECT_EQ_INT(e.m->fsync_logged, 0);
-	EXPECT_EQ_INT(e.m->fsync_commits, 1);
+	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* new name: logged */
+	EXPECT_EQ_INT(e.m->fsync_logged, 1);
+	EXPECT_EQ_INT(e.m->fsync_commits, 0);
 	EXPECT_EQ_INT(append(&e, a, 0, 5000, 5000), 0);
 	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* data only: logged */
-	EXPECT_EQ_INT(e.m->fsync_logged, 1);
+	EXPECT_EQ_INT(e.m->fsync_logged, 2);
 	struct cowfs_setattr sa = { .valid = CFS_SET_SIZE, .size = 6000 };
 	EXPECT_EQ_INT(cowfs_setattr(e.m, a, &sa, NULL), 0);
-	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* truncate */
-	EXPECT_EQ_INT(e.m->fsync_commits, 2);
+	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* truncate: commits */
+	EXPECT_EQ_INT(e.m->fsync_commits, 1);
 	EXPECT_EQ_INT(cowfs_rename(e.m, CFS_ROOT_INO, "a", 1, CFS_ROOT_INO, "a2", 2, 0), 0);
 	EXPECT_EQ_INT(append(&e, a, 0, 6000, 3000), 0);
-	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* rename */
-	EXPECT_EQ_INT(e.m->fsync_commits, 3);
+	EXPECT_EQ_INT(cowfs_fsync(e.m, a, false), 0);            /* rename: logged */
+	EXPECT_EQ_INT(e.m->fsync_logged, 3);
 	uint64_t b = mkfile(&e, "b");
-	EXPECT_EQ_INT(cowfs_fsync(e.m, CFS_ROOT_INO, false), 0);  /* a directory */
-	EXPECT_EQ_INT(e.m->fsync_commits, 4);
+	EXPECT_EQ_INT(cowfs_fsync(e.m, CFS_ROOT_INO, false), 0);  /* a directory: logged */
+	EXPECT_EQ_INT(e.m->fsync_logged, 4);
 	EXPECT_EQ_INT(append(&e, b, 1, 0, 4096), 0);
 	EXPECT_EQ_INT(append(&e, a, 0, 9000, 1000), 0);
 	EXPECT_EQ_INT(cowfs_fsync(e.m, b, false), 0);            /* logged: a's append is not */
-	EXPECT_EQ_INT(e.m->fsync_logged, 2);
+	EXPECT_EQ_INT(e.m->fsync_logged, 5);
+	EXPECT_EQ_INT(e.m->fsync_commits, 1);
 	power_cut(&e);
 	EXPECT_EQ_INT(mount_env(&e), 0);
 	struct cowfs_inode x;
 	EXPECT_EQ_INT(cowfs_lookup(e.m, CFS_ROOT_INO, "a2", 2, &x), 0);
+	EXPECT_EQ_INT(cowfs_lookup(e.m, CFS_ROOT_INO, "a", 1, NULL), -PLAT_ENOENT);
 	const char *why = content_ok(&e, x.ino, 0, 9000, 9000);
 	if (!why)
 		why = content_ok(&e, b, 1, 4096, 4096);
