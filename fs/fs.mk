@@ -32,8 +32,10 @@ FS_VFS_SRCS += fs/reflink.c
 # Reading read-only snapshots (fs/snap_read.c: the protocol's snapshot handles).
 FS_VFS_SRCS += fs/snap_read.c
 FS_VFS_HOST_SRCS := $(FS_CORE_SRCS) $(FS_VFS_SRCS) $(PORTABLE_SRCS) $(PLAT_HOST_SRCS)
-HOST_TESTS += test_cowfs_namei
+HOST_TESTS += test_cowfs_namei test_cowfs_ns_model
 test_cowfs_namei_SRCS := $(FS_VFS_HOST_SRCS) tools/cowfs_tool.c
+test_cowfs_ns_model_SRCS := $(FS_VFS_HOST_SRCS)
+test_cowfs_ns_model_LDLIBS := -lpthread
 HOST_TESTS += test_cowfs_special
 test_cowfs_special_SRCS := $(FS_VFS_HOST_SRCS)
 test_cowfs_special_LDLIBS := -lpthread
@@ -160,8 +162,8 @@ fs-mount-bench: | $(DEPS_STAMP)
 # make stress: the large variants (millions of keys, 30 survivor subsets
 # per power-cut point).  Other components hook in with `stress: ...`.
 stress: cowfs-stress
-cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS) test_cowfs_namei test_cowfs_xattr)
-	@set -e; for t in $(FS_TESTS) test_cowfs_namei test_cowfs_xattr; do COWFS_STRESS=1 $(HOST_BUILD)/$$t; done
+cowfs-stress: $(addprefix $(HOST_BUILD)/,$(FS_TESTS) test_cowfs_namei test_cowfs_ns_model test_cowfs_xattr)
+	@set -e; for t in $(FS_TESTS) test_cowfs_namei test_cowfs_ns_model test_cowfs_xattr; do COWFS_STRESS=1 $(HOST_BUILD)/$$t; done
 
 # The portable filesystem compiled with the kernel's flags (freestanding,
 # no SSE, kernel code model): fails on any undefined symbol outside the
