@@ -1,15 +1,16 @@
 /*
  * The file protocol server (docs/protocol.md) on tcp/2049: connections on
  * lwIP's raw API (net/apfp.c), the portable server core (proto/server.h)
- * running on worker threads, the counters and the `proto` shell command
- * (net/apfp_cmds.c).
+ * running on worker threads (net/apfp_work.c), the counters and the
+ * `proto` shell command (net/apfp_cmds.c).
  *
  * Threading: lwIP callbacks (under net_lock) only move bytes: they cut the
  * stream into frames (header first, so a length over the connection's
  * limit is never read or allocated) and queue them on the connection; the
  * workers run the handshake and the server core on each frame in arrival
- * order, outside the lock, then queue the reply and send it under the
- * lock.  Each CPU (up to APFP_QUEUES) has its own workers and run queue; a
+ * order, never under the lock, and hand the executed frame with its reply
+ * back to the network thread, which sends the reply (net/apfp_conn.h).
+ * Each CPU (up to APFP_QUEUES) has its own workers and run queue; a
  * connection is queued on the CPU that found its frame (the network
  * thread's CPU), elsewhere only when no local worker waits.  One worker
  * owns a connection at a time (its handshake, session
@@ -39,6 +40,31 @@
 #define APFP_QUEUES      4                      /* CPUs with workers (the first ones) */
 #define APFP_WORKERS_PER_CPU 2
 
+/* Where a frame's time goes between the stages of a connection, per
+ * connection and in total (`proto stat`): the reader (lwIP callbacks on the
+ * network thread), the hand-off to a worker (often on another CPU), the
+ * worker, and the reply back through lwIP.  Updated under net_lock; two
+ * time_ns() reads per frame and one per receive callback. */
+#define APFP_GAP_BUCKETS 8
+/* Upper bounds (microseconds) of the receive-callback gap buckets; the last
+ * bucket holds the rest. */
+#define APFP_GAP_BOUNDS_US { 100, 500, 1000, 2000, 5000, 20000, 100000 }
+#define APFP_OPS 128                            /* opcodes counted (proto/wire.h stays under it) */
+
+struct apfp_waits {
+	uint64_t wakes, wake_ns, wake_max_ns;           /* connection queued for a worker -> a worker took it */
+	uint64_t handoffs, handoff_ns, handoff_max_ns;  /* frame whole -> a worker started it */
+	uint64_t busy_ns;                               /* workers executing frames */
+	uint64_t stalls, stall_ns;                      /* reader waiting for the memory bound */
+	uint64_t feed_ns;                               /* reader copying frames out of lwIP's buffers */
+	uint64_t replies, reply_wait_ns, reply_wait_max_ns; /* reply queued -> its last byte given to tcp_write */
+	uint64_t bytes_sent, bytes_acked;               /* given to tcp_write / acknowledged by the peer */
+	uint64_t recv_cbs, recv_bytes;                  /* receive callbacks with data */
+	uint64_t recv_gap[APFP_GAP_BUCKETS];            /* time since the previous one (or the accept) */
+	uint64_t recv_gap_long_ns;                      /* sum of the gaps over 2 ms */
+	uint64_t recved_calls, recved_bytes, wnd_updates; /* tcp_recved(); those that sent a window update */
+};
+
 struct apfp_stats {
 	uint64_t accepted, refused_limit, refused_nomem, handshake_timeouts, idle_drops;
 	uint64_t sessions_keyed, sessions_anon, auth_failures, protocol_closes, peer_closes;
@@ -47,6 +73,8 @@ struct apfp_stats {
 	uint64_t read_stalls;                    /* times a connection waited for memory */
 	uint64_t remote_runs;                    /* connections run by another CPU's worker */
 	uint64_t tags_on_copy, tags_late;        /* frame tags computed while copied in / by the worker */
+	struct apfp_waits w;                     /* all connections, closed ones included */
+	uint64_t op_runs[APFP_OPS], op_busy_ns[APFP_OPS]; /* frames executed by opcode, handshake included */
 };
 
 struct apfp_conn_info {
@@ -57,6 +85,7 @@ struct apfp_conn_info {
 	uint64_t frames_in, frames_out;
 	uint32_t mem;
 	bool anonymous;
+	struct apfp_waits w;
 };
 
 /* apfp.c */
@@ -64,7 +93,8 @@ void apfp_get_stats(struct apfp_stats *s);
 /* Connections in use now, up to max; returns how many were filled. */
 unsigned apfp_list(struct apfp_conn_info *out, unsigned max);
 unsigned apfp_open_count(void);
-/* Configuration as started: false when the server is off (why: a word). */
+
+/* apfp_work.c: configuration as started: false when the server is off (why: a word). */
 bool apfp_running(const char **why);
 unsigned apfp_max_conn(void);
 unsigned apfp_idle_s(void);

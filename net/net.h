@@ -24,6 +24,18 @@ struct netdev;
 
 void net_lock(void);
 void net_unlock(void);
+/* How often net_lock() found the lock held and how long it then waited:
+ * [0] the network thread, [1] everyone else (e.g. a shell command). */
+struct net_lock_stats {
+	uint64_t acquires;
+	uint64_t contended[2], wait_ns[2], wait_max_ns[2];
+};
+void net_lock_stats(struct net_lock_stats *s);
+/* Work for the network thread without taking net_lock: net_wake() makes
+ * it run its loop soon, which calls the hook (one, set once at start)
+ * under net_lock after each receive batch. */
+void net_wake(void);
+void net_set_hook(void (*fn)(void));
 
 /* How each address part was obtained, for the boot report and ifconfig. */
 enum net_addr_source { NET_SRC_NONE = 0, NET_SRC_DHCP, NET_SRC_STATIC, NET_SRC_FALLBACK };

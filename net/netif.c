@@ -37,6 +37,7 @@
 #define NET_RX_BUDGET   64
 #define NET_TX_WAIT_MS  50
 #define NET_MAX_IFS     NETDEV_MAX
+#define NET_THREAD_CPU  0               /* where the NICs' interrupts go */
 
 static struct mutex net_mutex;
 static struct waitq net_wq = WAITQ_INIT("net");
@@ -45,6 +46,9 @@ static struct net_if net_ifs[NET_MAX_IFS];
 static struct netif net_netifs[NET_MAX_IFS];
 static unsigned net_nifs;
 static bool net_mutex_ready;
+static struct thread *net_thr;
+static struct net_lock_stats lock_st;     /* under net_lock */
+static void (*net_hook)(void);            /* net_set_hook() */
 
 /* The first caller is net_init() (INIT_SUBSYS, before any other user can
  * exist), so the lazy initialisation cannot race. */
@@ -54,7 +58,27 @@ void net_lock(void)
 		mutex_init(&net_mutex, "lwip");
 		net_mutex_ready = true;
 	}
+	if (mutex_trylock(&net_mutex)) {
+		lock_st.acquires++;
+		return;
+	}
+	/* Contended: the mutex puts us to sleep and the holder's unlock wakes
+	 * us, on another CPU often (milliseconds under TCG); count how long
+	 * that takes and for whom. */
+	uint64_t t0 = time_ns();
+	unsigned who = thread_current() == net_thr ? 0 : 1;
 	mutex_lock(&net_mutex);
+	uint64_t waited = time_ns() - t0;
+	lock_st.acquires++;
+	lock_st.contended[who]++;
+	lock_st.wait_ns[who] += waited;
+	if (waited > lock_st.wait_max_ns[who])
+		lock_st.wait_max_ns[who] = waited;
+}
+
+void net_lock_stats(struct net_lock_stats *s)
+{
+	*s = lock_st;                   /* racy reads of counters are fine */
 }
 
 /* Frames lwIP queued while the lock was held go to the devices now, one
@@ -77,6 +101,16 @@ static void net_notify(void *arg)
 	(void)arg;
 	__atomic_store_n(&net_work, 1, __ATOMIC_RELEASE);
 	waitq_wake_all(&net_wq);     /* the thread, or a sender waiting for ring space */
+}
+
+void net_wake(void)
+{
+	net_notify(NULL);
+}
+
+void net_set_hook(void (*fn)(void))
+{
+	net_hook = fn;
 }
 
 static bool net_has_work(void *arg)
@@ -274,6 +308,8 @@ static void net_thread(void *arg)
 				net_if_tick(&net_ifs[i], now);
 			}
 		}
+		if (net_hook)
+			net_hook();
 		net_unlock();
 	}
 }
@@ -284,5 +320,6 @@ int net_thread_start(void)
 	 * its wake-ups stay local, and so does the work it hands to the file
 	 * server's workers of that CPU; under TCG a wake-up of a halted other
 	 * CPU costs milliseconds (null round trips 4x slower unpinned). */
-	return thread_create("net", net_thread, NULL, 0) ? 0 : -ENOMEM;
+	net_thr = thread_create("net", net_thread, NULL, NET_THREAD_CPU);
+	return net_thr ? 0 : -ENOMEM;
 }
