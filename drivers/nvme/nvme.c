@@ -100,6 +100,10 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *sqe, struct nvme_cqe *out, 
 	if (++q->sq_tail == q->depth)
 		q->sq_tail = 0;
 	__asm__ volatile("" ::: "memory");
+	/* Admin doorbells always go to MMIO (rare, polled); the shadow slot
+	 * is kept equal, as the spec asks of a host using shadow doorbells. */
+	if (q->sq_shadow)
+		*q->sq_shadow = q->sq_tail;
 	*q->sq_db = q->sq_tail;
 	for (;;) {
 		volatile struct nvme_cqe *cqe = &q->cq[q->cq_head];
@@ -111,6 +115,8 @@ int nvme_admin(struct nvme_ctrl *c, struct nvme_sqe *sqe, struct nvme_cqe *out, 
 				q->cq_head = 0;
 				q->phase ^= 1;
 			}
+			if (q->cq_shadow)
+				*q->cq_shadow = q->cq_head;
 			*q->cq_db = q->cq_head;
 			if (got.cid != cid)
 				continue;          /* late completion of a timed-out command */
@@ -169,6 +175,7 @@ static int nvme_identify_ctrl(struct nvme_ctrl *c)
 	c->mdts = id[NVME_IDC_MDTS];
 	c->oncs = (uint16_t)(id[NVME_IDC_ONCS] | id[NVME_IDC_ONCS + 1] << 8);
 	c->vwc = id[NVME_IDC_VWC];
+	c->oacs = (uint16_t)(id[NVME_IDC_OACS] | id[NVME_IDC_OACS + 1] << 8);
 	memcpy(&c->rtd3e_us, id + NVME_IDC_RTD3E, 4);
 	memcpy(&c->nn, id + NVME_IDC_NN, 4);
 	/* MDTS is in units of the minimum page size (4 KiB here); 0 = no limit. */
@@ -214,12 +221,56 @@ static int nvme_negotiate_queues(struct nvme_ctrl *c, unsigned want, unsigned *g
 	return 0;
 }
 
+KERNEL_ARG_FLAG(nvme_shadow_db, "NVMe: use shadow doorbells (Doorbell Buffer Config) where the controller has them");
+
+/* Shadow doorbells, on a freshly enabled controller (at attach and after
+ * every reset: CC.EN cleared forgets the buffers), only with the boot
+ * argument nvme_shadow_db: under qemu/TCG they did not cut the MMIO
+ * doorbell writes of our I/O path (batches already take one doorbell, and
+ * an idle controller asks for every one), so they are off by default
+ * (numbers in docs/peer.md, "Shadow doorbells").  Both pages are zeroed
+ * first: queues created afterwards start at index 0, and a stale shadow
+ * tail from before the reset would make the controller fetch old SQEs.
+ * Any failure leaves MMIO doorbells, which always work. */
+static void nvme_dbbuf_setup(struct nvme_ctrl *c)
+{
+	const char *why = NULL;
+
+	c->dbbuf_on = false;
+	if (!arg_present("nvme_shadow_db"))
+		why = "";                                /* the default: nothing to say */
+	else if (!(c->oacs & NVME_OACS_DBBUF))
+		why = "not supported (OACS bit 8 clear)";
+	else if (!c->dbbuf_phys && !(c->dbbuf_phys = pmm_alloc_pages(1)))
+		why = "no memory for the buffers";
+	if (!why) {
+		struct nvme_sqe sqe = { .opcode = NVME_ADM_DBBUF_CONFIG };
+		memset(PHYS_TO_VIRT(c->dbbuf_phys), 0, 2 * 4096);
+		sqe.prp1 = c->dbbuf_phys;                /* shadow doorbells */
+		sqe.prp2 = c->dbbuf_phys + 4096;         /* EventIdx */
+		if (nvme_admin(c, &sqe, NULL, "Doorbell Buffer Config") == 0)
+			c->dbbuf_on = true;
+		else
+			why = "Doorbell Buffer Config failed";
+	}
+	if (why && why[0] && c->state == NVME_ENABLING)
+		kprintf("%s: shadow doorbells %s: MMIO doorbells only\n", c->name, why);
+	else if (why && why[0])
+		kprintf("%s: shadow doorbells after reset: %s: MMIO doorbells only\n", c->name, why);
+	else if (!why && c->state == NVME_ENABLING)
+		kprintf("%s: shadow doorbells on (nvme_shadow_db)\n", c->name);
+	nvme_queue_shadow(c, &c->admin);
+	for (unsigned i = 0; i < c->nqueues; i++)
+		nvme_queue_shadow(c, &c->io[i]);
+}
+
 static int nvme_create_io_queues(struct nvme_ctrl *c)
 {
 	unsigned got;
 	int err = nvme_negotiate_queues(c, c->nqueues, &got);
 	if (err)
 		return err;
+	nvme_dbbuf_setup(c);
 	if (got < c->nqueues) {
 		kprintf("%s: controller grants %u I/O queues of %u\n", c->name, got, c->nqueues);
 		if (c->state != NVME_ENABLING)
@@ -393,8 +444,12 @@ static int nvme_reset_locked(struct nvme_ctrl *c, const char *why)
 		c->io[i].held = true;
 		spin_unlock_irqrestore(&c->io[i].lock, fl);
 	}
-	/* Disabling drops every queue and every command in the controller. */
+	/* Disabling drops every queue and every command in the controller,
+	 * and its shadow doorbell buffers: MMIO only until they are set up
+	 * again (nvme_create_io_queues). */
 	mutex_lock(&c->admin_lock);
+	c->dbbuf_on = false;
+	nvme_queue_shadow(c, &c->admin);
 	int err = nvme_test_fail_reset ? -ETIMEDOUT : nvme_enable(c);
 	mutex_unlock(&c->admin_lock);
 	if (!err)
@@ -451,6 +506,10 @@ void nvme_describe(struct blk_dev *dev)
 	kprintf("  ONCS 0x%x (write zeroes %s, deallocate %s), VWC %u, doorbell stride %u, ready timeout %llu ms\n",
 		c->oncs, (c->oncs & NVME_ONCS_WRITE_ZEROES) ? "yes" : "no", (c->oncs & NVME_ONCS_DSM) ? "yes" : "no",
 		c->vwc & 1, c->dstrd, (unsigned long long)(c->ready_timeout_ns / NS_PER_MS));
+	kprintf("  shadow doorbells: %s\n",
+		!c->dbbuf_on ? ((c->oacs & NVME_OACS_DBBUF) ? "off (supported: boot argument nvme_shadow_db)" :
+				"not supported") :
+		c->dbbuf_mmio ? "on, MMIO on every doorbell (nvme shadow off)" : "on");
 	kprintf("  %u I/O queue(s) x %u, %s, command timeout %llu ms; timeouts %llu, aborts %llu, resets %llu\n",
 		c->nqueues, c->io[0].depth - 1u,
 		c->nvec == 0 ? "polled only" : c->shared_vector ? "one shared vector" : "MSI-X vector per queue",
@@ -458,12 +517,16 @@ void nvme_describe(struct blk_dev *dev)
 		(unsigned long long)c->aborts, (unsigned long long)c->resets);
 	for (unsigned i = 0; i < c->nqueues; i++) {
 		struct nvme_queue *q = &c->io[i];
-		kprintf("  queue %u: vector %d (MSI-X entry %u), %llu submitted, %llu SQ doorbells, %llu completed, "
-			"%llu interrupts, %u in flight\n",
+		kprintf("  queue %u: vector %d (MSI-X entry %u), %llu submitted, %llu completed, %llu interrupts, "
+			"%u in flight\n",
 			q->id, q->vector, q->msix_entry, (unsigned long long)q->submits,
-			(unsigned long long)q->sq_doorbells,
 			(unsigned long long)q->completions, (unsigned long long)q->irqs,
 			(unsigned)(q->depth - 1u - q->nfree));
+		kprintf("    MMIO doorbells: %llu SQ, %llu CQ; %llu left to the shadow buffer; "
+			"watchdog: %llu late commits, %llu nudges\n",
+			(unsigned long long)q->sq_doorbells, (unsigned long long)q->cq_doorbells,
+			(unsigned long long)q->db_skipped, (unsigned long long)q->late_commits,
+			(unsigned long long)q->db_nudges);
 	}
 }
 

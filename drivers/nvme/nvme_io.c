@@ -91,6 +91,9 @@ void nvme_queue_reset_ring(struct nvme_queue *q)
 	q->sq_head = 0;
 	q->cq_head = 0;
 	q->phase = 1;
+	q->wd_unpub = false;
+	if (q->sq_shadow)
+		*q->sq_shadow = *q->cq_shadow = 0;
 }
 
 static inline uint64_t nvme_phys(uint64_t va)
@@ -221,15 +224,83 @@ static int nvme_submit(struct blk_dev *dev, struct blk_req *req, unsigned queue)
 	return 0;
 }
 
+/* Shadow doorbells (NVMe 1.3 Doorbell Buffer Config): the new index goes
+ * to the shadow slot in memory, and the MMIO register is written only when
+ * the controller's EventIdx lies in [old, new) in ring order -- it has
+ * read up to there and stopped looking; otherwise it is still reading the
+ * shadow and will see the new index itself (virtio's "need event" test).
+ * Indices wrap at the ring depth, not at 2^16, hence the modulo.
+ *
+ * Ordering, enforced here and nowhere else:
+ *   1. SQEs (or, for the CQ, our reads of the CQEs) before the shadow
+ *      store: x86 keeps stores in order and never moves a store above an
+ *      earlier load, so a compiler barrier is all it takes;
+ *   2. the shadow store before the EventIdx load: this is the one
+ *      reordering x86 does (a load may pass an earlier store still in the
+ *      store buffer).  Without a full fence we could read a stale EventIdx
+ *      while the controller reads our stale shadow value, both conclude
+ *      the other will act, and the command sits unseen: mfence;
+ *   3. the shadow store before the MMIO write: stores stay in order, so a
+ *      controller woken by MMIO reads the new shadow value. */
+static bool nvme_db_publish(struct nvme_queue *q, volatile uint32_t *shadow, volatile uint32_t *ei,
+			    uint16_t old, uint16_t new)
+{
+	__asm__ volatile("" ::: "memory");                       /* 1 */
+	if (!shadow)
+		return true;
+	*shadow = new;
+	if (__atomic_load_n(&q->ctrl->dbbuf_mmio, __ATOMIC_RELAXED))
+		return true;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);                 /* 2: mfence */
+	uint32_t d = q->depth, e = *ei % d;
+	if ((new + d - 1 - e) % d < (new + d - old) % d)
+		return true;
+	q->db_skipped++;
+	return false;
+}
+
 /* Publish every SQE written so far.  Called with q->lock held. */
 void nvme_ring_sq(struct nvme_queue *q)
 {
-	if (q->sq_rung == q->sq_tail)
+	uint16_t old = q->sq_rung;
+	if (old == q->sq_tail)
 		return;
-	__asm__ volatile("" ::: "memory");   /* SQEs before doorbell (x86: stores ordered) */
-	*q->sq_db = q->sq_tail;
 	q->sq_rung = q->sq_tail;
-	q->sq_doorbells++;
+	if (nvme_db_publish(q, q->sq_shadow, q->sq_ei, old, q->sq_tail)) {
+		*q->sq_db = q->sq_tail;                          /* 3 */
+		q->sq_doorbells++;
+	}
+}
+
+void nvme_ring_cq(struct nvme_queue *q)
+{
+	/* The CQ has no "last published" copy of its own: cq_shadow holds
+	 * it when shadow doorbells are on, and without them every reap
+	 * writes the register. */
+	uint16_t old = q->cq_shadow ? (uint16_t)*q->cq_shadow : (uint16_t)(q->cq_head + 1);
+	if (nvme_db_publish(q, q->cq_shadow, q->cq_ei, old, q->cq_head)) {
+		*q->cq_db = q->cq_head;
+		q->cq_doorbells++;
+	}
+}
+
+void nvme_queue_shadow(struct nvme_ctrl *c, struct nvme_queue *q)
+{
+	if (!c->dbbuf_on) {
+		q->sq_shadow = q->cq_shadow = q->sq_ei = q->cq_ei = NULL;
+		return;
+	}
+	uint8_t *dbs = PHYS_TO_VIRT(c->dbbuf_phys), *eis = dbs + NVME_PAGE;
+	uint32_t sq = (2u * q->id) * c->dstrd, cq = (2u * q->id + 1) * c->dstrd;
+	q->sq_shadow = (volatile uint32_t *)(dbs + sq);
+	q->cq_shadow = (volatile uint32_t *)(dbs + cq);
+	q->sq_ei = (volatile uint32_t *)(eis + sq);
+	q->cq_ei = (volatile uint32_t *)(eis + cq);
+}
+
+unsigned nvme_queue_unpublished(const struct nvme_queue *q)
+{
+	return (unsigned)((q->sq_tail + q->depth - q->sq_rung) % q->depth);
 }
 
 void nvme_queue_commit(struct nvme_queue *q)
@@ -306,7 +377,7 @@ int nvme_queue_reap(struct nvme_queue *q)
 			q->free_ids[q->nfree++] = cid;
 		}
 		if (n) {
-			*q->cq_db = q->cq_head;
+			nvme_ring_cq(q);
 			q->completions += n;
 		}
 		spin_unlock_irqrestore(&q->lock, fl);
@@ -409,6 +480,65 @@ unsigned nvme_queue_fail_all(struct nvme_queue *q, int state, const char *why)
 	return n;
 }
 
+/* Safety nets for a doorbell that was due and not written; each counts
+ * and says so, because with correct code neither happens (the tests check
+ * the counters):
+ *  - late commit: SQEs left unpublished (no doorbell, no shadow tail) for
+ *    a whole watchdog period, e.g. a BLK_F_MORE batch whose blk_commit()
+ *    never came: a hang without this;
+ *  - nudge: with shadow doorbells, commands in flight while the
+ *    controller's EventIdx has stayed behind our published tail for a
+ *    whole period: it stopped reading the shadow without asking for an
+ *    MMIO write.  The MMIO write of the same tail is harmless. */
+static void nvme_queue_late_doorbells(struct nvme_queue *q)
+{
+	unsigned late = 0;
+	bool nudge = false;
+	uint64_t fl = spin_lock_irqsave(&q->lock);
+
+	if (q->held) {
+		spin_unlock_irqrestore(&q->lock, fl);
+		return;
+	}
+	/* Stuck means nothing was submitted on the queue for a whole period
+	 * (a submitter mid-batch adds to q->submits; the ring indices alone
+	 * may come back to the same values after wrapping). */
+	bool idle = q->wd_submits == q->submits;
+	q->wd_submits = q->submits;
+	if (q->sq_rung == q->sq_tail) {
+		q->wd_unpub = false;
+	} else if (!q->wd_unpub || !idle) {
+		q->wd_unpub = true;          /* a submitter may be mid-batch: next pass */
+	} else {
+		late = nvme_queue_unpublished(q);
+		q->late_commits++;
+		q->wd_unpub = false;
+		nvme_ring_sq(q);
+	}
+	/* Behind: EventIdx short of the published tail with commands in
+	 * flight; stuck: behind at the same EventIdx and tail a period ago
+	 * (a controller still working moves its EventIdx). */
+	uint32_t ei = q->sq_ei ? *q->sq_ei % q->depth : q->sq_rung;
+	bool behind = ei != q->sq_rung && q->nfree < q->depth - 1u;
+	if (behind && q->wd_behind && idle && q->wd_ei == ei && q->wd_rung == q->sq_rung) {
+		*q->sq_db = q->sq_rung;
+		q->sq_doorbells++;
+		q->db_nudges++;
+		nudge = true;
+		behind = false;
+	}
+	q->wd_behind = behind;
+	q->wd_ei = (uint16_t)ei;
+	q->wd_rung = q->sq_rung;
+	spin_unlock_irqrestore(&q->lock, fl);
+	if (late)
+		kprintf("%s: queue %u: %u submission(s) left without a doorbell for a watchdog period; "
+			"published now\n", q->ctrl->name, q->id, late);
+	if (nudge)
+		kprintf("%s: queue %u: controller stopped short of the shadow SQ tail %u; MMIO doorbell written\n",
+			q->ctrl->name, q->id, q->sq_rung);
+}
+
 static const char *nvme_op_word(uint8_t op)
 {
 	static const char *const w[] = { "read", "write", "flush", "discard", "write-zeroes" };
@@ -441,10 +571,10 @@ void nvme_watchdog_scan(struct nvme_ctrl *c)
 		return;
 	}
 	/* Reap first: a completion whose interrupt was lost then costs a
-	 * reap here, not an Abort and a reset.  A batch (BLK_F_MORE) whose
-	 * submitter never called blk_commit() is published here too. */
+	 * reap here, not an Abort and a reset.  Doorbells that should have
+	 * been written and were not are written here, and counted. */
 	for (unsigned i = 0; i < c->nqueues; i++) {
-		nvme_queue_commit(&c->io[i]);
+		nvme_queue_late_doorbells(&c->io[i]);
 		nvme_queue_reap(&c->io[i]);
 	}
 	for (unsigned i = 0; i < c->nqueues; i++) {

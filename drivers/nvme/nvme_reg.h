@@ -100,6 +100,7 @@ _Static_assert(__builtin_offsetof(struct nvme_cqe, status) == 14, "CQE layout");
 #define NVME_ADM_ABORT       0x08
 #define NVME_ADM_SET_FEATURES 0x09
 #define NVME_ADM_GET_FEATURES 0x0a
+#define NVME_ADM_DBBUF_CONFIG 0x7c   /* Doorbell Buffer Config (NVMe 1.3) */
 
 /* NVM I/O opcodes. */
 #define NVME_CMD_FLUSH        0x00
@@ -132,6 +133,8 @@ _Static_assert(__builtin_offsetof(struct nvme_cqe, status) == 14, "CQE layout");
 #define NVME_IDC_MDTS    77
 #define NVME_IDC_VER     80
 #define NVME_IDC_RTD3E   88    /* u32: resume/entry latency, microseconds */
+#define NVME_IDC_OACS    256   /* u16: optional admin commands */
+#define NVME_OACS_DBBUF  (1u << 8)   /* Doorbell Buffer Config supported */
 #define NVME_IDC_SQES    512
 #define NVME_IDC_CQES    513
 #define NVME_IDC_NN      516   /* u32 */

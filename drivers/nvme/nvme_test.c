@@ -17,6 +17,7 @@
 #include "kernel/time.h"
 #include "kernel/pci.h"
 #include "drivers/nvme/nvme_var.h"
+#include "drivers/nvme/nvme_test.h"
 
 KERNEL_ARG_FLAG(nvme_kill_test, "self-test nvme.dead_controller: kill the controller on purpose");
 #include "drivers/blk/pattern.h"
@@ -40,17 +41,14 @@ SELFTEST(nvme, status_decode)
 	ST_EXPECT(nvme_status_errno(0x0001) == -ENOTSUP);
 }
 
-#define NVME_TEST_BYTES (1u << 20)
-#define NVME_TEST_AREA  (6ull * NVME_TEST_BYTES)   /* the last 6 MiB */
-
 /* May the write tests use b?  Scratch, and big enough for the area. */
-static bool nvme_test_usable(const struct blk_dev *b)
+bool nvme_test_usable(const struct blk_dev *b)
 {
 	return blk_is_scratch(b) && b->nblocks * b->lba_size >= 2 * NVME_TEST_AREA;
 }
 
 /* Scratch namespaces the write tests may use; says why when none. */
-static unsigned nvme_test_namespaces(void)
+unsigned nvme_test_namespaces(void)
 {
 	unsigned n = 0, all = 0;
 	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next)
@@ -69,7 +67,7 @@ static unsigned nvme_test_namespaces(void)
 }
 
 /* First usable namespace and its controller, NULL if none. */
-static struct blk_dev *nvme_test_first(struct nvme_ctrl **cp)
+struct blk_dev *nvme_test_first(struct nvme_ctrl **cp)
 {
 	for (struct nvme_ctrl *c = nvme_ctrls; c; c = c->next)
 		for (unsigned i = 0; i < c->nns; i++)
@@ -81,7 +79,7 @@ static struct blk_dev *nvme_test_first(struct nvme_ctrl **cp)
 }
 
 /* Start of the test area of b (blocks). */
-static uint64_t nvme_test_base(const struct blk_dev *b)
+uint64_t nvme_test_base(const struct blk_dev *b)
 {
 	return b->nblocks - NVME_TEST_AREA / b->lba_size;
 }
@@ -318,96 +316,6 @@ SELFTEST(nvme, reset_under_load)
 	ST_EXPECT(c->resets == resets + 3);
 	ST_EXPECT(c->state == NVME_LIVE);
 	ST_EXPECT(nvme_test_rw(b, 0x77, 0, 0));
-}
-
-/* Batched submission: requests submitted with BLK_F_MORE are written to
- * the SQ without a doorbell; blk_commit() publishes the whole batch with one
- * SQ tail write.  16 writes, then 16 reads of the same 4 KiB blocks, each
- * batch counted in doorbell writes and the data checked.  [4, 5) MiB. */
-struct nvme_test_batch {
-	struct waitq wq;
-	volatile unsigned done, failed;
-};
-
-static void nvme_test_batch_done(struct blk_req *req)
-{
-	struct nvme_test_batch *tb = req->priv;
-	if (req->status)
-		__atomic_fetch_add(&tb->failed, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&tb->done, 1, __ATOMIC_SEQ_CST);
-	waitq_wake_all(&tb->wq);
-}
-
-static bool nvme_test_batch_all(void *arg)
-{
-	return __atomic_load_n(&((struct nvme_test_batch *)arg)->done, __ATOMIC_SEQ_CST) == 16;
-}
-
-static uint64_t nvme_test_sq_doorbells(struct nvme_ctrl *c)
-{
-	uint64_t n = 0;
-	for (unsigned i = 0; i < c->nqueues; i++)
-		n += __atomic_load_n(&c->io[i].sq_doorbells, __ATOMIC_RELAXED);
-	return n;
-}
-
-SELFTEST(nvme, batch_one_doorbell)
-{
-	struct nvme_ctrl *c;
-	if (!nvme_test_namespaces())
-		return;
-	struct blk_dev *b = nvme_test_first(&c);
-	uint64_t p = pmm_alloc_pages(4);              /* 64 KiB */
-	ST_EXPECT(p != 0);
-	if (!p)
-		return;
-	uint8_t *buf = PHYS_TO_VIRT(p);
-	uint64_t base = nvme_test_base(b) + 4 * (NVME_TEST_BYTES / b->lba_size);
-	uint32_t per = 4096 / b->lba_size;
-	/* Static: a completion may still be inside waitq_wake_all() when
-	 * blk_wait() returns. */
-	static struct blk_req reqs[16];
-	static struct blk_seg segs[16];
-	static struct nvme_test_batch tb;
-
-	waitq_init(&tb.wq, "nvme-st");
-
-	pattern_fill(buf, base * b->lba_size, 65536, 0x5b);
-	for (unsigned pass = 0; pass < 2; pass++) {
-		enum blk_op op = pass == 0 ? BLK_OP_WRITE : BLK_OP_READ;
-		if (pass == 1)
-			memset(buf, 0xa5, 65536);
-		tb.done = tb.failed = 0;
-		uint64_t rung = nvme_test_sq_doorbells(c);
-		unsigned queued = 0;
-		for (unsigned i = 0; i < 16; i++) {
-			segs[i] = (struct blk_seg){ buf + i * 4096, 4096 };
-			blk_req_init(&reqs[i], op, base + i * per, per, &segs[i], 1, nvme_test_batch_done, &tb);
-			reqs[i].flags = BLK_F_MORE;
-			if (blk_submit(b, &reqs[i]) == 0)
-				queued++;
-			else
-				tb.done++;               /* rejected: done() will not run */
-		}
-		ST_EXPECT(queued == 16);
-		blk_commit(b);
-		ST_EXPECT(blk_wait(b, &tb.wq, nvme_test_batch_all, &tb, "batched requests", 0) == 0);
-		ST_EXPECT(tb.failed == 0);
-		/* One doorbell for the batch (another I/O or the watchdog's
-		 * commit may add one; per-request doorbells would be 16). */
-		uint64_t d = nvme_test_sq_doorbells(c) - rung;
-		if (d < 1 || d > 2)
-			kprintf("nvme test: %s: %llu SQ doorbell writes for a batch of 16 %ss\n", b->name,
-				(unsigned long long)d, blk_op_name(op));
-		ST_EXPECT(d >= 1 && d <= 2);
-	}
-	uint64_t got, want;
-	long bad = pattern_check(buf, base * b->lba_size, 65536, 0x5b, &got, &want);
-	if (bad >= 0)
-		kprintf("nvme test: %s: batched read mismatch at byte %ld: got %llx want %llx\n", b->name, bad,
-			(unsigned long long)got, (unsigned long long)want);
-	ST_EXPECT(bad < 0);
-	pmm_free_pages(p, 4);
 }
 
 /* The admin ring keeps commands that timed out until they complete late or

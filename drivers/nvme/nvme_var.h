@@ -71,6 +71,15 @@ struct nvme_queue {
 				       * is being queued */
 	uint16_t sq_head;             /* admin: last SQ head the controller
 				       * reported (CQE sqhd) */
+	uint64_t wd_submits;          /* watchdog: q->submits at its last pass */
+	bool wd_unpub;                /* ... and SQEs were unpublished then */
+	bool wd_behind;               /* watchdog: shadow EventIdx wd_ei short
+				       * of tail wd_rung at its last pass */
+	uint16_t wd_ei, wd_rung;
+	/* Shadow doorbells (Doorbell Buffer Config), NULL when not in use:
+	 * the tail/head we publish, and the EventIdx the controller writes
+	 * (the index after which it wants an MMIO doorbell again). */
+	volatile uint32_t *sq_shadow, *cq_shadow, *sq_ei, *cq_ei;
 	uint16_t phase;
 	bool held;                    /* controller resetting: do not touch hw */
 	struct nvme_cmd *cmds;        /* [depth] by command id */
@@ -80,6 +89,14 @@ struct nvme_queue {
 	unsigned msix_entry;
 	uint64_t irqs, completions, submits;
 	uint64_t sq_doorbells;        /* SQ tail doorbell writes (MMIO) */
+	uint64_t cq_doorbells;        /* CQ head doorbell writes (MMIO) */
+	uint64_t db_skipped;          /* doorbells left to the shadow buffer */
+	uint64_t late_commits;        /* SQ tails the watchdog had to publish:
+				       * a submitter left SQEs without a
+				       * doorbell (a bug; tests expect 0) */
+	uint64_t db_nudges;           /* MMIO SQ doorbells the watchdog wrote
+				       * for a controller that had not read
+				       * the shadow tail (tests expect 0) */
 };
 
 struct nvme_ns {
@@ -108,6 +125,17 @@ struct nvme_ctrl {
 	uint32_t nn;
 	uint32_t max_transfer;
 	uint32_t rtd3e_us;            /* shutdown latency it promises, 0 = unknown */
+	uint16_t oacs;
+
+	/* Shadow doorbells: one page of doorbell values, one of EventIdx
+	 * values, laid out like the doorbell registers.  dbbuf_on: the
+	 * controller accepted Doorbell Buffer Config (again after every
+	 * reset, which clears it); dbbuf_mmio: shell `nvme shadow CTRL off`,
+	 * the shadow is still written (the controller reads it) but every
+	 * doorbell also goes to MMIO. */
+	uint64_t dbbuf_phys;          /* 2 pages, 0 when not allocated */
+	bool dbbuf_on;
+	volatile bool dbbuf_mmio;
 
 	struct nvme_queue admin;
 	struct mutex admin_lock;      /* one admin command at a time */
@@ -189,6 +217,14 @@ int nvme_queue_reap(struct nvme_queue *q);
  * (nvme_ring_sq: q->lock held; nvme_queue_commit takes it). */
 void nvme_ring_sq(struct nvme_queue *q);
 void nvme_queue_commit(struct nvme_queue *q);
+/* Publish the CQ head (q->lock held, or the admin lock for the admin
+ * queue): shadow buffer, and MMIO when the EventIdx asks for it. */
+void nvme_ring_cq(struct nvme_queue *q);
+/* Point q at its shadow doorbell and EventIdx slots (c->dbbuf_on), or
+ * back at MMIO only. */
+void nvme_queue_shadow(struct nvme_ctrl *c, struct nvme_queue *q);
+/* SQ entries written but not yet published (q->lock held). */
+unsigned nvme_queue_unpublished(const struct nvme_queue *q);
 void nvme_intr(void *queue);
 /* Watchdog: one pass over the in-flight commands. */
 void nvme_watchdog_scan(struct nvme_ctrl *c);

@@ -19,7 +19,8 @@ ARGS = "selftest expect_nvme scratch=nvme0n1 panic=poweroff"
 # Tests that skip by design in this run, and where they do run.
 MAY_SKIP = {"nvme.dead_after_failed_reset",     # kills the controller: test_blk_nvme_dead.py
             "ahci.dma32_bounce",               # needs ahci_dma32 and RAM above 4 GiB: test_blk_dma32.py
-            "nvme.mode_switch_race"}           # needs two namespaces on one controller: test_blk_nvme_dead.py
+            "nvme.mode_switch_race",           # needs two namespaces on one controller: test_blk_nvme_dead.py
+            "nvme.shadow_doorbells"}           # needs nvme_shadow_db: test_nvme_doorbells.py
 # Skipped by design on one CPU only (they need a second one); the 4-CPU boot runs them.
 MAY_SKIP_ONE_CPU = {"sync.wake_sends_its_ipi_after_the_lock"}
 
