@@ -32,10 +32,11 @@
 
 /* ---- nested structures ---------------------------------------------------------- */
 static const struct pf_field f_attr[] = {
-	ENUM(struct proto_attr, type, PROTO_T_REG, PROTO_T_LNK),
+	ENUM(struct proto_attr, type, PROTO_T_REG, PROTO_T_FIFO),
 	U32MAX(struct proto_attr, mode, 07777), U32(struct proto_attr, nlink),
 	U32(struct proto_attr, uid), U32(struct proto_attr, gid),
 	U64(struct proto_attr, size), U64(struct proto_attr, used),
+	U32(struct proto_attr, rdev_major), U32(struct proto_attr, rdev_minor),
 	U64(struct proto_attr, fsid), U64(struct proto_attr, ino),
 	U32(struct proto_attr, gen), U64(struct proto_attr, change),
 	TIME(struct proto_attr, atime), TIME(struct proto_attr, mtime),
@@ -55,7 +56,7 @@ static const struct pf_field f_sattr[] = {
 };
 static const struct pf_field f_dirent[] = {
 	U64(struct proto_dirent, cookie), U64(struct proto_dirent, ino),
-	ENUM(struct proto_dirent, type, PROTO_T_REG, PROTO_T_LNK), NAME(struct proto_dirent, name),
+	ENUM(struct proto_dirent, type, PROTO_T_REG, PROTO_T_FIFO), NAME(struct proto_dirent, name),
 };
 static const struct pf_field f_direntplus[] = {
 	U64(struct proto_direntplus, cookie), NAME(struct proto_direntplus, name),
@@ -170,6 +171,15 @@ static const struct pf_field q_symlink[] = {
 	HANDLE(struct proto_symlink_req, dir), NAME(struct proto_symlink_req, name),
 	TEXT(struct proto_symlink_req, target, PROTO_TARGET_MAX), SATTR(struct proto_symlink_req, sattr),
 };
+/* Any file type decodes (REG, DIR, LNK are refused by the server: INVAL);
+ * the device number is bounded here, so a frame outside Linux's range is
+ * INVAL naming the field. */
+static const struct pf_field q_mknod[] = {
+	HANDLE(struct proto_mknod_req, dir), NAME(struct proto_mknod_req, name),
+	ENUM(struct proto_mknod_req, type, PROTO_T_REG, PROTO_T_FIFO), SATTR(struct proto_mknod_req, sattr),
+	U32MAX(struct proto_mknod_req, rdev_major, PROTO_RDEV_MAJOR_MAX),
+	U32MAX(struct proto_mknod_req, rdev_minor, PROTO_RDEV_MINOR_MAX),
+};
 static const struct pf_field q_link[] = {
 	HANDLE(struct proto_link_req, fh), HANDLE(struct proto_link_req, dir),
 	NAME(struct proto_link_req, name),
@@ -276,6 +286,7 @@ const struct pf_msg pf_msgs[PROTO_OP_LIMIT] = {
 	OP(PROTO_OP_SETXATTR, "SETXATTR", LAYOUT(struct proto_setxattr_req, q_setxattr), LAYOUT(struct proto_wcc_rep, r_wcc), true),
 	OP(PROTO_OP_LISTXATTR, "LISTXATTR", LAYOUT(struct proto_fh_req, q_fh), LAYOUT(struct proto_listxattr_rep, r_listxattr), false),
 	OP(PROTO_OP_REMOVEXATTR, "REMOVEXATTR", LAYOUT(struct proto_xattr_req, q_xattr), LAYOUT(struct proto_wcc_rep, r_wcc), true),
+	OP(PROTO_OP_MKNOD, "MKNOD", LAYOUT(struct proto_mknod_req, q_mknod), LAYOUT(struct proto_newobj_rep, r_newobj), true),
 	OP(PROTO_OP_SNAP_CREATE, "SNAP_CREATE", LAYOUT(struct proto_snap_req, q_snap), LAYOUT(struct proto_snap_create_rep, r_snap_create), true),
 	OP(PROTO_OP_SNAP_LIST, "SNAP_LIST", LAYOUT(struct proto_fh_req, q_fh), LAYOUT(struct proto_snap_list_rep, r_snap_list), false),
 	OP(PROTO_OP_SNAP_DELETE, "SNAP_DELETE", LAYOUT(struct proto_snap_req, q_snap), NONE, true),

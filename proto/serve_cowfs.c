@@ -91,18 +91,58 @@ struct proto_time scf_ptime(struct cowfs_time t)
 
 uint8_t scf_ptype(uint32_t mode)
 {
-	if (CFS_S_ISDIR(mode))
-		return PROTO_T_DIR;
-	if (CFS_S_ISLNK(mode))
-		return PROTO_T_LNK;
-	return PROTO_T_REG;
+	switch (mode & CFS_S_IFMT) {
+	case CFS_S_IFDIR:  return PROTO_T_DIR;
+	case CFS_S_IFLNK:  return PROTO_T_LNK;
+	case CFS_S_IFBLK:  return PROTO_T_BLK;
+	case CFS_S_IFCHR:  return PROTO_T_CHR;
+	case CFS_S_IFSOCK: return PROTO_T_SOCK;
+	case CFS_S_IFIFO:  return PROTO_T_FIFO;
+	default:           return PROTO_T_REG;
+	}
+}
+
+/* A directory entry's type byte (fs/inode.h CFS_DT_*, d_type's values). */
+uint8_t scf_dtype(uint8_t cfs_dt)
+{
+	switch (cfs_dt) {
+	case CFS_DT_DIR:  return PROTO_T_DIR;
+	case CFS_DT_LNK:  return PROTO_T_LNK;
+	case CFS_DT_BLK:  return PROTO_T_BLK;
+	case CFS_DT_CHR:  return PROTO_T_CHR;
+	case CFS_DT_SOCK: return PROTO_T_SOCK;
+	case CFS_DT_FIFO: return PROTO_T_FIFO;
+	default:          return PROTO_T_REG;
+	}
+}
+
+/* cowfs keeps a device number in Linux's user-space encoding (glibc's
+ * dev_t: docs/format.md §6); the protocol carries major and minor apart,
+ * as NFSv3's specdata does.  Numbers past 32 bits each do not fit the
+ * wire and cannot be made through MKNOD; such a stored value is cut. */
+static uint32_t rdev_major(uint64_t rdev)
+{
+	return (uint32_t)(((rdev >> 8) & 0xfffu) | ((rdev >> 32) & ~0xfffull));
+}
+
+static uint32_t rdev_minor(uint64_t rdev)
+{
+	return (uint32_t)((rdev & 0xffu) | ((rdev >> 12) & ~0xffull));
+}
+
+static uint64_t rdev_of(uint32_t major, uint32_t minor)
+{
+	return ((uint64_t)(major & 0xfffu) << 8) | ((uint64_t)(major & ~0xfffu) << 32) | (minor & 0xffu) |
+	       ((uint64_t)(minor & ~0xffu) << 12);
 }
 
 void scf_attr_of(struct op *o, const struct cowfs_inode *in, struct proto_attr *a)
 {
+	bool dev = (in->mode & CFS_S_IFMT) == CFS_S_IFCHR || (in->mode & CFS_S_IFMT) == CFS_S_IFBLK;
 	*a = (struct proto_attr){
 		.type = scf_ptype(in->mode), .mode = in->mode & 07777, .nlink = in->nlink,
 		.uid = in->uid, .gid = in->gid, .size = in->size, .used = in->blocks * CFS_BLOCK_SIZE,
+		.rdev_major = dev ? rdev_major(in->rdev) : 0, .rdev_minor = dev ? rdev_minor(in->rdev) : 0,
 		.fsid = o->c->fh[0].fsid, .ino = in->ino, .gen = (uint32_t)in->gen,
 		.change = in->ctime.sec * NS + in->ctime.nsec,
 		.atime = scf_ptime(in->atime), .mtime = scf_ptime(in->mtime), .ctime = scf_ptime(in->ctime),
@@ -218,12 +258,20 @@ static int op_readlink(void *fs, struct proto_call *c, const void *req, void *re
 	return scf_op_end(&o, rc);
 }
 
-/* The new object of CREATE, MKDIR, SYMLINK in the reply. */
+/* The new object of CREATE, MKDIR, SYMLINK, MKNOD in the reply. */
 static int newobj(struct op *o, const struct cowfs_inode *in, struct proto_newobj_rep *r)
 {
 	scf_seal(o, in->ino, in->gen, &r->fh);
 	scf_attr_of(o, in, &r->attr);
 	return scf_wcc_of(o, &o->in, o->in.ino, &r->dir_wcc);
+}
+
+/* What of sa a new inode did not take at its creation (mode, owner): the
+ * times, set after it (CREATE, MKNOD). */
+static int set_rest(struct op *o, struct cowfs_setattr *sa, struct cowfs_inode *in)
+{
+	sa->valid &= ~(unsigned)(CFS_SET_MODE | CFS_SET_UID | CFS_SET_GID);
+	return sa->valid ? cowfs_setattr(o->m, in->ino, sa, in) : 0;
 }
 
 /* CREATE's exclusive mode keeps the client's verifier in the new file's
@@ -299,8 +347,7 @@ static int op_create(void *fs, struct proto_call *c, const void *req, void *rep)
 		verf_times(&q->verf, &sa);
 	else if ((rc = scf_sattr_of(s, &sa)))
 		return scf_op_end(&o, rc);
-	sa.valid &= ~(unsigned)(CFS_SET_MODE | CFS_SET_UID | CFS_SET_GID);
-	if (sa.valid && (rc = cowfs_setattr(o.m, in.ino, &sa, &in)))
+	if ((rc = set_rest(&o, &sa, &in)))
 		return scf_op_end(&o, rc);
 	return scf_op_end(&o, newobj(&o, &in, r));
 }
@@ -332,6 +379,42 @@ static int op_symlink(void *fs, struct proto_call *c, const void *req, void *rep
 				   s->mask & PROTO_SA_UID ? s->uid : c->uid, s->mask & PROTO_SA_GID ? s->gid : c->gid,
 				   &in);
 	if (!rc)
+		rc = newobj(&o, &in, rep);
+	return scf_op_end(&o, rc);
+}
+
+/* MKNOD's refusals (docs/protocol.md §5.3): the other types have their own
+ * calls, a fifo or socket has no device number and no special file a size
+ * (INVAL); devices only for uid 0 in the request header, as Linux asks
+ * CAP_MKNOD (PERM); fifos and sockets for anyone who may create a name. */
+static int mknod_refused(const struct proto_mknod_req *q, const struct proto_call *c, bool dev)
+{
+	if (q->type < PROTO_T_BLK || q->type > PROTO_T_FIFO || (q->sattr.mask & PROTO_SA_SIZE) ||
+	    (!dev && (q->rdev_major || q->rdev_minor)))
+		return -PLAT_EINVAL;
+	return dev && c->uid != 0 ? -PLAT_EPERM : 0;
+}
+
+/* Owner and mode from sattr as CREATE, the times after it. */
+static int op_mknod(void *fs, struct proto_call *c, const void *req, void *rep)
+{
+	static const uint32_t ifmt[] = { [PROTO_T_BLK] = CFS_S_IFBLK, [PROTO_T_CHR] = CFS_S_IFCHR,
+					 [PROTO_T_SOCK] = CFS_S_IFSOCK, [PROTO_T_FIFO] = CFS_S_IFIFO };
+	const struct proto_mknod_req *q = req;
+	const struct proto_sattr *s = &q->sattr;
+	bool dev = q->type == PROTO_T_BLK || q->type == PROTO_T_CHR;
+	struct cowfs_setattr sa;
+	struct cowfs_inode in;
+	struct op o;
+	int rc = scf_op_begin(&o, fs, c, SNAP_NO);
+	if (!rc)
+		rc = mknod_refused(q, c, dev);
+	if (!rc)
+		rc = cowfs_mknod(o.m, o.in.ino, q->name.p, q->name.len,
+				 ifmt[q->type] | (s->mask & PROTO_SA_MODE ? s->mode & 07777 : 0644),
+				 dev ? rdev_of(q->rdev_major, q->rdev_minor) : 0, s->mask & PROTO_SA_UID ? s->uid : c->uid,
+				 s->mask & PROTO_SA_GID ? s->gid : c->gid, &in);
+	if (!rc && !(rc = scf_sattr_of(s, &sa)) && !(rc = set_rest(&o, &sa, &in)))
 		rc = newobj(&o, &in, rep);
 	return scf_op_end(&o, rc);
 }
@@ -589,7 +672,7 @@ const struct proto_fs_ops proto_cowfs_ops = { .op = {
 	[PROTO_OP_GETATTR] = op_getattr, [PROTO_OP_SETATTR] = op_setattr, [PROTO_OP_LOOKUP] = op_lookup,
 	[PROTO_OP_READLINK] = op_readlink, [PROTO_OP_READ] = op_read, [PROTO_OP_WRITE] = op_write,
 	[PROTO_OP_COMMIT] = op_commit, [PROTO_OP_CREATE] = op_create, [PROTO_OP_MKDIR] = op_mkdir,
-	[PROTO_OP_SYMLINK] = op_symlink, [PROTO_OP_LINK] = op_link, [PROTO_OP_REMOVE] = op_remove,
+	[PROTO_OP_SYMLINK] = op_symlink, [PROTO_OP_MKNOD] = op_mknod, [PROTO_OP_LINK] = op_link, [PROTO_OP_REMOVE] = op_remove,
 	[PROTO_OP_RMDIR] = op_rmdir, [PROTO_OP_RENAME] = op_rename, [PROTO_OP_READDIR] = scf_op_readdir,
 	[PROTO_OP_READDIRPLUS] = scf_op_readdirplus, [PROTO_OP_FSSTAT] = scf_op_fsstat, [PROTO_OP_FSYNC] = op_fsync,
 	[PROTO_OP_COPY] = op_copy, [PROTO_OP_GETXATTR] = scf_op_getxattr, [PROTO_OP_SETXATTR] = scf_op_setxattr,

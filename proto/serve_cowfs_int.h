@@ -12,7 +12,7 @@
 
 #define NS 1000000000ull
 #define READDIR_BATCH 256u      /* entries gathered per call before the reply is built */
-#define ATTR_SIZE 109u          /* an encoded attr (docs/protocol.md §5.1) */
+#define ATTR_SIZE 117u          /* an encoded attr (docs/protocol.md §5.1) */
 #define READ_FIXED (1u + ATTR_SIZE + 4u)        /* READ reply: eof, attr, data length */
 
 /* One operation in progress: scf_op_begin() to scf_op_end(). */
@@ -38,6 +38,7 @@ int scf_op_end(struct op *o, int rc);
 int scf_second(struct op *o, unsigned i, struct cowfs_inode *in);
 struct proto_time scf_ptime(struct cowfs_time t);
 uint8_t scf_ptype(uint32_t mode);
+uint8_t scf_dtype(uint8_t cfs_dt);
 void scf_attr_of(struct op *o, const struct cowfs_inode *in, struct proto_attr *a);
 void scf_pre_of(const struct cowfs_inode *in, struct proto_pre_attr *p);
 int scf_wcc_of(struct op *o, const struct cowfs_inode *pre, uint64_t ino, struct proto_wcc *w);

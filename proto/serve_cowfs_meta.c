@@ -141,7 +141,7 @@ static int gather_cb(void *arg, const char *name, size_t len, uint64_t ino, uint
 	struct gathered *e = &g->e[g->n++];
 	e->cookie = next;
 	e->ino = ino;
-	e->type = type == CFS_DT_DIR ? PROTO_T_DIR : type == CFS_DT_LNK ? PROTO_T_LNK : PROTO_T_REG;
+	e->type = scf_dtype(type);
 	e->len = (uint8_t)len;
 	plat_memcpy(e->name, name, len);
 	return 0;

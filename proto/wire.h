@@ -16,13 +16,16 @@
 
 /* ---- framing ---------------------------------------------------------- */
 #define PROTO_MAGIC        0x50465041u    /* "APFP" in wire order */
-/* Version 2: frame tags are Poly1305 under per-frame ChaCha20 keys (version
- * 1 used HMAC-SHA256; no longer spoken).  HELLO frames always carry
+/* Version 3: attributes carry the device number (rdev) and the special
+ * file types, and MKNOD exists (version 2 had neither; version 1 also
+ * tagged frames with HMAC-SHA256; neither is spoken any more: their attr
+ * layout differs, so they are refused at HELLO rather than misread).
+ * Frame tags are Poly1305 under per-frame ChaCha20 keys.  HELLO frames always carry
  * PROTO_HELLO_VERSION in their header so every server can parse them; the
  * version negotiated there is carried by every later frame. */
 #define PROTO_HELLO_VERSION 1
-#define PROTO_VERSION_MIN  2
-#define PROTO_VERSION_MAX  2
+#define PROTO_VERSION_MIN  3
+#define PROTO_VERSION_MAX  3
 #define PROTO_HDR_SIZE     32
 #define PROTO_TAG_SIZE     16
 
@@ -45,6 +48,8 @@
 #define PROTO_IDLE_TIMEOUT_S   300u
 #define PROTO_ADMIN_CMD_MAX    255u            /* an ADMIN command line */
 #define PROTO_ADMIN_OUTPUT_MAX (256u << 10)    /* output kept of one ADMIN run */
+#define PROTO_RDEV_MAJOR_MAX   4095u           /* MKNOD's device number: Linux's 12-bit major */
+#define PROTO_RDEV_MINOR_MAX   0xfffffu        /* and 20-bit minor */
 
 #define PROTO_NONCE_SIZE   32
 #define PROTO_PROOF_SIZE   32
@@ -62,7 +67,7 @@ enum proto_op {
 	PROTO_OP_READDIRPLUS = 0x1f, PROTO_OP_FSSTAT = 0x20, PROTO_OP_FSYNC = 0x21,
 	PROTO_OP_FALLOCATE = 0x22, PROTO_OP_SEEK = 0x23, PROTO_OP_COPY = 0x24,
 	PROTO_OP_GETXATTR = 0x25, PROTO_OP_SETXATTR = 0x26, PROTO_OP_LISTXATTR = 0x27,
-	PROTO_OP_REMOVEXATTR = 0x28, PROTO_OP_SNAP_CREATE = 0x30, PROTO_OP_SNAP_LIST = 0x31,
+	PROTO_OP_REMOVEXATTR = 0x28, PROTO_OP_MKNOD = 0x29, PROTO_OP_SNAP_CREATE = 0x30, PROTO_OP_SNAP_LIST = 0x31,
 	PROTO_OP_SNAP_DELETE = 0x32,
 	PROTO_OP_ADMIN = 0x40,                  /* remote administration (§5.4) */
 	PROTO_OP_LIMIT = 0x41                   /* table size; not an opcode */
@@ -85,7 +90,9 @@ enum proto_status {
 };
 
 /* ---- enumerations and flags of message fields -------------------------- */
-enum { PROTO_T_REG = 1, PROTO_T_DIR = 2, PROTO_T_LNK = 3 };
+/* File types; the last four are the special files MKNOD makes. */
+enum { PROTO_T_REG = 1, PROTO_T_DIR = 2, PROTO_T_LNK = 3, PROTO_T_BLK = 4, PROTO_T_CHR = 5,
+       PROTO_T_SOCK = 6, PROTO_T_FIFO = 7 };
 enum { PROTO_ACCESS_RO = 1, PROTO_ACCESS_RW = 2 };
 enum { PROTO_UNSTABLE = 0, PROTO_DATA_SYNC = 1, PROTO_FILE_SYNC = 2 };
 enum { PROTO_CREATE_UNCHECKED = 0, PROTO_CREATE_GUARDED = 1, PROTO_CREATE_EXCLUSIVE = 2 };
@@ -133,7 +140,9 @@ struct proto_verf { uint8_t b[PROTO_VERF_SIZE]; };
 struct proto_attr {
 	uint8_t type;
 	uint32_t mode, nlink, uid, gid;
-	uint64_t size, used, fsid, ino;
+	uint64_t size, used;
+	uint32_t rdev_major, rdev_minor;        /* a device's number; 0 for other types */
+	uint64_t fsid, ino;
 	uint32_t gen;
 	uint64_t change;
 	struct proto_time atime, mtime, ctime, btime;
@@ -188,7 +197,7 @@ struct proto_fh_req { struct proto_handle fh; };
 struct proto_dirop_req { struct proto_handle dir; struct proto_str name; };
 /* SETATTR, REMOVE, RMDIR, FALLOCATE, SETXATTR, REMOVEXATTR replies */
 struct proto_wcc_rep { struct proto_wcc wcc; };
-/* CREATE, MKDIR, SYMLINK replies */
+/* CREATE, MKDIR, SYMLINK, MKNOD replies */
 struct proto_newobj_rep { struct proto_handle fh; struct proto_attr attr; struct proto_wcc dir_wcc; };
 
 struct proto_getattr_rep { struct proto_attr attr; };
@@ -207,6 +216,9 @@ struct proto_create_req { struct proto_handle dir; struct proto_str name; uint8_
 struct proto_mkdir_req { struct proto_handle dir; struct proto_str name; struct proto_sattr sattr; };
 struct proto_symlink_req { struct proto_handle dir; struct proto_str name, target;
 			   struct proto_sattr sattr; };
+/* type: PROTO_T_BLK..PROTO_T_FIFO; rdev only for BLK and CHR (0 otherwise) */
+struct proto_mknod_req { struct proto_handle dir; struct proto_str name; uint8_t type;
+			 struct proto_sattr sattr; uint32_t rdev_major, rdev_minor; };
 struct proto_link_req { struct proto_handle fh, dir; struct proto_str name; };
 struct proto_link_rep { struct proto_attr attr; struct proto_wcc dir_wcc; };
 struct proto_rename_req { struct proto_handle from_dir; struct proto_str from_name;

@@ -240,8 +240,9 @@ int apfpc_send(struct apfpc *c, uint8_t op, const void *req, uint32_t *id)
 
 	if (c->fd < 0)
 		return fail(c, -ENOTCONN, "not connected to %s:%u", c->cfg.host, c->cfg.port);
-	if ((n = proto_client_request(&c->cl, op, (uint32_t)getuid(), (uint32_t)getgid(), req, c->buf, c->cap, id,
-				      &e)) < 0)
+	uint32_t uid = c->cfg.as_ids ? c->cfg.uid : (uint32_t)getuid();
+	uint32_t gid = c->cfg.as_ids ? c->cfg.gid : (uint32_t)getgid();
+	if ((n = proto_client_request(&c->cl, op, uid, gid, req, c->buf, c->cap, id, &e)) < 0)
 		return fail(c, n, "%s", e.msg);
 	int rc = send_all(c, c->buf, (size_t)n);
 	if (rc < 0)

@@ -41,6 +41,8 @@ struct apfpc_cfg {
 	unsigned max_inflight;          /* asked for (the server may grant fewer) */
 	unsigned reconnects;            /* tries after a broken connection (0: none) */
 	const char *client_id;
+	bool as_ids;                    /* headers carry uid/gid below, not this process's ids */
+	uint32_t uid, gid;
 };
 
 struct apfpc {

@@ -38,13 +38,29 @@ int cli_dest(struct cli *k, const char *path, const char *src_name, struct apfp_
 
 static const char *type_name(uint8_t t)
 {
-	return t == PROTO_T_DIR ? "dir" : t == PROTO_T_LNK ? "symlink" : "file";
+	static const char *const names[] = { [PROTO_T_REG] = "file", [PROTO_T_DIR] = "dir", [PROTO_T_LNK] = "symlink",
+		[PROTO_T_BLK] = "blockdev", [PROTO_T_CHR] = "chardev", [PROTO_T_SOCK] = "socket", [PROTO_T_FIFO] = "fifo" };
+	return t <= PROTO_T_FIFO && names[t] ? names[t] : "file";
+}
+
+static bool is_dev(const struct proto_attr *a)
+{
+	return a->type == PROTO_T_BLK || a->type == PROTO_T_CHR;
+}
+
+/* ls -l's size column: a device's "major, minor" as ls(1) shows it. */
+static void size_string(const struct proto_attr *a, char out[24])
+{
+	if (is_dev(a))
+		snprintf(out, 24, "%u, %u", a->rdev_major, a->rdev_minor);
+	else
+		snprintf(out, 24, "%llu", (unsigned long long)a->size);
 }
 
 static void mode_string(const struct proto_attr *a, char out[11])
 {
-	static const char rwx[] = "rwxrwxrwx";
-	out[0] = a->type == PROTO_T_DIR ? 'd' : a->type == PROTO_T_LNK ? 'l' : '-';
+	static const char rwx[] = "rwxrwxrwx", type[] = "?-dlbcsp";      /* indexed by PROTO_T_* */
+	out[0] = a->type <= PROTO_T_FIFO ? type[a->type] : '?';
 	for (int i = 0; i < 9; i++)
 		out[1 + i] = a->mode & (0400u >> i) ? rwx[i] : '-';
 	out[10] = 0;
@@ -62,6 +78,8 @@ static void json_attr(const char *name, const struct proto_attr *a, const char *
 {
 	printf("{\"name\":");
 	cli_json_str(stdout, name);
+	if (is_dev(a))
+		printf(",\"rdev_major\":%u,\"rdev_minor\":%u", a->rdev_major, a->rdev_minor);
 	printf(",\"type\":\"%s\",\"mode\":%u,\"nlink\":%u,\"uid\":%u,\"gid\":%u,\"size\":%llu,\"used\":%llu,"
 	       "\"ino\":%llu,\"gen\":%u,\"fsid\":%llu,\"atime\":%lld.%09u,\"mtime\":%lld.%09u,\"ctime\":%lld.%09u,"
 	       "\"btime\":%lld.%09u",
@@ -147,11 +165,12 @@ int cmd_ls(struct cli *k, int argc, char **argv)
 				printf(",");
 			json_attr(e->name, &e->o.attr, e->o.attr.type == PROTO_T_LNK ? target : NULL);
 		} else if (f['l']) {
-			char mode[11], when[32];
+			char mode[11], when[32], size[24];
 			mode_string(&e->o.attr, mode);
+			size_string(&e->o.attr, size);
 			time_string(e->o.attr.mtime, when, sizeof(when));
-			printf("%s %3u %5u %5u %12llu %s %s%s%s\n", mode, e->o.attr.nlink, e->o.attr.uid, e->o.attr.gid,
-			       (unsigned long long)e->o.attr.size, when, e->name, *target ? " -> " : "", target);
+			printf("%s %3u %5u %5u %12s %s %s%s%s\n", mode, e->o.attr.nlink, e->o.attr.uid, e->o.attr.gid,
+			       size, when, e->name, *target ? " -> " : "", target);
 		} else {
 			printf("%s\n", e->name);
 		}
@@ -192,6 +211,8 @@ int cmd_stat(struct cli *k, int argc, char **argv)
 	       (unsigned long long)a->used, a->mode, mode, a->nlink, a->uid, a->gid, (unsigned long long)a->ino, a->gen,
 	       (unsigned long long)a->fsid, (unsigned long long)a->change, t[0], a->atime.nsec, t[1], a->mtime.nsec,
 	       t[2], a->ctime.nsec, t[3], a->btime.nsec);
+	if (is_dev(a))
+		printf("device: %u, %u (major, minor)\n", a->rdev_major, a->rdev_minor);
 	return EX_OK;
 }
 

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "tools/apfp_fuse.h"
 
@@ -49,10 +50,13 @@ struct odir {
 
 static void to_stat(struct afuse *a, const struct proto_attr *at, struct stat *st)
 {
-	static const mode_t type[] = { [PROTO_T_REG] = S_IFREG, [PROTO_T_DIR] = S_IFDIR, [PROTO_T_LNK] = S_IFLNK };
+	static const mode_t type[] = { [PROTO_T_REG] = S_IFREG, [PROTO_T_DIR] = S_IFDIR, [PROTO_T_LNK] = S_IFLNK,
+				       [PROTO_T_BLK] = S_IFBLK, [PROTO_T_CHR] = S_IFCHR, [PROTO_T_SOCK] = S_IFSOCK,
+				       [PROTO_T_FIFO] = S_IFIFO };
 	memset(st, 0, sizeof(*st));
 	st->st_ino = afuse_node_id(a, at);
-	st->st_mode = (at->type <= PROTO_T_LNK ? type[at->type] : 0) | (at->mode & 07777);
+	st->st_mode = (at->type <= PROTO_T_FIFO ? type[at->type] : 0) | (at->mode & 07777);
+	st->st_rdev = makedev(at->rdev_major, at->rdev_minor);
 	st->st_nlink = at->nlink;
 	st->st_uid = at->uid;
 	st->st_gid = at->gid;
@@ -219,20 +223,28 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_readlink(req, target);
 }
 
+/* Regular files as CREATE (GUARDED); fifos, sockets and devices as MKNOD
+ * (the server lets only uid 0 make devices: this daemon's uid, since the
+ * kernel already asked the caller for CAP_MKNOD). */
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	const struct fuse_ctx *cx = fuse_req_ctx(req);
 	struct proto_handle dir;
 	struct apfp_obj o;
-	(void)rdev;
-	if (!S_ISREG(mode)) {
-		fuse_reply_err(req, EPERM);     /* the protocol has no devices, fifos or sockets */
+	uint8_t type = S_ISFIFO(mode) ? PROTO_T_FIFO : S_ISSOCK(mode) ? PROTO_T_SOCK : S_ISCHR(mode) ? PROTO_T_CHR
+		       : S_ISBLK(mode) ? PROTO_T_BLK : S_ISREG(mode) ? PROTO_T_REG : 0;
+	bool dev = type == PROTO_T_CHR || type == PROTO_T_BLK;
+	if (!type) {
+		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	struct afuse_conn *k = afuse_begin(req, parent, &dir);
-	if (k)
-		reply_entry(req, afuse_end(req, k, "mknod", apfp_create_as(&k->c, &dir, name, mode, PROTO_CREATE_GUARDED,
-								     cx->uid, cx->gid, &o)), &o);
+	if (!k)
+		return;
+	int rc = type == PROTO_T_REG ? apfp_create_as(&k->c, &dir, name, mode, PROTO_CREATE_GUARDED, cx->uid, cx->gid, &o)
+		 : apfp_mknod_as(&k->c, &dir, name, type, mode & 07777, dev ? major(rdev) : 0, dev ? minor(rdev) : 0,
+				 cx->uid, cx->gid, &o);
+	reply_entry(req, afuse_end(req, k, "mknod", rc), &o);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

@@ -390,6 +390,14 @@ int apfp_symlink_as(struct apfpc *c, const struct proto_handle *dir, const char 
 	return newobj(c, PROTO_OP_SYMLINK, &q, out);
 }
 
+int apfp_mknod_as(struct apfpc *c, const struct proto_handle *dir, const char *name, uint8_t type, uint32_t mode,
+		  uint32_t major, uint32_t minor, uint32_t uid, uint32_t gid, struct apfp_obj *out)
+{
+	struct proto_mknod_req q = { .dir = *dir, .name = pstr(name), .type = type, .sattr = owned(mode, uid, gid),
+				     .rdev_major = major, .rdev_minor = minor };
+	return newobj(c, PROTO_OP_MKNOD, &q, out);
+}
+
 int apfp_readdir_page(struct apfpc *c, const struct proto_handle *dir, uint64_t *cookie, struct proto_verf *verf,
 		      uint32_t maxcount, apfp_direntc_fn cb, void *arg, bool *eof)
 {

@@ -75,6 +75,11 @@ int apfp_mkdir_as(struct apfpc *c, const struct proto_handle *dir, const char *n
 		  uint32_t gid, struct apfp_obj *out);
 int apfp_symlink_as(struct apfpc *c, const struct proto_handle *dir, const char *name, const char *target,
 		    uint32_t uid, uint32_t gid, struct apfp_obj *out);
+/* A fifo, socket or device node (type PROTO_T_BLK..PROTO_T_FIFO; major and
+ * minor for devices, 0 otherwise): -EPERM for a device unless this process
+ * runs as uid 0 (the request header's uid), -EINVAL for another type. */
+int apfp_mknod_as(struct apfpc *c, const struct proto_handle *dir, const char *name, uint8_t type, uint32_t mode,
+		  uint32_t major, uint32_t minor, uint32_t uid, uint32_t gid, struct apfp_obj *out);
 /* One READDIRPLUS call from *cookie (0: the start; *verf from the previous
  * call, zero at the start): cb sees each entry with the cookie that resumes
  * after it and returns non-zero to stop early (not an error: *cookie then

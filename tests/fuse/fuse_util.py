@@ -6,6 +6,7 @@ import ctypes
 import errno
 import hashlib
 import os
+import stat
 import subprocess
 import time
 
@@ -94,7 +95,8 @@ def sha256_file(path):
 
 def listing(root):
     """Every path under root with its type, link count and (files) content
-    digest and mode or (links) target: equal listings, equal trees."""
+    digest and mode, (links) target or (special files) device number and
+    mode: equal listings, equal trees."""
     out = []
     for d, dirs, files in os.walk(root):
         dirs.sort()
@@ -106,6 +108,8 @@ def listing(root):
                 out.append((rel, "l", st.st_nlink, os.readlink(p)))
             elif os.path.isdir(p):
                 out.append((rel, "d", st.st_nlink, None))
+            elif not stat.S_ISREG(st.st_mode):     # fifo, socket, device: never opened
+                out.append((rel, stat.S_IFMT(st.st_mode), st.st_nlink, st.st_rdev, st.st_mode & 0o7777))
             else:
                 out.append((rel, "f", st.st_nlink, sha256_file(p), st.st_mode & 0o7777))
     return out

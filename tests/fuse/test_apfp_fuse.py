@@ -29,6 +29,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,7 @@ from fuse_util import FuseDaemon, Results, listing, mounted, run, sha256_file, w
 SUITE = "apfp_fuse"
 BUILD = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else "build"
 CASES = ["mount", "files_sha256", "tree_tar", "namespace", "attributes", "statfs", "copy_file_range", "xattr",
-         "fallocate", "seek_data_hole",
+         "fallocate", "seek_data_hole", "special_files",
          "o_direct", "random_ops", "resend_after_restart", "dead_server", "persist_remount", "writeback",
          "commit_at_exit",
          "readonly", "mount_helper", "bad_input"]
@@ -410,6 +411,38 @@ def seek_data_hole(mnt):
         os.close(fd)
 
 
+def special_files(tmp, mnt, port):
+    """A fifo, a socket and devices made through the mount (MKNOD): ls -l on
+    the mount and the CLI's ls -l both show p, s, c, b and a device's
+    "major, minor"."""
+    import socket
+    d = os.path.join(mnt, "special")
+    os.mkdir(d)
+    os.mkfifo(os.path.join(d, "fifo"), 0o640)
+    os.mknod(os.path.join(d, "null"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    os.mknod(os.path.join(d, "disk"), 0o660 | stat.S_IFBLK, os.makedev(259, 70000))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(os.path.join(d, "sock"))
+    finally:
+        s.close()
+    want = {"fifo": ("p", None), "sock": ("s", None), "null": ("c", "1, 3"), "disk": ("b", "259, 70000")}
+    lines = run("ls", "-l", d).stdout.splitlines()[1:]        # "total N" first
+    cli = run(os.path.join(BUILD, "apfp"), "--secret-file", os.path.join(tmp, "secret"), f"127.0.0.1:{port}", "ls",
+              "-l", "vol/special").stdout.splitlines()
+    for where, out in (("ls -l on the mount", lines), ("apfp ls -l", cli)):
+        got = {ln.split()[-1]: " ".join(ln.split()) for ln in out}     # ls pads "1,   3"
+        assert sorted(got) == sorted(want), f"{where}: {out}"
+        for name, (kind, dev) in want.items():
+            assert got[name][0] == kind, f"{where}: {got[name]!r} is not type {kind}"
+            assert dev is None or f" {dev} " in got[name], f"{where}: {got[name]!r} lacks {dev}"
+    st = os.lstat(os.path.join(d, "disk"))
+    assert stat.S_ISBLK(st.st_mode) and st.st_rdev == os.makedev(259, 70000), (oct(st.st_mode), st.st_rdev)
+    for name in want:
+        os.unlink(os.path.join(d, name))
+    os.rmdir(d)
+
+
 def o_direct(tmp, mnt):
     p = os.path.join(mnt, "direct")
     size = 2 << 20
@@ -713,6 +746,7 @@ def main():
             ("xattr", lambda: xattr_round_trips(mnt)),
             ("fallocate", lambda: fallocate_ops(mnt)),
             ("seek_data_hole", lambda: seek_data_hole(mnt)),
+            ("special_files", lambda: special_files(tmp, mnt, server.port)),
             ("o_direct", lambda: o_direct(tmp, mnt)),
             ("random_ops", lambda: random_ops(tmp, mnt)),
             ("resend_after_restart", resend),

@@ -527,7 +527,7 @@ static int server_first_frame(const uint8_t *f, size_t n, struct proto_auth_serv
 TEST(version_negotiation)
 {
 	struct proto_hdr h = { .version = PROTO_HELLO_VERSION, .opcode = PROTO_OP_HELLO };
-	struct proto_hello_req q = { .min_version = 3, .max_version = 4, .max_body = PROTO_MAX_BODY,
+	struct proto_hello_req q = { .min_version = 4, .max_version = 5, .max_body = PROTO_MAX_BODY,
 				     .max_inflight = 8, .client_id = { "future", 6 } };
 	struct proto_auth_server s;
 	struct proto_err err;
@@ -539,41 +539,45 @@ TEST(version_negotiation)
 	n = proto_encode(f, sizeof(f), &h, &q, 0, &err);
 	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), -PLAT_EPROTO);
 	EXPECT_EQ_INT(status, PROTO_E_VERSION);
-	EXPECT_CONTAINS(s.err.msg, "client speaks versions 3..4");
-	/* a version 1 client (HMAC-SHA256 frame tags) is no longer spoken to */
-	q.min_version = q.max_version = 1;
-	n = proto_encode(f, sizeof(f), &h, &q, 0, &err);
-	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), -PLAT_EPROTO);
-	EXPECT_EQ_INT(status, PROTO_E_VERSION);
-	EXPECT_CONTAINS(s.err.msg, "client speaks versions 1..1, we speak 2..2");
-	/* range 1..5: the server picks 2 */
+	EXPECT_CONTAINS(s.err.msg, "client speaks versions 4..5");
+	/* a version 1 client (HMAC-SHA256 frame tags) and a version 2 one
+	 * (attributes without rdev) are no longer spoken to */
+	for (uint8_t v = 1; v <= 2; v++) {
+		q.min_version = 1;
+		q.max_version = v;
+		n = proto_encode(f, sizeof(f), &h, &q, 0, &err);
+		EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), -PLAT_EPROTO);
+		EXPECT_EQ_INT(status, PROTO_E_VERSION);
+		EXPECT_CONTAINS(s.err.msg, "we speak 3..3");
+	}
+	/* range 1..5: the server picks 3 */
 	q.min_version = 1;
 	q.max_version = 5;
 	n = proto_encode(f, sizeof(f), &h, &q, 0, &err);
 	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), 0);
-	EXPECT_EQ_INT(s.hello.version, 2);
+	EXPECT_EQ_INT(s.hello.version, 3);
 	EXPECT_EQ_INT(s.hello.max_inflight, 8);
 	/* the HELLO reply's header carries version 1, the body the choice */
 	/* a HELLO frame whose header is not version 1 */
 	f[4] = 2;
 	EXPECT_EQ_INT(server_first_frame(f, (size_t)n, &s, &status), -PLAT_EPROTO);
 	EXPECT_EQ_INT(status, PROTO_E_VERSION);
-	/* a client given a reply choosing version 1 or 3 refuses */
+	/* a client given a reply choosing version 2 or 4 refuses */
 	struct conn k;
 	struct proto_client_cfg cc = client_cfg(secret, false);
 	struct proto_server_cfg sc = server_cfg(secret, false, NULL);
 	hello_exchange(&k, &cc, &sc);
 	EXPECT_EQ_INT(k.hello_rep[4], PROTO_HELLO_VERSION);
-	EXPECT_EQ_INT(k.hello_rep[32], 2);
-	k.hello_rep[32] = 3;
+	EXPECT_EQ_INT(k.hello_rep[32], 3);
+	k.hello_rep[32] = 4;
 	EXPECT_EQ_INT(proto_authc_step(&k.c, k.hello_rep, k.hello_rep_len, k.auth, sizeof(k.auth),
 				       &k.auth_len), -PLAT_EPROTO);
-	EXPECT_CONTAINS(k.c.err.msg, "server chose version 3");
+	EXPECT_CONTAINS(k.c.err.msg, "server chose version 4");
 	hello_exchange(&k, &cc, &sc);
-	k.hello_rep[32] = 1;
+	k.hello_rep[32] = 2;
 	EXPECT_EQ_INT(proto_authc_step(&k.c, k.hello_rep, k.hello_rep_len, k.auth, sizeof(k.auth),
 				       &k.auth_len), -PLAT_EPROTO);
-	EXPECT_CONTAINS(k.c.err.msg, "server chose version 1");
+	EXPECT_CONTAINS(k.c.err.msg, "server chose version 2");
 }
 
 TEST(operations_before_authentication)
@@ -630,8 +634,8 @@ TEST(nonce_checks)
 
 	/* the server refuses a zero nonce and its own nonce reflected */
 	struct proto_hdr h = { .version = 1, .opcode = PROTO_OP_HELLO };
-	struct proto_hello_req q = { .min_version = 2, .max_version = 2, .max_body = PROTO_MAX_BODY,
-				     .max_inflight = 4, .client_id = { "x", 1 } };
+	struct proto_hello_req q = { .min_version = PROTO_VERSION_MAX, .max_version = PROTO_VERSION_MAX,
+				     .max_body = PROTO_MAX_BODY, .max_inflight = 4, .client_id = { "x", 1 } };
 	struct proto_err err;
 	struct proto_auth_server s;
 	struct proto_server_cfg sc = server_cfg(secret, false, NULL);

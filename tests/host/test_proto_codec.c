@@ -80,8 +80,8 @@ TEST(round_trip_every_message)
 			}
 		}
 	}
-	EXPECT_EQ_INT(ops, 33);         /* docs/protocol.md §5 lists 33 operations */
-	EXPECT_EQ_INT(cases, 33 * 2 * 40);
+	EXPECT_EQ_INT(ops, 34);         /* docs/protocol.md §5 lists 34 operations */
+	EXPECT_EQ_INT(cases, 34 * 2 * 40);
 }
 
 /* The header and a GETATTR request, byte by byte as docs/protocol.md §1. */
@@ -92,7 +92,7 @@ TEST(wire_layout_header_and_getattr)
 	struct proto_fh_req q;
 	struct proto_err err;
 	static const uint8_t want_hdr[32] = {
-		'A', 'P', 'F', 'P', 2, 0x10, 0, 0, 0x44, 0x33, 0x22, 0x11, 40, 0, 0, 0,
+		'A', 'P', 'F', 'P', 3, 0x10, 0, 0, 0x44, 0x33, 0x22, 0x11, 40, 0, 0, 0,
 		0, 0, 0, 0, 0xe8, 0x03, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0 };
 
 	for (int i = 0; i < PROTO_HANDLE_SIZE; i++)
@@ -411,6 +411,58 @@ TEST(enums_bools_flags_times)
 	frame[32] = 0;
 	EXPECT_EQ_INT(decode((size_t)n, &d, &err), -PLAT_EBADMSG);
 	EXPECT_CONTAINS(err.msg, "GETATTR reply, field attr.type");
+}
+
+/* MKNOD's request and the attr's device number, byte by byte (§5.1,
+ * §5.3), and their limits: an unknown type is malformed (BADMSG, as every
+ * enum), a device number past Linux's 12-bit major or 20-bit minor INVAL
+ * naming the field, on both sides. */
+TEST(wire_layout_mknod_and_rdev)
+{
+	struct proto_err err;
+	struct proto_mknod_req q = { .name = { "n", 1 }, .type = PROTO_T_CHR, .rdev_major = 0x0fff,
+				     .rdev_minor = 0xfffff };
+	struct proto_hdr h = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_MKNOD }, d;
+	memset(q.dir.b, 0xd1, sizeof(q.dir.b));
+	int n = proto_encode(frame, sizeof(frame), &h, &q, 0, &err);
+	EXPECT_EQ_INT(n, 32 + 100);     /* dir 40, name 2+1, type 1, sattr 48, major 4, minor 4 */
+	EXPECT_EQ_INT(frame[5], 0x29);
+	EXPECT_EQ_INT(frame[32 + 43], PROTO_T_CHR);
+	static const uint8_t rdev[8] = { 0xff, 0x0f, 0, 0, 0xff, 0xff, 0x0f, 0 };
+	EXPECT(!memcmp(frame + 32 + 92, rdev, 8));
+	EXPECT_EQ_INT(decode((size_t)n, &d, &err), 0);
+	const struct proto_mknod_req *got = (const void *)out_msg;
+	EXPECT(got->type == PROTO_T_CHR && got->rdev_major == 0xfff && got->rdev_minor == 0xfffff);
+	EXPECT_EQ_INT(patched(PROTO_OP_MKNOD, &q, 43, PROTO_T_FIFO + 1, &err), -PLAT_EBADMSG);
+	EXPECT_CONTAINS(err.msg, "MKNOD request, field type");
+	EXPECT_EQ_INT(patched(PROTO_OP_MKNOD, &q, 43, 0, &err), -PLAT_EBADMSG);
+	EXPECT_EQ_INT(patched(PROTO_OP_MKNOD, &q, 93, 0x10, &err), -PLAT_EINVAL);      /* major 0x1000 */
+	EXPECT_CONTAINS(err.msg, "field rdev_major");
+	EXPECT_EQ_INT(patched(PROTO_OP_MKNOD, &q, 98, 0x10, &err), -PLAT_EINVAL);      /* minor 0x1fffff */
+	EXPECT_CONTAINS(err.msg, "field rdev_minor");
+	q.rdev_major = PROTO_RDEV_MAJOR_MAX + 1;
+	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &q, 0, &err), -PLAT_EINVAL);
+	q.rdev_major = 1;
+	q.rdev_minor = PROTO_RDEV_MINOR_MAX + 1;
+	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &q, 0, &err), -PLAT_EINVAL);
+	q.rdev_minor = 1;
+	q.type = PROTO_T_FIFO + 1;
+	EXPECT_EQ_INT(proto_encode(frame, sizeof(frame), &h, &q, 0, &err), -PLAT_EBADMSG);
+
+	/* attr: type, mode, nlink, uid, gid, size, used, then rdev major and minor */
+	struct proto_getattr_rep ga = { .attr = { .type = PROTO_T_BLK, .rdev_major = 259, .rdev_minor = 0x12345,
+						  .fsid = 0x1122334455667788ull } };
+	struct proto_hdr gh = { .version = PROTO_VERSION_MAX, .opcode = PROTO_OP_GETATTR, .flags = PROTO_F_REPLY };
+	n = proto_encode(frame, sizeof(frame), &gh, &ga, 0, &err);
+	EXPECT_EQ_INT(n, 32 + 117);
+	EXPECT_EQ_INT(frame[32], PROTO_T_BLK);
+	static const uint8_t arv[8] = { 0x03, 0x01, 0, 0, 0x45, 0x23, 0x01, 0 };
+	EXPECT(!memcmp(frame + 32 + 33, arv, 8));
+	EXPECT_EQ_INT(frame[32 + 41], 0x88);    /* fsid follows */
+	frame[32] = PROTO_T_FIFO;
+	EXPECT_EQ_INT(decode((size_t)n, &d, &err), 0);
+	frame[32] = PROTO_T_FIFO + 1;
+	EXPECT_EQ_INT(decode((size_t)n, &d, &err), -PLAT_EBADMSG);
 }
 
 TEST(error_replies)

@@ -128,6 +128,7 @@ static const uint8_t ops[] = {
 	PROTO_OP_RMDIR, PROTO_OP_RENAME, PROTO_OP_READDIR, PROTO_OP_READDIRPLUS, PROTO_OP_FSSTAT, PROTO_OP_FSYNC,
 	PROTO_OP_FALLOCATE, PROTO_OP_SEEK, PROTO_OP_COPY, PROTO_OP_GETXATTR, PROTO_OP_SETXATTR,
 	PROTO_OP_LISTXATTR, PROTO_OP_REMOVEXATTR, PROTO_OP_SNAP_CREATE, PROTO_OP_SNAP_LIST, PROTO_OP_SNAP_DELETE,
+	PROTO_OP_MKNOD,
 };
 
 static uint8_t wdata[1 << 16];
@@ -176,6 +177,20 @@ static void request(uint8_t op, void *msg)
 									       { t, (uint16_t)strlen(t) }, sattr() };
 		break;
 	}
+	case PROTO_OP_MKNOD: {
+		/* every type (the wrong ones too), device numbers on every type
+		 * now and then, at the edges of the range */
+		static const uint64_t majors[] = { 0, 1, 8, 259, PROTO_RDEV_MAJOR_MAX };
+		static const uint64_t minors[] = { 0, 1, 255, 256, PROTO_RDEV_MINOR_MAX };
+		struct proto_mknod_req *q = msg;
+		*q = (struct proto_mknod_req){ handle(), name(), (uint8_t)(PROTO_T_REG + rnd() % PROTO_T_FIFO), sattr(),
+					       0, 0 };
+		if (q->type == PROTO_T_BLK || q->type == PROTO_T_CHR || rnd() % 8 == 0) {
+			q->rdev_major = (uint32_t)PICK(majors);
+			q->rdev_minor = (uint32_t)PICK(minors);
+		}
+		break;
+	}
 	case PROTO_OP_LINK:
 		*(struct proto_link_req *)msg = (struct proto_link_req){ handle(), handle(), name() };
 		break;
@@ -220,7 +235,7 @@ static void harvest(uint8_t op, const void *rep)
 {
 	switch (op) {
 	case PROTO_OP_LOOKUP: remember(&((const struct proto_lookup_rep *)rep)->fh); break;
-	case PROTO_OP_CREATE: case PROTO_OP_MKDIR: case PROTO_OP_SYMLINK:
+	case PROTO_OP_CREATE: case PROTO_OP_MKDIR: case PROTO_OP_SYMLINK: case PROTO_OP_MKNOD:
 		remember(&((const struct proto_newobj_rep *)rep)->fh);
 		break;
 	case PROTO_OP_SNAP_CREATE: remember(&((const struct proto_snap_create_rep *)rep)->root); break;

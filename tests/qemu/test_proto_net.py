@@ -31,6 +31,7 @@ TOKEN = "proto-test-secret-0123456789abcdef"
 MAX_CONN = 6
 
 MAGIC = b"APFP"
+VERSION = 3                 # the protocol version after HELLO (proto/wire.h PROTO_VERSION_MAX)
 OP_HELLO, OP_AUTH, OP_PING, OP_EXPORTS = 0x01, 0x02, 0x03, 0x04
 F_REPLY = 0x1
 E_TOOBIG, E_CONNLIMIT = 10012, 10018
@@ -93,13 +94,13 @@ def closed_within(s, seconds):
 def anon_session(port):
     """An anonymous handshake by hand (untagged frames): the socket."""
     s = netutil.connect(port, 30)
-    body = struct.pack("<BBIHB", 2, 2, 1 << 20, 8, 1) + os.urandom(32) + struct.pack("<H", 3) + b"raw"
+    body = struct.pack("<BBIHB", VERSION, VERSION, 1 << 20, 8, 1) + os.urandom(32) + struct.pack("<H", 3) + b"raw"
     s.sendall(header(OP_HELLO, len(body)) + body)
     h = parse_header(recv_exact(s, 32))
     check(h["status"] == 0 and h["flags"] & F_REPLY, f"HELLO reply {h}")
     rep = recv_exact(s, h["length"])
-    check(rep[0] == 2, f"server chose version {rep[0]}")
-    s.sendall(header(OP_AUTH, 32, version=2, rid=1) + bytes(32))
+    check(rep[0] == VERSION, f"server chose version {rep[0]}")
+    s.sendall(header(OP_AUTH, 32, version=VERSION, rid=1) + bytes(32))
     h = parse_header(recv_exact(s, 32))
     check(h["status"] == 0 and h["op"] == OP_AUTH, f"AUTH reply {h}")
     recv_exact(s, h["length"])
@@ -142,7 +143,7 @@ def proto_net(ctx):
               f"up to {MAX_CONN} connections" in line and "0 exports" in line, line)
     with ctx.subtest("right_secret"):
         rc, out = apfp(port, "ping", "3", secret=secret)
-        check(rc == 0 and "3 replies" in out and "keyed session, version 2" in out, (rc, out))
+        check(rc == 0 and "3 replies" in out and f"keyed session, version {VERSION}" in out, (rc, out))
     with ctx.subtest("wrong_secret"):
         before = len(m.output())
         rc, out = apfp(port, "ping", secret=wrong)
@@ -206,7 +207,7 @@ def proto_net(ctx):
         g.sendall(os.urandom(2000))
         check(closed_within(g, 10), "garbage did not close the connection")
         g.close()
-        keep.sendall(header(OP_PING, 0, version=2, rid=7))
+        keep.sendall(header(OP_PING, 0, version=VERSION, rid=7))
         h = parse_header(recv_exact(keep, 32))
         check(h["status"] == 0 and h["id"] == 7 and h["op"] == OP_PING, f"other session: {h}")
         # garbage after a handshake
@@ -221,7 +222,7 @@ def proto_net(ctx):
         check(closed_within(s, 10), "oversized HELLO did not close")
         s.close()
         s = anon_session(port)
-        s.sendall(header(OP_PING, (1 << 20) + 8192, version=2, rid=9))
+        s.sendall(header(OP_PING, (1 << 20) + 8192, version=VERSION, rid=9))
         h = parse_header(recv_exact(s, 32))
         check(h["status"] == E_TOOBIG and h["id"] == 9, f"oversized frame answered {h}")
         check(closed_within(s, 10), "oversized frame did not close")
@@ -269,7 +270,7 @@ def proto_net_no_token(ctx):
         m.expect(r"handshake refused: no secret configured: anonymous only", 30)
     with ctx.subtest("idle_deadline"):
         s = anon_session(port)
-        s.sendall(header(OP_PING, 0, version=2, rid=3))
+        s.sendall(header(OP_PING, 0, version=VERSION, rid=3))
         check(parse_header(recv_exact(s, 32))["status"] == 0, "PING on the raw session")
         t0 = time.monotonic()
         check(closed_within(s, 15), "an idle session was not dropped within 15 s (proto_idle_s=3)")
@@ -287,7 +288,7 @@ def proto_net_no_token(ctx):
         def send_all_frames():
             try:
                 for i in range(48):
-                    big.sendall(header(OP_PING, 1 << 20, version=2, rid=100 + i) + bytes(1 << 20))
+                    big.sendall(header(OP_PING, 1 << 20, version=VERSION, rid=100 + i) + bytes(1 << 20))
                 sender_ok.append(True)
             except OSError as e:
                 sender_ok.append(e)
