@@ -93,10 +93,13 @@ $(BUILD)/apfp-serve: $(APFP_SERVE_SRCS) $(wildcard proto/*.h fs/*.h platform/*.h
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. -o $@ $(APFP_SERVE_SRCS) -lpthread
 
 # The host server in the test's process, over an image, driven by the
-# client library's typed operations.
-test_apfp_serve_SRCS = $(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c tests/host/apfp_env.c
-test_apfp_serve_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main
-test_apfp_serve_LDLIBS := -lpthread
+# client library's typed operations (tests/host/apfp_serve_env.c): names
+# and data, blocks and snapshots, special files.
+APFP_SERVE_TESTS := test_apfp_serve test_apfp_serve_blocks test_apfp_serve_special
+$(foreach t,$(APFP_SERVE_TESTS),$(eval $(t)_SRCS = $$(APFP_SERVE_SRCS) tools/apfp_client.c tools/apfp_ops.c \
+	tests/host/apfp_env.c tests/host/apfp_serve_env.c))
+$(foreach t,$(APFP_SERVE_TESTS),$(eval $(t)_CFLAGS := -DAPFP_SERVE_MAIN=apfp_serve_main))
+$(foreach t,$(APFP_SERVE_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 
 # Random well-formed requests of every operation against cowfs.
 test_proto_cowfs_fuzz_SRCS = $(sort $(PROTO_FS_SRCS) $(FS_VFS_HOST_SRCS) $(PROTO_HOST_SRCS))

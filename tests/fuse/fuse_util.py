@@ -1,11 +1,13 @@
-"""Shared by the FUSE mount tests (test_cowfs_fuse.py, test_apfp_fuse.py):
-result lines (tests/host/test.h protocol), commands and waits with
-deadlines, a FUSE daemon run in the foreground, and the extended attribute
+"""Shared by the FUSE mount tests (test_cowfs_fuse.py, test_apfp_fuse.py,
+test_cowfs_posix.py): result lines (tests/host/test.h protocol), commands
+and waits with deadlines, a FUSE daemon run in the foreground, the file
+protocol's host server for the network mount, and the extended attribute
 round trips both mounts must pass."""
 import ctypes
 import errno
 import hashlib
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -81,6 +83,71 @@ class FuseDaemon:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+class ApfpServer:
+    """build/apfp-serve (in build) on 127.0.0.1 serving image as export vol
+    with the secret file; port 0 the first time, the same port on restarts;
+    its output appended to serve.log in tmp."""
+
+    def __init__(self, build, tmp, image, secret, port=0):
+        self.build, self.tmp, self.image, self.secret = build, tmp, image, secret
+        pf = os.path.join(tmp, "port")
+        if os.path.exists(pf):
+            os.unlink(pf)
+        with open(os.path.join(tmp, "serve.log"), "a") as log:
+            self.proc = subprocess.Popen([os.path.join(build, "apfp-serve"), "--port", str(port), "--port-file", pf,
+                                          "--secret-file", secret, f"vol={image}"], stdout=log, stderr=log)
+        wait_for(lambda: os.path.exists(pf) or self.proc.poll() is not None, 15, "apfp-serve's port")
+        if self.proc.poll() is not None:
+            raise AssertionError(f"apfp-serve exited {self.proc.returncode} (see serve.log)")
+        self.port = int(open(pf).read())
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is not None:
+            return                          # stopped already (killed on purpose)
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError("apfp-serve did not stop within 30 s")
+        if sig == signal.SIGTERM and self.proc.returncode != 0:
+            raise AssertionError(f"apfp-serve exited {self.proc.returncode} (see serve.log)")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self, sig=signal.SIGTERM):
+        self.stop(sig)
+        # the same port, so a mounted client reconnects (TIME_WAIT: SO_REUSEADDR in the server)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.__init__(self.build, self.tmp, self.image, self.secret, self.port)
+                return
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+
+def check_df(mnt, image_mib):
+    """df and statvfs of a mount of a fresh image of image_mib MiB: total
+    4 KiB blocks a little under the image's, some used, 255-byte names;
+    the blocks used."""
+    p = run("df", "-P", "-B4096", mnt)
+    fields = p.stdout.splitlines()[1].split()
+    total, used = int(fields[1]), int(fields[2])
+    blocks = image_mib << 8
+    assert blocks * 0.9155 < total <= blocks, f"df total {total} blocks of 4 KiB for a {image_mib} MiB image"
+    assert 0 < used < total, f"df used {used}"
+    st = os.statvfs(mnt)
+    assert st.f_namemax == 255, st.f_namemax
+    return used
 
 
 def sha256_file(path):

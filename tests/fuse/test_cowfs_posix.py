@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from fuse_util import FuseDaemon, Results, run, wait_for
+from fuse_util import ApfpServer, FuseDaemon, Results, run, wait_for
 
 NET = "--net" in sys.argv[1:]
 ARGS = [a for a in sys.argv[1:] if a != "--net"]
@@ -51,42 +51,24 @@ class NetMount(FuseDaemon):
 
     def __init__(self, image, mnt):
         tmp = os.path.dirname(image)
-        secret, pf = os.path.join(tmp, "secret"), os.path.join(tmp, "port")
+        secret = os.path.join(tmp, "secret")
         with open(secret, "w") as f:
             f.write("a posix test secret, thirty-two bytes or more\n")
-        log = open(os.path.join(tmp, "serve.log"), "a")
-        self.server = subprocess.Popen([os.path.join(BUILD, "apfp-serve"), "--port", "0", "--port-file", pf,
-                                        "--secret-file", secret, f"vol={image}"], stdout=log, stderr=log)
-        wait_for(lambda: os.path.exists(pf) or self.server.poll() is not None, 15, "apfp-serve's port")
-        if self.server.poll() is not None:
-            raise AssertionError(f"apfp-serve exited {self.server.returncode} (see serve.log)")
-        port = int(open(pf).read())
-        super().__init__([os.path.join(BUILD, "apfp-fuse"), f"127.0.0.1:{port}/vol", mnt, "-f",
+        self.server = ApfpServer(BUILD, tmp, image, secret)
+        super().__init__([os.path.join(BUILD, "apfp-fuse"), f"127.0.0.1:{self.server.port}/vol", mnt, "-f",
                           "-o", f"secret_file={secret},timeout=5,allow_other"], mnt, os.path.join(tmp, "fuse.log"))
-
-    def stop_server(self):
-        if self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait(timeout=10)
-                raise AssertionError("apfp-serve did not stop within 30 s")
 
     def unmount(self):
         try:
             super().unmount()
         finally:
-            self.stop_server()
+            self.server.stop()
 
     def kill(self):
         try:
             super().kill()
         finally:
-            if self.server.poll() is None:
-                self.server.kill()
-                self.server.wait(timeout=10)
+            self.server.kill()
 
 
 def fails(want, fn, *args, what=None):

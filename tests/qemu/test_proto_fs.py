@@ -3,12 +3,12 @@
 A blank NVMe disk is formatted and mounted at boot and exported (config.txt
 `export = all`, the default); from the host, over 127.0.0.1 forwarded to the
 guest's tcp/2049, the same end-to-end suite that runs against the host
-server in `make test-host` (tests/host/test_apfp_serve.c, external mode)
+server in `make test-host` (tests/host/test_apfp_serve*.c, external mode)
 drives every operation against the appliance: data of many sizes, names,
 links, renames, readdir cookies, stale and forged handles, setattr and
 exclusive create, fsstat, server-side copy (a reflink when aligned), snapshots (and reads
-through their handles), write stability and
-the verifier; then three clients at once run it.  The files are visible from the appliance's own shell, and
+through their handles), special files (MKNOD), write stability and
+the verifier; then three clients at once run the first cases.  The files are visible from the appliance's own shell, and
 the host's fsck finds the disk clean after poweroff.  The appliance boots
 again: the file written FILE_SYNC reads back through its old handle (the
 handle key comes from the token), and the write verifier has changed, so
@@ -29,13 +29,18 @@ from harness import REPO, qemu_test, check, shell, poweroff
 TOKEN = "proto-fs-test-secret-0123456789abcdef"
 SUITE = os.path.join(REPO, "build", "host", "test_apfp_serve")
 APFP = os.path.join(REPO, "build", "apfp")
-# Every case of the suite but the restart, which runs after the reboot.
-CASES = ["data_round_trips_of_many_sizes", "names_links_renames_and_their_errors", "stale_and_forged_handles",
-         "readdir_cookies_verifier_and_limits", "setattr_wcc_and_exclusive_create", "fsstat_copy_and_snapshots",
-         "write_stability_and_one_verifier", "fallocate_punch_zero_and_seek",
-         "copy_of_aligned_ranges_shares_blocks", "reads_through_snapshot_handles"]
+# The suites' cases but the restart, which runs after the reboot; the first
+# suite's run directory holds the file the restart reads back.
+CASES = {
+    SUITE: ["data_round_trips_of_many_sizes", "names_links_renames_and_their_errors", "stale_and_forged_handles",
+            "readdir_cookies_verifier_and_limits", "setattr_wcc_and_exclusive_create",
+            "write_stability_and_one_verifier"],
+    SUITE + "_blocks": ["fsstat_copy_and_snapshots", "fallocate_punch_zero_and_seek",
+                        "copy_of_aligned_ranges_shares_blocks", "reads_through_snapshot_handles"],
+    SUITE + "_special": ["mknod_special_files_and_refusals"],
+}
 RESTART = "restart_keeps_data_and_handles_and_changes_verifier"
-CONCURRENT = CASES[:5]
+CONCURRENT = CASES[SUITE][:5]
 
 
 def suite_pattern_crc(seed, size):
@@ -54,7 +59,7 @@ def host_fsck(img):
 
 
 def build():
-    p = subprocess.run(["make", "-s", "--no-print-directory", os.path.relpath(SUITE, REPO),
+    p = subprocess.run(["make", "-s", "--no-print-directory", *(os.path.relpath(s, REPO) for s in CASES),
                         os.path.relpath(APFP, REPO)], cwd=REPO,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     check(p.returncode == 0, f"building the suite:\n{p.stdout.decode()}")
@@ -65,10 +70,10 @@ def suite_env(port, cases, state):
                 APFP_TEST_EXPORT="nvme0n1", APFP_TEST_STATE=state, TEST_ONLY=",".join(cases))
 
 
-def suite(port, cases, state, timeout=900):
-    p = subprocess.run([SUITE], env=suite_env(port, cases, state), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+def suite(port, cases, state, timeout=900, binary=SUITE):
+    p = subprocess.run([binary], env=suite_env(port, cases, state), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     out = p.stdout.decode(errors="replace")
-    passed = re.findall(r"^ok - apfp_serve\.(\w+)$", out, re.M)
+    passed = re.findall(r"^ok - apfp_serve\w*\.(\w+)$", out, re.M)
     check(p.returncode == 0 and sorted(passed) == sorted(cases), f"suite against the appliance:\n{out}")
     return out
 
@@ -91,7 +96,7 @@ def proto_fs(ctx):
     with ctx.subtest("exported_at_boot"):
         check("1 exports: /nvme0n1" in line and "token required" in line, line)
     with ctx.subtest("suite_against_the_appliance"):
-        out = suite(port, CASES, state)
+        out = "".join(suite(port, cases, state, binary=b) for b, cases in CASES.items())
         print(out.strip())
         first = re.search(r"^# run directory (run-\d+-\d+)$", out, re.M)
         check(first, out)
@@ -122,7 +127,8 @@ def proto_fs(ctx):
     with ctx.subtest("seen_from_the_shell"):
         out = shell(m, "ls /nvme0n1", 60)
         runs = re.findall(r"\b(run-\d+-\d+)\b", out)
-        check(len(runs) == 4, f"four run directories expected:\n{out}")
+        want = len(CASES) + 3
+        check(len(runs) == want, f"{want} run directories expected (a suite's each, 3 clients at once):\n{out}")
         out = shell(m, f"cksum /nvme0n1/{first.group(1)}/durable", 120)
         mt = re.search(r"size (\d+) crc32 ([0-9a-f]{8})", out)
         check(mt and int(mt.group(1)) == 200000 and int(mt.group(2), 16) == suite_pattern_crc(99, 200000),
@@ -148,7 +154,7 @@ def proto_fs(ctx):
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
         check(p.returncode == 0 and "nvme0n1 ro" in p.stdout.decode(), p.stdout.decode())
         env = dict(os.environ, APFP_TEST_SERVER=f"127.0.0.1:{port}", APFP_TEST_SECRET=TOKEN,
-                   APFP_TEST_EXPORT="nvme0n1", TEST_ONLY=CASES[0])
+                   APFP_TEST_EXPORT="nvme0n1", TEST_ONLY=CASES[SUITE][0])
         p = subprocess.run([SUITE], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
         out = p.stdout.decode(errors="replace")
         # the suite's first step (a run directory) is refused: the process
