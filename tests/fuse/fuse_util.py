@@ -150,6 +150,20 @@ def check_df(mnt, image_mib):
     return used
 
 
+def fails(want, fn, *args, what=None):
+    """fn(*args) must fail with errno want (or one of the tuple)."""
+    wants = want if isinstance(want, tuple) else (want,)
+    try:
+        fn(*args)
+    except OSError as e:
+        if e.errno not in wants:
+            raise AssertionError(f"{what or fn.__name__}{args}: {errno.errorcode.get(e.errno, e.errno)}, "
+                                 f"want {'/'.join(errno.errorcode[w] for w in wants)}")
+        return
+    raise AssertionError(f"{what or fn.__name__}{args} succeeded, want "
+                         f"{'/'.join(errno.errorcode[w] for w in wants)}")
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

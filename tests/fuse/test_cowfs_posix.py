@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from fuse_util import ApfpServer, FuseDaemon, Results, run, wait_for
+from fuse_util import ApfpServer, FuseDaemon, Results, fails, run, wait_for
 
 NET = "--net" in sys.argv[1:]
 ARGS = [a for a in sys.argv[1:] if a != "--net"]
@@ -69,20 +69,6 @@ class NetMount(FuseDaemon):
             super().kill()
         finally:
             self.server.kill()
-
-
-def fails(want, fn, *args, what=None):
-    """fn(*args) must fail with errno want (or one of the tuple)."""
-    wants = want if isinstance(want, tuple) else (want,)
-    try:
-        fn(*args)
-    except OSError as e:
-        if e.errno not in wants:
-            raise AssertionError(f"{what or fn.__name__}{args}: {errno.errorcode.get(e.errno, e.errno)}, "
-                                 f"want {'/'.join(errno.errorcode[w] for w in wants)}")
-        return
-    raise AssertionError(f"{what or fn.__name__}{args} succeeded, want "
-                         f"{'/'.join(errno.errorcode[w] for w in wants)}")
 
 
 def as_user(fn, uid=NOBODY, gid=NOBODY, groups=()):
