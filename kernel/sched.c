@@ -34,7 +34,7 @@ struct sched_rq {
 	uint64_t slice_end;
 	uint64_t timer_at;            /* when the LAPIC timer fires; 0 = not armed (fired or stopped) */
 	uint64_t timer_writes;        /* times it was programmed (statistics, tests) */
-	uint64_t timer_replaced;      /* writes that replaced a timer not yet due (tests) */
+	uint64_t timer_replaced;      /* writes that moved a timer not yet due for a slice (tests) */
 	uint64_t ipis;                /* rescheduling IPIs sent from this CPU */
 	uint64_t ipi_spin_depth;      /* spinlocks it held at the last one */
 	uint64_t switches;
@@ -126,7 +126,9 @@ static void sched_program_timer(struct sched_rq *rq, uint64_t now)
 		return;             /* not armed, nothing due */
 	uint64_t delta = next > now ? next - now : 0;
 	delta = MAX(delta, SCHED_MIN_TIMER_NS);
-	if (rq->timer_at > now)
+	/* What the rule above forbids: a pending timer moved for the new
+	 * slice alone.  Moving it earlier for a sleeper's wake-up is needed. */
+	if (rq->timer_at > now && next == rq->slice_end)
 		rq->timer_replaced++;
 	lapic_timer_oneshot(delta);
 	rq->timer_at = now + delta;

@@ -191,7 +191,12 @@ int waitq_wait_until(struct waitq *q, bool (*cond)(void *), void *arg, uint64_t 
 		waitq_link(q, me);
 		spin_unlock_irqrestore(&q->lock, 0);
 
-		if (cond(arg))
+		/* cond may take what it tests (a try-lock, a token): once it
+		 * has said true it is not asked again -- a second call would
+		 * take a second share, or find the lock it just took busy and
+		 * sleep until the deadline holding it. */
+		bool done = cond(arg);
+		if (done)
 			sched_unblock_self();
 		else
 			sched_block(deadline_ns);
@@ -202,6 +207,8 @@ int waitq_wait_until(struct waitq *q, bool (*cond)(void *), void *arg, uint64_t 
 			waitq_unlink(q, me);
 		spin_unlock_irqrestore(&q->lock, 0);
 		irq_restore(flags);
+		if (done)
+			return 0;
 	}
 }
 

@@ -49,7 +49,10 @@ struct waitq {
 
 void waitq_init(struct waitq *q, const char *name);
 /* 0 when cond became true, -ETIMEDOUT at the deadline (0 = no deadline is
- * NOT allowed: pass UINT64_MAX explicitly to wait forever). */
+ * NOT allowed: pass UINT64_MAX explicitly to wait forever).  cond may have
+ * an effect (take a lock or a token): it is called until it first returns
+ * true and never again in that wait, so 0 means it took exactly once and
+ * -ETIMEDOUT that it never did. */
 int waitq_wait_until(struct waitq *q, bool (*cond)(void *), void *arg, uint64_t deadline_ns);
 void waitq_wake_one(struct waitq *q);
 void waitq_wake_all(struct waitq *q);

@@ -119,6 +119,36 @@ SELFTEST(sync, waitq_timeout)
 	ST_EXPECT(q.head == NULL && q.tail == NULL);
 }
 
+/* A cond that takes a token (as a try-lock does), false on its first
+ * call: true on the second, which is the check made after the thread is
+ * queued.  The wait must return 0 with the token taken once -- not ask
+ * again, find no token, and sleep to the deadline holding it. */
+struct sync_test_token {
+	unsigned calls, tokens;
+};
+
+static bool sync_test_take_token(void *arg)
+{
+	struct sync_test_token *t = arg;
+	if (t->calls++ == 0 || !t->tokens)
+		return false;
+	t->tokens--;
+	return true;
+}
+
+SELFTEST(sync, waitq_cond_that_takes_is_not_asked_again)
+{
+	struct waitq q;
+	struct sync_test_token t = { 0, 1 };
+	waitq_init(&q, "st-token");
+	uint64_t t0 = time_ns();
+	ST_EXPECT(waitq_wait_until(&q, sync_test_take_token, &t, t0 + 200 * NS_PER_MS) == 0);
+	ST_EXPECT(t.calls == 2);
+	ST_EXPECT(t.tokens == 0);
+	ST_EXPECT(time_ns() - t0 < 150 * NS_PER_MS);
+	ST_EXPECT(q.head == NULL && q.tail == NULL);
+}
+
 /* wake_one: three waiters whose condition is already true but who are not
  * re-evaluated until woken or until their (late) deadline.  Exactly one
  * must come back early. */

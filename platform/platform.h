@@ -91,7 +91,9 @@ void plat_spin_unlock(struct plat_spin *s);
 /* ---- wait queues -----------------------------------------------------------
  * Mirrors kernel/sync.h: plat_wait_until sleeps until cond(arg) is true or the
  * deadline passes.  cond is evaluated with no lock held by the platform
- * and must therefore read state with atomics (or its own short lock).
+ * and must therefore read state with atomics (or its own short lock).  It
+ * may take what it tests (iomap's rwsem takes the lock in its cond): it is
+ * not called again once it has returned true.
  * The waker changes the state first, then calls plat_wake_all; a wakeup can
  * not be lost.  plat_wake_* may be called from end_io. */
 struct plat_waitq;
