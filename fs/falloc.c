@@ -159,7 +159,11 @@ int cowfs_fallocate(struct cowfs_mount *m, uint64_t ino, unsigned mode, uint64_t
 	if ((err = cowfs_file_get(m, ino, &vn)))
 		return err;
 	bool modified = false;
-	iomap_lock(&vn->io.io_lock, 0);
+	/* A lock wait that timed out holds nothing: say so, change nothing. */
+	if ((err = iomap_lock(&vn->io.io_lock, 0))) {
+		cowfs_file_put(vn);
+		return err;
+	}
 	err = iomap_dio_wait(&vn->io, plat_time_ns() + PCACHE_WAIT_NS);
 	if (!err && shift) {
 		err = cowfs_falloc_shift(vn, op == CFS_FALLOC_COLLAPSE_RANGE, off, len);
@@ -246,10 +250,12 @@ int cowfs_seek(struct cowfs_mount *m, uint64_t ino, uint64_t off, int whence, ui
 	int err = cowfs_file_get(m, ino, &vn);
 	if (err)
 		return err;
-	iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
-	int64_t r = whence == CFS_SEEK_DATA ? iomap_seek_data(&vn->io, off, &report_ops)
+	int64_t r = iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+	if (!r) {
+		r = whence == CFS_SEEK_DATA ? iomap_seek_data(&vn->io, off, &report_ops)
 					    : iomap_seek_hole(&vn->io, off, &report_ops);
-	iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+		iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+	}
 	cowfs_file_put(vn);
 	if (r < 0)
 		return (int)r;
@@ -264,9 +270,11 @@ int cowfs_fiemap(struct cowfs_mount *m, uint64_t ino, uint64_t start, uint64_t l
 	int err = cowfs_file_get(m, ino, &vn);
 	if (err)
 		return err;
-	iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
-	int n = iomap_fiemap(&vn->io, start, len, &report_ops, out, max);
-	iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+	int n = iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+	if (!n) {
+		n = iomap_fiemap(&vn->io, start, len, &report_ops, out, max);
+		iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
+	}
 	cowfs_file_put(vn);
 	return n;
 }

@@ -279,13 +279,14 @@ int64_t cowfs_clone_range(struct cowfs_mount *m, uint64_t src_ino, uint64_t src_
 	}
 	/* Two files: I/O locks in inode order (nothing else takes two). */
 	struct cowfs_vnode *a = src->rec.ino <= dst->rec.ino ? src : dst, *b = a == src ? dst : src;
-	iomap_lock(&a->io.io_lock, 0);
-	if (b != a)
-		iomap_lock(&b->io.io_lock, 0);
-	err = clone_locked(src, src_off, dst, dst_off, &len);
-	if (b != a)
-		iomap_unlock(&b->io.io_lock, 0);
-	iomap_unlock(&a->io.io_lock, 0);
+	if (!(err = iomap_lock(&a->io.io_lock, 0))) {
+		if (b == a || !(err = iomap_lock(&b->io.io_lock, 0))) {
+			err = clone_locked(src, src_off, dst, dst_off, &len);
+			if (b != a)
+				iomap_unlock(&b->io.io_lock, 0);
+		}
+		iomap_unlock(&a->io.io_lock, 0);
+	}
 	cowfs_file_put(dst);
 	cowfs_file_put(src);
 	return err ? err : (int64_t)len;
