@@ -342,13 +342,17 @@ int cowfs_bt_last(struct cowfs_tree *t, struct cowfs_key *k)
 	return nr ? 0 : -PLAT_ENOENT;
 }
 
+/* Where prev_in copies the item it finds (cowfs_bt_prev_item); buf NULL:
+ * the key only. */
+struct prev_out { void *buf; uint32_t bufsize, *len; };
+
 /* The largest key <= k in the subtree of n: 0 and *k set, 1 none there.
  * A parent's key is a lower bound of its child's keys, not always equal
  * to the first (deleting a leaf's first item leaves the parent's key), so
  * the child child_slot picks may hold only larger keys: then the answer
  * is the largest key of the child before it, whose keys are all smaller
  * than the parent key that sent k right. */
-static int prev_in(struct cowfs_tree *t, struct cowfs_node *n, struct cowfs_key *k)
+static int prev_in(struct cowfs_tree *t, struct cowfs_node *n, struct cowfs_key *k, const struct prev_out *o)
 {
 	const uint8_t *b = n->buf;
 	bool exact;
@@ -356,7 +360,14 @@ static int prev_in(struct cowfs_tree *t, struct cowfs_node *n, struct cowfs_key 
 		uint32_t i = nd_lower_bound(b, k, &exact);
 		if (!exact && i == 0)
 			return 1;
-		nd_key(b, exact ? i : i - 1, k);
+		if (!exact)
+			i--;
+		nd_key(b, i, k);
+		if (o->buf) {
+			uint32_t l = lf_len(b, i);
+			plat_memcpy(o->buf, b + lf_off(b, i), l < o->bufsize ? l : o->bufsize);
+			*o->len = l;
+		}
 		return 0;
 	}
 	struct cowfs_key first;
@@ -368,7 +379,7 @@ static int prev_in(struct cowfs_tree *t, struct cowfs_node *n, struct cowfs_key 
 		int r = read_child(t, n, slot, &c);
 		if (r)
 			return r;
-		r = prev_in(t, c, k);
+		r = prev_in(t, c, k, o);
 		cowfs_nc_put(t->fs, c);
 		if (r <= 0)
 			return r;
@@ -376,15 +387,25 @@ static int prev_in(struct cowfs_tree *t, struct cowfs_node *n, struct cowfs_key 
 	return 1;
 }
 
-int cowfs_bt_prev(struct cowfs_tree *t, struct cowfs_key *k)
+static int bt_prev(struct cowfs_tree *t, struct cowfs_key *k, const struct prev_out *o)
 {
 	struct cowfs_node *n;
 	int r = read_root(t, &n);
 	if (r)
 		return r;
-	r = prev_in(t, n, k);
+	r = prev_in(t, n, k, o);
 	cowfs_nc_put(t->fs, n);
 	return r < 0 ? r : r ? -PLAT_ENOENT : 0;
+}
+
+int cowfs_bt_prev(struct cowfs_tree *t, struct cowfs_key *k)
+{
+	return bt_prev(t, k, &(struct prev_out){ NULL, 0, NULL });
+}
+
+int cowfs_bt_prev_item(struct cowfs_tree *t, struct cowfs_key *k, void *buf, uint32_t bufsize, uint32_t *len)
+{
+	return bt_prev(t, k, &(struct prev_out){ buf, bufsize, len });
 }
 
 /* ---- insert ---- */

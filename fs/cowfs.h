@@ -101,6 +101,9 @@ int cowfs_bt_next(struct cowfs_tree *t, struct cowfs_key *k, void *buf, uint32_t
 /* The last item with key <= *k: *k is set to its key.  -ENOENT when every
  * key is larger.  One root-to-leaf descent. */
 int cowfs_bt_prev(struct cowfs_tree *t, struct cowfs_key *k);
+/* The same, and the item's data like cowfs_bt_lookup (one descent, not a
+ * prev and then a lookup). */
+int cowfs_bt_prev_item(struct cowfs_tree *t, struct cowfs_key *k, void *buf, uint32_t bufsize, uint32_t *len);
 /* The last (largest) key in the tree; -ENOENT when empty. */
 int cowfs_bt_last(struct cowfs_tree *t, struct cowfs_key *k);
 /* In-order walk of [from, to] (inclusive); cb returns 0 to go on, > 0 to

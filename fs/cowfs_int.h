@@ -259,6 +259,11 @@ int cowfs_extent_item_put(struct cowfs_tree *t, uint64_t ino, uint64_t off, uint
  * writes, thousands of items per lookup. */
 struct cowfs_key cowfs_extent_scan_from(struct cowfs_tree *t, uint64_t ino, uint64_t pos);
 int cowfs_extent_release(struct cowfs_tree *t, uint64_t ino, uint64_t start, uint64_t end, uint64_t *released);
+/* [off, off + nblocks) of ino now at disk_block (EXTENT items of `gen`):
+ * what was there released (*released += blocks).  A range inside one
+ * extent costs one descent and the item edits, no walk. */
+int cowfs_extent_item_replace(struct cowfs_tree *t, uint64_t ino, uint64_t off, uint64_t disk_block,
+			      uint32_t nblocks, uint64_t gen, uint64_t *released);
 /* Repair: set a data block's reference count (1 = no item). */
 int cowfs_data_ref_fix(struct cowfs *fs, uint64_t blk, uint32_t refs);
 

@@ -31,28 +31,29 @@ static void item_release(struct csum_item *it)
 }
 
 /* The item with the largest first block below `end`, when it covers a
- * block at or past `blk`; -ENOENT when there is none. */
+ * block at or past `blk`; -ENOENT when there is none.  One descent: the
+ * key and the data of the item come together (cowfs_bt_prev_item); only
+ * an item longer than the local buffer is read again. */
 static int item_find(struct cowfs_tree *t, uint64_t blk, uint64_t end, struct csum_item *it)
 {
 	it->data = it->local;
 	it->k = (struct cowfs_key){ end - 1, CFS_ITEM_DATA_CSUM, UINT64_MAX };
-	int err = cowfs_bt_prev(t, &it->k);
+	int err = cowfs_bt_prev_item(t, &it->k, it->local, sizeof(it->local), &it->len);
 	if (err)
 		return err;
 	if (it->k.type != CFS_ITEM_DATA_CSUM)
 		return -PLAT_ENOENT;
-	err = cowfs_bt_lookup(t, &it->k, it->local, sizeof(it->local), &it->len);
-	if (!err && it->len > sizeof(it->local)) {
+	if (it->len > sizeof(it->local)) {
 		uint32_t len = it->len;
 		if (!(it->data = plat_alloc(len))) {
 			it->data = it->local;
 			return -PLAT_ENOMEM;
 		}
 		err = cowfs_bt_lookup(t, &it->k, it->data, len, &it->len);
-	}
-	if (err) {
-		item_release(it);
-		return err;
+		if (err) {
+			item_release(it);
+			return err;
+		}
 	}
 	if (!it->len || it->len % 4) {
 		item_release(it);
@@ -67,16 +68,16 @@ static int item_find(struct cowfs_tree *t, uint64_t blk, uint64_t end, struct cs
 	return 0;
 }
 
-int cowfs_csum_del(struct cowfs_tree *t, uint64_t blk, uint64_t n)
+/* Removes [blk, end) from the items that overlap it, the found item `it`
+ * (the highest) first. */
+static int del_from(struct cowfs_tree *t, uint64_t blk, uint64_t end, struct csum_item *it)
 {
-	uint64_t end = blk + n;
-	struct csum_item *it = plat_alloc(sizeof(*it));
-	if (!it)
-		return -PLAT_ENOMEM;
-	int err;
+	int err = 0;
 	/* From the highest overlapping item down: what remains of each lies
-	 * outside [blk, end), so the next search finds the next one. */
-	while (n && !(err = item_find(t, blk, end, it))) {
+	 * outside [blk, end), so the next search finds the next one.  Items
+	 * never overlap, so one that starts at or before blk is the last. */
+	for (bool more = true; more;) {
+		more = it->first > blk;
 		if (it->first < blk) {
 			/* Keep the head under the same key. */
 			if (it->end > end)
@@ -91,16 +92,51 @@ int cowfs_csum_del(struct cowfs_tree *t, uint64_t blk, uint64_t n)
 						      it->data + (end - it->first) * 4, (uint32_t)(it->end - end) * 4);
 		}
 		item_release(it);
+		if (err || !more)
+			break;
+		err = item_find(t, blk, end, it);
 		if (err)
 			break;
 	}
+	return err == -PLAT_ENOENT ? 0 : err;
+}
+
+int cowfs_csum_del(struct cowfs_tree *t, uint64_t blk, uint64_t n)
+{
+	if (!n)
+		return 0;
+	struct csum_item *it = plat_alloc(sizeof(*it));
+	if (!it)
+		return -PLAT_ENOMEM;
+	int err = item_find(t, blk, blk + n, it);
+	err = err == -PLAT_ENOENT ? 0 : err ? err : del_from(t, blk, blk + n, it);
 	plat_free(it);
-	return !n || err == -PLAT_ENOENT ? 0 : err;
+	return err;
 }
 
 int cowfs_csum_put(struct cowfs_tree *t, uint64_t blk, const uint32_t *sums, uint64_t n)
 {
-	int err = cowfs_csum_del(t, blk, n);
+	if (!n)
+		return 0;
+	struct csum_item *it = plat_alloc(sizeof(*it));
+	if (!it)
+		return -PLAT_ENOMEM;
+	uint64_t end = blk + n;
+	int err = item_find(t, blk, end, it);
+	if (!err && it->first <= blk && end <= it->end) {
+		/* One item covers the run (a reused block whose old item
+		 * stayed): its slice replaced in one tree operation. */
+		for (uint64_t i = 0; i < n; i++)
+			cfs_put32(it->data + (blk - it->first + i) * 4, sums[i]);
+		err = cowfs_bt_update(t, &it->k, it->data, it->len);
+		item_release(it);
+		plat_free(it);
+		return err;
+	}
+	/* Otherwise what overlaps goes first (nothing, for fresh blocks:
+	 * the one search above was all). */
+	err = err == -PLAT_ENOENT ? 0 : err ? err : del_from(t, blk, end, it);
+	plat_free(it);
 	uint8_t v[LOCAL_BYTES];
 	/* The largest item a node takes (a quarter of a 4 KiB node's room:
 	 * ~240 blocks) bounds a run's item too. */

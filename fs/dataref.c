@@ -209,6 +209,9 @@ int cowfs_extent_release(struct cowfs_tree *t, uint64_t ino, uint64_t start, uin
 			return err;
 		if (!o.n)
 			return 0;
+		/* A round that stopped short of 16 saw every overlapping
+		 * extent: no search after it. */
+		bool last = o.n < 16;
 		for (unsigned i = 0; i < o.n; i++) {
 			uint64_t off = o.e[i].off, eend = off + (uint64_t)o.e[i].n * CFS_BLOCK_SIZE;
 			uint64_t cut0 = off > start ? off : start, cut1 = eend < end ? eend : end;
@@ -229,5 +232,74 @@ int cowfs_extent_release(struct cowfs_tree *t, uint64_t ino, uint64_t start, uin
 				return err;
 			*released += n;
 		}
+		if (last)
+			return 0;
 	}
+}
+
+/* The extent item at or before (ino, off), decoded; 1 when there is none. */
+static int extent_at(struct cowfs_tree *t, uint64_t ino, uint64_t off, struct cowfs_key *k, uint64_t *blk,
+		     uint32_t *n, uint64_t *gen)
+{
+	uint8_t d[CFS_EXTENT_ITEM_SIZE];
+	uint32_t len = 0;
+	*k = (struct cowfs_key){ ino, CFS_ITEM_EXTENT, off };
+	int err = cowfs_bt_prev_item(t, k, d, sizeof(d), &len);
+	if (err)
+		return err == -PLAT_ENOENT ? 1 : err;
+	if (k->objectid != ino || k->type != CFS_ITEM_EXTENT || len != CFS_EXTENT_ITEM_SIZE)
+		return 1;
+	*blk = cfs_get64(d);
+	*n = cfs_get32(d + 8);
+	*gen = cfs_get64(d + 16);
+	return 0;
+}
+
+int cowfs_extent_item_replace(struct cowfs_tree *t, uint64_t ino, uint64_t off, uint64_t disk_block,
+			      uint32_t nblocks, uint64_t gen, uint64_t *released)
+{
+	const uint64_t BS = CFS_BLOCK_SIZE;
+	uint64_t end = off + (uint64_t)nblocks * BS, oblk = 0, ogen = 0;
+	uint32_t on = 0;
+	struct cowfs_key k;
+	int err = nblocks <= CFS_EXTENT_MAX_SPAN ? extent_at(t, ino, off, &k, &oblk, &on, &ogen) : 1;
+	if (err < 0)
+		return err;
+	uint64_t oend = k.offset + (uint64_t)on * BS;
+	if (err || oend < end) {
+		/* Not inside one extent (a hole, an append, several
+		 * extents): release the range, then the new items. */
+		err = cowfs_extent_release(t, ino, off, end, released);
+		for (uint32_t done = 0; !err && done < nblocks;) {
+			uint32_t n = nblocks - done < CFS_EXTENT_MAX_SPAN ? nblocks - done : CFS_EXTENT_MAX_SPAN;
+			err = cowfs_extent_item_put(t, ino, off + (uint64_t)done * BS, disk_block + done, n, gen);
+			done += n;
+		}
+		return err;
+	}
+	/* Inside one extent (the random overwrite): its item becomes the
+	 * new one or its head in place (an update, not a delete and an
+	 * insert), the new item and the tail go in, the blocks cut out are
+	 * released.  No walk. */
+	uint8_t d[CFS_EXTENT_ITEM_SIZE] = { 0 };
+	if (k.offset == off) {
+		cfs_put64(d, disk_block);
+		cfs_put32(d + 8, nblocks);
+		cfs_put64(d + 16, gen);
+	} else {
+		cfs_put64(d, oblk);
+		cfs_put32(d + 8, (uint32_t)((off - k.offset) / BS));
+		cfs_put64(d + 16, ogen);
+	}
+	err = cowfs_bt_update(t, &k, d, sizeof(d));
+	if (!err && k.offset != off)
+		err = cowfs_extent_item_put(t, ino, off, disk_block, nblocks, gen);
+	if (!err && oend > end)
+		err = cowfs_extent_item_put(t, ino, end, oblk + (end - k.offset) / BS, (uint32_t)((oend - end) / BS),
+					    ogen);
+	if (!err)
+		err = cowfs_data_release(t->fs, oblk + (off - k.offset) / BS, nblocks, ogen);
+	if (!err)
+		*released += nblocks;
+	return err;
 }

@@ -75,14 +75,9 @@ static int ext_release_range(struct cowfs_mount *m, struct cowfs_vnode *vn, uint
 int cowfs_extent_replace(struct cowfs_mount *m, struct cowfs_vnode *vn, uint64_t off, uint64_t disk_block,
 			 uint32_t nblocks)
 {
-	uint64_t end = off + (uint64_t)nblocks * CFS_BLOCK_SIZE;
-	int err = ext_release_range(m, vn, off, end);
-	for (uint32_t done = 0; !err && done < nblocks;) {
-		uint32_t n = nblocks - done < CFS_EXTENT_MAX_BLOCKS ? nblocks - done : CFS_EXTENT_MAX_BLOCKS;
-		err = cowfs_extent_item_put(m->tree, vn->rec.ino, off + (uint64_t)done * CFS_BLOCK_SIZE,
-					    disk_block + done, n, m->fs->gen);
-		done += n;
-	}
+	uint64_t released = 0;
+	int err = cowfs_extent_item_replace(m->tree, vn->rec.ino, off, disk_block, nblocks, m->fs->gen, &released);
+	vn->rec.blocks = vn->rec.blocks > released ? vn->rec.blocks - released : 0;
 	if (!err) {
 		vn->rec.blocks += nblocks;
 		cowfs_vdirty(vn);

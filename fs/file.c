@@ -220,11 +220,11 @@ static int dio_range_lock(struct cowfs_vnode *vn, uint64_t start, uint64_t end, 
 	}
 }
 
-static void dio_range_unlock(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+/* Lock held; the caller wakes fd->dio_wq after dropping it. */
+static void dio_range_unlock_locked(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
 {
 	struct cowfs_fdata *fd = vn->fd;
 	uint64_t me = dio_owner();
-	plat_mutex_lock(vn->m->lock);
 	for (unsigned i = 0; i < fd->dio.n; i++)
 		if (fd->dio.r[i].start == start && fd->dio.r[i].end == end && fd->dio.r[i].owner == me) {
 			plat_memmove(&fd->dio.r[i], &fd->dio.r[i + 1], (fd->dio.n - i - 1) * sizeof(*fd->dio.r));
@@ -232,8 +232,14 @@ static void dio_range_unlock(struct cowfs_vnode *vn, uint64_t start, uint64_t en
 			break;
 		}
 	plat_add(&fd->dio_gen, 1);
+}
+
+static void dio_range_unlock(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
+{
+	plat_mutex_lock(vn->m->lock);
+	dio_range_unlock_locked(vn, start, end);
 	plat_mutex_unlock(vn->m->lock);
-	plat_wake_all(fd->dio_wq);
+	plat_wake_all(vn->fd->dio_wq);
 }
 
 /* ---- per-file set-up ---- */
@@ -670,6 +676,7 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 	if (err)
 		return err;
 	int64_t ret;
+	bool touched = false;
 	/* A direct write inside the file takes the inode lock shared, so
 	 * writers of different ranges overlap their I/O and their tree work
 	 * (like XFS's aligned direct writes).  Each takes its own new blocks
@@ -701,11 +708,22 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 			ret = iomap_dio_rw(&vn->io, off, (void *)buf, len, IOMAP_DIO_WRITE |
 					   (flags & CFS_IO_DSYNC ? IOMAP_DIO_DSYNC : 0),
 					   &cowfs_file_write_ops, &cowfs_file_dio_ops);
-			/* Blocks taken but not written (a short or failed I/O). */
+			/* One pass under the lock: blocks taken but not written
+			 * (a short or failed I/O) given back, the range lock
+			 * dropped, the times of a write that wrote (the lock is
+			 * the one every writer queues on at QD32: three
+			 * sections were three hand-offs). */
 			plat_mutex_lock(m->lock);
 			inflight_drop(vn, off, off + len, dio_owner());
+			dio_range_unlock_locked(vn, off, off + len);
+			if (ret > 0) {
+				struct cowfs_time now = cowfs_now();
+				vn->rec.mtime = vn->rec.ctime = now;
+				cowfs_vdirty(vn);
+				touched = true;
+			}
 			plat_mutex_unlock(m->lock);
-			dio_range_unlock(vn, off, off + len);
+			plat_wake_all(vn->fd->dio_wq);
 		}
 	} else {
 		struct iomap_source src = { .buf = buf };
@@ -715,7 +733,8 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 	}
 	iomap_unlock(&vn->io.io_lock, lk);
 	if (ret > 0) {
-		cowfs_file_touch(vn, true);
+		if (!touched)
+			cowfs_file_touch(vn, true);
 		if (flags & CFS_IO_DSYNC) {
 			int e = cowfs_fsync(m, ino, true);
 			if (e)

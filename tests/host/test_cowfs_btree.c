@@ -290,10 +290,11 @@ out:
 	env_close(&e);
 }
 
-/* cowfs_bt_prev against the model after many inserts and deletes (deletes
- * of a leaf's first item leave its parent's key below the leaf's first
- * key: the descent must then back up to the leaf before), exact keys and
- * keys between keys, before and after a commit. */
+/* cowfs_bt_prev and cowfs_bt_prev_item against the model after many
+ * inserts and deletes (deletes of a leaf's first item leave its parent's
+ * key below the leaf's first key: the descent must then back up to the
+ * leaf before), exact keys and keys between keys, before and after a
+ * commit. */
 TEST(prev_finds_the_largest_key_at_or_below)
 {
 	struct env e;
@@ -320,12 +321,23 @@ TEST(prev_finds_the_largest_key_at_or_below)
 					want = i;
 					break;
 				}
+			struct cowfs_key ki = k;
 			int r = cowfs_bt_prev(e.t, &k);
+			/* The item variant: the same key, and the data a
+			 * lookup of that key gives. */
+			uint8_t got[256], ref[256];
+			uint32_t glen = 0, rlen = 0;
+			int ri = cowfs_bt_prev_item(e.t, &ki, got, sizeof(got), &glen);
+			EXPECT_EQ_INT(ri, r);
 			if (want < 0) {
 				EXPECT_EQ_INT(r, -PLAT_ENOENT);
 			} else {
 				EXPECT_EQ_INT(r, 0);
 				EXPECT_EQ_INT(ct_key_index(&k), want);
+				EXPECT_EQ_INT(ct_key_index(&ki), want);
+				EXPECT_EQ_INT(cowfs_bt_lookup(e.t, &k, ref, sizeof(ref), &rlen), 0);
+				EXPECT_EQ_INT(glen, rlen);
+				EXPECT(memcmp(got, ref, rlen < sizeof(ref) ? rlen : sizeof(ref)) == 0);
 			}
 		}
 		EXPECT_EQ_INT(cowfs_commit(e.fs), 0);

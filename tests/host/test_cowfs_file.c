@@ -452,6 +452,166 @@ TEST(direct_write_checksums_are_one_item_per_run)
 	env_close(&e);
 }
 
+/* DATA_CSUM items of blocks [lo, hi): items and blocks counted. */
+static uint64_t csum_items_in(struct env *e, uint64_t lo, uint64_t hi, uint64_t *items)
+{
+	uint64_t n[2] = { 0, 0 };
+	struct cowfs_tree *t;
+	struct cowfs_key from = { lo, 0, 0 }, to = { hi - 1, 255, UINT64_MAX };
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e->m), CFS_TREE_CSUM, false, &t), 0);
+	EXPECT_EQ_INT(cowfs_bt_iterate(t, &from, &to, env_count_csum, n), 0);
+	cowfs_vfs_unlock(e->m);
+	*items = n[1];
+	return n[0];
+}
+
+/* csum_items.c at the tree level: a run put inside one item replaces its
+ * slice in that item (no new item); one reaching past it trims it; a
+ * delete across several items removes the inner ones and trims the outer
+ * ones (the search stops at the lowest, which starts before the range);
+ * every remaining checksum reads back as put. */
+TEST(checksum_runs_replace_slices_and_delete_across_items)
+{
+	struct env e;
+	uint8_t *data, *buf;
+	env_with_data(&e, "csumslice", 32 << 20, 1 << 14, 5, &data, &buf);
+	const uint64_t B = 1ull << 30;              /* far from any data block */
+	uint32_t want[32], got[32], s[32];
+	for (unsigned i = 0; i < 32; i++)
+		want[i] = 0x1000 + i;
+	struct cowfs_tree *t;
+	uint64_t items, found;
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e.m), CFS_TREE_CSUM, true, &t), 0);
+	EXPECT_EQ_INT(cowfs_csum_put(t, B, want, 16), 0);
+	want[5] = 0xaaaa;
+	want[6] = 0xbbbb;
+	EXPECT_EQ_INT(cowfs_csum_put(t, B + 5, want + 5, 2), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(csum_items_in(&e, B, B + 64, &items), 16);
+	EXPECT_EQ_INT(items, 1);                     /* the slice, in place */
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_csum_get(t, B, 16, got, &found), 0);
+	EXPECT_EQ_INT(found, 16);
+	EXPECT(memcmp(got, want, 16 * 4) == 0);
+	/* Past the item's end: trimmed, a new item for the run. */
+	for (unsigned i = 14; i < 18; i++)
+		want[i] = 0x2000 + i;
+	EXPECT_EQ_INT(cowfs_csum_put(t, B + 14, want + 14, 4), 0);
+	for (unsigned i = 20; i < 28; i++)
+		want[i] = 0x3000 + i;
+	EXPECT_EQ_INT(cowfs_csum_put(t, B + 20, want + 20, 4), 0);
+	EXPECT_EQ_INT(cowfs_csum_put(t, B + 24, want + 24, 4), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(csum_items_in(&e, B, B + 64, &items), 26);
+	EXPECT_EQ_INT(items, 4);                     /* [0,14) [14,18) [20,24) [24,28) */
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_csum_get(t, B, 18, got, &found), 0);
+	EXPECT_EQ_INT(found, 18);
+	EXPECT(memcmp(got, want, 18 * 4) == 0);
+	/* [2, 26): [0,2) and [26,28) stay. */
+	EXPECT_EQ_INT(cowfs_csum_del(t, B + 2, 24), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(csum_items_in(&e, B, B + 64, &items), 4);
+	EXPECT_EQ_INT(items, 2);
+	cowfs_vfs_lock(e.m);
+	EXPECT_EQ_INT(cowfs_csum_get(t, B, 2, got, &found), 0);
+	EXPECT_EQ_INT(found, 2);
+	EXPECT(memcmp(got, want, 2 * 4) == 0);
+	EXPECT_EQ_INT(cowfs_csum_get(t, B + 2, 24, s, &found), 0);
+	EXPECT_EQ_INT(found, 0);
+	EXPECT_EQ_INT(cowfs_csum_get(t, B + 26, 2, got, &found), 0);
+	EXPECT_EQ_INT(found, 2);
+	EXPECT(memcmp(got, want + 26, 2 * 4) == 0);
+	EXPECT_EQ_INT(cowfs_csum_del(t, B, 64), 0);
+	cowfs_vfs_unlock(e.m);
+	EXPECT_EQ_INT(csum_items_in(&e, B, B + 64, &items), 0);
+	EXPECT_EQ_INT(items, 0);
+	free(data);
+	free(buf);
+	env_close(&e);
+}
+
+/* A file's EXTENT items (the live tree). */
+static uint64_t extent_items(struct env *e, uint64_t ino)
+{
+	struct cowfs_tree *t;
+	struct cowfs_key k = { ino, CFS_ITEM_EXTENT, 0 };
+	uint8_t item[32];
+	uint32_t len;
+	uint64_t n = 0;
+	cowfs_vfs_lock(e->m);
+	EXPECT_EQ_INT(cowfs_tree_get(cowfs_vfs_fs(e->m), CFS_TREE_FS, false, &t), 0);
+	while (cowfs_bt_next(t, &k, item, sizeof(item), &len) == 0 && k.objectid == ino && k.type == CFS_ITEM_EXTENT) {
+		n++;
+		k.offset++;
+	}
+	cowfs_vfs_unlock(e->m);
+	return n;
+}
+
+/* A direct write inside one extent edits its item in place
+ * (dataref.c's cowfs_extent_item_replace): in the middle (head, new,
+ * tail), at the start (same key), at the end, over a whole extent; the
+ * bytes, the freed blocks' checksums and fsck agree, before and after a
+ * remount.  Then a truncate over more extents than one release round
+ * holds (16) leaves none. */
+TEST(direct_overwrite_inside_an_extent_edits_it_in_place)
+{
+	struct env e;
+	uint8_t *data, *buf;
+	env_with_data(&e, "extedit", 32 << 20, 1 << 18, 17, &data, &buf);
+	uint64_t d = mkfile(&e, "f");
+	EXPECT_EQ_INT(cowfs_write(e.m, d, 0, data, 16 * 4096, CFS_IO_DIRECT), 16 * 4096);
+	EXPECT_EQ_INT(extent_items(&e, d), 1);
+	static const struct { unsigned blk, items; } steps[] = { { 5, 3 }, { 0, 4 }, { 15, 5 }, { 5, 5 }, { 7, 7 } };
+	struct cowfs_inode st;
+	for (unsigned i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		uint64_t off = (uint64_t)steps[i].blk * 4096;
+		memset(data + off, 0x40 + (int)i, 4096);
+		EXPECT_EQ_INT(cowfs_getattr(e.m, d, &st), 0);
+		struct cowfs_time was = st.mtime;
+		EXPECT_EQ_INT(cowfs_write(e.m, d, off, data + off, 4096, CFS_IO_DIRECT), 4096);
+		/* The times, set in the write's last locked pass. */
+		EXPECT_EQ_INT(cowfs_getattr(e.m, d, &st), 0);
+		EXPECT(st.mtime.sec > was.sec || (st.mtime.sec == was.sec && st.mtime.nsec > was.nsec));
+		EXPECT(st.ctime.sec == st.mtime.sec && st.ctime.nsec == st.mtime.nsec);
+		EXPECT_EQ_INT(extent_items(&e, d), steps[i].items);
+		EXPECT_EQ_INT(cowfs_read(e.m, d, 0, buf, 16 * 4096, CFS_IO_DIRECT), 16 * 4096);
+		EXPECT(memcmp(buf, data, 16 * 4096) == 0);
+	}
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(env_csum_items(&e), 16);        /* the overwritten blocks' went */
+	EXPECT_EQ_INT(cowfs_getattr(e.m, d, &st), 0);
+	EXPECT_EQ_INT(st.blocks, 16);
+	const char *why = env_check(&e);
+	EXPECT(why == NULL);
+	if (why)
+		fprintf(stderr, "check: %s\n", why);
+	env_remount(&e);
+	EXPECT_EQ_INT(cowfs_read(e.m, d, 0, buf, 16 * 4096, CFS_IO_DIRECT), 16 * 4096);
+	EXPECT(memcmp(buf, data, 16 * 4096) == 0);
+	/* 40 one-block extents (every other block): the release takes three
+	 * rounds. */
+	EXPECT_EQ_INT(cowfs_file_setsize(e.m, d, 0), 0);
+	EXPECT_EQ_INT(extent_items(&e, d), 0);
+	for (unsigned i = 0; i < 40; i++)
+		EXPECT_EQ_INT(cowfs_write(e.m, d, (uint64_t)i * 8192, data, 4096, CFS_IO_DIRECT), 4096);
+	EXPECT_EQ_INT(extent_items(&e, d), 40);
+	EXPECT_EQ_INT(cowfs_file_setsize(e.m, d, 0), 0);
+	EXPECT_EQ_INT(extent_items(&e, d), 0);
+	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
+	EXPECT_EQ_INT(env_csum_items(&e), 0);
+	why = env_check(&e);
+	EXPECT(why == NULL);
+	if (why)
+		fprintf(stderr, "check: %s\n", why);
+	free(data);
+	free(buf);
+	env_close(&e);
+}
+
 static uint64_t dev_read_bytes(struct env *e)
 {
 	struct plat_host_bdev_stats st;
