@@ -28,219 +28,13 @@
  * writers each remap only the blocks they took, struct range's owner);
  * appends, extending and buffered writes, truncate and fallocate hold it
  * exclusive.
+ *
+ * This file: per-file set-up and the API (fs/vfs.h); the iomap hooks are
+ * in fs/file_map.c, the range sets and the direct I/O range lock in
+ * fs/file_ranges.c (internals shared through fs/file_int.h).
  */
-#include "fs/file.h"
+#include "fs/file_int.h"
 #include "fs/namei_int.h"
-#include "iomap/buffered_io.h"
-#include "iomap/direct_io.h"
-
-#define BS CFS_BLOCK_SIZE
-/* One block per folio.  The stale blocks the random model test found with
- * larger folios were blocks taken for a delalloc run that a truncate then
- * cut, mapped later by a direct read's completion (both fixed; the test
- * passes with order 4).  Larger folios stay off because a checksum error
- * then fails the buffered read of the whole folio, not only its block. */
-#define FILE_MAX_FOLIO_ORDER 0
-#define FILE_MAX_BYTES CFS_FILE_MAX_BYTES
-
-/* bytes; addr and owner: in-flight allocations.  owner is WB_OWNER for
- * blocks writeback took, dio_owner() for a direct write's: direct writes
- * run under the shared inode lock, so two may have blocks in flight for
- * the same file range, and each remaps or gives back only its own. */
-struct range { uint64_t start, end, addr, owner; };
-
-#define WB_OWNER  0ull
-#define ANY_OWNER UINT64_MAX
-
-struct ranges {
-	struct range *r;
-	unsigned n, cap;
-};
-
-struct cowfs_fdata {
-	struct ranges delalloc;     /* dirty, reserved, not allocated */
-	struct ranges inflight;     /* allocated (in memory), not remapped */
-	struct ranges dio;          /* direct I/O running: addr 1 = write (dio_range_lock) */
-	int dio_gen;                /* bumped when one ends (atomic; waiters sleep on dio_wq) */
-	struct plat_waitq *dio_wq;
-	uint64_t seq;               /* mapping changes: the validity cookie */
-};
-
-static uint64_t down(uint64_t x) { return x & ~(uint64_t)(BS - 1); }
-static uint64_t up(uint64_t x) { return (x + BS - 1) & ~(uint64_t)(BS - 1); }
-
-static struct cowfs_vnode *VN(struct iomap_inode *io) { return (struct cowfs_vnode *)io; }
-
-/* cowfs's direct I/O is synchronous (iomap_dio_rw): write_begin, the
- * end_io and the caller's clean-up all run on the calling thread. */
-static uint64_t dio_owner(void) { return (uint64_t)plat_thread_id() + 1; }
-
-static bool owner_match(const struct range *r, uint64_t owner)
-{
-	return owner == ANY_OWNER || r->owner == owner;
-}
-
-/* ---- range sets (small sorted arrays; merge on insert) ---- */
-
-static int ranges_reserve(struct ranges *s)
-{
-	if (s->n < s->cap)
-		return 0;
-	unsigned cap = s->cap ? s->cap * 2 : 8;
-	struct range *r = plat_alloc(cap * sizeof(*r));
-	if (!r)
-		return -PLAT_ENOMEM;
-	if (s->n)
-		plat_memcpy(r, s->r, s->n * sizeof(*r));
-	plat_free(s->r);
-	s->r = r;
-	s->cap = cap;
-	return 0;
-}
-
-/* Blocks of [start, end) not yet in the delalloc set; adds them. */
-static int delalloc_add(struct ranges *s, uint64_t start, uint64_t end, uint64_t *added)
-{
-	uint64_t covered = 0;
-	unsigned i = 0;
-	while (i < s->n && s->r[i].end < start)
-		i++;
-	unsigned j = i;
-	uint64_t ns = start, ne = end;
-	for (; j < s->n && s->r[j].start <= end; j++) {
-		uint64_t a = s->r[j].start > start ? s->r[j].start : start;
-		uint64_t b = s->r[j].end < end ? s->r[j].end : end;
-		if (b > a)
-			covered += b - a;
-		ns = s->r[j].start < ns ? s->r[j].start : ns;
-		ne = s->r[j].end > ne ? s->r[j].end : ne;
-	}
-	*added = (end - start - covered) / BS;
-	if (j == i) {                           /* no overlap: insert */
-		int err = ranges_reserve(s);
-		if (err)
-			return err;
-		plat_memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof(*s->r));
-		s->n++;
-	} else if (j > i + 1) {                 /* merge r[i..j) into r[i] */
-		plat_memmove(&s->r[i + 1], &s->r[j], (s->n - j) * sizeof(*s->r));
-		s->n -= j - i - 1;
-	}
-	s->r[i] = (struct range){ ns, ne, 0, WB_OWNER };
-	return 0;
-}
-
-/* Removes [start, end) of owner's ranges from a set; returns the bytes
- * removed. */
-static uint64_t ranges_cut(struct ranges *s, uint64_t start, uint64_t end, uint64_t owner, struct ranges *removed)
-{
-	uint64_t total = 0;
-	for (unsigned i = 0; i < s->n;) {
-		struct range r = s->r[i];
-		uint64_t a = r.start > start ? r.start : start, b = r.end < end ? r.end : end;
-		if (b <= a || !owner_match(&r, owner)) {
-			i++;
-			continue;
-		}
-		total += b - a;
-		if (removed && !ranges_reserve(removed))
-			removed->r[removed->n++] = (struct range){ a, b, r.addr ? r.addr + (a - r.start) : 0, r.owner };
-		if (a > r.start && b < r.end) {         /* split */
-			if (ranges_reserve(s))
-				return total;                /* keeps the whole: a leak of a reservation only */
-			plat_memmove(&s->r[i + 2], &s->r[i + 1], (s->n - i - 1) * sizeof(*s->r));
-			s->n++;
-			s->r[i].end = a;
-			s->r[i + 1] = (struct range){ b, r.end, r.addr ? r.addr + (b - r.start) : 0, r.owner };
-			i += 2;
-		} else if (a > r.start) {
-			s->r[i].end = a;
-			i++;
-		} else if (b < r.end) {
-			s->r[i] = (struct range){ b, r.end, r.addr ? r.addr + (b - r.start) : 0, r.owner };
-			i++;
-		} else {
-			plat_memmove(&s->r[i], &s->r[i + 1], (s->n - i - 1) * sizeof(*s->r));
-			s->n--;
-		}
-	}
-	return total;
-}
-
-static const struct range *ranges_find(const struct ranges *s, uint64_t pos, uint64_t owner)
-{
-	for (unsigned i = 0; i < s->n; i++)
-		if (s->r[i].start <= pos && pos < s->r[i].end && owner_match(&s->r[i], owner))
-			return &s->r[i];
-	return NULL;
-}
-
-/* ---- direct I/O range lock ----
- * Direct reads and direct writes inside the file both hold the inode lock
- * shared.  A read of a range a direct write is remapping could map a block
- * the write's completion then frees, its checksum with it, and fail the
- * verification (EIO) for data it was entitled to read whole, old or new.
- * So over one range reads exclude writes; reads share with reads, writes
- * with writes (each remaps only its own blocks).  Taken under the inode
- * lock, before any m->lock work; one per thread. */
-struct dio_wait { int *gen, seen; };
-
-static bool dio_gen_moved(void *arg)
-{
-	struct dio_wait *w = arg;
-	return plat_load(w->gen) != w->seen;
-}
-
-static int dio_range_lock(struct cowfs_vnode *vn, uint64_t start, uint64_t end, bool write)
-{
-	struct cowfs_fdata *fd = vn->fd;
-	uint64_t deadline = plat_time_ns() + IOMAP_LOCK_WAIT_NS;
-	plat_mutex_lock(vn->m->lock);
-	for (;;) {
-		bool busy = false;
-		for (unsigned i = 0; i < fd->dio.n && !busy; i++)
-			busy = fd->dio.r[i].start < end && start < fd->dio.r[i].end && (fd->dio.r[i].addr != 0) != write;
-		if (!busy) {
-			int err = ranges_reserve(&fd->dio);
-			if (!err)
-				fd->dio.r[fd->dio.n++] = (struct range){ start, end, write, dio_owner() };
-			plat_mutex_unlock(vn->m->lock);
-			return err;
-		}
-		struct dio_wait w = { &fd->dio_gen, plat_load(&fd->dio_gen) };
-		plat_mutex_unlock(vn->m->lock);
-		int err = plat_wait_until(fd->dio_wq, dio_gen_moved, &w, deadline);
-		if (err) {
-			plat_log(PLAT_LOG_ERR, "cowfs: inode %llu: direct I/O range %llu+%llu: %s",
-				 (unsigned long long)vn->rec.ino, (unsigned long long)start,
-				 (unsigned long long)(end - start), plat_strerror(err));
-			return err;
-		}
-		plat_mutex_lock(vn->m->lock);
-	}
-}
-
-/* Lock held; the caller wakes fd->dio_wq after dropping it. */
-static void dio_range_unlock_locked(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
-{
-	struct cowfs_fdata *fd = vn->fd;
-	uint64_t me = dio_owner();
-	for (unsigned i = 0; i < fd->dio.n; i++)
-		if (fd->dio.r[i].start == start && fd->dio.r[i].end == end && fd->dio.r[i].owner == me) {
-			plat_memmove(&fd->dio.r[i], &fd->dio.r[i + 1], (fd->dio.n - i - 1) * sizeof(*fd->dio.r));
-			fd->dio.n--;
-			break;
-		}
-	plat_add(&fd->dio_gen, 1);
-}
-
-static void dio_range_unlock(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
-{
-	plat_mutex_lock(vn->m->lock);
-	dio_range_unlock_locked(vn, start, end);
-	plat_mutex_unlock(vn->m->lock);
-	plat_wake_all(vn->fd->dio_wq);
-}
 
 /* ---- per-file set-up ---- */
 
@@ -252,10 +46,6 @@ static void fdata_free(struct cowfs_fdata *fd)
 	plat_waitq_free(fd->dio_wq);
 	plat_free(fd);
 }
-
-extern const struct iomap_ops cowfs_file_read_ops, cowfs_file_write_ops;
-extern const struct iomap_writeback_ops cowfs_file_wb_ops;
-extern const struct iomap_dio_ops cowfs_file_dio_ops;
 
 /* Lock held: the data path's state and the iomap inode, made on first use. */
 static int file_ready(struct cowfs_vnode *vn)
@@ -312,289 +102,6 @@ void cowfs_file_put(struct cowfs_vnode *vn)
 	cowfs_vput(vn);
 	cowfs_vfs_unlock(m);
 }
-
-/* ---- mappings ---- */
-
-int cowfs_file_map_disk(struct cowfs_vnode *vn, uint64_t pos, struct iomap *map)
-{
-	struct cowfs_extent e;
-	bool found;
-	int err = cowfs_extent_find(vn->m, vn->rec.ino, down(pos), &e, &found);
-	if (err)
-		return err;
-	map->bdev = vn->m->bdev;
-	map->validity_cookie = vn->fd->seq;
-	if (found) {
-		map->offset = e.off;
-		map->length = (uint64_t)e.nblocks * BS;
-		map->type = IOMAP_MAPPED;
-		map->flags |= IOMAP_F_CSUM;
-		map->addr = e.disk_block * BS;
-	} else {
-		map->offset = down(pos);
-		map->length = (e.off == UINT64_MAX ? FILE_MAX_BYTES : e.off) - down(pos);
-		map->type = IOMAP_HOLE;
-		map->addr = IOMAP_NULL_ADDR;
-	}
-	return 0;
-}
-
-static int read_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsigned flags, struct iomap *iomap,
-		      struct iomap *srcmap)
-{
-	struct cowfs_vnode *vn = VN(io);
-	(void)len;
-	(void)flags;
-	(void)srcmap;
-	plat_mutex_lock(vn->m->lock);
-	int err = cowfs_file_map_disk(vn, pos, iomap);
-	plat_mutex_unlock(vn->m->lock);
-	return err;
-}
-
-/* New blocks (in memory only) for a write of [start, end): as many as
- * come contiguous, at least one.  Lock held. */
-static int take_blocks(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t owner, uint64_t *addr,
-		       uint64_t *len)
-{
-	uint64_t want = (end - start) / BS, blk;
-	if (want > CFS_EXTENT_MAX_BLOCKS)
-		want = CFS_EXTENT_MAX_BLOCKS;
-	while (want) {
-		int err = cowfs_alloc_reserve(vn->m->fs, (uint32_t)want, &blk);
-		if (!err) {
-			int e2 = ranges_reserve(&vn->fd->inflight);
-			if (e2) {
-				cowfs_alloc_unreserve(vn->m->fs, blk, (uint32_t)want);
-				return e2;
-			}
-			vn->fd->inflight.r[vn->fd->inflight.n++] = (struct range){ start, start + want * BS, blk * BS, owner };
-			vn->m->inflight_blocks += want;
-			*addr = blk * BS;
-			*len = want * BS;
-			return 0;
-		}
-		if (err != -PLAT_ENOSPC)
-			return err;
-		want /= 2;                        /* fragmented: smaller runs */
-	}
-	return -PLAT_ENOSPC;
-}
-
-int cowfs_file_room(struct cowfs_mount *m, uint64_t want)
-{
-	/* Leave room for the metadata a commit needs (a few nodes per MiB).
-	 * Freed blocks are reusable once the commit after their free is
-	 * durable: when they are what is missing, commit (at most twice). */
-	uint64_t meta = 64 + (m->reserved_blocks + want) / 64, room = 0;
-	for (int round = 0; want && round < 3; round++) {
-		struct cowfs_info in;
-		cowfs_info(m->fs, &in);
-		uint64_t busy = in.used_blocks + in.pinned_blocks + m->reserved_blocks + m->inflight_blocks;
-		room = busy < in.total_blocks ? in.total_blocks - busy : 0;
-		if (want + meta <= room || !in.pinned_blocks || round == 2)
-			break;
-		m->fs->dirty_changes++;
-		if (cowfs_vfs_commit_locked(m))
-			break;
-	}
-	return want && want + meta > room ? -PLAT_ENOSPC : 0;
-}
-
-static int write_begin(struct iomap_inode *io, uint64_t pos, uint64_t len, unsigned flags, struct iomap *iomap,
-		       struct iomap *srcmap)
-{
-	struct cowfs_vnode *vn = VN(io);
-	struct cowfs_mount *m = vn->m;
-	uint64_t start = down(pos), end = up(pos + len);
-	if (end > FILE_MAX_BYTES)
-		return -PLAT_EFBIG;
-	plat_mutex_lock(m->lock);
-	int err = cowfs_writable(m->fs);
-	if (err)
-		goto out;
-	if (flags & IOMAP_DIRECT) {
-		/* Whole blocks (the core checked): new blocks now, the remap
-		 * in the direct I/O's end_io. */
-		uint64_t addr, got;
-		struct cowfs_info in;
-		cowfs_info(m->fs, &in);
-		uint64_t busy = in.used_blocks + in.pinned_blocks + m->reserved_blocks + m->inflight_blocks;
-		if (busy + 64 + (end - start) / BS > in.total_blocks) {
-			err = -PLAT_ENOSPC;      /* never the space buffered writes reserved */
-			goto out;
-		}
-		if ((err = take_blocks(vn, start, end, dio_owner(), &addr, &got)))
-			goto out;
-		*iomap = (struct iomap){ .offset = start, .length = got, .addr = addr, .bdev = m->bdev,
-					 .type = IOMAP_MAPPED, .flags = IOMAP_F_NEW | IOMAP_F_SHARED | IOMAP_F_CSUM,
-					 .validity_cookie = vn->fd->seq };
-		goto out;
-	}
-	/* Buffered: reserve what is not reserved yet, map DELALLOC over
-	 * the on-disk source. */
-	if ((err = cowfs_file_map_disk(vn, pos, srcmap)))
-		goto out;
-	uint64_t send = srcmap->offset + srcmap->length, next;
-	if (end > send)
-		end = send;
-	if ((flags & IOMAP_ZERO) && srcmap->type == IOMAP_HOLE && !cowfs_file_pending(vn, start, &next)) {
-		/* Zeroing a hole with no data waiting in the cache (a truncate
-		 * or punch edge): it reads as zeros already.  A HOLE, so no
-		 * reservation is taken that no dirty folio would ever use. */
-		*iomap = *srcmap;
-		if (next < send)
-			iomap->length = next - iomap->offset;
-		*srcmap = (struct iomap){ 0 };
-		goto out;
-	}
-	uint64_t added;
-	if ((err = delalloc_add(&vn->fd->delalloc, start, end, &added)))
-		goto out;
-	if (added && (err = cowfs_file_room(m, added))) {
-		ranges_cut(&vn->fd->delalloc, start, end, ANY_OWNER, NULL);
-		goto out;
-	}
-	m->reserved_blocks += added;
-	*iomap = (struct iomap){ .offset = start, .length = end - start, .addr = IOMAP_NULL_ADDR, .bdev = m->bdev,
-				 .type = IOMAP_DELALLOC, .flags = IOMAP_F_SHARED,
-				 .validity_cookie = vn->fd->seq };
-	if (srcmap->type == IOMAP_HOLE)
-		*srcmap = (struct iomap){ 0 };        /* nothing old to read: no source */
-out:
-	plat_mutex_unlock(m->lock);
-	return err;
-}
-
-/* Releases owner's blocks taken for [start, end) that were never written. */
-static void inflight_drop(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t owner)
-{
-	struct ranges gone = { 0 };
-	ranges_cut(&vn->fd->inflight, start, end, owner, &gone);
-	for (unsigned i = 0; i < gone.n; i++) {
-		uint64_t n = (gone.r[i].end - gone.r[i].start) / BS;
-		cowfs_alloc_unreserve(vn->m->fs, gone.r[i].addr / BS, (uint32_t)n);
-		vn->m->inflight_blocks -= n;
-	}
-	plat_free(gone.r);
-}
-
-/* Write completion (writeback or direct): [start, end) is on the new
- * blocks owner took; point the file at them.  Lock held. */
-static int remap(struct cowfs_vnode *vn, uint64_t start, uint64_t end, uint64_t new_size, uint64_t owner)
-{
-	struct ranges done = { 0 };
-	int err = 0;
-	ranges_cut(&vn->fd->inflight, start, end, owner, &done);
-	for (unsigned i = 0; i < done.n && !err; i++) {
-		uint64_t blk = done.r[i].addr / BS, n = (done.r[i].end - done.r[i].start) / BS;
-		cowfs_alloc_claim(vn->m->fs, blk, (uint32_t)n);
-		vn->m->inflight_blocks -= n;
-		err = cowfs_extent_replace(vn->m, vn, done.r[i].start, blk, (uint32_t)n);
-		if (!err)
-			cowfs_file_log_note(vn, done.r[i].start, done.r[i].end);   /* for fsync's log */
-	}
-	plat_free(done.r);
-	if (!err && done.n && new_size > vn->rec.size) {
-		vn->rec.size = new_size;
-		cowfs_vdirty(vn);
-	}
-	vn->fd->seq++;
-	if (err)
-		cowfs_fail(vn->m->fs, err, "inode %llu: remapping written data failed", (unsigned long long)vn->rec.ino);
-	return err;
-}
-
-static int map_blocks(struct iomap_writepage_ctx *wpc, struct iomap_inode *io, uint64_t pos, uint64_t len)
-{
-	struct cowfs_vnode *vn = VN(io);
-	struct cowfs_mount *m = vn->m;
-	uint64_t start = down(pos), end = up(pos + len), addr, got;
-	plat_mutex_lock(m->lock);
-	int err = cowfs_writable(m->fs);
-	struct iomap *map = &wpc->iomap;
-	const struct range *r = err ? NULL : ranges_find(&vn->fd->inflight, start, WB_OWNER);
-	if (r) {
-		/* Taken before (a retried writeback): the same blocks. */
-		addr = r->addr + (start - r->start);
-		got = r->end - start;
-	} else if (!err) {
-		/* The dirty delalloc run at pos becomes in flight (a dirty
-		 * block outside it -- the zeroed tail of a truncate -- gets
-		 * its own block). */
-		const struct range *d = ranges_find(&vn->fd->delalloc, start, ANY_OWNER);
-		uint64_t stop = d ? d->end : start + BS;
-		(void)end;
-		/* Not over blocks taken before for a later part of the run
-		 * (redirtied while they wait for their writeback): two
-		 * allocations for one file block would remap it twice. */
-		for (unsigned i = 0; i < vn->fd->inflight.n; i++)
-			if (vn->fd->inflight.r[i].start > start && vn->fd->inflight.r[i].start < stop)
-				stop = vn->fd->inflight.r[i].start;
-		err = take_blocks(vn, start, stop, WB_OWNER, &addr, &got);
-		if (!err) {
-			uint64_t was = ranges_cut(&vn->fd->delalloc, start, start + got, ANY_OWNER, NULL) / BS;
-			m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
-		}
-	}
-	if (!err)
-		*map = (struct iomap){ .offset = start, .length = got, .addr = addr, .bdev = m->bdev,
-				       .type = IOMAP_MAPPED, .flags = IOMAP_F_NEW | IOMAP_F_SHARED | IOMAP_F_CSUM,
-				       .validity_cookie = vn->fd->seq };
-	plat_mutex_unlock(m->lock);
-	return err;
-}
-
-static bool wb_valid(struct iomap_inode *io, const struct iomap *iomap)
-{
-	(void)io;
-	(void)iomap;
-	return false;         /* always map again: a cached map may span blocks since remapped */
-}
-
-static int wb_end_io(struct iomap_inode *io, uint64_t pos, uint64_t len, const struct iomap *map, int error,
-		     uint64_t new_disk_size)
-{
-	struct cowfs_vnode *vn = VN(io);
-	(void)map;
-	plat_mutex_lock(vn->m->lock);
-	int err = 0;
-	if (error)
-		inflight_drop(vn, down(pos), up(pos + len), WB_OWNER);   /* the old mapping stays (COW-23) */
-	else
-		err = remap(vn, down(pos), up(pos + len), new_disk_size, WB_OWNER);
-	plat_mutex_unlock(vn->m->lock);
-	return err;
-}
-
-static void wb_discard(struct iomap_inode *io, uint64_t pos, uint64_t len)
-{
-	struct cowfs_vnode *vn = VN(io);
-	plat_mutex_lock(vn->m->lock);
-	uint64_t was = ranges_cut(&vn->fd->delalloc, down(pos), up(pos + len), ANY_OWNER, NULL) / BS;
-	vn->m->reserved_blocks -= was < vn->m->reserved_blocks ? was : vn->m->reserved_blocks;
-	plat_mutex_unlock(vn->m->lock);
-}
-
-static int dio_end_io(struct iomap_inode *io, uint64_t pos, int64_t size, unsigned dio_flags)
-{
-	struct cowfs_vnode *vn = VN(io);
-	plat_mutex_lock(vn->m->lock);
-	int err = 0;
-	/* Reads complete here too (no flags): they map nothing.  (A read
-	 * that found blocks in flight in its range -- only the truncate
-	 * above could leave such -- once mapped them.) */
-	if (size > 0 && (dio_flags & (IOMAP_DIO_COW | IOMAP_DIO_NEW | IOMAP_DIO_UNWRITTEN)))
-		err = remap(vn, down(pos), up(pos + (uint64_t)size), pos + (uint64_t)size, dio_owner());
-	plat_mutex_unlock(vn->m->lock);      /* what was taken and not written: cowfs_write */
-	return err;
-}
-
-const struct iomap_ops cowfs_file_read_ops = { read_begin, NULL };
-const struct iomap_ops cowfs_file_write_ops = { write_begin, NULL };
-const struct iomap_writeback_ops cowfs_file_wb_ops = { map_blocks, wb_valid, wb_end_io, wb_discard };
-const struct iomap_dio_ops cowfs_file_dio_ops = { NULL, dio_end_io };
-
 /* ---- the API (fs/vfs.h) ---- */
 
 void cowfs_file_touch(struct cowfs_vnode *vn, bool modified)
@@ -647,12 +154,12 @@ int64_t cowfs_read(struct cowfs_mount *m, uint64_t ino, uint64_t off, void *buf,
 				len = up(size - off);
 			ret = iomap_lock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
 			if (!ret) {
-				ret = dio_range_lock(vn, off, off + len, false);
+				ret = cowfs_dio_range_lock(vn, off, off + len, false);
 				if (!ret) {
 					iomap_writepages(&vn->io, off, off + len, true, NULL);   /* dirty cache first */
 					ret = iomap_dio_rw(&vn->io, off, buf, len, 0, &cowfs_file_read_ops,
 							   &cowfs_file_dio_ops);
-					dio_range_unlock(vn, off, off + len);
+					cowfs_dio_range_unlock(vn, off, off + len);
 				}
 				iomap_unlock(&vn->io.io_lock, IOMAP_LOCK_SHARED);
 			}
@@ -702,7 +209,7 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 	} else if (flags & CFS_IO_DIRECT) {
 		if ((off | len | (uintptr_t)buf) & (BS - 1)) {
 			ret = -PLAT_EINVAL;
-		} else if (!(ret = dio_range_lock(vn, off, off + len, true))) {
+		} else if (!(ret = cowfs_dio_range_lock(vn, off, off + len, true))) {
 			iomap_writepages(&vn->io, off, off + len, true, NULL);
 			pcache_invalidate_range(&vn->io.mapping, off, off + len, true);
 			ret = iomap_dio_rw(&vn->io, off, (void *)buf, len, IOMAP_DIO_WRITE |
@@ -714,8 +221,8 @@ int64_t cowfs_write(struct cowfs_mount *m, uint64_t ino, uint64_t off, const voi
 			 * the one every writer queues on at QD32: three
 			 * sections were three hand-offs). */
 			plat_mutex_lock(m->lock);
-			inflight_drop(vn, off, off + len, dio_owner());
-			dio_range_unlock_locked(vn, off, off + len);
+			cowfs_inflight_drop(vn, off, off + len, cowfs_dio_owner());
+			cowfs_dio_range_unlock_locked(vn, off, off + len);
 			if (ret > 0) {
 				struct cowfs_time now = cowfs_now();
 				vn->rec.mtime = vn->rec.ctime = now;
@@ -865,9 +372,9 @@ int cowfs_file_free_data(struct cowfs_vnode *vn)
 	if (CFS_S_ISREG(vn->rec.mode))
 		err = cowfs_extent_punch_from(m, vn, 0);
 	if (vn->fd) {
-		uint64_t was = ranges_cut(&vn->fd->delalloc, 0, UINT64_MAX, ANY_OWNER, NULL) / BS;
+		uint64_t was = cowfs_ranges_cut(&vn->fd->delalloc, 0, UINT64_MAX, ANY_OWNER, NULL) / BS;
 		m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
-		inflight_drop(vn, 0, UINT64_MAX, ANY_OWNER);
+		cowfs_inflight_drop(vn, 0, UINT64_MAX, ANY_OWNER);
 		fdata_free(vn->fd);
 		vn->fd = NULL;
 	}
@@ -946,31 +453,18 @@ void cowfs_file_attr(struct cowfs_vnode *vn, struct cowfs_inode *out)
 void cowfs_file_forget_range(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
 {
 	struct cowfs_mount *m = vn->m;
-	uint64_t was = ranges_cut(&vn->fd->delalloc, start, end, ANY_OWNER, NULL) / BS;
+	uint64_t was = cowfs_ranges_cut(&vn->fd->delalloc, start, end, ANY_OWNER, NULL) / BS;
 	m->reserved_blocks -= was < m->reserved_blocks ? was : m->reserved_blocks;
 	/* Writeback takes blocks for a whole delalloc run at once; those of
 	 * the range whose folios were dropped before their I/O will never be
 	 * written.  (The callers hold the inode lock exclusive: no direct
 	 * write has blocks in flight.) */
-	inflight_drop(vn, start, end, ANY_OWNER);
+	cowfs_inflight_drop(vn, start, end, ANY_OWNER);
 	vn->fd->seq++;
 }
-
-/* Bytes of [start, end) a set covers. */
-static uint64_t ranges_overlap(const struct ranges *s, uint64_t start, uint64_t end)
-{
-	uint64_t total = 0;
-	for (unsigned i = 0; i < s->n; i++) {
-		uint64_t a = s->r[i].start > start ? s->r[i].start : start, b = s->r[i].end < end ? s->r[i].end : end;
-		if (b > a)
-			total += b - a;
-	}
-	return total;
-}
-
 uint64_t cowfs_file_reserved_in(struct cowfs_vnode *vn, uint64_t start, uint64_t end)
 {
-	return ranges_overlap(&vn->fd->delalloc, start, end) / BS;
+	return cowfs_ranges_overlap(&vn->fd->delalloc, start, end) / BS;
 }
 
 bool cowfs_file_pending(struct cowfs_vnode *vn, uint64_t pos, uint64_t *next)

@@ -17,8 +17,9 @@ $(foreach t,$(FS_TESTS),$(eval $(t)_SRCS := $$(FS_HOST_SRCS)))
 $(foreach t,$(FS_TESTS),$(eval $(t)_LDLIBS := -lpthread))
 
 # The mounted filesystem: mount and inode cache (vfs.c), file data through
-# the iomap core (file.c, extent.c), the namespace (namei.c, rename.c).
-FS_VFS_SRCS := fs/vfs.c fs/file.c fs/file_log.c fs/csum.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
+# the iomap core (file.c, file_map.c, file_ranges.c, extent.c), the namespace
+# (namei.c, rename.c).
+FS_VFS_SRCS := fs/vfs.c fs/file.c fs/file_map.c fs/file_ranges.c fs/file_log.c fs/csum.c fs/extent.c fs/namei.c fs/rename.c fs/vfs_check.c fs/vfs_snap.c
 # Extended attributes (fs/xattr.c) and their test.
 FS_VFS_SRCS += fs/xattr.c
 HOST_TESTS += test_cowfs_xattr

@@ -533,6 +533,15 @@ TEST(checksum_runs_replace_slices_and_delete_across_items)
 	env_close(&e);
 }
 
+/* fsck finds nothing (what it found printed). */
+static void expect_clean(struct env *e)
+{
+	const char *why = env_check(e);
+	EXPECT(why == NULL);
+	if (why)
+		fprintf(stderr, "check: %s\n", why);
+}
+
 /* A file's EXTENT items (the live tree). */
 static uint64_t extent_items(struct env *e, uint64_t ino)
 {
@@ -585,10 +594,7 @@ TEST(direct_overwrite_inside_an_extent_edits_it_in_place)
 	EXPECT_EQ_INT(env_csum_items(&e), 16);        /* the overwritten blocks' went */
 	EXPECT_EQ_INT(cowfs_getattr(e.m, d, &st), 0);
 	EXPECT_EQ_INT(st.blocks, 16);
-	const char *why = env_check(&e);
-	EXPECT(why == NULL);
-	if (why)
-		fprintf(stderr, "check: %s\n", why);
+	expect_clean(&e);
 	env_remount(&e);
 	EXPECT_EQ_INT(cowfs_read(e.m, d, 0, buf, 16 * 4096, CFS_IO_DIRECT), 16 * 4096);
 	EXPECT(memcmp(buf, data, 16 * 4096) == 0);
@@ -603,10 +609,7 @@ TEST(direct_overwrite_inside_an_extent_edits_it_in_place)
 	EXPECT_EQ_INT(extent_items(&e, d), 0);
 	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
 	EXPECT_EQ_INT(env_csum_items(&e), 0);
-	why = env_check(&e);
-	EXPECT(why == NULL);
-	if (why)
-		fprintf(stderr, "check: %s\n", why);
+	expect_clean(&e);
 	free(data);
 	free(buf);
 	env_close(&e);
