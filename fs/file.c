@@ -305,8 +305,12 @@ int cowfs_drop_cache(struct cowfs_mount *m, uint64_t ino)
 	if (err)
 		return err;
 	/* Under the I/O lock no write dirties a page meanwhile; written back
-	 * and waited for first, so only clean pages are dropped. */
-	iomap_lock(&vn->io.io_lock, 0);
+	 * and waited for first, so only clean pages are dropped.  A lock wait
+	 * that timed out holds nothing: nothing is dropped. */
+	if ((err = iomap_lock(&vn->io.io_lock, 0))) {
+		cowfs_file_put(vn);
+		return err;
+	}
 	err = iomap_writepages(&vn->io, 0, UINT64_MAX, true, NULL);
 	int e2 = pcache_wait_writeback_range(&vn->io.mapping, 0, UINT64_MAX, plat_time_ns() + PCACHE_WAIT_NS);
 	int e3 = err < 0 || e2 ? 0 : pcache_invalidate_range(&vn->io.mapping, 0, UINT64_MAX, false);
@@ -323,7 +327,10 @@ int cowfs_file_setsize(struct cowfs_mount *m, uint64_t ino, uint64_t size)
 	int err = cowfs_file_get(m, ino, &vn);
 	if (err)
 		return err;
-	iomap_lock(&vn->io.io_lock, 0);
+	if ((err = iomap_lock(&vn->io.io_lock, 0))) {
+		cowfs_file_put(vn);
+		return err;
+	}
 	err = iomap_dio_wait(&vn->io, plat_time_ns() + PCACHE_WAIT_NS);
 	uint64_t old = iomap_isize(&vn->io);
 	if (!err && size < old) {
