@@ -117,7 +117,7 @@ $(BUILD)/apfp-fuse: $(APFP_FUSE_SRCS) $(wildcard proto/*.h tools/apfp_*.h tools/
 	$(CC) -std=gnu11 -O2 -g $(WARN) -I. $$(pkg-config --cflags fuse3) -o $@ $(APFP_FUSE_SRCS) \
 		$$(pkg-config --libs fuse3) -lpthread
 HOST_SCRIPT_TESTS += test_apfp_fuse
-test_apfp_fuse_DEPS := $(BUILD)/apfp-fuse $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs
+test_apfp_fuse_DEPS := $(BUILD)/apfp-fuse $(BUILD)/apfp-serve $(BUILD)/mkfs.cowfs $(BUILD)/apfp
 test_apfp_fuse_CMD := $(PYTHON) tests/fuse/test_apfp_fuse.py $(BUILD)
 # The POSIX cases of tests/fuse/test_cowfs_posix.py through the network mount.
 HOST_SCRIPT_TESTS += test_apfp_posix

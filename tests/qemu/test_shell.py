@@ -242,10 +242,10 @@ def shell_session(ctx):
         # NVMe and SATA are attached: only tests that need a boot
         # argument of their own may skip (expect_nvme, ahci_dma32 on a
         # machine above 4 GiB, nvme_kill_test, a controller with two
-        # namespaces: test_selftest, test_blk_dma32 and test_blk_nvme_dead
-        # run them).
+        # namespaces, nvme_shadow_db: test_selftest, test_blk_dma32,
+        # test_blk_nvme_dead and test_nvme_doorbells run them).
         by_design = ("pci.msix_nvme", "ahci.dma32_bounce", "nvme.dead_after_failed_reset",
-                     "nvme.mode_switch_race")
+                     "nvme.mode_switch_race", "nvme.shadow_doorbells")
         skips = [ln for ln in lines_of(out) if " skipped: " in ln
                  and not any(ln.startswith(f"selftest: {t} ") for t in by_design)]
         check(not skips, "self-tests skipped with their devices attached:\n" + "\n".join(skips))
