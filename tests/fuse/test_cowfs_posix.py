@@ -245,7 +245,10 @@ def open_unlinked(d):
     try:
         wait_for(lambda: os.listdir(d) == [], 10 if NET else 0.1, "the hidden names to go")
     except AssertionError:
-        raise AssertionError(f"left behind: {os.listdir(d)}")
+        # What the mount said (a failed remove says "stays behind").
+        log = os.path.join(os.path.dirname(os.path.dirname(d)), "fuse.log")
+        tail = open(log, errors="replace").read()[-600:] if os.path.exists(log) else ""
+        raise AssertionError(f"left behind: {os.listdir(d)}; fuse.log: {tail!r}")
 
 
 def rename_semantics(d):
