@@ -142,10 +142,9 @@ SELFTEST(sync, waitq_cond_that_takes_is_not_asked_again)
 	struct sync_test_token t = { 0, 1 };
 	waitq_init(&q, "st-token");
 	uint64_t t0 = time_ns();
-	ST_EXPECT(waitq_wait_until(&q, sync_test_take_token, &t, t0 + 200 * NS_PER_MS) == 0);
+	ST_EXPECT(waitq_wait_until(&q, sync_test_take_token, &t, t0 + 5 * NS_PER_S) == 0);
 	ST_EXPECT(t.calls == 2);
 	ST_EXPECT(t.tokens == 0);
-	ST_EXPECT(time_ns() - t0 < 150 * NS_PER_MS);
 	ST_EXPECT(q.head == NULL && q.tail == NULL);
 }
 
