@@ -46,6 +46,14 @@ static inline const char *env_check(struct env *e)
 	return cowfs_vfs_check(e->m, msg, sizeof(msg)) ? msg : NULL;
 }
 
+/* The whole-filesystem check must be clean; its words when it is not. */
+#define ENV_EXPECT_CLEAN(e)                                                     \
+	do {                                                                    \
+		const char *why_ = env_check(e);                                \
+		if (why_)                                                       \
+			test_fail_at(__FILE__, __LINE__, why_);                 \
+	} while (0)
+
 static inline void env_close(struct env *e)
 {
 	if (e->m)

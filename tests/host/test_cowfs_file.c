@@ -395,10 +395,7 @@ TEST(flipped_data_bit_is_eio)
 	EXPECT_EQ_INT(cowfs_unlink(e.m, CFS_ROOT_INO, "direct", 6), 0);
 	EXPECT_EQ_INT(cowfs_vfs_sync(e.m), 0);
 	EXPECT_EQ_INT(env_csum_items(&e), 1);
-	const char *why = env_check(&e);
-	EXPECT(why == NULL);
-	if (why)
-		fprintf(stderr, "check: %s\n", why);
+	ENV_EXPECT_CLEAN(&e);
 	free(data);
 	free(buf);
 	env_close(&e);
@@ -443,10 +440,7 @@ TEST(direct_write_checksums_are_one_item_per_run)
 	EXPECT(memcmp(buf, data, 1 << 16) == 0);
 	EXPECT_EQ_INT(cowfs_read(e.m, d, 0, buf, 1 << 16, 0), 1 << 16);
 	EXPECT(memcmp(buf, data, 1 << 16) == 0);
-	const char *why = env_check(&e);
-	EXPECT(why == NULL);
-	if (why)
-		fprintf(stderr, "check: %s\n", why);
+	ENV_EXPECT_CLEAN(&e);
 	free(data);
 	free(buf);
 	env_close(&e);
