@@ -120,7 +120,7 @@ static bool dio_gen_moved(void *arg)
 int cowfs_dio_range_lock(struct cowfs_vnode *vn, uint64_t start, uint64_t end, bool write)
 {
 	struct cowfs_fdata *fd = vn->fd;
-	uint64_t deadline = plat_time_ns() + IOMAP_LOCK_WAIT_NS;
+	uint64_t deadline = plat_time_ns() + iomap_lock_wait_ns;
 	plat_mutex_lock(vn->m->lock);
 	for (;;) {
 		bool busy = false;

@@ -3,6 +3,8 @@
  */
 #include "iomap/lock.h"
 
+uint64_t iomap_lock_wait_ns = IOMAP_LOCK_WAIT_NS;
+
 int iomap_rwsem_init(struct iomap_rwsem *l, const char *name, unsigned cls)
 {
 	l->state = 0;
@@ -57,11 +59,11 @@ int iomap_lock(struct iomap_rwsem *l, unsigned flags)
 		ret = -PLAT_EAGAIN;
 	} else if (shared) {
 		plat_add(&l->readers_waiting, 1);
-		ret = plat_wait_until(l->wq, rw_shared_cond, l, plat_time_ns() + IOMAP_LOCK_WAIT_NS);
+		ret = plat_wait_until(l->wq, rw_shared_cond, l, plat_time_ns() + iomap_lock_wait_ns);
 		plat_sub(&l->readers_waiting, 1);
 	} else {
 		plat_add(&l->writers_waiting, 1);
-		ret = plat_wait_until(l->wq, rw_excl_cond, l, plat_time_ns() + IOMAP_LOCK_WAIT_NS);
+		ret = plat_wait_until(l->wq, rw_excl_cond, l, plat_time_ns() + iomap_lock_wait_ns);
 		plat_sub(&l->writers_waiting, 1);
 		if (ret)
 			plat_wake_all(l->wq);   /* readers held off by us */

@@ -5,10 +5,11 @@
  *   iomap_lock(l, 0)                      exclusive
  *   iomap_lock(l, IOMAP_LOCK_SHARED)      shared
  *   ... | IOMAP_LOCK_TRY                  never sleeps: -EAGAIN if busy
- * Blocking modes wait at most IOMAP_LOCK_WAIT_NS and then return
- * -ETIMEDOUT (a diagnosed deadlock); callers propagate it.  Waiting writers
- * hold off new shared lockers, so a stream of readers cannot starve
- * truncate (DIO-T8).
+ * Blocking modes wait at most iomap_lock_wait_ns (IOMAP_LOCK_WAIT_NS unless
+ * a test shortens it) and then return -ETIMEDOUT (a diagnosed deadlock);
+ * callers propagate it.  Waiting writers hold off new shared lockers, so a
+ * stream of readers cannot starve truncate (DIO-T8); a writer that gives up
+ * wakes the readers it held off.
  *
  * Lock order (COW-38, DIO-10, DIO-31), checked when iomap_debug is set by a
  * per-thread record of the classes held:
@@ -31,6 +32,7 @@ enum iomap_lock_class {
 #define IOMAP_LOCK_SHARED 0x1u
 #define IOMAP_LOCK_TRY    0x2u
 #define IOMAP_LOCK_WAIT_NS (60ull * 1000000000ull)
+extern uint64_t iomap_lock_wait_ns;
 
 struct iomap_rwsem {
 	int state;           /* >0 readers, -1 writer, 0 free (atomic) */
